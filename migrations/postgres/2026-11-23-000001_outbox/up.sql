@@ -1,0 +1,46 @@
+-- The outbox: every verified delivery, stored before it is answered 200.
+-- Times are epoch milliseconds (BIGINT) so that one diesel schema serves
+-- SQLite and Postgres alike.
+CREATE TABLE webhook_events (
+    id               BIGINT  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    event_id         TEXT    NOT NULL UNIQUE,
+    endpoint         TEXT    NOT NULL,
+    event_type       TEXT    NOT NULL,
+    api_version      TEXT,
+    livemode         BOOLEAN NOT NULL,
+    account          TEXT,
+    object_type      TEXT,
+    object_id        TEXT,
+    stripe_created   BIGINT  NOT NULL,
+    received_at      BIGINT  NOT NULL,
+    payload          TEXT    NOT NULL,
+    headers          TEXT    NOT NULL,
+    secret_index     INTEGER NOT NULL,
+    status           TEXT    NOT NULL DEFAULT 'pending'
+                     CHECK (status IN ('pending', 'processing', 'done', 'ignored', 'dead')),
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at  BIGINT  NOT NULL,
+    lease_owner      TEXT,
+    lease_expires_at BIGINT,
+    last_error       TEXT,
+    processed_at     BIGINT
+);
+
+CREATE INDEX webhook_events_due ON webhook_events (status, next_attempt_at);
+CREATE INDEX webhook_events_object ON webhook_events (object_id);
+CREATE INDEX webhook_events_type ON webhook_events (event_type);
+CREATE INDEX webhook_events_received ON webhook_events (received_at);
+
+-- One row per processing attempt: the history the inspector shows.
+CREATE TABLE event_attempts (
+    id          BIGINT  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    event_id    TEXT    NOT NULL REFERENCES webhook_events (event_id) ON DELETE CASCADE,
+    attempt     INTEGER NOT NULL,
+    worker      TEXT    NOT NULL,
+    started_at  BIGINT  NOT NULL,
+    finished_at BIGINT,
+    outcome     TEXT,
+    error       TEXT
+);
+
+CREATE INDEX event_attempts_event ON event_attempts (event_id);

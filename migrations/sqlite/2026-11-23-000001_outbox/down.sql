@@ -1,0 +1,2 @@
+DROP TABLE event_attempts;
+DROP TABLE webhook_events;

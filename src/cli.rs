@@ -1,0 +1,80 @@
+//! The command line: parses arguments and calls into the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::app::{self, Application};
+use crate::config::{self, Config};
+use crate::telemetry;
+
+#[derive(Debug, Parser)]
+#[command(name = "stripe-hookd", version, about = "Durable Stripe webhook intake and billing-state reconciliation")]
+pub struct Cli {
+    /// Config file (TOML). Default: /etc/stripe-hookd/config.toml when it exists.
+    #[arg(long, short = 'c', global = true, env = "STRIPE_HOOKD_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: webhook intake (and, as they land, workers and admin API).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // STRIPE_HOOKD_CONFIG is a CLI setting, not a config key.
+    std::env::remove_var("STRIPE_HOOKD_CONFIG");
+    let config = match config::load(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("stripe-hookd: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(config.log.format, &config.log.level);
+    let result = match cli.command {
+        Command::Serve => serve(config),
+        Command::Migrate => migrate(&config),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "stripe-hookd failed");
+            eprintln!("stripe-hookd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(config: Config) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let app = Application::build(config).await?;
+        let token = app.shutdown_token();
+        tokio::spawn(async move {
+            app::shutdown_signal().await;
+            token.cancel();
+        });
+        app.run_until_stopped().await
+    })
+}
+
+fn migrate(config: &Config) -> anyhow::Result<()> {
+    let store = app::open_store(config)?;
+    let pending = store.pending_migrations()?;
+    println!(
+        "database {} ({}) is up to date; {} migration(s) pending",
+        store.target().redacted(),
+        store.backend().as_str(),
+        pending.len()
+    );
+    Ok(())
+}

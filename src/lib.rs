@@ -1,0 +1,12 @@
+//! stripe-hookd: a durable Stripe-webhook worker daemon.
+//!
+//! The modules follow the way an event travels:
+//! [`config`] → [`intake`] (HTTP + signature) → [`store`] (outbox) → …
+//! See `docs/architecture.md`.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod intake;
+pub mod store;
+pub mod telemetry;

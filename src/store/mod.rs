@@ -1,0 +1,393 @@
+//! Storage: one diesel code path for SQLite and Postgres.
+//!
+//! [`DbConnection`] is an enum over the backends; [`with_conn!`] and
+//! [`write_tx!`] expand the same diesel code once per backend, so queries are
+//! written once and checked by the compiler against each. The backend is
+//! chosen from the database URL's scheme, never by trial.
+
+pub mod outbox;
+pub mod schema;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::r2d2::R2D2Connection;
+use diesel::sqlite::SqliteConnection;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+#[cfg(feature = "postgres")]
+use diesel::pg::PgConnection;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+#[cfg(feature = "postgres")]
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// Expands `$body` once per backend with `$c` bound to the concrete connection.
+macro_rules! with_conn {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $conn {
+            $crate::store::DbConnection::Sqlite($c) => $body,
+            #[cfg(feature = "postgres")]
+            $crate::store::DbConnection::Postgres($c) => $body,
+        }
+    };
+}
+pub(crate) use with_conn;
+
+/// Runs `$body` in a write transaction: `BEGIN IMMEDIATE` on SQLite (the write
+/// lock up front, so the busy timeout applies), `BEGIN` on Postgres.
+macro_rules! write_tx {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $conn {
+            $crate::store::DbConnection::Sqlite(conn) => conn.immediate_transaction(|$c| $body),
+            #[cfg(feature = "postgres")]
+            $crate::store::DbConnection::Postgres(conn) => conn.transaction(|$c| $body),
+        }
+    };
+}
+pub(crate) use write_tx;
+
+/// Which database a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// A live connection to either backend.
+pub enum DbConnection {
+    Sqlite(SqliteConnection),
+    #[cfg(feature = "postgres")]
+    Postgres(PgConnection),
+}
+
+impl DbConnection {
+    pub fn backend(&self) -> Backend {
+        match self {
+            DbConnection::Sqlite(_) => Backend::Sqlite,
+            #[cfg(feature = "postgres")]
+            DbConnection::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Runs raw SQL statements (tests use this to inject faults).
+    pub fn batch_execute(&mut self, sql: &str) -> Result<(), StoreError> {
+        with_conn!(self, c => c.batch_execute(sql))?;
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database URL: {0}")]
+    Url(String),
+    #[error("cannot create the state directory {path}: {source}")]
+    StateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("no database connection available: {0}")]
+    Pool(#[from] r2d2::Error),
+    #[error("cannot connect to the database: {0}")]
+    Connect(#[from] diesel::ConnectionError),
+    #[error("database query failed: {0}")]
+    Query(#[from] diesel::result::Error),
+    #[error("database migrations failed: {0}")]
+    Migration(String),
+}
+
+/// Where a database URL points, parsed from its scheme.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl Target {
+    /// `sqlite://PATH`, `sqlite:PATH`, a plain path, or `postgres(ql)://…`.
+    pub fn parse(url: &str) -> Result<Target, StoreError> {
+        let url = url.trim();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            if cfg!(feature = "postgres") {
+                return Ok(Target::Postgres(url.to_owned()));
+            }
+            return Err(StoreError::Url(
+                "this build has no Postgres support: rebuild with `cargo build --release --features postgres` (needs libpq)".to_owned(),
+            ));
+        }
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .unwrap_or(url);
+        if path.is_empty() || path == ":memory:" {
+            return Err(StoreError::Url(
+                "a SQLite database needs a file path (sqlite:///var/lib/stripe-hookd/stripe-hookd.db)".to_owned(),
+            ));
+        }
+        if let Some((scheme, _)) = path.split_once("://") {
+            return Err(StoreError::Url(format!(
+                "unsupported scheme {scheme:?}: use sqlite://PATH, a file path, or postgres://…"
+            )));
+        }
+        Ok(Target::Sqlite(PathBuf::from(path)))
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Target::Sqlite(_) => Backend::Sqlite,
+            Target::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// The URL without its password, for logs.
+    pub fn redacted(&self) -> String {
+        match self {
+            Target::Sqlite(path) => format!("sqlite://{}", path.display()),
+            Target::Postgres(url) => redact_password(url),
+        }
+    }
+}
+
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+/// Opens connections with the session settings every connection needs.
+#[derive(Debug)]
+pub struct ConnectionManager {
+    target: Target,
+    busy_timeout: Duration,
+}
+
+impl ConnectionManager {
+    pub fn new(target: Target, busy_timeout: Duration) -> Self {
+        ConnectionManager {
+            target,
+            busy_timeout,
+        }
+    }
+
+    pub fn establish(&self) -> Result<DbConnection, StoreError> {
+        match &self.target {
+            Target::Sqlite(path) => {
+                let mut conn = SqliteConnection::establish(&path.to_string_lossy())?;
+                // busy_timeout first: the journal-mode switch may need the lock.
+                conn.batch_execute(&format!(
+                    "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+                    self.busy_timeout.as_millis()
+                ))?;
+                Ok(DbConnection::Sqlite(conn))
+            }
+            #[cfg(feature = "postgres")]
+            Target::Postgres(url) => Ok(DbConnection::Postgres(PgConnection::establish(url)?)),
+            #[cfg(not(feature = "postgres"))]
+            Target::Postgres(_) => Err(StoreError::Url("this build has no Postgres support".to_owned())),
+        }
+    }
+}
+
+impl r2d2::ManageConnection for ConnectionManager {
+    type Connection = DbConnection;
+    type Error = StoreError;
+
+    fn connect(&self) -> Result<DbConnection, StoreError> {
+        self.establish()
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), StoreError> {
+        conn.batch_execute("SELECT 1")
+    }
+
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        with_conn!(conn, c => c.is_broken())
+    }
+}
+
+pub type Pool = r2d2::Pool<ConnectionManager>;
+pub type PooledConnection = r2d2::PooledConnection<ConnectionManager>;
+
+/// Settings for [`Store::open`].
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub pool_size: u32,
+    pub busy_timeout: Duration,
+    pub connect_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            pool_size: 8,
+            busy_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The database: a pool of connections to one backend.
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+    target: Target,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("target", &self.target.redacted())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A stable key for the Postgres advisory lock that serialises migrations
+/// between instances starting at once ("hookd" in ASCII).
+#[cfg(feature = "postgres")]
+const MIGRATION_LOCK_KEY: i64 = 0x686f_6f6b_64;
+
+impl Store {
+    /// Opens a pool on `url` (creating a SQLite file's directory).
+    pub fn open(url: &str, options: &StoreOptions) -> Result<Store, StoreError> {
+        let target = Target::parse(url)?;
+        if let Target::Sqlite(path) = &target {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|source| StoreError::StateDir {
+                    path: dir.to_owned(),
+                    source,
+                })?;
+            }
+        }
+        let manager = ConnectionManager::new(target.clone(), options.busy_timeout);
+        // Establish one connection by hand first: its error says why (r2d2's
+        // build error only says it timed out).
+        drop(manager.establish()?);
+        let pool = r2d2::Pool::builder()
+            .max_size(options.pool_size)
+            .min_idle(Some(1))
+            .connection_timeout(options.connect_timeout)
+            .build(manager)?;
+        Ok(Store { pool, target })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.target.backend()
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// A connection from the pool (blocking: call from a blocking thread).
+    pub fn conn(&self) -> Result<PooledConnection, StoreError> {
+        Ok(self.pool.get()?)
+    }
+
+    /// Applies pending migrations; returns the versions applied.
+    pub fn migrate(&self) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.conn()?;
+        let applied = match &mut *conn {
+            DbConnection::Sqlite(c) => run_migrations(c, SQLITE_MIGRATIONS)?,
+            #[cfg(feature = "postgres")]
+            DbConnection::Postgres(c) => {
+                diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})")).execute(c)?;
+                let result = run_migrations(c, POSTGRES_MIGRATIONS);
+                diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})")).execute(c)?;
+                result?
+            }
+        };
+        Ok(applied)
+    }
+
+    /// Migrations embedded in this binary that the database has not applied.
+    pub fn pending_migrations(&self) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.conn()?;
+        let pending = match &mut *conn {
+            DbConnection::Sqlite(c) => c
+                .pending_migrations(SQLITE_MIGRATIONS)
+                .map(|m| m.iter().map(|m| m.name().to_string()).collect()),
+            #[cfg(feature = "postgres")]
+            DbConnection::Postgres(c) => c
+                .pending_migrations(POSTGRES_MIGRATIONS)
+                .map(|m| m.iter().map(|m| m.name().to_string()).collect()),
+        };
+        pending.map_err(|e| StoreError::Migration(e.to_string()))
+    }
+
+    /// Ready = reachable and fully migrated.
+    pub fn check_ready(&self) -> Result<(), StoreError> {
+        let pending = self.pending_migrations()?;
+        if pending.is_empty() {
+            Ok(())
+        } else {
+            Err(StoreError::Migration(format!(
+                "{} migration(s) not applied: run `stripe-hookd migrate`",
+                pending.len()
+            )))
+        }
+    }
+}
+
+fn run_migrations<C>(conn: &mut C, migrations: EmbeddedMigrations) -> Result<Vec<String>, StoreError>
+where
+    C: MigrationHarness<<C as Connection>::Backend> + Connection,
+{
+    conn.run_pending_migrations(migrations)
+        .map(|versions| versions.iter().map(|v| v.to_string()).collect())
+        .map_err(|e| StoreError::Migration(e.to_string()))
+}
+
+/// Milliseconds since the unix epoch.
+pub fn now_ms() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_pick_the_backend_by_scheme() {
+        assert_eq!(
+            Target::parse("sqlite:///var/lib/x.db").ok(),
+            Some(Target::Sqlite(PathBuf::from("/var/lib/x.db")))
+        );
+        assert_eq!(
+            Target::parse("data/x.db").ok(),
+            Some(Target::Sqlite(PathBuf::from("data/x.db")))
+        );
+        assert!(Target::parse("mysql://x").is_err());
+        assert!(Target::parse("").is_err());
+        assert_eq!(
+            Target::parse("postgres://u:pw@h/db").map(|t| t.backend()).ok(),
+            cfg!(feature = "postgres").then_some(Backend::Postgres)
+        );
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact_password("postgres://u:pw@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact_password("postgres://h/db"), "postgres://h/db");
+    }
+}

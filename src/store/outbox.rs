@@ -1,0 +1,127 @@
+//! The outbox table: verified deliveries, inserted once per Stripe event id.
+
+use diesel::prelude::*;
+
+use super::schema::webhook_events;
+use super::{with_conn, write_tx, DbConnection, StoreError};
+
+/// Event statuses as stored.
+pub mod status {
+    pub const PENDING: &str = "pending";
+    pub const PROCESSING: &str = "processing";
+    pub const DONE: &str = "done";
+    pub const IGNORED: &str = "ignored";
+    pub const DEAD: &str = "dead";
+    pub const ALL: [&str; 5] = [PENDING, PROCESSING, DONE, IGNORED, DEAD];
+}
+
+/// A verified delivery, ready to be stored.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = webhook_events)]
+pub struct NewEvent {
+    pub event_id: String,
+    pub endpoint: String,
+    pub event_type: String,
+    pub api_version: Option<String>,
+    pub livemode: bool,
+    pub account: Option<String>,
+    pub object_type: Option<String>,
+    pub object_id: Option<String>,
+    pub stripe_created: i64,
+    pub received_at: i64,
+    /// The raw body exactly as received.
+    pub payload: String,
+    /// The delivery's headers that matter, as a JSON object.
+    pub headers: String,
+    /// Which of the endpoint's secrets verified it.
+    pub secret_index: i32,
+    pub next_attempt_at: i64,
+}
+
+/// What inserting one delivery did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inserted {
+    Stored,
+    /// The event id was already in the outbox (a redelivery).
+    Duplicate,
+}
+
+impl Inserted {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Inserted::Stored => "stored",
+            Inserted::Duplicate => "duplicate",
+        }
+    }
+}
+
+/// Inserts `events` in ONE transaction and commits; redeliveries are
+/// skipped by the unique event id (`ON CONFLICT DO NOTHING`).
+pub fn insert_batch(conn: &mut DbConnection, events: &[NewEvent]) -> Result<Vec<Inserted>, StoreError> {
+    let outcomes = write_tx!(conn, c => {
+        events
+            .iter()
+            .map(|event| {
+                let rows = diesel::insert_into(webhook_events::table)
+                    .values(event)
+                    .on_conflict(webhook_events::event_id)
+                    .do_nothing()
+                    .execute(c)?;
+                Ok(if rows == 1 { Inserted::Stored } else { Inserted::Duplicate })
+            })
+            .collect::<Result<Vec<_>, diesel::result::Error>>()
+    })?;
+    Ok(outcomes)
+}
+
+/// A stored event, as the inspector and tests see it.
+#[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
+#[diesel(table_name = webhook_events)]
+pub struct StoredEvent {
+    pub id: i64,
+    pub event_id: String,
+    pub endpoint: String,
+    pub event_type: String,
+    pub api_version: Option<String>,
+    pub livemode: bool,
+    pub account: Option<String>,
+    pub object_type: Option<String>,
+    pub object_id: Option<String>,
+    pub stripe_created: i64,
+    pub received_at: i64,
+    pub payload: String,
+    pub headers: String,
+    pub secret_index: i32,
+    pub status: String,
+    pub attempts: i32,
+    pub next_attempt_at: i64,
+    pub lease_owner: Option<String>,
+    pub lease_expires_at: Option<i64>,
+    pub last_error: Option<String>,
+    pub processed_at: Option<i64>,
+}
+
+/// One event by its Stripe id.
+pub fn get(conn: &mut DbConnection, event_id: &str) -> Result<Option<StoredEvent>, StoreError> {
+    let found = with_conn!(conn, c => webhook_events::table
+        .filter(webhook_events::event_id.eq(event_id))
+        .select(StoredEvent::as_select())
+        .first(c)
+        .optional())?;
+    Ok(found)
+}
+
+/// How many events the outbox holds.
+pub fn count(conn: &mut DbConnection) -> Result<i64, StoreError> {
+    let n = with_conn!(conn, c => webhook_events::table.count().get_result(c))?;
+    Ok(n)
+}
+
+/// Every stored event id, oldest first.
+pub fn event_ids(conn: &mut DbConnection) -> Result<Vec<String>, StoreError> {
+    let ids = with_conn!(conn, c => webhook_events::table
+        .order(webhook_events::id.asc())
+        .select(webhook_events::event_id)
+        .load(c))?;
+    Ok(ids)
+}
