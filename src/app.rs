@@ -83,13 +83,18 @@ impl Application {
             .map(|e| Arc::new(EndpointState::new(e)))
             .collect();
 
-        let listener = TcpListener::bind(config.listen)
-            .with_context(|| format!("cannot listen on {} (listen / STRIPE_HOOKD_LISTEN)", config.listen))?;
+        let listener = TcpListener::bind(config.listen).with_context(|| {
+            format!(
+                "cannot listen on {} (listen / STRIPE_HOOKD_LISTEN)",
+                config.listen
+            )
+        })?;
         let public_addr = listener.local_addr()?;
-        let workers = config
-            .intake
-            .http_workers
-            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
+        let workers = config.intake.http_workers.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+        });
         let server = HttpServer::new(move || {
             let (state, endpoints) = (state.clone(), endpoints.clone());
             App::new()
@@ -157,7 +162,10 @@ pub async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
             (Ok(mut term), Ok(mut int)) => {
                 tokio::select! {
                     _ = term.recv() => tracing::info!(signal = "SIGTERM", "signal received"),

@@ -10,7 +10,11 @@ use crate::config::{self, Config};
 use crate::telemetry;
 
 #[derive(Debug, Parser)]
-#[command(name = "stripe-hookd", version, about = "Durable Stripe webhook intake and billing-state reconciliation")]
+#[command(
+    name = "stripe-hookd",
+    version,
+    about = "Durable Stripe webhook intake and billing-state reconciliation"
+)]
 pub struct Cli {
     /// Config file (TOML). Default: /etc/stripe-hookd/config.toml when it exists.
     #[arg(long, short = 'c', global = true, env = "STRIPE_HOOKD_CONFIG")]
@@ -55,7 +59,9 @@ pub fn main() -> ExitCode {
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         let app = Application::build(config).await?;
         let token = app.shutdown_token();

@@ -306,28 +306,26 @@ pub fn figment(config_path: Option<&Path>) -> Result<Figment, ConfigError> {
             }
         }
     }
-    fig = fig
-        .merge(Env::prefixed(ENV_PREFIX).split("__"))
-        .merge(
-            Env::raw()
-                .only(&[
-                    "STRIPE_WEBHOOK_SECRET",
-                    "STRIPE_API_KEY",
-                    "STRIPE_API_BASE",
-                    "DATABASE_URL",
-                ])
-                .map(|key| {
-                    match key.as_str() {
-                        "STRIPE_WEBHOOK_SECRET" => "webhook_secret",
-                        "STRIPE_API_KEY" => "stripe.api_key",
-                        "STRIPE_API_BASE" => "stripe.api_base",
-                        "DATABASE_URL" => "database.url",
-                        other => other,
-                    }
-                    .into()
-                })
-                .split("."),
-        );
+    fig = fig.merge(Env::prefixed(ENV_PREFIX).split("__")).merge(
+        Env::raw()
+            .only(&[
+                "STRIPE_WEBHOOK_SECRET",
+                "STRIPE_API_KEY",
+                "STRIPE_API_BASE",
+                "DATABASE_URL",
+            ])
+            .map(|key| {
+                match key.as_str() {
+                    "STRIPE_WEBHOOK_SECRET" => "webhook_secret",
+                    "STRIPE_API_KEY" => "stripe.api_key",
+                    "STRIPE_API_BASE" => "stripe.api_base",
+                    "DATABASE_URL" => "database.url",
+                    other => other,
+                }
+                .into()
+            })
+            .split("."),
+    );
     if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") {
         fig = merge_credentials(fig, Path::new(&dir))?;
     }
@@ -506,14 +504,23 @@ impl RawConfig {
             if !ep.path.starts_with('/') || ep.path.contains(char::is_whitespace) {
                 return Err(invalid(
                     key("path"),
-                    format!("{:?} must be an absolute URL path such as /webhooks/stripe", ep.path),
+                    format!(
+                        "{:?} must be an absolute URL path such as /webhooks/stripe",
+                        ep.path
+                    ),
                 ));
             }
             if ["/healthz", "/readyz"].contains(&ep.path.as_str()) {
-                return Err(invalid(key("path"), format!("{} is reserved for health checks", ep.path)));
+                return Err(invalid(
+                    key("path"),
+                    format!("{} is reserved for health checks", ep.path),
+                ));
             }
             if endpoints.iter().any(|e| e.path == ep.path) {
-                return Err(invalid(key("path"), format!("{} is configured twice", ep.path)));
+                return Err(invalid(
+                    key("path"),
+                    format!("{} is configured twice", ep.path),
+                ));
             }
             if ep.secrets.is_empty() {
                 return Err(invalid(
@@ -580,7 +587,9 @@ impl RawConfig {
                 "must differ from listen: the admin API is never served on the public listener",
             ));
         }
-        if !self.stripe.api_base.starts_with("http://") && !self.stripe.api_base.starts_with("https://") {
+        if !self.stripe.api_base.starts_with("http://")
+            && !self.stripe.api_base.starts_with("https://")
+        {
             return Err(invalid(
                 "stripe.api_base (STRIPE_API_BASE)",
                 format!("{:?} is not an http(s) URL", self.stripe.api_base),
@@ -605,7 +614,10 @@ impl RawConfig {
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(invalid(
                 "log.level (STRIPE_HOOKD_LOG__LEVEL)",
-                format!("{:?} is not a log filter such as \"info\" or \"stripe_hookd=debug\"", self.log.level),
+                format!(
+                    "{:?} is not a log filter such as \"info\" or \"stripe_hookd=debug\"",
+                    self.log.level
+                ),
             ));
         }
 
@@ -647,7 +659,9 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_refused_with_their_name() {
-        let err = from_toml_str("lisen = \"127.0.0.1:1\"").unwrap_err().to_string();
+        let err = from_toml_str("lisen = \"127.0.0.1:1\"")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("lisen"), "{err}");
     }
 
@@ -695,7 +709,12 @@ mod tests {
         )
         .expect("valid");
         let debug = format!("{cfg:?}");
-        for secret in ["whsec_topsecret", "0123456789abcdef-admin", "sk_test_hidden", "pw@h"] {
+        for secret in [
+            "whsec_topsecret",
+            "0123456789abcdef-admin",
+            "sk_test_hidden",
+            "pw@h",
+        ] {
             assert!(!debug.contains(secret), "{secret} leaked in {debug}");
         }
     }
@@ -703,11 +722,15 @@ mod tests {
     #[test]
     fn credentials_override_file_values() {
         let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join("webhook_secret"), "whsec_from_credential\n").expect("write");
+        std::fs::write(dir.path().join("webhook_secret"), "whsec_from_credential\n")
+            .expect("write");
         std::fs::write(dir.path().join("stripe_api_key"), "sk_live_cred").expect("write");
         let fig = Figment::from(Toml::string("webhook_secret = \"whsec_from_file\""));
         let cfg = from_figment(merge_credentials(fig, dir.path()).expect("read")).expect("valid");
-        assert_eq!(cfg.endpoints[0].secrets[0].expose_secret(), "whsec_from_credential");
+        assert_eq!(
+            cfg.endpoints[0].secrets[0].expose_secret(),
+            "whsec_from_credential"
+        );
         assert_eq!(cfg.endpoints[0].mode, Mode::Live);
     }
 }

@@ -10,8 +10,17 @@ pub fn init(format: LogFormat, level: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let registry = tracing_subscriber::registry().with(filter);
     let result = match format {
-        LogFormat::Json => registry.with(fmt::layer().json().flatten_event(true).with_current_span(false)).try_init(),
-        LogFormat::Auto | LogFormat::Text | LogFormat::Journald => registry.with(fmt::layer()).try_init(),
+        LogFormat::Json => registry
+            .with(
+                fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(false),
+            )
+            .try_init(),
+        LogFormat::Auto | LogFormat::Text | LogFormat::Journald => {
+            registry.with(fmt::layer()).try_init()
+        }
     };
     if let Err(e) = result {
         eprintln!("stripe-hookd: logging was already initialised: {e}");

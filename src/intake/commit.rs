@@ -56,7 +56,11 @@ pub struct CommitQueue {
 
 impl CommitQueue {
     /// Starts `options.writers` writer threads on `store`.
-    pub fn start(store: Store, options: &CommitOptions, on_commit: Option<OnCommit>) -> std::io::Result<CommitQueue> {
+    pub fn start(
+        store: Store,
+        options: &CommitOptions,
+        on_commit: Option<OnCommit>,
+    ) -> std::io::Result<CommitQueue> {
         let (tx, rx) = mpsc::channel(options.queue_capacity);
         let rx = Arc::new(Mutex::new(rx));
         for n in 0..options.writers.max(1) {
@@ -74,7 +78,11 @@ impl CommitQueue {
     }
 
     /// Queues `event` and waits until the transaction holding it committed.
-    pub async fn submit(&self, event: NewEvent, timeout: Duration) -> Result<Inserted, CommitError> {
+    pub async fn submit(
+        &self,
+        event: NewEvent,
+        timeout: Duration,
+    ) -> Result<Inserted, CommitError> {
         let (reply, answer) = oneshot::channel();
         let job = Job { event, reply };
         let wait = async {
@@ -123,7 +131,8 @@ impl Writer {
     }
 
     fn commit(&self, batch: Vec<Job>) {
-        let (events, replies): (Vec<NewEvent>, Vec<_>) = batch.into_iter().map(|j| (j.event, j.reply)).unzip();
+        let (events, replies): (Vec<NewEvent>, Vec<_>) =
+            batch.into_iter().map(|j| (j.event, j.reply)).unzip();
         match self.insert(&events) {
             Ok(outcomes) => {
                 self.committed(&outcomes);
@@ -155,12 +164,18 @@ impl Writer {
     }
 
     fn insert(&self, events: &[NewEvent]) -> Result<Vec<Inserted>, CommitError> {
-        let mut conn = self.store.conn().map_err(|e| CommitError::Store(e.to_string()))?;
-        let outcomes = outbox::insert_batch(&mut conn, events).map_err(|e| CommitError::Store(e.to_string()))?;
+        let mut conn = self
+            .store
+            .conn()
+            .map_err(|e| CommitError::Store(e.to_string()))?;
+        let outcomes = outbox::insert_batch(&mut conn, events)
+            .map_err(|e| CommitError::Store(e.to_string()))?;
         if outcomes.len() == events.len() {
             Ok(outcomes)
         } else {
-            Err(CommitError::Store("the database answered a different number of rows".to_owned()))
+            Err(CommitError::Store(
+                "the database answered a different number of rows".to_owned(),
+            ))
         }
     }
 

@@ -58,7 +58,11 @@ struct RawObject {
 /// Parses the envelope of a (snapshot) Stripe event.
 pub fn parse(body: &[u8]) -> Result<Envelope, EnvelopeError> {
     let raw: RawEnvelope = serde_json::from_slice(body).map_err(|e| {
-        EnvelopeError::NotJson(format!("invalid JSON at line {} column {}", e.line(), e.column()))
+        EnvelopeError::NotJson(format!(
+            "invalid JSON at line {} column {}",
+            e.line(),
+            e.column()
+        ))
     })?;
     match raw.object.as_deref() {
         Some("event") => {}
@@ -66,9 +70,7 @@ pub fn parse(body: &[u8]) -> Result<Envelope, EnvelopeError> {
         Some(_) => return Err(EnvelopeError::Invalid("\"object\" is not \"event\"")),
         None => return Err(EnvelopeError::Invalid("\"object\" is missing")),
     }
-    let id = raw
-        .id
-        .ok_or(EnvelopeError::Invalid("\"id\" is missing"))?;
+    let id = raw.id.ok_or(EnvelopeError::Invalid("\"id\" is missing"))?;
     if !id.starts_with("evt_") || id.len() > MAX_ID_LEN {
         return Err(EnvelopeError::Invalid("\"id\" is not an event id (evt_…)"));
     }
@@ -80,7 +82,9 @@ pub fn parse(body: &[u8]) -> Result<Envelope, EnvelopeError> {
         .created
         .and_then(|c| c.as_i64())
         .filter(|c| *c >= 0)
-        .ok_or(EnvelopeError::Invalid("\"created\" is not a unix timestamp"))?;
+        .ok_or(EnvelopeError::Invalid(
+            "\"created\" is not a unix timestamp",
+        ))?;
     let livemode = raw
         .livemode
         .ok_or(EnvelopeError::Invalid("\"livemode\" is missing"))?;

@@ -96,7 +96,11 @@ struct RequestLog {
 }
 
 /// Registers the endpoints and health checks on an actix `ServiceConfig`.
-pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<IntakeState>, endpoints: &[Arc<EndpointState>]) {
+pub fn configure(
+    cfg: &mut web::ServiceConfig,
+    state: web::Data<IntakeState>,
+    endpoints: &[Arc<EndpointState>],
+) {
     cfg.app_data(state)
         .route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz));
@@ -117,7 +121,13 @@ pub async fn not_found(req: HttpRequest) -> HttpResponse {
         "unknown_path",
         format!("No webhook endpoint is configured at {}", req.path()),
     );
-    log_rejection(None, &RequestLog::default(), &rejection, Instant::now(), req.path());
+    log_rejection(
+        None,
+        &RequestLog::default(),
+        &rejection,
+        Instant::now(),
+        req.path(),
+    );
     rejection.response(None)
 }
 
@@ -125,9 +135,18 @@ async fn method_not_allowed(req: HttpRequest, ep: web::Data<EndpointState>) -> H
     let rejection = Rejection::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
-        format!("{} is not allowed: Stripe delivers events with POST", req.method()),
+        format!(
+            "{} is not allowed: Stripe delivers events with POST",
+            req.method()
+        ),
     );
-    log_rejection(Some(&ep.endpoint.name), &RequestLog::default(), &rejection, Instant::now(), req.path());
+    log_rejection(
+        Some(&ep.endpoint.name),
+        &RequestLog::default(),
+        &rejection,
+        Instant::now(),
+        req.path(),
+    );
     rejection.response(None)
 }
 
@@ -141,9 +160,11 @@ async fn readyz(state: web::Data<IntakeState>) -> HttpResponse {
         Ok(Ok(())) => HttpResponse::Ok().json(json!({"status": "ready"})),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness check failed");
-            HttpResponse::ServiceUnavailable().json(json!({"status": "unavailable", "error": e.to_string()}))
+            HttpResponse::ServiceUnavailable()
+                .json(json!({"status": "unavailable", "error": e.to_string()}))
         }
-        Err(e) => HttpResponse::ServiceUnavailable().json(json!({"status": "unavailable", "error": e.to_string()})),
+        Err(e) => HttpResponse::ServiceUnavailable()
+            .json(json!({"status": "unavailable", "error": e.to_string()})),
     }
 }
 
@@ -175,8 +196,15 @@ async fn receive(
             HttpResponse::Ok().json(body)
         }
         Err(rejection) => {
-            log_rejection(Some(&ep.endpoint.name), &log, &rejection, started, req.path());
-            let retry_after = (rejection.status == StatusCode::SERVICE_UNAVAILABLE).then_some(state.retry_after_secs);
+            log_rejection(
+                Some(&ep.endpoint.name),
+                &log,
+                &rejection,
+                started,
+                req.path(),
+            );
+            let retry_after = (rejection.status == StatusCode::SERVICE_UNAVAILABLE)
+                .then_some(state.retry_after_secs);
             rejection.response(retry_after)
         }
     }
@@ -194,7 +222,10 @@ async fn accept(
         Rejection::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
-            format!("The body is larger than {} bytes (intake.max_body_bytes)", state.max_body_bytes),
+            format!(
+                "The body is larger than {} bytes (intake.max_body_bytes)",
+                state.max_body_bytes
+            ),
         )
     };
     let declared = req
@@ -228,8 +259,14 @@ async fn accept(
         }
         None => None,
     };
-    let verified = signature::verify(header_value, &body, &ep.secrets, now_ms() / 1000, ep.endpoint.tolerance_secs)
-        .map_err(|e| Rejection::new(StatusCode::BAD_REQUEST, e.reason(), e.to_string()))?;
+    let verified = signature::verify(
+        header_value,
+        &body,
+        &ep.secrets,
+        now_ms() / 1000,
+        ep.endpoint.tolerance_secs,
+    )
+    .map_err(|e| Rejection::new(StatusCode::BAD_REQUEST, e.reason(), e.to_string()))?;
     log.sig_verified = true;
 
     let text = std::str::from_utf8(&body).map_err(|_| {
@@ -239,7 +276,8 @@ async fn accept(
             "The body is not a Stripe event: it is not UTF-8 JSON",
         )
     })?;
-    let env = envelope::parse(&body).map_err(|e| Rejection::new(StatusCode::BAD_REQUEST, "not_an_event", e.to_string()))?;
+    let env = envelope::parse(&body)
+        .map_err(|e| Rejection::new(StatusCode::BAD_REQUEST, "not_an_event", e.to_string()))?;
     log.event_id = Some(env.id.clone());
     log.event_type = Some(env.event_type.clone());
 
@@ -272,17 +310,21 @@ async fn accept(
         secret_index: i32::try_from(verified.secret_index).unwrap_or(i32::MAX),
         next_attempt_at: received_at,
     };
-    state.queue.submit(event, state.write_timeout).await.map_err(|e| {
-        let reason = match e {
-            CommitError::Timeout(_) => "storage_timeout",
-            CommitError::Store(_) | CommitError::Closed => "storage_unavailable",
-        };
-        Rejection::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            reason,
-            format!("The event was not stored ({e}); Stripe will retry the delivery"),
-        )
-    })
+    state
+        .queue
+        .submit(event, state.write_timeout)
+        .await
+        .map_err(|e| {
+            let reason = match e {
+                CommitError::Timeout(_) => "storage_timeout",
+                CommitError::Store(_) | CommitError::Closed => "storage_unavailable",
+            };
+            Rejection::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                reason,
+                format!("The event was not stored ({e}); Stripe will retry the delivery"),
+            )
+        })
 }
 
 fn kept_headers(req: &HttpRequest) -> String {
@@ -298,7 +340,13 @@ fn kept_headers(req: &HttpRequest) -> String {
     serde_json::Value::Object(map).to_string()
 }
 
-fn log_rejection(endpoint: Option<&str>, log: &RequestLog, rejection: &Rejection, started: Instant, path: &str) {
+fn log_rejection(
+    endpoint: Option<&str>,
+    log: &RequestLog,
+    rejection: &Rejection,
+    started: Instant,
+    path: &str,
+) {
     let status = rejection.status.as_u16();
     let fields = (
         endpoint.unwrap_or(""),
@@ -307,17 +355,31 @@ fn log_rejection(endpoint: Option<&str>, log: &RequestLog, rejection: &Rejection
     );
     if rejection.status.is_server_error() {
         tracing::error!(
-            endpoint = fields.0, event_id = fields.1, event_type = fields.2,
-            sig_verified = log.sig_verified, outcome = "rejected", reason = rejection.reason,
-            status, duration_ms = elapsed_ms(started), path,
-            "webhook rejected: {}", rejection.message
+            endpoint = fields.0,
+            event_id = fields.1,
+            event_type = fields.2,
+            sig_verified = log.sig_verified,
+            outcome = "rejected",
+            reason = rejection.reason,
+            status,
+            duration_ms = elapsed_ms(started),
+            path,
+            "webhook rejected: {}",
+            rejection.message
         );
     } else {
         tracing::warn!(
-            endpoint = fields.0, event_id = fields.1, event_type = fields.2,
-            sig_verified = log.sig_verified, outcome = "rejected", reason = rejection.reason,
-            status, duration_ms = elapsed_ms(started), path,
-            "webhook rejected: {}", rejection.message
+            endpoint = fields.0,
+            event_id = fields.1,
+            event_type = fields.2,
+            sig_verified = log.sig_verified,
+            outcome = "rejected",
+            reason = rejection.reason,
+            status,
+            duration_ms = elapsed_ms(started),
+            path,
+            "webhook rejected: {}",
+            rejection.message
         );
     }
 }

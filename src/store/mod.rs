@@ -201,7 +201,9 @@ impl ConnectionManager {
             #[cfg(feature = "postgres")]
             Target::Postgres(url) => Ok(DbConnection::Postgres(PgConnection::establish(url)?)),
             #[cfg(not(feature = "postgres"))]
-            Target::Postgres(_) => Err(StoreError::Url("this build has no Postgres support".to_owned())),
+            Target::Postgres(_) => Err(StoreError::Url(
+                "this build has no Postgres support".to_owned(),
+            )),
         }
     }
 }
@@ -262,7 +264,7 @@ impl std::fmt::Debug for Store {
 /// A stable key for the Postgres advisory lock that serialises migrations
 /// between instances starting at once ("hookd" in ASCII).
 #[cfg(feature = "postgres")]
-const MIGRATION_LOCK_KEY: i64 = 0x686f_6f6b_64;
+const MIGRATION_LOCK_KEY: i64 = 0x0068_6f6f_6b64;
 
 impl Store {
     /// Opens a pool on `url` (creating a SQLite file's directory).
@@ -308,9 +310,11 @@ impl Store {
             DbConnection::Sqlite(c) => run_migrations(c, SQLITE_MIGRATIONS)?,
             #[cfg(feature = "postgres")]
             DbConnection::Postgres(c) => {
-                diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})")).execute(c)?;
+                diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
+                    .execute(c)?;
                 let result = run_migrations(c, POSTGRES_MIGRATIONS);
-                diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})")).execute(c)?;
+                diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))
+                    .execute(c)?;
                 result?
             }
         };
@@ -346,7 +350,10 @@ impl Store {
     }
 }
 
-fn run_migrations<C>(conn: &mut C, migrations: EmbeddedMigrations) -> Result<Vec<String>, StoreError>
+fn run_migrations<C>(
+    conn: &mut C,
+    migrations: EmbeddedMigrations,
+) -> Result<Vec<String>, StoreError>
 where
     C: MigrationHarness<<C as Connection>::Backend> + Connection,
 {
@@ -380,14 +387,19 @@ mod tests {
         assert!(Target::parse("mysql://x").is_err());
         assert!(Target::parse("").is_err());
         assert_eq!(
-            Target::parse("postgres://u:pw@h/db").map(|t| t.backend()).ok(),
+            Target::parse("postgres://u:pw@h/db")
+                .map(|t| t.backend())
+                .ok(),
             cfg!(feature = "postgres").then_some(Backend::Postgres)
         );
     }
 
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(redact_password("postgres://u:pw@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(
+            redact_password("postgres://u:pw@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
         assert_eq!(redact_password("postgres://h/db"), "postgres://h/db");
     }
 }

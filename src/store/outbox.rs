@@ -57,7 +57,10 @@ impl Inserted {
 
 /// Inserts `events` in ONE transaction and commits; redeliveries are
 /// skipped by the unique event id (`ON CONFLICT DO NOTHING`).
-pub fn insert_batch(conn: &mut DbConnection, events: &[NewEvent]) -> Result<Vec<Inserted>, StoreError> {
+pub fn insert_batch(
+    conn: &mut DbConnection,
+    events: &[NewEvent],
+) -> Result<Vec<Inserted>, StoreError> {
     let outcomes = write_tx!(conn, c => {
         events
             .iter()

@@ -1,0 +1,309 @@
+//! Test harness: the real application on port 0, a fresh database per test
+//! (a SQLite file in a temp dir, or a new Postgres database), a signer that
+//! computes Stripe's signature independently of the daemon's code.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use stripe_hookd::app::Application;
+use stripe_hookd::config;
+use stripe_hookd::store::{DbConnection, Store};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Generates one `#[tokio::test]` per backend that calls `$body(backend)`:
+/// `name::sqlite` always, `name::postgres` when built with `--features postgres`
+/// (it then needs `TEST_POSTGRES_URL`).
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::harness::Backend::Sqlite).await
+            }
+            #[cfg(feature = "postgres")]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::harness::Backend::Postgres).await
+            }
+        }
+    )*};
+}
+
+pub const SECRET: &str = "whsec_test_harness_secret";
+pub const OLD_SECRET: &str = "whsec_test_harness_old_secret";
+
+/// A database that exists for one test.
+pub struct TestDb {
+    pub url: String,
+    pub backend: Backend,
+    _dir: tempfile::TempDir,
+    #[cfg(feature = "postgres")]
+    pg_name: Option<(String, String)>,
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+impl TestDb {
+    pub fn new(backend: Backend) -> TestDb {
+        let dir = tempfile::tempdir().expect("tempdir");
+        match backend {
+            Backend::Sqlite => TestDb {
+                url: format!("sqlite://{}", dir.path().join("hookd.db").display()),
+                backend,
+                _dir: dir,
+                #[cfg(feature = "postgres")]
+                pg_name: None,
+            },
+            #[cfg(feature = "postgres")]
+            Backend::Postgres => {
+                use diesel::{Connection, RunQueryDsl};
+                let base = std::env::var("TEST_POSTGRES_URL").expect(
+                    "the postgres tests need TEST_POSTGRES_URL, e.g. postgres://postgres@127.0.0.1:5432/test",
+                );
+                let name = format!(
+                    "hookd_t_{}_{}_{}",
+                    std::process::id(),
+                    COUNTER.fetch_add(1, Ordering::SeqCst),
+                    SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .expect("clock")
+                        .subsec_nanos()
+                );
+                let mut admin =
+                    diesel::PgConnection::establish(&base).expect("connect to TEST_POSTGRES_URL");
+                diesel::sql_query(format!("CREATE DATABASE {name}"))
+                    .execute(&mut admin)
+                    .expect("create test database");
+                let (prefix, _) = base.rsplit_once('/').expect("URL with a database name");
+                TestDb {
+                    url: format!("{prefix}/{name}"),
+                    backend,
+                    _dir: dir,
+                    pg_name: Some((base, name)),
+                }
+            }
+            #[cfg(not(feature = "postgres"))]
+            Backend::Postgres => {
+                unreachable!("postgres tests are only generated with the postgres feature")
+            }
+        }
+    }
+
+    pub fn dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        use diesel::{Connection, RunQueryDsl};
+        if let Some((base, name)) = &self.pg_name {
+            if let Ok(mut admin) = diesel::PgConnection::establish(base) {
+                let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut admin);
+            }
+        }
+    }
+}
+
+/// Options for [`TestApp::spawn_with`].
+#[derive(Clone)]
+pub struct AppOptions {
+    /// TOML for the `[[endpoints]]` tables.
+    pub endpoints: String,
+    /// Extra top-level TOML lines.
+    pub extra: String,
+    /// Extra lines in the `[intake]` table.
+    pub intake: String,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        AppOptions {
+            endpoints: format!(
+                "[[endpoints]]\nname = \"default\"\npath = \"/webhooks/stripe\"\nmode = \"test\"\nsecrets = [\"{SECRET}\"]\n"
+            ),
+            extra: String::new(),
+            intake: String::new(),
+        }
+    }
+}
+
+/// The daemon, running in this process on port 0.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub store: Store,
+    pub client: reqwest::Client,
+    token: CancellationToken,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+pub fn install_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+pub fn client() -> reqwest::Client {
+    install_crypto();
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
+}
+
+impl TestApp {
+    pub async fn spawn(db: &TestDb) -> TestApp {
+        TestApp::spawn_with(db, AppOptions::default()).await
+    }
+
+    pub async fn spawn_with(db: &TestDb, options: AppOptions) -> TestApp {
+        let toml = format!(
+            "listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nstate_dir = \"{}\"\n{}\n[database]\nurl = \"{}\"\nbusy_timeout_ms = 2000\n[intake]\nhttp_workers = 2\nwrite_timeout_ms = 5000\n{}\n{}",
+            db.dir().display(),
+            options.extra,
+            db.url,
+            options.intake,
+            options.endpoints
+        );
+        let config =
+            config::from_toml_str(&toml).unwrap_or_else(|e| panic!("test config: {e}\n{toml}"));
+        let app = Application::build(config)
+            .await
+            .expect("application starts");
+        let addr = app.public_addr();
+        let store = app.store().clone();
+        let token = app.shutdown_token();
+        let task = tokio::spawn(app.run_until_stopped());
+        TestApp {
+            addr,
+            store,
+            client: client(),
+            token,
+            task: Some(task),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// POSTs a body with the given `Stripe-Signature` (None: no header).
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        body: &str,
+        signature: Option<&str>,
+    ) -> reqwest::Response {
+        let mut req = self
+            .client
+            .post(self.url(path))
+            .header("content-type", "application/json; charset=utf-8")
+            .header(
+                "user-agent",
+                "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+            )
+            .body(body.to_owned());
+        if let Some(sig) = signature {
+            req = req.header("stripe-signature", sig);
+        }
+        req.send().await.expect("request sent")
+    }
+
+    /// POSTs a body signed now with `SECRET` to the default endpoint.
+    pub async fn deliver(&self, body: &str) -> reqwest::Response {
+        self.post_raw(
+            "/webhooks/stripe",
+            body,
+            Some(&signature_header(&[SECRET], now(), body)),
+        )
+        .await
+    }
+
+    /// Runs `f` with a database connection, on a blocking thread.
+    pub async fn db<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut DbConnection) -> T + Send + 'static,
+    ) -> T {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = store.conn().expect("db connection");
+            f(&mut conn)
+        })
+        .await
+        .expect("db task")
+    }
+
+    pub async fn count(&self) -> i64 {
+        self.db(|c| stripe_hookd::store::outbox::count(c).expect("count"))
+            .await
+    }
+
+    /// Stops the application gracefully and waits for it.
+    pub async fn stop(mut self) {
+        self.token.cancel();
+        if let Some(task) = self.task.take() {
+            task.await.expect("app task").expect("app stopped cleanly");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.token.cancel();
+    }
+}
+
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64
+}
+
+/// Stripe's scheme, computed here independently of the daemon:
+/// HMAC-SHA256 over "{t}.{body}", keyed by the whole whsec_ string, hex.
+pub fn sign(secret: &str, t: i64, body: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("hmac key");
+    mac.update(format!("{t}.{body}").as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// `t=…,v1=…` with one v1 per secret, as Stripe sends while secrets roll.
+pub fn signature_header(secrets: &[&str], t: i64, body: &str) -> String {
+    let mut header = format!("t={t}");
+    for secret in secrets {
+        header.push_str(&format!(",v1={}", sign(secret, t, body)));
+    }
+    header
+}
+
+/// A minimal but complete snapshot event.
+pub fn event_body(id: &str, event_type: &str, object_id: &str, livemode: bool) -> String {
+    let object = event_type.split('.').next().unwrap_or("customer");
+    serde_json::json!({
+        "id": id,
+        "object": "event",
+        "api_version": "2025-03-31.basil",
+        "created": now(),
+        "livemode": livemode,
+        "pending_webhooks": 1,
+        "request": {"id": null, "idempotency_key": null},
+        "type": event_type,
+        "data": {"object": {"id": object_id, "object": object}}
+    })
+    .to_string()
+}

@@ -1,0 +1,8 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+//! Integration tests: the real daemon over real HTTP and a real database.
+//! Every backend test runs on SQLite, and on Postgres with `--features postgres`.
+
+mod harness;
+mod intake;
+mod signature_vectors;
