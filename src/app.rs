@@ -10,9 +10,12 @@ use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use tokio::sync::Notify;
+
+use crate::config::{Config, RunnerConfig};
 use crate::intake::commit::{CommitOptions, CommitQueue, OnCommit};
 use crate::intake::{self, EndpointState, IntakeState};
+use crate::queue::{self, Clock, Handler, Runner, RunnerOptions};
 use crate::store::{Backend, Store, StoreOptions};
 
 pub struct Application {
@@ -20,6 +23,27 @@ pub struct Application {
     store: Store,
     server: actix_web::dev::Server,
     shutdown: CancellationToken,
+    runner: Arc<Runner>,
+    runner_enabled: bool,
+    wake: Arc<Notify>,
+}
+
+impl From<&RunnerConfig> for RunnerOptions {
+    fn from(c: &RunnerConfig) -> Self {
+        RunnerOptions {
+            concurrency: c.concurrency,
+            poll_interval: Duration::from_millis(c.poll_interval_ms),
+            lease: Duration::from_secs(c.lease_secs),
+            max_attempts: c.max_attempts,
+            max_age: Duration::from_secs(c.max_age_hours.saturating_mul(3600)),
+            backoff_base: Duration::from_millis(c.backoff_base_ms),
+            backoff_max: Duration::from_secs(c.backoff_max_secs),
+            shutdown_grace: Duration::from_secs(c.shutdown_grace_secs),
+            retention: Duration::from_secs(c.retention_days.saturating_mul(24 * 3600)),
+            prune_interval: Duration::from_secs(c.prune_interval_secs),
+            prune_batch: 500,
+        }
+    }
 }
 
 /// Opens the database named by the config (blocking) and applies migrations.
@@ -42,8 +66,18 @@ pub fn open_store(config: &Config) -> anyhow::Result<Store> {
 }
 
 impl Application {
-    /// Opens storage, runs migrations and binds the public listener.
+    /// Opens storage, runs migrations and binds the public listener; events
+    /// are applied by the default handler.
     pub async fn build(config: Config) -> anyhow::Result<Application> {
+        Application::build_with(config, default_handler(), Clock::default()).await
+    }
+
+    /// As [`Application::build`], with the handler (and clock) given.
+    pub async fn build_with(
+        config: Config,
+        handler: Arc<dyn Handler>,
+        clock: Clock,
+    ) -> anyhow::Result<Application> {
         if config.endpoints.is_empty() {
             anyhow::bail!(
                 "no webhook endpoint is configured: set STRIPE_WEBHOOK_SECRET=whsec_… (Stripe Dashboard → Developers → Webhooks → Signing secret) or add an [[endpoints]] table to the config file"
@@ -54,7 +88,17 @@ impl Application {
             tokio::task::spawn_blocking(move || open_store(&config)).await??
         };
 
-        let on_commit: Option<OnCommit> = None;
+        let wake = Arc::new(Notify::new());
+        let on_commit: Option<OnCommit> = {
+            let wake = Arc::clone(&wake);
+            Some(Arc::new(move || wake.notify_one()))
+        };
+        let runner = Arc::new(Runner::new(
+            store.clone(),
+            handler,
+            RunnerOptions::from(&config.runner),
+            clock,
+        ));
         let writers = config.intake.writers.unwrap_or(match store.backend() {
             Backend::Sqlite => 1,
             Backend::Postgres => 2,
@@ -123,6 +167,9 @@ impl Application {
             store,
             server,
             shutdown: CancellationToken::new(),
+            runner,
+            runner_enabled: config.runner.enabled,
+            wake,
         })
     }
 
@@ -134,27 +181,62 @@ impl Application {
         &self.store
     }
 
+    /// The job runner (tests step it with `run_pending` when workers are off).
+    pub fn runner(&self) -> Arc<Runner> {
+        Arc::clone(&self.runner)
+    }
+
     /// Cancel this token to stop the application gracefully.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()
     }
 
     /// Serves until the shutdown token is cancelled, then stops accepting,
-    /// lets in-flight requests finish, and returns.
+    /// lets in-flight requests and events finish (within the grace period),
+    /// and returns.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let handle = self.server.handle();
-        let server = tokio::spawn(self.server);
+        let mut server = tokio::spawn(self.server);
         let shutdown = self.shutdown.clone();
+        let runner = if self.runner_enabled {
+            let heartbeat: Arc<dyn Fn() + Send + Sync> = Arc::new(|| {});
+            tracing::info!(
+                worker = self.runner.worker_id(),
+                concurrency = self.runner.options().concurrency,
+                "job runner started"
+            );
+            Some(tokio::spawn(queue::worker::run(
+                Arc::clone(&self.runner),
+                Arc::clone(&self.wake),
+                heartbeat,
+                shutdown.clone(),
+            )))
+        } else {
+            None
+        };
         tokio::select! {
-            result = server => { result??; }
-            () = shutdown.cancelled() => {
-                tracing::info!("shutting down: no new connections, finishing in-flight requests");
-                handle.stop(true).await;
+            result = &mut server => {
+                shutdown.cancel();
+                result??;
             }
+            () = shutdown.cancelled() => {
+                tracing::info!("shutting down: no new connections, finishing in-flight requests and events");
+                handle.stop(true).await;
+                server.await??;
+            }
+        }
+        if let Some(runner) = runner {
+            runner.await??;
         }
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The handler the daemon runs with: every event is stored and marked
+/// `ignored` until the reconcile handlers land.
+pub fn default_handler() -> Arc<dyn Handler> {
+    Arc::new(queue::NoHandler)
 }
 
 /// Resolves on SIGTERM or SIGINT.

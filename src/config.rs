@@ -55,6 +55,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub intake: IntakeConfig,
     #[serde(default)]
+    pub runner: RunnerConfig,
+    #[serde(default)]
     pub log: LogConfig,
 }
 
@@ -183,6 +185,94 @@ impl Default for IntakeConfig {
             shutdown_timeout_secs: default_shutdown_timeout_secs(),
         }
     }
+}
+
+/// The job runner (see `src/queue/`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunnerConfig {
+    /// Run workers in this process; `false` makes an intake-only instance.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Objects processed at once by this process.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// How often idle workers look for due retries and other instances' events.
+    #[serde(default = "default_poll_interval_ms")]
+    pub poll_interval_ms: u64,
+    /// How long a claim lasts before another worker may take the event.
+    #[serde(default = "default_lease_secs")]
+    pub lease_secs: u64,
+    /// Attempts before an event is `dead`.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// Age (since received) after which a failing event is `dead`.
+    #[serde(default = "default_max_age_hours")]
+    pub max_age_hours: u64,
+    #[serde(default = "default_backoff_base_ms")]
+    pub backoff_base_ms: u64,
+    #[serde(default = "default_backoff_max_secs")]
+    pub backoff_max_secs: u64,
+    /// On SIGTERM, how long in-flight events get before their leases are released.
+    #[serde(default = "default_shutdown_grace_secs")]
+    pub shutdown_grace_secs: u64,
+    /// Finished (`done`/`ignored`) events are deleted after this many days.
+    #[serde(default = "default_retention_days")]
+    pub retention_days: u64,
+    #[serde(default = "default_prune_interval_secs")]
+    pub prune_interval_secs: u64,
+}
+
+impl Default for RunnerConfig {
+    fn default() -> Self {
+        RunnerConfig {
+            enabled: true,
+            concurrency: default_concurrency(),
+            poll_interval_ms: default_poll_interval_ms(),
+            lease_secs: default_lease_secs(),
+            max_attempts: default_max_attempts(),
+            max_age_hours: default_max_age_hours(),
+            backoff_base_ms: default_backoff_base_ms(),
+            backoff_max_secs: default_backoff_max_secs(),
+            shutdown_grace_secs: default_shutdown_grace_secs(),
+            retention_days: default_retention_days(),
+            prune_interval_secs: default_prune_interval_secs(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_concurrency() -> usize {
+    8
+}
+fn default_poll_interval_ms() -> u64 {
+    1_000
+}
+fn default_lease_secs() -> u64 {
+    60
+}
+fn default_max_attempts() -> u32 {
+    80
+}
+fn default_max_age_hours() -> u64 {
+    72
+}
+fn default_backoff_base_ms() -> u64 {
+    2_000
+}
+fn default_backoff_max_secs() -> u64 {
+    3_600
+}
+fn default_shutdown_grace_secs() -> u64 {
+    20
+}
+fn default_retention_days() -> u64 {
+    30
+}
+fn default_prune_interval_secs() -> u64 {
+    600
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -384,6 +474,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub stripe: StripeConfig,
     pub intake: IntakeConfig,
+    pub runner: RunnerConfig,
     pub log: LogConfig,
 }
 
@@ -608,6 +699,19 @@ impl RawConfig {
         if intake.write_timeout_ms == 0 {
             return Err(invalid("intake.write_timeout_ms", "must be at least 1"));
         }
+        let runner = &self.runner;
+        if runner.concurrency == 0 || runner.max_attempts == 0 || runner.poll_interval_ms == 0 {
+            return Err(invalid(
+                "runner",
+                "concurrency, max_attempts and poll_interval_ms must be at least 1",
+            ));
+        }
+        if runner.lease_secs < 2 {
+            return Err(invalid(
+                "runner.lease_secs",
+                "must be at least 2 (a handler gets half the lease)",
+            ));
+        }
         if self.database.pool_size == 0 {
             return Err(invalid("database.pool_size", "must be at least 1"));
         }
@@ -630,6 +734,7 @@ impl RawConfig {
             database: self.database,
             stripe: self.stripe,
             intake: self.intake,
+            runner: self.runner,
             log: self.log,
         })
     }

@@ -8,5 +8,6 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod intake;
+pub mod queue;
 pub mod store;
 pub mod telemetry;

@@ -295,6 +295,7 @@ async fn accept(
 
     let received_at = now_ms();
     let event = NewEvent {
+        object_key: env.object_id.clone().unwrap_or_else(|| env.id.clone()),
         event_id: env.id,
         endpoint: ep.endpoint.name.clone(),
         event_type: env.event_type,

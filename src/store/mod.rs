@@ -1,7 +1,7 @@
 //! Storage: one diesel code path for SQLite and Postgres.
 //!
 //! [`DbConnection`] is an enum over the backends; [`with_conn!`] and
-//! [`write_tx!`] expand the same diesel code once per backend, so queries are
+//! [`with_tx!`] expand the same diesel code once per backend, so queries are
 //! written once and checked by the compiler against each. The backend is
 //! chosen from the database URL's scheme, never by trial.
 
@@ -34,20 +34,62 @@ macro_rules! with_conn {
         }
     };
 }
+pub use crate::with_conn_pub;
 pub(crate) use with_conn;
 
-/// Runs `$body` in a write transaction: `BEGIN IMMEDIATE` on SQLite (the write
-/// lock up front, so the busy timeout applies), `BEGIN` on Postgres.
-macro_rules! write_tx {
+/// [`with_conn!`] for code outside this crate (tests, tools).
+#[macro_export]
+macro_rules! with_conn_pub {
     ($conn:expr, $c:ident => $body:expr) => {
         match $conn {
-            $crate::store::DbConnection::Sqlite(conn) => conn.immediate_transaction(|$c| $body),
+            $crate::store::DbConnection::Sqlite($c) => $body,
             #[cfg(feature = "postgres")]
-            $crate::store::DbConnection::Postgres(conn) => conn.transaction(|$c| $body),
+            $crate::store::DbConnection::Postgres($c) => $body,
         }
     };
 }
-pub(crate) use write_tx;
+
+/// Expands `$body` once per backend with `$c` bound to the transaction's
+/// concrete connection.
+#[macro_export]
+macro_rules! with_tx {
+    ($tx:expr, $c:ident => $body:expr) => {
+        match $tx {
+            $crate::store::Tx::Sqlite(conn) => {
+                let $c = &mut **conn;
+                $body
+            }
+            #[cfg(feature = "postgres")]
+            $crate::store::Tx::Postgres(conn) => {
+                let $c = &mut **conn;
+                $body
+            }
+        }
+    };
+}
+pub use with_tx;
+
+/// A connection inside an open write transaction (see [`write_transaction`]).
+pub enum Tx<'a> {
+    Sqlite(&'a mut SqliteConnection),
+    #[cfg(feature = "postgres")]
+    Postgres(&'a mut PgConnection),
+}
+
+/// Runs `f` in a write transaction and commits if it returns `Ok`:
+/// `BEGIN IMMEDIATE` on SQLite (the write lock up front, so the busy timeout
+/// applies), `BEGIN` on Postgres.
+pub fn write_transaction<T, E, F>(conn: &mut DbConnection, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut Tx<'_>) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    match conn {
+        DbConnection::Sqlite(c) => c.immediate_transaction(|c| f(&mut Tx::Sqlite(c))),
+        #[cfg(feature = "postgres")]
+        DbConnection::Postgres(c) => c.transaction(|c| f(&mut Tx::Postgres(c))),
+    }
+}
 
 /// Which database a URL names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

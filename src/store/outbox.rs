@@ -3,7 +3,7 @@
 use diesel::prelude::*;
 
 use super::schema::webhook_events;
-use super::{with_conn, write_tx, DbConnection, StoreError};
+use super::{with_conn, with_tx, write_transaction, DbConnection, StoreError};
 
 /// Event statuses as stored.
 pub mod status {
@@ -27,6 +27,8 @@ pub struct NewEvent {
     pub account: Option<String>,
     pub object_type: Option<String>,
     pub object_id: Option<String>,
+    /// The ordering key: `object_id`, or the event id when there is none.
+    pub object_key: String,
     pub stripe_created: i64,
     pub received_at: i64,
     /// The raw body exactly as received.
@@ -61,20 +63,23 @@ pub fn insert_batch(
     conn: &mut DbConnection,
     events: &[NewEvent],
 ) -> Result<Vec<Inserted>, StoreError> {
-    let outcomes = write_tx!(conn, c => {
+    write_transaction(conn, |tx| {
         events
             .iter()
             .map(|event| {
-                let rows = diesel::insert_into(webhook_events::table)
+                let rows = with_tx!(tx, c => diesel::insert_into(webhook_events::table)
                     .values(event)
                     .on_conflict(webhook_events::event_id)
                     .do_nothing()
-                    .execute(c)?;
-                Ok(if rows == 1 { Inserted::Stored } else { Inserted::Duplicate })
+                    .execute(c))?;
+                Ok(if rows == 1 {
+                    Inserted::Stored
+                } else {
+                    Inserted::Duplicate
+                })
             })
-            .collect::<Result<Vec<_>, diesel::result::Error>>()
-    })?;
-    Ok(outcomes)
+            .collect()
+    })
 }
 
 /// A stored event, as the inspector and tests see it.
@@ -90,6 +95,7 @@ pub struct StoredEvent {
     pub account: Option<String>,
     pub object_type: Option<String>,
     pub object_id: Option<String>,
+    pub object_key: String,
     pub stripe_created: i64,
     pub received_at: i64,
     pub payload: String,
@@ -127,4 +133,13 @@ pub fn event_ids(conn: &mut DbConnection) -> Result<Vec<String>, StoreError> {
         .select(webhook_events::event_id)
         .load(c))?;
     Ok(ids)
+}
+
+/// Every stored event, oldest first (tests and small tools).
+pub fn list_all(conn: &mut DbConnection) -> Result<Vec<StoredEvent>, StoreError> {
+    let rows = with_conn!(conn, c => webhook_events::table
+        .order(webhook_events::id.asc())
+        .select(StoredEvent::as_select())
+        .load(c))?;
+    Ok(rows)
 }

@@ -11,6 +11,7 @@ diesel::table! {
         account -> Nullable<Text>,
         object_type -> Nullable<Text>,
         object_id -> Nullable<Text>,
+        object_key -> Text,
         stripe_created -> BigInt,
         received_at -> BigInt,
         payload -> Text,
@@ -39,4 +40,12 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(webhook_events, event_attempts);
+diesel::table! {
+    object_leases (object_key) {
+        object_key -> Text,
+        owner -> Text,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(webhook_events, event_attempts, object_leases);

@@ -123,6 +123,11 @@ impl Drop for TestDb {
 /// Options for [`TestApp::spawn_with`].
 #[derive(Clone)]
 pub struct AppOptions {
+    /// The handler the runner uses (default: none, events end `ignored`).
+    pub handler: Option<std::sync::Arc<dyn stripe_hookd::queue::Handler>>,
+    /// Lines in the `[runner]` table; workers are off unless this says `enabled = true`.
+    pub runner: String,
+    pub clock: stripe_hookd::queue::Clock,
     /// TOML for the `[[endpoints]]` tables.
     pub endpoints: String,
     /// Extra top-level TOML lines.
@@ -139,6 +144,9 @@ impl Default for AppOptions {
             ),
             extra: String::new(),
             intake: String::new(),
+            handler: None,
+            runner: "enabled = false".to_owned(),
+            clock: stripe_hookd::queue::Clock::default(),
         }
     }
 }
@@ -147,6 +155,7 @@ impl Default for AppOptions {
 pub struct TestApp {
     pub addr: SocketAddr,
     pub store: Store,
+    pub runner: std::sync::Arc<stripe_hookd::queue::Runner>,
     pub client: reqwest::Client,
     token: CancellationToken,
     task: Option<JoinHandle<anyhow::Result<()>>>,
@@ -172,18 +181,24 @@ impl TestApp {
 
     pub async fn spawn_with(db: &TestDb, options: AppOptions) -> TestApp {
         let toml = format!(
-            "listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nstate_dir = \"{}\"\n{}\n[database]\nurl = \"{}\"\nbusy_timeout_ms = 2000\n[intake]\nhttp_workers = 2\nwrite_timeout_ms = 5000\n{}\n{}",
+            "listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nstate_dir = \"{}\"\n{}\n[database]\nurl = \"{}\"\nbusy_timeout_ms = 2000\n[intake]\nhttp_workers = 2\nwrite_timeout_ms = 5000\n{}\n[runner]\n{}\n{}",
             db.dir().display(),
             options.extra,
             db.url,
             options.intake,
+            options.runner,
             options.endpoints
         );
         let config =
             config::from_toml_str(&toml).unwrap_or_else(|e| panic!("test config: {e}\n{toml}"));
-        let app = Application::build(config)
+        let handler = options
+            .handler
+            .clone()
+            .unwrap_or_else(stripe_hookd::app::default_handler);
+        let app = Application::build_with(config, handler, options.clock.clone())
             .await
             .expect("application starts");
+        let runner = app.runner();
         let addr = app.public_addr();
         let store = app.store().clone();
         let token = app.shutdown_token();
@@ -191,6 +206,7 @@ impl TestApp {
         TestApp {
             addr,
             store,
+            runner,
             client: client(),
             token,
             task: Some(task),

@@ -5,4 +5,5 @@
 
 mod harness;
 mod intake;
+mod queue;
 mod signature_vectors;

@@ -11,6 +11,8 @@ CREATE TABLE webhook_events (
     account          TEXT,
     object_type      TEXT,
     object_id        TEXT,
+    -- What events are ordered by: the object's id, or the event's own id.
+    object_key       TEXT    NOT NULL,
     stripe_created   BIGINT  NOT NULL,
     received_at      BIGINT  NOT NULL,
     payload          TEXT    NOT NULL,
@@ -27,7 +29,7 @@ CREATE TABLE webhook_events (
 );
 
 CREATE INDEX webhook_events_due ON webhook_events (status, next_attempt_at);
-CREATE INDEX webhook_events_object ON webhook_events (object_id);
+CREATE INDEX webhook_events_object ON webhook_events (object_key, status);
 CREATE INDEX webhook_events_type ON webhook_events (event_type);
 CREATE INDEX webhook_events_received ON webhook_events (received_at);
 
@@ -44,3 +46,11 @@ CREATE TABLE event_attempts (
 );
 
 CREATE INDEX event_attempts_event ON event_attempts (event_id);
+
+-- At most one worker per Stripe object at a time, across every instance:
+-- a row here is a lease on the object; it expires with the events' lease.
+CREATE TABLE object_leases (
+    object_key TEXT   NOT NULL PRIMARY KEY,
+    owner      TEXT   NOT NULL,
+    expires_at BIGINT NOT NULL
+);

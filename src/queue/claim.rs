@@ -1,0 +1,235 @@
+//! Claiming work from the outbox with leases, one object at a time.
+//!
+//! A claim runs in one write transaction:
+//! 1. candidates: events that are due (`pending`, `next_attempt_at <= now`)
+//!    or whose lease expired (`processing`, `lease_expires_at < now`), oldest
+//!    first — on Postgres `FOR UPDATE SKIP LOCKED`, so instances claiming at
+//!    once pass each other by;
+//! 2. for each distinct object key, take the object's lease in
+//!    `object_leases` (delete it if expired, then `INSERT … ON CONFLICT DO
+//!    NOTHING`): whoever inserts the row owns the object until it finishes or
+//!    the lease expires, on every instance;
+//! 3. mark every due event of that object `processing` under a fresh token
+//!    (coalescing: one handler call serves them all), count the attempt, and
+//!    open an attempt row for each.
+
+use diesel::prelude::*;
+
+use crate::store::outbox::status;
+use crate::store::schema::{event_attempts, object_leases, webhook_events};
+use crate::store::{with_tx, write_transaction, DbConnection, StoreError, Tx};
+
+use super::{ClaimedEvent, EventGroup};
+
+/// Loads candidate `(id, object_key)` rows; Postgres skips rows locked by
+/// another instance's claim.
+trait Candidates {
+    fn candidates(&mut self, now: i64, limit: i64) -> QueryResult<Vec<(i64, String)>>;
+}
+
+macro_rules! candidates_query {
+    ($now:expr, $limit:expr) => {
+        webhook_events::table
+            .filter(
+                webhook_events::status
+                    .eq(status::PENDING)
+                    .and(webhook_events::next_attempt_at.le($now))
+                    .or(webhook_events::status
+                        .eq(status::PROCESSING)
+                        .and(webhook_events::lease_expires_at.lt($now))),
+            )
+            .order(webhook_events::id.asc())
+            .limit($limit)
+            .select((webhook_events::id, webhook_events::object_key))
+    };
+}
+
+impl Candidates for diesel::sqlite::SqliteConnection {
+    fn candidates(&mut self, now: i64, limit: i64) -> QueryResult<Vec<(i64, String)>> {
+        candidates_query!(now, limit).load(self)
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl Candidates for diesel::pg::PgConnection {
+    fn candidates(&mut self, now: i64, limit: i64) -> QueryResult<Vec<(i64, String)>> {
+        candidates_query!(now, limit)
+            .for_update()
+            .skip_locked()
+            .load(self)
+    }
+}
+
+/// Claims up to `max_groups` objects' due events for `worker`.
+/// `next_token` makes a unique lease token per group.
+pub fn claim(
+    conn: &mut DbConnection,
+    worker: &str,
+    next_token: &mut dyn FnMut() -> String,
+    now: i64,
+    lease_ms: i64,
+    max_groups: usize,
+) -> Result<Vec<EventGroup>, StoreError> {
+    let limit = i64::try_from(max_groups.saturating_mul(4))
+        .unwrap_or(i64::MAX)
+        .max(1);
+    let groups = write_transaction(
+        conn,
+        |tx| -> Result<Vec<EventGroup>, diesel::result::Error> {
+            let candidates = with_tx!(tx, c => c.candidates(now, limit))?;
+            let mut keys: Vec<String> = Vec::new();
+            for (_, key) in candidates {
+                if !keys.contains(&key) {
+                    keys.push(key);
+                    if keys.len() >= max_groups {
+                        break;
+                    }
+                }
+            }
+            let mut groups = Vec::with_capacity(keys.len());
+            for key in keys {
+                let token = next_token();
+                if let Some(group) = claim_object(tx, worker, &key, &token, now, lease_ms)? {
+                    groups.push(group);
+                }
+            }
+            Ok(groups)
+        },
+    )?;
+    Ok(groups)
+}
+
+fn claim_object(
+    tx: &mut Tx<'_>,
+    worker: &str,
+    key: &str,
+    token: &str,
+    now: i64,
+    lease_ms: i64,
+) -> QueryResult<Option<EventGroup>> {
+    let expires = now.saturating_add(lease_ms);
+    let leased = with_tx!(tx, c => {
+        diesel::delete(
+            object_leases::table
+                .filter(object_leases::object_key.eq(key))
+                .filter(object_leases::expires_at.lt(now)),
+        )
+        .execute(c)?;
+        diesel::insert_into(object_leases::table)
+            .values((
+                object_leases::object_key.eq(key),
+                object_leases::owner.eq(token),
+                object_leases::expires_at.eq(expires),
+            ))
+            .on_conflict(object_leases::object_key)
+            .do_nothing()
+            .execute(c)
+    })?;
+    if leased == 0 {
+        return Ok(None); // another worker has this object now
+    }
+    let events: Vec<ClaimedEvent> = with_tx!(tx, c => {
+        diesel::update(
+            webhook_events::table.filter(webhook_events::object_key.eq(key)).filter(
+                webhook_events::status
+                    .eq(status::PENDING)
+                    .and(webhook_events::next_attempt_at.le(now))
+                    .or(webhook_events::status
+                        .eq(status::PROCESSING)
+                        .and(webhook_events::lease_expires_at.lt(now))),
+            ),
+        )
+        .set((
+            webhook_events::status.eq(status::PROCESSING),
+            webhook_events::lease_owner.eq(token),
+            webhook_events::lease_expires_at.eq(expires),
+            webhook_events::attempts.eq(webhook_events::attempts + 1),
+        ))
+        .execute(c)?;
+        webhook_events::table
+            .filter(webhook_events::lease_owner.eq(token))
+            .filter(webhook_events::status.eq(status::PROCESSING))
+            .order(webhook_events::id.asc())
+            .select(ClaimedEvent::as_select())
+            .load(c)
+    })?;
+    if events.is_empty() {
+        with_tx!(tx, c => diesel::delete(object_leases::table.filter(object_leases::owner.eq(token))).execute(c))?;
+        return Ok(None);
+    }
+    let ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
+    with_tx!(tx, c => {
+        // Attempts left open by a worker that died are closed as abandoned.
+        diesel::update(
+            event_attempts::table
+                .filter(event_attempts::event_id.eq_any(&ids))
+                .filter(event_attempts::finished_at.is_null()),
+        )
+        .set((
+            event_attempts::finished_at.eq(now),
+            event_attempts::outcome.eq("abandoned"),
+            event_attempts::error.eq("lease expired: the worker stopped without finishing"),
+        ))
+        .execute(c)?;
+        let rows: Vec<_> = events
+            .iter()
+            .map(|e| {
+                (
+                    event_attempts::event_id.eq(e.event_id.as_str()),
+                    event_attempts::attempt.eq(e.attempts),
+                    event_attempts::worker.eq(worker),
+                    event_attempts::started_at.eq(now),
+                )
+            })
+            .collect();
+        diesel::insert_into(event_attempts::table).values(&rows).execute(c)
+    })?;
+    Ok(Some(EventGroup {
+        key: key.to_owned(),
+        token: token.to_owned(),
+        events,
+    }))
+}
+
+/// Gives a claimed group back untouched (shutdown): its events become
+/// `pending` again, the attempt is not counted, the object lease is freed.
+/// Guarded by the token: a group that finished meanwhile is left alone.
+pub fn release(conn: &mut DbConnection, group: &EventGroup, now: i64) -> Result<usize, StoreError> {
+    let token = group.token.as_str();
+    let released = write_transaction(conn, |tx| -> Result<usize, diesel::result::Error> {
+        with_tx!(tx, c => {
+            let ids: Vec<String> = webhook_events::table
+                .filter(webhook_events::lease_owner.eq(token))
+                .filter(webhook_events::status.eq(status::PROCESSING))
+                .select(webhook_events::event_id)
+                .load(c)?;
+            diesel::update(
+                webhook_events::table
+                    .filter(webhook_events::lease_owner.eq(token))
+                    .filter(webhook_events::status.eq(status::PROCESSING)),
+            )
+            .set((
+                webhook_events::status.eq(status::PENDING),
+                webhook_events::attempts.eq(webhook_events::attempts - 1),
+                webhook_events::lease_owner.eq(None::<String>),
+                webhook_events::lease_expires_at.eq(None::<i64>),
+                webhook_events::next_attempt_at.eq(now),
+            ))
+            .execute(c)?;
+            diesel::update(
+                event_attempts::table
+                    .filter(event_attempts::event_id.eq_any(&ids))
+                    .filter(event_attempts::finished_at.is_null()),
+            )
+            .set((
+                event_attempts::finished_at.eq(now),
+                event_attempts::outcome.eq("released"),
+                event_attempts::error.eq("released at shutdown before it finished"),
+            ))
+            .execute(c)?;
+            diesel::delete(object_leases::table.filter(object_leases::owner.eq(token))).execute(c)?;
+            Ok(ids.len())
+        })
+    })?;
+    Ok(released)
+}

@@ -1,0 +1,190 @@
+//! Ending an attempt. The handler's domain writes and the events' new status
+//! commit in ONE transaction, and only while the lease is still ours: a
+//! worker whose lease expired (and whose events another worker may have
+//! taken) rolls everything back instead of applying twice.
+
+use std::panic::AssertUnwindSafe;
+
+use diesel::prelude::*;
+
+use crate::store::outbox::status;
+use crate::store::schema::{event_attempts, object_leases, webhook_events};
+use crate::store::{with_tx, write_transaction, DbConnection, StoreError, Tx};
+
+use super::{Apply, EventGroup, HandlerError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum FinishError {
+    #[error("lease lost: another worker took these events after the lease expired")]
+    LeaseLost,
+    #[error("handler failed while applying: {0}")]
+    Handler(HandlerError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<diesel::result::Error> for FinishError {
+    fn from(e: diesel::result::Error) -> Self {
+        FinishError::Store(StoreError::Query(e))
+    }
+}
+
+/// What happened to each event of a failed group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FailedAs {
+    Retry { next_attempt_at: i64 },
+    Dead,
+}
+
+/// Marks the group's events: those in `handled` `done`, the rest `ignored`;
+/// runs `apply` in the same transaction.
+pub fn finish_success(
+    conn: &mut DbConnection,
+    group: &EventGroup,
+    handled: &[String],
+    apply: Option<Apply>,
+    now: i64,
+) -> Result<(), FinishError> {
+    let token = group.token.as_str();
+    let ignored: Vec<&str> = group
+        .events
+        .iter()
+        .map(|e| e.event_id.as_str())
+        .filter(|id| !handled.iter().any(|h| h == id))
+        .collect();
+    write_transaction(conn, |tx| {
+        let mut changed = 0;
+        for (ids, outcome) in [
+            (
+                handled.iter().map(String::as_str).collect::<Vec<_>>(),
+                status::DONE,
+            ),
+            (ignored.clone(), status::IGNORED),
+        ] {
+            if ids.is_empty() {
+                continue;
+            }
+            changed += mark(tx, token, &ids, outcome, None, now, None)?;
+        }
+        if changed != group.events.len() {
+            return Err(FinishError::LeaseLost);
+        }
+        if let Some(apply) = apply {
+            match std::panic::catch_unwind(AssertUnwindSafe(|| apply(tx))) {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(FinishError::Handler(e)),
+                Err(panic) => {
+                    return Err(FinishError::Handler(HandlerError::retry(format!(
+                        "handler panicked while applying: {}",
+                        super::panic_message(&panic)
+                    ))))
+                }
+            }
+        }
+        free_object(tx, token)?;
+        Ok(())
+    })
+}
+
+/// Records a failed attempt: each event is retried after its backoff, or
+/// `dead` once the budget is spent (`decide` says which).
+pub fn finish_failure(
+    conn: &mut DbConnection,
+    group: &EventGroup,
+    error: &str,
+    now: i64,
+    decide: &dyn Fn(&super::ClaimedEvent) -> FailedAs,
+) -> Result<Vec<(String, FailedAs)>, FinishError> {
+    let token = group.token.as_str();
+    write_transaction(conn, |tx| {
+        let mut results = Vec::with_capacity(group.events.len());
+        for event in &group.events {
+            let verdict = decide(event);
+            let changed = match &verdict {
+                FailedAs::Retry { next_attempt_at } => mark(
+                    tx,
+                    token,
+                    &[event.event_id.as_str()],
+                    status::PENDING,
+                    Some(error),
+                    now,
+                    Some(*next_attempt_at),
+                )?,
+                FailedAs::Dead => mark(
+                    tx,
+                    token,
+                    &[event.event_id.as_str()],
+                    status::DEAD,
+                    Some(error),
+                    now,
+                    None,
+                )?,
+            };
+            if changed != 1 {
+                return Err(FinishError::LeaseLost);
+            }
+            results.push((event.event_id.clone(), verdict));
+        }
+        free_object(tx, token)?;
+        Ok(results)
+    })
+}
+
+/// Sets the status of `ids` (still leased by `token`) and closes their
+/// open attempt rows. Returns how many events changed.
+fn mark(
+    tx: &mut Tx<'_>,
+    token: &str,
+    ids: &[&str],
+    new_status: &str,
+    error: Option<&str>,
+    now: i64,
+    next_attempt_at: Option<i64>,
+) -> QueryResult<usize> {
+    let finished = new_status != status::PENDING;
+    let attempt_outcome = match new_status {
+        status::PENDING => "failed",
+        other => other,
+    };
+    with_tx!(tx, c => {
+        let owned = webhook_events::table
+            .filter(webhook_events::lease_owner.eq(token))
+            .filter(webhook_events::status.eq(status::PROCESSING))
+            .filter(webhook_events::event_id.eq_any(ids));
+        let changed = match next_attempt_at {
+            Some(at) => diesel::update(owned)
+                .set((
+                    webhook_events::status.eq(new_status),
+                    webhook_events::lease_owner.eq(None::<String>),
+                    webhook_events::lease_expires_at.eq(None::<i64>),
+                    webhook_events::last_error.eq(error),
+                    webhook_events::next_attempt_at.eq(at),
+                ))
+                .execute(c)?,
+            None => diesel::update(owned)
+                .set((
+                    webhook_events::status.eq(new_status),
+                    webhook_events::lease_expires_at.eq(None::<i64>),
+                    webhook_events::last_error.eq(error),
+                    webhook_events::processed_at.eq(finished.then_some(now)),
+                ))
+                .execute(c)?,
+        };
+        diesel::update(
+            event_attempts::table
+                .filter(event_attempts::event_id.eq_any(ids))
+                .filter(event_attempts::finished_at.is_null()),
+        )
+        .set((
+            event_attempts::finished_at.eq(now),
+            event_attempts::outcome.eq(attempt_outcome),
+            event_attempts::error.eq(error),
+        ))
+        .execute(c)?;
+        Ok(changed)
+    })
+}
+
+fn free_object(tx: &mut Tx<'_>, token: &str) -> QueryResult<usize> {
+    with_tx!(tx, c => diesel::delete(object_leases::table.filter(object_leases::owner.eq(token))).execute(c))
+}

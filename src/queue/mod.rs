@@ -1,0 +1,531 @@
+//! The job runner: turns stored events into applied ones.
+//!
+//! ```text
+//!  outbox ──claim (lease, one object at a time)──▶ EventGroup
+//!     ▲                                               │ Handler::handle (async,
+//!     │                                               │ no transaction open:
+//!     │                                               │ e.g. re-fetch from Stripe)
+//!     │                                               ▼
+//!     └──── finish: ONE transaction ◀── Apply (domain writes)
+//!           done / ignored / retry (backoff) / dead, attempt rows,
+//!           object lease freed — only if the lease is still ours
+//! ```
+//! The runner knows nothing of Stripe objects: handlers come in through the
+//! [`Handler`] trait. [`Runner::run_pending`] processes everything due, for
+//! tests and tools; [`worker::run`] drives the same steps on apalis workers.
+
+pub mod backoff;
+pub mod claim;
+pub mod finish;
+pub mod retention;
+pub mod worker;
+
+use std::any::Any;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use diesel::prelude::*;
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+
+use crate::store::schema::webhook_events;
+use crate::store::{now_ms, Store, StoreError, Tx};
+use finish::{FailedAs, FinishError};
+
+/// One claimed event, as a handler sees it.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = webhook_events)]
+pub struct ClaimedEvent {
+    pub id: i64,
+    pub event_id: String,
+    pub event_type: String,
+    pub api_version: Option<String>,
+    pub livemode: bool,
+    pub account: Option<String>,
+    pub object_type: Option<String>,
+    pub object_id: Option<String>,
+    pub stripe_created: i64,
+    pub received_at: i64,
+    pub payload: String,
+    pub attempts: i32,
+}
+
+/// The events of one object claimed together: one handler call serves all.
+#[derive(Debug, Clone)]
+pub struct EventGroup {
+    /// The object key (`object_id`, or the event id).
+    pub key: String,
+    /// The lease token: unique per claim.
+    pub token: String,
+    /// Oldest first.
+    pub events: Vec<ClaimedEvent>,
+}
+
+/// Domain writes that commit together with the events' `done` mark.
+pub type Apply = Box<dyn FnOnce(&mut Tx<'_>) -> Result<(), HandlerError> + Send>;
+
+/// Why a handler could not apply a group.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct HandlerError {
+    pub message: String,
+    /// Wait at least this long before the next attempt (e.g. Stripe's 429).
+    pub retry_after: Option<Duration>,
+    /// Retrying cannot help (e.g. an API key of the wrong mode): dead at once.
+    pub permanent: bool,
+}
+
+impl HandlerError {
+    pub fn retry(message: impl Into<String>) -> Self {
+        HandlerError {
+            message: message.into(),
+            retry_after: None,
+            permanent: false,
+        }
+    }
+    pub fn retry_after(message: impl Into<String>, after: Duration) -> Self {
+        HandlerError {
+            retry_after: Some(after),
+            ..HandlerError::retry(message)
+        }
+    }
+    pub fn permanent(message: impl Into<String>) -> Self {
+        HandlerError {
+            permanent: true,
+            ..HandlerError::retry(message)
+        }
+    }
+}
+
+impl From<diesel::result::Error> for HandlerError {
+    fn from(e: diesel::result::Error) -> Self {
+        HandlerError::retry(format!("database: {e}"))
+    }
+}
+
+/// What the reconcile stage implements per event family.
+pub trait Handler: Send + Sync + 'static {
+    /// Whether this handler takes `event_type`; events no handler takes end
+    /// `ignored` (stored, visible, not an error).
+    fn handles(&self, event_type: &str) -> bool;
+
+    /// Works out what to write for a group (only its handled events), with no
+    /// transaction open; the returned [`Apply`] runs inside the transaction
+    /// that marks the events `done`.
+    fn handle(&self, group: EventGroup) -> BoxFuture<'static, Result<Apply, HandlerError>>;
+}
+
+/// A handler that takes nothing: every event ends `ignored`.
+pub struct NoHandler;
+
+impl Handler for NoHandler {
+    fn handles(&self, _: &str) -> bool {
+        false
+    }
+    fn handle(&self, _: EventGroup) -> BoxFuture<'static, Result<Apply, HandlerError>> {
+        futures_util::future::ready(Err(HandlerError::permanent("no handler"))).boxed()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RunnerOptions {
+    /// Groups processed at once by the workers of this process.
+    pub concurrency: usize,
+    /// How often idle workers look for work from other instances and due retries.
+    pub poll_interval: Duration,
+    /// How long a claim is valid; a handler gets half of it.
+    pub lease: Duration,
+    pub max_attempts: u32,
+    pub max_age: Duration,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// On shutdown, how long in-flight events get to finish before their
+    /// leases are released.
+    pub shutdown_grace: Duration,
+    /// Finished (done/ignored) events are deleted after this long.
+    pub retention: Duration,
+    pub prune_interval: Duration,
+    pub prune_batch: usize,
+}
+
+impl Default for RunnerOptions {
+    fn default() -> Self {
+        RunnerOptions {
+            concurrency: 4,
+            poll_interval: Duration::from_secs(1),
+            lease: Duration::from_secs(60),
+            max_attempts: 80,
+            max_age: Duration::from_secs(3 * 24 * 3600),
+            backoff_base: Duration::from_secs(2),
+            backoff_max: Duration::from_secs(3600),
+            shutdown_grace: Duration::from_secs(20),
+            retention: Duration::from_secs(30 * 24 * 3600),
+            prune_interval: Duration::from_secs(600),
+            prune_batch: 500,
+        }
+    }
+}
+
+/// The runner's clock: wall time plus an offset that tests can advance.
+#[derive(Debug, Clone, Default)]
+pub struct Clock {
+    offset_ms: Arc<AtomicI64>,
+}
+
+impl Clock {
+    pub fn now_ms(&self) -> i64 {
+        now_ms().saturating_add(self.offset_ms.load(Ordering::Relaxed))
+    }
+    /// Moves this clock forward (tests: make a retry due without sleeping).
+    pub fn advance(&self, by: Duration) {
+        let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+        self.offset_ms.fetch_add(ms, Ordering::Relaxed);
+    }
+}
+
+/// How one group ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub done: usize,
+    pub ignored: usize,
+    pub retried: usize,
+    pub dead: usize,
+    /// Groups whose lease was lost (nothing applied).
+    pub lost: usize,
+}
+
+impl Tally {
+    fn add(&mut self, other: &Tally) {
+        self.done += other.done;
+        self.ignored += other.ignored;
+        self.retried += other.retried;
+        self.dead += other.dead;
+        self.lost += other.lost;
+    }
+    pub fn total(&self) -> usize {
+        self.done + self.ignored + self.retried + self.dead
+    }
+}
+
+/// Claims, runs handlers and finishes attempts. Shared by the apalis workers
+/// and by [`Runner::run_pending`].
+pub struct Runner {
+    store: Store,
+    handler: Arc<dyn Handler>,
+    options: RunnerOptions,
+    clock: Clock,
+    worker_id: String,
+    seq: AtomicU64,
+    in_flight: Mutex<Vec<EventGroup>>,
+}
+
+impl Runner {
+    pub fn new(
+        store: Store,
+        handler: Arc<dyn Handler>,
+        options: RunnerOptions,
+        clock: Clock,
+    ) -> Runner {
+        Runner {
+            store,
+            handler,
+            options,
+            clock,
+            worker_id: worker_id(),
+            seq: AtomicU64::new(0),
+            in_flight: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn options(&self) -> &RunnerOptions {
+        &self.options
+    }
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+    pub fn worker_id(&self) -> &str {
+        &self.worker_id
+    }
+
+    /// Claims up to `max_groups` groups (on a blocking thread).
+    pub async fn claim(self: &Arc<Self>, max_groups: usize) -> Result<Vec<EventGroup>, StoreError> {
+        let this = Arc::clone(self);
+        let now = self.clock.now_ms();
+        let lease_ms = i64::try_from(self.options.lease.as_millis()).unwrap_or(i64::MAX);
+        tokio::task::spawn_blocking(move || {
+            let mut conn = this.store.conn()?;
+            let mut next_token = || {
+                format!(
+                    "{}/{}",
+                    this.worker_id,
+                    this.seq.fetch_add(1, Ordering::Relaxed)
+                )
+            };
+            claim::claim(
+                &mut conn,
+                &this.worker_id,
+                &mut next_token,
+                now,
+                lease_ms,
+                max_groups,
+            )
+        })
+        .await
+        .map_err(|e| StoreError::Migration(format!("claim task failed: {e}")))?
+    }
+
+    /// Processes everything due now, group by group, until nothing is left.
+    /// Tests and tools call this instead of sleeping.
+    pub async fn run_pending(self: &Arc<Self>) -> Result<Tally, StoreError> {
+        let mut tally = Tally::default();
+        loop {
+            let groups = self.claim(self.options.concurrency.max(1)).await?;
+            if groups.is_empty() {
+                return Ok(tally);
+            }
+            let results =
+                futures_util::future::join_all(groups.into_iter().map(|g| self.process(g))).await;
+            for t in &results {
+                tally.add(t);
+            }
+        }
+    }
+
+    /// Runs one claimed group to its end: handler, then one transaction.
+    #[tracing::instrument(skip_all, fields(object = %group.key, events = group.events.len()))]
+    pub async fn process(self: &Arc<Self>, group: EventGroup) -> Tally {
+        self.track(&group, true);
+        let tally = self.process_inner(&group).await;
+        self.track(&group, false);
+        tally
+    }
+
+    async fn process_inner(self: &Arc<Self>, group: &EventGroup) -> Tally {
+        let handled: Vec<ClaimedEvent> = group
+            .events
+            .iter()
+            .filter(|e| self.handler.handles(&e.event_type))
+            .cloned()
+            .collect();
+        let handled_ids: Vec<String> = handled.iter().map(|e| e.event_id.clone()).collect();
+        let result = if handled.is_empty() {
+            Ok(None)
+        } else {
+            let input = EventGroup {
+                key: group.key.clone(),
+                token: group.token.clone(),
+                events: handled,
+            };
+            let budget = self.options.lease / 2;
+            let fut = std::panic::AssertUnwindSafe(self.handler.handle(input)).catch_unwind();
+            match tokio::time::timeout(budget, fut).await {
+                Err(_) => Err(HandlerError::retry(format!(
+                    "handler timed out after {budget:?}"
+                ))),
+                Ok(Err(panic)) => Err(HandlerError::retry(format!(
+                    "handler panicked: {}",
+                    panic_message(&panic)
+                ))),
+                Ok(Ok(result)) => result.map(Some),
+            }
+        };
+        let error = match result {
+            Ok(apply) => match self.finish_success(group, handled_ids.clone(), apply).await {
+                Ok(()) => {
+                    for e in &group.events {
+                        let outcome = if handled_ids.contains(&e.event_id) {
+                            "done"
+                        } else {
+                            "ignored"
+                        };
+                        tracing::info!(
+                            event_id = %e.event_id, event_type = %e.event_type, attempt = e.attempts,
+                            outcome, "event {outcome}"
+                        );
+                    }
+                    return Tally {
+                        done: handled_ids.len(),
+                        ignored: group.events.len() - handled_ids.len(),
+                        ..Tally::default()
+                    };
+                }
+                Err(FinishError::LeaseLost) => return self.lost(group),
+                Err(FinishError::Handler(e)) => e,
+                Err(FinishError::Store(e)) => HandlerError::retry(format!("database: {e}")),
+            },
+            Err(e) => e,
+        };
+        self.fail(group, error).await
+    }
+
+    async fn finish_success(
+        self: &Arc<Self>,
+        group: &EventGroup,
+        handled: Vec<String>,
+        apply: Option<Apply>,
+    ) -> Result<(), FinishError> {
+        let this = Arc::clone(self);
+        let group = group.clone();
+        let now = self.clock.now_ms();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = this.store.conn()?;
+            finish::finish_success(&mut conn, &group, &handled, apply, now)
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(FinishError::Handler(HandlerError::retry(format!(
+                "finish task failed: {e}"
+            ))))
+        })
+    }
+
+    async fn fail(self: &Arc<Self>, group: &EventGroup, error: HandlerError) -> Tally {
+        let this = Arc::clone(self);
+        let g = group.clone();
+        let now = self.clock.now_ms();
+        let err = error.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let mut conn = this.store.conn()?;
+            let decide = |e: &ClaimedEvent| this.verdict(e, &err, now);
+            finish::finish_failure(&mut conn, &g, &err.message, now, &decide)
+        })
+        .await;
+        match result {
+            Ok(Ok(verdicts)) => {
+                let mut tally = Tally::default();
+                for (event_id, verdict) in verdicts {
+                    match verdict {
+                        FailedAs::Dead => {
+                            tally.dead += 1;
+                            tracing::error!(event_id = %event_id, outcome = "dead", error = %error.message, "event dead: retry budget spent");
+                        }
+                        FailedAs::Retry { next_attempt_at } => {
+                            tally.retried += 1;
+                            tracing::warn!(
+                                event_id = %event_id, outcome = "retry", error = %error.message,
+                                retry_in_ms = next_attempt_at - now, "event failed; will retry"
+                            );
+                        }
+                    }
+                }
+                tally
+            }
+            Ok(Err(FinishError::LeaseLost)) => self.lost(group),
+            Ok(Err(e)) => {
+                // The lease will expire and the events be claimed again.
+                tracing::error!(object = %group.key, error = %e, "cannot record a failed attempt");
+                Tally::default()
+            }
+            Err(e) => {
+                tracing::error!(object = %group.key, error = %e, "cannot record a failed attempt");
+                Tally::default()
+            }
+        }
+    }
+
+    fn verdict(&self, event: &ClaimedEvent, error: &HandlerError, now: i64) -> FailedAs {
+        let age = Duration::from_millis(u64::try_from(now - event.received_at).unwrap_or(0));
+        let attempts = u32::try_from(event.attempts).unwrap_or(u32::MAX);
+        if error.permanent || attempts >= self.options.max_attempts || age >= self.options.max_age {
+            return FailedAs::Dead;
+        }
+        let delay = backoff::retry_delay(
+            attempts,
+            self.options.backoff_base,
+            self.options.backoff_max,
+            error.retry_after,
+            rand::random::<f64>(),
+        );
+        FailedAs::Retry {
+            next_attempt_at: now
+                .saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX)),
+        }
+    }
+
+    fn lost(&self, group: &EventGroup) -> Tally {
+        tracing::warn!(object = %group.key, token = %group.token, "lease lost before finishing; nothing applied");
+        Tally {
+            lost: 1,
+            ..Tally::default()
+        }
+    }
+
+    fn track(&self, group: &EventGroup, start: bool) {
+        let mut in_flight = match self.in_flight.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if start {
+            in_flight.push(group.clone());
+        } else {
+            in_flight.retain(|g| g.token != group.token);
+        }
+    }
+
+    /// Releases the leases of groups still in flight (shutdown after grace).
+    pub async fn release_in_flight(self: &Arc<Self>) -> usize {
+        let groups: Vec<EventGroup> = match self.in_flight.lock() {
+            Ok(mut g) => std::mem::take(&mut *g),
+            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+        };
+        self.release(groups).await
+    }
+
+    /// Gives claimed-but-unfinished groups back to the queue.
+    pub async fn release(self: &Arc<Self>, groups: Vec<EventGroup>) -> usize {
+        if groups.is_empty() {
+            return 0;
+        }
+        let this = Arc::clone(self);
+        let now = self.clock.now_ms();
+        let result = tokio::task::spawn_blocking(move || -> Result<usize, StoreError> {
+            let mut conn = this.store.conn()?;
+            let mut n = 0;
+            for g in &groups {
+                n += claim::release(&mut conn, g, now)?;
+            }
+            Ok(n)
+        })
+        .await;
+        match result {
+            Ok(Ok(n)) => {
+                tracing::info!(released = n, "released leases of unfinished events");
+                n
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "cannot release leases; they will expire");
+                0
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot release leases; they will expire");
+                0
+            }
+        }
+    }
+}
+
+/// Unique per process: hostname, pid and a random suffix.
+fn worker_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "host".to_owned());
+    format!(
+        "{host}:{}:{:04x}",
+        std::process::id(),
+        rand::random::<u16>()
+    )
+}
+
+pub(crate) fn panic_message(panic: &Box<dyn Any + Send>) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic payload".to_owned()
+    }
+}

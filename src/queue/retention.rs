@@ -1,0 +1,48 @@
+//! Pruning finished events so the outbox does not grow without bound.
+//! Only `done` and `ignored` events go; `dead` ones stay until an operator
+//! acts. Deletes in small batches so no long lock is held.
+
+use diesel::prelude::*;
+
+use crate::store::outbox::status;
+use crate::store::schema::{event_attempts, webhook_events};
+use crate::store::{with_tx, write_transaction, DbConnection, StoreError};
+
+/// Deletes up to `batch` events finished before `older_than` (epoch ms),
+/// with their attempt rows. Returns how many events were deleted.
+pub fn prune_batch(
+    conn: &mut DbConnection,
+    older_than: i64,
+    batch: usize,
+) -> Result<usize, StoreError> {
+    let limit = i64::try_from(batch).unwrap_or(i64::MAX);
+    let deleted = write_transaction(conn, |tx| -> Result<usize, diesel::result::Error> {
+        with_tx!(tx, c => {
+            let ids: Vec<String> = webhook_events::table
+                .filter(webhook_events::status.eq_any([status::DONE, status::IGNORED]))
+                .filter(webhook_events::processed_at.lt(older_than))
+                .order(webhook_events::id.asc())
+                .limit(limit)
+                .select(webhook_events::event_id)
+                .load(c)?;
+            if ids.is_empty() {
+                return Ok(0);
+            }
+            diesel::delete(event_attempts::table.filter(event_attempts::event_id.eq_any(&ids))).execute(c)?;
+            diesel::delete(webhook_events::table.filter(webhook_events::event_id.eq_any(&ids))).execute(c)
+        })
+    })?;
+    Ok(deleted)
+}
+
+/// Prunes in batches until nothing older than `older_than` is left.
+pub fn prune(conn: &mut DbConnection, older_than: i64, batch: usize) -> Result<usize, StoreError> {
+    let mut total = 0;
+    loop {
+        let n = prune_batch(conn, older_than, batch)?;
+        total += n;
+        if n < batch {
+            return Ok(total);
+        }
+    }
+}

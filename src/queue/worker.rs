@@ -1,0 +1,247 @@
+//! The apalis side: an apalis [`Backend`] over the outbox, and the worker
+//! that drives [`Runner::process`] on what it yields.
+//!
+//! The outbox IS the queue: the intake's insert is the enqueue, so there is
+//! no second write to lose. The backend claims groups (with leases) when
+//! woken by the intake (`Notify`) or by the poll interval, buffers them, and
+//! hands them to apalis one at a time; apalis runs up to `concurrency` of
+//! them at once. Claim errors never end the worker (that would stop it for
+//! good): they are logged and retried after a pause.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use apalis::layers::WorkerBuilderExt;
+use apalis_core::backend::{Backend, BackendConfig};
+use apalis_core::task::data::Data;
+use apalis_core::task::Task;
+use apalis_core::worker::builder::WorkerBuilder;
+use apalis_core::worker::context::WorkerContext;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tower_layer::Identity;
+
+use super::{retention, EventGroup, Runner};
+use crate::store::StoreError;
+
+type BoxFut<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+enum State {
+    /// Waiting for a wake-up (intake notify or poll interval).
+    Waiting(BoxFut<()>),
+    Claiming(BoxFut<Result<Vec<EventGroup>, StoreError>>),
+}
+
+/// An apalis backend over the outbox table.
+pub struct OutboxBackend {
+    runner: Arc<Runner>,
+    wake: Arc<Notify>,
+    buffer: VecDeque<EventGroup>,
+    state: State,
+    closing: Option<BoxFut<usize>>,
+    /// Called on every loop turn: the systemd watchdog's proof of life.
+    heartbeat: Arc<dyn Fn() + Send + Sync>,
+}
+
+impl OutboxBackend {
+    pub fn new(
+        runner: Arc<Runner>,
+        wake: Arc<Notify>,
+        heartbeat: Arc<dyn Fn() + Send + Sync>,
+    ) -> Self {
+        let state = State::Claiming(claim_future(&runner));
+        OutboxBackend {
+            runner,
+            wake,
+            buffer: VecDeque::new(),
+            state,
+            closing: None,
+            heartbeat,
+        }
+    }
+
+    fn wait_future(&self, pause: Duration) -> BoxFut<()> {
+        let wake = Arc::clone(&self.wake);
+        Box::pin(async move {
+            tokio::select! {
+                () = wake.notified() => {}
+                () = tokio::time::sleep(pause) => {}
+            }
+        })
+    }
+}
+
+fn claim_future(runner: &Arc<Runner>) -> BoxFut<Result<Vec<EventGroup>, StoreError>> {
+    let runner = Arc::clone(runner);
+    Box::pin(async move {
+        let batch = runner.options().concurrency.max(1) * 2;
+        runner.claim(batch).await
+    })
+}
+
+/// Never fails: claim errors are logged and retried inside the backend.
+#[derive(Debug, thiserror::Error)]
+#[error("outbox backend error")]
+pub struct OutboxBackendError;
+
+impl Backend for OutboxBackend {
+    type Task = Task<EventGroup>;
+    type Error = OutboxBackendError;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut Context<'_>,
+        _worker: &WorkerContext,
+    ) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_next(
+        &mut self,
+        cx: &mut Context<'_>,
+        _worker: &WorkerContext,
+    ) -> Poll<Option<Result<Self::Task, Self::Error>>> {
+        loop {
+            if let Some(group) = self.buffer.pop_front() {
+                return Poll::Ready(Some(Ok(Task::new(group))));
+            }
+            match &mut self.state {
+                State::Waiting(fut) => {
+                    if fut.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    (self.heartbeat)();
+                    self.state = State::Claiming(claim_future(&self.runner));
+                }
+                State::Claiming(fut) => match fut.as_mut().poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Ok(groups)) => {
+                        (self.heartbeat)();
+                        if groups.is_empty() {
+                            let pause = self.runner.options().poll_interval;
+                            self.state = State::Waiting(self.wait_future(pause));
+                        } else {
+                            self.buffer.extend(groups);
+                            // More may be due: claim again once these are handed out.
+                            self.state = State::Claiming(claim_future(&self.runner));
+                        }
+                    }
+                    Poll::Ready(Err(e)) => {
+                        tracing::error!(error = %e, "cannot claim events; retrying");
+                        let pause = self
+                            .runner
+                            .options()
+                            .poll_interval
+                            .max(Duration::from_secs(1));
+                        self.state = State::Waiting(self.wait_future(pause));
+                    }
+                },
+            }
+        }
+    }
+
+    fn poll_close(
+        &mut self,
+        cx: &mut Context<'_>,
+        _worker: &WorkerContext,
+    ) -> Poll<Result<(), Self::Error>> {
+        if self.closing.is_none() {
+            let groups: Vec<EventGroup> = self.buffer.drain(..).collect();
+            let runner = Arc::clone(&self.runner);
+            self.closing = Some(Box::pin(async move { runner.release(groups).await }));
+        }
+        match self.closing.as_mut() {
+            Some(fut) => fut.as_mut().poll(cx).map(|_| Ok(())),
+            None => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+impl BackendConfig for OutboxBackend {
+    type Args = EventGroup;
+    type Id = apalis_core::task::task_id::RandomId;
+    type Kind = apalis_core::backend::finalize::Ephemeral;
+    type Config = ();
+    type Layer = Identity;
+
+    fn config(&self) -> &Self::Config {
+        &()
+    }
+
+    fn middleware(&mut self, _worker: &mut WorkerContext) -> Self::Layer {
+        Identity::new()
+    }
+}
+
+async fn process_task(
+    group: EventGroup,
+    runner: Data<Arc<Runner>>,
+) -> Result<(), std::convert::Infallible> {
+    runner.process(group).await;
+    Ok(())
+}
+
+/// Runs the apalis worker until `shutdown` is cancelled; then stops claiming,
+/// gives in-flight events `shutdown_grace` to finish, releases the leases of
+/// those that did not, and returns.
+pub async fn run(
+    runner: Arc<Runner>,
+    wake: Arc<Notify>,
+    heartbeat: Arc<dyn Fn() + Send + Sync>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let backend = OutboxBackend::new(Arc::clone(&runner), wake, heartbeat);
+    let worker = WorkerBuilder::new(runner.worker_id().to_owned())
+        .backend(backend)
+        .data(Arc::clone(&runner))
+        .concurrency(runner.options().concurrency.max(1))
+        .build(process_task);
+    let stop = shutdown.clone();
+    let mut run = Box::pin(worker.run_until(async move {
+        stop.cancelled().await;
+        Ok::<(), std::io::Error>(())
+    }));
+    let grace = runner.options().shutdown_grace;
+    let prune = tokio::spawn(prune_loop(Arc::clone(&runner), shutdown.clone()));
+    tokio::select! {
+        result = &mut run => {
+            result.map_err(|e| anyhow::anyhow!("job runner stopped: {e}"))?;
+        }
+        () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
+            drop(run);
+            let released = runner.release_in_flight().await;
+            tracing::warn!(released, grace_secs = grace.as_secs(), "shutdown grace period over; released unfinished events");
+        }
+    }
+    prune.abort();
+    Ok(())
+}
+
+async fn prune_loop(runner: Arc<Runner>, shutdown: CancellationToken) {
+    let options = runner.options().clone();
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(options.prune_interval) => {}
+        }
+        let retention_ms = i64::try_from(options.retention.as_millis()).unwrap_or(i64::MAX);
+        let older_than = runner.clock().now_ms().saturating_sub(retention_ms);
+        let store = runner.store().clone();
+        let batch = options.prune_batch;
+        let result = tokio::task::spawn_blocking(move || -> Result<usize, StoreError> {
+            let mut conn = store.conn()?;
+            retention::prune(&mut conn, older_than, batch)
+        })
+        .await;
+        match result {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(pruned = n, "pruned finished events past retention"),
+            Ok(Err(e)) => tracing::error!(error = %e, "pruning failed"),
+            Err(e) => tracing::error!(error = %e, "pruning failed"),
+        }
+    }
+}

@@ -1,0 +1,584 @@
+//! Issue 3: the job runner — retries, budget, panics, ordering, coalescing,
+//! leases, graceful shutdown, retention.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use diesel::prelude::*;
+use futures_util::future::{join_all, BoxFuture};
+use futures_util::FutureExt;
+use stripe_hookd::queue::{finish, Apply, EventGroup, Handler, HandlerError};
+use stripe_hookd::store::outbox::{self, StoredEvent};
+use stripe_hookd::store::{with_tx, DbConnection};
+
+use crate::backend_tests;
+use crate::harness::*;
+
+backend_tests!(
+    a_handler_failing_twice_ends_done_after_three_attempts_with_backoff,
+    a_handler_that_always_fails_ends_dead_with_its_last_error,
+    a_panicking_handler_is_a_failed_attempt_not_a_dead_worker,
+    events_of_one_object_are_coalesced_into_one_call,
+    events_of_one_object_never_run_concurrently,
+    an_expired_lease_is_claimed_again_and_applied_once,
+    unhandled_event_types_end_ignored,
+    shutdown_with_events_in_flight_loses_nothing,
+    retention_prunes_finished_events_and_keeps_dead_ones,
+);
+
+diesel::table! {
+    test_effects (rowid) {
+        rowid -> BigInt,
+        event_id -> Text,
+        object_key -> Text,
+    }
+}
+
+const EFFECTS_SQLITE: &str = "CREATE TABLE test_effects (rowid INTEGER PRIMARY KEY, event_id TEXT NOT NULL, object_key TEXT NOT NULL)";
+const EFFECTS_POSTGRES: &str = "CREATE TABLE test_effects (rowid BIGSERIAL PRIMARY KEY, event_id TEXT NOT NULL, object_key TEXT NOT NULL)";
+
+/// What the test handler does for an event type.
+#[derive(Clone, Copy)]
+enum Behaviour {
+    Ok,
+    FailTimes(usize),
+    AlwaysFail,
+    Panic,
+}
+
+/// A handler whose effect is a row per event in `test_effects` (no unique
+/// key, so an effect applied twice shows), written in the finishing
+/// transaction; it also records overlapping calls for one object.
+#[derive(Clone)]
+struct TestHandler {
+    behaviour: Arc<Mutex<HashMap<String, Behaviour>>>,
+    failures: Arc<Mutex<HashMap<String, usize>>>,
+    active: Arc<Mutex<HashMap<String, usize>>>,
+    overlaps: Arc<AtomicUsize>,
+    calls: Arc<AtomicUsize>,
+    delay: Duration,
+}
+
+impl TestHandler {
+    fn new(delay: Duration) -> Self {
+        TestHandler {
+            behaviour: Arc::default(),
+            failures: Arc::default(),
+            active: Arc::default(),
+            overlaps: Arc::default(),
+            calls: Arc::default(),
+            delay,
+        }
+    }
+    fn with(self, event_type: &str, b: Behaviour) -> Self {
+        self.behaviour
+            .lock()
+            .unwrap()
+            .insert(event_type.to_owned(), b);
+        self
+    }
+}
+
+impl Handler for TestHandler {
+    fn handles(&self, event_type: &str) -> bool {
+        !event_type.starts_with("unhandled.")
+    }
+
+    fn handle(&self, group: EventGroup) -> BoxFuture<'static, Result<Apply, HandlerError>> {
+        let this = self.clone();
+        async move {
+            this.calls.fetch_add(1, Ordering::SeqCst);
+            {
+                let mut active = this.active.lock().unwrap();
+                let n = active.entry(group.key.clone()).or_default();
+                *n += 1;
+                if *n > 1 {
+                    this.overlaps.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+            if !this.delay.is_zero() {
+                tokio::time::sleep(this.delay).await;
+            }
+            *this.active.lock().unwrap().get_mut(&group.key).unwrap() -= 1;
+            let event_type = group.events[0].event_type.clone();
+            let behaviour = this.behaviour.lock().unwrap().get(&event_type).copied().unwrap_or(Behaviour::Ok);
+            match behaviour {
+                Behaviour::Ok => {}
+                Behaviour::FailTimes(n) => {
+                    let mut failures = this.failures.lock().unwrap();
+                    let count = failures.entry(group.key.clone()).or_default();
+                    if *count < n {
+                        *count += 1;
+                        return Err(HandlerError::retry(format!("simulated failure {count}")));
+                    }
+                }
+                Behaviour::AlwaysFail => return Err(HandlerError::retry("the upstream keeps failing")),
+                Behaviour::Panic => panic!("handler bug on {}", group.key),
+            }
+            let rows: Vec<(String, String)> = group
+                .events
+                .iter()
+                .map(|e| (e.event_id.clone(), group.key.clone()))
+                .collect();
+            let apply: Apply = Box::new(move |tx| {
+                for (event_id, key) in &rows {
+                    with_tx!(tx, c => diesel::insert_into(test_effects::table)
+                        .values((test_effects::event_id.eq(event_id), test_effects::object_key.eq(key)))
+                        .execute(c))?;
+                }
+                Ok(())
+            });
+            Ok(apply)
+        }
+        .boxed()
+    }
+}
+
+async fn app_with(db: &TestDb, handler: &TestHandler, runner: &str) -> TestApp {
+    let app = TestApp::spawn_with(
+        db,
+        AppOptions {
+            handler: Some(Arc::new(handler.clone())),
+            runner: runner.to_owned(),
+            ..AppOptions::default()
+        },
+    )
+    .await;
+    let backend = db.backend;
+    app.db(move |c| {
+        c.batch_execute(match backend {
+            Backend::Sqlite => EFFECTS_SQLITE,
+            Backend::Postgres => EFFECTS_POSTGRES,
+        })
+        .expect("effects table")
+    })
+    .await;
+    app
+}
+
+async fn effects(app: &TestApp) -> HashMap<String, i64> {
+    let rows: Vec<String> = app
+        .db(|c| match c {
+            DbConnection::Sqlite(c) => test_effects::table
+                .select(test_effects::event_id)
+                .load(c)
+                .unwrap(),
+            #[cfg(feature = "postgres")]
+            DbConnection::Postgres(c) => test_effects::table
+                .select(test_effects::event_id)
+                .load(c)
+                .unwrap(),
+        })
+        .await;
+    let mut counts = HashMap::new();
+    for id in rows {
+        *counts.entry(id).or_default() += 1;
+    }
+    counts
+}
+
+async fn event(app: &TestApp, id: &str) -> StoredEvent {
+    let id = id.to_owned();
+    app.db(move |c| outbox::get(c, &id).unwrap())
+        .await
+        .expect("event stored")
+}
+
+/// `(attempt, outcome, error)` rows of an event, in order.
+async fn attempts(app: &TestApp, id: &str) -> Vec<(i32, Option<String>, Option<String>)> {
+    use stripe_hookd::store::schema::event_attempts as a;
+    let id = id.to_owned();
+    app.db(move |c| {
+        stripe_hookd::store::with_conn_pub!(c, c => a::table
+            .filter(a::event_id.eq(&id))
+            .order(a::id.asc())
+            .select((a::attempt, a::outcome, a::error))
+            .load(c)
+            .unwrap())
+    })
+    .await
+}
+
+async fn deliver_ok(app: &TestApp, id: &str, event_type: &str, object: &str) {
+    let res = app
+        .deliver(&event_body(id, event_type, object, false))
+        .await;
+    assert_eq!(res.status(), 200, "{id}");
+}
+
+/// Polls the database until `done` says so, or fails after `secs`.
+async fn wait_until(
+    app: &TestApp,
+    secs: u64,
+    what: &str,
+    mut done: impl FnMut(&[StoredEvent]) -> bool,
+) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let rows = app.db(|c| outbox::list_all(c).unwrap()).await;
+        if done(&rows) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}: {rows:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+const STEPPED: &str = "enabled = false\nbackoff_base_ms = 1000\nbackoff_max_secs = 10";
+
+async fn a_handler_failing_twice_ends_done_after_three_attempts_with_backoff(backend: Backend) {
+    let db = TestDb::new(backend);
+    let handler = TestHandler::new(Duration::ZERO).with("invoice.paid", Behaviour::FailTimes(2));
+    let app = app_with(&db, &handler, STEPPED).await;
+    deliver_ok(&app, "evt_flaky", "invoice.paid", "in_flaky").await;
+
+    for round in 1..=2 {
+        let before = app.runner.clock().now_ms();
+        let tally = app.runner.run_pending().await.unwrap();
+        assert_eq!(tally.retried, 1, "round {round}");
+        let row = event(&app, "evt_flaky").await;
+        assert_eq!(row.status, "pending");
+        assert_eq!(row.attempts, round);
+        assert_eq!(
+            row.last_error.as_deref(),
+            Some(format!("simulated failure {round}").as_str())
+        );
+        // Backoff: 1 s × 2^(n-1), with half of it jittered.
+        let min_delay = 500 * (1 << (round - 1));
+        assert!(
+            row.next_attempt_at >= before + min_delay,
+            "round {round}: backoff respected"
+        );
+        // Not due yet: nothing runs.
+        assert_eq!(app.runner.run_pending().await.unwrap().total(), 0);
+        app.runner.clock().advance(Duration::from_secs(10));
+    }
+    let tally = app.runner.run_pending().await.unwrap();
+    assert_eq!(tally.done, 1);
+    let row = event(&app, "evt_flaky").await;
+    assert_eq!(row.status, "done");
+    assert_eq!(row.attempts, 3);
+    assert!(row.processed_at.is_some());
+    let history = attempts(&app, "evt_flaky").await;
+    let outcomes: Vec<_> = history
+        .iter()
+        .map(|(n, o, _)| (*n, o.clone().unwrap()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            (1, "failed".into()),
+            (2, "failed".into()),
+            (3, "done".into())
+        ]
+    );
+    assert_eq!(effects(&app).await.get("evt_flaky"), Some(&1));
+    app.stop().await;
+}
+
+async fn a_handler_that_always_fails_ends_dead_with_its_last_error(backend: Backend) {
+    let db = TestDb::new(backend);
+    let handler =
+        TestHandler::new(Duration::ZERO).with("charge.dispute.created", Behaviour::AlwaysFail);
+    let app = app_with(&db, &handler, &format!("{STEPPED}\nmax_attempts = 3")).await;
+    deliver_ok(&app, "evt_doomed", "charge.dispute.created", "dp_1").await;
+    for _ in 0..3 {
+        app.runner.run_pending().await.unwrap();
+        app.runner.clock().advance(Duration::from_secs(10));
+    }
+    let row = event(&app, "evt_doomed").await;
+    assert_eq!(row.status, "dead");
+    assert_eq!(row.attempts, 3);
+    assert_eq!(
+        row.last_error.as_deref(),
+        Some("the upstream keeps failing")
+    );
+    // No more attempts once dead.
+    app.runner.clock().advance(Duration::from_secs(3600));
+    assert_eq!(app.runner.run_pending().await.unwrap().total(), 0);
+    let history = attempts(&app, "evt_doomed").await;
+    assert_eq!(history.len(), 3);
+    assert_eq!(history[2].1.as_deref(), Some("dead"));
+    assert!(effects(&app).await.is_empty());
+    app.stop().await;
+}
+
+async fn a_panicking_handler_is_a_failed_attempt_not_a_dead_worker(backend: Backend) {
+    let db = TestDb::new(backend);
+    let handler = TestHandler::new(Duration::ZERO).with("customer.updated", Behaviour::Panic);
+    // Real apalis workers this time: the panic must not stop them.
+    let app = app_with(
+        &db,
+        &handler,
+        "enabled = true\nconcurrency = 2\npoll_interval_ms = 50",
+    )
+    .await;
+    deliver_ok(&app, "evt_boom", "customer.updated", "cus_boom").await;
+    wait_until(&app, 10, "the panicking event to be retried", |rows| {
+        rows.iter()
+            .any(|r| r.event_id == "evt_boom" && r.attempts >= 1 && r.status == "pending")
+    })
+    .await;
+    let row = event(&app, "evt_boom").await;
+    assert!(row
+        .last_error
+        .as_deref()
+        .unwrap_or_default()
+        .contains("handler panicked: handler bug on cus_boom"));
+    // The worker is alive: later events are still processed.
+    deliver_ok(&app, "evt_after", "customer.created", "cus_fine").await;
+    wait_until(&app, 10, "the next event to be done", |rows| {
+        rows.iter()
+            .any(|r| r.event_id == "evt_after" && r.status == "done")
+    })
+    .await;
+    app.stop().await;
+}
+
+async fn events_of_one_object_are_coalesced_into_one_call(backend: Backend) {
+    let db = TestDb::new(backend);
+    let handler = TestHandler::new(Duration::ZERO);
+    let app = app_with(&db, &handler, STEPPED).await;
+    let bodies: Vec<String> = (0..30)
+        .map(|i| {
+            event_body(
+                &format!("evt_co_{i}"),
+                "customer.subscription.updated",
+                &format!("sub_{}", i % 3),
+                false,
+            )
+        })
+        .collect();
+    for res in join_all(bodies.iter().map(|b| app.deliver(b))).await {
+        assert_eq!(res.status(), 200);
+    }
+    let tally = app.runner.run_pending().await.unwrap();
+    assert_eq!(tally.done, 30);
+    assert_eq!(
+        handler.calls.load(Ordering::SeqCst),
+        3,
+        "one call per object serves its 10 events"
+    );
+    let effects = effects(&app).await;
+    assert_eq!(effects.len(), 30);
+    assert!(effects.values().all(|n| *n == 1));
+    for i in 0..30 {
+        let history = attempts(&app, &format!("evt_co_{i}")).await;
+        assert_eq!(
+            history.len(),
+            1,
+            "each coalesced event has its own attempt row"
+        );
+        assert_eq!(history[0].1.as_deref(), Some("done"));
+    }
+    app.stop().await;
+}
+
+async fn events_of_one_object_never_run_concurrently(backend: Backend) {
+    let db = TestDb::new(backend);
+    let handler = TestHandler::new(Duration::from_millis(15));
+    let app = app_with(
+        &db,
+        &handler,
+        "enabled = true\nconcurrency = 8\npoll_interval_ms = 20",
+    )
+    .await;
+    for wave in 0..5 {
+        let bodies: Vec<String> = (0..12)
+            .map(|i| {
+                event_body(
+                    &format!("evt_ord_{wave}_{i}"),
+                    "invoice.updated",
+                    &format!("in_{}", i % 3),
+                    false,
+                )
+            })
+            .collect();
+        for res in join_all(bodies.iter().map(|b| app.deliver(b))).await {
+            assert_eq!(res.status(), 200);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    wait_until(&app, 20, "all 60 events done", |rows| {
+        rows.len() == 60 && rows.iter().all(|r| r.status == "done")
+    })
+    .await;
+    assert_eq!(
+        handler.overlaps.load(Ordering::SeqCst),
+        0,
+        "two calls for one object overlapped"
+    );
+    let effects = effects(&app).await;
+    assert_eq!(effects.len(), 60);
+    assert!(effects.values().all(|n| *n == 1));
+    app.stop().await;
+}
+
+async fn an_expired_lease_is_claimed_again_and_applied_once(backend: Backend) {
+    let db = TestDb::new(backend);
+    let handler = TestHandler::new(Duration::ZERO);
+    let app = app_with(&db, &handler, &format!("{STEPPED}\nlease_secs = 30")).await;
+    deliver_ok(&app, "evt_lease", "payment_intent.succeeded", "pi_lease").await;
+
+    // A worker claims the event and "dies" holding the lease.
+    let doomed = app.runner.claim(4).await.unwrap();
+    assert_eq!(doomed.len(), 1);
+    assert_eq!(event(&app, "evt_lease").await.status, "processing");
+    // While the lease holds, nobody else takes it.
+    assert_eq!(app.runner.run_pending().await.unwrap().total(), 0);
+    // After it expires, the event is claimed again and applied.
+    app.runner.clock().advance(Duration::from_secs(31));
+    let tally = app.runner.run_pending().await.unwrap();
+    assert_eq!(tally.done, 1);
+    let row = event(&app, "evt_lease").await;
+    assert_eq!((row.status.as_str(), row.attempts), ("done", 2));
+    let history = attempts(&app, "evt_lease").await;
+    assert_eq!(history[0].1.as_deref(), Some("abandoned"));
+    assert_eq!(history[1].1.as_deref(), Some("done"));
+
+    // The dead worker wakes up and tries to finish: its lease is gone, so
+    // nothing is applied a second time.
+    let group = doomed.into_iter().next().unwrap();
+    let ids: Vec<String> = group.events.iter().map(|e| e.event_id.clone()).collect();
+    let applied = Arc::new(AtomicUsize::new(0));
+    let flag = Arc::clone(&applied);
+    let late: Apply = Box::new(move |_| {
+        flag.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    });
+    let now = app.runner.clock().now_ms();
+    let result = app
+        .db(move |c| finish::finish_success(c, &group, &ids, Some(late), now))
+        .await;
+    assert!(
+        matches!(result, Err(finish::FinishError::LeaseLost)),
+        "{result:?}"
+    );
+    assert_eq!(applied.load(Ordering::SeqCst), 0);
+    assert_eq!(effects(&app).await.get("evt_lease"), Some(&1));
+    app.stop().await;
+}
+
+async fn unhandled_event_types_end_ignored(backend: Backend) {
+    let db = TestDb::new(backend);
+    let handler = TestHandler::new(Duration::ZERO);
+    let app = app_with(&db, &handler, STEPPED).await;
+    deliver_ok(&app, "evt_odd", "unhandled.thing", "x_1").await;
+    deliver_ok(&app, "evt_mixed_a", "unhandled.thing", "sub_mix").await;
+    deliver_ok(
+        &app,
+        "evt_mixed_b",
+        "customer.subscription.updated",
+        "sub_mix",
+    )
+    .await;
+    let tally = app.runner.run_pending().await.unwrap();
+    assert_eq!((tally.ignored, tally.done), (2, 1));
+    assert_eq!(event(&app, "evt_odd").await.status, "ignored");
+    assert_eq!(event(&app, "evt_mixed_a").await.status, "ignored");
+    assert_eq!(event(&app, "evt_mixed_b").await.status, "done");
+    let effects = effects(&app).await;
+    assert_eq!(effects.len(), 1);
+    app.stop().await;
+}
+
+async fn shutdown_with_events_in_flight_loses_nothing(backend: Backend) {
+    let db = TestDb::new(backend);
+    let handler = TestHandler::new(Duration::from_millis(400));
+    let app = app_with(
+        &db,
+        &handler,
+        "enabled = true\nconcurrency = 4\npoll_interval_ms = 20\nshutdown_grace_secs = 1",
+    )
+    .await;
+    for i in 0..12 {
+        deliver_ok(
+            &app,
+            &format!("evt_sd_{i}"),
+            "invoice.paid",
+            &format!("in_sd_{i}"),
+        )
+        .await;
+    }
+    wait_until(&app, 10, "some events in flight", |rows| {
+        rows.iter().any(|r| r.status == "processing")
+    })
+    .await;
+    app.stop().await;
+
+    // Nothing is left leased, nothing is lost, nothing applied twice.
+    let app = app_with_existing(&db, &handler).await;
+    let rows = app.db(|c| outbox::list_all(c).unwrap()).await;
+    assert_eq!(rows.len(), 12);
+    assert!(
+        rows.iter()
+            .all(|r| r.status == "done" || r.status == "pending"),
+        "{rows:#?}"
+    );
+    let tally = app.runner.run_pending().await.unwrap();
+    let rows = app.db(|c| outbox::list_all(c).unwrap()).await;
+    assert!(
+        rows.iter().all(|r| r.status == "done"),
+        "{tally:?} {rows:#?}"
+    );
+    let effects = effects(&app).await;
+    assert_eq!(effects.len(), 12);
+    assert!(effects.values().all(|n| *n == 1), "{effects:?}");
+    app.stop().await;
+}
+
+/// A second application on the same database (the effects table exists).
+async fn app_with_existing(db: &TestDb, handler: &TestHandler) -> TestApp {
+    TestApp::spawn_with(
+        db,
+        AppOptions {
+            handler: Some(Arc::new(handler.clone())),
+            runner: STEPPED.to_owned(),
+            ..AppOptions::default()
+        },
+    )
+    .await
+}
+
+async fn retention_prunes_finished_events_and_keeps_dead_ones(backend: Backend) {
+    let db = TestDb::new(backend);
+    let handler =
+        TestHandler::new(Duration::ZERO).with("charge.dispute.created", Behaviour::AlwaysFail);
+    let app = app_with(&db, &handler, &format!("{STEPPED}\nmax_attempts = 1")).await;
+    for i in 0..7 {
+        deliver_ok(
+            &app,
+            &format!("evt_old_{i}"),
+            "invoice.paid",
+            &format!("in_{i}"),
+        )
+        .await;
+    }
+    deliver_ok(&app, "evt_old_ignored", "unhandled.x", "x_9").await;
+    deliver_ok(&app, "evt_old_dead", "charge.dispute.created", "dp_9").await;
+    app.runner.run_pending().await.unwrap();
+    let cutoff = app.runner.clock().now_ms() + 1;
+    deliver_ok(&app, "evt_recent", "invoice.paid", "in_recent").await;
+    let pruned = app
+        .db(move |c| stripe_hookd::queue::retention::prune(c, cutoff, 3).unwrap())
+        .await;
+    assert_eq!(
+        pruned, 8,
+        "done and ignored events before the cutoff, in batches of 3"
+    );
+    let ids = app.db(|c| outbox::event_ids(c).unwrap()).await;
+    assert_eq!(
+        ids,
+        vec!["evt_old_dead".to_owned(), "evt_recent".to_owned()]
+    );
+    assert!(
+        attempts(&app, "evt_old_0").await.is_empty(),
+        "attempt rows go with their event"
+    );
+    app.stop().await;
+}
