@@ -69,6 +69,18 @@ impl Application {
     /// Opens storage, runs migrations and binds the public listener; events
     /// are applied by the default handler.
     pub async fn build(config: Config) -> anyhow::Result<Application> {
+        #[cfg(feature = "test-hooks")]
+        if let Some(handler) = queue::test_hooks::EffectsHandler::from_env() {
+            tracing::warn!("test hook: HOOKD_TEST_HANDLER=effects is in use");
+            let app = Application::build_with(config, Arc::new(handler), Clock::default()).await?;
+            let store = app.store.clone();
+            tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+                queue::test_hooks::EffectsHandler::prepare(&mut *store.conn()?)?;
+                Ok(())
+            })
+            .await??;
+            return Ok(app);
+        }
         Application::build_with(config, default_handler(), Clock::default()).await
     }
 

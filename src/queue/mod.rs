@@ -18,6 +18,8 @@ pub mod backoff;
 pub mod claim;
 pub mod finish;
 pub mod retention;
+#[cfg(feature = "test-hooks")]
+pub mod test_hooks;
 pub mod worker;
 
 use std::any::Any;

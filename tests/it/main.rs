@@ -5,5 +5,7 @@
 
 mod harness;
 mod intake;
+#[cfg(feature = "test-hooks")]
+mod processes;
 mod queue;
 mod signature_vectors;

@@ -1,0 +1,78 @@
+//! A handler for process-level tests (feature `test-hooks`, never in a
+//! release build): each handled event adds one row to `test_effects` in the
+//! finishing transaction, so an effect applied twice shows as two rows.
+//! Chosen with `HOOKD_TEST_HANDLER=effects`; `HOOKD_TEST_HANDLER_DELAY_MS`
+//! makes every call slow (to be killed mid-event).
+
+use std::time::Duration;
+
+use diesel::prelude::*;
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+
+use super::{Apply, EventGroup, Handler, HandlerError};
+use crate::store::{with_tx, DbConnection, StoreError};
+
+diesel::table! {
+    test_effects (rowid) {
+        rowid -> BigInt,
+        event_id -> Text,
+        worker -> Text,
+    }
+}
+
+pub struct EffectsHandler {
+    delay: Duration,
+    worker: String,
+}
+
+impl EffectsHandler {
+    /// Reads the env; `None` unless `HOOKD_TEST_HANDLER=effects`.
+    pub fn from_env() -> Option<EffectsHandler> {
+        if std::env::var("HOOKD_TEST_HANDLER").ok()?.as_str() != "effects" {
+            return None;
+        }
+        let delay = std::env::var("HOOKD_TEST_HANDLER_DELAY_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        Some(EffectsHandler {
+            delay: Duration::from_millis(delay),
+            worker: format!("pid{}", std::process::id()),
+        })
+    }
+
+    /// Creates the effects table if it is not there.
+    pub fn prepare(conn: &mut DbConnection) -> Result<(), StoreError> {
+        let sql = match conn.backend() {
+            crate::store::Backend::Sqlite => "CREATE TABLE IF NOT EXISTS test_effects (rowid INTEGER PRIMARY KEY, event_id TEXT NOT NULL, worker TEXT NOT NULL)",
+            crate::store::Backend::Postgres => "CREATE TABLE IF NOT EXISTS test_effects (rowid BIGSERIAL PRIMARY KEY, event_id TEXT NOT NULL, worker TEXT NOT NULL)",
+        };
+        conn.batch_execute(sql)
+    }
+}
+
+impl Handler for EffectsHandler {
+    fn handles(&self, _: &str) -> bool {
+        true
+    }
+
+    fn handle(&self, group: EventGroup) -> BoxFuture<'static, Result<Apply, HandlerError>> {
+        let delay = self.delay;
+        let worker = self.worker.clone();
+        async move {
+            tokio::time::sleep(delay).await;
+            let ids: Vec<String> = group.events.iter().map(|e| e.event_id.clone()).collect();
+            let apply: Apply = Box::new(move |tx| {
+                for id in &ids {
+                    with_tx!(tx, c => diesel::insert_into(test_effects::table)
+                        .values((test_effects::event_id.eq(id), test_effects::worker.eq(&worker)))
+                        .execute(c))?;
+                }
+                Ok(())
+            });
+            Ok(apply)
+        }
+        .boxed()
+    }
+}

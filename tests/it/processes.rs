@@ -1,0 +1,302 @@
+//! Issue 3, process level: the real binary, killed with SIGKILL mid-event,
+//! and several instances sharing one Postgres database. Uses the
+//! `test-hooks` effects handler (each applied event adds one row).
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+use stripe_hookd::queue::test_hooks::test_effects;
+use stripe_hookd::store::outbox::{self, StoredEvent};
+use stripe_hookd::store::{with_conn_pub, Store, StoreOptions};
+
+use crate::backend_tests;
+use crate::harness::*;
+
+/// The daemon as a child process.
+pub struct Daemon {
+    child: Child,
+    pub addr: SocketAddr,
+    /// Everything the daemon logged (JSON lines), for failure messages.
+    pub lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Daemon {
+    pub fn spawn(db: &TestDb, extra_env: &[(&str, &str)]) -> Daemon {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_stripe-hookd"));
+        cmd.arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("STRIPE_WEBHOOK_SECRET", SECRET)
+            .env("STRIPE_HOOKD_LISTEN", "127.0.0.1:0")
+            .env("STRIPE_HOOKD_ADMIN_LISTEN", "127.0.0.1:0")
+            .env("STRIPE_HOOKD_STATE_DIR", db.dir())
+            .env("STRIPE_HOOKD_LOG__FORMAT", "json")
+            .env("DATABASE_URL", &db.url)
+            .env("STRIPE_API_KEY", "sk_test_process_tests")
+            .env("STRIPE_API_BASE", "http://127.0.0.1:9")
+            .env("HOOKD_TEST_HANDLER", "effects")
+            .envs(extra_env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = cmd.spawn().expect("spawn stripe-hookd");
+        let stdout = child.stdout.take().expect("stdout");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = Arc::clone(&lines);
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if !sent {
+                    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                        if let Some(addr) = v["public_addr"].as_str() {
+                            let _ = tx.send(addr.to_owned());
+                            sent = true;
+                        }
+                    }
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "daemon did not report its address: {:?}",
+                    lines.lock().unwrap()
+                )
+            });
+        Daemon {
+            child,
+            addr: addr.parse().expect("socket address"),
+            lines,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/webhooks/stripe", self.addr)
+    }
+
+    pub fn log(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL: no shutdown, no lease released.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reaped");
+    }
+
+    /// SIGTERM and wait; returns the exit code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(status.success());
+        self.child.wait().expect("exit").code()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn store(db: &TestDb) -> Store {
+    Store::open(&db.url, &StoreOptions::default()).expect("open test store")
+}
+
+async fn rows(store: &Store) -> Vec<StoredEvent> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || outbox::list_all(&mut store.conn().unwrap()).unwrap())
+        .await
+        .unwrap()
+}
+
+async fn effects(store: &Store) -> Vec<String> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = store.conn().unwrap();
+        with_conn_pub!(&mut *conn, c => test_effects::table.select(test_effects::event_id).load::<String>(c).unwrap())
+    })
+    .await
+    .unwrap()
+}
+
+async fn wait_for(store: &Store, secs: u64, what: &str, done: impl Fn(&[StoredEvent]) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let rows = rows(store).await;
+        if done(&rows) {
+            return;
+        }
+        let summary: std::collections::BTreeMap<&str, usize> =
+            rows.iter().fold(Default::default(), |mut m, r| {
+                *m.entry(r.status.as_str()).or_default() += 1;
+                m
+            });
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {summary:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+backend_tests!(a_daemon_killed_mid_event_leaves_it_to_the_next_process);
+
+async fn a_daemon_killed_mid_event_leaves_it_to_the_next_process(backend: Backend) {
+    let db = TestDb::new(backend);
+    let runner_env = [
+        ("STRIPE_HOOKD_RUNNER__LEASE_SECS", "2"),
+        ("STRIPE_HOOKD_RUNNER__POLL_INTERVAL_MS", "100"),
+    ];
+    let mut slow = runner_env.to_vec();
+    slow.push(("HOOKD_TEST_HANDLER_DELAY_MS", "60000"));
+    let mut first = Daemon::spawn(&db, &slow);
+    let client = client();
+    let body = event_body("evt_crash", "invoice.paid", "in_crash", false);
+    let res = client
+        .post(first.url())
+        .header(
+            "stripe-signature",
+            signature_header(&[SECRET], now(), &body),
+        )
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let store = store(&db);
+    wait_for(&store, 20, "the event to be leased", |rows| {
+        rows.iter().any(|r| r.status == "processing")
+    })
+    .await;
+    assert!(
+        first.log().contains("evt_crash"),
+        "the first daemon logged the delivery"
+    );
+    first.kill();
+
+    let _second = Daemon::spawn(&db, &runner_env);
+    wait_for(
+        &store,
+        30,
+        "the event to be done by the second process",
+        |rows| rows.iter().all(|r| r.status == "done"),
+    )
+    .await;
+    let row = rows(&store).await.pop().unwrap();
+    assert_eq!(row.attempts, 2);
+    assert_eq!(
+        effects(&store).await,
+        vec!["evt_crash".to_owned()],
+        "applied exactly once"
+    );
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_one_killed_every_event_applied_exactly_once() {
+    let db = TestDb::new(Backend::Postgres);
+    let env = [
+        ("STRIPE_HOOKD_RUNNER__LEASE_SECS", "2"),
+        ("STRIPE_HOOKD_RUNNER__POLL_INTERVAL_MS", "100"),
+        ("STRIPE_HOOKD_RUNNER__CONCURRENCY", "4"),
+        ("STRIPE_HOOKD_DATABASE__POOL_SIZE", "6"),
+        ("STRIPE_HOOKD_INTAKE__HTTP_WORKERS", "1"),
+        ("HOOKD_TEST_HANDLER_DELAY_MS", "2"),
+    ];
+    let mut daemons: Vec<Option<Daemon>> = (0..3).map(|_| Some(Daemon::spawn(&db, &env))).collect();
+    let urls: Vec<String> = daemons.iter().map(|d| d.as_ref().unwrap().url()).collect();
+    let alive = Arc::new(Mutex::new(vec![true, true, true]));
+    let client = client();
+    const N: usize = 2000;
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+
+    // 32 senders deliver the events, spread over the instances; a delivery
+    // that fails (instance killed) is retried on another, as Stripe would.
+    let senders: Vec<_> = (0..32)
+        .map(|s| {
+            let (client, urls, alive, next) = (
+                client.clone(),
+                urls.clone(),
+                Arc::clone(&alive),
+                Arc::clone(&next),
+            );
+            tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    if i >= N {
+                        return;
+                    }
+                    let body = event_body(
+                        &format!("evt_multi_{i}"),
+                        "customer.subscription.updated",
+                        &format!("sub_{}", i % 200),
+                        false,
+                    );
+                    let mut target = (i + s) % 3;
+                    loop {
+                        if alive.lock().unwrap()[target] {
+                            let sent = client
+                                .post(&urls[target])
+                                .header(
+                                    "stripe-signature",
+                                    signature_header(&[SECRET], now(), &body),
+                                )
+                                .body(body.clone())
+                                .send()
+                                .await;
+                            if matches!(&sent, Ok(r) if r.status() == 200) {
+                                break;
+                            }
+                        }
+                        target = (target + 1) % 3;
+                    }
+                }
+            })
+        })
+        .collect();
+
+    let store = store(&db);
+    wait_for(&store, 60, "a third of the events", |rows| {
+        rows.len() >= N / 3
+    })
+    .await;
+    alive.lock().unwrap()[0] = false;
+    daemons[0].take().unwrap().kill();
+    for s in senders {
+        s.await.unwrap();
+    }
+    wait_for(&store, 120, "every event done", |rows| {
+        rows.len() == N && rows.iter().all(|r| r.status == "done")
+    })
+    .await;
+
+    let effects = effects(&store).await;
+    let mut counts = std::collections::HashMap::<String, usize>::new();
+    for id in effects {
+        *counts.entry(id).or_default() += 1;
+    }
+    assert_eq!(counts.len(), N, "every event applied");
+    let twice: Vec<_> = counts.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(twice.is_empty(), "applied more than once: {twice:?}");
+    for d in daemons.iter_mut().flatten() {
+        assert_eq!(
+            d.terminate(),
+            Some(0),
+            "a surviving instance exits 0 on SIGTERM"
+        );
+    }
+}
