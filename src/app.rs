@@ -20,6 +20,8 @@ use crate::store::{Backend, Store, StoreOptions};
 
 pub struct Application {
     public_addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
+    admin: Option<actix_web::dev::Server>,
     store: Store,
     server: actix_web::dev::Server,
     shutdown: CancellationToken,
@@ -100,6 +102,10 @@ impl Application {
             tokio::task::spawn_blocking(move || open_store(&config)).await??
         };
 
+        let activity = crate::metrics::Activity::new(
+            config.endpoints.iter().map(|e| e.name.clone()),
+            crate::store::now_ms(),
+        );
         let wake = Arc::new(Notify::new());
         let on_commit: Option<OnCommit> = {
             let wake = Arc::clone(&wake);
@@ -131,6 +137,7 @@ impl Application {
             max_body_bytes: config.intake.max_body_bytes,
             write_timeout: Duration::from_millis(config.intake.write_timeout_ms),
             retry_after_secs: config.intake.retry_after_secs,
+            activity: activity.clone(),
         });
         let endpoints: Vec<Arc<EndpointState>> = config
             .endpoints
@@ -163,6 +170,36 @@ impl Application {
         .listen(listener)?
         .run();
 
+        let (admin, admin_addr) = match &config.admin_token {
+            Some(token) => {
+                let listener = TcpListener::bind(config.admin_listen).with_context(|| {
+                    format!(
+                        "cannot listen on {} (admin_listen / STRIPE_HOOKD_ADMIN_LISTEN)",
+                        config.admin_listen
+                    )
+                })?;
+                let addr = listener.local_addr()?;
+                let metrics = crate::metrics::install().map_err(|e| anyhow::anyhow!(e))?;
+                let server = crate::admin::server(
+                    listener,
+                    crate::admin::AdminState {
+                        store: store.clone(),
+                        token: crate::admin::auth::digest(secrecy::ExposeSecret::expose_secret(
+                            token,
+                        )),
+                        metrics,
+                        activity,
+                    },
+                )?;
+                tracing::info!(admin_addr = %addr, "admin API listening");
+                (Some(server), Some(addr))
+            }
+            None => {
+                tracing::warn!("admin API disabled: set STRIPE_HOOKD_ADMIN_TOKEN (or the admin_token credential) to enable it");
+                (None, None)
+            }
+        };
+
         for ep in &config.endpoints {
             tracing::info!(
                 endpoint = %ep.name,
@@ -176,6 +213,8 @@ impl Application {
         tracing::info!(public_addr = %public_addr, "listening");
         Ok(Application {
             public_addr,
+            admin_addr,
+            admin,
             store,
             server,
             shutdown: CancellationToken::new(),
@@ -187,6 +226,11 @@ impl Application {
 
     pub fn public_addr(&self) -> SocketAddr {
         self.public_addr
+    }
+
+    /// The admin listener's address, when the admin API is enabled.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
     }
 
     pub fn store(&self) -> &Store {
@@ -209,6 +253,10 @@ impl Application {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let handle = self.server.handle();
         let mut server = tokio::spawn(self.server);
+        let admin = self.admin.map(|admin| {
+            let handle = admin.handle();
+            (handle, tokio::spawn(admin))
+        });
         let shutdown = self.shutdown.clone();
         let runner = if self.runner_enabled {
             let heartbeat: Arc<dyn Fn() + Send + Sync> = Arc::new(|| {});
@@ -239,6 +287,10 @@ impl Application {
         }
         if let Some(runner) = runner {
             runner.await??;
+        }
+        if let Some((handle, task)) = admin {
+            handle.stop(true).await;
+            task.await??;
         }
         tracing::info!("stopped");
         Ok(())

@@ -57,7 +57,31 @@ pub struct RawConfig {
     #[serde(default)]
     pub runner: RunnerConfig,
     #[serde(default)]
+    pub entitlements: EntitlementsConfig,
+    #[serde(default)]
     pub log: LogConfig,
+}
+
+/// Who has access (see docs/entitlements.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntitlementsConfig {
+    /// How long a `past_due` subscription keeps access, from when it was
+    /// first seen past_due.
+    #[serde(default = "default_past_due_grace_hours")]
+    pub past_due_grace_hours: u64,
+}
+
+impl Default for EntitlementsConfig {
+    fn default() -> Self {
+        EntitlementsConfig {
+            past_due_grace_hours: default_past_due_grace_hours(),
+        }
+    }
+}
+
+fn default_past_due_grace_hours() -> u64 {
+    72
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -475,6 +499,7 @@ pub struct Config {
     pub stripe: StripeConfig,
     pub intake: IntakeConfig,
     pub runner: RunnerConfig,
+    pub entitlements: EntitlementsConfig,
     pub log: LogConfig,
 }
 
@@ -735,6 +760,7 @@ impl RawConfig {
             stripe: self.stripe,
             intake: self.intake,
             runner: self.runner,
+            entitlements: self.entitlements,
             log: self.log,
         })
     }

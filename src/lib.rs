@@ -4,10 +4,13 @@
 //! [`config`] → [`intake`] (HTTP + signature) → [`store`] (outbox) → …
 //! See `docs/architecture.md`.
 
+pub mod admin;
 pub mod app;
 pub mod cli;
 pub mod config;
 pub mod intake;
+pub mod metrics;
 pub mod queue;
+// pub mod reconcile; (waits for the stripe client)
 pub mod store;
 pub mod telemetry;

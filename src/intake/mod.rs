@@ -39,6 +39,7 @@ pub struct IntakeState {
     pub max_body_bytes: usize,
     pub write_timeout: Duration,
     pub retry_after_secs: u64,
+    pub activity: crate::metrics::Activity,
 }
 
 /// One configured webhook endpoint, as the handler sees it.
@@ -176,7 +177,27 @@ async fn receive(
 ) -> HttpResponse {
     let started = Instant::now();
     let mut log = RequestLog::default();
-    match accept(&req, payload, &state, &ep, &mut log).await {
+    let result = accept(&req, payload, &state, &ep, &mut log).await;
+    let endpoint = ep.endpoint.name.clone();
+    if log.sig_verified {
+        state.activity.verified(&endpoint, now_ms());
+    }
+    match &result {
+        Ok(outcome) => {
+            metrics::counter!(crate::metrics::WEBHOOK_REQUESTS, "endpoint" => endpoint, "outcome" => outcome.as_str())
+                .increment(1);
+        }
+        Err(rejection) => {
+            if rejection.reason.contains("signature") || rejection.reason.starts_with("timestamp_")
+            {
+                metrics::counter!(crate::metrics::SIGNATURE_FAILURES, "endpoint" => endpoint.clone(), "reason" => rejection.reason)
+                    .increment(1);
+            }
+            metrics::counter!(crate::metrics::WEBHOOK_REQUESTS, "endpoint" => endpoint, "outcome" => "rejected")
+                .increment(1);
+        }
+    }
+    match result {
         Ok(outcome) => {
             tracing::info!(
                 endpoint = %ep.endpoint.name,
@@ -306,6 +327,7 @@ async fn accept(
         object_id: env.object_id,
         stripe_created: env.created,
         received_at,
+        queued_at: received_at,
         payload: text.to_owned(),
         headers: kept_headers(req),
         secret_index: i32::try_from(verified.secret_index).unwrap_or(i32::MAX),

@@ -49,6 +49,7 @@ pub struct ClaimedEvent {
     pub object_id: Option<String>,
     pub stripe_created: i64,
     pub received_at: i64,
+    pub queued_at: i64,
     pub payload: String,
     pub attempts: i32,
 }
@@ -301,8 +302,23 @@ impl Runner {
     #[tracing::instrument(skip_all, fields(object = %group.key, events = group.events.len()))]
     pub async fn process(self: &Arc<Self>, group: EventGroup) -> Tally {
         self.track(&group, true);
+        let started = std::time::Instant::now();
         let tally = self.process_inner(&group).await;
         self.track(&group, false);
+        metrics::histogram!(crate::metrics::ATTEMPT_SECONDS)
+            .record(started.elapsed().as_secs_f64());
+        for (outcome, n) in [
+            ("done", tally.done),
+            ("ignored", tally.ignored),
+            ("retry", tally.retried),
+            ("dead", tally.dead),
+            ("lease_lost", tally.lost),
+        ] {
+            if n > 0 {
+                metrics::counter!(crate::metrics::ATTEMPTS, "outcome" => outcome)
+                    .increment(n as u64);
+            }
+        }
         tally
     }
 
@@ -430,7 +446,7 @@ impl Runner {
     }
 
     fn verdict(&self, event: &ClaimedEvent, error: &HandlerError, now: i64) -> FailedAs {
-        let age = Duration::from_millis(u64::try_from(now - event.received_at).unwrap_or(0));
+        let age = Duration::from_millis(u64::try_from(now - event.queued_at).unwrap_or(0));
         let attempts = u32::try_from(event.attempts).unwrap_or(u32::MAX);
         if error.permanent || attempts >= self.options.max_attempts || age >= self.options.max_age {
             return FailedAs::Dead;

@@ -12,7 +12,9 @@ pub mod status {
     pub const DONE: &str = "done";
     pub const IGNORED: &str = "ignored";
     pub const DEAD: &str = "dead";
-    pub const ALL: [&str; 5] = [PENDING, PROCESSING, DONE, IGNORED, DEAD];
+    /// A dead event an operator discarded (with a reason); kept, never retried.
+    pub const DISCARDED: &str = "discarded";
+    pub const ALL: [&str; 6] = [PENDING, PROCESSING, DONE, IGNORED, DEAD, DISCARDED];
 }
 
 /// A verified delivery, ready to be stored.
@@ -31,6 +33,7 @@ pub struct NewEvent {
     pub object_key: String,
     pub stripe_created: i64,
     pub received_at: i64,
+    pub queued_at: i64,
     /// The raw body exactly as received.
     pub payload: String,
     /// The delivery's headers that matter, as a JSON object.
@@ -98,6 +101,7 @@ pub struct StoredEvent {
     pub object_key: String,
     pub stripe_created: i64,
     pub received_at: i64,
+    pub queued_at: i64,
     pub payload: String,
     pub headers: String,
     pub secret_index: i32,
@@ -140,6 +144,15 @@ pub fn list_all(conn: &mut DbConnection) -> Result<Vec<StoredEvent>, StoreError>
     let rows = with_conn!(conn, c => webhook_events::table
         .order(webhook_events::id.asc())
         .select(StoredEvent::as_select())
+        .load(c))?;
+    Ok(rows)
+}
+
+/// How many events are in each status.
+pub fn count_by_status(conn: &mut DbConnection) -> Result<Vec<(String, i64)>, StoreError> {
+    let rows = with_conn!(conn, c => webhook_events::table
+        .group_by(webhook_events::status)
+        .select((webhook_events::status, diesel::dsl::count_star()))
         .load(c))?;
     Ok(rows)
 }

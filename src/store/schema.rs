@@ -14,6 +14,7 @@ diesel::table! {
         object_key -> Text,
         stripe_created -> BigInt,
         received_at -> BigInt,
+        queued_at -> BigInt,
         payload -> Text,
         headers -> Text,
         secret_index -> Integer,
@@ -48,4 +49,158 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(webhook_events, event_attempts, object_leases);
+diesel::table! {
+    customers (id) {
+        id -> Text,
+        livemode -> Bool,
+        email -> Nullable<Text>,
+        name -> Nullable<Text>,
+        deleted -> Bool,
+        metadata -> Text,
+        raw -> Text,
+        gone -> Bool,
+        fetched_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    subscriptions (id) {
+        id -> Text,
+        customer_id -> Nullable<Text>,
+        status -> Text,
+        livemode -> Bool,
+        cancel_at_period_end -> Bool,
+        cancel_at -> Nullable<BigInt>,
+        canceled_at -> Nullable<BigInt>,
+        ended_at -> Nullable<BigInt>,
+        trial_start -> Nullable<BigInt>,
+        trial_end -> Nullable<BigInt>,
+        current_period_start -> Nullable<BigInt>,
+        current_period_end -> Nullable<BigInt>,
+        latest_invoice_id -> Nullable<Text>,
+        past_due_since -> Nullable<BigInt>,
+        metadata -> Text,
+        raw -> Text,
+        gone -> Bool,
+        fetched_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    subscription_items (id) {
+        id -> Text,
+        subscription_id -> Text,
+        price_id -> Nullable<Text>,
+        product_id -> Nullable<Text>,
+        quantity -> Nullable<BigInt>,
+        current_period_start -> Nullable<BigInt>,
+        current_period_end -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    invoices (id) {
+        id -> Text,
+        customer_id -> Nullable<Text>,
+        subscription_id -> Nullable<Text>,
+        status -> Nullable<Text>,
+        livemode -> Bool,
+        currency -> Nullable<Text>,
+        amount_due -> Nullable<BigInt>,
+        amount_paid -> Nullable<BigInt>,
+        amount_remaining -> Nullable<BigInt>,
+        billing_reason -> Nullable<Text>,
+        hosted_invoice_url -> Nullable<Text>,
+        period_start -> Nullable<BigInt>,
+        period_end -> Nullable<BigInt>,
+        raw -> Text,
+        gone -> Bool,
+        fetched_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    payment_intents (id) {
+        id -> Text,
+        customer_id -> Nullable<Text>,
+        status -> Nullable<Text>,
+        livemode -> Bool,
+        amount -> Nullable<BigInt>,
+        amount_received -> Nullable<BigInt>,
+        currency -> Nullable<Text>,
+        latest_charge_id -> Nullable<Text>,
+        last_payment_error -> Nullable<Text>,
+        raw -> Text,
+        gone -> Bool,
+        fetched_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    checkout_sessions (id) {
+        id -> Text,
+        client_reference_id -> Nullable<Text>,
+        customer_id -> Nullable<Text>,
+        subscription_id -> Nullable<Text>,
+        payment_intent_id -> Nullable<Text>,
+        mode -> Nullable<Text>,
+        status -> Nullable<Text>,
+        payment_status -> Nullable<Text>,
+        livemode -> Bool,
+        amount_total -> Nullable<BigInt>,
+        currency -> Nullable<Text>,
+        raw -> Text,
+        gone -> Bool,
+        fetched_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    disputes (id) {
+        id -> Text,
+        charge_id -> Nullable<Text>,
+        payment_intent_id -> Nullable<Text>,
+        status -> Nullable<Text>,
+        reason -> Nullable<Text>,
+        livemode -> Bool,
+        amount -> Nullable<BigInt>,
+        currency -> Nullable<Text>,
+        raw -> Text,
+        gone -> Bool,
+        fetched_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    entitlements (subscription_id, item_id) {
+        subscription_id -> Text,
+        item_id -> Text,
+        customer_id -> Nullable<Text>,
+        price_id -> Nullable<Text>,
+        product_id -> Nullable<Text>,
+        status -> Text,
+        grants -> Bool,
+        access_until -> Nullable<BigInt>,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    webhook_events,
+    event_attempts,
+    object_leases,
+    customers,
+    subscriptions,
+    subscription_items,
+    invoices,
+    payment_intents,
+    checkout_sessions,
+    disputes,
+    entitlements,
+);

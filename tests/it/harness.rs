@@ -154,6 +154,8 @@ impl Default for AppOptions {
 /// The daemon, running in this process on port 0.
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The admin listener, when `admin_token` is configured.
+    pub admin: Option<SocketAddr>,
     pub store: Store,
     pub runner: std::sync::Arc<stripe_hookd::queue::Runner>,
     pub client: reqwest::Client,
@@ -200,17 +202,23 @@ impl TestApp {
             .expect("application starts");
         let runner = app.runner();
         let addr = app.public_addr();
+        let admin = app.admin_addr();
         let store = app.store().clone();
         let token = app.shutdown_token();
         let task = tokio::spawn(app.run_until_stopped());
         TestApp {
             addr,
+            admin,
             store,
             runner,
             client: client(),
             token,
             task: Some(task),
         }
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{}", self.admin.expect("admin API enabled"), path)
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -322,4 +330,14 @@ pub fn event_body(id: &str, event_type: &str, object_id: &str, livemode: bool) -
         "data": {"object": {"id": object_id, "object": object}}
     })
     .to_string()
+}
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+/// Options with the admin API on.
+pub fn with_admin(mut options: AppOptions) -> AppOptions {
+    options
+        .extra
+        .push_str(&format!("admin_token = \"{ADMIN_TOKEN}\"\n"));
+    options
 }

@@ -15,11 +15,13 @@ CREATE TABLE webhook_events (
     object_key       TEXT    NOT NULL,
     stripe_created   BIGINT  NOT NULL,
     received_at      BIGINT  NOT NULL,
+    -- When it was last queued (received, or replayed): the retry budget's age counts from here.
+    queued_at        BIGINT  NOT NULL,
     payload          TEXT    NOT NULL,
     headers          TEXT    NOT NULL,
     secret_index     INTEGER NOT NULL,
     status           TEXT    NOT NULL DEFAULT 'pending'
-                     CHECK (status IN ('pending', 'processing', 'done', 'ignored', 'dead')),
+                     CHECK (status IN ('pending', 'processing', 'done', 'ignored', 'dead', 'discarded')),
     attempts         INTEGER NOT NULL DEFAULT 0,
     next_attempt_at  BIGINT  NOT NULL,
     lease_owner      TEXT,

@@ -1,0 +1,171 @@
+//! Runner throughput with a no-op handler (every event ends `done`, nothing
+//! else written): the cost of the queue itself — claim, lease, finish,
+//! attempt rows — on SQLite (`synchronous=FULL`) and on Postgres.
+//!
+//! ```sh
+//! cargo bench --bench runner                                   # SQLite
+//! BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test \
+//!   cargo bench --features postgres --bench runner             # both
+//! cargo bench --bench runner -- --events 20000 --concurrency 16
+//! ```
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+use stripe_hookd::queue::{
+    self, Apply, Clock, EventGroup, Handler, HandlerError, Runner, RunnerOptions,
+};
+use stripe_hookd::store::outbox::{self, NewEvent};
+use stripe_hookd::store::{now_ms, Store, StoreOptions};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+struct Noop;
+
+impl Handler for Noop {
+    fn handles(&self, _: &str) -> bool {
+        true
+    }
+    fn handle(&self, _: EventGroup) -> BoxFuture<'static, Result<Apply, HandlerError>> {
+        let apply: Apply = Box::new(|_| Ok(()));
+        futures_util::future::ready(Ok(apply)).boxed()
+    }
+}
+
+fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn events(n: usize) -> Vec<NewEvent> {
+    let now = now_ms();
+    (0..n)
+        .map(|i| NewEvent {
+            event_id: format!("evt_bench_{i}"),
+            endpoint: "bench".into(),
+            event_type: "customer.subscription.updated".into(),
+            api_version: Some("2025-03-31.basil".into()),
+            livemode: false,
+            account: None,
+            object_type: Some("subscription".into()),
+            object_id: Some(format!("sub_{i}")),
+            object_key: format!("sub_{i}"),
+            stripe_created: now / 1000,
+            received_at: now,
+            queued_at: now,
+            payload: format!(r#"{{"id":"evt_bench_{i}","object":"event"}}"#),
+            headers: "{}".into(),
+            secret_index: 0,
+            next_attempt_at: now,
+        })
+        .collect()
+}
+
+async fn run(label: &str, url: &str, n: usize, concurrency: usize) -> anyhow::Result<()> {
+    let store = Store::open(
+        url,
+        &StoreOptions {
+            pool_size: (concurrency as u32) + 4,
+            ..StoreOptions::default()
+        },
+    )?;
+    store.migrate()?;
+    {
+        let mut conn = store.conn()?;
+        for chunk in events(n).chunks(500) {
+            outbox::insert_batch(&mut conn, chunk)?;
+        }
+    }
+    let options = RunnerOptions {
+        concurrency,
+        poll_interval: Duration::from_millis(50),
+        ..RunnerOptions::default()
+    };
+    let runner = Arc::new(Runner::new(
+        store.clone(),
+        Arc::new(Noop),
+        options,
+        Clock::default(),
+    ));
+    let token = CancellationToken::new();
+    let started = Instant::now();
+    let worker = tokio::spawn(queue::worker::run(
+        runner,
+        Arc::new(Notify::new()),
+        Arc::new(|| {}),
+        token.clone(),
+    ));
+    loop {
+        let s = store.clone();
+        let done = tokio::task::spawn_blocking(move || -> anyhow::Result<i64> {
+            let counts = outbox::count_by_status(&mut *s.conn()?)?;
+            Ok(counts
+                .iter()
+                .filter(|(st, _)| st == "done")
+                .map(|(_, n)| *n)
+                .sum())
+        })
+        .await??;
+        if done as usize >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let elapsed = started.elapsed();
+    token.cancel();
+    worker.await??;
+    println!(
+        "runner {label:8} events={n} concurrency={concurrency} elapsed={:.2}s throughput={:.0} events/s",
+        elapsed.as_secs_f64(),
+        n as f64 / elapsed.as_secs_f64()
+    );
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let n = arg("--events", 10_000);
+    let concurrency = arg("--concurrency", 8);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let dir = tempfile::tempdir()?;
+        let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+        run("sqlite", &url, n, concurrency).await?;
+        if let Ok(base) = std::env::var("BENCH_POSTGRES_URL") {
+            if cfg!(feature = "postgres") {
+                run("postgres", &fresh_pg(&base)?, n, concurrency).await?;
+            } else {
+                eprintln!("BENCH_POSTGRES_URL given but built without --features postgres");
+            }
+        }
+        Ok(())
+    })
+}
+
+/// A new database under `base`'s server, for one run.
+fn fresh_pg(base: &str) -> anyhow::Result<String> {
+    #[cfg(feature = "postgres")]
+    {
+        use diesel::{Connection, RunQueryDsl};
+        let name = format!("hookd_bench_{}", std::process::id());
+        let mut admin = diesel::PgConnection::establish(base)?;
+        diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&mut admin)?;
+        diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut admin)?;
+        let (prefix, _) = base
+            .rsplit_once('/')
+            .ok_or_else(|| anyhow::anyhow!("URL without a database"))?;
+        Ok(format!("{prefix}/{name}"))
+    }
+    #[cfg(not(feature = "postgres"))]
+    {
+        Ok(base.to_owned())
+    }
+}

@@ -1,0 +1,9 @@
+DROP VIEW entitlements_now;
+DROP TABLE entitlements;
+DROP TABLE disputes;
+DROP TABLE checkout_sessions;
+DROP TABLE payment_intents;
+DROP TABLE invoices;
+DROP TABLE subscription_items;
+DROP TABLE subscriptions;
+DROP TABLE customers;

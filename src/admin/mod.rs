@@ -1,0 +1,319 @@
+//! The admin API: a separate listener (default 127.0.0.1:9091), never the
+//! public one; every route but `/healthz` needs `Authorization: Bearer
+//! <admin_token>`.
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /v1/events?status=&type=&object=&since=&until=&after=&limit=` | list events |
+//! | `GET /v1/events/{id}` | one event, its payload and every attempt |
+//! | `POST /v1/events/{id}/replay` | re-queue one event |
+//! | `POST /v1/replay` (JSON filter) | re-queue every matching event |
+//! | `GET /v1/dead` | dead letters |
+//! | `POST /v1/dead/{id}/retry` | re-queue a dead event |
+//! | `POST /v1/dead/{id}/discard` (`{"reason":…}`) | give up on it, with a reason |
+//! | `GET /metrics` | Prometheus text format |
+
+pub mod auth;
+
+use std::net::TcpListener;
+
+use actix_web::http::StatusCode;
+use actix_web::{middleware, web, App, HttpResponse, HttpServer};
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::metrics::Activity;
+use crate::store::events::{self, EventFilter};
+use crate::store::outbox::status;
+use crate::store::{now_ms, Store};
+
+pub struct AdminState {
+    pub store: Store,
+    pub token: [u8; 32],
+    pub metrics: PrometheusHandle,
+    pub activity: Activity,
+}
+
+/// Builds the admin server on `listener`.
+pub fn server(listener: TcpListener, state: AdminState) -> std::io::Result<actix_web::dev::Server> {
+    let state = web::Data::new(state);
+    Ok(HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(web::JsonConfig::default().error_handler(|err, _| {
+                let message = err.to_string();
+                actix_web::error::InternalError::from_response(
+                    err,
+                    error(StatusCode::BAD_REQUEST, "invalid_body", &message),
+                )
+                .into()
+            }))
+            .app_data(web::QueryConfig::default().error_handler(|err, _| {
+                let message = err.to_string();
+                actix_web::error::InternalError::from_response(
+                    err,
+                    error(StatusCode::BAD_REQUEST, "invalid_query", &message),
+                )
+                .into()
+            }))
+            .route(
+                "/healthz",
+                web::get().to(|| async { HttpResponse::Ok().json(json!({"status": "ok"})) }),
+            )
+            .service(
+                web::scope("")
+                    .wrap(middleware::from_fn(auth::require_token))
+                    .route("/metrics", web::get().to(metrics))
+                    .route("/v1/events", web::get().to(list_events))
+                    .route("/v1/events/{id}", web::get().to(show_event))
+                    .route("/v1/events/{id}/replay", web::post().to(replay_one))
+                    .route("/v1/replay", web::post().to(replay_filter))
+                    .route("/v1/dead", web::get().to(list_dead))
+                    .route("/v1/dead/{id}/retry", web::post().to(retry_dead))
+                    .route("/v1/dead/{id}/discard", web::post().to(discard_dead))
+                    .default_service(web::to(|| async {
+                        error(
+                            StatusCode::NOT_FOUND,
+                            "unknown_route",
+                            "No such admin route",
+                        )
+                    })),
+            )
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)?
+    .run())
+}
+
+pub fn error(status: StatusCode, reason: &str, message: &str) -> HttpResponse {
+    HttpResponse::build(status).json(json!({"error": {"reason": reason, "message": message}}))
+}
+
+fn internal(e: impl std::fmt::Display) -> HttpResponse {
+    tracing::error!(error = %e, "admin request failed");
+    error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        &e.to_string(),
+    )
+}
+
+/// Runs blocking store work off the reactor.
+async fn blocking<T: Send + 'static>(
+    state: &web::Data<AdminState>,
+    f: impl FnOnce(&mut crate::store::DbConnection) -> Result<T, String> + Send + 'static,
+) -> Result<T, HttpResponse> {
+    let store = state.store.clone();
+    match web::block(move || {
+        let mut conn = store.conn().map_err(|e| e.to_string())?;
+        f(&mut conn)
+    })
+    .await
+    {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(internal(e)),
+        Err(e) => Err(internal(e)),
+    }
+}
+
+async fn metrics(state: web::Data<AdminState>) -> HttpResponse {
+    let now = now_ms();
+    let activity = state.activity.clone();
+    let gauges = match blocking(&state, move |c| {
+        crate::metrics::render_scrape_gauges(c, &activity, now).map_err(|e| e.to_string())
+    })
+    .await
+    {
+        Ok(g) => g,
+        Err(e) => return e,
+    };
+    let mut body = state.metrics.render();
+    body.push_str(&gauges);
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(body)
+}
+
+async fn list_events(state: web::Data<AdminState>, query: web::Query<EventFilter>) -> HttpResponse {
+    let filter = query.into_inner();
+    if let Err(e) = filter.validate() {
+        return error(StatusCode::BAD_REQUEST, "invalid_filter", &e);
+    }
+    let limit = filter.limit.unwrap_or(100);
+    let f = filter.clone();
+    match blocking(&state, move |c| {
+        events::list(c, &f).map_err(|e| e.to_string())
+    })
+    .await
+    {
+        Ok(rows) => {
+            let next = (rows.len() as i64 == limit)
+                .then(|| rows.last().map(|r| r.id))
+                .flatten();
+            HttpResponse::Ok().json(json!({"events": rows, "next_after": next}))
+        }
+        Err(e) => e,
+    }
+}
+
+async fn show_event(state: web::Data<AdminState>, id: web::Path<String>) -> HttpResponse {
+    let id = id.into_inner();
+    let lookup = id.clone();
+    match blocking(&state, move |c| {
+        events::show(c, &lookup).map_err(|e| e.to_string())
+    })
+    .await
+    {
+        Ok(Some((event, attempts))) => {
+            let payload: serde_json::Value = serde_json::from_str(&event.payload)
+                .unwrap_or(serde_json::Value::String(event.payload.clone()));
+            HttpResponse::Ok()
+                .json(json!({"event": event, "payload": payload, "attempts": attempts}))
+        }
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            "no_such_event",
+            &format!("No event {id}"),
+        ),
+        Err(e) => e,
+    }
+}
+
+async fn replay(state: &web::Data<AdminState>, filter: EventFilter) -> HttpResponse {
+    let now = now_ms();
+    match blocking(state, move |c| {
+        events::replay(c, &filter, "admin-api", now).map_err(|e| e.to_string())
+    })
+    .await
+    {
+        Ok(done) => {
+            tracing::info!(
+                replayed = done.replayed.len(),
+                in_flight = done.in_flight.len(),
+                "events replayed"
+            );
+            HttpResponse::Ok().json(done)
+        }
+        Err(e) => e,
+    }
+}
+
+async fn replay_one(state: web::Data<AdminState>, id: web::Path<String>) -> HttpResponse {
+    let id = id.into_inner();
+    let lookup = id.clone();
+    match blocking(&state, move |c| {
+        crate::store::outbox::get(c, &lookup).map_err(|e| e.to_string())
+    })
+    .await
+    {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            return error(
+                StatusCode::NOT_FOUND,
+                "no_such_event",
+                &format!("No event {id}"),
+            )
+        }
+        Err(e) => return e,
+    }
+    let filter = EventFilter {
+        event_id: Some(id),
+        ..EventFilter::default()
+    };
+    replay(&state, filter).await
+}
+
+async fn replay_filter(state: web::Data<AdminState>, body: web::Json<EventFilter>) -> HttpResponse {
+    let filter = body.into_inner();
+    if let Err(e) = filter.validate() {
+        return error(StatusCode::BAD_REQUEST, "invalid_filter", &e);
+    }
+    replay(&state, filter).await
+}
+
+async fn list_dead(state: web::Data<AdminState>, query: web::Query<EventFilter>) -> HttpResponse {
+    let mut filter = query.into_inner();
+    filter.status = Some(status::DEAD.to_owned());
+    list_events(state, web::Query(filter)).await
+}
+
+async fn retry_dead(state: web::Data<AdminState>, id: web::Path<String>) -> HttpResponse {
+    let id = id.into_inner();
+    let lookup = id.clone();
+    match blocking(&state, move |c| {
+        crate::store::outbox::get(c, &lookup).map_err(|e| e.to_string())
+    })
+    .await
+    {
+        Ok(Some(e)) if e.status == status::DEAD => {}
+        Ok(Some(e)) => {
+            return error(
+                StatusCode::CONFLICT,
+                "not_dead",
+                &format!(
+                    "Event {id} is {}, not dead: use /v1/events/{id}/replay",
+                    e.status
+                ),
+            )
+        }
+        Ok(None) => {
+            return error(
+                StatusCode::NOT_FOUND,
+                "no_such_event",
+                &format!("No event {id}"),
+            )
+        }
+        Err(e) => return e,
+    }
+    let filter = EventFilter {
+        event_id: Some(id),
+        status: Some(status::DEAD.to_owned()),
+        ..EventFilter::default()
+    };
+    replay(&state, filter).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DiscardBody {
+    reason: String,
+}
+
+async fn discard_dead(
+    state: web::Data<AdminState>,
+    id: web::Path<String>,
+    body: web::Json<DiscardBody>,
+) -> HttpResponse {
+    let id = id.into_inner();
+    let reason = body.into_inner().reason;
+    if reason.trim().is_empty() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "reason_required",
+            "Say why the event is discarded: {\"reason\": \"…\"}",
+        );
+    }
+    let (lookup, why) = (id.clone(), reason.clone());
+    let result = blocking(&state, move |c| {
+        Ok(events::discard(c, &lookup, &why, "admin-api", now_ms()))
+    })
+    .await;
+    match result {
+        Ok(Ok(())) => {
+            tracing::warn!(event_id = %id, reason = %reason, "dead event discarded");
+            HttpResponse::Ok().json(json!({"discarded": id, "reason": reason}))
+        }
+        Ok(Err(events::DiscardError::NotFound(_))) => error(
+            StatusCode::NOT_FOUND,
+            "no_such_event",
+            &format!("No event {id}"),
+        ),
+        Ok(Err(e @ events::DiscardError::NotDead { .. })) => {
+            error(StatusCode::CONFLICT, "not_dead", &e.to_string())
+        }
+        Ok(Err(e)) => internal(e),
+        Err(e) => e,
+    }
+}

@@ -1,0 +1,283 @@
+//! Reconciliation: the handlers that make local billing records match Stripe.
+//!
+//! For every event group (all waiting events of one object), the handler
+//! re-fetches the CURRENT object from the Stripe API at the pinned version —
+//! never trusting the payload's snapshot — and upserts it, guarded by when
+//! the fetch started. So duplicates, late or out-of-order deliveries and
+//! replays weeks later all converge on what Stripe says now.
+//!
+//! | events                                  | fetch                          |
+//! |-----------------------------------------|--------------------------------|
+//! | `payment_intent.*`                      | `/v1/payment_intents/{id}`     |
+//! | `customer.subscription.*`               | `/v1/subscriptions/{id}`       |
+//! | `invoice.*` (not `invoice.upcoming`)    | `/v1/invoices/{id}`            |
+//! | `charge.dispute.*`                      | `/v1/disputes/{id}`            |
+//! | `checkout.session.*`                    | `/v1/checkout/sessions/{id}` (+ its customer and subscription) |
+//! | `customer.created/updated/deleted`      | `/v1/customers/{id}`           |
+
+pub mod entitlements;
+pub mod models;
+pub mod records;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+use serde::de::DeserializeOwned;
+
+use crate::config::Mode;
+use crate::queue::{Apply, EventGroup, Handler, HandlerError};
+use crate::store::now_ms;
+use crate::stripe::{StripeClient, StripeError};
+use records::{Record, WriteContext};
+
+/// The object families we reconcile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    PaymentIntent,
+    Subscription,
+    Invoice,
+    Dispute,
+    CheckoutSession,
+    Customer,
+}
+
+impl Family {
+    /// The family an event type belongs to, if we handle it.
+    pub fn of_event(event_type: &str) -> Option<Family> {
+        if event_type.starts_with("payment_intent.") {
+            Some(Family::PaymentIntent)
+        } else if event_type.starts_with("customer.subscription.") {
+            Some(Family::Subscription)
+        } else if event_type.starts_with("invoice.") && event_type != "invoice.upcoming" {
+            Some(Family::Invoice)
+        } else if event_type.starts_with("charge.dispute.") {
+            Some(Family::Dispute)
+        } else if event_type.starts_with("checkout.session.") {
+            Some(Family::CheckoutSession)
+        } else if matches!(event_type, "customer.created" | "customer.updated" | "customer.deleted") {
+            Some(Family::Customer)
+        } else {
+            None
+        }
+    }
+
+    /// The family of a Stripe object type (`subscription`, `checkout.session`, …).
+    pub fn of_object(object: &str) -> Option<Family> {
+        match object {
+            "payment_intent" => Some(Family::PaymentIntent),
+            "subscription" => Some(Family::Subscription),
+            "invoice" => Some(Family::Invoice),
+            "dispute" => Some(Family::Dispute),
+            "checkout.session" => Some(Family::CheckoutSession),
+            "customer" => Some(Family::Customer),
+            _ => None,
+        }
+    }
+
+    /// The family of an id, by Stripe's prefixes (for `resync`).
+    pub fn of_id(id: &str) -> Option<Family> {
+        let prefix = id.split('_').next().unwrap_or("");
+        match prefix {
+            "pi" => Some(Family::PaymentIntent),
+            "sub" => Some(Family::Subscription),
+            "in" => Some(Family::Invoice),
+            "dp" | "du" => Some(Family::Dispute),
+            "cs" => Some(Family::CheckoutSession),
+            "cus" => Some(Family::Customer),
+            _ => None,
+        }
+    }
+
+    pub fn path(self, id: &str) -> String {
+        let base = match self {
+            Family::PaymentIntent => "/v1/payment_intents",
+            Family::Subscription => "/v1/subscriptions",
+            Family::Invoice => "/v1/invoices",
+            Family::Dispute => "/v1/disputes",
+            Family::CheckoutSession => "/v1/checkout/sessions",
+            Family::Customer => "/v1/customers",
+        };
+        format!("{base}/{id}")
+    }
+
+    /// Expansions worth having in the stored JSON.
+    pub fn expand(self) -> &'static [&'static str] {
+        match self {
+            Family::PaymentIntent => &["latest_charge"],
+            Family::Subscription => &["latest_invoice"],
+            _ => &[],
+        }
+    }
+}
+
+/// Reconcile settings.
+#[derive(Debug, Clone)]
+pub struct ReconcileOptions {
+    /// The pinned `Stripe-Version`: events at another version are warned about.
+    pub api_version: String,
+    pub past_due_grace: Duration,
+}
+
+/// The queue handler for every family above.
+pub struct ReconcileHandler {
+    client: StripeClient,
+    options: ReconcileOptions,
+}
+
+impl ReconcileHandler {
+    pub fn new(client: StripeClient, options: ReconcileOptions) -> Arc<Self> {
+        Arc::new(ReconcileHandler { client, options })
+    }
+
+    /// Fetches one object now and turns it into records (used by the
+    /// handler, and by `resync` and the drift sweep). Returns the records and
+    /// when the fetch started (the overwrite guard).
+    pub async fn fetch(
+        &self,
+        family: Family,
+        id: &str,
+        account: Option<&str>,
+    ) -> Result<(Vec<Record>, i64), HandlerError> {
+        let fetched_at = now_ms();
+        let mut records = Vec::new();
+        let Some(primary) = fetch_record(&self.client, family, id, account, fetched_at).await? else {
+            return Ok((vec![Record::Gone(family, id.to_owned())], fetched_at));
+        };
+        // A completed Checkout links the application's user to a customer
+        // and a subscription that may not exist locally yet: fetch them too.
+        if let Record::CheckoutSession(session) = &primary {
+            for (family, id) in [
+                (Family::Customer, session.customer_id.clone()),
+                (Family::Subscription, session.subscription_id.clone()),
+            ] {
+                if let Some(id) = id {
+                    match fetch_record(&self.client, family, &id, account, fetched_at).await? {
+                        Some(record) => records.push(record),
+                        None => records.push(Record::Gone(family, id)),
+                    }
+                }
+            }
+        }
+        records.insert(0, primary);
+        Ok((records, fetched_at))
+    }
+
+    /// An `Apply` that writes `records` as fetched at `fetched_at`.
+    pub fn apply(&self, records: Vec<Record>, fetched_at: i64) -> Apply {
+        let grace_ms = i64::try_from(self.options.past_due_grace.as_millis()).unwrap_or(i64::MAX);
+        Box::new(move |tx| {
+            let cx = WriteContext {
+                fetched_at,
+                now: now_ms(),
+                past_due_grace_ms: grace_ms,
+            };
+            for record in &records {
+                records::write(tx, record, &cx)?;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// GETs one object; `Ok(None)` when Stripe answers 404.
+async fn fetch_record(
+    client: &StripeClient,
+    family: Family,
+    id: &str,
+    account: Option<&str>,
+    fetched_at: i64,
+) -> Result<Option<Record>, HandlerError> {
+    let response = match client.get(&family.path(id), family.expand(), account).await {
+        Ok(r) => r,
+        Err(StripeError::NotFound { message, request_id }) => {
+            tracing::warn!(object = id, request_id = request_id.as_deref().unwrap_or(""), %message, "object not found at Stripe: recorded as gone");
+            return Ok(None);
+        }
+        Err(e) => return Err(handler_error(e)),
+    };
+    let raw = response.json.to_string();
+    let now = now_ms();
+    let record = match family {
+        Family::Customer => Record::Customer(records::CustomerRow::new(&parse(&response.json)?, raw, fetched_at, now)),
+        Family::Subscription => Record::Subscription(Box::new(parse(&response.json)?), raw),
+        Family::Invoice => Record::Invoice(records::InvoiceRow::new(&parse(&response.json)?, raw, fetched_at, now)),
+        Family::PaymentIntent => {
+            Record::PaymentIntent(records::PaymentIntentRow::new(&parse(&response.json)?, raw, fetched_at, now))
+        }
+        Family::CheckoutSession => {
+            Record::CheckoutSession(records::CheckoutSessionRow::new(&parse(&response.json)?, raw, fetched_at, now))
+        }
+        Family::Dispute => Record::Dispute(records::DisputeRow::new(&parse(&response.json)?, raw, fetched_at, now)),
+    };
+    Ok(Some(record))
+}
+
+fn parse<T: DeserializeOwned>(json: &serde_json::Value) -> Result<T, HandlerError> {
+    T::deserialize(json).map_err(|e| HandlerError::retry(format!("unexpected object from the Stripe API: {e}")))
+}
+
+/// How an API failure affects the event: retried (with Stripe's hint), or
+/// dead at once when retrying cannot help.
+fn handler_error(e: StripeError) -> HandlerError {
+    let message = format!("Stripe API: {e}");
+    match &e {
+        StripeError::InvalidRequest { .. } | StripeError::Config(_) => HandlerError::permanent(message),
+        _ => match e.retry_after() {
+            Some(after) => HandlerError::retry_after(message, after),
+            None => HandlerError::retry(message),
+        },
+    }
+}
+
+impl Handler for ReconcileHandler {
+    fn handles(&self, event_type: &str) -> bool {
+        Family::of_event(event_type).is_some()
+    }
+
+    fn handle(&self, group: EventGroup) -> BoxFuture<'static, Result<Apply, HandlerError>> {
+        let client = self.client.clone();
+        let options = self.options.clone();
+        let this = ReconcileHandler { client, options };
+        async move {
+            let first = group
+                .events
+                .first()
+                .ok_or_else(|| HandlerError::permanent("empty event group"))?;
+            let family = first
+                .object_type
+                .as_deref()
+                .and_then(Family::of_object)
+                .or_else(|| Family::of_event(&first.event_type))
+                .ok_or_else(|| HandlerError::permanent(format!("no handler for {}", first.event_type)))?;
+            let id = first
+                .object_id
+                .clone()
+                .ok_or_else(|| HandlerError::permanent("the event names no object id"))?;
+            let key_mode = this.client.mode();
+            if first.livemode != (key_mode == Mode::Live) {
+                return Err(HandlerError::permanent(format!(
+                    "the event is a {} event but the API key is a {} key: configure the {}-mode API key (STRIPE_API_KEY) for this endpoint",
+                    if first.livemode { "live-mode" } else { "test-mode" },
+                    key_mode.as_str(),
+                    if first.livemode { "live" } else { "test" },
+                )));
+            }
+            for event in &group.events {
+                if let Some(version) = &event.api_version {
+                    if *version != this.options.api_version {
+                        tracing::warn!(
+                            event_id = %event.event_id, event_api_version = %version,
+                            pinned_api_version = %this.options.api_version,
+                            "event payload is at another API version; the re-fetch at the pinned version is stored"
+                        );
+                    }
+                }
+            }
+            let (records, fetched_at) = this.fetch(family, &id, first.account.as_deref()).await?;
+            Ok(this.apply(records, fetched_at))
+        }
+        .boxed()
+    }
+}

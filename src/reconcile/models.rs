@@ -1,0 +1,282 @@
+//! Typed views of the Stripe objects we store: only the fields we keep, read
+//! from the API's JSON (which is stored whole beside them). Both API shapes
+//! are understood: before `2025-03-31.basil` (`current_period_*` on the
+//! subscription, `invoice.subscription`) and after (`current_period_*` on the
+//! items, `invoice.parent.subscription_details.subscription`).
+
+use serde::Deserialize;
+use serde_json::Value;
+
+/// A field that is an id, or the object itself when expanded.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Expandable {
+    Id(String),
+    Object { id: String },
+}
+
+impl Expandable {
+    pub fn id(&self) -> &str {
+        match self {
+            Expandable::Id(id) | Expandable::Object { id } => id,
+        }
+    }
+}
+
+fn id_of(e: &Option<Expandable>) -> Option<String> {
+    e.as_ref().map(|e| e.id().to_owned())
+}
+
+/// Stripe's unix seconds → our epoch milliseconds.
+pub fn ms(secs: Option<i64>) -> Option<i64> {
+    secs.map(|s| s.saturating_mul(1000))
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct List<T> {
+    pub data: Vec<T>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Customer {
+    pub id: String,
+    #[serde(default)]
+    pub livemode: bool,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    #[serde(default)]
+    pub deleted: bool,
+    pub metadata: Option<Value>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Subscription {
+    pub id: String,
+    pub customer: Option<Expandable>,
+    pub status: String,
+    #[serde(default)]
+    pub livemode: bool,
+    #[serde(default)]
+    pub cancel_at_period_end: bool,
+    pub cancel_at: Option<i64>,
+    pub canceled_at: Option<i64>,
+    pub ended_at: Option<i64>,
+    pub trial_start: Option<i64>,
+    pub trial_end: Option<i64>,
+    /// Pre-basil only.
+    pub current_period_start: Option<i64>,
+    /// Pre-basil only.
+    pub current_period_end: Option<i64>,
+    pub latest_invoice: Option<Expandable>,
+    pub metadata: Option<Value>,
+    pub items: Option<List<SubscriptionItem>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SubscriptionItem {
+    pub id: String,
+    pub price: Option<Price>,
+    pub quantity: Option<i64>,
+    /// Basil and later.
+    pub current_period_start: Option<i64>,
+    /// Basil and later.
+    pub current_period_end: Option<i64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Price {
+    pub id: String,
+    pub product: Option<Expandable>,
+}
+
+impl Subscription {
+    pub fn customer_id(&self) -> Option<String> {
+        id_of(&self.customer)
+    }
+    pub fn latest_invoice_id(&self) -> Option<String> {
+        id_of(&self.latest_invoice)
+    }
+    pub fn items(&self) -> &[SubscriptionItem] {
+        self.items.as_ref().map(|l| l.data.as_slice()).unwrap_or(&[])
+    }
+    /// The current period: the subscription's own (pre-basil), else the
+    /// items' (basil: the earliest start and the latest end).
+    pub fn current_period(&self) -> (Option<i64>, Option<i64>) {
+        if self.current_period_start.is_some() || self.current_period_end.is_some() {
+            return (self.current_period_start, self.current_period_end);
+        }
+        let start = self.items().iter().filter_map(|i| i.current_period_start).min();
+        let end = self.items().iter().filter_map(|i| i.current_period_end).max();
+        (start, end)
+    }
+}
+
+impl SubscriptionItem {
+    pub fn price_id(&self) -> Option<String> {
+        self.price.as_ref().map(|p| p.id.clone())
+    }
+    pub fn product_id(&self) -> Option<String> {
+        self.price.as_ref().and_then(|p| id_of(&p.product))
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Invoice {
+    pub id: String,
+    pub customer: Option<Expandable>,
+    /// Pre-basil.
+    pub subscription: Option<Expandable>,
+    /// Basil: `parent.subscription_details.subscription`.
+    pub parent: Option<InvoiceParent>,
+    pub status: Option<String>,
+    #[serde(default)]
+    pub livemode: bool,
+    pub currency: Option<String>,
+    pub amount_due: Option<i64>,
+    pub amount_paid: Option<i64>,
+    pub amount_remaining: Option<i64>,
+    pub billing_reason: Option<String>,
+    pub hosted_invoice_url: Option<String>,
+    pub period_start: Option<i64>,
+    pub period_end: Option<i64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct InvoiceParent {
+    pub subscription_details: Option<SubscriptionDetails>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SubscriptionDetails {
+    pub subscription: Option<Expandable>,
+}
+
+impl Invoice {
+    pub fn customer_id(&self) -> Option<String> {
+        id_of(&self.customer)
+    }
+    pub fn subscription_id(&self) -> Option<String> {
+        id_of(&self.subscription).or_else(|| {
+            self.parent
+                .as_ref()
+                .and_then(|p| p.subscription_details.as_ref())
+                .and_then(|d| id_of(&d.subscription))
+        })
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PaymentIntent {
+    pub id: String,
+    pub customer: Option<Expandable>,
+    pub status: Option<String>,
+    #[serde(default)]
+    pub livemode: bool,
+    pub amount: Option<i64>,
+    pub amount_received: Option<i64>,
+    pub currency: Option<String>,
+    pub latest_charge: Option<Expandable>,
+    pub last_payment_error: Option<Value>,
+}
+
+impl PaymentIntent {
+    pub fn customer_id(&self) -> Option<String> {
+        id_of(&self.customer)
+    }
+    pub fn latest_charge_id(&self) -> Option<String> {
+        id_of(&self.latest_charge)
+    }
+    /// `last_payment_error.message` (or its code) when the last try failed.
+    pub fn last_error(&self) -> Option<String> {
+        let e = self.last_payment_error.as_ref().filter(|v| !v.is_null())?;
+        e.get("message")
+            .and_then(Value::as_str)
+            .or_else(|| e.get("code").and_then(Value::as_str))
+            .map(str::to_owned)
+            .or_else(|| Some(e.to_string()))
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CheckoutSession {
+    pub id: String,
+    pub client_reference_id: Option<String>,
+    pub customer: Option<Expandable>,
+    pub subscription: Option<Expandable>,
+    pub payment_intent: Option<Expandable>,
+    pub mode: Option<String>,
+    pub status: Option<String>,
+    pub payment_status: Option<String>,
+    #[serde(default)]
+    pub livemode: bool,
+    pub amount_total: Option<i64>,
+    pub currency: Option<String>,
+}
+
+impl CheckoutSession {
+    pub fn customer_id(&self) -> Option<String> {
+        id_of(&self.customer)
+    }
+    pub fn subscription_id(&self) -> Option<String> {
+        id_of(&self.subscription)
+    }
+    pub fn payment_intent_id(&self) -> Option<String> {
+        id_of(&self.payment_intent)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Dispute {
+    pub id: String,
+    pub charge: Option<Expandable>,
+    pub payment_intent: Option<Expandable>,
+    pub status: Option<String>,
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub livemode: bool,
+    pub amount: Option<i64>,
+    pub currency: Option<String>,
+}
+
+impl Dispute {
+    pub fn charge_id(&self) -> Option<String> {
+        id_of(&self.charge)
+    }
+    pub fn payment_intent_id(&self) -> Option<String> {
+        id_of(&self.payment_intent)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_api_shapes_give_the_same_period_and_subscription() {
+        let pre: Subscription = serde_json::from_value(serde_json::json!({
+            "id": "sub_1", "status": "active", "customer": "cus_1",
+            "current_period_start": 100, "current_period_end": 200,
+            "items": {"data": [{"id": "si_1", "price": {"id": "price_1", "product": "prod_1"}}]}
+        }))
+        .expect("pre-basil");
+        let basil: Subscription = serde_json::from_value(serde_json::json!({
+            "id": "sub_1", "status": "active", "customer": {"id": "cus_1", "object": "customer"},
+            "items": {"data": [{"id": "si_1", "current_period_start": 100, "current_period_end": 200,
+                                "price": {"id": "price_1", "product": {"id": "prod_1"}}}]}
+        }))
+        .expect("basil");
+        assert_eq!(pre.current_period(), (Some(100), Some(200)));
+        assert_eq!(basil.current_period(), pre.current_period());
+        assert_eq!(basil.customer_id(), pre.customer_id());
+        assert_eq!(basil.items()[0].product_id(), Some("prod_1".to_owned()));
+
+        let old: Invoice = serde_json::from_value(serde_json::json!({"id": "in_1", "subscription": "sub_1"})).expect("old");
+        let new: Invoice = serde_json::from_value(serde_json::json!({
+            "id": "in_1", "subscription": null,
+            "parent": {"type": "subscription_details", "subscription_details": {"subscription": "sub_1"}}
+        }))
+        .expect("new");
+        assert_eq!(old.subscription_id().as_deref(), Some("sub_1"));
+        assert_eq!(new.subscription_id().as_deref(), Some("sub_1"));
+    }
+}

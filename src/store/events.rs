@@ -1,0 +1,284 @@
+//! Inspecting the outbox and the operator's actions on it: list and show
+//! events with their attempts, replay, discard dead letters, counts for
+//! metrics. Shared by the admin API and the CLI.
+
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::outbox::{status, StoredEvent};
+use super::schema::{event_attempts, webhook_events};
+use super::{with_conn, with_tx, write_transaction, DbConnection, StoreError};
+
+/// Which events an operator means. Empty fields match everything.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventFilter {
+    pub status: Option<String>,
+    /// An exact type, or a prefix ending in `*` (`invoice.*`).
+    #[serde(rename = "type")]
+    pub event_type: Option<String>,
+    /// The Stripe object id (`sub_…`, `in_…`).
+    pub object: Option<String>,
+    /// One event by its Stripe id.
+    pub event_id: Option<String>,
+    /// Received at or after (epoch ms).
+    pub since: Option<i64>,
+    /// Received before (epoch ms).
+    pub until: Option<i64>,
+    /// Pagination: only events after this row id.
+    pub after: Option<i64>,
+    pub limit: Option<i64>,
+}
+
+impl EventFilter {
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(s) = &self.status {
+            if !status::ALL.contains(&s.as_str()) {
+                return Err(format!(
+                    "unknown status {s:?}: one of {}",
+                    status::ALL.join(", ")
+                ));
+            }
+        }
+        if self.limit.is_some_and(|l| !(1..=1000).contains(&l)) {
+            return Err("limit must be between 1 and 1000".to_owned());
+        }
+        Ok(())
+    }
+
+    fn type_pattern(&self) -> Option<(bool, String)> {
+        self.event_type.as_ref().map(|t| match t.strip_suffix('*') {
+            Some(prefix) => {
+                let escaped = prefix
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_");
+                (true, format!("{escaped}%"))
+            }
+            None => (false, t.clone()),
+        })
+    }
+}
+
+/// An event without its payload, for lists.
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = webhook_events)]
+pub struct EventSummary {
+    pub id: i64,
+    pub event_id: String,
+    pub event_type: String,
+    pub object_id: Option<String>,
+    pub livemode: bool,
+    pub status: String,
+    pub attempts: i32,
+    pub received_at: i64,
+    pub next_attempt_at: i64,
+    pub processed_at: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = event_attempts)]
+pub struct Attempt {
+    pub attempt: i32,
+    pub worker: String,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+    pub outcome: Option<String>,
+    pub error: Option<String>,
+}
+
+/// Applies `$filter` to a boxed query over `webhook_events`.
+macro_rules! filtered {
+    ($filter:expr) => {{
+        let f: &EventFilter = $filter;
+        let mut q = webhook_events::table.into_boxed();
+        if let Some(s) = &f.status {
+            q = q.filter(webhook_events::status.eq(s.clone()));
+        }
+        match f.type_pattern() {
+            Some((true, pattern)) => {
+                q = q.filter(webhook_events::event_type.like(pattern).escape('\\'))
+            }
+            Some((false, exact)) => q = q.filter(webhook_events::event_type.eq(exact)),
+            None => {}
+        }
+        if let Some(o) = &f.object {
+            q = q.filter(webhook_events::object_id.eq(o.clone()));
+        }
+        if let Some(id) = &f.event_id {
+            q = q.filter(webhook_events::event_id.eq(id.clone()));
+        }
+        if let Some(t) = f.since {
+            q = q.filter(webhook_events::received_at.ge(t));
+        }
+        if let Some(t) = f.until {
+            q = q.filter(webhook_events::received_at.lt(t));
+        }
+        if let Some(a) = f.after {
+            q = q.filter(webhook_events::id.gt(a));
+        }
+        q
+    }};
+}
+
+/// Events matching `filter`, oldest first, at most `filter.limit` (default 100).
+pub fn list(
+    conn: &mut DbConnection,
+    filter: &EventFilter,
+) -> Result<Vec<EventSummary>, StoreError> {
+    let limit = filter.limit.unwrap_or(100);
+    let rows = with_conn!(conn, c => filtered!(filter)
+        .order(webhook_events::id.asc())
+        .limit(limit)
+        .select(EventSummary::as_select())
+        .load(c))?;
+    Ok(rows)
+}
+
+/// One event with its payload, and every attempt, oldest first.
+pub fn show(
+    conn: &mut DbConnection,
+    event_id: &str,
+) -> Result<Option<(StoredEvent, Vec<Attempt>)>, StoreError> {
+    let Some(event) = super::outbox::get(conn, event_id)? else {
+        return Ok(None);
+    };
+    let attempts = with_conn!(conn, c => event_attempts::table
+        .filter(event_attempts::event_id.eq(event_id))
+        .order(event_attempts::id.asc())
+        .select(Attempt::as_select())
+        .load(c))?;
+    Ok(Some((event, attempts)))
+}
+
+/// What a replay did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Replayed {
+    /// Re-queued event ids.
+    pub replayed: Vec<String>,
+    /// Matching events left alone because a worker holds them right now.
+    pub in_flight: Vec<String>,
+}
+
+/// Re-queues every event matching `filter` (all of them, not one page):
+/// `pending`, due now, with a fresh retry budget, and a `replayed` line in
+/// its history. Events in flight are skipped (reported). Replaying twice
+/// does no harm: handlers re-fetch the current object.
+pub fn replay(
+    conn: &mut DbConnection,
+    filter: &EventFilter,
+    actor: &str,
+    now: i64,
+) -> Result<Replayed, StoreError> {
+    let mut all = filter.clone();
+    all.limit = None;
+    all.after = None;
+    let result = write_transaction(conn, |tx| -> Result<Replayed, diesel::result::Error> {
+        let matching: Vec<(String, String)> = with_tx!(tx, c => filtered!(&all)
+            .order(webhook_events::id.asc())
+            .select((webhook_events::event_id, webhook_events::status))
+            .load(c))?;
+        let (in_flight, ids): (Vec<_>, Vec<_>) = matching
+            .into_iter()
+            .partition(|(_, s)| s == status::PROCESSING);
+        let ids: Vec<String> = ids.into_iter().map(|(id, _)| id).collect();
+        for chunk in ids.chunks(500) {
+            with_tx!(tx, c => {
+                diesel::update(
+                    webhook_events::table
+                        .filter(webhook_events::event_id.eq_any(chunk))
+                        .filter(webhook_events::status.ne(status::PROCESSING)),
+                )
+                .set((
+                    webhook_events::status.eq(status::PENDING),
+                    webhook_events::attempts.eq(0),
+                    webhook_events::next_attempt_at.eq(now),
+                    webhook_events::queued_at.eq(now),
+                    webhook_events::lease_owner.eq(None::<String>),
+                    webhook_events::lease_expires_at.eq(None::<i64>),
+                    webhook_events::last_error.eq(None::<String>),
+                ))
+                .execute(c)?;
+                let rows: Vec<_> = chunk
+                    .iter()
+                    .map(|id| {
+                        (
+                            event_attempts::event_id.eq(id.as_str()),
+                            event_attempts::attempt.eq(0),
+                            event_attempts::worker.eq(actor),
+                            event_attempts::started_at.eq(now),
+                            event_attempts::finished_at.eq(Some(now)),
+                            event_attempts::outcome.eq(Some("replayed")),
+                        )
+                    })
+                    .collect();
+                diesel::insert_into(event_attempts::table).values(&rows).execute(c)
+            })?;
+        }
+        Ok(Replayed {
+            replayed: ids,
+            in_flight: in_flight.into_iter().map(|(id, _)| id).collect(),
+        })
+    })?;
+    Ok(result)
+}
+
+/// Why a discard was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscardError {
+    #[error("no event {0}")]
+    NotFound(String),
+    #[error("event {id} is {status}: only dead events can be discarded")]
+    NotDead { id: String, status: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Marks a dead event `discarded` with the operator's reason (kept, never retried).
+pub fn discard(
+    conn: &mut DbConnection,
+    event_id: &str,
+    reason: &str,
+    actor: &str,
+    now: i64,
+) -> Result<(), DiscardError> {
+    let current = super::outbox::get(conn, event_id)?
+        .ok_or_else(|| DiscardError::NotFound(event_id.to_owned()))?;
+    if current.status != status::DEAD {
+        return Err(DiscardError::NotDead {
+            id: event_id.to_owned(),
+            status: current.status,
+        });
+    }
+    let note = format!("discarded by {actor}: {reason}");
+    write_transaction(conn, |tx| -> Result<(), diesel::result::Error> {
+        with_tx!(tx, c => {
+            diesel::update(webhook_events::table.filter(webhook_events::event_id.eq(event_id)).filter(webhook_events::status.eq(status::DEAD)))
+                .set((webhook_events::status.eq(status::DISCARDED), webhook_events::last_error.eq(&note), webhook_events::processed_at.eq(now)))
+                .execute(c)?;
+            diesel::insert_into(event_attempts::table)
+                .values((
+                    event_attempts::event_id.eq(event_id),
+                    event_attempts::attempt.eq(0),
+                    event_attempts::worker.eq(actor),
+                    event_attempts::started_at.eq(now),
+                    event_attempts::finished_at.eq(Some(now)),
+                    event_attempts::outcome.eq(Some("discarded")),
+                    event_attempts::error.eq(Some(reason)),
+                ))
+                .execute(c)
+        })?;
+        Ok(())
+    })
+    .map_err(|e: diesel::result::Error| DiscardError::Store(e.into()))
+}
+
+/// Received-at of the oldest event waiting to be processed, if any.
+pub fn oldest_pending(conn: &mut DbConnection) -> Result<Option<i64>, StoreError> {
+    let t = with_conn!(conn, c => webhook_events::table
+        .filter(webhook_events::status.eq_any([status::PENDING, status::PROCESSING]))
+        .select(diesel::dsl::min(webhook_events::received_at))
+        .first::<Option<i64>>(c))?;
+    Ok(t)
+}

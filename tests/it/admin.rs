@@ -1,0 +1,419 @@
+//! Issue 5: the admin API — auth, inspect, replay, dead letters, metrics.
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::backend_tests;
+use crate::harness::*;
+
+backend_tests!(
+    admin_routes_need_the_token_and_are_not_on_the_public_listener,
+    events_are_listed_with_filters_and_pages_and_shown_with_attempts,
+    replay_by_filter_requeues_exactly_the_matching_events,
+    dead_letters_can_be_listed_retried_and_discarded,
+    metrics_move_when_events_flow,
+);
+
+async fn admin_app(db: &TestDb) -> TestApp {
+    TestApp::spawn_with(db, with_admin(AppOptions::default())).await
+}
+
+async fn get(app: &TestApp, path: &str) -> (StatusCode, Value) {
+    let res = app
+        .client
+        .get(app.admin_url(path))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+async fn post(app: &TestApp, path: &str, body: Value) -> (StatusCode, Value) {
+    let res = app
+        .client
+        .post(app.admin_url(path))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+/// Delivers in order (the lists below rely on it).
+async fn deliver_all(app: &TestApp, events: &[(&str, &str, &str)]) {
+    for (id, t, o) in events {
+        let res = app.deliver(&event_body(id, t, o, false)).await;
+        assert_eq!(res.status(), 200, "{id}");
+    }
+}
+
+async fn admin_routes_need_the_token_and_are_not_on_the_public_listener(backend: Backend) {
+    let db = TestDb::new(backend);
+    let app = admin_app(&db).await;
+    deliver_all(&app, &[("evt_auth", "invoice.paid", "in_1")]).await;
+    let routes = [
+        ("GET", "/metrics"),
+        ("GET", "/v1/events"),
+        ("GET", "/v1/events/evt_auth"),
+        ("POST", "/v1/events/evt_auth/replay"),
+        ("POST", "/v1/replay"),
+        ("GET", "/v1/dead"),
+        ("POST", "/v1/dead/evt_auth/retry"),
+        ("POST", "/v1/dead/evt_auth/discard"),
+        ("POST", "/v1/resync/sub_1"),
+        ("POST", "/v1/reconcile"),
+        ("POST", "/v1/catch-up"),
+    ];
+    for (method, path) in routes {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        for token in [None, Some("wrong-token-wrong-token"), Some("")] {
+            let mut req = app
+                .client
+                .request(method.clone(), app.admin_url(path))
+                .json(&json!({}));
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            let res = req.send().await.unwrap();
+            assert_eq!(res.status(), 401, "{method} {path} with {token:?}");
+            let body: Value = res.json().await.unwrap();
+            assert_eq!(body["error"]["reason"], "unauthorized");
+        }
+        let res = app
+            .client
+            .request(method.clone(), app.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            res.status(),
+            404,
+            "the public listener does not serve {path}"
+        );
+    }
+    // The health check is open.
+    let res = app
+        .client
+        .get(app.admin_url("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // Nothing was replayed by the refused requests.
+    let (_, body) = get(&app, "/v1/events/evt_auth").await;
+    assert_eq!(body["attempts"].as_array().unwrap().len(), 0);
+    app.stop().await;
+}
+
+async fn events_are_listed_with_filters_and_pages_and_shown_with_attempts(backend: Backend) {
+    let db = TestDb::new(backend);
+    let app = admin_app(&db).await;
+    deliver_all(
+        &app,
+        &[
+            ("evt_l1", "invoice.paid", "in_1"),
+            ("evt_l2", "invoice.payment_failed", "in_2"),
+            ("evt_l3", "customer.updated", "cus_1"),
+            ("evt_l4", "invoice.paid", "in_1"),
+        ],
+    )
+    .await;
+    let (status, body) = get(&app, "/v1/events?type=invoice.*").await;
+    assert_eq!(status, 200);
+    let ids: Vec<&str> = body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["evt_l1", "evt_l2", "evt_l4"]);
+    let (_, body) = get(&app, "/v1/events?object=in_1&status=pending").await;
+    assert_eq!(body["events"].as_array().unwrap().len(), 2);
+    // Pages: two at a time, following next_after.
+    let (_, page1) = get(&app, "/v1/events?limit=2").await;
+    assert_eq!(page1["events"].as_array().unwrap().len(), 2);
+    let after = page1["next_after"].as_i64().expect("a next page");
+    let (_, page2) = get(&app, &format!("/v1/events?limit=2&after={after}")).await;
+    let ids: Vec<&str> = page2["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["evt_l3", "evt_l4"]);
+    let (status, _) = get(&app, "/v1/events?status=bogus").await;
+    assert_eq!(status, 400);
+
+    app.runner.run_pending().await.unwrap();
+    let (status, body) = get(&app, "/v1/events/evt_l3").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["event"]["event_type"], "customer.updated");
+    assert_eq!(body["payload"]["id"], "evt_l3");
+    let attempts = body["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0]["outcome"], "ignored");
+    assert!(attempts[0]["finished_at"].as_i64().is_some());
+    let (status, body) = get(&app, "/v1/events/evt_missing").await;
+    assert_eq!(status, 404);
+    assert_eq!(body["error"]["reason"], "no_such_event");
+    app.stop().await;
+}
+
+async fn replay_by_filter_requeues_exactly_the_matching_events(backend: Backend) {
+    let db = TestDb::new(backend);
+    let app = admin_app(&db).await;
+    deliver_all(
+        &app,
+        &[
+            ("evt_r1", "invoice.paid", "in_1"),
+            ("evt_r2", "invoice.voided", "in_2"),
+            ("evt_r3", "customer.updated", "cus_1"),
+        ],
+    )
+    .await;
+    app.runner.run_pending().await.unwrap();
+    let (status, body) = post(&app, "/v1/replay", json!({"type": "invoice.*"})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["replayed"], json!(["evt_r1", "evt_r2"]));
+    for (id, expected) in [
+        ("evt_r1", "pending"),
+        ("evt_r2", "pending"),
+        ("evt_r3", "ignored"),
+    ] {
+        let (_, body) = get(&app, &format!("/v1/events/{id}")).await;
+        assert_eq!(body["event"]["status"], expected, "{id}");
+    }
+    let (_, body) = get(&app, "/v1/events/evt_r1").await;
+    let outcomes: Vec<&str> = body["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["ignored", "replayed"],
+        "the replay is in the event's history"
+    );
+    // Through the normal runner again.
+    let tally = app.runner.run_pending().await.unwrap();
+    assert_eq!(tally.ignored, 2);
+    // One event by id; twice is harmless.
+    for _ in 0..2 {
+        let (status, body) = post(&app, "/v1/events/evt_r3/replay", json!({})).await;
+        assert_eq!(status, 200);
+        assert_eq!(body["replayed"], json!(["evt_r3"]));
+    }
+    assert_eq!(app.runner.run_pending().await.unwrap().ignored, 1);
+    let (status, _) = post(&app, "/v1/events/evt_nope/replay", json!({})).await;
+    assert_eq!(status, 404);
+    app.stop().await;
+}
+
+async fn dead_letters_can_be_listed_retried_and_discarded(backend: Backend) {
+    let db = TestDb::new(backend);
+    let app = TestApp::spawn_with(
+        &db,
+        with_admin(AppOptions {
+            handler: Some(std::sync::Arc::new(AlwaysFails)),
+            runner: "enabled = false\nmax_attempts = 1".to_owned(),
+            ..AppOptions::default()
+        }),
+    )
+    .await;
+    deliver_all(
+        &app,
+        &[
+            ("evt_d1", "invoice.paid", "in_1"),
+            ("evt_d2", "invoice.paid", "in_2"),
+        ],
+    )
+    .await;
+    app.runner.run_pending().await.unwrap();
+    let (_, body) = get(&app, "/v1/dead").await;
+    let dead: Vec<&str> = body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(dead, ["evt_d1", "evt_d2"]);
+    assert_eq!(body["events"][0]["last_error"], "always fails");
+
+    let (status, body) = post(&app, "/v1/dead/evt_d1/retry", json!({})).await;
+    assert_eq!(
+        (status, body["replayed"].clone()),
+        (StatusCode::OK, json!(["evt_d1"]))
+    );
+    let (_, body) = get(&app, "/v1/events/evt_d1").await;
+    assert_eq!(body["event"]["status"], "pending");
+    assert_eq!(
+        body["event"]["attempts"], 0,
+        "a retried dead letter gets a fresh budget"
+    );
+
+    let (status, _) = post(&app, "/v1/dead/evt_d2/discard", json!({})).await;
+    assert_eq!(status, 400, "a reason is required");
+    let (status, body) = post(
+        &app,
+        "/v1/dead/evt_d2/discard",
+        json!({"reason": "refund handled by hand"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, body) = get(&app, "/v1/events/evt_d2").await;
+    assert_eq!(body["event"]["status"], "discarded");
+    assert!(body["event"]["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("refund handled by hand"));
+    let (status, body) = post(&app, "/v1/dead/evt_d2/discard", json!({"reason": "again"})).await;
+    assert_eq!(status, 409, "{body}");
+    let (status, _) = post(&app, "/v1/dead/evt_d1/retry", json!({})).await;
+    assert_eq!(status, 409, "evt_d1 is pending now, not dead");
+    let (_, body) = get(&app, "/v1/dead").await;
+    assert!(body["events"].as_array().unwrap().is_empty());
+    app.stop().await;
+}
+
+/// A handler that always fails.
+struct AlwaysFails;
+
+impl stripe_hookd::queue::Handler for AlwaysFails {
+    fn handles(&self, _: &str) -> bool {
+        true
+    }
+    fn handle(
+        &self,
+        _: stripe_hookd::queue::EventGroup,
+    ) -> futures_util::future::BoxFuture<
+        'static,
+        Result<stripe_hookd::queue::Apply, stripe_hookd::queue::HandlerError>,
+    > {
+        Box::pin(async { Err(stripe_hookd::queue::HandlerError::retry("always fails")) })
+    }
+}
+
+/// The value of a metric line `name{labels…} value` whose labels contain every `want`.
+fn metric(text: &str, name: &str, want: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+        .filter(|l| want.iter().all(|w| l.contains(w)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+async fn metrics_move_when_events_flow(backend: Backend) {
+    let db = TestDb::new(backend);
+    // A unique endpoint name: the metrics registry is process-wide.
+    let endpoint = format!("metrics_{}_{}", backend as u8, std::process::id());
+    let app = TestApp::spawn_with(
+        &db,
+        with_admin(AppOptions {
+            endpoints: format!(
+                "[[endpoints]]\nname = \"{endpoint}\"\npath = \"/webhooks/stripe\"\nmode = \"test\"\nsecrets = [\"{SECRET}\"]\n"
+            ),
+            ..AppOptions::default()
+        }),
+    )
+    .await;
+    let scrape = || async {
+        let res = app
+            .client
+            .get(app.admin_url("/metrics"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        res.text().await.unwrap()
+    };
+    let ep = format!("endpoint=\"{endpoint}\"");
+    let before = scrape().await;
+    assert_eq!(metric(&before, "hookd_webhook_requests_total", &[&ep]), 0.0);
+
+    deliver_all(
+        &app,
+        &[
+            ("evt_m1", "invoice.paid", "in_1"),
+            ("evt_m2", "invoice.paid", "in_2"),
+        ],
+    )
+    .await;
+    app.deliver(&event_body("evt_m1", "invoice.paid", "in_1", false))
+        .await;
+    let bad = event_body("evt_m3", "invoice.paid", "in_3", false);
+    app.post_raw(
+        "/webhooks/stripe",
+        &bad,
+        Some(&signature_header(&["whsec_wrong"], now(), &bad)),
+    )
+    .await;
+
+    let text = scrape().await;
+    assert_eq!(
+        metric(
+            &text,
+            "hookd_webhook_requests_total",
+            &[&ep, "outcome=\"stored\""]
+        ),
+        2.0
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "hookd_webhook_requests_total",
+            &[&ep, "outcome=\"duplicate\""]
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "hookd_webhook_requests_total",
+            &[&ep, "outcome=\"rejected\""]
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "hookd_signature_failures_total",
+            &[&ep, "reason=\"signature_mismatch\""]
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(&text, "hookd_outbox_events", &["status=\"pending\""]),
+        2.0
+    );
+    assert!(metric(&text, "hookd_outbox_lag_seconds", &[]) >= 0.0);
+    assert!(text.contains(&format!("hookd_seconds_since_last_verified_event{{{ep}}}")));
+    assert!(metric(&text, "hookd_seconds_since_last_verified_event", &[&ep]) < 60.0);
+
+    app.runner.run_pending().await.unwrap();
+    let text = scrape().await;
+    assert_eq!(
+        metric(&text, "hookd_outbox_events", &["status=\"pending\""]),
+        0.0
+    );
+    assert_eq!(
+        metric(&text, "hookd_outbox_events", &["status=\"ignored\""]),
+        2.0
+    );
+    assert!(
+        metric(
+            &text,
+            "hookd_event_attempts_total",
+            &["outcome=\"ignored\""]
+        ) >= 2.0
+    );
+    assert!(text.contains("hookd_event_processing_seconds_bucket"));
+    app.stop().await;
+}
