@@ -9,6 +9,8 @@ use crate::app::{self, Application};
 use crate::config::{self, Config};
 use crate::telemetry;
 
+mod ops;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "stripe-hookd",
@@ -29,6 +31,20 @@ pub enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Inspect events: list with filters, or show one with its attempts.
+    #[command(subcommand)]
+    Events(ops::EventsCommand),
+    /// Re-queue events through the normal runner: by id, or every event matching a filter.
+    Replay {
+        event_ids: Vec<String>,
+        #[command(flatten)]
+        filter: ops::FilterArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Dead letters: list, show, retry, discard with a reason.
+    #[command(subcommand)]
+    Dead(ops::DeadCommand),
 }
 
 /// Entry point of the binary.
@@ -47,6 +63,13 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve => serve(config),
         Command::Migrate => migrate(&config),
+        Command::Events(command) => ops::events(&config, command),
+        Command::Replay {
+            event_ids,
+            filter,
+            json,
+        } => ops::replay(&config, event_ids, filter, json),
+        Command::Dead(command) => ops::dead(&config, command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
