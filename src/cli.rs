@@ -10,6 +10,7 @@ use crate::config::{self, Config};
 use crate::telemetry;
 
 mod ops;
+mod trigger;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -45,6 +46,8 @@ pub enum Command {
     /// Dead letters: list, show, retry, discard with a reason.
     #[command(subcommand)]
     Dead(ops::DeadCommand),
+    /// Send realistic signed Stripe events to an endpoint (one, or a load test with --count).
+    Trigger(trigger::TriggerArgs),
 }
 
 /// Entry point of the binary.
@@ -52,6 +55,11 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // STRIPE_HOOKD_CONFIG is a CLI setting, not a config key.
     std::env::remove_var("STRIPE_HOOKD_CONFIG");
+    if let Command::Trigger(args) = cli.command {
+        // Sending needs only a URL and a secret: the config supplies defaults.
+        telemetry::init(crate::config::LogFormat::Text, "warn");
+        return finish(trigger::run(config::load(cli.config.as_deref()), args));
+    }
     let config = match config::load(cli.config.as_deref()) {
         Ok(config) => config,
         Err(e) => {
@@ -70,7 +78,12 @@ pub fn main() -> ExitCode {
             json,
         } => ops::replay(&config, event_ids, filter, json),
         Command::Dead(command) => ops::dead(&config, command),
+        Command::Trigger(_) => Ok(()),
     };
+    finish(result)
+}
+
+fn finish(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

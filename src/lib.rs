@@ -14,3 +14,4 @@ pub mod queue;
 // pub mod reconcile; (waits for the stripe client)
 pub mod store;
 pub mod telemetry;
+pub mod trigger;

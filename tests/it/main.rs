@@ -10,3 +10,4 @@ mod intake;
 mod processes;
 mod queue;
 mod signature_vectors;
+mod trigger;
