@@ -83,7 +83,17 @@ impl Application {
             .await??;
             return Ok(app);
         }
-        Application::build_with(config, default_handler(), Clock::default()).await
+        match reconcile_handler(&config)? {
+            Some(handler) => Application::build_with(config, handler, Clock::default()).await,
+            None => {
+                tracing::warn!(
+                    "no Stripe API key (STRIPE_API_KEY): events are verified and stored, but not processed until a key is configured"
+                );
+                let mut config = config;
+                config.runner.enabled = false;
+                Application::build_with(config, default_handler(), Clock::default()).await
+            }
+        }
     }
 
     /// As [`Application::build`], with the handler (and clock) given.
@@ -297,10 +307,32 @@ impl Application {
     }
 }
 
-/// The handler the daemon runs with: every event is stored and marked
-/// `ignored` until the reconcile handlers land.
+/// A handler that takes nothing (every event ends `ignored`): for tests and
+/// intake-only setups; the daemon runs [`reconcile_handler`].
 pub fn default_handler() -> Arc<dyn Handler> {
     Arc::new(queue::NoHandler)
+}
+
+/// The reconcile handler for this config, or `None` without an API key.
+pub fn reconcile_handler(config: &Config) -> anyhow::Result<Option<Arc<dyn Handler>>> {
+    let Some(options) = crate::stripe::ClientOptions::from_config(&config.stripe) else {
+        return Ok(None);
+    };
+    let client =
+        crate::stripe::StripeClient::new(options).context("cannot set up the Stripe API client")?;
+    let handler = crate::reconcile::ReconcileHandler::new(
+        client,
+        crate::reconcile::ReconcileOptions {
+            api_version: config.stripe.api_version.clone(),
+            past_due_grace: Duration::from_secs(
+                config
+                    .entitlements
+                    .past_due_grace_hours
+                    .saturating_mul(3600),
+            ),
+        },
+    );
+    Ok(Some(handler))
 }
 
 /// Resolves on SIGTERM or SIGINT.

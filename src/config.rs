@@ -155,6 +155,22 @@ pub struct StripeConfig {
     /// The pinned `Stripe-Version` of every API call.
     #[serde(default = "default_api_version")]
     pub api_version: String,
+    /// Time-out of one API call.
+    #[serde(default = "default_stripe_timeout_secs")]
+    pub timeout_secs: u64,
+    /// Retries of one call (409, 429, 5xx, network), before the runner's own backoff.
+    #[serde(default = "default_stripe_max_retries")]
+    pub max_retries: u32,
+    /// Client-side rate limit; default 20/s for test keys, 80/s for live (Stripe: 25 and 100).
+    #[serde(default)]
+    pub requests_per_sec: Option<u32>,
+}
+
+fn default_stripe_timeout_secs() -> u64 {
+    20
+}
+fn default_stripe_max_retries() -> u32 {
+    2
 }
 
 impl Default for StripeConfig {
@@ -163,6 +179,9 @@ impl Default for StripeConfig {
             api_key: None,
             api_base: default_api_base(),
             api_version: default_api_version(),
+            timeout_secs: default_stripe_timeout_secs(),
+            max_retries: default_stripe_max_retries(),
+            requests_per_sec: None,
         }
     }
 }

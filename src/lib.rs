@@ -11,7 +11,8 @@ pub mod config;
 pub mod intake;
 pub mod metrics;
 pub mod queue;
-// pub mod reconcile; (waits for the stripe client)
+pub mod reconcile;
 pub mod store;
+pub mod stripe;
 pub mod telemetry;
 pub mod trigger;

@@ -35,15 +35,25 @@ impl Entitlement {
     /// Whether this row gives access at `now` (epoch ms).
     pub fn active_at(&self, now: i64) -> bool {
         self.grants
-            && (matches!(self.status.as_str(), "active" | "trialing") || self.access_until.is_some_and(|t| t > now))
+            && (matches!(self.status.as_str(), "active" | "trialing")
+                || self.access_until.is_some_and(|t| t > now))
     }
 }
 
 /// Rewrites the entitlement rows of one subscription.
-pub fn recompute(tx: &mut Tx<'_>, sub: &SubscriptionRow, items: &[ItemRow], grace_ms: i64) -> QueryResult<()> {
+pub fn recompute(
+    tx: &mut Tx<'_>,
+    sub: &SubscriptionRow,
+    items: &[ItemRow],
+    grace_ms: i64,
+) -> QueryResult<()> {
     let (grants, access_until) = match sub.status.as_str() {
         "active" | "trialing" => (true, sub.current_period_end),
-        "past_due" => (true, sub.past_due_since.map(|since| since.saturating_add(grace_ms))),
+        "past_due" => (
+            true,
+            sub.past_due_since
+                .map(|since| since.saturating_add(grace_ms)),
+        ),
         _ => (false, None),
     };
     let mut rows: Vec<Entitlement> = items
@@ -56,7 +66,11 @@ pub fn recompute(tx: &mut Tx<'_>, sub: &SubscriptionRow, items: &[ItemRow], grac
             product_id: i.product_id.clone(),
             status: sub.status.clone(),
             grants,
-            access_until: if sub.status == "past_due" { access_until } else { i.current_period_end.or(access_until) },
+            access_until: if sub.status == "past_due" {
+                access_until
+            } else {
+                i.current_period_end.or(access_until)
+            },
             updated_at: sub.updated_at,
         })
         .collect();
@@ -89,7 +103,10 @@ pub fn revoke(tx: &mut Tx<'_>, subscription_id: &str, now: i64) -> QueryResult<(
 }
 
 /// Every entitlement row of a customer (granting or not).
-pub fn for_customer_all(conn: &mut DbConnection, customer_id: &str) -> Result<Vec<Entitlement>, StoreError> {
+pub fn for_customer_all(
+    conn: &mut DbConnection,
+    customer_id: &str,
+) -> Result<Vec<Entitlement>, StoreError> {
     let rows = with_conn!(conn, c => entitlements::table
         .filter(entitlements::customer_id.eq(customer_id))
         .order((entitlements::subscription_id.asc(), entitlements::item_id.asc()))
@@ -99,13 +116,24 @@ pub fn for_customer_all(conn: &mut DbConnection, customer_id: &str) -> Result<Ve
 }
 
 /// What a customer has access to at `now` (epoch ms).
-pub fn for_customer(conn: &mut DbConnection, customer_id: &str, now: i64) -> Result<Vec<Entitlement>, StoreError> {
-    Ok(for_customer_all(conn, customer_id)?.into_iter().filter(|e| e.active_at(now)).collect())
+pub fn for_customer(
+    conn: &mut DbConnection,
+    customer_id: &str,
+    now: i64,
+) -> Result<Vec<Entitlement>, StoreError> {
+    Ok(for_customer_all(conn, customer_id)?
+        .into_iter()
+        .filter(|e| e.active_at(now))
+        .collect())
 }
 
 /// What the application's own user (`client_reference_id` from Checkout)
 /// has access to at `now`: through every customer their sessions created.
-pub fn for_reference(conn: &mut DbConnection, reference: &str, now: i64) -> Result<Vec<Entitlement>, StoreError> {
+pub fn for_reference(
+    conn: &mut DbConnection,
+    reference: &str,
+    now: i64,
+) -> Result<Vec<Entitlement>, StoreError> {
     let customers: Vec<Option<String>> = with_conn!(conn, c => checkout_sessions::table
         .filter(checkout_sessions::client_reference_id.eq(reference))
         .select(checkout_sessions::customer_id)

@@ -56,7 +56,10 @@ impl Family {
             Some(Family::Dispute)
         } else if event_type.starts_with("checkout.session.") {
             Some(Family::CheckoutSession)
-        } else if matches!(event_type, "customer.created" | "customer.updated" | "customer.deleted") {
+        } else if matches!(
+            event_type,
+            "customer.created" | "customer.updated" | "customer.deleted"
+        ) {
             Some(Family::Customer)
         } else {
             None
@@ -142,7 +145,8 @@ impl ReconcileHandler {
     ) -> Result<(Vec<Record>, i64), HandlerError> {
         let fetched_at = now_ms();
         let mut records = Vec::new();
-        let Some(primary) = fetch_record(&self.client, family, id, account, fetched_at).await? else {
+        let Some(primary) = fetch_record(&self.client, family, id, account, fetched_at).await?
+        else {
             return Ok((vec![Record::Gone(family, id.to_owned())], fetched_at));
         };
         // A completed Checkout links the application's user to a customer
@@ -191,7 +195,10 @@ async fn fetch_record(
 ) -> Result<Option<Record>, HandlerError> {
     let response = match client.get(&family.path(id), family.expand(), account).await {
         Ok(r) => r,
-        Err(StripeError::NotFound { message, request_id }) => {
+        Err(StripeError::NotFound {
+            message,
+            request_id,
+        }) => {
             tracing::warn!(object = id, request_id = request_id.as_deref().unwrap_or(""), %message, "object not found at Stripe: recorded as gone");
             return Ok(None);
         }
@@ -200,22 +207,44 @@ async fn fetch_record(
     let raw = response.json.to_string();
     let now = now_ms();
     let record = match family {
-        Family::Customer => Record::Customer(records::CustomerRow::new(&parse(&response.json)?, raw, fetched_at, now)),
+        Family::Customer => Record::Customer(records::CustomerRow::new(
+            &parse(&response.json)?,
+            raw,
+            fetched_at,
+            now,
+        )),
         Family::Subscription => Record::Subscription(Box::new(parse(&response.json)?), raw),
-        Family::Invoice => Record::Invoice(records::InvoiceRow::new(&parse(&response.json)?, raw, fetched_at, now)),
-        Family::PaymentIntent => {
-            Record::PaymentIntent(records::PaymentIntentRow::new(&parse(&response.json)?, raw, fetched_at, now))
-        }
-        Family::CheckoutSession => {
-            Record::CheckoutSession(records::CheckoutSessionRow::new(&parse(&response.json)?, raw, fetched_at, now))
-        }
-        Family::Dispute => Record::Dispute(records::DisputeRow::new(&parse(&response.json)?, raw, fetched_at, now)),
+        Family::Invoice => Record::Invoice(records::InvoiceRow::new(
+            &parse(&response.json)?,
+            raw,
+            fetched_at,
+            now,
+        )),
+        Family::PaymentIntent => Record::PaymentIntent(records::PaymentIntentRow::new(
+            &parse(&response.json)?,
+            raw,
+            fetched_at,
+            now,
+        )),
+        Family::CheckoutSession => Record::CheckoutSession(records::CheckoutSessionRow::new(
+            &parse(&response.json)?,
+            raw,
+            fetched_at,
+            now,
+        )),
+        Family::Dispute => Record::Dispute(records::DisputeRow::new(
+            &parse(&response.json)?,
+            raw,
+            fetched_at,
+            now,
+        )),
     };
     Ok(Some(record))
 }
 
 fn parse<T: DeserializeOwned>(json: &serde_json::Value) -> Result<T, HandlerError> {
-    T::deserialize(json).map_err(|e| HandlerError::retry(format!("unexpected object from the Stripe API: {e}")))
+    T::deserialize(json)
+        .map_err(|e| HandlerError::retry(format!("unexpected object from the Stripe API: {e}")))
 }
 
 /// How an API failure affects the event: retried (with Stripe's hint), or
@@ -223,7 +252,9 @@ fn parse<T: DeserializeOwned>(json: &serde_json::Value) -> Result<T, HandlerErro
 fn handler_error(e: StripeError) -> HandlerError {
     let message = format!("Stripe API: {e}");
     match &e {
-        StripeError::InvalidRequest { .. } | StripeError::Config(_) => HandlerError::permanent(message),
+        StripeError::InvalidRequest { .. } | StripeError::Config(_) => {
+            HandlerError::permanent(message)
+        }
         _ => match e.retry_after() {
             Some(after) => HandlerError::retry_after(message, after),
             None => HandlerError::retry(message),

@@ -97,7 +97,10 @@ impl Subscription {
         id_of(&self.latest_invoice)
     }
     pub fn items(&self) -> &[SubscriptionItem] {
-        self.items.as_ref().map(|l| l.data.as_slice()).unwrap_or(&[])
+        self.items
+            .as_ref()
+            .map(|l| l.data.as_slice())
+            .unwrap_or(&[])
     }
     /// The current period: the subscription's own (pre-basil), else the
     /// items' (basil: the earliest start and the latest end).
@@ -105,8 +108,16 @@ impl Subscription {
         if self.current_period_start.is_some() || self.current_period_end.is_some() {
             return (self.current_period_start, self.current_period_end);
         }
-        let start = self.items().iter().filter_map(|i| i.current_period_start).min();
-        let end = self.items().iter().filter_map(|i| i.current_period_end).max();
+        let start = self
+            .items()
+            .iter()
+            .filter_map(|i| i.current_period_start)
+            .min();
+        let end = self
+            .items()
+            .iter()
+            .filter_map(|i| i.current_period_end)
+            .max();
         (start, end)
     }
 }
@@ -270,7 +281,9 @@ mod tests {
         assert_eq!(basil.customer_id(), pre.customer_id());
         assert_eq!(basil.items()[0].product_id(), Some("prod_1".to_owned()));
 
-        let old: Invoice = serde_json::from_value(serde_json::json!({"id": "in_1", "subscription": "sub_1"})).expect("old");
+        let old: Invoice =
+            serde_json::from_value(serde_json::json!({"id": "in_1", "subscription": "sub_1"}))
+                .expect("old");
         let new: Invoice = serde_json::from_value(serde_json::json!({
             "id": "in_1", "subscription": null,
             "parent": {"type": "subscription_details", "subscription_details": {"subscription": "sub_1"}}

@@ -9,7 +9,8 @@ use diesel::prelude::*;
 use super::entitlements;
 use super::models::{self, ms};
 use crate::store::schema::{
-    checkout_sessions, customers, disputes, invoices, payment_intents, subscription_items, subscriptions,
+    checkout_sessions, customers, disputes, invoices, payment_intents, subscription_items,
+    subscriptions,
 };
 use crate::store::{with_tx, Tx};
 
@@ -268,7 +269,9 @@ impl DisputeRow {
 }
 
 fn metadata(v: &Option<serde_json::Value>) -> String {
-    v.as_ref().filter(|v| !v.is_null()).map_or_else(|| "{}".to_owned(), |v| v.to_string())
+    v.as_ref()
+        .filter(|v| !v.is_null())
+        .map_or_else(|| "{}".to_owned(), |v| v.to_string())
 }
 
 /// A fetched object, ready to be written.
@@ -313,7 +316,12 @@ pub fn write(tx: &mut Tx<'_>, record: &Record, cx: &WriteContext) -> QueryResult
     }
 }
 
-fn write_subscription(tx: &mut Tx<'_>, sub: &models::Subscription, raw: &str, cx: &WriteContext) -> QueryResult<bool> {
+fn write_subscription(
+    tx: &mut Tx<'_>,
+    sub: &models::Subscription,
+    raw: &str,
+    cx: &WriteContext,
+) -> QueryResult<bool> {
     let previous: Option<(String, Option<i64>)> = with_tx!(tx, c => subscriptions::table
         .filter(subscriptions::id.eq(&sub.id))
         .select((subscriptions::status, subscriptions::past_due_since))
@@ -384,11 +392,22 @@ fn mark_gone(
     use super::Family;
     macro_rules! gone {
         ($c:ident, $table:ident, $insert:expr) => {{
-            let updated = diesel::update($table::table.filter($table::id.eq(id)).filter($table::fetched_at.le(fetched_at)))
-                .set(($table::gone.eq(true), $table::fetched_at.eq(fetched_at), $table::updated_at.eq(now)))
-                .execute($c)?;
+            let updated = diesel::update(
+                $table::table
+                    .filter($table::id.eq(id))
+                    .filter($table::fetched_at.le(fetched_at)),
+            )
+            .set((
+                $table::gone.eq(true),
+                $table::fetched_at.eq(fetched_at),
+                $table::updated_at.eq(now),
+            ))
+            .execute($c)?;
             if updated == 0 {
-                diesel::insert_into($table::table).values($insert).on_conflict_do_nothing().execute($c)?
+                diesel::insert_into($table::table)
+                    .values($insert)
+                    .on_conflict_do_nothing()
+                    .execute($c)?
             } else {
                 updated
             }

@@ -128,6 +128,9 @@ pub struct AppOptions {
     /// Lines in the `[runner]` table; workers are off unless this says `enabled = true`.
     pub runner: String,
     pub clock: stripe_hookd::queue::Clock,
+    /// A fake Stripe's base URL: configures the API client and runs the
+    /// reconcile handler (unless `handler` is given).
+    pub stripe: Option<String>,
     /// TOML for the `[[endpoints]]` tables.
     pub endpoints: String,
     /// Extra top-level TOML lines.
@@ -147,6 +150,7 @@ impl Default for AppOptions {
             handler: None,
             runner: "enabled = false".to_owned(),
             clock: stripe_hookd::queue::Clock::default(),
+            stripe: None,
         }
     }
 }
@@ -182,6 +186,10 @@ impl TestApp {
     }
 
     pub async fn spawn_with(db: &TestDb, options: AppOptions) -> TestApp {
+        // TEST_LOG=debug shows the daemon's logs when a test fails.
+        if let Ok(level) = std::env::var("TEST_LOG") {
+            stripe_hookd::telemetry::init(stripe_hookd::config::LogFormat::Text, &level);
+        }
         let toml = format!(
             "listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nstate_dir = \"{}\"\n{}\n[database]\nurl = \"{}\"\nbusy_timeout_ms = 2000\n[intake]\nhttp_workers = 2\nwrite_timeout_ms = 5000\n{}\n[runner]\n{}\n{}",
             db.dir().display(),
@@ -191,12 +199,22 @@ impl TestApp {
             options.runner,
             options.endpoints
         );
+        let toml = match &options.stripe {
+            Some(base) => format!(
+                "{toml}\n[stripe]\napi_key = \"{}\"\napi_base = \"{base}\"\nrequests_per_sec = 1000\ntimeout_secs = 1\n",
+                crate::fake_stripe::KEY
+            ),
+            None => toml,
+        };
         let config =
             config::from_toml_str(&toml).unwrap_or_else(|e| panic!("test config: {e}\n{toml}"));
-        let handler = options
-            .handler
-            .clone()
-            .unwrap_or_else(stripe_hookd::app::default_handler);
+        let handler = match (&options.handler, &options.stripe) {
+            (Some(h), _) => h.clone(),
+            (None, Some(_)) => stripe_hookd::app::reconcile_handler(&config)
+                .expect("reconcile handler")
+                .expect("an API key"),
+            (None, None) => stripe_hookd::app::default_handler(),
+        };
         let app = Application::build_with(config, handler, options.clock.clone())
             .await
             .expect("application starts");

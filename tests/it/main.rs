@@ -4,10 +4,12 @@
 //! Every backend test runs on SQLite, and on Postgres with `--features postgres`.
 
 mod admin;
+mod fake_stripe;
 mod harness;
 mod intake;
 #[cfg(feature = "test-hooks")]
 mod processes;
 mod queue;
+mod reconcile;
 mod signature_vectors;
 mod trigger;

@@ -1,0 +1,281 @@
+//! The Stripe API client: reqwest with rustls (ring), a pinned
+//! `Stripe-Version`, `Stripe-Account` for Connect events, time-outs, retries
+//! as Stripe's SDKs do them (see [`retry`]), a client-side rate limit below
+//! Stripe's, and the `Request-Id` of every call in the logs.
+//!
+//! Two priorities share one limit: live events (the runner's re-fetches) go
+//! first; background work (the drift sweep, catch-up) waits while a live call
+//! is queued.
+
+pub mod error;
+pub mod retry;
+
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::config::{key_mode, Mode, StripeConfig};
+pub use error::StripeError;
+
+/// Settings of a [`StripeClient`].
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    pub api_base: String,
+    pub api_key: SecretString,
+    pub api_version: String,
+    pub timeout: Duration,
+    pub max_retries: u32,
+    pub requests_per_sec: u32,
+}
+
+impl ClientOptions {
+    /// From the config; `None` without an API key. The rate defaults to
+    /// 20/s for test keys and 80/s for live ones (Stripe allows 25 and 100).
+    pub fn from_config(c: &StripeConfig) -> Option<ClientOptions> {
+        let api_key = c.api_key.clone()?;
+        let live = key_mode(api_key.expose_secret()) == Some(Mode::Live);
+        Some(ClientOptions {
+            api_base: c.api_base.trim_end_matches('/').to_owned(),
+            api_key,
+            api_version: c.api_version.clone(),
+            timeout: Duration::from_secs(c.timeout_secs),
+            max_retries: c.max_retries,
+            requests_per_sec: c.requests_per_sec.unwrap_or(if live { 80 } else { 20 }),
+        })
+    }
+}
+
+/// Who is asking: live events go first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Priority {
+    Live,
+    Background,
+}
+
+/// A successful answer.
+#[derive(Debug, Clone)]
+pub struct ApiResponse {
+    pub json: serde_json::Value,
+    pub request_id: Option<String>,
+    pub status: u16,
+}
+
+#[derive(Clone)]
+pub struct StripeClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    options: ClientOptions,
+    mode: Mode,
+    limiter: DefaultDirectRateLimiter,
+    live_waiting: AtomicUsize,
+}
+
+impl std::fmt::Debug for StripeClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StripeClient")
+            .field("api_base", &self.inner.options.api_base)
+            .field("api_version", &self.inner.options.api_version)
+            .field("mode", &self.inner.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StripeClient {
+    pub fn new(options: ClientOptions) -> Result<StripeClient, StripeError> {
+        let mode = key_mode(options.api_key.expose_secret()).ok_or_else(|| {
+            StripeError::Config("the API key is not a Stripe secret or restricted key".to_owned())
+        })?;
+        // Two TLS providers may be compiled in by dependencies: pick ring.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .timeout(options.timeout)
+            .connect_timeout(options.timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("stripe-hookd/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| StripeError::Config(format!("cannot build the HTTP client: {e}")))?;
+        let rate = NonZeroU32::new(options.requests_per_sec.max(1)).unwrap_or(NonZeroU32::MIN);
+        let limiter = RateLimiter::direct(Quota::per_second(rate).allow_burst(NonZeroU32::MIN));
+        Ok(StripeClient {
+            inner: Arc::new(Inner {
+                http,
+                options,
+                mode,
+                limiter,
+                live_waiting: AtomicUsize::new(0),
+            }),
+        })
+    }
+
+    /// test or live, from the key's prefix.
+    pub fn mode(&self) -> Mode {
+        self.inner.mode
+    }
+
+    pub fn api_version(&self) -> &str {
+        &self.inner.options.api_version
+    }
+
+    /// `GET {base}{path}?expand[]=…` (a live call).
+    pub async fn get(
+        &self,
+        path: &str,
+        expand: &[&str],
+        account: Option<&str>,
+    ) -> Result<ApiResponse, StripeError> {
+        let params: Vec<(&str, &str)> = expand.iter().map(|e| ("expand[]", *e)).collect();
+        self.request(path, &params, account, Priority::Live).await
+    }
+
+    /// `GET` with query parameters (a live call).
+    pub async fn get_with(
+        &self,
+        path: &str,
+        params: &[(&str, &str)],
+        account: Option<&str>,
+    ) -> Result<ApiResponse, StripeError> {
+        self.request(path, params, account, Priority::Live).await
+    }
+
+    /// `GET` with query parameters, at the given priority.
+    pub async fn request(
+        &self,
+        path: &str,
+        params: &[(&str, &str)],
+        account: Option<&str>,
+        priority: Priority,
+    ) -> Result<ApiResponse, StripeError> {
+        let url = format!("{}{}", self.inner.options.api_base, path);
+        let mut retries = 0;
+        loop {
+            self.wait_turn(priority).await;
+            let started = Instant::now();
+            let mut req = self
+                .inner
+                .http
+                .get(&url)
+                .query(params)
+                .bearer_auth(self.inner.options.api_key.expose_secret())
+                .header("Stripe-Version", &self.inner.options.api_version);
+            if let Some(account) = account {
+                req = req.header("Stripe-Account", account);
+            }
+            let outcome = req.send().await;
+            let elapsed = started.elapsed();
+            let (status, should_retry, retry_after, request_id, result) = match outcome {
+                Ok(res) => {
+                    let status = res.status().as_u16();
+                    let header = |name: &str| {
+                        res.headers()
+                            .get(name)
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_owned)
+                    };
+                    let request_id = header("request-id");
+                    let should_retry = header("stripe-should-retry").map(|v| v == "true");
+                    let retry_after = header("retry-after")
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .map(Duration::from_secs);
+                    let body = res
+                        .text()
+                        .await
+                        .map_err(|e| StripeError::Network(e.to_string()));
+                    let result = match body {
+                        Ok(body) if (200..300).contains(&status) => serde_json::from_str(&body)
+                            .map(|json| ApiResponse {
+                                json,
+                                request_id: request_id.clone(),
+                                status,
+                            })
+                            .map_err(|e| StripeError::Decode(e.to_string())),
+                        Ok(body) => Err(StripeError::from_response(
+                            status,
+                            &body,
+                            retry_after,
+                            request_id.clone(),
+                        )),
+                        Err(e) => Err(e),
+                    };
+                    (Some(status), should_retry, retry_after, request_id, result)
+                }
+                Err(e) if e.is_timeout() => (None, None, None, None, Err(StripeError::Timeout)),
+                Err(e) => (
+                    None,
+                    None,
+                    None,
+                    None,
+                    Err(StripeError::Network(error_chain(&e))),
+                ),
+            };
+            let status_label = status.map_or_else(|| "error".to_owned(), |s| s.to_string());
+            metrics::counter!(crate::metrics::STRIPE_REQUESTS, "status" => status_label.clone())
+                .increment(1);
+            metrics::histogram!(crate::metrics::STRIPE_SECONDS).record(elapsed.as_secs_f64());
+            tracing::debug!(
+                method = "GET", path, status = %status_label, request_id = request_id.as_deref().unwrap_or(""),
+                duration_ms = elapsed.as_millis() as u64, attempt = retries + 1, "stripe api call"
+            );
+            let error = match result {
+                Ok(response) => return Ok(response),
+                Err(e) => e,
+            };
+            match retry::retry_delay(
+                status,
+                should_retry,
+                retry_after,
+                retries,
+                self.inner.options.max_retries,
+                rand::random(),
+            ) {
+                Some(wait) => {
+                    tracing::warn!(
+                        path, status = %status_label, request_id = request_id.as_deref().unwrap_or(""),
+                        retry_in_ms = wait.as_millis() as u64, error = %error, "stripe api call failed; retrying"
+                    );
+                    tokio::time::sleep(wait).await;
+                    retries += 1;
+                }
+                None => return Err(error),
+            }
+        }
+    }
+
+    /// Waits for the rate limiter; background calls also wait while any
+    /// live call is queued.
+    async fn wait_turn(&self, priority: Priority) {
+        match priority {
+            Priority::Live => {
+                self.inner.live_waiting.fetch_add(1, Ordering::SeqCst);
+                self.inner.limiter.until_ready().await;
+                self.inner.live_waiting.fetch_sub(1, Ordering::SeqCst);
+            }
+            Priority::Background => loop {
+                while self.inner.live_waiting.load(Ordering::SeqCst) > 0 {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                self.inner.limiter.until_ready().await;
+                if self.inner.live_waiting.load(Ordering::SeqCst) == 0 {
+                    return;
+                }
+                // A live call queued meanwhile: this slot is spent, yield anyway.
+            },
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}

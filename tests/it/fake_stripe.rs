@@ -1,0 +1,323 @@
+//! A fake Stripe API for the tests: stateful (objects change between
+//! events), built on Stripe's published object shapes (the trigger's
+//! fixtures), answering like Stripe (list shape, error shape, `Request-Id`),
+//! with fault injection and a log of the requests it saw.
+
+#![allow(dead_code)]
+
+use std::collections::{HashMap, VecDeque};
+use std::net::TcpListener;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use serde_json::{json, Value};
+use stripe_hookd::trigger::Scenario;
+
+pub const KEY: &str = "sk_test_fake_stripe_key";
+
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// 429 with optional `Stripe-Should-Retry` and `Retry-After`.
+    RateLimited {
+        should_retry: Option<bool>,
+        retry_after: Option<u64>,
+    },
+    ServerError(u16),
+    /// Answer only after this long (the client times out first).
+    Slow(Duration),
+}
+
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub path: String,
+    pub query: String,
+    pub version: Option<String>,
+    pub account: Option<String>,
+}
+
+#[derive(Default)]
+struct State {
+    objects: Mutex<HashMap<String, Value>>,
+    events: Mutex<Vec<Value>>,
+    faults: Mutex<VecDeque<(String, Fault)>>,
+    seen: Mutex<Vec<Seen>>,
+}
+
+pub struct FakeStripe {
+    pub base_url: String,
+    state: web::Data<State>,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl FakeStripe {
+    pub async fn start() -> FakeStripe {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake stripe");
+        let addr = listener.local_addr().expect("addr");
+        let state = web::Data::new(State::default());
+        let data = state.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .default_service(web::to(serve))
+        })
+        .workers(2)
+        .disable_signals()
+        .listen(listener)
+        .expect("listen")
+        .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        FakeStripe {
+            base_url: format!("http://{addr}"),
+            state,
+            handle,
+        }
+    }
+
+    /// Stores (or replaces) an object under its id.
+    pub fn put(&self, object: Value) -> Value {
+        let id = object["id"].as_str().expect("object id").to_owned();
+        self.state
+            .objects
+            .lock()
+            .unwrap()
+            .insert(id, object.clone());
+        object
+    }
+
+    pub fn get(&self, id: &str) -> Option<Value> {
+        self.state.objects.lock().unwrap().get(id).cloned()
+    }
+
+    /// Changes an object in place.
+    pub fn update(&self, id: &str, f: impl FnOnce(&mut Value)) {
+        let mut objects = self.state.objects.lock().unwrap();
+        f(objects.get_mut(id).expect("object exists"));
+    }
+
+    /// Forgets an object: GET answers 404.
+    pub fn remove(&self, id: &str) {
+        self.state.objects.lock().unwrap().remove(id);
+    }
+
+    /// Deletes a customer the way Stripe does: GET answers `deleted: true`.
+    pub fn delete_customer(&self, id: &str) {
+        self.put(json!({"id": id, "object": "customer", "deleted": true}));
+    }
+
+    /// Appends to what `GET /v1/events` lists (newest last here; listed newest first).
+    pub fn push_event(&self, event: Value) {
+        self.state.events.lock().unwrap().push(event);
+    }
+
+    /// The next `n` requests whose path starts with `prefix` get `fault`.
+    pub fn fail_next(&self, n: usize, prefix: &str, fault: Fault) {
+        let mut faults = self.state.faults.lock().unwrap();
+        for _ in 0..n {
+            faults.push_back((prefix.to_owned(), fault.clone()));
+        }
+    }
+
+    pub fn requests(&self) -> Vec<Seen> {
+        self.state.seen.lock().unwrap().clone()
+    }
+
+    /// How many requests had a path starting with `prefix`.
+    pub fn count(&self, prefix: &str) -> usize {
+        self.requests()
+            .iter()
+            .filter(|s| s.path.starts_with(prefix))
+            .count()
+    }
+
+    pub async fn stop(self) {
+        self.handle.stop(false).await;
+    }
+
+    // --- realistic objects, from Stripe's published shapes ---
+
+    pub fn customer(&self, s: &Scenario) -> Value {
+        self.put(s.object("customer.created").expect("customer"))
+    }
+
+    /// A subscription in `status`, in the scenario's API shape.
+    pub fn subscription(&self, s: &Scenario, status: &str) -> Value {
+        let mut sub = s
+            .object("customer.subscription.created")
+            .expect("subscription");
+        set_subscription_status(&mut sub, status);
+        self.put(sub)
+    }
+
+    pub fn invoice(&self, s: &Scenario, status: &str) -> Value {
+        let mut inv = s.object("invoice.paid").expect("invoice");
+        inv["status"] = json!(status);
+        if status != "paid" {
+            inv["amount_paid"] = json!(0);
+            inv["amount_remaining"] = inv["amount_due"].clone();
+        }
+        self.put(inv)
+    }
+
+    pub fn payment_intent(&self, s: &Scenario, succeeded: bool) -> Value {
+        let t = if succeeded {
+            "payment_intent.succeeded"
+        } else {
+            "payment_intent.payment_failed"
+        };
+        self.put(s.object(t).expect("payment intent"))
+    }
+
+    pub fn dispute(&self, s: &Scenario, status: &str) -> Value {
+        let mut d = s.object("charge.dispute.created").expect("dispute");
+        d["status"] = json!(status);
+        self.put(d)
+    }
+
+    pub fn checkout_session(&self, s: &Scenario) -> Value {
+        self.put(s.object("checkout.session.completed").expect("session"))
+    }
+}
+
+pub fn set_subscription_status(sub: &mut Value, status: &str) {
+    sub["status"] = json!(status);
+    let now = stripe_hookd::store::now_ms() / 1000;
+    if status == "canceled" {
+        sub["canceled_at"] = json!(now);
+        sub["ended_at"] = json!(now);
+    } else {
+        sub["canceled_at"] = Value::Null;
+        sub["ended_at"] = Value::Null;
+    }
+}
+
+fn stripe_error(status: u16, kind: &str, code: Option<&str>, message: &str) -> HttpResponse {
+    HttpResponse::build(actix_web::http::StatusCode::from_u16(status).expect("status"))
+        .insert_header(("Request-Id", request_id()))
+        .json(json!({"error": {"type": kind, "code": code, "message": message,
+                               "doc_url": code.map(|c| format!("https://stripe.com/docs/error-codes/{c}"))}}))
+}
+
+fn request_id() -> String {
+    format!("req_{:016x}", rand::random::<u64>())
+}
+
+fn list(items: Vec<Value>, url: &str, query: &HashMap<String, String>) -> HttpResponse {
+    let limit: usize = query
+        .get("limit")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(10)
+        .clamp(1, 100);
+    let start = match query.get("starting_after") {
+        Some(after) => items
+            .iter()
+            .position(|o| o["id"] == json!(after))
+            .map_or(items.len(), |i| i + 1),
+        None => 0,
+    };
+    let page: Vec<Value> = items.iter().skip(start).take(limit).cloned().collect();
+    let has_more = start + page.len() < items.len();
+    HttpResponse::Ok()
+        .insert_header(("Request-Id", request_id()))
+        .json(json!({"object": "list", "data": page, "has_more": has_more, "url": url}))
+}
+
+async fn serve(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
+    let path = req.path().to_owned();
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    state.seen.lock().unwrap().push(Seen {
+        path: path.clone(),
+        query: req.query_string().to_owned(),
+        version: header("stripe-version"),
+        account: header("stripe-account"),
+    });
+    if header("authorization").as_deref() != Some(&format!("Bearer {KEY}")) {
+        return stripe_error(
+            401,
+            "invalid_request_error",
+            None,
+            "Invalid API Key provided: sk_test_****",
+        );
+    }
+    let fault = {
+        let mut faults = state.faults.lock().unwrap();
+        let i = faults
+            .iter()
+            .position(|(prefix, _)| path.starts_with(prefix.as_str()));
+        i.and_then(|i| faults.remove(i)).map(|(_, f)| f)
+    };
+    match fault {
+        Some(Fault::RateLimited {
+            should_retry,
+            retry_after,
+        }) => {
+            let mut res = HttpResponse::TooManyRequests();
+            res.insert_header(("Request-Id", request_id()))
+                .insert_header(("Stripe-Rate-Limited-Reason", "global-rate"));
+            if let Some(r) = should_retry {
+                res.insert_header(("Stripe-Should-Retry", r.to_string()));
+            }
+            if let Some(s) = retry_after {
+                res.insert_header(("Retry-After", s.to_string()));
+            }
+            return res.json(
+                json!({"error": {"type": "invalid_request_error", "code": "rate_limit",
+                "message": "Request rate limit exceeded."}}),
+            );
+        }
+        Some(Fault::ServerError(status)) => {
+            return stripe_error(status, "api_error", None, "An unknown error occurred")
+        }
+        Some(Fault::Slow(delay)) => tokio::time::sleep(delay).await,
+        None => {}
+    }
+    let query: HashMap<String, String> =
+        web::Query::<HashMap<String, String>>::from_query(req.query_string())
+            .map(|q| q.into_inner())
+            .unwrap_or_default();
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["v1", "account"] => HttpResponse::Ok()
+            .insert_header(("Request-Id", request_id()))
+            .json(json!({"id": "acct_fake", "object": "account", "settings": {"dashboard": {"display_name": "Fake Co"}}})),
+        ["v1", "events"] => {
+            let mut events = state.events.lock().unwrap().clone();
+            events.reverse(); // newest first, as Stripe lists them
+            if let Some(gte) = query.get("created[gte]").and_then(|v| v.parse::<i64>().ok()) {
+                events.retain(|e| e["created"].as_i64().unwrap_or(0) >= gte);
+            }
+            if query.get("delivery_success").map(String::as_str) == Some("false") {
+                events.retain(|e| e["delivery_success"] == json!(false));
+            }
+            list(events, "/v1/events", &query)
+        }
+        ["v1", collection @ ("subscriptions" | "customers")] => {
+            let object = if *collection == "subscriptions" { "subscription" } else { "customer" };
+            let mut items: Vec<Value> = state
+                .objects
+                .lock()
+                .unwrap()
+                .values()
+                .filter(|o| o["object"] == json!(object) && o["deleted"] != json!(true))
+                .cloned()
+                .collect();
+            if object == "subscription" && query.get("status").map(String::as_str) != Some("all") {
+                items.retain(|o| o["status"] != json!("canceled"));
+            }
+            items.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+            list(items, &format!("/v1/{collection}"), &query)
+        }
+        ["v1", "customers" | "subscriptions" | "invoices" | "payment_intents" | "disputes", id]
+        | ["v1", "checkout", "sessions", id] => match state.objects.lock().unwrap().get(*id) {
+            Some(object) => HttpResponse::Ok().insert_header(("Request-Id", request_id())).json(object),
+            None => stripe_error(404, "invalid_request_error", Some("resource_missing"), &format!("No such object: '{id}'")),
+        },
+        _ => stripe_error(404, "invalid_request_error", None, &format!("Unrecognized request URL (GET: {path})")),
+    }
+}

@@ -1,0 +1,694 @@
+//! Issue 4: re-fetch per event, local records, entitlements — against the
+//! fake Stripe, through the real intake.
+
+use std::time::Duration;
+
+use diesel::prelude::*;
+use serde_json::{json, Value};
+use stripe_hookd::reconcile::entitlements;
+use stripe_hookd::store::schema::{
+    checkout_sessions, customers, disputes, invoices, payment_intents, subscriptions,
+};
+use stripe_hookd::store::{now_ms, outbox, with_conn_pub, DbConnection};
+use stripe_hookd::trigger::Scenario;
+
+use crate::backend_tests;
+use crate::fake_stripe::{set_subscription_status, FakeStripe, Fault};
+use crate::harness::*;
+
+backend_tests!(
+    every_handled_event_type_reconciles_its_object,
+    subscription_deleted_before_created_ends_canceled_and_revoked,
+    invoice_paid_before_created_ends_paid,
+    checkout_completed_before_the_customer_exists_links_both,
+    a_replay_after_the_object_changed_follows_the_api,
+    both_api_shapes_reconcile_the_same_subscription,
+    stripe_faults_are_retried_and_the_event_ends_done,
+    a_missing_object_is_recorded_gone_and_not_retried,
+    an_api_key_of_the_wrong_mode_is_a_permanent_error,
+    billing_scenarios_end_to_end,
+);
+
+async fn setup(backend: Backend) -> (TestDb, FakeStripe, TestApp) {
+    let db = TestDb::new(backend);
+    let fake = FakeStripe::start().await;
+    let app = TestApp::spawn_with(
+        &db,
+        AppOptions {
+            stripe: Some(fake.base_url.clone()),
+            runner: "enabled = false\nbackoff_base_ms = 1000\nbackoff_max_secs = 10".to_owned(),
+            ..AppOptions::default()
+        },
+    )
+    .await;
+    (db, fake, app)
+}
+
+fn basil() -> Scenario {
+    Scenario::new(false, "2025-03-31.basil")
+}
+
+/// Delivers `event_type` for the scenario with `object` as the payload's
+/// snapshot (which may be stale: the handler re-fetches).
+async fn deliver(app: &TestApp, event_type: &str, object: &Value) -> String {
+    let id = stripe_hookd::trigger::scenario::new_id("evt");
+    let body = json!({
+        "id": id, "object": "event", "api_version": "2025-03-31.basil", "created": now(),
+        "livemode": false, "pending_webhooks": 1, "type": event_type,
+        "data": {"object": object}
+    })
+    .to_string();
+    let res = app.deliver(&body).await;
+    assert_eq!(res.status(), 200, "{event_type}");
+    id
+}
+
+async fn status_of(app: &TestApp, event_id: &str) -> String {
+    let id = event_id.to_owned();
+    app.db(move |c| outbox::get(c, &id).unwrap().unwrap().status)
+        .await
+}
+
+/// The `status` column of a local record (None if absent), per table.
+async fn local_status(app: &TestApp, table: &'static str, id: &str) -> Option<String> {
+    let id = id.to_owned();
+    app.db(move |c: &mut DbConnection| {
+        with_conn_pub!(c, c => match table {
+            "subscriptions" => subscriptions::table.filter(subscriptions::id.eq(&id)).select(subscriptions::status.nullable()).first::<Option<String>>(c).optional().unwrap().flatten(),
+            "invoices" => invoices::table.filter(invoices::id.eq(&id)).select(invoices::status).first::<Option<String>>(c).optional().unwrap().flatten(),
+            "payment_intents" => payment_intents::table.filter(payment_intents::id.eq(&id)).select(payment_intents::status).first::<Option<String>>(c).optional().unwrap().flatten(),
+            "disputes" => disputes::table.filter(disputes::id.eq(&id)).select(disputes::status).first::<Option<String>>(c).optional().unwrap().flatten(),
+            "checkout_sessions" => checkout_sessions::table.filter(checkout_sessions::id.eq(&id)).select(checkout_sessions::payment_status).first::<Option<String>>(c).optional().unwrap().flatten(),
+            "customers" => customers::table.filter(customers::id.eq(&id)).select((customers::deleted, customers::gone)).first::<(bool, bool)>(c).optional().unwrap()
+                .map(|(deleted, gone)| if gone { "gone".to_owned() } else if deleted { "deleted".to_owned() } else { "present".to_owned() }),
+            other => panic!("unknown table {other}"),
+        })
+    })
+    .await
+}
+
+async fn access(app: &TestApp, customer: &str, at: i64) -> Vec<entitlements::Entitlement> {
+    let customer = customer.to_owned();
+    app.db(move |c| entitlements::for_customer(c, &customer, at).unwrap())
+        .await
+}
+
+async fn every_handled_event_type_reconciles_its_object(backend: Backend) {
+    let (_db, fake, app) = setup(backend).await;
+    let s = basil();
+    let customer = fake.customer(&s);
+    let sub = fake.subscription(&s, "active");
+    let invoice = fake.invoice(&s, "paid");
+    let pi = fake.payment_intent(&s, true);
+    let dispute = fake.dispute(&s, "needs_response");
+    let session = fake.checkout_session(&s);
+    let cases: Vec<(&str, &Value, &str, &str)> = vec![
+        (
+            "payment_intent.succeeded",
+            &pi,
+            "payment_intents",
+            "succeeded",
+        ),
+        (
+            "payment_intent.payment_failed",
+            &pi,
+            "payment_intents",
+            "succeeded",
+        ),
+        (
+            "customer.subscription.created",
+            &sub,
+            "subscriptions",
+            "active",
+        ),
+        (
+            "customer.subscription.updated",
+            &sub,
+            "subscriptions",
+            "active",
+        ),
+        (
+            "customer.subscription.trial_will_end",
+            &sub,
+            "subscriptions",
+            "active",
+        ),
+        (
+            "customer.subscription.paused",
+            &sub,
+            "subscriptions",
+            "active",
+        ),
+        (
+            "customer.subscription.resumed",
+            &sub,
+            "subscriptions",
+            "active",
+        ),
+        (
+            "customer.subscription.deleted",
+            &sub,
+            "subscriptions",
+            "active",
+        ),
+        ("invoice.created", &invoice, "invoices", "paid"),
+        ("invoice.finalized", &invoice, "invoices", "paid"),
+        ("invoice.paid", &invoice, "invoices", "paid"),
+        ("invoice.payment_succeeded", &invoice, "invoices", "paid"),
+        ("invoice.payment_failed", &invoice, "invoices", "paid"),
+        ("invoice.voided", &invoice, "invoices", "paid"),
+        ("invoice.marked_uncollectible", &invoice, "invoices", "paid"),
+        (
+            "charge.dispute.created",
+            &dispute,
+            "disputes",
+            "needs_response",
+        ),
+        (
+            "charge.dispute.updated",
+            &dispute,
+            "disputes",
+            "needs_response",
+        ),
+        (
+            "charge.dispute.closed",
+            &dispute,
+            "disputes",
+            "needs_response",
+        ),
+        (
+            "checkout.session.completed",
+            &session,
+            "checkout_sessions",
+            "paid",
+        ),
+        (
+            "checkout.session.async_payment_succeeded",
+            &session,
+            "checkout_sessions",
+            "paid",
+        ),
+        (
+            "checkout.session.async_payment_failed",
+            &session,
+            "checkout_sessions",
+            "paid",
+        ),
+        (
+            "checkout.session.expired",
+            &session,
+            "checkout_sessions",
+            "paid",
+        ),
+        ("customer.created", &customer, "customers", "present"),
+        ("customer.updated", &customer, "customers", "present"),
+    ];
+    for (event_type, object, table, expected) in &cases {
+        let id = object["id"].as_str().unwrap();
+        let event = deliver(&app, event_type, object).await;
+        let tally = app.runner.run_pending().await.unwrap();
+        assert_eq!(tally.done, 1, "{event_type}: {tally:?}");
+        assert_eq!(status_of(&app, &event).await, "done", "{event_type}");
+        assert_eq!(
+            local_status(&app, table, id).await.as_deref(),
+            Some(*expected),
+            "{event_type}"
+        );
+    }
+    // customer.deleted: Stripe answers `deleted: true`.
+    fake.delete_customer(&s.customer);
+    deliver(&app, "customer.deleted", &customer).await;
+    app.runner.run_pending().await.unwrap();
+    assert_eq!(
+        local_status(&app, "customers", &s.customer)
+            .await
+            .as_deref(),
+        Some("deleted")
+    );
+    // The re-fetch used the pinned version and the right paths.
+    let seen = fake.requests();
+    assert!(seen
+        .iter()
+        .all(|r| r.version.as_deref() == Some("2025-03-31.basil")));
+    assert!(fake.count("/v1/checkout/sessions/") >= 4);
+    // Types no handler takes are ignored, not failed.
+    let odd = deliver(&app, "balance.available", &json!({"object": "balance"})).await;
+    app.runner.run_pending().await.unwrap();
+    assert_eq!(status_of(&app, &odd).await, "ignored");
+    app.stop().await;
+    fake.stop().await;
+}
+
+async fn subscription_deleted_before_created_ends_canceled_and_revoked(backend: Backend) {
+    let (_db, fake, app) = setup(backend).await;
+    let s = basil();
+    fake.customer(&s);
+    let active = fake.subscription(&s, "active");
+    let mut canceled = active.clone();
+    set_subscription_status(&mut canceled, "canceled");
+    fake.put(canceled.clone());
+    // Deleted arrives first, created (with its stale `active` snapshot) after.
+    deliver(&app, "customer.subscription.deleted", &canceled).await;
+    app.runner.run_pending().await.unwrap();
+    deliver(&app, "customer.subscription.created", &active).await;
+    app.runner.run_pending().await.unwrap();
+    assert_eq!(
+        local_status(&app, "subscriptions", &s.subscription)
+            .await
+            .as_deref(),
+        Some("canceled")
+    );
+    assert!(
+        access(&app, &s.customer, now_ms()).await.is_empty(),
+        "access revoked"
+    );
+    app.stop().await;
+    fake.stop().await;
+}
+
+async fn invoice_paid_before_created_ends_paid(backend: Backend) {
+    let (_db, fake, app) = setup(backend).await;
+    let s = basil();
+    let paid = fake.invoice(&s, "paid");
+    let mut draft = paid.clone();
+    draft["status"] = json!("draft");
+    deliver(&app, "invoice.payment_succeeded", &paid).await;
+    deliver(&app, "invoice.created", &draft).await;
+    // Both wait for one object: one re-fetch serves them (coalesced).
+    let tally = app.runner.run_pending().await.unwrap();
+    assert_eq!(tally.done, 2);
+    assert_eq!(
+        fake.count(&format!("/v1/invoices/{}", s.invoice)),
+        1,
+        "one re-fetch for both events"
+    );
+    assert_eq!(
+        local_status(&app, "invoices", &s.invoice).await.as_deref(),
+        Some("paid")
+    );
+    // Separately, in the wrong order, one at a time: still paid.
+    deliver(&app, "invoice.created", &draft).await;
+    app.runner.run_pending().await.unwrap();
+    assert_eq!(
+        local_status(&app, "invoices", &s.invoice).await.as_deref(),
+        Some("paid")
+    );
+    app.stop().await;
+    fake.stop().await;
+}
+
+async fn checkout_completed_before_the_customer_exists_links_both(backend: Backend) {
+    let (_db, fake, app) = setup(backend).await;
+    let s = basil();
+    fake.customer(&s);
+    fake.subscription(&s, "active");
+    let session = fake.checkout_session(&s);
+    deliver(&app, "checkout.session.completed", &session).await;
+    app.runner.run_pending().await.unwrap();
+    assert_eq!(
+        local_status(&app, "customers", &s.customer)
+            .await
+            .as_deref(),
+        Some("present")
+    );
+    assert_eq!(
+        local_status(&app, "subscriptions", &s.subscription)
+            .await
+            .as_deref(),
+        Some("active")
+    );
+    let reference = s.client_reference_id.clone();
+    let granted = app
+        .db(move |c| entitlements::for_reference(c, &reference, now_ms()).unwrap())
+        .await;
+    assert_eq!(
+        granted.len(),
+        1,
+        "the application's user has access through the link"
+    );
+    assert_eq!(granted[0].price_id.as_deref(), Some(s.price.as_str()));
+    assert_eq!(granted[0].product_id.as_deref(), Some(s.product.as_str()));
+    // The customer.created that arrives afterwards changes nothing.
+    deliver(&app, "customer.created", &fake.get(&s.customer).unwrap()).await;
+    app.runner.run_pending().await.unwrap();
+    assert_eq!(access(&app, &s.customer, now_ms()).await.len(), 1);
+    // The SQL view agrees.
+    let reference = s.client_reference_id.clone();
+    let via_view: i64 = app
+        .db(move |c| {
+            with_conn_pub!(c, c => diesel::sql_query(format!(
+                "SELECT COUNT(*) AS n FROM entitlements_now WHERE client_reference_id = '{reference}'"
+            ))
+            .get_result::<Count>(c)
+            .unwrap()
+            .n)
+        })
+        .await;
+    assert_eq!(via_view, 1);
+    app.stop().await;
+    fake.stop().await;
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+async fn a_replay_after_the_object_changed_follows_the_api(backend: Backend) {
+    let (_db, fake, app) = setup(backend).await;
+    let s = basil();
+    let sub = fake.subscription(&s, "active");
+    let event = deliver(&app, "customer.subscription.updated", &sub).await;
+    app.runner.run_pending().await.unwrap();
+    assert_eq!(
+        local_status(&app, "subscriptions", &s.subscription)
+            .await
+            .as_deref(),
+        Some("active")
+    );
+    fake.update(&s.subscription, |v| set_subscription_status(v, "past_due"));
+    let filter = stripe_hookd::store::events::EventFilter {
+        event_id: Some(event.clone()),
+        ..Default::default()
+    };
+    app.db(move |c| stripe_hookd::store::events::replay(c, &filter, "test", now_ms()).unwrap())
+        .await;
+    app.runner.run_pending().await.unwrap();
+    assert_eq!(status_of(&app, &event).await, "done");
+    assert_eq!(
+        local_status(&app, "subscriptions", &s.subscription)
+            .await
+            .as_deref(),
+        Some("past_due"),
+        "the old payload said active; the API says past_due"
+    );
+    app.stop().await;
+    fake.stop().await;
+}
+
+async fn both_api_shapes_reconcile_the_same_subscription(backend: Backend) {
+    let (_db, fake, app) = setup(backend).await;
+    let mut periods = Vec::new();
+    for version in ["2024-06-20", "2025-03-31.basil"] {
+        let s = Scenario::new(false, version);
+        let sub = fake.subscription(&s, "active");
+        let inv = fake.invoice(&s, "paid");
+        let item_end = sub["items"]["data"][0]["current_period_end"]
+            .as_i64()
+            .unwrap();
+        assert_eq!(
+            sub.get("current_period_end").is_some(),
+            version.starts_with("2024"),
+            "{version} shape"
+        );
+        deliver(&app, "customer.subscription.created", &sub).await;
+        deliver(&app, "invoice.paid", &inv).await;
+        app.runner.run_pending().await.unwrap();
+        let (sid, iid) = (s.subscription.clone(), s.invoice.clone());
+        let (end, inv_sub): (Option<i64>, Option<String>) = app
+            .db(move |c| {
+                with_conn_pub!(c, c => (
+                    subscriptions::table.filter(subscriptions::id.eq(&sid)).select(subscriptions::current_period_end).first(c).unwrap(),
+                    invoices::table.filter(invoices::id.eq(&iid)).select(invoices::subscription_id).first(c).unwrap(),
+                ))
+            })
+            .await;
+        assert_eq!(end, Some(item_end * 1000), "{version}: current_period_end");
+        assert_eq!(
+            inv_sub.as_deref(),
+            Some(s.subscription.as_str()),
+            "{version}: the invoice's subscription"
+        );
+        periods.push(access(&app, &s.customer, now_ms()).await.len());
+    }
+    assert_eq!(periods, vec![1, 1]);
+    app.stop().await;
+    fake.stop().await;
+}
+
+async fn stripe_faults_are_retried_and_the_event_ends_done(backend: Backend) {
+    let (_db, fake, app) = setup(backend).await;
+    let s = basil();
+    let pi = fake.payment_intent(&s, true);
+    let path = format!("/v1/payment_intents/{}", s.payment_intent);
+
+    // 429 without Stripe-Should-Retry, 500, and a time-out: the client
+    // retries within the call, and the event is done at the first attempt.
+    for fault in [
+        Fault::RateLimited {
+            should_retry: None,
+            retry_after: None,
+        },
+        Fault::ServerError(500),
+        Fault::Slow(Duration::from_millis(1500)),
+    ] {
+        let before = fake.count(&path);
+        fake.fail_next(1, &path, fault.clone());
+        let event = deliver(&app, "payment_intent.succeeded", &pi).await;
+        let tally = app.runner.run_pending().await.unwrap();
+        assert_eq!((tally.done, tally.retried), (1, 0), "{fault:?}");
+        assert_eq!(
+            fake.count(&path) - before,
+            2,
+            "{fault:?}: one failed call, one retry"
+        );
+        assert_eq!(status_of(&app, &event).await, "done");
+    }
+
+    // 429 with Stripe-Should-Retry: false is not retried by the client; the
+    // runner reschedules the event (honouring Retry-After) and it ends done.
+    let before = fake.count(&path);
+    fake.fail_next(
+        1,
+        &path,
+        Fault::RateLimited {
+            should_retry: Some(false),
+            retry_after: Some(3),
+        },
+    );
+    let event = deliver(&app, "payment_intent.succeeded", &pi).await;
+    let t0 = app.runner.clock().now_ms();
+    let tally = app.runner.run_pending().await.unwrap();
+    assert_eq!(tally.retried, 1);
+    assert_eq!(
+        fake.count(&path) - before,
+        1,
+        "Stripe-Should-Retry: false → no retry inside the call"
+    );
+    let row = app
+        .db({
+            let e = event.clone();
+            move |c| outbox::get(c, &e).unwrap().unwrap()
+        })
+        .await;
+    assert_eq!(row.status, "pending");
+    assert!(
+        row.last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("429"),
+        "{:?}",
+        row.last_error
+    );
+    assert!(row.next_attempt_at >= t0 + 3000, "Retry-After is honoured");
+    app.runner.clock().advance(Duration::from_secs(10));
+    app.runner.run_pending().await.unwrap();
+    assert_eq!(status_of(&app, &event).await, "done");
+
+    // A long outage: calls keep failing, the event is retried with backoff
+    // and ends done once the fake recovers.
+    fake.fail_next(6, &path, Fault::ServerError(503));
+    let event = deliver(&app, "payment_intent.succeeded", &pi).await;
+    for _ in 0..2 {
+        app.runner.run_pending().await.unwrap();
+        assert_eq!(status_of(&app, &event).await, "pending");
+        app.runner.clock().advance(Duration::from_secs(10));
+    }
+    app.runner.run_pending().await.unwrap();
+    assert_eq!(status_of(&app, &event).await, "done");
+    app.stop().await;
+    fake.stop().await;
+}
+
+async fn a_missing_object_is_recorded_gone_and_not_retried(backend: Backend) {
+    let (_db, fake, app) = setup(backend).await;
+    let s = basil();
+    let sub = fake.subscription(&s, "active");
+    deliver(&app, "customer.subscription.created", &sub).await;
+    app.runner.run_pending().await.unwrap();
+    assert_eq!(access(&app, &s.customer, now_ms()).await.len(), 1);
+    fake.remove(&s.subscription);
+    let event = deliver(&app, "customer.subscription.updated", &sub).await;
+    let tally = app.runner.run_pending().await.unwrap();
+    assert_eq!(tally.done, 1, "a 404 is an answer, not a failure");
+    assert_eq!(status_of(&app, &event).await, "done");
+    let sid = s.subscription.clone();
+    let gone: bool = app
+        .db(move |c| with_conn_pub!(c, c => subscriptions::table.filter(subscriptions::id.eq(&sid)).select(subscriptions::gone).first(c).unwrap()))
+        .await;
+    assert!(gone);
+    assert!(
+        access(&app, &s.customer, now_ms()).await.is_empty(),
+        "a subscription Stripe no longer shows grants nothing"
+    );
+    // An object never seen before: a gone row, event done.
+    let event = deliver(
+        &app,
+        "invoice.paid",
+        &json!({"id": "in_never", "object": "invoice"}),
+    )
+    .await;
+    app.runner.run_pending().await.unwrap();
+    assert_eq!(status_of(&app, &event).await, "done");
+    app.stop().await;
+    fake.stop().await;
+}
+
+async fn an_api_key_of_the_wrong_mode_is_a_permanent_error(backend: Backend) {
+    let db = TestDb::new(backend);
+    let fake = FakeStripe::start().await;
+    let app = TestApp::spawn_with(
+        &db,
+        AppOptions {
+            stripe: Some(fake.base_url.clone()),
+            endpoints: format!("[[endpoints]]\nname = \"live\"\npath = \"/webhooks/stripe\"\nmode = \"live\"\nsecrets = [\"{SECRET}\"]\n"),
+            runner: "enabled = false".to_owned(),
+            ..AppOptions::default()
+        },
+    )
+    .await;
+    let body = event_body("evt_live_1", "customer.updated", "cus_live", true);
+    assert_eq!(app.deliver(&body).await.status(), 200);
+    let tally = app.runner.run_pending().await.unwrap();
+    assert_eq!(tally.dead, 1, "not retried");
+    let row = app
+        .db(|c| outbox::get(c, "evt_live_1").unwrap().unwrap())
+        .await;
+    assert_eq!(row.attempts, 1);
+    assert!(
+        row.last_error
+            .as_deref()
+            .unwrap()
+            .contains("live-mode event but the API key is a test key"),
+        "{:?}",
+        row.last_error
+    );
+    assert_eq!(fake.requests().len(), 0, "no API call with the wrong key");
+    app.stop().await;
+    fake.stop().await;
+}
+
+async fn billing_scenarios_end_to_end(backend: Backend) {
+    let db = TestDb::new(backend);
+    let fake = FakeStripe::start().await;
+    // Real workers this time, woken by the intake.
+    let app = TestApp::spawn_with(
+        &db,
+        AppOptions {
+            stripe: Some(fake.base_url.clone()),
+            runner: "enabled = true\nconcurrency = 4\npoll_interval_ms = 50".to_owned(),
+            ..AppOptions::default()
+        },
+    )
+    .await;
+    let s = basil();
+    let settle = |what: &'static str| {
+        let app = &app;
+        async move {
+            let deadline = std::time::Instant::now() + Duration::from_secs(15);
+            loop {
+                let rows = app.db(|c| outbox::list_all(c).unwrap()).await;
+                if rows
+                    .iter()
+                    .all(|r| r.status == "done" || r.status == "ignored")
+                {
+                    return;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{what}: events not done"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+
+    // Pay: Checkout completes, the subscription starts, the invoice is paid.
+    fake.customer(&s);
+    let sub = fake.subscription(&s, "active");
+    let session = fake.checkout_session(&s);
+    let invoice = fake.invoice(&s, "paid");
+    deliver(&app, "checkout.session.completed", &session).await;
+    deliver(&app, "customer.subscription.created", &sub).await;
+    deliver(&app, "invoice.payment_succeeded", &invoice).await;
+    settle("pay").await;
+    let granted = access(&app, &s.customer, now_ms()).await;
+    assert_eq!(granted.len(), 1, "pay → access granted");
+    assert_eq!(granted[0].status, "active");
+
+    // Failed renewal: past_due keeps access for the grace period only.
+    fake.update(&s.subscription, |v| set_subscription_status(v, "past_due"));
+    fake.update(&s.invoice, |v| v["status"] = json!("open"));
+    deliver(
+        &app,
+        "invoice.payment_failed",
+        &fake.get(&s.invoice).unwrap(),
+    )
+    .await;
+    deliver(
+        &app,
+        "customer.subscription.updated",
+        &fake.get(&s.subscription).unwrap(),
+    )
+    .await;
+    settle("failed renewal").await;
+    assert_eq!(
+        local_status(&app, "subscriptions", &s.subscription)
+            .await
+            .as_deref(),
+        Some("past_due")
+    );
+    let now = now_ms();
+    let during = access(&app, &s.customer, now).await;
+    assert_eq!(
+        during.len(),
+        1,
+        "past_due → still access during the grace period"
+    );
+    let grace_end = during[0].access_until.expect("grace end");
+    assert!(grace_end > now && grace_end <= now + 72 * 3600 * 1000);
+    assert!(
+        access(&app, &s.customer, grace_end + 1).await.is_empty(),
+        "access ends after the grace period"
+    );
+
+    // Recovery, then cancel.
+    fake.update(&s.subscription, |v| set_subscription_status(v, "active"));
+    deliver(
+        &app,
+        "customer.subscription.updated",
+        &fake.get(&s.subscription).unwrap(),
+    )
+    .await;
+    settle("recovered").await;
+    assert_eq!(
+        access(&app, &s.customer, grace_end + 1).await.len(),
+        1,
+        "active again: no grace clock"
+    );
+    fake.update(&s.subscription, |v| set_subscription_status(v, "canceled"));
+    deliver(
+        &app,
+        "customer.subscription.deleted",
+        &fake.get(&s.subscription).unwrap(),
+    )
+    .await;
+    settle("cancel").await;
+    assert!(
+        access(&app, &s.customer, now_ms()).await.is_empty(),
+        "cancel → access revoked"
+    );
+    app.stop().await;
+    fake.stop().await;
+}
