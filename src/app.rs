@@ -16,6 +16,7 @@ use crate::config::{Config, RunnerConfig};
 use crate::intake::commit::{CommitOptions, CommitQueue, OnCommit};
 use crate::intake::{self, EndpointState, IntakeState};
 use crate::queue::{self, Clock, Handler, Runner, RunnerOptions};
+use crate::reconcile::ReconcileHandler;
 use crate::store::{Backend, Store, StoreOptions};
 
 pub struct Application {
@@ -27,6 +28,8 @@ pub struct Application {
     shutdown: CancellationToken,
     runner: Arc<Runner>,
     runner_enabled: bool,
+    ops: Option<Arc<ReconcileHandler>>,
+    schedule: crate::config::ScheduleConfig,
     wake: Arc<Notify>,
 }
 
@@ -84,22 +87,36 @@ impl Application {
             return Ok(app);
         }
         match reconcile_handler(&config)? {
-            Some(handler) => Application::build_with(config, handler, Clock::default()).await,
+            Some(handler) => {
+                Application::build_inner(config, handler.clone(), Some(handler), Clock::default())
+                    .await
+            }
             None => {
                 tracing::warn!(
                     "no Stripe API key (STRIPE_API_KEY): events are verified and stored, but not processed until a key is configured"
                 );
                 let mut config = config;
                 config.runner.enabled = false;
-                Application::build_with(config, default_handler(), Clock::default()).await
+                Application::build_inner(config, default_handler(), None, Clock::default()).await
             }
         }
     }
 
-    /// As [`Application::build`], with the handler (and clock) given.
+    /// As [`Application::build`], with the handler (and clock) given. The
+    /// admin API's Stripe operations get their own client from the config.
     pub async fn build_with(
         config: Config,
         handler: Arc<dyn Handler>,
+        clock: Clock,
+    ) -> anyhow::Result<Application> {
+        let ops = reconcile_handler(&config)?;
+        Application::build_inner(config, handler, ops, clock).await
+    }
+
+    async fn build_inner(
+        config: Config,
+        handler: Arc<dyn Handler>,
+        ops: Option<Arc<ReconcileHandler>>,
         clock: Clock,
     ) -> anyhow::Result<Application> {
         if config.endpoints.is_empty() {
@@ -199,6 +216,8 @@ impl Application {
                         )),
                         metrics,
                         activity,
+                        reconcile: ops.clone(),
+                        jobs: crate::admin::jobs::Jobs::default(),
                     },
                 )?;
                 tracing::info!(admin_addr = %addr, "admin API listening");
@@ -230,6 +249,8 @@ impl Application {
             shutdown: CancellationToken::new(),
             runner,
             runner_enabled: config.runner.enabled,
+            ops,
+            schedule: config.schedule.clone(),
             wake,
         })
     }
@@ -284,6 +305,15 @@ impl Application {
         } else {
             None
         };
+        let schedules = match (&self.ops, self.runner_enabled) {
+            (Some(ops), true) => Some(tokio::spawn(crate::reconcile::schedule::run(
+                Arc::clone(ops),
+                self.store.clone(),
+                self.schedule.clone(),
+                shutdown.clone(),
+            ))),
+            _ => None,
+        };
         tokio::select! {
             result = &mut server => {
                 shutdown.cancel();
@@ -297,6 +327,9 @@ impl Application {
         }
         if let Some(runner) = runner {
             runner.await??;
+        }
+        if let Some(task) = schedules {
+            let _ = task.await;
         }
         if let Some((handle, task)) = admin {
             handle.stop(true).await;
@@ -314,7 +347,7 @@ pub fn default_handler() -> Arc<dyn Handler> {
 }
 
 /// The reconcile handler for this config, or `None` without an API key.
-pub fn reconcile_handler(config: &Config) -> anyhow::Result<Option<Arc<dyn Handler>>> {
+pub fn reconcile_handler(config: &Config) -> anyhow::Result<Option<Arc<ReconcileHandler>>> {
     let Some(options) = crate::stripe::ClientOptions::from_config(&config.stripe) else {
         return Ok(None);
     };

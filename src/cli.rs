@@ -10,6 +10,7 @@ use crate::config::{self, Config};
 use crate::telemetry;
 
 mod ops;
+mod stripe_ops;
 mod trigger;
 
 #[derive(Debug, Parser)]
@@ -46,6 +47,22 @@ pub enum Command {
     /// Dead letters: list, show, retry, discard with a reason.
     #[command(subcommand)]
     Dead(ops::DeadCommand),
+    /// Fetch objects from Stripe now and reconcile them (cus_…, sub_…, in_…, pi_…, dp_…, cs_…).
+    Resync {
+        object_ids: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The drift sweep: compare every subscription and customer with Stripe, fix and report drift.
+    Reconcile {
+        /// Report what differs without changing anything.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pull events Stripe could not deliver (GET /v1/events) and ingest the missing ones.
+    CatchUp(stripe_ops::CatchUpArgs),
     /// Send realistic signed Stripe events to an endpoint (one, or a load test with --count).
     Trigger(trigger::TriggerArgs),
 }
@@ -78,6 +95,9 @@ pub fn main() -> ExitCode {
             json,
         } => ops::replay(&config, event_ids, filter, json),
         Command::Dead(command) => ops::dead(&config, command),
+        Command::Resync { object_ids, json } => stripe_ops::resync(&config, object_ids, json),
+        Command::Reconcile { dry_run, json } => stripe_ops::reconcile(&config, dry_run, json),
+        Command::CatchUp(args) => stripe_ops::catch_up(&config, args),
         Command::Trigger(_) => Ok(()),
     };
     finish(result)

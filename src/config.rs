@@ -59,7 +59,38 @@ pub struct RawConfig {
     #[serde(default)]
     pub entitlements: EntitlementsConfig,
     #[serde(default)]
+    pub schedule: ScheduleConfig,
+    #[serde(default)]
     pub log: LogConfig,
+}
+
+/// Background catch-up and drift sweep (need an API key).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleConfig {
+    /// Pull recent events from Stripe and ingest the missing ones; 0 = off.
+    #[serde(default = "default_catch_up_interval_mins")]
+    pub catch_up_interval_mins: u64,
+    /// Only events whose delivery Stripe marked failed.
+    #[serde(default)]
+    pub catch_up_only_failed: bool,
+    /// Compare every subscription and customer with Stripe and fix drift; 0 = off.
+    #[serde(default)]
+    pub sweep_interval_hours: u64,
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        ScheduleConfig {
+            catch_up_interval_mins: default_catch_up_interval_mins(),
+            catch_up_only_failed: false,
+            sweep_interval_hours: 0,
+        }
+    }
+}
+
+fn default_catch_up_interval_mins() -> u64 {
+    60
 }
 
 /// Who has access (see docs/entitlements.md).
@@ -519,6 +550,7 @@ pub struct Config {
     pub intake: IntakeConfig,
     pub runner: RunnerConfig,
     pub entitlements: EntitlementsConfig,
+    pub schedule: ScheduleConfig,
     pub log: LogConfig,
 }
 
@@ -780,6 +812,7 @@ impl RawConfig {
             intake: self.intake,
             runner: self.runner,
             entitlements: self.entitlements,
+            schedule: self.schedule,
             log: self.log,
         })
     }

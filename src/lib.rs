@@ -8,6 +8,7 @@ pub mod admin;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod envelope;
 pub mod intake;
 pub mod metrics;
 pub mod queue;

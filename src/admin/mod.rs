@@ -11,9 +11,14 @@
 //! | `GET /v1/dead` | dead letters |
 //! | `POST /v1/dead/{id}/retry` | re-queue a dead event |
 //! | `POST /v1/dead/{id}/discard` (`{"reason":…}`) | give up on it, with a reason |
+//! | `POST /v1/resync/{object_id}` | fetch one object from Stripe now and reconcile it |
+//! | `POST /v1/reconcile` (`{"dry_run":…}`) | start the drift sweep (a job) |
+//! | `POST /v1/catch-up` (`{"since":…,"only_failed":…,"dry_run":…}`) | start a catch-up (a job) |
+//! | `GET /v1/jobs/{id}` | a job's progress and result |
 //! | `GET /metrics` | Prometheus text format |
 
 pub mod auth;
+pub mod jobs;
 
 use std::net::TcpListener;
 
@@ -33,6 +38,9 @@ pub struct AdminState {
     pub token: [u8; 32],
     pub metrics: PrometheusHandle,
     pub activity: Activity,
+    /// The Stripe-backed operations; `None` without an API key.
+    pub reconcile: Option<std::sync::Arc<crate::reconcile::ReconcileHandler>>,
+    pub jobs: jobs::Jobs,
 }
 
 /// Builds the admin server on `listener`.
@@ -72,6 +80,10 @@ pub fn server(listener: TcpListener, state: AdminState) -> std::io::Result<actix
                     .route("/v1/dead", web::get().to(list_dead))
                     .route("/v1/dead/{id}/retry", web::post().to(retry_dead))
                     .route("/v1/dead/{id}/discard", web::post().to(discard_dead))
+                    .route("/v1/resync/{id}", web::post().to(resync))
+                    .route("/v1/reconcile", web::post().to(start_sweep))
+                    .route("/v1/catch-up", web::post().to(start_catch_up))
+                    .route("/v1/jobs/{id}", web::get().to(job))
                     .default_service(web::to(|| async {
                         error(
                             StatusCode::NOT_FOUND,
@@ -315,5 +327,140 @@ async fn discard_dead(
         }
         Ok(Err(e)) => internal(e),
         Err(e) => e,
+    }
+}
+
+fn reconcile_or_503(
+    state: &AdminState,
+) -> Result<std::sync::Arc<crate::reconcile::ReconcileHandler>, HttpResponse> {
+    state.reconcile.clone().ok_or_else(|| {
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_api_key",
+            "No Stripe API key is configured (STRIPE_API_KEY): resync, reconcile and catch-up need one",
+        )
+    })
+}
+
+async fn resync(state: web::Data<AdminState>, id: web::Path<String>) -> HttpResponse {
+    let handler = match reconcile_or_503(&state) {
+        Ok(h) => h,
+        Err(e) => return e,
+    };
+    let id = id.into_inner();
+    match handler.resync(&state.store, &id).await {
+        Ok(records) => {
+            tracing::info!(object = %id, records = records.len(), "object resynced from Stripe");
+            let written: Vec<String> = records.iter().map(|r| r.describe()).collect();
+            HttpResponse::Ok().json(json!({"resynced": id, "written": written}))
+        }
+        Err(e @ crate::reconcile::ResyncError::UnknownId(_)) => {
+            error(StatusCode::BAD_REQUEST, "unknown_object", &e.to_string())
+        }
+        Err(e) => error(StatusCode::BAD_GATEWAY, "resync_failed", &e.to_string()),
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SweepBody {
+    #[serde(default)]
+    dry_run: bool,
+}
+
+async fn start_sweep(
+    state: web::Data<AdminState>,
+    body: Option<web::Json<SweepBody>>,
+) -> HttpResponse {
+    let handler = match reconcile_or_503(&state) {
+        Ok(h) => h,
+        Err(e) => return e,
+    };
+    let dry_run = body.map(|b| b.into_inner().dry_run).unwrap_or(false);
+    let id = match state.jobs.start("reconcile") {
+        Ok(id) => id,
+        Err(running) => {
+            return error(
+                StatusCode::CONFLICT,
+                "already_running",
+                &format!("A sweep is already running: job {running}"),
+            )
+        }
+    };
+    let (jobs, store) = (state.jobs.clone(), state.store.clone());
+    tokio::spawn(async move {
+        let progress_jobs = jobs.clone();
+        let progress = move |p: &crate::reconcile::sweep::SweepProgress| {
+            progress_jobs.progress(id, serde_json::to_value(p).unwrap_or_default());
+        };
+        metrics::gauge!(crate::metrics::SWEEP_RUNNING).set(1.0);
+        let result = crate::reconcile::sweep::run(&handler, &store, dry_run, &progress).await;
+        metrics::gauge!(crate::metrics::SWEEP_RUNNING).set(0.0);
+        jobs.finish(
+            id,
+            result
+                .map(|r| serde_json::to_value(r).unwrap_or_default())
+                .map_err(|e| e.to_string()),
+        );
+    });
+    HttpResponse::Accepted().json(json!({"job": id, "kind": "reconcile", "dry_run": dry_run}))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct CatchUpBody {
+    /// Unix seconds; default 3 days ago.
+    since: Option<i64>,
+    #[serde(default)]
+    only_failed: bool,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+async fn start_catch_up(
+    state: web::Data<AdminState>,
+    body: Option<web::Json<CatchUpBody>>,
+) -> HttpResponse {
+    let handler = match reconcile_or_503(&state) {
+        Ok(h) => h,
+        Err(e) => return e,
+    };
+    let body = body.map(|b| b.into_inner()).unwrap_or_default();
+    let options = crate::reconcile::catchup::CatchUpOptions {
+        since: body.since.unwrap_or(now_ms() / 1000 - 3 * 24 * 3600),
+        only_failed: body.only_failed,
+        dry_run: body.dry_run,
+    };
+    let id = match state.jobs.start("catch-up") {
+        Ok(id) => id,
+        Err(running) => {
+            return error(
+                StatusCode::CONFLICT,
+                "already_running",
+                &format!("A catch-up is already running: job {running}"),
+            )
+        }
+    };
+    let (jobs, store) = (state.jobs.clone(), state.store.clone());
+    tokio::spawn(async move {
+        let result = crate::reconcile::catchup::run(handler.client(), &store, &options).await;
+        jobs.finish(
+            id,
+            result
+                .map(|r| serde_json::to_value(r).unwrap_or_default())
+                .map_err(|e| e.to_string()),
+        );
+    });
+    HttpResponse::Accepted().json(json!({"job": id, "kind": "catch-up", "dry_run": body.dry_run}))
+}
+
+async fn job(state: web::Data<AdminState>, id: web::Path<u64>) -> HttpResponse {
+    match state.jobs.get(id.into_inner()) {
+        Some(job) => HttpResponse::Ok().json(job),
+        None => error(
+            StatusCode::NOT_FOUND,
+            "no_such_job",
+            "No such job (jobs live as long as the daemon)",
+        ),
     }
 }

@@ -6,8 +6,10 @@
 //! `status` and `duration_ms` (see docs/operations.md).
 
 pub mod commit;
-pub mod envelope;
 pub mod signature;
+
+/// The envelope parser lives in [`crate::envelope`] (catch-up uses it too).
+pub use crate::envelope;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,7 +20,7 @@ use secrecy::ExposeSecret;
 use serde_json::json;
 
 use crate::config::Endpoint;
-use crate::store::outbox::{Inserted, NewEvent};
+use crate::store::outbox::Inserted;
 use crate::store::{now_ms, Store};
 use commit::{CommitError, CommitQueue};
 
@@ -314,25 +316,13 @@ async fn accept(
         ));
     }
 
-    let received_at = now_ms();
-    let event = NewEvent {
-        object_key: env.object_id.clone().unwrap_or_else(|| env.id.clone()),
-        event_id: env.id,
-        endpoint: ep.endpoint.name.clone(),
-        event_type: env.event_type,
-        api_version: env.api_version,
-        livemode: env.livemode,
-        account: env.account,
-        object_type: env.object_type,
-        object_id: env.object_id,
-        stripe_created: env.created,
-        received_at,
-        queued_at: received_at,
-        payload: text.to_owned(),
-        headers: kept_headers(req),
-        secret_index: i32::try_from(verified.secret_index).unwrap_or(i32::MAX),
-        next_attempt_at: received_at,
-    };
+    let event = env.into_new_event(
+        &ep.endpoint.name,
+        text.to_owned(),
+        kept_headers(req),
+        i32::try_from(verified.secret_index).unwrap_or(i32::MAX),
+        now_ms(),
+    );
     state
         .queue
         .submit(event, state.write_timeout)

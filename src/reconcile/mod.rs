@@ -15,9 +15,12 @@
 //! | `checkout.session.*`                    | `/v1/checkout/sessions/{id}` (+ its customer and subscription) |
 //! | `customer.created/updated/deleted`      | `/v1/customers/{id}`           |
 
+pub mod catchup;
 pub mod entitlements;
 pub mod models;
 pub mod records;
+pub mod schedule;
+pub mod sweep;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -168,6 +171,46 @@ impl ReconcileHandler {
         Ok((records, fetched_at))
     }
 
+    pub fn client(&self) -> &StripeClient {
+        &self.client
+    }
+
+    /// Fetches one object from Stripe now and writes it, whether or not an
+    /// event ever named it (`resync`). Returns what was written.
+    pub async fn resync(
+        &self,
+        store: &crate::store::Store,
+        id: &str,
+    ) -> Result<Vec<Record>, ResyncError> {
+        let family = Family::of_id(id).ok_or_else(|| ResyncError::UnknownId(id.to_owned()))?;
+        let (records, fetched_at) = self
+            .fetch(family, id, None)
+            .await
+            .map_err(ResyncError::Fetch)?;
+        self.write(store, records.clone(), fetched_at).await?;
+        Ok(records)
+    }
+
+    /// Writes records in one transaction (on a blocking thread).
+    pub async fn write(
+        &self,
+        store: &crate::store::Store,
+        records: Vec<Record>,
+        fetched_at: i64,
+    ) -> Result<(), ResyncError> {
+        let apply = self.apply(records, fetched_at);
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || -> Result<(), ResyncError> {
+            let mut conn = store
+                .conn()
+                .map_err(|e| ResyncError::Store(e.to_string()))?;
+            crate::store::write_transaction(&mut *conn, |tx| apply(tx))
+                .map_err(|e| ResyncError::Store(e.to_string()))
+        })
+        .await
+        .map_err(|e| ResyncError::Store(e.to_string()))?
+    }
+
     /// An `Apply` that writes `records` as fetched at `fetched_at`.
     pub fn apply(&self, records: Vec<Record>, fetched_at: i64) -> Apply {
         let grace_ms = i64::try_from(self.options.past_due_grace.as_millis()).unwrap_or(i64::MAX);
@@ -183,6 +226,16 @@ impl ReconcileHandler {
             Ok(())
         })
     }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResyncError {
+    #[error("{0:?} is not an id of an object we reconcile (cus_, sub_, in_, pi_, dp_, cs_)")]
+    UnknownId(String),
+    #[error("{0}")]
+    Fetch(HandlerError),
+    #[error("database: {0}")]
+    Store(String),
 }
 
 /// GETs one object; `Ok(None)` when Stripe answers 404.
@@ -204,42 +257,50 @@ async fn fetch_record(
         }
         Err(e) => return Err(handler_error(e)),
     };
-    let raw = response.json.to_string();
+    record_from_json(family, &response.json, fetched_at).map(Some)
+}
+
+/// Turns an object's JSON (from a GET or a list page) into a record.
+pub fn record_from_json(
+    family: Family,
+    json: &serde_json::Value,
+    fetched_at: i64,
+) -> Result<Record, HandlerError> {
+    let raw = json.to_string();
     let now = now_ms();
-    let record = match family {
+    Ok(match family {
         Family::Customer => Record::Customer(records::CustomerRow::new(
-            &parse(&response.json)?,
+            &parse(json)?,
             raw,
             fetched_at,
             now,
         )),
-        Family::Subscription => Record::Subscription(Box::new(parse(&response.json)?), raw),
+        Family::Subscription => Record::Subscription(Box::new(parse(json)?), raw),
         Family::Invoice => Record::Invoice(records::InvoiceRow::new(
-            &parse(&response.json)?,
+            &parse(json)?,
             raw,
             fetched_at,
             now,
         )),
         Family::PaymentIntent => Record::PaymentIntent(records::PaymentIntentRow::new(
-            &parse(&response.json)?,
+            &parse(json)?,
             raw,
             fetched_at,
             now,
         )),
         Family::CheckoutSession => Record::CheckoutSession(records::CheckoutSessionRow::new(
-            &parse(&response.json)?,
+            &parse(json)?,
             raw,
             fetched_at,
             now,
         )),
         Family::Dispute => Record::Dispute(records::DisputeRow::new(
-            &parse(&response.json)?,
+            &parse(json)?,
             raw,
             fetched_at,
             now,
         )),
-    };
-    Ok(Some(record))
+    })
 }
 
 fn parse<T: DeserializeOwned>(json: &serde_json::Value) -> Result<T, HandlerError> {

@@ -287,6 +287,21 @@ pub enum Record {
     Gone(super::Family, String),
 }
 
+impl Record {
+    /// `kind id` for reports.
+    pub fn describe(&self) -> String {
+        match self {
+            Record::Customer(r) => format!("customer {}", r.id),
+            Record::Subscription(s, _) => format!("subscription {} ({})", s.id, s.status),
+            Record::Invoice(r) => format!("invoice {}", r.id),
+            Record::PaymentIntent(r) => format!("payment_intent {}", r.id),
+            Record::CheckoutSession(r) => format!("checkout.session {}", r.id),
+            Record::Dispute(r) => format!("dispute {}", r.id),
+            Record::Gone(f, id) => format!("{f:?} {id} (gone)"),
+        }
+    }
+}
+
 /// Settings the writes need.
 #[derive(Debug, Clone, Copy)]
 pub struct WriteContext {

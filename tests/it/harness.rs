@@ -212,7 +212,8 @@ impl TestApp {
             (Some(h), _) => h.clone(),
             (None, Some(_)) => stripe_hookd::app::reconcile_handler(&config)
                 .expect("reconcile handler")
-                .expect("an API key"),
+                .expect("an API key")
+                as std::sync::Arc<dyn stripe_hookd::queue::Handler>,
             (None, None) => stripe_hookd::app::default_handler(),
         };
         let app = Application::build_with(config, handler, options.clock.clone())

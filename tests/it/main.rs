@@ -4,6 +4,7 @@
 //! Every backend test runs on SQLite, and on Postgres with `--features postgres`.
 
 mod admin;
+mod admin_ops;
 mod fake_stripe;
 mod harness;
 mod intake;

@@ -1,4 +1,6 @@
-//! The parts of a Stripe event envelope that the outbox indexes.
+//! The parts of a Stripe event envelope that the outbox indexes, and the
+//! outbox row built from them. Pure: used by the intake (verified
+//! deliveries) and by catch-up (events listed from the API).
 //!
 //! Only what routing and inspection need is parsed here; the raw body is
 //! stored untouched beside it.
@@ -103,6 +105,37 @@ pub fn parse(body: &[u8]) -> Result<Envelope, EnvelopeError> {
         object_type: object.object,
         object_id: object.id,
     })
+}
+
+impl Envelope {
+    /// The outbox row for this event: `payload` is the raw JSON as received.
+    pub fn into_new_event(
+        self,
+        endpoint: &str,
+        payload: String,
+        headers: String,
+        secret_index: i32,
+        received_at: i64,
+    ) -> crate::store::outbox::NewEvent {
+        crate::store::outbox::NewEvent {
+            object_key: self.object_id.clone().unwrap_or_else(|| self.id.clone()),
+            event_id: self.id,
+            endpoint: endpoint.to_owned(),
+            event_type: self.event_type,
+            api_version: self.api_version,
+            livemode: self.livemode,
+            account: self.account,
+            object_type: self.object_type,
+            object_id: self.object_id,
+            stripe_created: self.created,
+            received_at,
+            queued_at: received_at,
+            payload,
+            headers,
+            secret_index,
+            next_attempt_at: received_at,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,96 @@
+//! Long operations started from the admin API (the drift sweep, catch-up)
+//! run as jobs whose progress and result can be polled.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::store::now_ms;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Job {
+    pub id: u64,
+    pub kind: String,
+    /// running, done or failed.
+    pub state: String,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+    pub progress: Value,
+    pub result: Option<Value>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Jobs {
+    next: Arc<AtomicU64>,
+    jobs: Arc<Mutex<HashMap<u64, Job>>>,
+}
+
+impl Jobs {
+    fn with<T>(&self, f: impl FnOnce(&mut HashMap<u64, Job>) -> T) -> T {
+        match self.jobs.lock() {
+            Ok(mut g) => f(&mut g),
+            Err(p) => f(&mut p.into_inner()),
+        }
+    }
+
+    /// Starts a job of `kind` unless one of that kind is running.
+    pub fn start(&self, kind: &str) -> Result<u64, u64> {
+        self.with(|jobs| {
+            if let Some(running) = jobs
+                .values()
+                .find(|j| j.kind == kind && j.state == "running")
+            {
+                return Err(running.id);
+            }
+            let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+            jobs.insert(
+                id,
+                Job {
+                    id,
+                    kind: kind.to_owned(),
+                    state: "running".to_owned(),
+                    started_at: now_ms(),
+                    finished_at: None,
+                    progress: Value::Null,
+                    result: None,
+                    error: None,
+                },
+            );
+            Ok(id)
+        })
+    }
+
+    pub fn progress(&self, id: u64, progress: Value) {
+        self.with(|jobs| {
+            if let Some(j) = jobs.get_mut(&id) {
+                j.progress = progress;
+            }
+        });
+    }
+
+    pub fn finish(&self, id: u64, result: Result<Value, String>) {
+        self.with(|jobs| {
+            if let Some(j) = jobs.get_mut(&id) {
+                j.finished_at = Some(now_ms());
+                match result {
+                    Ok(v) => {
+                        j.state = "done".to_owned();
+                        j.result = Some(v);
+                    }
+                    Err(e) => {
+                        j.state = "failed".to_owned();
+                        j.error = Some(e);
+                    }
+                }
+            }
+        });
+    }
+
+    pub fn get(&self, id: u64) -> Option<Job> {
+        self.with(|jobs| jobs.get(&id).cloned())
+    }
+}

@@ -1,0 +1,156 @@
+//! Operator subcommands that call Stripe: resync one object, the drift sweep
+//! (`reconcile`), and catch-up. They share the rate limit logic of the
+//! daemon (background priority) and write through the same code.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::app;
+use crate::config::Config;
+use crate::reconcile::{catchup, sweep, ReconcileHandler};
+use crate::store::{now_ms, Store, StoreOptions};
+
+#[derive(Debug, Args)]
+pub struct CatchUpArgs {
+    /// Events created at or after: RFC 3339, unix seconds, or an age (6h, 3d); at most 30 days.
+    #[arg(long, value_parser = super::ops::parse_time, default_value = "3d")]
+    pub since: i64,
+    /// Only the events whose delivery failed (delivery_success=false).
+    #[arg(long)]
+    pub only_failed: bool,
+    /// Report what is missing without storing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn setup(
+    config: &Config,
+) -> anyhow::Result<(Arc<ReconcileHandler>, Store, tokio::runtime::Runtime)> {
+    let handler = app::reconcile_handler(config)?
+        .context("no Stripe API key: set STRIPE_API_KEY (sk_test_… or sk_live_…, or a restricted rk_… key with read access)")?;
+    let store = Store::open(&config.database_url(), &StoreOptions::default())
+        .context("cannot open the database")?;
+    store.check_ready().context("the database is not ready")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    Ok((handler, store, runtime))
+}
+
+pub fn resync(config: &Config, ids: Vec<String>, json: bool) -> anyhow::Result<()> {
+    if ids.is_empty() {
+        anyhow::bail!("name the objects to resync: cus_…, sub_…, in_…, pi_…, dp_…, cs_…");
+    }
+    let (handler, store, runtime) = setup(config)?;
+    runtime.block_on(async {
+        for id in ids {
+            let records = handler.resync(&store, &id).await?;
+            let written: Vec<String> = records.iter().map(|r| r.describe()).collect();
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"resynced": id, "written": written})
+                );
+            } else {
+                println!("resynced {id}: {}", written.join(", "));
+            }
+        }
+        Ok(())
+    })
+}
+
+pub fn reconcile(config: &Config, dry_run: bool, json: bool) -> anyhow::Result<()> {
+    let (handler, store, runtime) = setup(config)?;
+    let bar = if std::io::stderr().is_terminal() && !json {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {elapsed} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        Some(bar)
+    } else {
+        None
+    };
+    let progress = |p: &sweep::SweepProgress| match &bar {
+        Some(bar) => bar.set_message(format!(
+            "{}: {} checked, {} drifted",
+            p.phase, p.checked, p.drifted
+        )),
+        None if !json => eprintln!("{}: {} checked, {} drifted", p.phase, p.checked, p.drifted),
+        None => {}
+    };
+    let report = runtime.block_on(sweep::run(&handler, &store, dry_run, &progress))?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(());
+    }
+    println!(
+        "checked {} subscriptions and {} customers; {} field(s) drifted{}",
+        report.subscriptions_checked,
+        report.customers_checked,
+        report.drift.len(),
+        if dry_run {
+            " (dry run: nothing changed)".to_owned()
+        } else {
+            format!("; {} object(s) fixed", report.fixed)
+        }
+    );
+    for d in &report.drift {
+        println!(
+            "  {:<32} {:<22} local={:<24} stripe={}",
+            d.object,
+            d.field,
+            d.local.as_deref().unwrap_or("∅"),
+            d.stripe.as_deref().unwrap_or("∅")
+        );
+    }
+    Ok(())
+}
+
+pub fn catch_up(config: &Config, args: CatchUpArgs) -> anyhow::Result<()> {
+    let (handler, store, runtime) = setup(config)?;
+    let options = catchup::CatchUpOptions {
+        since: args.since / 1000,
+        only_failed: args.only_failed,
+        dry_run: args.dry_run,
+    };
+    let report = runtime.block_on(catchup::run(handler.client(), &store, &options))?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(());
+    }
+    let since = humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH
+            + std::time::Duration::from_secs(
+                u64::try_from(options.since.max(now_ms() / 1000 - catchup::MAX_AGE_SECS))
+                    .unwrap_or(0),
+            ),
+    );
+    println!(
+        "listed {} event(s) since {since}: {} already stored, {} missing{}",
+        report.listed,
+        report.already_stored,
+        report.missing.len(),
+        if args.dry_run {
+            " (dry run: nothing stored)"
+        } else {
+            " (now stored; the runner applies them)"
+        }
+    );
+    for id in &report.missing {
+        println!("  {id}");
+    }
+    for id in &report.skipped {
+        println!("  skipped (not a storable event): {id}");
+    }
+    Ok(())
+}

@@ -1,0 +1,81 @@
+//! Scheduled catch-up (default hourly) and drift sweep (default off).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::{catchup, sweep, ReconcileHandler};
+use crate::config::ScheduleConfig;
+use crate::store::{now_ms, Store};
+
+/// Runs the configured schedules until `shutdown`.
+pub async fn run(
+    handler: Arc<ReconcileHandler>,
+    store: Store,
+    config: ScheduleConfig,
+    shutdown: CancellationToken,
+) {
+    let catch_up = (config.catch_up_interval_mins > 0)
+        .then(|| Duration::from_secs(config.catch_up_interval_mins * 60));
+    let sweep_every = (config.sweep_interval_hours > 0)
+        .then(|| Duration::from_secs(config.sweep_interval_hours * 3600));
+    let tasks = [
+        catch_up.map(|every| {
+            let (handler, store, shutdown) =
+                (Arc::clone(&handler), store.clone(), shutdown.clone());
+            let only_failed = config.catch_up_only_failed;
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        () = tokio::time::sleep(every) => {}
+                    }
+                    // Look back two intervals (and 10 minutes) so a late run leaves no gap.
+                    let window = (every.as_secs() * 2 + 600) as i64;
+                    let options = catchup::CatchUpOptions {
+                        since: now_ms() / 1000 - window,
+                        only_failed,
+                        dry_run: false,
+                    };
+                    match catchup::run(handler.client(), &store, &options).await {
+                        Ok(r) if r.missing.is_empty() => tracing::debug!(
+                            listed = r.listed,
+                            "scheduled catch-up: nothing missing"
+                        ),
+                        Ok(r) => tracing::warn!(
+                            listed = r.listed,
+                            ingested = r.missing.len(),
+                            "scheduled catch-up ingested missed events"
+                        ),
+                        Err(e) => tracing::error!(error = %e, "scheduled catch-up failed"),
+                    }
+                }
+            })
+        }),
+        sweep_every.map(|every| {
+            let (handler, store, shutdown) =
+                (Arc::clone(&handler), store.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        () = tokio::time::sleep(every) => {}
+                    }
+                    match sweep::run(&handler, &store, false, &|_| {}).await {
+                        Ok(r) => tracing::info!(
+                            checked = r.subscriptions_checked + r.customers_checked,
+                            drifted = r.drift.len(),
+                            fixed = r.fixed,
+                            "scheduled drift sweep finished"
+                        ),
+                        Err(e) => tracing::error!(error = %e, "scheduled drift sweep failed"),
+                    }
+                }
+            })
+        }),
+    ];
+    for task in tasks.into_iter().flatten() {
+        let _ = task.await;
+    }
+}
