@@ -332,20 +332,20 @@ async fn discard_dead(
 
 fn reconcile_or_503(
     state: &AdminState,
-) -> Result<std::sync::Arc<crate::reconcile::ReconcileHandler>, HttpResponse> {
+) -> Result<std::sync::Arc<crate::reconcile::ReconcileHandler>, Box<HttpResponse>> {
     state.reconcile.clone().ok_or_else(|| {
-        error(
+        Box::new(error(
             StatusCode::SERVICE_UNAVAILABLE,
             "no_api_key",
             "No Stripe API key is configured (STRIPE_API_KEY): resync, reconcile and catch-up need one",
-        )
+        ))
     })
 }
 
 async fn resync(state: web::Data<AdminState>, id: web::Path<String>) -> HttpResponse {
     let handler = match reconcile_or_503(&state) {
         Ok(h) => h,
-        Err(e) => return e,
+        Err(e) => return *e,
     };
     let id = id.into_inner();
     match handler.resync(&state.store, &id).await {
@@ -374,7 +374,7 @@ async fn start_sweep(
 ) -> HttpResponse {
     let handler = match reconcile_or_503(&state) {
         Ok(h) => h,
-        Err(e) => return e,
+        Err(e) => return *e,
     };
     let dry_run = body.map(|b| b.into_inner().dry_run).unwrap_or(false);
     let id = match state.jobs.start("reconcile") {
@@ -423,7 +423,7 @@ async fn start_catch_up(
 ) -> HttpResponse {
     let handler = match reconcile_or_503(&state) {
         Ok(h) => h,
-        Err(e) => return e,
+        Err(e) => return *e,
     };
     let body = body.map(|b| b.into_inner()).unwrap_or_default();
     let options = crate::reconcile::catchup::CatchUpOptions {

@@ -204,7 +204,7 @@ impl ReconcileHandler {
             let mut conn = store
                 .conn()
                 .map_err(|e| ResyncError::Store(e.to_string()))?;
-            crate::store::write_transaction(&mut *conn, |tx| apply(tx))
+            crate::store::write_transaction(&mut conn, |tx| apply(tx))
                 .map_err(|e| ResyncError::Store(e.to_string()))
         })
         .await

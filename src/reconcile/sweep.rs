@@ -144,6 +144,9 @@ pub async fn run(
     Ok(report)
 }
 
+/// status, customer, cancel_at_period_end, current_period_end, canceled_at, gone
+type LocalSubscription = (String, Option<String>, bool, Option<i64>, Option<i64>, bool);
+
 fn s<T: ToString>(v: Option<T>) -> Option<String> {
     v.map(|v| v.to_string())
 }
@@ -168,7 +171,7 @@ async fn compare(store: &Store, record: &Record) -> Result<Vec<Drift>, SweepErro
         };
         match &record {
             Record::Subscription(sub, _) => {
-                let local: Option<(String, Option<String>, bool, Option<i64>, Option<i64>, bool)> = with_conn!(conn, c => subscriptions::table
+                let local: Option<LocalSubscription> = with_conn!(conn, c => subscriptions::table
                     .filter(subscriptions::id.eq(&sub.id))
                     .select((subscriptions::status, subscriptions::customer_id, subscriptions::cancel_at_period_end,
                              subscriptions::current_period_end, subscriptions::canceled_at, subscriptions::gone))

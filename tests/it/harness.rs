@@ -5,7 +5,6 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hmac::{Hmac, Mac};
@@ -54,7 +53,8 @@ pub struct TestDb {
     pg_name: Option<(String, String)>,
 }
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
+#[cfg(feature = "postgres")]
+static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 impl TestDb {
     pub fn new(backend: Backend) -> TestDb {
@@ -76,7 +76,7 @@ impl TestDb {
                 let name = format!(
                     "hookd_t_{}_{}_{}",
                     std::process::id(),
-                    COUNTER.fetch_add(1, Ordering::SeqCst),
+                    COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst),
                     SystemTime::now()
                         .duration_since(UNIX_EPOCH)
                         .expect("clock")
