@@ -289,8 +289,14 @@ impl Application {
             (handle, tokio::spawn(admin))
         });
         let shutdown = self.shutdown.clone();
+        let heartbeat = crate::systemd::Heartbeat::default();
+        let watchdog = tokio::spawn(crate::systemd::watchdog(
+            heartbeat.clone(),
+            shutdown.clone(),
+        ));
         let runner = if self.runner_enabled {
-            let heartbeat: Arc<dyn Fn() + Send + Sync> = Arc::new(|| {});
+            let beat = heartbeat.clone();
+            let heartbeat: Arc<dyn Fn() + Send + Sync> = Arc::new(move || beat.beat());
             tracing::info!(
                 worker = self.runner.worker_id(),
                 concurrency = self.runner.options().concurrency,
@@ -303,6 +309,18 @@ impl Application {
                 shutdown.clone(),
             )))
         } else {
+            // No runner here (intake-only, or no API key): the HTTP side's
+            // own ticker is the proof of life.
+            let (beat, stop) = (heartbeat.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                loop {
+                    beat.beat();
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                }
+            });
             None
         };
         let schedules = match (&self.ops, self.runner_enabled) {
@@ -314,12 +332,14 @@ impl Application {
             ))),
             _ => None,
         };
+        crate::systemd::ready(&format!("accepting webhooks on {}", self.public_addr));
         tokio::select! {
             result = &mut server => {
                 shutdown.cancel();
                 result??;
             }
             () = shutdown.cancelled() => {
+                crate::systemd::stopping();
                 tracing::info!("shutting down: no new connections, finishing in-flight requests and events");
                 handle.stop(true).await;
                 server.await??;
@@ -328,6 +348,7 @@ impl Application {
         if let Some(runner) = runner {
             runner.await??;
         }
+        let _ = watchdog.await;
         if let Some(task) = schedules {
             let _ = task.await;
         }

@@ -33,6 +33,11 @@ pub enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Diagnose the setup: config, database, migrations, Stripe API key; non-zero exit on failure.
+    Check {
+        #[arg(long)]
+        json: bool,
+    },
     /// Inspect events: list with filters, or show one with its attempts.
     #[command(subcommand)]
     Events(ops::EventsCommand),
@@ -72,6 +77,21 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // STRIPE_HOOKD_CONFIG is a CLI setting, not a config key.
     std::env::remove_var("STRIPE_HOOKD_CONFIG");
+    if let Command::Check { json } = cli.command {
+        telemetry::init(crate::config::LogFormat::Text, "error");
+        let checks = match tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt.block_on(crate::check::run(config::load(cli.config.as_deref()))),
+            Err(e) => return finish(Err(e.into())),
+        };
+        return if crate::check::print(&checks, json) {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
     if let Command::Trigger(args) = cli.command {
         // Sending needs only a URL and a secret: the config supplies defaults.
         telemetry::init(crate::config::LogFormat::Text, "warn");
@@ -98,7 +118,7 @@ pub fn main() -> ExitCode {
         Command::Resync { object_ids, json } => stripe_ops::resync(&config, object_ids, json),
         Command::Reconcile { dry_run, json } => stripe_ops::reconcile(&config, dry_run, json),
         Command::CatchUp(args) => stripe_ops::catch_up(&config, args),
-        Command::Trigger(_) => Ok(()),
+        Command::Trigger(_) | Command::Check { .. } => Ok(()),
     };
     finish(result)
 }

@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod envelope;
@@ -15,5 +16,6 @@ pub mod queue;
 pub mod reconcile;
 pub mod store;
 pub mod stripe;
+pub mod systemd;
 pub mod telemetry;
 pub mod trigger;

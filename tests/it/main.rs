@@ -5,6 +5,7 @@
 
 mod admin;
 mod admin_ops;
+mod daemon;
 mod fake_stripe;
 mod harness;
 mod intake;
@@ -13,4 +14,5 @@ mod processes;
 mod queue;
 mod reconcile;
 mod signature_vectors;
+mod systemd;
 mod trigger;

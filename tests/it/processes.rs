@@ -2,9 +2,6 @@
 //! and several instances sharing one Postgres database. Uses the
 //! `test-hooks` effects handler (each applied event adds one row).
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,102 +11,13 @@ use stripe_hookd::store::outbox::{self, StoredEvent};
 use stripe_hookd::store::{with_conn_pub, Store, StoreOptions};
 
 use crate::backend_tests;
+use crate::daemon::Daemon;
 use crate::harness::*;
 
-/// The daemon as a child process.
-pub struct Daemon {
-    child: Child,
-    pub addr: SocketAddr,
-    /// Everything the daemon logged (JSON lines), for failure messages.
-    pub lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Daemon {
-    pub fn spawn(db: &TestDb, extra_env: &[(&str, &str)]) -> Daemon {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_stripe-hookd"));
-        cmd.arg("serve")
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("STRIPE_WEBHOOK_SECRET", SECRET)
-            .env("STRIPE_HOOKD_LISTEN", "127.0.0.1:0")
-            .env("STRIPE_HOOKD_ADMIN_LISTEN", "127.0.0.1:0")
-            .env("STRIPE_HOOKD_STATE_DIR", db.dir())
-            .env("STRIPE_HOOKD_LOG__FORMAT", "json")
-            .env("DATABASE_URL", &db.url)
-            .env("STRIPE_API_KEY", "sk_test_process_tests")
-            .env("STRIPE_API_BASE", "http://127.0.0.1:9")
-            .env("HOOKD_TEST_HANDLER", "effects")
-            .envs(extra_env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        let mut child = cmd.spawn().expect("spawn stripe-hookd");
-        let stdout = child.stdout.take().expect("stdout");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let sink = Arc::clone(&lines);
-        std::thread::spawn(move || {
-            let mut sent = false;
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if !sent {
-                    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                        if let Some(addr) = v["public_addr"].as_str() {
-                            let _ = tx.send(addr.to_owned());
-                            sent = true;
-                        }
-                    }
-                }
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| {
-                panic!(
-                    "daemon did not report its address: {:?}",
-                    lines.lock().unwrap()
-                )
-            });
-        Daemon {
-            child,
-            addr: addr.parse().expect("socket address"),
-            lines,
-        }
-    }
-
-    pub fn url(&self) -> String {
-        format!("http://{}/webhooks/stripe", self.addr)
-    }
-
-    pub fn log(&self) -> String {
-        self.lines.lock().unwrap().join("\n")
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// SIGKILL: no shutdown, no lease released.
-    pub fn kill(&mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("reaped");
-    }
-
-    /// SIGTERM and wait; returns the exit code.
-    pub fn terminate(&mut self) -> Option<i32> {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
-            .status()
-            .expect("kill -TERM");
-        assert!(status.success());
-        self.child.wait().expect("exit").code()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn with_effects<'a>(env: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut env = env.to_vec();
+    env.push(("HOOKD_TEST_HANDLER", "effects"));
+    env
 }
 
 fn store(db: &TestDb) -> Store {
@@ -163,7 +71,7 @@ async fn a_daemon_killed_mid_event_leaves_it_to_the_next_process(backend: Backen
     ];
     let mut slow = runner_env.to_vec();
     slow.push(("HOOKD_TEST_HANDLER_DELAY_MS", "60000"));
-    let mut first = Daemon::spawn(&db, &slow);
+    let mut first = Daemon::spawn(&db, &with_effects(&slow));
     let client = client();
     let body = event_body("evt_crash", "invoice.paid", "in_crash", false);
     let res = client
@@ -188,7 +96,7 @@ async fn a_daemon_killed_mid_event_leaves_it_to_the_next_process(backend: Backen
     );
     first.kill();
 
-    let _second = Daemon::spawn(&db, &runner_env);
+    let _second = Daemon::spawn(&db, &with_effects(&runner_env));
     wait_for(
         &store,
         30,
@@ -217,7 +125,9 @@ async fn three_instances_one_killed_every_event_applied_exactly_once() {
         ("STRIPE_HOOKD_INTAKE__HTTP_WORKERS", "1"),
         ("HOOKD_TEST_HANDLER_DELAY_MS", "2"),
     ];
-    let mut daemons: Vec<Option<Daemon>> = (0..3).map(|_| Some(Daemon::spawn(&db, &env))).collect();
+    let mut daemons: Vec<Option<Daemon>> = (0..3)
+        .map(|_| Some(Daemon::spawn(&db, &with_effects(&env))))
+        .collect();
     let urls: Vec<String> = daemons.iter().map(|d| d.as_ref().unwrap().url()).collect();
     let alive = Arc::new(Mutex::new(vec![true, true, true]));
     let client = client();

@@ -1,0 +1,243 @@
+//! `stripe-hookd check`: a self-diagnosis an operator runs after install or
+//! when something is off. Each check prints ok / warn / FAIL with the fix;
+//! the exit code is non-zero when any check failed.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::config::{Config, ConfigError, Mode};
+use crate::store::{Store, StoreOptions};
+use crate::stripe::{ClientOptions, StripeClient, StripeError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Ok,
+    Warn,
+    Fail,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub verdict: Verdict,
+    pub detail: String,
+    pub fix: Option<String>,
+}
+
+fn check(
+    name: &'static str,
+    verdict: Verdict,
+    detail: impl Into<String>,
+    fix: Option<&str>,
+) -> Check {
+    Check {
+        name,
+        verdict,
+        detail: detail.into(),
+        fix: fix.map(str::to_owned),
+    }
+}
+
+/// Runs every check.
+pub async fn run(config: Result<Config, ConfigError>) -> Vec<Check> {
+    let config = match config {
+        Ok(c) => c,
+        Err(e) => {
+            return vec![check(
+                "config",
+                Verdict::Fail,
+                e.to_string(),
+                Some("correct the key named above in the config file or environment (docs/configuration.md lists every key)"),
+            )]
+        }
+    };
+    let mut checks = vec![check(
+        "config",
+        Verdict::Ok,
+        format!(
+            "{} endpoint(s), public {}, admin {}",
+            config.endpoints.len(),
+            config.listen,
+            config.admin_listen
+        ),
+        None,
+    )];
+    checks.extend(endpoints(&config));
+    checks.extend(database(&config).await);
+    checks.push(stripe_api(&config).await);
+    if config.admin_token.is_none() {
+        checks.push(check(
+            "admin",
+            Verdict::Warn,
+            "no admin token: the admin API and /metrics are off",
+            Some("set STRIPE_HOOKD_ADMIN_TOKEN (or the admin_token credential) to a long random string: openssl rand -hex 32"),
+        ));
+    } else {
+        checks.push(check(
+            "admin",
+            Verdict::Ok,
+            format!("admin API on {}", config.admin_listen),
+            None,
+        ));
+    }
+    checks
+}
+
+fn endpoints(config: &Config) -> Vec<Check> {
+    if config.endpoints.is_empty() {
+        return vec![check(
+            "endpoints",
+            Verdict::Fail,
+            "no webhook endpoint is configured",
+            Some("set STRIPE_WEBHOOK_SECRET=whsec_… (Dashboard → Developers → Webhooks → your endpoint → Signing secret)"),
+        )];
+    }
+    let key_mode = config.api_key_mode();
+    config
+        .endpoints
+        .iter()
+        .map(|ep| {
+            let detail = format!("{} {} mode, {} secret(s), tolerance {} s", ep.path, ep.mode.as_str(), ep.secrets.len(), ep.tolerance_secs);
+            match key_mode {
+                Some(m) if m != ep.mode => check(
+                    "endpoint",
+                    Verdict::Fail,
+                    format!("{detail}; but the API key is a {} key", m.as_str()),
+                    Some("use the API key and the endpoint secret of the same mode (test and live have different keys and secrets)"),
+                ),
+                _ => check("endpoint", Verdict::Ok, detail, None),
+            }
+        })
+        .collect()
+}
+
+async fn database(config: &Config) -> Vec<Check> {
+    let url = config.database_url();
+    let options = StoreOptions {
+        pool_size: 1,
+        busy_timeout: Duration::from_millis(config.database.busy_timeout_ms),
+        connect_timeout: Duration::from_millis(config.database.connect_timeout_ms),
+    };
+    let result = tokio::task::spawn_blocking(move || {
+        let store = Store::open(&url, &options)?;
+        let pending = store.pending_migrations()?;
+        Ok::<_, crate::store::StoreError>((
+            store.target().redacted(),
+            store.backend().as_str(),
+            pending,
+        ))
+    })
+    .await;
+    match result {
+        Ok(Ok((target, backend, pending))) => {
+            let mut out = vec![check("database", Verdict::Ok, format!("{backend} at {target}"), None)];
+            out.push(if pending.is_empty() {
+                check("migrations", Verdict::Ok, "up to date", None)
+            } else {
+                check(
+                    "migrations",
+                    Verdict::Warn,
+                    format!("{} pending: {}", pending.len(), pending.join(", ")),
+                    Some("`stripe-hookd migrate` applies them (serve also applies them at start)"),
+                )
+            });
+            out
+        }
+        Ok(Err(e)) => vec![check(
+            "database",
+            Verdict::Fail,
+            e.to_string(),
+            Some("check DATABASE_URL: that the Postgres server runs and accepts this user, or that the SQLite file's directory exists and is writable"),
+        )],
+        Err(e) => vec![check("database", Verdict::Fail, e.to_string(), None)],
+    }
+}
+
+async fn stripe_api(config: &Config) -> Check {
+    let Some(options) = ClientOptions::from_config(&config.stripe) else {
+        return check(
+            "stripe-api",
+            Verdict::Fail,
+            "no API key: events are verified and stored but never processed",
+            Some("set STRIPE_API_KEY to a secret key (sk_…) or a restricted key (rk_…) with read access"),
+        );
+    };
+    let options = ClientOptions {
+        max_retries: 0,
+        timeout: Duration::from_secs(10),
+        ..options
+    };
+    let client = match StripeClient::new(options) {
+        Ok(c) => c,
+        Err(e) => {
+            return check(
+                "stripe-api",
+                Verdict::Fail,
+                e.to_string(),
+                Some("check STRIPE_API_KEY"),
+            )
+        }
+    };
+    let mode = match client.mode() {
+        Mode::Test => "test mode",
+        Mode::Live => "live mode",
+    };
+    match client.get("/v1/account", &[], None).await {
+        Ok(res) => {
+            let id = res.json.get("id").and_then(|v| v.as_str()).unwrap_or("?");
+            let name = res
+                .json
+                .pointer("/settings/dashboard/display_name")
+                .and_then(|v| v.as_str())
+                .or_else(|| res.json.pointer("/business_profile/name").and_then(|v| v.as_str()));
+            check(
+                "stripe-api",
+                Verdict::Ok,
+                format!("{mode} key of account {id}{} at {}", name.map(|n| format!(" ({n})")).unwrap_or_default(), config.stripe.api_base),
+                None,
+            )
+        }
+        Err(StripeError::Forbidden { .. }) => check(
+            "stripe-api",
+            Verdict::Warn,
+            format!("{mode} restricted key; it may not read the account (403), which is fine"),
+            Some("make sure the key can read customers, subscriptions, invoices, payment intents, disputes, checkout sessions and events"),
+        ),
+        Err(e @ StripeError::Unauthorized { .. }) => check(
+            "stripe-api",
+            Verdict::Fail,
+            format!("API key rejected: {e}"),
+            Some("copy a current secret key from Dashboard → Developers → API keys (test and live keys differ)"),
+        ),
+        Err(e) => check(
+            "stripe-api",
+            Verdict::Fail,
+            e.to_string(),
+            Some("check STRIPE_API_BASE and that this machine can reach api.stripe.com over HTTPS (port 443)"),
+        ),
+    }
+}
+
+/// Prints the checks; returns whether all passed (warnings pass).
+pub fn print(checks: &[Check], json: bool) -> bool {
+    if json {
+        println!("{}", serde_json::to_string(checks).unwrap_or_default());
+    } else {
+        for c in checks {
+            let tag = match c.verdict {
+                Verdict::Ok => "ok  ",
+                Verdict::Warn => "warn",
+                Verdict::Fail => "FAIL",
+            };
+            println!("{tag}  {:<11} {}", c.name, c.detail);
+            if let Some(fix) = &c.fix {
+                if c.verdict != Verdict::Ok {
+                    println!("      {:<11} → fix: {fix}", "");
+                }
+            }
+        }
+    }
+    checks.iter().all(|c| c.verdict != Verdict::Fail)
+}

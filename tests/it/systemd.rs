@@ -1,0 +1,220 @@
+//! Issue 6: systemd notification, credentials, and `check` — on the real
+//! binary.
+
+use std::os::unix::net::UnixDatagram;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::daemon::Daemon;
+use crate::fake_stripe::{FakeStripe, KEY};
+use crate::harness::*;
+
+/// Reads notify datagrams until `want` arrives (or fails after `secs`).
+fn wait_for(socket: &UnixDatagram, want: &str, secs: u64, seen: &mut Vec<String>) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline {
+        if let Ok(n) = socket.recv(&mut buf) {
+            let msg = String::from_utf8_lossy(&buf[..n]).to_string();
+            let hit = msg.lines().any(|l| l == want);
+            seen.push(msg);
+            if hit {
+                return;
+            }
+        }
+    }
+    panic!("no {want} within {secs}s; got {seen:?}");
+}
+
+#[test]
+fn systemd_is_told_ready_fed_the_watchdog_and_told_stopping() {
+    let db = TestDb::new(Backend::Sqlite);
+    let path = db.dir().join("notify.sock");
+    let socket = UnixDatagram::bind(&path).expect("bind notify socket");
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    let notify = path.to_string_lossy().to_string();
+    let mut daemon = Daemon::spawn(
+        &db,
+        &[
+            ("NOTIFY_SOCKET", notify.as_str()),
+            ("WATCHDOG_USEC", "400000"),
+            ("STRIPE_HOOKD_RUNNER__POLL_INTERVAL_MS", "100"),
+        ],
+    );
+    let mut seen = Vec::new();
+    wait_for(&socket, "READY=1", 20, &mut seen);
+    std::net::TcpStream::connect(daemon.addr).expect("READY=1 means connections are accepted");
+    for _ in 0..3 {
+        wait_for(&socket, "WATCHDOG=1", 5, &mut seen);
+    }
+    assert_eq!(daemon.terminate(), Some(0), "SIGTERM exits 0");
+    wait_for(&socket, "STOPPING=1", 5, &mut seen);
+    let ready = seen.iter().position(|m| m.contains("READY=1")).unwrap();
+    let stopping = seen.iter().position(|m| m.contains("STOPPING=1")).unwrap();
+    assert!(ready < stopping);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_are_read_from_the_credentials_directory() {
+    let db = TestDb::new(Backend::Sqlite);
+    let creds = db.dir().join("credentials");
+    std::fs::create_dir_all(&creds).unwrap();
+    let secret = "whsec_from_systemd_credential";
+    std::fs::write(creds.join("webhook_secret"), format!("{secret}\n")).unwrap();
+    std::fs::write(creds.join("admin_token"), ADMIN_TOKEN).unwrap();
+    let creds = creds.to_string_lossy().to_string();
+    let daemon = Daemon::spawn_with(
+        &db,
+        &[("CREDENTIALS_DIRECTORY", creds.as_str())],
+        &["STRIPE_WEBHOOK_SECRET"],
+    );
+    let client = client();
+    let body = event_body("evt_cred", "customer.created", "cus_1", false);
+    let res = client
+        .post(daemon.url())
+        .header(
+            "stripe-signature",
+            signature_header(&[secret], now(), &body),
+        )
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "signed with the credential's secret");
+    let res = client
+        .post(daemon.url())
+        .header(
+            "stripe-signature",
+            signature_header(&[SECRET], now(), &body),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        400,
+        "the harness's default secret is not configured"
+    );
+    let admin = daemon
+        .admin_addr()
+        .expect("admin API on: the token came from the credential");
+    let res = client
+        .get(format!("http://{admin}/v1/events"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let log = daemon.log();
+    assert!(
+        !log.contains(secret) && !log.contains(ADMIN_TOKEN),
+        "secrets never reach the logs"
+    );
+}
+
+/// Runs `stripe-hookd check` with `env` (and `args`); returns (exit code, stdout).
+fn check(db: &TestDb, env: &[(&str, &str)], args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_stripe-hookd"))
+        .args(args)
+        .arg("check")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("STRIPE_HOOKD_STATE_DIR", db.dir())
+        .envs(env.iter().copied())
+        .output()
+        .expect("run check");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_reports_each_failure_with_a_fix_and_a_non_zero_exit() {
+    let db = TestDb::new(Backend::Sqlite);
+    let fake = FakeStripe::start().await;
+    let base = fake.base_url.clone();
+    let sqlite = db.url.clone();
+    let good = [
+        ("STRIPE_WEBHOOK_SECRET", SECRET),
+        ("STRIPE_API_BASE", base.as_str()),
+        ("DATABASE_URL", sqlite.as_str()),
+    ];
+    let run = |extra: Vec<(&'static str, String)>| {
+        let (db, good) = (&db, good);
+        async move {
+            let mut env: Vec<(&str, String)> =
+                good.iter().map(|(k, v)| (*k, v.to_string())).collect();
+            for (k, v) in extra {
+                env.retain(|(name, _)| *name != k);
+                env.push((k, v));
+            }
+            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let db = db;
+            tokio::task::block_in_place(|| check(db, &env, &[]))
+        }
+    };
+
+    let (code, out) = run(vec![("STRIPE_API_KEY", KEY.to_owned())]).await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("ok    stripe-api  test mode key of account acct_fake (Fake Co)"),
+        "{out}"
+    );
+    assert!(out.contains("ok    database"), "{out}");
+
+    let (code, out) = run(vec![("STRIPE_API_KEY", "sk_test_wrong_key".to_owned())]).await;
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("FAIL  stripe-api  API key rejected"), "{out}");
+    assert!(out.contains("→ fix: copy a current secret key"), "{out}");
+
+    // A database that cannot be reached: a SQLite path below a regular file.
+    let blocker = db.dir().join("not-a-directory");
+    std::fs::write(&blocker, "x").unwrap();
+    let bad_db = format!("sqlite://{}/hookd.db", blocker.display());
+    let (code, out) = run(vec![
+        ("STRIPE_API_KEY", KEY.to_owned()),
+        ("DATABASE_URL", bad_db),
+    ])
+    .await;
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("FAIL  database"), "{out}");
+    assert!(out.contains("→ fix: check DATABASE_URL"), "{out}");
+    #[cfg(feature = "postgres")]
+    {
+        let (code, out) = run(vec![
+            ("STRIPE_API_KEY", KEY.to_owned()),
+            (
+                "DATABASE_URL",
+                "postgres://postgres@127.0.0.1:1/nothing".to_owned(),
+            ),
+            (
+                "STRIPE_HOOKD_DATABASE__CONNECT_TIMEOUT_MS",
+                "1000".to_owned(),
+            ),
+        ])
+        .await;
+        assert_eq!(code, Some(1), "{out}");
+        assert!(out.contains("FAIL  database"), "{out}");
+    }
+
+    // A bad config: an unknown key in the file.
+    let file = db.dir().join("config.toml");
+    std::fs::write(
+        &file,
+        "listen = \"127.0.0.1:8080\"\nwebhook_secrett = \"whsec_x\"\n",
+    )
+    .unwrap();
+    let file = file.to_string_lossy().to_string();
+    let env: Vec<(&str, &str)> = good.to_vec();
+    let (code, out) = tokio::task::block_in_place(|| check(&db, &env, &["--config", &file]));
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("FAIL  config") && out.contains("webhook_secrett"),
+        "{out}"
+    );
+    fake.stop().await;
+}
