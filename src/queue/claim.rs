@@ -22,41 +22,62 @@ use crate::store::{with_tx, write_transaction, DbConnection, StoreError, Tx};
 use super::{ClaimedEvent, EventGroup};
 
 /// Loads candidate `(id, object_key)` rows; Postgres skips rows locked by
-/// another instance's claim.
+/// another instance's claim. Two index-friendly queries (due `pending`
+/// events, expired `processing` ones) rather than one `OR` that would scan
+/// the whole outbox.
 trait Candidates {
     fn candidates(&mut self, now: i64, limit: i64) -> QueryResult<Vec<(i64, String)>>;
 }
 
-macro_rules! candidates_query {
+macro_rules! due_query {
     ($now:expr, $limit:expr) => {
         webhook_events::table
-            .filter(
-                webhook_events::status
-                    .eq(status::PENDING)
-                    .and(webhook_events::next_attempt_at.le($now))
-                    .or(webhook_events::status
-                        .eq(status::PROCESSING)
-                        .and(webhook_events::lease_expires_at.lt($now))),
-            )
-            .order(webhook_events::id.asc())
+            .filter(webhook_events::status.eq(status::PENDING))
+            .filter(webhook_events::next_attempt_at.le($now))
+            .order(webhook_events::next_attempt_at.asc())
             .limit($limit)
             .select((webhook_events::id, webhook_events::object_key))
     };
 }
 
+macro_rules! expired_query {
+    ($now:expr, $limit:expr) => {
+        webhook_events::table
+            .filter(webhook_events::status.eq(status::PROCESSING))
+            .filter(webhook_events::lease_expires_at.lt($now))
+            .limit($limit)
+            .select((webhook_events::id, webhook_events::object_key))
+    };
+}
+
+fn oldest_first(mut rows: Vec<(i64, String)>, limit: i64) -> Vec<(i64, String)> {
+    rows.sort_by_key(|(id, _)| *id);
+    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    rows
+}
+
 impl Candidates for diesel::sqlite::SqliteConnection {
     fn candidates(&mut self, now: i64, limit: i64) -> QueryResult<Vec<(i64, String)>> {
-        candidates_query!(now, limit).load(self)
+        let mut rows = due_query!(now, limit).load(self)?;
+        rows.extend(expired_query!(now, limit).load::<(i64, String)>(self)?);
+        Ok(oldest_first(rows, limit))
     }
 }
 
 #[cfg(feature = "postgres")]
 impl Candidates for diesel::pg::PgConnection {
     fn candidates(&mut self, now: i64, limit: i64) -> QueryResult<Vec<(i64, String)>> {
-        candidates_query!(now, limit)
+        let mut rows = due_query!(now, limit)
             .for_update()
             .skip_locked()
-            .load(self)
+            .load(self)?;
+        rows.extend(
+            expired_query!(now, limit)
+                .for_update()
+                .skip_locked()
+                .load::<(i64, String)>(self)?,
+        );
+        Ok(oldest_first(rows, limit))
     }
 }
 
@@ -147,8 +168,9 @@ fn claim_object(
         ))
         .execute(c)?;
         webhook_events::table
-            .filter(webhook_events::lease_owner.eq(token))
+            .filter(webhook_events::object_key.eq(key))
             .filter(webhook_events::status.eq(status::PROCESSING))
+            .filter(webhook_events::lease_owner.eq(token))
             .order(webhook_events::id.asc())
             .select(ClaimedEvent::as_select())
             .load(c)
@@ -199,14 +221,16 @@ pub fn release(conn: &mut DbConnection, group: &EventGroup, now: i64) -> Result<
     let released = write_transaction(conn, |tx| -> Result<usize, diesel::result::Error> {
         with_tx!(tx, c => {
             let ids: Vec<String> = webhook_events::table
-                .filter(webhook_events::lease_owner.eq(token))
+                .filter(webhook_events::object_key.eq(&group.key))
                 .filter(webhook_events::status.eq(status::PROCESSING))
+                .filter(webhook_events::lease_owner.eq(token))
                 .select(webhook_events::event_id)
                 .load(c)?;
             diesel::update(
                 webhook_events::table
-                    .filter(webhook_events::lease_owner.eq(token))
-                    .filter(webhook_events::status.eq(status::PROCESSING)),
+                    .filter(webhook_events::object_key.eq(&group.key))
+                    .filter(webhook_events::status.eq(status::PROCESSING))
+                    .filter(webhook_events::lease_owner.eq(token)),
             )
             .set((
                 webhook_events::status.eq(status::PENDING),

@@ -111,6 +111,11 @@ impl FakeStripe {
         self.state.events.lock().unwrap().push(event);
     }
 
+    /// Empties the event list.
+    pub fn clear_events(&self) {
+        self.state.events.lock().unwrap().clear();
+    }
+
     /// The next `n` requests whose path starts with `prefix` get `fault`.
     pub fn fail_next(&self, n: usize, prefix: &str, fault: Fault) {
         let mut faults = self.state.faults.lock().unwrap();

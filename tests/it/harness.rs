@@ -131,6 +131,8 @@ pub struct AppOptions {
     /// A fake Stripe's base URL: configures the API client and runs the
     /// reconcile handler (unless `handler` is given).
     pub stripe: Option<String>,
+    /// Extra lines in the `[stripe]` table (with `stripe`).
+    pub stripe_extra: String,
     /// TOML for the `[[endpoints]]` tables.
     pub endpoints: String,
     /// Extra top-level TOML lines.
@@ -151,6 +153,7 @@ impl Default for AppOptions {
             runner: "enabled = false".to_owned(),
             clock: stripe_hookd::queue::Clock::default(),
             stripe: None,
+            stripe_extra: String::new(),
         }
     }
 }
@@ -201,8 +204,9 @@ impl TestApp {
         );
         let toml = match &options.stripe {
             Some(base) => format!(
-                "{toml}\n[stripe]\napi_key = \"{}\"\napi_base = \"{base}\"\nrequests_per_sec = 1000\ntimeout_secs = 1\n",
-                crate::fake_stripe::KEY
+                "{toml}\n[stripe]\napi_key = \"{}\"\napi_base = \"{base}\"\nrequests_per_sec = 1000\ntimeout_secs = 1\n{}\n",
+                crate::fake_stripe::KEY,
+                options.stripe_extra
             ),
             None => toml,
         };

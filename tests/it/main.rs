@@ -14,5 +14,6 @@ mod processes;
 mod queue;
 mod reconcile;
 mod signature_vectors;
+mod simulation;
 mod systemd;
 mod trigger;

@@ -1,0 +1,250 @@
+//! Runner throughput with the reconcile handlers against a local fake Stripe
+//! (rate limit lifted), and end-to-end lag (received → reconciled) at a fixed
+//! offered rate through the real intake.
+//!
+//! ```sh
+//! cargo bench --bench e2e                               # SQLite
+//! BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test \
+//!   cargo bench --features postgres --bench e2e           # both
+//! cargo bench --bench e2e -- --events 5000 --rate 500
+//! ```
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use stripe_hookd::app::Application;
+use stripe_hookd::store::outbox::{self, NewEvent};
+use stripe_hookd::store::{now_ms, Store};
+use stripe_hookd::trigger::{self, Load, Scenario, Target};
+
+const KEY: &str = "sk_test_bench";
+const SECRET: &str = "whsec_bench";
+
+fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A fake Stripe that answers every object GET with a realistic object of
+/// that id (built from Stripe's fixtures), at once.
+async fn fake_stripe(req: HttpRequest) -> HttpResponse {
+    let path = req.path();
+    let id = path.rsplit('/').next().unwrap_or_default().to_owned();
+    let s = Scenario::new(false, "2025-03-31.basil");
+    let kind = if path.starts_with("/v1/subscriptions/") {
+        "customer.subscription.created"
+    } else if path.starts_with("/v1/invoices/") {
+        "invoice.paid"
+    } else if path.starts_with("/v1/payment_intents/") {
+        "payment_intent.succeeded"
+    } else if path.starts_with("/v1/disputes/") {
+        "charge.dispute.created"
+    } else if path.starts_with("/v1/checkout/sessions/") {
+        "checkout.session.completed"
+    } else {
+        "customer.created"
+    };
+    let mut object = s.object(kind).unwrap_or_default();
+    object["id"] = serde_json::json!(id);
+    HttpResponse::Ok()
+        .insert_header(("Request-Id", "req_bench"))
+        .json(object)
+}
+
+fn percentile(sorted: &[i64], p: f64) -> i64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    sorted[((p / 100.0) * (sorted.len() as f64 - 1.0)).round() as usize]
+}
+
+async fn drain(store: &Store, n: usize) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let s = store.clone();
+        let done = tokio::task::spawn_blocking(move || -> anyhow::Result<i64> {
+            let counts = outbox::count_by_status(&mut *s.conn()?)?;
+            Ok(counts
+                .iter()
+                .filter(|(st, _)| st == "done" || st == "ignored")
+                .map(|(_, n)| *n)
+                .sum())
+        })
+        .await??;
+        if done as usize >= n {
+            return Ok(());
+        }
+        anyhow::ensure!(Instant::now() < deadline, "events did not drain");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn app(
+    url: &str,
+    fake: &str,
+    runner: bool,
+    dir: &std::path::Path,
+) -> anyhow::Result<Application> {
+    let toml = format!(
+        "listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nstate_dir = \"{}\"\nwebhook_secret = \"{SECRET}\"\n\
+         [database]\nurl = \"{url}\"\npool_size = 24\n[stripe]\napi_key = \"{KEY}\"\napi_base = \"{fake}\"\nrequests_per_sec = 100000\n\
+         [runner]\nenabled = {runner}\nconcurrency = 16\npoll_interval_ms = 50\n[schedule]\ncatch_up_interval_mins = 0\n[log]\nlevel = \"error\"\n",
+        dir.display()
+    );
+    let config = stripe_hookd::config::from_toml_str(&toml)?;
+    Application::build(config).await
+}
+
+async fn run(label: &str, url: &str, fake: &str, n: usize, rate: usize) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    // 1. Runner throughput: n events waiting, distinct subscriptions.
+    let application = app(url, fake, true, dir.path()).await?;
+    let store = application.store().clone();
+    {
+        let now = now_ms();
+        let events: Vec<NewEvent> = (0..n)
+            .map(|i| NewEvent {
+                event_id: format!("evt_e2e_{i}"),
+                endpoint: "bench".into(),
+                event_type: "customer.subscription.updated".into(),
+                api_version: Some("2025-03-31.basil".into()),
+                livemode: false,
+                account: None,
+                object_type: Some("subscription".into()),
+                object_id: Some(format!("sub_e2e_{i}")),
+                object_key: format!("sub_e2e_{i}"),
+                stripe_created: now / 1000,
+                received_at: now,
+                queued_at: now,
+                payload: "{}".into(),
+                headers: "{}".into(),
+                secret_index: 0,
+                next_attempt_at: now,
+            })
+            .collect();
+        let s = store.clone();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+            let mut conn = s.conn()?;
+            for chunk in events.chunks(500) {
+                outbox::insert_batch(&mut conn, chunk)?;
+            }
+            Ok(())
+        })
+        .await??;
+    }
+    let token = application.shutdown_token();
+    let started = Instant::now();
+    let task = tokio::spawn(application.run_until_stopped());
+    drain(&store, n).await?;
+    let elapsed = started.elapsed().as_secs_f64();
+    println!("runner   {label:8} reconcile handlers, fake Stripe: {n} events in {elapsed:.2}s = {:.0} events/s", n as f64 / elapsed);
+    token.cancel();
+    task.await??;
+
+    // 2. End-to-end lag at a fixed offered rate through the real intake.
+    let dir2 = tempfile::tempdir()?;
+    let url2 = if url.starts_with("sqlite") {
+        format!("sqlite://{}", dir2.path().join("lag.db").display())
+    } else {
+        url.to_owned()
+    };
+    let application = app(&url2, fake, true, dir2.path()).await?;
+    let store = application.store().clone();
+    let already = {
+        let s = store.clone();
+        tokio::task::spawn_blocking(move || outbox::count(&mut *s.conn()?)).await??
+    } as usize;
+    let target = Target {
+        url: format!("http://{}/webhooks/stripe", application.public_addr()),
+        secret: SECRET.to_owned(),
+    };
+    let token = application.shutdown_token();
+    let task = tokio::spawn(application.run_until_stopped());
+    let load = Load {
+        count: n,
+        concurrency: 32,
+        rate: Some(rate as f64),
+        duplicates_pct: 0.0,
+        shuffle: false,
+        livemode: false,
+        api_version: "2025-03-31.basil".into(),
+    };
+    let report = trigger::run_load(&target, &load).await?;
+    drain(&store, already + n).await?;
+    let s = store.clone();
+    let mut lags: Vec<i64> = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<i64>> {
+        let rows = outbox::list_all(&mut *s.conn()?)?;
+        Ok(rows
+            .iter()
+            .filter(|r| r.endpoint != "bench")
+            .filter_map(|r| r.processed_at.map(|p| p - r.received_at))
+            .collect())
+    })
+    .await??;
+    lags.sort_unstable();
+    println!(
+        "e2e lag  {label:8} {} events offered at {rate}/s (intake p99 {:.2} ms): received→reconciled p50 {} ms, p95 {} ms, p99 {} ms, max {} ms",
+        lags.len(),
+        report.latency_ms.p99,
+        percentile(&lags, 50.0),
+        percentile(&lags, 95.0),
+        percentile(&lags, 99.0),
+        percentile(&lags, 100.0)
+    );
+    token.cancel();
+    task.await??;
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let n = arg("--events", 5_000);
+    let rate = arg("--rate", 500);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let fake = format!("http://{}", listener.local_addr()?);
+        let server = HttpServer::new(|| App::new().default_service(web::to(fake_stripe)))
+            .workers(2)
+            .disable_signals()
+            .listen(listener)?
+            .run();
+        tokio::spawn(server);
+        let dir = tempfile::tempdir()?;
+        let url = format!("sqlite://{}", dir.path().join("e2e.db").display());
+        run("sqlite", &url, &fake, n, rate).await?;
+        if let Ok(base) = std::env::var("BENCH_POSTGRES_URL") {
+            if cfg!(feature = "postgres") {
+                run("postgres", &fresh_pg(&base, "e2e")?, &fake, n, rate).await?;
+            }
+        }
+        Ok(())
+    })
+}
+
+fn fresh_pg(base: &str, tag: &str) -> anyhow::Result<String> {
+    #[cfg(feature = "postgres")]
+    {
+        use diesel::{Connection, RunQueryDsl};
+        let name = format!("hookd_bench_{tag}_{}", std::process::id());
+        let mut admin = diesel::PgConnection::establish(base)?;
+        diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&mut admin)?;
+        diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut admin)?;
+        let (prefix, _) = base
+            .rsplit_once('/')
+            .ok_or_else(|| anyhow::anyhow!("URL without a database"))?;
+        Ok(format!("{prefix}/{name}"))
+    }
+    #[cfg(not(feature = "postgres"))]
+    {
+        let _ = tag;
+        Ok(base.to_owned())
+    }
+}
