@@ -46,9 +46,13 @@ stop_daemon() { kill -TERM "$pid"; wait "$pid" || true; }
 
 load() { "$bin" trigger --url "$url" --secret "$secret" --json "$@"; }
 summary() {
-  python3 -c 'import json,sys; r=json.load(sys.stdin); l=r["latency_ms"]; print(f"{r[\"requests_per_sec\"]:.0f} req/s, p50 {l[\"p50\"]:.2f} ms, p95 {l[\"p95\"]:.2f} ms, p99 {l[\"p99\"]:.2f} ms, max {l[\"max\"]:.2f} ms, statuses {r[\"statuses\"]}")'
+  python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+l = r["latency_ms"]
+print("%.0f req/s, p50 %.2f ms, p95 %.2f ms, p99 %.2f ms, max %.2f ms, statuses %s" % (r["requests_per_sec"], l["p50"], l["p95"], l["p99"], l["max"], r["statuses"]))
+'
 }
-
 intake() { # label DATABASE_URL
   start_daemon "$2"
   load --count 2000 --concurrency "$CONCURRENCY" >/dev/null                       # warm-up
