@@ -92,7 +92,7 @@ async fn run(label: &str, url: &str, n: usize, concurrency: usize) -> anyhow::Re
         Arc::new(Noop),
         options,
         Clock::default(),
-    ));
+    )?);
     let token = CancellationToken::new();
     let started = Instant::now();
     let worker = tokio::spawn(queue::worker::run(

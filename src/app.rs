@@ -138,12 +138,15 @@ impl Application {
             let wake = Arc::clone(&wake);
             Some(Arc::new(move || wake.notify_one()))
         };
-        let runner = Arc::new(Runner::new(
-            store.clone(),
-            handler,
-            RunnerOptions::from(&config.runner),
-            clock,
-        ));
+        let runner = Arc::new(
+            Runner::new(
+                store.clone(),
+                handler,
+                RunnerOptions::from(&config.runner),
+                clock,
+            )
+            .context("cannot start the job runner")?,
+        );
         let writers = config.intake.writers.unwrap_or(match store.backend() {
             Backend::Sqlite => 1,
             Backend::Postgres => 2,

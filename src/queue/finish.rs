@@ -21,6 +21,9 @@ pub enum FinishError {
     Handler(HandlerError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The batch holding this finish did not commit.
+    #[error("the finishing transaction did not commit: {0}")]
+    Commit(String),
 }
 
 impl From<diesel::result::Error> for FinishError {
@@ -45,6 +48,17 @@ pub fn finish_success(
     apply: Option<Apply>,
     now: i64,
 ) -> Result<(), FinishError> {
+    write_transaction(conn, |tx| success_in(tx, group, handled, apply, now))
+}
+
+/// [`finish_success`] inside an open transaction.
+pub fn success_in(
+    tx: &mut Tx<'_>,
+    group: &EventGroup,
+    handled: &[String],
+    apply: Option<Apply>,
+    now: i64,
+) -> Result<(), FinishError> {
     let token = group.token.as_str();
     let ignored: Vec<&str> = group
         .events
@@ -52,7 +66,7 @@ pub fn finish_success(
         .map(|e| e.event_id.as_str())
         .filter(|id| !handled.iter().any(|h| h == id))
         .collect();
-    write_transaction(conn, |tx| {
+    {
         let mut changed = 0;
         for (ids, outcome) in [
             (
@@ -83,7 +97,7 @@ pub fn finish_success(
         }
         free_object(tx, token)?;
         Ok(())
-    })
+    }
 }
 
 /// Records a failed attempt: each event is retried after its backoff, or
@@ -95,11 +109,23 @@ pub fn finish_failure(
     now: i64,
     decide: &dyn Fn(&super::ClaimedEvent) -> FailedAs,
 ) -> Result<Vec<(String, FailedAs)>, FinishError> {
+    let verdicts: Vec<FailedAs> = group.events.iter().map(decide).collect();
+    write_transaction(conn, |tx| failure_in(tx, group, error, now, &verdicts))
+}
+
+/// [`finish_failure`] inside an open transaction, with each event's verdict.
+pub fn failure_in(
+    tx: &mut Tx<'_>,
+    group: &EventGroup,
+    error: &str,
+    now: i64,
+    verdicts: &[FailedAs],
+) -> Result<Vec<(String, FailedAs)>, FinishError> {
     let token = group.token.as_str();
-    write_transaction(conn, |tx| {
+    {
         let mut results = Vec::with_capacity(group.events.len());
-        for event in &group.events {
-            let verdict = decide(event);
+        for (event, verdict) in group.events.iter().zip(verdicts) {
+            let verdict = verdict.clone();
             let changed = match &verdict {
                 FailedAs::Retry { next_attempt_at } => mark(
                     tx,
@@ -127,7 +153,7 @@ pub fn finish_failure(
         }
         free_object(tx, token)?;
         Ok(results)
-    })
+    }
 }
 
 /// Sets the status of `ids` (still leased by `token`) and closes their

@@ -17,6 +17,7 @@
 pub mod backoff;
 pub mod claim;
 pub mod finish;
+pub mod finisher;
 pub mod retention;
 #[cfg(feature = "test-hooks")]
 pub mod test_hooks;
@@ -221,6 +222,7 @@ pub struct Runner {
     worker_id: String,
     seq: AtomicU64,
     in_flight: Mutex<Vec<EventGroup>>,
+    finisher: finisher::Finisher,
 }
 
 impl Runner {
@@ -229,8 +231,10 @@ impl Runner {
         handler: Arc<dyn Handler>,
         options: RunnerOptions,
         clock: Clock,
-    ) -> Runner {
-        Runner {
+    ) -> std::io::Result<Runner> {
+        let finisher = finisher::Finisher::start(store.clone())?;
+        Ok(Runner {
+            finisher,
             store,
             handler,
             options,
@@ -238,7 +242,7 @@ impl Runner {
             worker_id: worker_id(),
             seq: AtomicU64::new(0),
             in_flight: Mutex::new(Vec::new()),
-        }
+        })
     }
 
     pub fn options(&self) -> &RunnerOptions {
@@ -374,6 +378,7 @@ impl Runner {
                 Err(FinishError::LeaseLost) => return self.lost(group),
                 Err(FinishError::Handler(e)) => e,
                 Err(FinishError::Store(e)) => HandlerError::retry(format!("database: {e}")),
+                Err(e @ FinishError::Commit(_)) => HandlerError::retry(e.to_string()),
             },
             Err(e) => e,
         };
@@ -386,34 +391,25 @@ impl Runner {
         handled: Vec<String>,
         apply: Option<Apply>,
     ) -> Result<(), FinishError> {
-        let this = Arc::clone(self);
-        let group = group.clone();
         let now = self.clock.now_ms();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = this.store.conn()?;
-            finish::finish_success(&mut conn, &group, &handled, apply, now)
-        })
-        .await
-        .unwrap_or_else(|e| {
-            Err(FinishError::Handler(HandlerError::retry(format!(
-                "finish task failed: {e}"
-            ))))
-        })
+        self.finisher
+            .success(group.clone(), handled, apply, now)
+            .await
     }
 
     async fn fail(self: &Arc<Self>, group: &EventGroup, error: HandlerError) -> Tally {
-        let this = Arc::clone(self);
-        let g = group.clone();
         let now = self.clock.now_ms();
-        let err = error.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            let mut conn = this.store.conn()?;
-            let decide = |e: &ClaimedEvent| this.verdict(e, &err, now);
-            finish::finish_failure(&mut conn, &g, &err.message, now, &decide)
-        })
-        .await;
+        let verdicts: Vec<FailedAs> = group
+            .events
+            .iter()
+            .map(|e| self.verdict(e, &error, now))
+            .collect();
+        let result = self
+            .finisher
+            .failure(group.clone(), error.message.clone(), now, verdicts)
+            .await;
         match result {
-            Ok(Ok(verdicts)) => {
+            Ok(verdicts) => {
                 let mut tally = Tally::default();
                 for (event_id, verdict) in verdicts {
                     match verdict {
@@ -432,13 +428,9 @@ impl Runner {
                 }
                 tally
             }
-            Ok(Err(FinishError::LeaseLost)) => self.lost(group),
-            Ok(Err(e)) => {
-                // The lease will expire and the events be claimed again.
-                tracing::error!(object = %group.key, error = %e, "cannot record a failed attempt");
-                Tally::default()
-            }
+            Err(FinishError::LeaseLost) => self.lost(group),
             Err(e) => {
+                // The lease will expire and the events be claimed again.
                 tracing::error!(object = %group.key, error = %e, "cannot record a failed attempt");
                 Tally::default()
             }

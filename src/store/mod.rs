@@ -92,6 +92,20 @@ where
     }
 }
 
+/// Runs `f` in a savepoint of the open transaction: its writes are undone
+/// alone if it fails, the transaction goes on.
+pub fn savepoint<T, E, F>(tx: &mut Tx<'_>, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut Tx<'_>) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    match tx {
+        Tx::Sqlite(c) => c.transaction(|c| f(&mut Tx::Sqlite(c))),
+        #[cfg(feature = "postgres")]
+        Tx::Postgres(c) => c.transaction(|c| f(&mut Tx::Postgres(c))),
+    }
+}
+
 /// Which database a URL names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

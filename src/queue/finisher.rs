@@ -1,0 +1,183 @@
+//! Group commit for finishing attempts: the finishes of groups processed at
+//! the same time share one transaction (one fsync), each in its own
+//! savepoint so that one failure cannot undo its neighbours. A finish is
+//! reported done only after the transaction holding it committed.
+
+use std::panic::AssertUnwindSafe;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::finish::{self, FailedAs, FinishError};
+use super::{Apply, EventGroup};
+use crate::store::{savepoint, write_transaction, Store};
+
+/// Most finishes in one transaction.
+const MAX_BATCH: usize = 64;
+
+type Verdicts = Vec<(String, FailedAs)>;
+
+enum Job {
+    Success {
+        group: EventGroup,
+        handled: Vec<String>,
+        apply: Option<Apply>,
+        now: i64,
+        reply: oneshot::Sender<Result<(), FinishError>>,
+    },
+    Failure {
+        group: EventGroup,
+        error: String,
+        now: i64,
+        verdicts: Vec<FailedAs>,
+        reply: oneshot::Sender<Result<Verdicts, FinishError>>,
+    },
+}
+
+#[derive(Clone)]
+pub struct Finisher {
+    tx: mpsc::UnboundedSender<Job>,
+}
+
+impl Finisher {
+    /// Starts the finishing thread; it ends when every `Finisher` is dropped.
+    pub fn start(store: Store) -> std::io::Result<Finisher> {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
+        std::thread::Builder::new()
+            .name("hookd-finisher".to_owned())
+            .spawn(move || {
+                while let Some(first) = rx.blocking_recv() {
+                    let mut batch = vec![first];
+                    while batch.len() < MAX_BATCH {
+                        match rx.try_recv() {
+                            Ok(job) => batch.push(job),
+                            Err(_) => break,
+                        }
+                    }
+                    commit(&store, batch);
+                }
+            })?;
+        Ok(Finisher { tx })
+    }
+
+    pub async fn success(
+        &self,
+        group: EventGroup,
+        handled: Vec<String>,
+        apply: Option<Apply>,
+        now: i64,
+    ) -> Result<(), FinishError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Job::Success {
+                group,
+                handled,
+                apply,
+                now,
+                reply,
+            })
+            .map_err(|_| FinishError::Commit("the finisher has stopped".to_owned()))?;
+        answer
+            .await
+            .map_err(|_| FinishError::Commit("the finisher has stopped".to_owned()))?
+    }
+
+    pub async fn failure(
+        &self,
+        group: EventGroup,
+        error: String,
+        now: i64,
+        verdicts: Vec<FailedAs>,
+    ) -> Result<Verdicts, FinishError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Job::Failure {
+                group,
+                error,
+                now,
+                verdicts,
+                reply,
+            })
+            .map_err(|_| FinishError::Commit("the finisher has stopped".to_owned()))?;
+        answer
+            .await
+            .map_err(|_| FinishError::Commit("the finisher has stopped".to_owned()))?
+    }
+}
+
+/// What one job's savepoint produced, waiting for the commit.
+enum Outcome {
+    Success(
+        oneshot::Sender<Result<(), FinishError>>,
+        Result<(), FinishError>,
+    ),
+    Failure(
+        oneshot::Sender<Result<Verdicts, FinishError>>,
+        Result<Verdicts, FinishError>,
+    ),
+}
+
+fn commit(store: &Store, batch: Vec<Job>) {
+    let mut outcomes: Vec<Outcome> = Vec::with_capacity(batch.len());
+    let result = std::panic::catch_unwind(AssertUnwindSafe(|| -> Result<(), FinishError> {
+        let mut conn = store.conn()?;
+        write_transaction(&mut conn, |tx| -> Result<(), FinishError> {
+            for job in batch {
+                match job {
+                    Job::Success {
+                        group,
+                        handled,
+                        apply,
+                        now,
+                        reply,
+                    } => {
+                        let r = savepoint(tx, |tx| {
+                            finish::success_in(tx, &group, &handled, apply, now)
+                        });
+                        outcomes.push(Outcome::Success(reply, r));
+                    }
+                    Job::Failure {
+                        group,
+                        error,
+                        now,
+                        verdicts,
+                        reply,
+                    } => {
+                        let r = savepoint(tx, |tx| {
+                            finish::failure_in(tx, &group, &error, now, &verdicts)
+                        });
+                        outcomes.push(Outcome::Failure(reply, r));
+                    }
+                }
+            }
+            Ok(())
+        })
+    }));
+    let failed = match result {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(panic) => Some(format!(
+            "finishing panicked: {}",
+            super::panic_message(&panic)
+        )),
+    };
+    if let Some(e) = &failed {
+        tracing::error!(error = %e, jobs = outcomes.len(), "finishing transaction failed; the leases will expire and the events run again");
+    }
+    // Replies only now: after COMMIT (or with the reason it did not happen).
+    for outcome in outcomes {
+        match (outcome, &failed) {
+            (Outcome::Success(reply, r), None) => {
+                let _ = reply.send(r);
+            }
+            (Outcome::Failure(reply, r), None) => {
+                let _ = reply.send(r);
+            }
+            (Outcome::Success(reply, _), Some(e)) => {
+                let _ = reply.send(Err(FinishError::Commit(e.clone())));
+            }
+            (Outcome::Failure(reply, _), Some(e)) => {
+                let _ = reply.send(Err(FinishError::Commit(e.clone())));
+            }
+        }
+    }
+}
