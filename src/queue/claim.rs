@@ -17,7 +17,7 @@ use diesel::prelude::*;
 
 use crate::store::outbox::status;
 use crate::store::schema::{event_attempts, object_leases, webhook_events};
-use crate::store::{with_tx, write_transaction, DbConnection, StoreError, Tx};
+use crate::store::{with_tx, write_transaction, DbConnection, StoreError};
 
 use super::{ClaimedEvent, EventGroup};
 
@@ -81,8 +81,10 @@ impl Candidates for diesel::pg::PgConnection {
     }
 }
 
-/// Claims up to `max_groups` objects' due events for `worker`.
-/// `next_token` makes a unique lease token per group.
+/// Claims up to `max_groups` objects' due events for `worker`, in a fixed
+/// number of statements whatever the batch size (round trips, not rows, are
+/// what a claim costs on Postgres). `next_token` makes the claim's lease
+/// token; the groups of one claim share it and are told apart by their key.
 pub fn claim(
     conn: &mut DbConnection,
     worker: &str,
@@ -94,6 +96,8 @@ pub fn claim(
     let limit = i64::try_from(max_groups.saturating_mul(4))
         .unwrap_or(i64::MAX)
         .max(1);
+    let token = next_token();
+    let expires = now.saturating_add(lease_ms);
     let groups = write_transaction(
         conn,
         |tx| -> Result<Vec<EventGroup>, diesel::result::Error> {
@@ -107,110 +111,115 @@ pub fn claim(
                     }
                 }
             }
-            let mut groups = Vec::with_capacity(keys.len());
-            for key in keys {
-                let token = next_token();
-                if let Some(group) = claim_object(tx, worker, &key, &token, now, lease_ms)? {
-                    groups.push(group);
+            if keys.is_empty() {
+                return Ok(Vec::new());
+            }
+            let token = token.as_str();
+            let events: Vec<ClaimedEvent> = with_tx!(tx, c => {
+                // Expired leases of these objects go; then whoever inserts an
+                // object's row owns it until it finishes or the lease expires.
+                diesel::delete(
+                    object_leases::table
+                        .filter(object_leases::object_key.eq_any(&keys))
+                        .filter(object_leases::expires_at.lt(now)),
+                )
+                .execute(c)?;
+                let rows: Vec<_> = keys
+                    .iter()
+                    .map(|k| {
+                        (
+                            object_leases::object_key.eq(k.as_str()),
+                            object_leases::owner.eq(token),
+                            object_leases::expires_at.eq(expires),
+                        )
+                    })
+                    .collect();
+                diesel::insert_into(object_leases::table)
+                    .values(&rows)
+                    .on_conflict_do_nothing()
+                    .execute(c)?;
+                let acquired: Vec<String> = object_leases::table
+                    .filter(object_leases::owner.eq(token))
+                    .filter(object_leases::object_key.eq_any(&keys))
+                    .select(object_leases::object_key)
+                    .load(c)?;
+                diesel::update(
+                    webhook_events::table.filter(webhook_events::object_key.eq_any(&acquired)).filter(
+                        webhook_events::status
+                            .eq(status::PENDING)
+                            .and(webhook_events::next_attempt_at.le(now))
+                            .or(webhook_events::status
+                                .eq(status::PROCESSING)
+                                .and(webhook_events::lease_expires_at.lt(now))),
+                    ),
+                )
+                .set((
+                    webhook_events::status.eq(status::PROCESSING),
+                    webhook_events::lease_owner.eq(token),
+                    webhook_events::lease_expires_at.eq(expires),
+                    webhook_events::attempts.eq(webhook_events::attempts + 1),
+                ))
+                .execute(c)?;
+                let events: Vec<ClaimedEvent> = webhook_events::table
+                    .filter(webhook_events::object_key.eq_any(&acquired))
+                    .filter(webhook_events::status.eq(status::PROCESSING))
+                    .filter(webhook_events::lease_owner.eq(token))
+                    .order(webhook_events::id.asc())
+                    .select(ClaimedEvent::as_select())
+                    .load(c)?;
+                // Objects whose events another worker finished meanwhile: let go.
+                let empty: Vec<&String> = acquired.iter().filter(|k| !events.iter().any(|e| &e.object_key == *k)).collect();
+                if !empty.is_empty() {
+                    diesel::delete(
+                        object_leases::table
+                            .filter(object_leases::owner.eq(token))
+                            .filter(object_leases::object_key.eq_any(empty)),
+                    )
+                    .execute(c)?;
+                }
+                let ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
+                // Attempts left open by a worker that died are closed as abandoned.
+                diesel::update(
+                    event_attempts::table
+                        .filter(event_attempts::event_id.eq_any(&ids))
+                        .filter(event_attempts::finished_at.is_null()),
+                )
+                .set((
+                    event_attempts::finished_at.eq(now),
+                    event_attempts::outcome.eq("abandoned"),
+                    event_attempts::error.eq("lease expired: the worker stopped without finishing"),
+                ))
+                .execute(c)?;
+                let rows: Vec<_> = events
+                    .iter()
+                    .map(|e| {
+                        (
+                            event_attempts::event_id.eq(e.event_id.as_str()),
+                            event_attempts::attempt.eq(e.attempts),
+                            event_attempts::worker.eq(worker),
+                            event_attempts::started_at.eq(now),
+                        )
+                    })
+                    .collect();
+                diesel::insert_into(event_attempts::table).values(&rows).execute(c)?;
+                events
+            });
+            // One group per object, in the order of their oldest event.
+            let mut groups: Vec<EventGroup> = Vec::new();
+            for event in events {
+                match groups.iter_mut().find(|g| g.key == event.object_key) {
+                    Some(group) => group.events.push(event),
+                    None => groups.push(EventGroup {
+                        key: event.object_key.clone(),
+                        token: token.to_owned(),
+                        events: vec![event],
+                    }),
                 }
             }
             Ok(groups)
         },
     )?;
     Ok(groups)
-}
-
-fn claim_object(
-    tx: &mut Tx<'_>,
-    worker: &str,
-    key: &str,
-    token: &str,
-    now: i64,
-    lease_ms: i64,
-) -> QueryResult<Option<EventGroup>> {
-    let expires = now.saturating_add(lease_ms);
-    let leased = with_tx!(tx, c => {
-        diesel::delete(
-            object_leases::table
-                .filter(object_leases::object_key.eq(key))
-                .filter(object_leases::expires_at.lt(now)),
-        )
-        .execute(c)?;
-        diesel::insert_into(object_leases::table)
-            .values((
-                object_leases::object_key.eq(key),
-                object_leases::owner.eq(token),
-                object_leases::expires_at.eq(expires),
-            ))
-            .on_conflict(object_leases::object_key)
-            .do_nothing()
-            .execute(c)
-    })?;
-    if leased == 0 {
-        return Ok(None); // another worker has this object now
-    }
-    let events: Vec<ClaimedEvent> = with_tx!(tx, c => {
-        diesel::update(
-            webhook_events::table.filter(webhook_events::object_key.eq(key)).filter(
-                webhook_events::status
-                    .eq(status::PENDING)
-                    .and(webhook_events::next_attempt_at.le(now))
-                    .or(webhook_events::status
-                        .eq(status::PROCESSING)
-                        .and(webhook_events::lease_expires_at.lt(now))),
-            ),
-        )
-        .set((
-            webhook_events::status.eq(status::PROCESSING),
-            webhook_events::lease_owner.eq(token),
-            webhook_events::lease_expires_at.eq(expires),
-            webhook_events::attempts.eq(webhook_events::attempts + 1),
-        ))
-        .execute(c)?;
-        webhook_events::table
-            .filter(webhook_events::object_key.eq(key))
-            .filter(webhook_events::status.eq(status::PROCESSING))
-            .filter(webhook_events::lease_owner.eq(token))
-            .order(webhook_events::id.asc())
-            .select(ClaimedEvent::as_select())
-            .load(c)
-    })?;
-    if events.is_empty() {
-        with_tx!(tx, c => diesel::delete(object_leases::table.filter(object_leases::owner.eq(token))).execute(c))?;
-        return Ok(None);
-    }
-    let ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
-    with_tx!(tx, c => {
-        // Attempts left open by a worker that died are closed as abandoned.
-        diesel::update(
-            event_attempts::table
-                .filter(event_attempts::event_id.eq_any(&ids))
-                .filter(event_attempts::finished_at.is_null()),
-        )
-        .set((
-            event_attempts::finished_at.eq(now),
-            event_attempts::outcome.eq("abandoned"),
-            event_attempts::error.eq("lease expired: the worker stopped without finishing"),
-        ))
-        .execute(c)?;
-        let rows: Vec<_> = events
-            .iter()
-            .map(|e| {
-                (
-                    event_attempts::event_id.eq(e.event_id.as_str()),
-                    event_attempts::attempt.eq(e.attempts),
-                    event_attempts::worker.eq(worker),
-                    event_attempts::started_at.eq(now),
-                )
-            })
-            .collect();
-        diesel::insert_into(event_attempts::table).values(&rows).execute(c)
-    })?;
-    Ok(Some(EventGroup {
-        key: key.to_owned(),
-        token: token.to_owned(),
-        events,
-    }))
 }
 
 /// Gives a claimed group back untouched (shutdown): its events become
@@ -251,7 +260,12 @@ pub fn release(conn: &mut DbConnection, group: &EventGroup, now: i64) -> Result<
                 event_attempts::error.eq("released at shutdown before it finished"),
             ))
             .execute(c)?;
-            diesel::delete(object_leases::table.filter(object_leases::owner.eq(token))).execute(c)?;
+            diesel::delete(
+                object_leases::table
+                    .filter(object_leases::owner.eq(token))
+                    .filter(object_leases::object_key.eq(&group.key)),
+            )
+            .execute(c)?;
             Ok(ids.len())
         })
     })?;

@@ -95,7 +95,7 @@ pub fn success_in(
                 }
             }
         }
-        free_object(tx, token)?;
+        free_object(tx, token, &group.key)?;
         Ok(())
     }
 }
@@ -151,7 +151,7 @@ pub fn failure_in(
             }
             results.push((event.event_id.clone(), verdict));
         }
-        free_object(tx, token)?;
+        free_object(tx, token, &group.key)?;
         Ok(results)
     }
 }
@@ -211,6 +211,11 @@ fn mark(
     })
 }
 
-fn free_object(tx: &mut Tx<'_>, token: &str) -> QueryResult<usize> {
-    with_tx!(tx, c => diesel::delete(object_leases::table.filter(object_leases::owner.eq(token))).execute(c))
+fn free_object(tx: &mut Tx<'_>, token: &str, key: &str) -> QueryResult<usize> {
+    with_tx!(tx, c => diesel::delete(
+        object_leases::table
+            .filter(object_leases::owner.eq(token))
+            .filter(object_leases::object_key.eq(key)),
+    )
+    .execute(c))
 }

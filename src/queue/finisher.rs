@@ -4,12 +4,13 @@
 //! reported done only after the transaction holding it committed.
 
 use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot};
 
 use super::finish::{self, FailedAs, FinishError};
 use super::{Apply, EventGroup};
-use crate::store::{savepoint, write_transaction, Store};
+use crate::store::{savepoint, write_transaction, Backend, Store};
 
 /// Most finishes in one transaction.
 const MAX_BATCH: usize = 64;
@@ -39,23 +40,26 @@ pub struct Finisher {
 }
 
 impl Finisher {
-    /// Starts the finishing thread; it ends when every `Finisher` is dropped.
+    /// Starts the finishing threads: one on SQLite (one writer at a time
+    /// anyway), several on Postgres (where round trips, not fsync, bound a
+    /// single thread). They end when every `Finisher` is dropped.
     pub fn start(store: Store) -> std::io::Result<Finisher> {
-        let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
-        std::thread::Builder::new()
-            .name("hookd-finisher".to_owned())
-            .spawn(move || {
-                while let Some(first) = rx.blocking_recv() {
-                    let mut batch = vec![first];
-                    while batch.len() < MAX_BATCH {
-                        match rx.try_recv() {
-                            Ok(job) => batch.push(job),
-                            Err(_) => break,
-                        }
+        let (tx, rx) = mpsc::unbounded_channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        let threads = match store.backend() {
+            Backend::Sqlite => 1,
+            Backend::Postgres => 4,
+        };
+        for n in 0..threads {
+            let (store, rx) = (store.clone(), Arc::clone(&rx));
+            std::thread::Builder::new()
+                .name(format!("hookd-finisher-{n}"))
+                .spawn(move || {
+                    while let Some(batch) = next_batch(&rx) {
+                        commit(&store, batch);
                     }
-                    commit(&store, batch);
-                }
-            })?;
+                })?;
+        }
         Ok(Finisher { tx })
     }
 
@@ -102,6 +106,22 @@ impl Finisher {
             .await
             .map_err(|_| FinishError::Commit("the finisher has stopped".to_owned()))?
     }
+}
+
+/// Blocks for one job, then takes what else is queued.
+fn next_batch(rx: &Mutex<mpsc::UnboundedReceiver<Job>>) -> Option<Vec<Job>> {
+    let mut rx = match rx.lock() {
+        Ok(rx) => rx,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    let mut batch = vec![rx.blocking_recv()?];
+    while batch.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
+        }
+    }
+    Some(batch)
 }
 
 /// What one job's savepoint produced, waiting for the commit.

@@ -48,6 +48,7 @@ pub struct ClaimedEvent {
     pub account: Option<String>,
     pub object_type: Option<String>,
     pub object_id: Option<String>,
+    pub object_key: String,
     pub stripe_created: i64,
     pub received_at: i64,
     pub queued_at: i64,
@@ -60,7 +61,7 @@ pub struct ClaimedEvent {
 pub struct EventGroup {
     /// The object key (`object_id`, or the event id).
     pub key: String,
-    /// The lease token: unique per claim.
+    /// The lease token of the claim (the groups of one claim share it).
     pub token: String,
     /// Oldest first.
     pub events: Vec<ClaimedEvent>,
@@ -472,7 +473,7 @@ impl Runner {
         if start {
             in_flight.push(group.clone());
         } else {
-            in_flight.retain(|g| g.token != group.token);
+            in_flight.retain(|g| !(g.token == group.token && g.key == group.key));
         }
     }
 
