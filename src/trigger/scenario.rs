@@ -11,6 +11,12 @@ use crate::store::now_ms;
 
 const FIXTURES: &str = include_str!("openapi-fixtures.json");
 
+/// The fixtures, parsed once.
+fn fixtures() -> &'static Value {
+    static PARSED: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    PARSED.get_or_init(|| serde_json::from_str(FIXTURES).unwrap_or(Value::Null))
+}
+
 /// The event types `trigger` can build.
 pub const TYPES: &[(&str, &str)] = &[
     ("payment_intent.succeeded", "a one-off payment succeeded"),
@@ -93,7 +99,7 @@ impl Scenario {
 
     /// The event's `data.object` for `event_type`, or `None` if unknown.
     pub fn object(&self, event_type: &str) -> Option<Value> {
-        let fixtures: Value = serde_json::from_str(FIXTURES).ok()?;
+        let fixtures = fixtures();
         let fixture = |name: &str| fixtures.get(name).cloned().unwrap_or_else(|| json!({}));
         let now = now_ms() / 1000;
         let month = 30 * 24 * 3600;
