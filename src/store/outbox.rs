@@ -3,7 +3,7 @@
 use diesel::prelude::*;
 
 use super::schema::webhook_events;
-use super::{with_conn, with_tx, write_transaction, DbConnection, StoreError};
+use super::{with_conn, write_transaction, DbConnection, StoreError, Tx};
 
 /// Event statuses as stored.
 pub mod status {
@@ -66,22 +66,49 @@ pub fn insert_batch(
     conn: &mut DbConnection,
     events: &[NewEvent],
 ) -> Result<Vec<Inserted>, StoreError> {
-    write_transaction(conn, |tx| {
-        events
+    write_transaction(conn, |tx| match tx {
+        // In-process: one statement per event tells stored from duplicate.
+        Tx::Sqlite(c) => events
             .iter()
             .map(|event| {
-                let rows = with_tx!(tx, c => diesel::insert_into(webhook_events::table)
+                let rows = diesel::insert_into(webhook_events::table)
                     .values(event)
                     .on_conflict(webhook_events::event_id)
                     .do_nothing()
-                    .execute(c))?;
+                    .execute(*c)?;
                 Ok(if rows == 1 {
                     Inserted::Stored
                 } else {
                     Inserted::Duplicate
                 })
             })
-            .collect()
+            .collect(),
+        // Over the network: one multi-row statement per batch; the ids it
+        // returns are the events it stored.
+        #[cfg(feature = "postgres")]
+        Tx::Postgres(c) => {
+            let mut stored: std::collections::HashSet<String> = std::collections::HashSet::new();
+            for chunk in events.chunks(1000) {
+                let ids: Vec<String> = diesel::insert_into(webhook_events::table)
+                    .values(chunk)
+                    .on_conflict(webhook_events::event_id)
+                    .do_nothing()
+                    .returning(webhook_events::event_id)
+                    .get_results(*c)?;
+                stored.extend(ids);
+            }
+            // A redelivery inside the same batch: the first copy is stored.
+            Ok(events
+                .iter()
+                .map(|e| {
+                    if stored.remove(&e.event_id) {
+                        Inserted::Stored
+                    } else {
+                        Inserted::Duplicate
+                    }
+                })
+                .collect())
+        }
     })
 }
 
