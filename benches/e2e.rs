@@ -9,26 +9,19 @@
 //! cargo bench --bench e2e -- --events 5000 --rate 500
 //! ```
 
+mod common;
+
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use stripe_hookd::app::Application;
-use stripe_hookd::store::outbox::{self, NewEvent};
+use stripe_hookd::store::outbox;
 use stripe_hookd::store::{now_ms, Store};
 use stripe_hookd::trigger::{self, Load, Scenario, Target};
 
 const KEY: &str = "sk_test_bench";
 const SECRET: &str = "whsec_bench";
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// A fake Stripe that answers every object GET with a realistic object of
 /// that id (built from Stripe's fixtures), at once.
@@ -106,27 +99,14 @@ async fn run(label: &str, url: &str, fake: &str, n: usize, rate: usize) -> anyho
     let application = app(url, fake, true, dir.path()).await?;
     let store = application.store().clone();
     {
-        let now = now_ms();
-        let events: Vec<NewEvent> = (0..n)
-            .map(|i| NewEvent {
-                event_id: format!("evt_e2e_{i}"),
-                endpoint: "bench".into(),
-                event_type: "customer.subscription.updated".into(),
-                api_version: Some("2025-03-31.basil".into()),
-                livemode: false,
-                account: None,
-                object_type: Some("subscription".into()),
-                object_id: Some(format!("sub_e2e_{i}")),
-                object_key: format!("sub_e2e_{i}"),
-                stripe_created: now / 1000,
-                received_at: now,
-                queued_at: now,
-                payload: "{}".into(),
-                headers: "{}".into(),
-                secret_index: 0,
-                next_attempt_at: now,
-            })
-            .collect();
+        let events = common::events(
+            "bench",
+            "customer.subscription.updated",
+            "sub",
+            0..n,
+            now_ms(),
+            "{}",
+        );
         let s = store.clone();
         tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
             let mut conn = s.conn()?;
@@ -202,8 +182,8 @@ async fn run(label: &str, url: &str, fake: &str, n: usize, rate: usize) -> anyho
 }
 
 fn main() -> anyhow::Result<()> {
-    let n = arg("--events", 5_000);
-    let rate = arg("--rate", 500);
+    let n = common::arg("--events", 5_000);
+    let rate = common::arg("--rate", 500);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -221,30 +201,9 @@ fn main() -> anyhow::Result<()> {
         run("sqlite", &url, &fake, n, rate).await?;
         if let Ok(base) = std::env::var("BENCH_POSTGRES_URL") {
             if cfg!(feature = "postgres") {
-                run("postgres", &fresh_pg(&base, "e2e")?, &fake, n, rate).await?;
+                run("postgres", &common::fresh_pg(&base, "e2e")?, &fake, n, rate).await?;
             }
         }
         Ok(())
     })
-}
-
-fn fresh_pg(base: &str, tag: &str) -> anyhow::Result<String> {
-    #[cfg(feature = "postgres")]
-    {
-        use diesel::{Connection, RunQueryDsl};
-        let name = format!("hookd_bench_{tag}_{}", std::process::id());
-        let mut admin = diesel::PgConnection::establish(base)?;
-        diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .execute(&mut admin)?;
-        diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut admin)?;
-        let (prefix, _) = base
-            .rsplit_once('/')
-            .ok_or_else(|| anyhow::anyhow!("URL without a database"))?;
-        Ok(format!("{prefix}/{name}"))
-    }
-    #[cfg(not(feature = "postgres"))]
-    {
-        let _ = tag;
-        Ok(base.to_owned())
-    }
 }

@@ -1,9 +1,11 @@
 //! Fills an outbox with N finished events (for the "1,000,000 events already
 //! stored" intake benchmark): `cargo bench --bench fill -- DATABASE_URL N`.
 
+mod common;
+
 use std::time::Instant;
 
-use stripe_hookd::store::outbox::{self, NewEvent};
+use stripe_hookd::store::outbox;
 use stripe_hookd::store::{now_ms, Store, StoreOptions};
 
 fn main() -> anyhow::Result<()> {
@@ -22,26 +24,14 @@ fn main() -> anyhow::Result<()> {
     let now = now_ms();
     let payload = Scenario::payload();
     for start in (0..n).step_by(5_000) {
-        let batch: Vec<NewEvent> = (start..(start + 5_000).min(n))
-            .map(|i| NewEvent {
-                event_id: format!("evt_fill_{i:09}"),
-                endpoint: "fill".into(),
-                event_type: "invoice.paid".into(),
-                api_version: Some("2025-03-31.basil".into()),
-                livemode: false,
-                account: None,
-                object_type: Some("invoice".into()),
-                object_id: Some(format!("in_fill_{i}")),
-                object_key: format!("in_fill_{i}"),
-                stripe_created: now / 1000,
-                received_at: now,
-                queued_at: now,
-                payload: payload.clone(),
-                headers: "{}".into(),
-                secret_index: 0,
-                next_attempt_at: now,
-            })
-            .collect();
+        let batch = common::events(
+            "fill",
+            "invoice.paid",
+            "in",
+            start..(start + 5_000).min(n),
+            now,
+            &payload,
+        );
         outbox::insert_batch(&mut conn, &batch)?;
     }
     conn.batch_execute("UPDATE webhook_events SET status = 'done', processed_at = received_at WHERE endpoint = 'fill'")?;

@@ -12,12 +12,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod common;
+
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use stripe_hookd::queue::{
     self, Apply, Clock, EventGroup, Handler, HandlerError, Runner, RunnerOptions,
 };
-use stripe_hookd::store::outbox::{self, NewEvent};
+use stripe_hookd::store::outbox;
 use stripe_hookd::store::{now_ms, Store, StoreOptions};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -34,39 +36,6 @@ impl Handler for Noop {
     }
 }
 
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn events(n: usize) -> Vec<NewEvent> {
-    let now = now_ms();
-    (0..n)
-        .map(|i| NewEvent {
-            event_id: format!("evt_bench_{i}"),
-            endpoint: "bench".into(),
-            event_type: "customer.subscription.updated".into(),
-            api_version: Some("2025-03-31.basil".into()),
-            livemode: false,
-            account: None,
-            object_type: Some("subscription".into()),
-            object_id: Some(format!("sub_{i}")),
-            object_key: format!("sub_{i}"),
-            stripe_created: now / 1000,
-            received_at: now,
-            queued_at: now,
-            payload: format!(r#"{{"id":"evt_bench_{i}","object":"event"}}"#),
-            headers: "{}".into(),
-            secret_index: 0,
-            next_attempt_at: now,
-        })
-        .collect()
-}
-
 async fn run(label: &str, url: &str, n: usize, concurrency: usize) -> anyhow::Result<()> {
     let store = Store::open(
         url,
@@ -78,7 +47,16 @@ async fn run(label: &str, url: &str, n: usize, concurrency: usize) -> anyhow::Re
     store.migrate()?;
     {
         let mut conn = store.conn()?;
-        for chunk in events(n).chunks(500) {
+        for chunk in common::events(
+            "bench",
+            "customer.subscription.updated",
+            "sub",
+            0..n,
+            now_ms(),
+            "{}",
+        )
+        .chunks(500)
+        {
             outbox::insert_batch(&mut conn, chunk)?;
         }
     }
@@ -129,8 +107,8 @@ async fn run(label: &str, url: &str, n: usize, concurrency: usize) -> anyhow::Re
 }
 
 fn main() -> anyhow::Result<()> {
-    let n = arg("--events", 10_000);
-    let concurrency = arg("--concurrency", 8);
+    let n = common::arg("--events", 10_000);
+    let concurrency = common::arg("--concurrency", 8);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -140,32 +118,17 @@ fn main() -> anyhow::Result<()> {
         run("sqlite", &url, n, concurrency).await?;
         if let Ok(base) = std::env::var("BENCH_POSTGRES_URL") {
             if cfg!(feature = "postgres") {
-                run("postgres", &fresh_pg(&base)?, n, concurrency).await?;
+                run(
+                    "postgres",
+                    &common::fresh_pg(&base, "runner")?,
+                    n,
+                    concurrency,
+                )
+                .await?;
             } else {
                 eprintln!("BENCH_POSTGRES_URL given but built without --features postgres");
             }
         }
         Ok(())
     })
-}
-
-/// A new database under `base`'s server, for one run.
-fn fresh_pg(base: &str) -> anyhow::Result<String> {
-    #[cfg(feature = "postgres")]
-    {
-        use diesel::{Connection, RunQueryDsl};
-        let name = format!("hookd_bench_{}", std::process::id());
-        let mut admin = diesel::PgConnection::establish(base)?;
-        diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .execute(&mut admin)?;
-        diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut admin)?;
-        let (prefix, _) = base
-            .rsplit_once('/')
-            .ok_or_else(|| anyhow::anyhow!("URL without a database"))?;
-        Ok(format!("{prefix}/{name}"))
-    }
-    #[cfg(not(feature = "postgres"))]
-    {
-        Ok(base.to_owned())
-    }
 }

@@ -25,7 +25,9 @@ const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqli
 #[cfg(feature = "postgres")]
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
-/// Expands `$body` once per backend with `$c` bound to the concrete connection.
+/// Expands `$body` once per backend with `$c` bound to the concrete
+/// connection (exported: tests and tools use it too).
+#[macro_export]
 macro_rules! with_conn {
     ($conn:expr, $c:ident => $body:expr) => {
         match $conn {
@@ -35,20 +37,7 @@ macro_rules! with_conn {
         }
     };
 }
-pub use crate::with_conn_pub;
-pub(crate) use with_conn;
-
-/// [`with_conn!`] for code outside this crate (tests, tools).
-#[macro_export]
-macro_rules! with_conn_pub {
-    ($conn:expr, $c:ident => $body:expr) => {
-        match $conn {
-            $crate::store::DbConnection::Sqlite($c) => $body,
-            #[cfg(feature = "postgres")]
-            $crate::store::DbConnection::Postgres($c) => $body,
-        }
-    };
-}
+pub use crate::with_conn;
 
 /// Expands `$body` once per backend with `$c` bound to the transaction's
 /// concrete connection.

@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use stripe_hookd::reconcile::entitlements;
 use stripe_hookd::store::schema::{customers, subscriptions};
-use stripe_hookd::store::{now_ms, outbox, with_conn_pub};
+use stripe_hookd::store::{now_ms, outbox, with_conn};
 use stripe_hookd::trigger::Scenario;
 
 use crate::backend_tests;
@@ -90,7 +90,7 @@ async fn deliver_event(app: &TestApp, id: &str, event_type: &str, object: &Value
 async fn sub_row(app: &TestApp, id: &str) -> Option<(String, String, i64)> {
     let id = id.to_owned();
     app.db(move |c| {
-        with_conn_pub!(c, c => subscriptions::table
+        with_conn!(c, c => subscriptions::table
             .filter(subscriptions::id.eq(&id))
             .select((subscriptions::status, subscriptions::raw, subscriptions::fetched_at))
             .first(c)
@@ -208,7 +208,7 @@ async fn the_drift_sweep_reports_and_fixes_drift_then_finds_none(backend: Backen
     // Stripe canceled the second (its deleted event never arrived).
     let lost = scenarios[0].subscription.clone();
     app.db(move |c| {
-        with_conn_pub!(c, c => diesel::update(subscriptions::table.filter(subscriptions::id.eq(&lost)))
+        with_conn!(c, c => diesel::update(subscriptions::table.filter(subscriptions::id.eq(&lost)))
             .set(subscriptions::status.eq("canceled"))
             .execute(c)
             .unwrap())
@@ -275,7 +275,7 @@ async fn the_drift_sweep_reports_and_fixes_drift_then_finds_none(backend: Backen
     );
     let cid = scenarios[2].customer.clone();
     let present: i64 = app
-        .db(move |c| with_conn_pub!(c, c => customers::table.filter(customers::id.eq(&cid)).count().get_result(c).unwrap()))
+        .db(move |c| with_conn!(c, c => customers::table.filter(customers::id.eq(&cid)).count().get_result(c).unwrap()))
         .await;
     assert_eq!(present, 1);
     assert!(app

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use diesel::prelude::*;
 use stripe_hookd::queue::test_hooks::test_effects;
 use stripe_hookd::store::outbox::{self, StoredEvent};
-use stripe_hookd::store::{with_conn_pub, Store, StoreOptions};
+use stripe_hookd::store::{with_conn, Store, StoreOptions};
 
 use crate::backend_tests;
 use crate::daemon::Daemon;
@@ -35,7 +35,7 @@ async fn effects(store: &Store) -> Vec<String> {
     let store = store.clone();
     tokio::task::spawn_blocking(move || {
         let mut conn = store.conn().unwrap();
-        with_conn_pub!(&mut *conn, c => test_effects::table.select(test_effects::event_id).load::<String>(c).unwrap())
+        with_conn!(&mut *conn, c => test_effects::table.select(test_effects::event_id).load::<String>(c).unwrap())
     })
     .await
     .unwrap()

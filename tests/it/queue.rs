@@ -191,7 +191,7 @@ async fn attempts(app: &TestApp, id: &str) -> Vec<(i32, Option<String>, Option<S
     use stripe_hookd::store::schema::event_attempts as a;
     let id = id.to_owned();
     app.db(move |c| {
-        stripe_hookd::store::with_conn_pub!(c, c => a::table
+        stripe_hookd::store::with_conn!(c, c => a::table
             .filter(a::event_id.eq(&id))
             .order(a::id.asc())
             .select((a::attempt, a::outcome, a::error))

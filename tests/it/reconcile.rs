@@ -9,7 +9,7 @@ use stripe_hookd::reconcile::entitlements;
 use stripe_hookd::store::schema::{
     checkout_sessions, customers, disputes, invoices, payment_intents, subscriptions,
 };
-use stripe_hookd::store::{now_ms, outbox, with_conn_pub, DbConnection};
+use stripe_hookd::store::{now_ms, outbox, with_conn, DbConnection};
 use stripe_hookd::trigger::Scenario;
 
 use crate::backend_tests;
@@ -73,7 +73,7 @@ async fn status_of(app: &TestApp, event_id: &str) -> String {
 async fn local_status(app: &TestApp, table: &'static str, id: &str) -> Option<String> {
     let id = id.to_owned();
     app.db(move |c: &mut DbConnection| {
-        with_conn_pub!(c, c => match table {
+        with_conn!(c, c => match table {
             "subscriptions" => subscriptions::table.filter(subscriptions::id.eq(&id)).select(subscriptions::status.nullable()).first::<Option<String>>(c).optional().unwrap().flatten(),
             "invoices" => invoices::table.filter(invoices::id.eq(&id)).select(invoices::status).first::<Option<String>>(c).optional().unwrap().flatten(),
             "payment_intents" => payment_intents::table.filter(payment_intents::id.eq(&id)).select(payment_intents::status).first::<Option<String>>(c).optional().unwrap().flatten(),
@@ -336,7 +336,7 @@ async fn checkout_completed_before_the_customer_exists_links_both(backend: Backe
     let reference = s.client_reference_id.clone();
     let via_view: i64 = app
         .db(move |c| {
-            with_conn_pub!(c, c => diesel::sql_query(format!(
+            with_conn!(c, c => diesel::sql_query(format!(
                 "SELECT COUNT(*) AS n FROM entitlements_now WHERE client_reference_id = '{reference}'"
             ))
             .get_result::<Count>(c)
@@ -408,7 +408,7 @@ async fn both_api_shapes_reconcile_the_same_subscription(backend: Backend) {
         let (sid, iid) = (s.subscription.clone(), s.invoice.clone());
         let (end, inv_sub): (Option<i64>, Option<String>) = app
             .db(move |c| {
-                with_conn_pub!(c, c => (
+                with_conn!(c, c => (
                     subscriptions::table.filter(subscriptions::id.eq(&sid)).select(subscriptions::current_period_end).first(c).unwrap(),
                     invoices::table.filter(invoices::id.eq(&iid)).select(invoices::subscription_id).first(c).unwrap(),
                 ))
@@ -525,7 +525,7 @@ async fn a_missing_object_is_recorded_gone_and_not_retried(backend: Backend) {
     assert_eq!(status_of(&app, &event).await, "done");
     let sid = s.subscription.clone();
     let gone: bool = app
-        .db(move |c| with_conn_pub!(c, c => subscriptions::table.filter(subscriptions::id.eq(&sid)).select(subscriptions::gone).first(c).unwrap()))
+        .db(move |c| with_conn!(c, c => subscriptions::table.filter(subscriptions::id.eq(&sid)).select(subscriptions::gone).first(c).unwrap()))
         .await;
     assert!(gone);
     assert!(

@@ -18,7 +18,7 @@ use proptest::prelude::*;
 use serde_json::{json, Value};
 use stripe_hookd::reconcile::entitlements;
 use stripe_hookd::store::schema::{customers, event_attempts, invoices, subscriptions};
-use stripe_hookd::store::{now_ms, outbox, with_conn_pub};
+use stripe_hookd::store::{now_ms, outbox, with_conn};
 use stripe_hookd::trigger::Scenario;
 
 use crate::fake_stripe::{set_subscription_status, FakeStripe, Fault};
@@ -350,7 +350,7 @@ async fn run_case(w: &World, plan: &Plan) -> Result<(), TestCaseError> {
         .collect();
     let (local_sub, local_inv, local_customers, done_twice): (String, Option<String>, i64, i64) = app
         .db(move |c| {
-            with_conn_pub!(c, c => (
+            with_conn!(c, c => (
                 subscriptions::table.filter(subscriptions::id.eq(&sid)).select(subscriptions::status).first(c).unwrap(),
                 invoices::table.filter(invoices::id.eq(&iid)).select(invoices::status).first(c).unwrap(),
                 customers::table.filter(customers::id.eq(&cid)).count().get_result(c).unwrap(),

@@ -1,0 +1,67 @@
+//! Helpers shared by the benchmarks.
+
+#![allow(dead_code)]
+
+use stripe_hookd::store::outbox::NewEvent;
+
+/// Distinct stored-event rows numbered `ids` (one object each), received `now`.
+pub fn events(
+    prefix: &str,
+    event_type: &str,
+    object: &str,
+    ids: std::ops::Range<usize>,
+    now: i64,
+    payload: &str,
+) -> Vec<NewEvent> {
+    ids.map(|i| NewEvent {
+        event_id: format!("evt_{prefix}_{i:09}"),
+        endpoint: prefix.into(),
+        event_type: event_type.into(),
+        api_version: Some("2025-03-31.basil".into()),
+        livemode: false,
+        account: None,
+        object_type: Some(object.into()),
+        object_id: Some(format!("{object}_{prefix}_{i}")),
+        object_key: format!("{object}_{prefix}_{i}"),
+        stripe_created: now / 1000,
+        received_at: now,
+        queued_at: now,
+        payload: payload.to_owned(),
+        headers: "{}".into(),
+        secret_index: 0,
+        next_attempt_at: now,
+    })
+    .collect()
+}
+
+/// A new database under `base`'s Postgres server, for one run.
+pub fn fresh_pg(base: &str, tag: &str) -> anyhow::Result<String> {
+    #[cfg(feature = "postgres")]
+    {
+        use diesel::{Connection, RunQueryDsl};
+        let name = format!("hookd_bench_{tag}_{}", std::process::id());
+        let mut admin = diesel::PgConnection::establish(base)?;
+        diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&mut admin)?;
+        diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut admin)?;
+        let (prefix, _) = base
+            .rsplit_once('/')
+            .ok_or_else(|| anyhow::anyhow!("URL without a database"))?;
+        Ok(format!("{prefix}/{name}"))
+    }
+    #[cfg(not(feature = "postgres"))]
+    {
+        let _ = tag;
+        anyhow::bail!("built without --features postgres: {base} cannot be used")
+    }
+}
+
+/// The value of `--name N` on the command line.
+pub fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
