@@ -64,6 +64,30 @@ impl Jobs {
         })
     }
 
+    /// Runs `work(id)` as a job of `kind` (unless one of that kind is
+    /// running: then `Err` with its id) and records its result.
+    pub fn spawn<F, Fut, T, E>(&self, kind: &str, work: F) -> Result<u64, u64>
+    where
+        F: FnOnce(u64) -> Fut,
+        Fut: std::future::Future<Output = Result<T, E>> + Send + 'static,
+        T: Serialize,
+        E: std::fmt::Display,
+    {
+        let id = self.start(kind)?;
+        let jobs = self.clone();
+        let work = work(id);
+        tokio::spawn(async move {
+            let result = work.await;
+            jobs.finish(
+                id,
+                result
+                    .map(|v| serde_json::to_value(v).unwrap_or_default())
+                    .map_err(|e| e.to_string()),
+            );
+        });
+        Ok(id)
+    }
+
     pub fn progress(&self, id: u64, progress: Value) {
         self.with(|jobs| {
             if let Some(j) = jobs.get_mut(&id) {

@@ -377,32 +377,20 @@ async fn start_sweep(
         Err(e) => return *e,
     };
     let dry_run = body.map(|b| b.into_inner().dry_run).unwrap_or(false);
-    let id = match state.jobs.start("reconcile") {
-        Ok(id) => id,
-        Err(running) => {
-            return error(
-                StatusCode::CONFLICT,
-                "already_running",
-                &format!("A sweep is already running: job {running}"),
-            )
-        }
-    };
     let (jobs, store) = (state.jobs.clone(), state.store.clone());
-    tokio::spawn(async move {
-        let progress_jobs = jobs.clone();
+    let started = state.jobs.spawn("reconcile", move |id| async move {
         let progress = move |p: &crate::reconcile::sweep::SweepProgress| {
-            progress_jobs.progress(id, serde_json::to_value(p).unwrap_or_default());
+            jobs.progress(id, serde_json::to_value(p).unwrap_or_default());
         };
         metrics::gauge!(crate::metrics::SWEEP_RUNNING).set(1.0);
         let result = crate::reconcile::sweep::run(&handler, &store, dry_run, &progress).await;
         metrics::gauge!(crate::metrics::SWEEP_RUNNING).set(0.0);
-        jobs.finish(
-            id,
-            result
-                .map(|r| serde_json::to_value(r).unwrap_or_default())
-                .map_err(|e| e.to_string()),
-        );
+        result
     });
+    let id = match started {
+        Ok(id) => id,
+        Err(running) => return already_running("A sweep", running),
+    };
     HttpResponse::Accepted().json(json!({"job": id, "kind": "reconcile", "dry_run": dry_run}))
 }
 
@@ -431,27 +419,23 @@ async fn start_catch_up(
         only_failed: body.only_failed,
         dry_run: body.dry_run,
     };
-    let id = match state.jobs.start("catch-up") {
-        Ok(id) => id,
-        Err(running) => {
-            return error(
-                StatusCode::CONFLICT,
-                "already_running",
-                &format!("A catch-up is already running: job {running}"),
-            )
-        }
-    };
-    let (jobs, store) = (state.jobs.clone(), state.store.clone());
-    tokio::spawn(async move {
-        let result = crate::reconcile::catchup::run(handler.client(), &store, &options).await;
-        jobs.finish(
-            id,
-            result
-                .map(|r| serde_json::to_value(r).unwrap_or_default())
-                .map_err(|e| e.to_string()),
-        );
+    let store = state.store.clone();
+    let started = state.jobs.spawn("catch-up", move |_| async move {
+        crate::reconcile::catchup::run(handler.client(), &store, &options).await
     });
+    let id = match started {
+        Ok(id) => id,
+        Err(running) => return already_running("A catch-up", running),
+    };
     HttpResponse::Accepted().json(json!({"job": id, "kind": "catch-up", "dry_run": body.dry_run}))
+}
+
+fn already_running(what: &str, running: u64) -> HttpResponse {
+    error(
+        StatusCode::CONFLICT,
+        "already_running",
+        &format!("{what} is already running: job {running}"),
+    )
 }
 
 async fn job(state: web::Data<AdminState>, id: web::Path<u64>) -> HttpResponse {

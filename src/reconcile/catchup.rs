@@ -57,25 +57,12 @@ pub async fn run(
         dry_run: options.dry_run,
         ..CatchUpReport::default()
     };
-    let mut after: Option<String> = None;
-    loop {
-        let mut params: Vec<(&str, &str)> =
-            vec![("limit", "100"), ("created[gte]", since_param.as_str())];
-        if options.only_failed {
-            params.push(("delivery_success", "false"));
-        }
-        if let Some(a) = &after {
-            params.push(("starting_after", a.as_str()));
-        }
-        let page = client
-            .request("/v1/events", &params, None, Priority::Background)
-            .await?;
-        let data = page
-            .json
-            .get("data")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
+    let mut params: Vec<(&str, &str)> = vec![("created[gte]", since_param.as_str())];
+    if options.only_failed {
+        params.push(("delivery_success", "false"));
+    }
+    let mut pages = client.pages("/v1/events", &params, Priority::Background);
+    while let Some(data) = pages.next().await? {
         report.listed += data.len();
         let mut batch: Vec<NewEvent> = Vec::new();
         for event in &data {
@@ -128,19 +115,6 @@ pub async fn run(
                 tracing::info!(event_id = %id, dry_run, "catch-up: event was missing");
                 report.missing.push(id);
             }
-        }
-        let has_more = page
-            .json
-            .get("has_more")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        after = data
-            .last()
-            .and_then(|o| o.get("id"))
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        if !has_more || after.is_none() {
-            break;
         }
     }
     Ok(report)

@@ -6,7 +6,6 @@
 
 use diesel::prelude::*;
 use serde::Serialize;
-use serde_json::Value;
 
 use super::models;
 use super::records::Record;
@@ -76,26 +75,14 @@ pub async fn run(
         } else {
             "customers"
         };
-        let mut after: Option<String> = None;
+        let params: Vec<(&str, &str)> = extra.into_iter().collect();
+        let mut pages = handler.client().pages(path, &params, Priority::Background);
         loop {
+            // Taken before the page is fetched: the overwrite guard.
             let fetched_at = now_ms();
-            let mut params: Vec<(&str, &str)> = vec![("limit", "100")];
-            if let Some(p) = extra {
-                params.push(p);
-            }
-            if let Some(a) = &after {
-                params.push(("starting_after", a.as_str()));
-            }
-            let page = handler
-                .client()
-                .request(path, &params, None, Priority::Background)
-                .await?;
-            let data = page
-                .json
-                .get("data")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
+            let Some(data) = pages.next().await? else {
+                break;
+            };
             for object in &data {
                 let record = record_from_json(family, object, fetched_at)
                     .map_err(|e| SweepError::Other(e.message))?;
@@ -126,19 +113,6 @@ pub async fn run(
                 checked: report.subscriptions_checked + report.customers_checked,
                 drifted: report.drift.len(),
             });
-            let has_more = page
-                .json
-                .get("has_more")
-                .and_then(Value::as_bool)
-                .unwrap_or(false);
-            after = data
-                .last()
-                .and_then(|o| o.get("id"))
-                .and_then(Value::as_str)
-                .map(str::to_owned);
-            if !has_more || after.is_none() {
-                break;
-            }
         }
     }
     Ok(report)

@@ -269,6 +269,72 @@ impl StripeClient {
     }
 }
 
+/// Pages through a list endpoint (`limit=100`, `starting_after`), one page
+/// per [`Pager::next`].
+pub struct Pager<'a> {
+    client: &'a StripeClient,
+    path: &'a str,
+    params: Vec<(&'a str, &'a str)>,
+    priority: Priority,
+    after: Option<String>,
+    done: bool,
+}
+
+impl StripeClient {
+    /// Lists `path` with `params`, page by page, at `priority`.
+    pub fn pages<'a>(
+        &'a self,
+        path: &'a str,
+        params: &[(&'a str, &'a str)],
+        priority: Priority,
+    ) -> Pager<'a> {
+        Pager {
+            client: self,
+            path,
+            params: params.to_vec(),
+            priority,
+            after: None,
+            done: false,
+        }
+    }
+}
+
+impl Pager<'_> {
+    /// The next page's objects, or `None` after the last page.
+    pub async fn next(&mut self) -> Result<Option<Vec<serde_json::Value>>, StripeError> {
+        if self.done {
+            return Ok(None);
+        }
+        let mut params = self.params.clone();
+        params.push(("limit", "100"));
+        if let Some(after) = &self.after {
+            params.push(("starting_after", after.as_str()));
+        }
+        let page = self
+            .client
+            .request(self.path, &params, None, self.priority)
+            .await?;
+        let data = page
+            .json
+            .get("data")
+            .and_then(serde_json::Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let has_more = page
+            .json
+            .get("has_more")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false);
+        self.after = data
+            .last()
+            .and_then(|o| o.get("id"))
+            .and_then(|v| v.as_str())
+            .map(str::to_owned);
+        self.done = !has_more || self.after.is_none();
+        Ok(Some(data))
+    }
+}
+
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
