@@ -212,23 +212,30 @@ async fn replay(state: &web::Data<AdminState>, filter: EventFilter) -> HttpRespo
     }
 }
 
-async fn replay_one(state: web::Data<AdminState>, id: web::Path<String>) -> HttpResponse {
-    let id = id.into_inner();
-    let lookup = id.clone();
-    match blocking(&state, move |c| {
+/// One event by id, or the 404 to answer.
+async fn find_event(
+    state: &web::Data<AdminState>,
+    id: &str,
+) -> Result<crate::store::outbox::StoredEvent, HttpResponse> {
+    let lookup = id.to_owned();
+    match blocking(state, move |c| {
         crate::store::outbox::get(c, &lookup).map_err(|e| e.to_string())
     })
-    .await
+    .await?
     {
-        Ok(Some(_)) => {}
-        Ok(None) => {
-            return error(
-                StatusCode::NOT_FOUND,
-                "no_such_event",
-                &format!("No event {id}"),
-            )
-        }
-        Err(e) => return e,
+        Some(event) => Ok(event),
+        None => Err(error(
+            StatusCode::NOT_FOUND,
+            "no_such_event",
+            &format!("No event {id}"),
+        )),
+    }
+}
+
+async fn replay_one(state: web::Data<AdminState>, id: web::Path<String>) -> HttpResponse {
+    let id = id.into_inner();
+    if let Err(e) = find_event(&state, &id).await {
+        return e;
     }
     let filter = EventFilter {
         event_id: Some(id),
@@ -253,14 +260,9 @@ async fn list_dead(state: web::Data<AdminState>, query: web::Query<EventFilter>)
 
 async fn retry_dead(state: web::Data<AdminState>, id: web::Path<String>) -> HttpResponse {
     let id = id.into_inner();
-    let lookup = id.clone();
-    match blocking(&state, move |c| {
-        crate::store::outbox::get(c, &lookup).map_err(|e| e.to_string())
-    })
-    .await
-    {
-        Ok(Some(e)) if e.status == status::DEAD => {}
-        Ok(Some(e)) => {
+    match find_event(&state, &id).await {
+        Ok(e) if e.status == status::DEAD => {}
+        Ok(e) => {
             return error(
                 StatusCode::CONFLICT,
                 "not_dead",
@@ -268,13 +270,6 @@ async fn retry_dead(state: web::Data<AdminState>, id: web::Path<String>) -> Http
                     "Event {id} is {}, not dead: use /v1/events/{id}/replay",
                     e.status
                 ),
-            )
-        }
-        Ok(None) => {
-            return error(
-                StatusCode::NOT_FOUND,
-                "no_such_event",
-                &format!("No event {id}"),
             )
         }
         Err(e) => return e,

@@ -18,7 +18,7 @@ async fn admin_app(db: &TestDb) -> TestApp {
     TestApp::spawn_with(db, with_admin(AppOptions::default())).await
 }
 
-async fn get(app: &TestApp, path: &str) -> (StatusCode, Value) {
+pub async fn get(app: &TestApp, path: &str) -> (StatusCode, Value) {
     let res = app
         .client
         .get(app.admin_url(path))
@@ -30,7 +30,8 @@ async fn get(app: &TestApp, path: &str) -> (StatusCode, Value) {
     (status, res.json().await.unwrap_or(Value::Null))
 }
 
-async fn post(app: &TestApp, path: &str, body: Value) -> (StatusCode, Value) {
+/// An authorised admin POST: status and JSON body.
+pub async fn post(app: &TestApp, path: &str, body: Value) -> (StatusCode, Value) {
     let res = app
         .client
         .post(app.admin_url(path))

@@ -11,6 +11,7 @@ use stripe_hookd::store::schema::{customers, subscriptions};
 use stripe_hookd::store::{now_ms, outbox, with_conn};
 use stripe_hookd::trigger::Scenario;
 
+use crate::admin::post;
 use crate::backend_tests;
 use crate::fake_stripe::{set_subscription_status, FakeStripe};
 use crate::harness::*;
@@ -35,19 +36,6 @@ async fn setup(backend: Backend) -> (TestDb, FakeStripe, TestApp) {
     )
     .await;
     (db, fake, app)
-}
-
-async fn post(app: &TestApp, path: &str, body: Value) -> (StatusCode, Value) {
-    let res = app
-        .client
-        .post(app.admin_url(path))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = res.status();
-    (status, res.json().await.unwrap_or(Value::Null))
 }
 
 /// Starts a job and waits for its result.
