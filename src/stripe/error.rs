@@ -39,7 +39,10 @@ pub enum StripeError {
 }
 
 impl StripeError {
-    /// Whether trying again later may succeed.
+    /// Whether trying again later may succeed. A rejected key (401/403)
+    /// counts: the operator can fix the key or its permissions and the
+    /// event then goes through; a 404, another 4xx or a bad configuration
+    /// will answer the same every time.
     pub fn is_retryable(&self) -> bool {
         !matches!(
             self,

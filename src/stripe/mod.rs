@@ -167,52 +167,15 @@ impl StripeClient {
                 req = req.header("Stripe-Account", account);
             }
             let outcome = req.send().await;
+            let Attempt {
+                status,
+                answered,
+                should_retry,
+                retry_after,
+                request_id,
+                result,
+            } = read_attempt(outcome).await;
             let elapsed = started.elapsed();
-            let (status, should_retry, retry_after, request_id, result) = match outcome {
-                Ok(res) => {
-                    let status = res.status().as_u16();
-                    let header = |name: &str| {
-                        res.headers()
-                            .get(name)
-                            .and_then(|v| v.to_str().ok())
-                            .map(str::to_owned)
-                    };
-                    let request_id = header("request-id");
-                    let should_retry = header("stripe-should-retry").map(|v| v == "true");
-                    let retry_after = header("retry-after")
-                        .and_then(|v| v.parse::<u64>().ok())
-                        .map(Duration::from_secs);
-                    let body = res
-                        .text()
-                        .await
-                        .map_err(|e| StripeError::Network(e.to_string()));
-                    let result = match body {
-                        Ok(body) if (200..300).contains(&status) => serde_json::from_str(&body)
-                            .map(|json| ApiResponse {
-                                json,
-                                request_id: request_id.clone(),
-                                status,
-                            })
-                            .map_err(|e| StripeError::Decode(e.to_string())),
-                        Ok(body) => Err(StripeError::from_response(
-                            status,
-                            &body,
-                            retry_after,
-                            request_id.clone(),
-                        )),
-                        Err(e) => Err(e),
-                    };
-                    (Some(status), should_retry, retry_after, request_id, result)
-                }
-                Err(e) if e.is_timeout() => (None, None, None, None, Err(StripeError::Timeout)),
-                Err(e) => (
-                    None,
-                    None,
-                    None,
-                    None,
-                    Err(StripeError::Network(error_chain(&e))),
-                ),
-            };
             let status_label = status.map_or_else(|| "error".to_owned(), |s| s.to_string());
             metrics::counter!(crate::metrics::STRIPE_REQUESTS, "status" => status_label.clone())
                 .increment(1);
@@ -225,8 +188,10 @@ impl StripeClient {
                 Ok(response) => return Ok(response),
                 Err(e) => e,
             };
+            // A body cut off mid-way is retried like a connection error.
+            let retry_status = if answered { status } else { None };
             match retry::retry_delay(
-                status,
+                retry_status,
                 should_retry,
                 retry_after,
                 retries,
@@ -332,6 +297,85 @@ impl Pager<'_> {
             .map(str::to_owned);
         self.done = !has_more || self.after.is_none();
         Ok(Some(data))
+    }
+}
+
+/// What one HTTP attempt ended in.
+struct Attempt {
+    /// The HTTP status, if Stripe answered at all.
+    status: Option<u16>,
+    /// Whether the whole answer (status and body) arrived.
+    answered: bool,
+    should_retry: Option<bool>,
+    retry_after: Option<Duration>,
+    request_id: Option<String>,
+    result: Result<ApiResponse, StripeError>,
+}
+
+async fn read_attempt(outcome: Result<reqwest::Response, reqwest::Error>) -> Attempt {
+    let res = match outcome {
+        Ok(res) => res,
+        Err(e) => {
+            return Attempt {
+                status: None,
+                answered: false,
+                should_retry: None,
+                retry_after: None,
+                request_id: None,
+                result: Err(transport_error(&e)),
+            }
+        }
+    };
+    let status = res.status().as_u16();
+    let header = |name: &str| {
+        res.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let request_id = header("request-id");
+    let should_retry = header("stripe-should-retry").map(|v| v == "true");
+    let retry_after = header("retry-after")
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let (answered, result) = match res.text().await {
+        Err(e) => (false, Err(transport_error(&e))),
+        Ok(body) if (200..300).contains(&status) => (
+            true,
+            serde_json::from_str(&body)
+                .map(|json| ApiResponse {
+                    json,
+                    request_id: request_id.clone(),
+                    status,
+                })
+                .map_err(|e| StripeError::Decode(e.to_string())),
+        ),
+        Ok(body) => (
+            true,
+            Err(StripeError::from_response(
+                status,
+                &body,
+                retry_after,
+                request_id.clone(),
+            )),
+        ),
+    };
+    Attempt {
+        status: Some(status),
+        answered,
+        should_retry,
+        retry_after,
+        request_id,
+        result,
+    }
+}
+
+/// A failure below HTTP: no answer, or an answer cut off.
+fn transport_error(e: &reqwest::Error) -> StripeError {
+    if e.is_timeout() {
+        StripeError::Timeout
+    } else {
+        StripeError::Network(error_chain(e))
     }
 }
 
