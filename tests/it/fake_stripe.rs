@@ -2,6 +2,15 @@
 //! events), built on Stripe's published object shapes (the trigger's
 //! fixtures), answering like Stripe (list shape, error shape, `Request-Id`),
 //! with fault injection and a log of the requests it saw.
+//!
+//! ```ignore
+//! let fake = FakeStripe::start().await;              // expects `Bearer {KEY}`
+//! let s = Scenario::new(false, "2025-03-31.basil");
+//! let sub = fake.subscription(&s, "active");         // also: customer, invoice, …
+//! fake.fail_next(1, "/v1/subscriptions/", Fault::ServerError(500));
+//! // … point the client (or the daemon) at fake.base_url() …
+//! assert_eq!(fake.count("/v1/subscriptions/"), 2);
+//! ```
 
 #![allow(dead_code)]
 
@@ -28,8 +37,10 @@ pub enum Fault {
     Slow(Duration),
 }
 
+/// One request the fake received.
 #[derive(Debug, Clone)]
 pub struct Seen {
+    pub method: String,
     pub path: String,
     pub query: String,
     pub version: Option<String>,
@@ -38,6 +49,8 @@ pub struct Seen {
 
 #[derive(Default)]
 struct State {
+    /// The API key requests must carry as `Authorization: Bearer …`.
+    key: String,
     objects: Mutex<HashMap<String, Value>>,
     events: Mutex<Vec<Value>>,
     faults: Mutex<VecDeque<(String, Fault)>>,
@@ -51,10 +64,19 @@ pub struct FakeStripe {
 }
 
 impl FakeStripe {
+    /// Starts on a free port, expecting the key [`KEY`].
     pub async fn start() -> FakeStripe {
+        FakeStripe::start_with_key(KEY).await
+    }
+
+    /// Starts on a free port; requests without `Bearer {key}` get a 401.
+    pub async fn start_with_key(key: &str) -> FakeStripe {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake stripe");
         let addr = listener.local_addr().expect("addr");
-        let state = web::Data::new(State::default());
+        let state = web::Data::new(State {
+            key: key.to_owned(),
+            ..State::default()
+        });
         let data = state.clone();
         let server = HttpServer::new(move || {
             App::new()
@@ -73,6 +95,11 @@ impl FakeStripe {
             state,
             handle,
         }
+    }
+
+    /// `http://127.0.0.1:<port>`, the client's `api_base`.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
     }
 
     /// Stores (or replaces) an object under its id.
@@ -116,7 +143,8 @@ impl FakeStripe {
         self.state.events.lock().unwrap().clear();
     }
 
-    /// The next `n` requests whose path starts with `prefix` get `fault`.
+    /// The next `n` requests whose path starts with `prefix` get `fault`
+    /// (`""` or `"/v1/"`: any path). Faults queue up in order.
     pub fn fail_next(&self, n: usize, prefix: &str, fault: Fault) {
         let mut faults = self.state.faults.lock().unwrap();
         for _ in 0..n {
@@ -198,10 +226,51 @@ pub fn set_subscription_status(sub: &mut Value, status: &str) {
 }
 
 fn stripe_error(status: u16, kind: &str, code: Option<&str>, message: &str) -> HttpResponse {
+    error_response(
+        status,
+        json!({"error": {"type": kind, "code": code, "message": message,
+                         "doc_url": code.map(|c| format!("https://stripe.com/docs/error-codes/{c}"))}}),
+    )
+}
+
+fn error_response(status: u16, body: Value) -> HttpResponse {
     HttpResponse::build(actix_web::http::StatusCode::from_u16(status).expect("status"))
         .insert_header(("Request-Id", request_id()))
-        .json(json!({"error": {"type": kind, "code": code, "message": message,
-                               "doc_url": code.map(|c| format!("https://stripe.com/docs/error-codes/{c}"))}}))
+        .json(body)
+}
+
+/// Stripe's answer for an id it does not know.
+fn no_such(object: &str, id: &str) -> HttpResponse {
+    error_response(
+        404,
+        json!({"error": {"type": "invalid_request_error", "code": "resource_missing",
+                         "message": format!("No such {object}: '{id}'"), "param": "id",
+                         "doc_url": "https://stripe.com/docs/error-codes/resource-missing"}}),
+    )
+}
+
+/// One object by id, if it is of this type; `expand[]=latest_invoice`
+/// replaces the invoice id with the stored invoice.
+fn retrieve(state: &State, object: &str, id: &str, expand: &[String]) -> HttpResponse {
+    let objects = state.objects.lock().unwrap();
+    let Some(mut found) = objects
+        .get(id)
+        .filter(|o| o["object"] == json!(object))
+        .cloned()
+    else {
+        return no_such(object, id);
+    };
+    if expand.iter().any(|e| e == "latest_invoice") {
+        if let Some(invoice) = found["latest_invoice"]
+            .as_str()
+            .and_then(|i| objects.get(i))
+        {
+            found["latest_invoice"] = invoice.clone();
+        }
+    }
+    HttpResponse::Ok()
+        .insert_header(("Request-Id", request_id()))
+        .json(found)
 }
 
 fn request_id() -> String {
@@ -237,18 +306,32 @@ async fn serve(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
             .map(str::to_owned)
     };
     state.seen.lock().unwrap().push(Seen {
+        method: req.method().to_string(),
         path: path.clone(),
         query: req.query_string().to_owned(),
         version: header("stripe-version"),
         account: header("stripe-account"),
     });
-    if header("authorization").as_deref() != Some(&format!("Bearer {KEY}")) {
-        return stripe_error(
-            401,
-            "invalid_request_error",
-            None,
-            "Invalid API Key provided: sk_test_****",
-        );
+    match header("authorization") {
+        Some(auth) if auth == format!("Bearer {}", state.key) => {}
+        Some(auth) => {
+            let key = auth.trim_start_matches("Bearer ");
+            let tail = &key[key.len().saturating_sub(4)..];
+            return stripe_error(
+                401,
+                "invalid_request_error",
+                None,
+                &format!("Invalid API Key provided: sk_****{tail}"),
+            );
+        }
+        None => {
+            return stripe_error(
+                401,
+                "invalid_request_error",
+                None,
+                "You did not provide an API key.",
+            )
+        }
     }
     let fault = {
         let mut faults = state.faults.lock().unwrap();
@@ -286,6 +369,13 @@ async fn serve(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
         web::Query::<HashMap<String, String>>::from_query(req.query_string())
             .map(|q| q.into_inner())
             .unwrap_or_default();
+    let expand: Vec<String> = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+        .map(|q| q.into_inner())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(k, _)| k == "expand[]")
+        .map(|(_, v)| v)
+        .collect();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match segments.as_slice() {
         ["v1", "account"] => HttpResponse::Ok()
@@ -318,11 +408,12 @@ async fn serve(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
             items.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
             list(items, &format!("/v1/{collection}"), &query)
         }
-        ["v1", "customers" | "subscriptions" | "invoices" | "payment_intents" | "disputes", id]
-        | ["v1", "checkout", "sessions", id] => match state.objects.lock().unwrap().get(*id) {
-            Some(object) => HttpResponse::Ok().insert_header(("Request-Id", request_id())).json(object),
-            None => stripe_error(404, "invalid_request_error", Some("resource_missing"), &format!("No such object: '{id}'")),
-        },
+        ["v1", "customers", id] => retrieve(&state, "customer", id, &expand),
+        ["v1", "subscriptions", id] => retrieve(&state, "subscription", id, &expand),
+        ["v1", "invoices", id] => retrieve(&state, "invoice", id, &expand),
+        ["v1", "payment_intents", id] => retrieve(&state, "payment_intent", id, &expand),
+        ["v1", "disputes", id] => retrieve(&state, "dispute", id, &expand),
+        ["v1", "checkout", "sessions", id] => retrieve(&state, "checkout.session", id, &expand),
         _ => stripe_error(404, "invalid_request_error", None, &format!("Unrecognized request URL (GET: {path})")),
     }
 }

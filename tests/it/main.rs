@@ -15,5 +15,6 @@ mod queue;
 mod reconcile;
 mod signature_vectors;
 mod simulation;
+mod stripe_client;
 mod systemd;
 mod trigger;
