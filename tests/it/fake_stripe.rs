@@ -35,6 +35,8 @@ pub enum Fault {
     ServerError(u16),
     /// Answer only after this long (the client times out first).
     Slow(Duration),
+    /// A 200 whose body breaks off after a few bytes (the connection drops).
+    CutBody,
 }
 
 /// One request the fake received.
@@ -363,6 +365,22 @@ async fn serve(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
             return stripe_error(status, "api_error", None, "An unknown error occurred")
         }
         Some(Fault::Slow(delay)) => tokio::time::sleep(delay).await,
+        Some(Fault::CutBody) => {
+            let chunks: [Result<web::Bytes, std::io::Error>; 2] = [
+                Ok(web::Bytes::from_static(b"{\"id\": \"")),
+                Err(std::io::Error::other("connection dropped")),
+            ];
+            // The pause lets the status line and the first chunk go out.
+            let body =
+                futures_util::StreamExt::then(futures_util::stream::iter(chunks), |c| async {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    c
+                });
+            return HttpResponse::Ok()
+                .insert_header(("Request-Id", request_id()))
+                .content_type("application/json")
+                .streaming(body);
+        }
         None => {}
     }
     let query: HashMap<String, String> =

@@ -260,6 +260,11 @@ async fn a_time_out_is_retried() {
 }
 
 #[tokio::test]
+async fn a_body_cut_off_is_retried() {
+    retried_once(Fault::CutBody, |_| {}).await;
+}
+
+#[tokio::test]
 async fn retries_stop_at_max_retries() {
     let fake = FakeStripe::start().await;
     fake.fail_next(5, "", Fault::ServerError(503));
