@@ -1,9 +1,12 @@
-//! Logging. Under journald (`JOURNAL_STREAM` set, or `log.format =
-//! "journald"`) every field goes to the journal as its own field in upper
+//! Logging. Under journald (`JOURNAL_STREAM` names our stdout or stderr,
+//! or `log.format = "journald"`) every field goes to the journal as its own field in upper
 //! case — `journalctl -u stripe-hookd EVENT_ID=evt_…`, `OUTCOME=rejected` —
 //! with the priority mapped from the level. Elsewhere: readable lines, or
 //! JSON with `log.format = "json"`, on stdout. Field names are stable
 //! (docs/operations.md lists them).
+
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::fs::MetadataExt;
 
 use tracing_subscriber::{fmt, prelude::*, EnvFilter};
 
@@ -15,7 +18,7 @@ pub fn init(format: LogFormat, level: &str) {
     let registry = tracing_subscriber::registry().with(filter);
     let journald = match format {
         LogFormat::Journald => true,
-        LogFormat::Auto => std::env::var_os("JOURNAL_STREAM").is_some(),
+        LogFormat::Auto => output_is_journal(),
         LogFormat::Text | LogFormat::Json => false,
     };
     let result = if journald {
@@ -47,5 +50,74 @@ pub fn init(format: LogFormat, level: &str) {
     if let Err(e) = result {
         // Tests build several applications in one process.
         tracing::debug!("logging was already initialised: {e}");
+    }
+}
+
+/// Whether stdout or stderr is connected to the journal. systemd sets
+/// `JOURNAL_STREAM=<device>:<inode>` for a service whose output goes to the
+/// journal, but the variable is inherited: a shell in a terminal that a
+/// user service started has it too, and there a CLI command must print to
+/// the terminal. So, as systemd.exec(5) advises, compare it with the
+/// device and inode of our own stdout and stderr.
+fn output_is_journal() -> bool {
+    journal_stream_is_ours(std::env::var_os("JOURNAL_STREAM").as_deref())
+}
+
+fn journal_stream_is_ours(value: Option<&std::ffi::OsStr>) -> bool {
+    let Some(stream) = value
+        .and_then(|v| v.to_str())
+        .and_then(parse_journal_stream)
+    else {
+        return false;
+    };
+    [std::io::stdout().as_fd(), std::io::stderr().as_fd()]
+        .into_iter()
+        .any(|fd| device_and_inode(fd) == Some(stream))
+}
+
+/// `JOURNAL_STREAM`'s `<device>:<inode>`, both decimal.
+fn parse_journal_stream(value: &str) -> Option<(u64, u64)> {
+    let (dev, ino) = value.split_once(':')?;
+    Some((dev.parse().ok()?, ino.parse().ok()?))
+}
+
+fn device_and_inode(fd: BorrowedFd<'_>) -> Option<(u64, u64)> {
+    // fstat on a duplicate of the descriptor; closing the duplicate leaves
+    // the original open.
+    let file = std::fs::File::from(fd.try_clone_to_owned().ok()?);
+    let meta = file.metadata().ok()?;
+    Some((meta.dev(), meta.ino()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn journal_stream_is_device_colon_inode() {
+        assert_eq!(parse_journal_stream("8:12345"), Some((8, 12345)));
+        assert_eq!(parse_journal_stream("8:"), None);
+        assert_eq!(parse_journal_stream("8"), None);
+        assert_eq!(parse_journal_stream("x:1"), None);
+    }
+
+    #[test]
+    fn journal_stream_matches_only_our_own_output() {
+        let stderr = device_and_inode(std::io::stderr().as_fd()).expect("fstat stderr");
+        let file = tempfile::tempfile().expect("temp file");
+        let other = device_and_inode(file.as_fd()).expect("fstat temp file");
+        assert_ne!(stderr, other);
+        let ours = format!("{}:{}", stderr.0, stderr.1);
+        let inherited = format!("{}:{}", other.0, other.1);
+        assert!(
+            journal_stream_is_ours(Some(ours.as_ref())),
+            "JOURNAL_STREAM naming our stderr means journald"
+        );
+        assert!(
+            !journal_stream_is_ours(Some(inherited.as_ref())),
+            "an inherited JOURNAL_STREAM (another stream) is not ours"
+        );
+        assert!(!journal_stream_is_ours(Some("garbage".as_ref())));
+        assert!(!journal_stream_is_ours(None), "unset means not journald");
     }
 }
