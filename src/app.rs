@@ -295,6 +295,7 @@ impl Application {
         let heartbeat = crate::systemd::Heartbeat::default();
         let watchdog = tokio::spawn(crate::systemd::watchdog(
             heartbeat.clone(),
+            self.runner.options().lease,
             shutdown.clone(),
         ));
         let runner = if self.runner_enabled {

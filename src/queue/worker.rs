@@ -107,6 +107,8 @@ impl Backend for OutboxBackend {
     ) -> Poll<Option<Result<Self::Task, Self::Error>>> {
         loop {
             if let Some(group) = self.buffer.pop_front() {
+                // Asked for more: a worker slot is free, so an event finished.
+                (self.heartbeat)();
                 return Poll::Ready(Some(Ok(Task::new(group))));
             }
             match &mut self.state {

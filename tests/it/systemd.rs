@@ -3,6 +3,8 @@
 
 use std::os::unix::net::UnixDatagram;
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::daemon::Daemon;
@@ -54,6 +56,111 @@ fn systemd_is_told_ready_fed_the_watchdog_and_told_stopping() {
     let ready = seen.iter().position(|m| m.contains("READY=1")).unwrap();
     let stopping = seen.iter().position(|m| m.contains("STOPPING=1")).unwrap();
     assert!(ready < stopping);
+}
+
+/// A Stripe API that accepts connections and never answers; counts them.
+fn unanswering_stripe() -> (String, Arc<AtomicUsize>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("address"));
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&accepted);
+    // Lives as long as the test process; holds every connection open.
+    std::thread::spawn(move || {
+        let mut open = Vec::new();
+        for stream in listener.incoming().map_while(Result::ok) {
+            count.fetch_add(1, Ordering::SeqCst);
+            open.push(stream);
+        }
+    });
+    (base, accepted)
+}
+
+/// A busy runner is not a stuck runner: with every worker waiting on a
+/// Stripe API that does not answer (each handler runs into its time limit,
+/// half the lease, longer than the watchdog interval), the watchdog keeps
+/// being fed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watchdog_is_fed_while_workers_wait_on_a_slow_stripe() {
+    let db = TestDb::new(Backend::Sqlite);
+    let (stripe, connections) = unanswering_stripe();
+    let path = db.dir().join("notify.sock");
+    let socket = UnixDatagram::bind(&path).expect("bind notify socket");
+    socket
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .expect("timeout");
+    let notify = path.to_string_lossy().to_string();
+    let interval = Duration::from_secs(1);
+    let mut daemon = Daemon::spawn(
+        &db,
+        &[
+            ("NOTIFY_SOCKET", notify.as_str()),
+            ("WATCHDOG_USEC", "1000000"),
+            ("STRIPE_API_BASE", stripe.as_str()),
+            ("STRIPE_HOOKD_RUNNER__CONCURRENCY", "1"),
+            // A handler gets half the lease: 2 s, twice the watchdog interval.
+            ("STRIPE_HOOKD_RUNNER__LEASE_SECS", "4"),
+        ],
+    );
+    let mut seen = Vec::new();
+    tokio::task::block_in_place(|| wait_for(&socket, "READY=1", 20, &mut seen));
+    let client = client();
+    for i in 0..4 {
+        let body = event_body(
+            &format!("evt_slow_{i}"),
+            "customer.created",
+            &format!("cus_slow_{i}"),
+            false,
+        );
+        let res = client
+            .post(daemon.url())
+            .header(
+                "stripe-signature",
+                signature_header(&[SECRET], now(), &body),
+            )
+            .body(body)
+            .send()
+            .await
+            .expect("deliver");
+        assert_eq!(res.status(), 200);
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while connections.load(Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "the runner never called Stripe");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // Watch for 5 s: two handlers in a row run into their 2 s limit.
+    let watched = Instant::now();
+    let mut feeds = vec![watched];
+    let mut buf = [0u8; 4096];
+    tokio::task::block_in_place(|| {
+        while watched.elapsed() < Duration::from_secs(5) {
+            if let Ok(n) = socket.recv(&mut buf) {
+                if String::from_utf8_lossy(&buf[..n])
+                    .lines()
+                    .any(|l| l == "WATCHDOG=1")
+                {
+                    feeds.push(Instant::now());
+                }
+            }
+        }
+    });
+    feeds.push(Instant::now());
+    let longest = feeds
+        .windows(2)
+        .map(|w| w[1].duration_since(w[0]))
+        .max()
+        .unwrap_or_default();
+    assert!(
+        connections.load(Ordering::SeqCst) >= 2,
+        "the runner was busy with Stripe calls throughout"
+    );
+    assert!(
+        longest < interval,
+        "the watchdog went unfed for {longest:?} (systemd restarts after {interval:?}): {} feeds in 5 s",
+        feeds.len() - 2
+    );
+    assert_eq!(daemon.terminate(), Some(0), "SIGTERM exits 0");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
