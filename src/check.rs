@@ -2,12 +2,13 @@
 //! when something is off. Each check prints ok / warn / FAIL with the fix;
 //! the exit code is non-zero when any check failed.
 
+use std::path::Path;
 use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::config::{Config, ConfigError, Mode};
-use crate::store::{Store, StoreOptions};
+use crate::store::{Store, StoreOptions, Target};
 use crate::stripe::{ClientOptions, StripeClient, StripeError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -115,6 +116,14 @@ fn endpoints(config: &Config) -> Vec<Check> {
 
 async fn database(config: &Config) -> Vec<Check> {
     let url = config.database_url();
+    // A check must not create what it checks: opening a SQLite file that
+    // is not there would create it (and its directory), and a mistyped
+    // path would then pass as an empty, freshly made database.
+    if let Ok(Target::Sqlite(path)) = Target::parse(&url) {
+        if !path.exists() {
+            return vec![sqlite_not_yet_created(&path)];
+        }
+    }
     let options = StoreOptions {
         pool_size: 1,
         busy_timeout: Duration::from_millis(config.database.busy_timeout_ms),
@@ -153,6 +162,69 @@ async fn database(config: &Config) -> Vec<Check> {
         )],
         Err(e) => vec![check("database", Verdict::Fail, e.to_string(), None)],
     }
+}
+
+/// The SQLite file does not exist: whether `serve` could create it.
+fn sqlite_not_yet_created(path: &Path) -> Check {
+    let shown = format!("sqlite://{}", path.display());
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    // serve creates the missing directories below the nearest existing one.
+    let Some(existing) = dir
+        .ancestors()
+        .find(|a| a.exists() || a.as_os_str().is_empty())
+    else {
+        return check(
+            "database",
+            Verdict::Fail,
+            format!("{shown}: no directory above it exists"),
+            Some(SQLITE_FIX),
+        );
+    };
+    let existing = if existing.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        existing
+    };
+    if !existing.is_dir() {
+        return check(
+            "database",
+            Verdict::Fail,
+            format!(
+                "{shown} cannot be created: {} is not a directory",
+                existing.display()
+            ),
+            Some(SQLITE_FIX),
+        );
+    }
+    match probe_writable(existing) {
+        Ok(()) => check(
+            "database",
+            Verdict::Warn,
+            format!("{shown} does not exist yet; `stripe-hookd serve` (or `migrate`) creates it and applies every migration"),
+            Some("nothing to do before the first start; if the service has run before, DATABASE_URL points at the wrong file"),
+        ),
+        Err(e) => check(
+            "database",
+            Verdict::Fail,
+            format!("{shown} cannot be created: {} is not writable: {e}", existing.display()),
+            Some(SQLITE_FIX),
+        ),
+    }
+}
+
+const SQLITE_FIX: &str = "check DATABASE_URL: under systemd the database belongs in $STATE_DIRECTORY (/var/lib/stripe-hookd, StateDirectory=); elsewhere the SQLite file's directory must exist or be creatable, and be writable";
+
+/// Whether a file can be created in `dir` (made and removed at once).
+fn probe_writable(dir: &Path) -> std::io::Result<()> {
+    let probe = dir.join(format!(".stripe-hookd-check-{}", std::process::id()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)?;
+    std::fs::remove_file(&probe)
 }
 
 async fn stripe_api(config: &Config) -> Check {

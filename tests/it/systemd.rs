@@ -265,6 +265,31 @@ async fn check_reports_each_failure_with_a_fix_and_a_non_zero_exit() {
         }
     };
 
+    // Before the first start: no database yet, and check does not make one
+    // (a mistyped path must not pass as a fresh, empty database).
+    let file = db.dir().join("hookd.db");
+    assert!(!file.exists());
+    let (code, out) = run(vec![("STRIPE_API_KEY", KEY.to_owned())]).await;
+    assert_eq!(
+        code,
+        Some(0),
+        "a database serve will create is no failure: {out}"
+    );
+    assert!(
+        out.contains("warn  database") && out.contains("does not exist yet"),
+        "{out}"
+    );
+    assert!(!file.exists(), "check created the database");
+
+    let migrate = Command::new(env!("CARGO_BIN_EXE_stripe-hookd"))
+        .arg("migrate")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(good)
+        .env("STRIPE_API_KEY", KEY)
+        .output()
+        .expect("run migrate");
+    assert!(migrate.status.success(), "{migrate:?}");
     let (code, out) = run(vec![("STRIPE_API_KEY", KEY.to_owned())]).await;
     assert_eq!(code, Some(0), "{out}");
     assert!(
@@ -272,6 +297,7 @@ async fn check_reports_each_failure_with_a_fix_and_a_non_zero_exit() {
         "{out}"
     );
     assert!(out.contains("ok    database"), "{out}");
+    assert!(out.contains("ok    migrations  up to date"), "{out}");
 
     let (code, out) = run(vec![("STRIPE_API_KEY", "sk_test_wrong_key".to_owned())]).await;
     assert_eq!(code, Some(1), "{out}");
