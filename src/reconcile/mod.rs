@@ -15,6 +15,7 @@
 //! | `checkout.session.*`                    | `/v1/checkout/sessions/{id}` (+ its customer and subscription) |
 //! | `customer.created/updated/deleted`      | `/v1/customers/{id}`           |
 
+pub mod access;
 pub mod catchup;
 pub mod entitlements;
 pub mod models;

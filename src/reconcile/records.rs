@@ -1,4 +1,5 @@
-//! Writing local billing records. Every write is an upsert guarded by
+//! Writing local billing records, and the entitlement rows derived from a
+//! subscription by [`super::access`]'s rule. Every write is an upsert guarded by
 //! `fetched_at` (when the fetch STARTED): a fetch that started earlier never
 //! overwrites one that started later. Stripe's `event.created` is not used as
 //! the guard: it has one-second resolution, and same-second events would be
@@ -6,11 +7,12 @@
 
 use diesel::prelude::*;
 
-use super::entitlements;
+use super::access::{self, Facts};
+use super::entitlements::Entitlement;
 use super::models::{self, ms};
 use crate::store::schema::{
-    checkout_sessions, customers, disputes, invoices, payment_intents, subscription_items,
-    subscriptions,
+    checkout_sessions, customers, disputes, entitlements, invoices, payment_intents,
+    subscription_items, subscriptions,
 };
 use crate::store::{with_tx, Tx};
 
@@ -342,11 +344,11 @@ fn write_subscription(
         .select((subscriptions::status, subscriptions::past_due_since))
         .first(c)
         .optional())?;
-    let past_due_since = match (sub.status.as_str(), previous) {
-        ("past_due", Some((prev, Some(since)))) if prev == "past_due" => Some(since),
-        ("past_due", _) => Some(cx.now),
-        _ => None,
-    };
+    let past_due_since = access::past_due_since(
+        &sub.status,
+        previous.as_ref().map(|(status, since)| (status.as_str(), *since)),
+        cx.now,
+    );
     let (period_start, period_end) = sub.current_period();
     let row = SubscriptionRow {
         id: sub.id.clone(),
@@ -390,8 +392,62 @@ fn write_subscription(
         diesel::delete(subscription_items::table.filter(subscription_items::subscription_id.eq(&sub.id))).execute(c)?;
         diesel::insert_into(subscription_items::table).values(&items).execute(c)
     })?;
-    entitlements::recompute(tx, &row, &items, cx.past_due_grace_ms)?;
+    write_entitlements(tx, &row, &items, cx.past_due_grace_ms)?;
     Ok(true)
+}
+
+/// Rewrites the entitlement rows of one subscription (one per item, or one
+/// with an empty item id when it has none) from [`access`]'s rule.
+fn write_entitlements(
+    tx: &mut Tx<'_>,
+    sub: &SubscriptionRow,
+    items: &[ItemRow],
+    grace_ms: i64,
+) -> QueryResult<()> {
+    let facts = Facts {
+        status: &sub.status,
+        past_due_since: sub.past_due_since,
+        current_period_end: sub.current_period_end,
+        grace_ms,
+    };
+    let row = |item_id: &str, price_id, product_id, access: access::Access| Entitlement {
+        subscription_id: sub.id.clone(),
+        item_id: item_id.to_owned(),
+        customer_id: sub.customer_id.clone(),
+        price_id,
+        product_id,
+        status: sub.status.clone(),
+        grants: access.grants,
+        access_until: access.access_until,
+        updated_at: sub.updated_at,
+    };
+    let mut rows: Vec<Entitlement> = items
+        .iter()
+        .map(|i| {
+            row(
+                &i.id,
+                i.price_id.clone(),
+                i.product_id.clone(),
+                facts.item_access(i.current_period_end),
+            )
+        })
+        .collect();
+    if rows.is_empty() {
+        rows.push(row("", None, None, facts.access()));
+    }
+    with_tx!(tx, c => {
+        diesel::delete(entitlements::table.filter(entitlements::subscription_id.eq(&sub.id))).execute(c)?;
+        diesel::insert_into(entitlements::table).values(&rows).execute(c)
+    })?;
+    Ok(())
+}
+
+/// A subscription Stripe no longer shows grants nothing.
+fn revoke_entitlements(tx: &mut Tx<'_>, subscription_id: &str, now: i64) -> QueryResult<()> {
+    with_tx!(tx, c => diesel::update(entitlements::table.filter(entitlements::subscription_id.eq(subscription_id)))
+        .set((entitlements::grants.eq(false), entitlements::status.eq("gone"), entitlements::access_until.eq(None::<i64>), entitlements::updated_at.eq(now)))
+        .execute(c))?;
+    Ok(())
 }
 
 /// Records a 404: the row is kept (or created) with `gone = true`; a gone
@@ -451,7 +507,7 @@ fn mark_gone(
             disputes::gone.eq(true), disputes::fetched_at.eq(fetched_at), disputes::updated_at.eq(now))),
     });
     if family == Family::Subscription && n > 0 {
-        entitlements::revoke(tx, id, cx.now)?;
+        revoke_entitlements(tx, id, cx.now)?;
     }
     Ok(n > 0)
 }
