@@ -1,16 +1,16 @@
 //! Prometheus metrics, served by the admin listener at `/metrics`.
 //!
-//! Counters and histograms are recorded where things happen (intake, runner,
-//! Stripe client) through the `metrics` facade; gauges about the outbox are
-//! computed from the database at scrape time. Names are stable (see
-//! docs/operations.md).
+//! A leaf: metric names and recording, nothing of the store. Counters and
+//! histograms are recorded where things happen (intake, runner, Stripe
+//! client) through the `metrics` facade; the gauges read from the database at
+//! scrape time live with the admin listener (`admin::gauges`). Names are
+//! stable (see docs/operations.md).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-use crate::store::{events, outbox, DbConnection, StoreError};
 
 pub const WEBHOOK_REQUESTS: &str = "hookd_webhook_requests_total";
 pub const SIGNATURE_FAILURES: &str = "hookd_signature_failures_total";
@@ -77,46 +77,4 @@ impl Activity {
             .map(|(e, t)| (e, (now - t.max(self.started_at)) as f64 / 1000.0))
             .collect()
     }
-}
-
-/// The gauges computed at scrape time, in Prometheus text format: the
-/// outbox by status, the lag, the dead count, and the silence per endpoint.
-/// Rendered per request (not through the global registry) so that each
-/// scrape reports this daemon's own database.
-pub fn render_scrape_gauges(
-    conn: &mut DbConnection,
-    activity: &Activity,
-    now: i64,
-) -> Result<String, StoreError> {
-    use std::fmt::Write;
-    let counts = outbox::count_by_status(conn)?;
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "# HELP {OUTBOX_EVENTS} Events in the outbox by status.\n# TYPE {OUTBOX_EVENTS} gauge"
-    );
-    for s in outbox::status::ALL {
-        let n = counts.iter().find(|(st, _)| st == s).map_or(0, |(_, n)| *n);
-        let _ = writeln!(out, "{OUTBOX_EVENTS}{{status=\"{s}\"}} {n}");
-    }
-    let dead = counts
-        .iter()
-        .find(|(st, _)| st == outbox::status::DEAD)
-        .map_or(0, |(_, n)| *n);
-    let _ = writeln!(out, "# HELP {DEAD_EVENTS} Dead events waiting for an operator.\n# TYPE {DEAD_EVENTS} gauge\n{DEAD_EVENTS} {dead}");
-    let lag = events::oldest_pending(conn)?.map_or(0.0, |t| (now - t).max(0) as f64 / 1000.0);
-    let _ = writeln!(
-        out,
-        "# HELP {OUTBOX_LAG} Age of the oldest event not yet processed.\n# TYPE {OUTBOX_LAG} gauge\n{OUTBOX_LAG} {lag}"
-    );
-    let _ = writeln!(
-        out,
-        "# HELP {SINCE_VERIFIED} Seconds since the endpoint last received a verified delivery (or since start).\n# TYPE {SINCE_VERIFIED} gauge"
-    );
-    let mut silence = activity.silence(now);
-    silence.sort_by(|a, b| a.0.cmp(&b.0));
-    for (endpoint, secs) in silence {
-        let _ = writeln!(out, "{SINCE_VERIFIED}{{endpoint=\"{endpoint}\"}} {secs}");
-    }
-    Ok(out)
 }

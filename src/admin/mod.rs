@@ -18,6 +18,7 @@
 //! | `GET /metrics` | Prometheus text format |
 
 pub mod auth;
+pub mod gauges;
 pub mod jobs;
 
 use std::net::TcpListener;
@@ -134,7 +135,7 @@ async fn metrics(state: web::Data<AdminState>) -> HttpResponse {
     let now = now_ms();
     let activity = state.activity.clone();
     let gauges = match blocking(&state, move |c| {
-        crate::metrics::render_scrape_gauges(c, &activity, now).map_err(|e| e.to_string())
+        gauges::render(c, &activity, now).map_err(|e| e.to_string())
     })
     .await
     {
