@@ -18,7 +18,6 @@
 pub mod access;
 pub mod catchup;
 pub mod entitlements;
-pub mod models;
 pub mod records;
 pub mod schedule;
 pub mod sweep;
@@ -35,6 +34,9 @@ use crate::queue::{Apply, EventGroup, Handler, HandlerError};
 use crate::store::now_ms;
 use crate::stripe::{StripeClient, StripeError};
 use records::{Record, WriteContext};
+
+/// The Stripe object shapes' former home, kept for code written against it.
+pub use crate::stripe::objects as models;
 
 /// The object families we reconcile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,12 +9,12 @@ use diesel::prelude::*;
 
 use super::access::{self, Facts};
 use super::entitlements::Entitlement;
-use super::models::{self, ms};
 use crate::store::schema::{
     checkout_sessions, customers, disputes, entitlements, invoices, payment_intents,
     subscription_items, subscriptions,
 };
 use crate::store::{with_tx, Tx};
+use crate::stripe::objects::{self, ms};
 
 /// Inserts `$row`, or updates the existing row only if its `fetched_at` is
 /// not newer than ours. Evaluates to the number of rows written (0: a newer
@@ -56,7 +56,7 @@ pub struct CustomerRow {
 }
 
 impl CustomerRow {
-    pub fn new(c: &models::Customer, raw: String, fetched_at: i64, now: i64) -> Self {
+    pub fn new(c: &objects::Customer, raw: String, fetched_at: i64, now: i64) -> Self {
         CustomerRow {
             id: c.id.clone(),
             livemode: c.livemode,
@@ -131,7 +131,7 @@ pub struct InvoiceRow {
 }
 
 impl InvoiceRow {
-    pub fn new(i: &models::Invoice, raw: String, fetched_at: i64, now: i64) -> Self {
+    pub fn new(i: &objects::Invoice, raw: String, fetched_at: i64, now: i64) -> Self {
         InvoiceRow {
             id: i.id.clone(),
             customer_id: i.customer_id(),
@@ -173,7 +173,7 @@ pub struct PaymentIntentRow {
 }
 
 impl PaymentIntentRow {
-    pub fn new(p: &models::PaymentIntent, raw: String, fetched_at: i64, now: i64) -> Self {
+    pub fn new(p: &objects::PaymentIntent, raw: String, fetched_at: i64, now: i64) -> Self {
         PaymentIntentRow {
             id: p.id.clone(),
             customer_id: p.customer_id(),
@@ -213,7 +213,7 @@ pub struct CheckoutSessionRow {
 }
 
 impl CheckoutSessionRow {
-    pub fn new(s: &models::CheckoutSession, raw: String, fetched_at: i64, now: i64) -> Self {
+    pub fn new(s: &objects::CheckoutSession, raw: String, fetched_at: i64, now: i64) -> Self {
         CheckoutSessionRow {
             id: s.id.clone(),
             client_reference_id: s.client_reference_id.clone(),
@@ -252,7 +252,7 @@ pub struct DisputeRow {
 }
 
 impl DisputeRow {
-    pub fn new(d: &models::Dispute, raw: String, fetched_at: i64, now: i64) -> Self {
+    pub fn new(d: &objects::Dispute, raw: String, fetched_at: i64, now: i64) -> Self {
         DisputeRow {
             id: d.id.clone(),
             charge_id: d.charge_id(),
@@ -280,7 +280,7 @@ fn metadata(v: &Option<serde_json::Value>) -> String {
 #[derive(Debug, Clone)]
 pub enum Record {
     Customer(CustomerRow),
-    Subscription(Box<models::Subscription>, String),
+    Subscription(Box<objects::Subscription>, String),
     Invoice(InvoiceRow),
     PaymentIntent(PaymentIntentRow),
     CheckoutSession(CheckoutSessionRow),
@@ -335,7 +335,7 @@ pub fn write(tx: &mut Tx<'_>, record: &Record, cx: &WriteContext) -> QueryResult
 
 fn write_subscription(
     tx: &mut Tx<'_>,
-    sub: &models::Subscription,
+    sub: &objects::Subscription,
     raw: &str,
     cx: &WriteContext,
 ) -> QueryResult<bool> {

@@ -7,12 +7,11 @@
 use diesel::prelude::*;
 use serde::Serialize;
 
-use super::models;
 use super::records::Record;
 use super::{record_from_json, Family, ReconcileHandler};
 use crate::store::schema::{customers, subscriptions};
 use crate::store::{now_ms, with_conn, Store, StoreError};
-use crate::stripe::{Priority, StripeError};
+use crate::stripe::{objects, Priority, StripeError};
 
 /// One field that differs between the local record and Stripe.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -159,8 +158,8 @@ async fn compare(store: &Store, record: &Record) -> Result<Vec<Drift>, SweepErro
                         push(&sub.id, "status", Some(status), Some(sub.status.clone()));
                         push(&sub.id, "customer", customer, sub.customer_id());
                         push(&sub.id, "cancel_at_period_end", s(Some(cape)), s(Some(sub.cancel_at_period_end)));
-                        push(&sub.id, "current_period_end", s(cpe), s(models::ms(period_end)));
-                        push(&sub.id, "canceled_at", s(canceled), s(models::ms(sub.canceled_at)));
+                        push(&sub.id, "current_period_end", s(cpe), s(objects::ms(period_end)));
+                        push(&sub.id, "canceled_at", s(canceled), s(objects::ms(sub.canceled_at)));
                         push(&sub.id, "gone", s(Some(gone)), s(Some(false)));
                     }
                 }

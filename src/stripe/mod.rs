@@ -8,6 +8,7 @@
 //! is queued.
 
 pub mod error;
+pub mod objects;
 pub mod retry;
 
 use std::num::NonZeroU32;

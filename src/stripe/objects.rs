@@ -1,4 +1,5 @@
-//! Typed views of the Stripe objects we store: only the fields we keep, read
+//! Typed views of the Stripe API's objects (shapes of the API, not database
+//! rows: those are in `reconcile::records`): only the fields we keep, read
 //! from the API's JSON (which is stored whole beside them). Both API shapes
 //! are understood: before `2025-03-31.basil` (`current_period_*` on the
 //! subscription, `invoice.subscription`) and after (`current_period_*` on the
