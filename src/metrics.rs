@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-
 pub const WEBHOOK_REQUESTS: &str = "hookd_webhook_requests_total";
 pub const SIGNATURE_FAILURES: &str = "hookd_signature_failures_total";
 pub const ATTEMPTS: &str = "hookd_event_attempts_total";

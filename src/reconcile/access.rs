@@ -83,7 +83,11 @@ pub fn has_access(status: &str, grants: bool, access_until: Option<i64>, now: i6
 /// When the grace period starts: the first write that saw the subscription
 /// `past_due` (kept while it stays `past_due`, cleared when it leaves).
 /// `previous` is the stored `(status, past_due_since)`, if any.
-pub fn past_due_since(status: &str, previous: Option<(&str, Option<i64>)>, now: i64) -> Option<i64> {
+pub fn past_due_since(
+    status: &str,
+    previous: Option<(&str, Option<i64>)>,
+    now: i64,
+) -> Option<i64> {
     match (status, previous) {
         ("past_due", Some(("past_due", Some(since)))) => Some(since),
         ("past_due", _) => Some(now),
@@ -203,7 +207,12 @@ mod tests {
             past_due_since: None,
             ..facts("past_due")
         };
-        assert!(!has_access("past_due", true, unknown.access().access_until, SINCE));
+        assert!(!has_access(
+            "past_due",
+            true,
+            unknown.access().access_until,
+            SINCE
+        ));
     }
 
     #[test]

@@ -346,7 +346,9 @@ fn write_subscription(
         .optional())?;
     let past_due_since = access::past_due_since(
         &sub.status,
-        previous.as_ref().map(|(status, since)| (status.as_str(), *since)),
+        previous
+            .as_ref()
+            .map(|(status, since)| (status.as_str(), *since)),
         cx.now,
     );
     let (period_start, period_end) = sub.current_period();
