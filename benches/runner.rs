@@ -30,7 +30,11 @@ impl Handler for Noop {
     fn handles(&self, _: &str) -> bool {
         true
     }
-    fn handle(&self, _: EventGroup) -> BoxFuture<'static, Result<Apply, HandlerError>> {
+    fn handle(
+        &self,
+        _: EventGroup,
+        _: &stripe_hookd::queue::HandlerContext,
+    ) -> BoxFuture<'static, Result<Apply, HandlerError>> {
         let apply: Apply = Box::new(|_| Ok(()));
         futures_util::future::ready(Ok(apply)).boxed()
     }

@@ -109,6 +109,15 @@ impl From<diesel::result::Error> for HandlerError {
     }
 }
 
+/// What the runner lends a handler for one group: the database (for what a
+/// handler must read or take before its transaction, such as the order of
+/// its fetches) and the runner's clock.
+#[derive(Debug, Clone)]
+pub struct HandlerContext {
+    pub store: Store,
+    pub clock: Clock,
+}
+
 /// What the reconcile stage implements per event family.
 pub trait Handler: Send + Sync + 'static {
     /// Whether this handler takes `event_type`; events no handler takes end
@@ -118,7 +127,11 @@ pub trait Handler: Send + Sync + 'static {
     /// Works out what to write for a group (only its handled events), with no
     /// transaction open; the returned [`Apply`] runs inside the transaction
     /// that marks the events `done`.
-    fn handle(&self, group: EventGroup) -> BoxFuture<'static, Result<Apply, HandlerError>>;
+    fn handle(
+        &self,
+        group: EventGroup,
+        cx: &HandlerContext,
+    ) -> BoxFuture<'static, Result<Apply, HandlerError>>;
 }
 
 /// A handler that takes nothing: every event ends `ignored`.
@@ -128,7 +141,11 @@ impl Handler for NoHandler {
     fn handles(&self, _: &str) -> bool {
         false
     }
-    fn handle(&self, _: EventGroup) -> BoxFuture<'static, Result<Apply, HandlerError>> {
+    fn handle(
+        &self,
+        _: EventGroup,
+        _: &HandlerContext,
+    ) -> BoxFuture<'static, Result<Apply, HandlerError>> {
         futures_util::future::ready(Err(HandlerError::permanent("no handler"))).boxed()
     }
 }
@@ -344,7 +361,11 @@ impl Runner {
                 events: handled,
             };
             let budget = self.options.lease / 2;
-            let fut = std::panic::AssertUnwindSafe(self.handler.handle(input)).catch_unwind();
+            let cx = HandlerContext {
+                store: self.store.clone(),
+                clock: self.clock.clone(),
+            };
+            let fut = std::panic::AssertUnwindSafe(self.handler.handle(input, &cx)).catch_unwind();
             match tokio::time::timeout(budget, fut).await {
                 Err(_) => Err(HandlerError::retry(format!(
                     "handler timed out after {budget:?}"

@@ -10,7 +10,7 @@ use diesel::prelude::*;
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 
-use super::{Apply, EventGroup, Handler, HandlerError};
+use super::{Apply, EventGroup, Handler, HandlerContext, HandlerError};
 use crate::store::{with_tx, DbConnection, StoreError};
 
 diesel::table! {
@@ -57,7 +57,11 @@ impl Handler for EffectsHandler {
         true
     }
 
-    fn handle(&self, group: EventGroup) -> BoxFuture<'static, Result<Apply, HandlerError>> {
+    fn handle(
+        &self,
+        group: EventGroup,
+        _: &HandlerContext,
+    ) -> BoxFuture<'static, Result<Apply, HandlerError>> {
         let delay = self.delay;
         let worker = self.worker.clone();
         async move {

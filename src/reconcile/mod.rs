@@ -2,9 +2,11 @@
 //!
 //! For every event group (all waiting events of one object), the handler
 //! re-fetches the CURRENT object from the Stripe API at the pinned version —
-//! never trusting the payload's snapshot — and upserts it, guarded by when
-//! the fetch started. So duplicates, late or out-of-order deliveries and
-//! replays weeks later all converge on what Stripe says now.
+//! never trusting the payload's snapshot — and upserts it, guarded by the
+//! fetch's place in the order of fetches, which the database hands out when
+//! the fetch starts (so no instance's clock can reorder them). So duplicates,
+//! late or out-of-order deliveries and replays weeks later all converge on
+//! what Stripe says now.
 //!
 //! | events                                  | fetch                          |
 //! |-----------------------------------------|--------------------------------|
@@ -30,10 +32,10 @@ use futures_util::FutureExt;
 use serde::de::DeserializeOwned;
 
 use crate::config::Mode;
-use crate::queue::{Apply, EventGroup, Handler, HandlerError};
-use crate::store::now_ms;
+use crate::queue::{Apply, Clock, EventGroup, Handler, HandlerContext, HandlerError};
+use crate::store::{now_ms, Store, StoreError};
 use crate::stripe::{StripeClient, StripeError};
-use records::{Record, WriteContext};
+use records::{Record, Stamp, WriteContext};
 
 /// The Stripe object shapes' former home, kept for code written against it.
 pub use crate::stripe::objects as models;
@@ -141,20 +143,21 @@ impl ReconcileHandler {
     }
 
     /// Fetches one object now and turns it into records (used by the
-    /// handler, and by `resync` and the drift sweep). Returns the records and
-    /// when the fetch started (the overwrite guard).
+    /// handler, and by `resync`). Each request to Stripe is stamped with its
+    /// place in the order of fetches, taken from the database just before it
+    /// starts (see [`records::next_fetch_seq`]).
     pub async fn fetch(
         &self,
+        cx: &HandlerContext,
         family: Family,
         id: &str,
         account: Option<&str>,
-    ) -> Result<(Vec<Record>, i64), HandlerError> {
-        let fetched_at = now_ms();
-        let mut records = Vec::new();
-        let Some(primary) = fetch_record(&self.client, family, id, account, fetched_at).await?
-        else {
-            return Ok((vec![Record::Gone(family, id.to_owned())], fetched_at));
+    ) -> Result<Vec<Record>, HandlerError> {
+        let stamp = fetch_stamp(cx).await?;
+        let Some(primary) = fetch_record(&self.client, family, id, account, stamp).await? else {
+            return Ok(vec![Record::Gone(family, id.to_owned(), stamp)]);
         };
+        let mut records = Vec::new();
         // A completed Checkout links the application's user to a customer
         // and a subscription that may not exist locally yet: fetch them too.
         if let Record::CheckoutSession(session) = &primary {
@@ -163,15 +166,16 @@ impl ReconcileHandler {
                 (Family::Subscription, session.subscription_id.clone()),
             ] {
                 if let Some(id) = id {
-                    match fetch_record(&self.client, family, &id, account, fetched_at).await? {
+                    let stamp = fetch_stamp(cx).await?;
+                    match fetch_record(&self.client, family, &id, account, stamp).await? {
                         Some(record) => records.push(record),
-                        None => records.push(Record::Gone(family, id)),
+                        None => records.push(Record::Gone(family, id, stamp)),
                     }
                 }
             }
         }
         records.insert(0, primary);
-        Ok((records, fetched_at))
+        Ok(records)
     }
 
     pub fn client(&self) -> &StripeClient {
@@ -180,28 +184,23 @@ impl ReconcileHandler {
 
     /// Fetches one object from Stripe now and writes it, whether or not an
     /// event ever named it (`resync`). Returns what was written.
-    pub async fn resync(
-        &self,
-        store: &crate::store::Store,
-        id: &str,
-    ) -> Result<Vec<Record>, ResyncError> {
+    pub async fn resync(&self, store: &Store, id: &str) -> Result<Vec<Record>, ResyncError> {
         let family = Family::of_id(id).ok_or_else(|| ResyncError::UnknownId(id.to_owned()))?;
-        let (records, fetched_at) = self
-            .fetch(family, id, None)
+        let cx = HandlerContext {
+            store: store.clone(),
+            clock: Clock::default(),
+        };
+        let records = self
+            .fetch(&cx, family, id, None)
             .await
             .map_err(ResyncError::Fetch)?;
-        self.write(store, records.clone(), fetched_at).await?;
+        self.write(store, records.clone()).await?;
         Ok(records)
     }
 
     /// Writes records in one transaction (on a blocking thread).
-    pub async fn write(
-        &self,
-        store: &crate::store::Store,
-        records: Vec<Record>,
-        fetched_at: i64,
-    ) -> Result<(), ResyncError> {
-        let apply = self.apply(records, fetched_at);
+    pub async fn write(&self, store: &Store, records: Vec<Record>) -> Result<(), ResyncError> {
+        let apply = self.apply(records, Clock::default());
         let store = store.clone();
         tokio::task::spawn_blocking(move || -> Result<(), ResyncError> {
             let mut conn = store
@@ -214,13 +213,12 @@ impl ReconcileHandler {
         .map_err(|e| ResyncError::Store(e.to_string()))?
     }
 
-    /// An `Apply` that writes `records` as fetched at `fetched_at`.
-    pub fn apply(&self, records: Vec<Record>, fetched_at: i64) -> Apply {
+    /// An `Apply` that writes `records`, each guarded by its fetch's stamp.
+    pub fn apply(&self, records: Vec<Record>, clock: Clock) -> Apply {
         let grace_ms = i64::try_from(self.options.past_due_grace.as_millis()).unwrap_or(i64::MAX);
         Box::new(move |tx| {
             let cx = WriteContext {
-                fetched_at,
-                now: now_ms(),
+                now: clock.now_ms(),
                 past_due_grace_ms: grace_ms,
             };
             for record in &records {
@@ -229,6 +227,22 @@ impl ReconcileHandler {
             Ok(())
         })
     }
+}
+
+/// Stamps a fetch about to start: its place in the order of fetches (from
+/// the database, on a blocking thread) and the time by `cx`'s clock.
+pub async fn fetch_stamp(cx: &HandlerContext) -> Result<Stamp, HandlerError> {
+    let store = cx.store.clone();
+    let seq = tokio::task::spawn_blocking(move || -> Result<i64, StoreError> {
+        records::next_fetch_seq(&mut *store.conn()?)
+    })
+    .await
+    .map_err(|e| HandlerError::retry(format!("fetch order: {e}")))?
+    .map_err(|e| HandlerError::retry(format!("fetch order: {e}")))?;
+    Ok(Stamp {
+        seq,
+        at: cx.clock.now_ms(),
+    })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -247,7 +261,7 @@ async fn fetch_record(
     family: Family,
     id: &str,
     account: Option<&str>,
-    fetched_at: i64,
+    stamp: Stamp,
 ) -> Result<Option<Record>, HandlerError> {
     let response = match client.get(&family.path(id), family.expand(), account).await {
         Ok(r) => r,
@@ -260,49 +274,40 @@ async fn fetch_record(
         }
         Err(e) => return Err(handler_error(e)),
     };
-    record_from_json(family, &response.json, fetched_at).map(Some)
+    record_from_json(family, &response.json, stamp).map(Some)
 }
 
 /// Turns an object's JSON (from a GET or a list page) into a record.
 pub fn record_from_json(
     family: Family,
     json: &serde_json::Value,
-    fetched_at: i64,
+    stamp: Stamp,
 ) -> Result<Record, HandlerError> {
     let raw = json.to_string();
     let now = now_ms();
     Ok(match family {
-        Family::Customer => Record::Customer(records::CustomerRow::new(
-            &parse(json)?,
-            raw,
-            fetched_at,
-            now,
-        )),
-        Family::Subscription => Record::Subscription(Box::new(parse(json)?), raw),
-        Family::Invoice => Record::Invoice(records::InvoiceRow::new(
-            &parse(json)?,
-            raw,
-            fetched_at,
-            now,
-        )),
+        Family::Customer => {
+            Record::Customer(records::CustomerRow::new(&parse(json)?, raw, stamp, now))
+        }
+        Family::Subscription => Record::Subscription(Box::new(parse(json)?), raw, stamp),
+        Family::Invoice => {
+            Record::Invoice(records::InvoiceRow::new(&parse(json)?, raw, stamp, now))
+        }
         Family::PaymentIntent => Record::PaymentIntent(records::PaymentIntentRow::new(
             &parse(json)?,
             raw,
-            fetched_at,
+            stamp,
             now,
         )),
         Family::CheckoutSession => Record::CheckoutSession(records::CheckoutSessionRow::new(
             &parse(json)?,
             raw,
-            fetched_at,
+            stamp,
             now,
         )),
-        Family::Dispute => Record::Dispute(records::DisputeRow::new(
-            &parse(json)?,
-            raw,
-            fetched_at,
-            now,
-        )),
+        Family::Dispute => {
+            Record::Dispute(records::DisputeRow::new(&parse(json)?, raw, stamp, now))
+        }
     })
 }
 
@@ -331,7 +336,12 @@ impl Handler for ReconcileHandler {
         Family::of_event(event_type).is_some()
     }
 
-    fn handle(&self, group: EventGroup) -> BoxFuture<'static, Result<Apply, HandlerError>> {
+    fn handle(
+        &self,
+        group: EventGroup,
+        cx: &HandlerContext,
+    ) -> BoxFuture<'static, Result<Apply, HandlerError>> {
+        let cx = cx.clone();
         let client = self.client.clone();
         let options = self.options.clone();
         let this = ReconcileHandler { client, options };
@@ -370,8 +380,10 @@ impl Handler for ReconcileHandler {
                     }
                 }
             }
-            let (records, fetched_at) = this.fetch(family, &id, first.account.as_deref()).await?;
-            Ok(this.apply(records, fetched_at))
+            let records = this
+                .fetch(&cx, family, &id, first.account.as_deref())
+                .await?;
+            Ok(this.apply(records, cx.clock))
         }
         .boxed()
     }

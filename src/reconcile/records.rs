@@ -1,9 +1,12 @@
 //! Writing local billing records, and the entitlement rows derived from a
 //! subscription by [`super::access`]'s rule. Every write is an upsert guarded by
-//! `fetched_at` (when the fetch STARTED): a fetch that started earlier never
-//! overwrites one that started later. Stripe's `event.created` is not used as
-//! the guard: it has one-second resolution, and same-second events would be
-//! dropped by a strict comparison.
+//! the fetch's place in the order of fetches ([`Stamp::seq`], a number the
+//! database hands out when the fetch starts, see [`next_fetch_seq`]): a fetch
+//! that started earlier never overwrites one that started later, whichever
+//! instance made them and whatever their clocks say. Neither a wall clock
+//! (instances' clocks differ, and clocks step) nor Stripe's `event.created`
+//! (one-second resolution, and the same object changes within a second) can
+//! order fetches.
 
 use diesel::prelude::*;
 
@@ -13,10 +16,10 @@ use crate::store::schema::{
     checkout_sessions, customers, disputes, entitlements, invoices, payment_intents,
     subscription_items, subscriptions,
 };
-use crate::store::{with_tx, Tx};
+use crate::store::{with_tx, DbConnection, StoreError, Tx};
 use crate::stripe::objects::{self, ms};
 
-/// Inserts `$row`, or updates the existing row only if its `fetched_at` is
+/// Inserts `$row`, or updates the existing row only if its `fetch_seq` is
 /// not newer than ours. Evaluates to the number of rows written (0: a newer
 /// fetch is already stored).
 macro_rules! upsert_guarded {
@@ -32,7 +35,7 @@ macro_rules! upsert_guarded {
             diesel::update(
                 $table::table
                     .filter($table::id.eq(&row.id))
-                    .filter($table::fetched_at.le(row.fetched_at)),
+                    .filter($table::fetch_seq.le(row.fetch_seq)),
             )
             .set(row)
             .execute($c)?
@@ -53,10 +56,11 @@ pub struct CustomerRow {
     pub gone: bool,
     pub fetched_at: i64,
     pub updated_at: i64,
+    pub fetch_seq: i64,
 }
 
 impl CustomerRow {
-    pub fn new(c: &objects::Customer, raw: String, fetched_at: i64, now: i64) -> Self {
+    pub fn new(c: &objects::Customer, raw: String, stamp: Stamp, now: i64) -> Self {
         CustomerRow {
             id: c.id.clone(),
             livemode: c.livemode,
@@ -66,8 +70,9 @@ impl CustomerRow {
             metadata: metadata(&c.metadata),
             raw,
             gone: false,
-            fetched_at,
+            fetched_at: stamp.at,
             updated_at: now,
+            fetch_seq: stamp.seq,
         }
     }
 }
@@ -94,6 +99,7 @@ pub struct SubscriptionRow {
     pub gone: bool,
     pub fetched_at: i64,
     pub updated_at: i64,
+    pub fetch_seq: i64,
 }
 
 #[derive(Debug, Clone, Insertable)]
@@ -128,10 +134,11 @@ pub struct InvoiceRow {
     pub gone: bool,
     pub fetched_at: i64,
     pub updated_at: i64,
+    pub fetch_seq: i64,
 }
 
 impl InvoiceRow {
-    pub fn new(i: &objects::Invoice, raw: String, fetched_at: i64, now: i64) -> Self {
+    pub fn new(i: &objects::Invoice, raw: String, stamp: Stamp, now: i64) -> Self {
         InvoiceRow {
             id: i.id.clone(),
             customer_id: i.customer_id(),
@@ -148,8 +155,9 @@ impl InvoiceRow {
             period_end: ms(i.period_end),
             raw,
             gone: false,
-            fetched_at,
+            fetched_at: stamp.at,
             updated_at: now,
+            fetch_seq: stamp.seq,
         }
     }
 }
@@ -170,10 +178,11 @@ pub struct PaymentIntentRow {
     pub gone: bool,
     pub fetched_at: i64,
     pub updated_at: i64,
+    pub fetch_seq: i64,
 }
 
 impl PaymentIntentRow {
-    pub fn new(p: &objects::PaymentIntent, raw: String, fetched_at: i64, now: i64) -> Self {
+    pub fn new(p: &objects::PaymentIntent, raw: String, stamp: Stamp, now: i64) -> Self {
         PaymentIntentRow {
             id: p.id.clone(),
             customer_id: p.customer_id(),
@@ -186,8 +195,9 @@ impl PaymentIntentRow {
             last_payment_error: p.last_error(),
             raw,
             gone: false,
-            fetched_at,
+            fetched_at: stamp.at,
             updated_at: now,
+            fetch_seq: stamp.seq,
         }
     }
 }
@@ -210,10 +220,11 @@ pub struct CheckoutSessionRow {
     pub gone: bool,
     pub fetched_at: i64,
     pub updated_at: i64,
+    pub fetch_seq: i64,
 }
 
 impl CheckoutSessionRow {
-    pub fn new(s: &objects::CheckoutSession, raw: String, fetched_at: i64, now: i64) -> Self {
+    pub fn new(s: &objects::CheckoutSession, raw: String, stamp: Stamp, now: i64) -> Self {
         CheckoutSessionRow {
             id: s.id.clone(),
             client_reference_id: s.client_reference_id.clone(),
@@ -228,8 +239,9 @@ impl CheckoutSessionRow {
             currency: s.currency.clone(),
             raw,
             gone: false,
-            fetched_at,
+            fetched_at: stamp.at,
             updated_at: now,
+            fetch_seq: stamp.seq,
         }
     }
 }
@@ -249,10 +261,11 @@ pub struct DisputeRow {
     pub gone: bool,
     pub fetched_at: i64,
     pub updated_at: i64,
+    pub fetch_seq: i64,
 }
 
 impl DisputeRow {
-    pub fn new(d: &objects::Dispute, raw: String, fetched_at: i64, now: i64) -> Self {
+    pub fn new(d: &objects::Dispute, raw: String, stamp: Stamp, now: i64) -> Self {
         DisputeRow {
             id: d.id.clone(),
             charge_id: d.charge_id(),
@@ -264,8 +277,9 @@ impl DisputeRow {
             currency: d.currency.clone(),
             raw,
             gone: false,
-            fetched_at,
+            fetched_at: stamp.at,
             updated_at: now,
+            fetch_seq: stamp.seq,
         }
     }
 }
@@ -276,17 +290,49 @@ fn metadata(v: &Option<serde_json::Value>) -> String {
         .map_or_else(|| "{}".to_owned(), |v| v.to_string())
 }
 
+/// Where a fetch stands: its place in the order of fetches, taken from the
+/// database when it started (the overwrite guard), and when it started by
+/// this machine's clock (informational: `fetched_at`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    pub seq: i64,
+    pub at: i64,
+}
+
+/// Takes the next number in the order of fetches: a Postgres sequence
+/// shared by every instance, or SQLite's counter row. Call it right before
+/// the request to Stripe; it commits at once (no transaction is held while
+/// the request runs).
+pub fn next_fetch_seq(conn: &mut DbConnection) -> Result<i64, StoreError> {
+    #[derive(QueryableByName)]
+    struct Next {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        value: i64,
+    }
+    let next: Next = match conn {
+        DbConnection::Sqlite(c) => diesel::sql_query(
+            "UPDATE fetch_sequence SET value = value + 1 WHERE id = 1 RETURNING value",
+        )
+        .get_result(c)?,
+        #[cfg(feature = "postgres")]
+        DbConnection::Postgres(c) => {
+            diesel::sql_query("SELECT nextval('fetch_sequence') AS value").get_result(c)?
+        }
+    };
+    Ok(next.value)
+}
+
 /// A fetched object, ready to be written.
 #[derive(Debug, Clone)]
 pub enum Record {
     Customer(CustomerRow),
-    Subscription(Box<objects::Subscription>, String),
+    Subscription(Box<objects::Subscription>, String, Stamp),
     Invoice(InvoiceRow),
     PaymentIntent(PaymentIntentRow),
     CheckoutSession(CheckoutSessionRow),
     Dispute(DisputeRow),
     /// Stripe answered 404: deleted, or not visible to this key/account.
-    Gone(super::Family, String),
+    Gone(super::Family, String, Stamp),
 }
 
 impl Record {
@@ -294,12 +340,12 @@ impl Record {
     pub fn describe(&self) -> String {
         match self {
             Record::Customer(r) => format!("customer {}", r.id),
-            Record::Subscription(s, _) => format!("subscription {} ({})", s.id, s.status),
+            Record::Subscription(s, ..) => format!("subscription {} ({})", s.id, s.status),
             Record::Invoice(r) => format!("invoice {}", r.id),
             Record::PaymentIntent(r) => format!("payment_intent {}", r.id),
             Record::CheckoutSession(r) => format!("checkout.session {}", r.id),
             Record::Dispute(r) => format!("dispute {}", r.id),
-            Record::Gone(f, id) => format!("{f:?} {id} (gone)"),
+            Record::Gone(f, id, _) => format!("{f:?} {id} (gone)"),
         }
     }
 }
@@ -307,8 +353,6 @@ impl Record {
 /// Settings the writes need.
 #[derive(Debug, Clone, Copy)]
 pub struct WriteContext {
-    /// When the fetch started (epoch ms): the overwrite guard.
-    pub fetched_at: i64,
     /// Now (epoch ms).
     pub now: i64,
     pub past_due_grace_ms: i64,
@@ -317,7 +361,6 @@ pub struct WriteContext {
 /// Writes one record; returns whether it changed the stored state (false:
 /// a newer fetch was already stored).
 pub fn write(tx: &mut Tx<'_>, record: &Record, cx: &WriteContext) -> QueryResult<bool> {
-    let (fetched_at, now) = (cx.fetched_at, cx.now);
     let written = with_tx!(tx, c => match record {
         Record::Customer(row) => upsert_guarded!(c, customers, row),
         Record::Invoice(row) => upsert_guarded!(c, invoices, row),
@@ -327,8 +370,8 @@ pub fn write(tx: &mut Tx<'_>, record: &Record, cx: &WriteContext) -> QueryResult
         Record::Subscription(..) | Record::Gone(..) => 0,
     });
     match record {
-        Record::Subscription(sub, raw) => write_subscription(tx, sub, raw, cx),
-        Record::Gone(family, id) => mark_gone(tx, *family, id, fetched_at, now, cx),
+        Record::Subscription(sub, raw, stamp) => write_subscription(tx, sub, raw, *stamp, cx),
+        Record::Gone(family, id, stamp) => mark_gone(tx, *family, id, *stamp, cx),
         _ => Ok(written > 0),
     }
 }
@@ -337,6 +380,7 @@ fn write_subscription(
     tx: &mut Tx<'_>,
     sub: &objects::Subscription,
     raw: &str,
+    stamp: Stamp,
     cx: &WriteContext,
 ) -> QueryResult<bool> {
     let previous: Option<(String, Option<i64>)> = with_tx!(tx, c => subscriptions::table
@@ -370,8 +414,9 @@ fn write_subscription(
         metadata: metadata(&sub.metadata),
         raw: raw.to_owned(),
         gone: false,
-        fetched_at: cx.fetched_at,
+        fetched_at: stamp.at,
         updated_at: cx.now,
+        fetch_seq: stamp.seq,
     };
     let written = with_tx!(tx, c => upsert_guarded!(c, subscriptions, &row));
     if written == 0 {
@@ -458,20 +503,21 @@ fn mark_gone(
     tx: &mut Tx<'_>,
     family: super::Family,
     id: &str,
-    fetched_at: i64,
-    now: i64,
+    stamp: Stamp,
     cx: &WriteContext,
 ) -> QueryResult<bool> {
     use super::Family;
+    let (seq, fetched_at, now) = (stamp.seq, stamp.at, cx.now);
     macro_rules! gone {
         ($c:ident, $table:ident, $insert:expr) => {{
             let updated = diesel::update(
                 $table::table
                     .filter($table::id.eq(id))
-                    .filter($table::fetched_at.le(fetched_at)),
+                    .filter($table::fetch_seq.le(seq)),
             )
             .set((
                 $table::gone.eq(true),
+                $table::fetch_seq.eq(seq),
                 $table::fetched_at.eq(fetched_at),
                 $table::updated_at.eq(now),
             ))
@@ -490,23 +536,23 @@ fn mark_gone(
     let n = with_tx!(tx, c => match family {
         Family::Customer => gone!(c, customers, (
             customers::id.eq(id), customers::livemode.eq(false), customers::raw.eq(&gone_raw),
-            customers::gone.eq(true), customers::fetched_at.eq(fetched_at), customers::updated_at.eq(now))),
+            customers::gone.eq(true), customers::fetched_at.eq(fetched_at), customers::updated_at.eq(now), customers::fetch_seq.eq(seq))),
         Family::Subscription => gone!(c, subscriptions, (
             subscriptions::id.eq(id), subscriptions::status.eq("unknown"), subscriptions::livemode.eq(false),
             subscriptions::raw.eq(&gone_raw), subscriptions::gone.eq(true),
-            subscriptions::fetched_at.eq(fetched_at), subscriptions::updated_at.eq(now))),
+            subscriptions::fetched_at.eq(fetched_at), subscriptions::updated_at.eq(now), subscriptions::fetch_seq.eq(seq))),
         Family::Invoice => gone!(c, invoices, (
             invoices::id.eq(id), invoices::livemode.eq(false), invoices::raw.eq(&gone_raw),
-            invoices::gone.eq(true), invoices::fetched_at.eq(fetched_at), invoices::updated_at.eq(now))),
+            invoices::gone.eq(true), invoices::fetched_at.eq(fetched_at), invoices::updated_at.eq(now), invoices::fetch_seq.eq(seq))),
         Family::PaymentIntent => gone!(c, payment_intents, (
             payment_intents::id.eq(id), payment_intents::livemode.eq(false), payment_intents::raw.eq(&gone_raw),
-            payment_intents::gone.eq(true), payment_intents::fetched_at.eq(fetched_at), payment_intents::updated_at.eq(now))),
+            payment_intents::gone.eq(true), payment_intents::fetched_at.eq(fetched_at), payment_intents::updated_at.eq(now), payment_intents::fetch_seq.eq(seq))),
         Family::CheckoutSession => gone!(c, checkout_sessions, (
             checkout_sessions::id.eq(id), checkout_sessions::livemode.eq(false), checkout_sessions::raw.eq(&gone_raw),
-            checkout_sessions::gone.eq(true), checkout_sessions::fetched_at.eq(fetched_at), checkout_sessions::updated_at.eq(now))),
+            checkout_sessions::gone.eq(true), checkout_sessions::fetched_at.eq(fetched_at), checkout_sessions::updated_at.eq(now), checkout_sessions::fetch_seq.eq(seq))),
         Family::Dispute => gone!(c, disputes, (
             disputes::id.eq(id), disputes::livemode.eq(false), disputes::raw.eq(&gone_raw),
-            disputes::gone.eq(true), disputes::fetched_at.eq(fetched_at), disputes::updated_at.eq(now))),
+            disputes::gone.eq(true), disputes::fetched_at.eq(fetched_at), disputes::updated_at.eq(now), disputes::fetch_seq.eq(seq))),
     });
     if family == Family::Subscription && n > 0 {
         revoke_entitlements(tx, id, cx.now)?;

@@ -8,9 +8,10 @@ use diesel::prelude::*;
 use serde::Serialize;
 
 use super::records::Record;
-use super::{record_from_json, Family, ReconcileHandler};
+use super::{fetch_stamp, record_from_json, Family, ReconcileHandler};
+use crate::queue::{Clock, HandlerContext};
 use crate::store::schema::{customers, subscriptions};
-use crate::store::{now_ms, with_conn, Store, StoreError};
+use crate::store::{with_conn, Store, StoreError};
 use crate::stripe::{objects, Priority, StripeError};
 
 /// One field that differs between the local record and Stripe.
@@ -61,6 +62,10 @@ pub async fn run(
         dry_run,
         ..SweepReport::default()
     };
+    let cx = HandlerContext {
+        store: store.clone(),
+        clock: Clock::default(),
+    };
     for (family, path, extra) in [
         (
             Family::Subscription,
@@ -78,12 +83,14 @@ pub async fn run(
         let mut pages = handler.client().pages(path, &params, Priority::Background);
         loop {
             // Taken before the page is fetched: the overwrite guard.
-            let fetched_at = now_ms();
+            let stamp = fetch_stamp(&cx)
+                .await
+                .map_err(|e| SweepError::Other(e.message))?;
             let Some(data) = pages.next().await? else {
                 break;
             };
             for object in &data {
-                let record = record_from_json(family, object, fetched_at)
+                let record = record_from_json(family, object, stamp)
                     .map_err(|e| SweepError::Other(e.message))?;
                 let drift = compare(store, &record).await?;
                 match family {
@@ -100,7 +107,7 @@ pub async fn run(
                     report.drift.extend(drift);
                     if !dry_run {
                         handler
-                            .write(store, vec![record], fetched_at)
+                            .write(store, vec![record])
                             .await
                             .map_err(|e| SweepError::Other(e.to_string()))?;
                         report.fixed += 1;
@@ -143,7 +150,7 @@ async fn compare(store: &Store, record: &Record) -> Result<Vec<Drift>, SweepErro
             }
         };
         match &record {
-            Record::Subscription(sub, _) => {
+            Record::Subscription(sub, ..) => {
                 let local: Option<LocalSubscription> = with_conn!(conn, c => subscriptions::table
                     .filter(subscriptions::id.eq(&sub.id))
                     .select((subscriptions::status, subscriptions::customer_id, subscriptions::cancel_at_period_end,

@@ -293,6 +293,7 @@ impl stripe_hookd::queue::Handler for AlwaysFails {
     fn handle(
         &self,
         _: stripe_hookd::queue::EventGroup,
+        _: &stripe_hookd::queue::HandlerContext,
     ) -> futures_util::future::BoxFuture<
         'static,
         Result<stripe_hookd::queue::Apply, stripe_hookd::queue::HandlerError>,

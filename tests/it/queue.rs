@@ -86,7 +86,11 @@ impl Handler for TestHandler {
         !event_type.starts_with("unhandled.")
     }
 
-    fn handle(&self, group: EventGroup) -> BoxFuture<'static, Result<Apply, HandlerError>> {
+    fn handle(
+        &self,
+        group: EventGroup,
+        _: &stripe_hookd::queue::HandlerContext,
+    ) -> BoxFuture<'static, Result<Apply, HandlerError>> {
         let this = self.clone();
         async move {
             this.calls.fetch_add(1, Ordering::SeqCst);

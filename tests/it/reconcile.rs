@@ -27,6 +27,7 @@ backend_tests!(
     a_missing_object_is_recorded_gone_and_not_retried,
     an_api_key_of_the_wrong_mode_is_a_permanent_error,
     billing_scenarios_end_to_end,
+    fetch_order_does_not_follow_the_instances_clocks,
 );
 
 async fn setup(backend: Backend) -> (TestDb, FakeStripe, TestApp) {
@@ -690,5 +691,89 @@ async fn billing_scenarios_end_to_end(backend: Backend) {
         "cancel → access revoked"
     );
     app.stop().await;
+    fake.stop().await;
+}
+
+/// Two instances on one database whose clocks disagree by ten minutes: the
+/// order of their fetches comes from the database, not from their clocks.
+async fn fetch_order_does_not_follow_the_instances_clocks(backend: Backend) {
+    let db = TestDb::new(backend);
+    let fake = FakeStripe::start().await;
+    let ahead = stripe_hookd::queue::Clock::default();
+    ahead.advance(Duration::from_secs(600));
+    let options = |clock| AppOptions {
+        stripe: Some(fake.base_url.clone()),
+        clock,
+        ..AppOptions::default()
+    };
+    let fast = TestApp::spawn_with(&db, options(ahead.clone())).await;
+    let slow = TestApp::spawn_with(&db, options(stripe_hookd::queue::Clock::default())).await;
+    let s = basil();
+    let sub = fake.subscription(&s, "active");
+
+    // The instance whose clock is ahead fetches first...
+    deliver(&fast, "customer.subscription.created", &sub).await;
+    assert_eq!(fast.runner.run_pending().await.unwrap().done, 1);
+    assert_eq!(
+        local_status(&slow, "subscriptions", &s.subscription)
+            .await
+            .as_deref(),
+        Some("active")
+    );
+    // ...the subscription is canceled, and the instance whose clock is
+    // behind fetches that: the newer fetch is stored, not dropped.
+    fake.update(&s.subscription, |v| set_subscription_status(v, "canceled"));
+    let event = deliver(&slow, "customer.subscription.deleted", &sub).await;
+    assert_eq!(slow.runner.run_pending().await.unwrap().done, 1);
+    assert_eq!(status_of(&slow, &event).await, "done");
+    assert_eq!(
+        local_status(&slow, "subscriptions", &s.subscription)
+            .await
+            .as_deref(),
+        Some("canceled"),
+        "a newer fetch from the instance whose clock is behind was dropped"
+    );
+    assert!(access(&slow, &s.customer, now_ms()).await.is_empty());
+
+    // And the other way round: a fetch by the instance whose clock is ahead
+    // (say, a resync) that started before the next change but is written
+    // after it never overwrites the newer state.
+    fake.update(&s.subscription, |v| set_subscription_status(v, "active"));
+    let config = stripe_hookd::config::from_toml_str(&format!(
+        "webhook_secret = \"{SECRET}\"\n[stripe]\napi_key = \"{}\"\napi_base = \"{}\"\nrequests_per_sec = 1000\ntimeout_secs = 1\n",
+        crate::fake_stripe::KEY,
+        fake.base_url
+    ))
+    .expect("config");
+    let ops = stripe_hookd::app::reconcile_handler(&config)
+        .unwrap()
+        .unwrap();
+    let cx = stripe_hookd::queue::HandlerContext {
+        store: fast.store.clone(),
+        clock: ahead.clone(),
+    };
+    let older = ops
+        .fetch(
+            &cx,
+            stripe_hookd::reconcile::Family::Subscription,
+            &s.subscription,
+            None,
+        )
+        .await
+        .unwrap();
+    fake.update(&s.subscription, |v| set_subscription_status(v, "past_due"));
+    let event = deliver(&slow, "customer.subscription.updated", &sub).await;
+    assert_eq!(slow.runner.run_pending().await.unwrap().done, 1);
+    assert_eq!(status_of(&slow, &event).await, "done");
+    ops.write(&fast.store, older).await.unwrap();
+    assert_eq!(
+        local_status(&slow, "subscriptions", &s.subscription)
+            .await
+            .as_deref(),
+        Some("past_due"),
+        "an older fetch from the instance whose clock is ahead overwrote a newer one"
+    );
+    fast.stop().await;
+    slow.stop().await;
     fake.stop().await;
 }
