@@ -220,7 +220,10 @@ impl TestApp {
                 as std::sync::Arc<dyn stripe_hookd::queue::Handler>,
             (None, None) => stripe_hookd::app::default_handler(),
         };
-        let app = Application::build_with(config, handler, options.clock.clone())
+        let app = Application::builder(config)
+            .handler(handler)
+            .clock(options.clock.clone())
+            .build()
             .await
             .expect("application starts");
         let runner = app.runner();
