@@ -1,4 +1,4 @@
-//! Issue 5: the admin API — auth, inspect, replay, dead letters, metrics.
+//! The admin API — auth, inspect, replay, dead letters, metrics.
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};

@@ -1,4 +1,4 @@
-//! Issue 5, the Stripe-backed operations: replay, resync, drift sweep,
+//! The Stripe-backed operations: replay, resync, drift sweep,
 //! catch-up — through the admin API, against the fake Stripe.
 
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! Issue 2: verified events into the durable outbox.
+//! Verified events into the durable outbox.
 
 use crate::backend_tests;
 use crate::harness::*;

@@ -1,4 +1,4 @@
-//! Issue 3, process level: the real binary, killed with SIGKILL mid-event,
+//! Process level: the real binary, killed with SIGKILL mid-event,
 //! and several instances sharing one Postgres database. Uses the
 //! `test-hooks` effects handler (each applied event adds one row).
 

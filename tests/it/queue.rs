@@ -1,4 +1,4 @@
-//! Issue 3: the job runner — retries, budget, panics, ordering, coalescing,
+//! The job runner — retries, budget, panics, ordering, coalescing,
 //! leases, graceful shutdown, retention.
 
 use std::collections::HashMap;

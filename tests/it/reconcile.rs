@@ -1,4 +1,4 @@
-//! Issue 4: re-fetch per event, local records, entitlements — against the
+//! Re-fetch per event, local records, entitlements — against the
 //! fake Stripe, through the real intake.
 
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! Issue 8: convergence under any delivery schedule. Each case builds a
+//! Convergence under any delivery schedule. Each case builds a
 //! random history in the fake Stripe (a customer, a subscription moving
 //! through its statuses, an invoice, a checkout session, a dispute), delivers
 //! the events through the real intake reordered, duplicated, some dropped and
