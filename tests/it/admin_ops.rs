@@ -26,15 +26,7 @@ backend_tests!(
 async fn setup(backend: Backend) -> (TestDb, FakeStripe, TestApp) {
     let db = TestDb::new(backend);
     let fake = FakeStripe::start().await;
-    let app = TestApp::spawn_with(
-        &db,
-        with_admin(AppOptions {
-            stripe: Some(fake.base_url.clone()),
-            runner: "enabled = false".to_owned(),
-            ..AppOptions::default()
-        }),
-    )
-    .await;
+    let app = TestApp::spawn_with(&db, AppOptions::default().admin().stripe(&fake.base_url)).await;
     (db, fake, app)
 }
 

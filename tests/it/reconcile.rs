@@ -34,11 +34,10 @@ async fn setup(backend: Backend) -> (TestDb, FakeStripe, TestApp) {
     let fake = FakeStripe::start().await;
     let app = TestApp::spawn_with(
         &db,
-        AppOptions {
-            stripe: Some(fake.base_url.clone()),
-            runner: "enabled = false\nbackoff_base_ms = 1000\nbackoff_max_secs = 10".to_owned(),
-            ..AppOptions::default()
-        },
+        AppOptions::default().stripe(&fake.base_url).config(|c| {
+            c.runner.backoff_base_ms = 1000;
+            c.runner.backoff_max_secs = 10;
+        }),
     )
     .await;
     (db, fake, app)
@@ -550,12 +549,9 @@ async fn an_api_key_of_the_wrong_mode_is_a_permanent_error(backend: Backend) {
     let fake = FakeStripe::start().await;
     let app = TestApp::spawn_with(
         &db,
-        AppOptions {
-            stripe: Some(fake.base_url.clone()),
-            endpoints: format!("[[endpoints]]\nname = \"live\"\npath = \"/webhooks/stripe\"\nmode = \"live\"\nsecrets = [\"{SECRET}\"]\n"),
-            runner: "enabled = false".to_owned(),
-            ..AppOptions::default()
-        },
+        AppOptions::default()
+            .stripe(&fake.base_url)
+            .config(|c| c.endpoints = vec![endpoint(c, "live", Mode::Live, &[SECRET])]),
     )
     .await;
     let body = event_body("evt_live_1", "customer.updated", "cus_live", true);
@@ -585,11 +581,11 @@ async fn billing_scenarios_end_to_end(backend: Backend) {
     // Real workers this time, woken by the intake.
     let app = TestApp::spawn_with(
         &db,
-        AppOptions {
-            stripe: Some(fake.base_url.clone()),
-            runner: "enabled = true\nconcurrency = 4\npoll_interval_ms = 50".to_owned(),
-            ..AppOptions::default()
-        },
+        AppOptions::default().stripe(&fake.base_url).config(|c| {
+            c.runner.enabled = true;
+            c.runner.concurrency = 4;
+            c.runner.poll_interval_ms = 50;
+        }),
     )
     .await;
     let s = basil();
