@@ -90,7 +90,7 @@ async fn app(
         dir.display()
     );
     let config = stripe_hookd::config::from_toml_str(&toml)?;
-    Application::build(config).await
+    Application::builder(config).build().await
 }
 
 async fn run(label: &str, url: &str, fake: &str, n: usize, rate: usize) -> anyhow::Result<()> {

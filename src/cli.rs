@@ -138,15 +138,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async {
-        let app = Application::build(config).await?;
-        let token = app.shutdown_token();
-        tokio::spawn(async move {
-            app::shutdown_signal().await;
-            token.cancel();
-        });
-        app.run_until_stopped().await
-    })
+    runtime.block_on(app::serve(Application::builder(config)))
 }
 
 fn migrate(config: &Config) -> anyhow::Result<()> {

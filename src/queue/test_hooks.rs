@@ -1,8 +1,7 @@
 //! A handler for process-level tests (feature `test-hooks`, never in a
 //! release build): each handled event adds one row to `test_effects` in the
 //! finishing transaction, so an effect applied twice shows as two rows.
-//! Chosen with `HOOKD_TEST_HANDLER=effects`; `HOOKD_TEST_HANDLER_DELAY_MS`
-//! makes every call slow (to be killed mid-event).
+//! The test binary `tests/bin/effects.rs` serves with it.
 
 use std::time::Duration;
 
@@ -27,19 +26,12 @@ pub struct EffectsHandler {
 }
 
 impl EffectsHandler {
-    /// Reads the env; `None` unless `HOOKD_TEST_HANDLER=effects`.
-    pub fn from_env() -> Option<EffectsHandler> {
-        if std::env::var("HOOKD_TEST_HANDLER").ok()?.as_str() != "effects" {
-            return None;
-        }
-        let delay = std::env::var("HOOKD_TEST_HANDLER_DELAY_MS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        Some(EffectsHandler {
-            delay: Duration::from_millis(delay),
+    /// Every call waits `delay` before it applies.
+    pub fn new(delay: Duration) -> EffectsHandler {
+        EffectsHandler {
+            delay,
             worker: format!("pid{}", std::process::id()),
-        })
+        }
     }
 
     /// Creates the effects table if it is not there.

@@ -1,4 +1,4 @@
-//! When the Stripe client tries a request again (SPEC.md, "API client"):
+//! When the Stripe client tries a request again (as Stripe's SDKs do):
 //! `Stripe-Should-Retry` overrides everything; otherwise 409, 429, ≥500,
 //! connection errors and time-outs are retried, with backoff 0.5 s doubling
 //! to 5 s and jitter; a `Retry-After` header is honoured (up to a minute).

@@ -256,17 +256,13 @@ impl Scenario {
     /// A whole event envelope for `event_type`, as Stripe would send it.
     pub fn event(&self, event_type: &str) -> Option<Value> {
         let object = self.object(event_type)?;
-        let mut event = json!({
-            "id": new_id("evt"),
-            "object": "event",
-            "api_version": self.api_version,
-            "created": now_ms() / 1000,
-            "data": {"object": object},
-            "livemode": self.livemode,
-            "pending_webhooks": 1,
-            "request": {"id": new_id("req"), "idempotency_key": null},
-            "type": event_type,
-        });
+        let mut event = envelope(
+            event_type,
+            object,
+            &self.api_version,
+            self.livemode,
+            now_ms() / 1000,
+        );
         if event_type.ends_with(".updated") {
             if let Some(data) = event.get_mut("data").and_then(Value::as_object_mut) {
                 data.insert("previous_attributes".into(), json!({"status": "active"}));
@@ -278,6 +274,28 @@ impl Scenario {
     fn pre_basil(&self) -> bool {
         self.api_version.as_str() < "2025-03-31"
     }
+}
+
+/// A snapshot event around `object`, as Stripe sends it: a fresh id,
+/// `created` in Unix seconds, one pending webhook.
+pub fn envelope(
+    event_type: &str,
+    object: Value,
+    api_version: &str,
+    livemode: bool,
+    created: i64,
+) -> Value {
+    json!({
+        "id": new_id("evt"),
+        "object": "event",
+        "api_version": api_version,
+        "created": created,
+        "data": {"object": object},
+        "livemode": livemode,
+        "pending_webhooks": 1,
+        "request": {"id": new_id("req"), "idempotency_key": null},
+        "type": event_type,
+    })
 }
 
 fn set(v: &mut Value, key: &str, value: Value) {

@@ -1,4 +1,4 @@
-//! Issue 5: the admin API — auth, inspect, replay, dead letters, metrics.
+//! The admin API — auth, inspect, replay, dead letters, metrics.
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -15,7 +15,7 @@ backend_tests!(
 );
 
 async fn admin_app(db: &TestDb) -> TestApp {
-    TestApp::spawn_with(db, with_admin(AppOptions::default())).await
+    TestApp::spawn_with(db, AppOptions::default().admin()).await
 }
 
 pub async fn get(app: &TestApp, path: &str) -> (StatusCode, Value) {
@@ -221,11 +221,10 @@ async fn dead_letters_can_be_listed_retried_and_discarded(backend: Backend) {
     let db = TestDb::new(backend);
     let app = TestApp::spawn_with(
         &db,
-        with_admin(AppOptions {
-            handler: Some(std::sync::Arc::new(AlwaysFails)),
-            runner: "enabled = false\nmax_attempts = 1".to_owned(),
-            ..AppOptions::default()
-        }),
+        AppOptions::default()
+            .admin()
+            .handler(std::sync::Arc::new(AlwaysFails))
+            .config(|c| c.runner.max_attempts = 1),
     )
     .await;
     deliver_all(
@@ -317,11 +316,9 @@ async fn metrics_move_when_events_flow(backend: Backend) {
     let endpoint = format!("metrics_{}_{}", backend as u8, std::process::id());
     let app = TestApp::spawn_with(
         &db,
-        with_admin(AppOptions {
-            endpoints: format!(
-                "[[endpoints]]\nname = \"{endpoint}\"\npath = \"/webhooks/stripe\"\nmode = \"test\"\nsecrets = [\"{SECRET}\"]\n"
-            ),
-            ..AppOptions::default()
+        AppOptions::default().admin().config({
+            let endpoint = endpoint.clone();
+            move |c| c.endpoints[0].name = endpoint.clone()
         }),
     )
     .await;

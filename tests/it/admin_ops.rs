@@ -1,4 +1,4 @@
-//! Issue 5, the Stripe-backed operations: replay, resync, drift sweep,
+//! The Stripe-backed operations: replay, resync, drift sweep,
 //! catch-up — through the admin API, against the fake Stripe.
 
 use std::time::Duration;
@@ -26,15 +26,7 @@ backend_tests!(
 async fn setup(backend: Backend) -> (TestDb, FakeStripe, TestApp) {
     let db = TestDb::new(backend);
     let fake = FakeStripe::start().await;
-    let app = TestApp::spawn_with(
-        &db,
-        with_admin(AppOptions {
-            stripe: Some(fake.base_url.clone()),
-            runner: "enabled = false".to_owned(),
-            ..AppOptions::default()
-        }),
-    )
-    .await;
+    let app = TestApp::spawn_with(&db, AppOptions::default().admin().stripe(&fake.base_url)).await;
     (db, fake, app)
 }
 

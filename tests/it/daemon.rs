@@ -27,8 +27,19 @@ impl Daemon {
     /// `remove`: default variables to leave out (e.g. STRIPE_WEBHOOK_SECRET).
     pub fn spawn_with(db: &TestDb, extra_env: &[(&str, &str)], remove: &[&str]) -> Daemon {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_stripe-hookd"));
-        cmd.arg("serve")
-            .env_clear()
+        cmd.arg("serve");
+        Daemon::start(cmd, db, extra_env, remove)
+    }
+
+    /// The daemon with the effects handler (the `test-hooks` test binary).
+    #[cfg(feature = "test-hooks")]
+    pub fn effects(db: &TestDb, extra_env: &[(&str, &str)]) -> Daemon {
+        let cmd = Command::new(env!("CARGO_BIN_EXE_stripe-hookd-effects"));
+        Daemon::start(cmd, db, extra_env, &[])
+    }
+
+    fn start(mut cmd: Command, db: &TestDb, extra_env: &[(&str, &str)], remove: &[&str]) -> Daemon {
+        cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("STRIPE_WEBHOOK_SECRET", SECRET)
             .env("STRIPE_HOOKD_LISTEN", "127.0.0.1:0")

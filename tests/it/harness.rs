@@ -11,6 +11,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use stripe_hookd::app::Application;
 use stripe_hookd::config;
+pub use stripe_hookd::config::{Config, Mode, RunnerConfig};
 use stripe_hookd::store::{DbConnection, Store};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -120,42 +121,78 @@ impl Drop for TestDb {
     }
 }
 
+/// What a test changes in the config (a closure over the typed config).
+pub type ConfigEdit = std::sync::Arc<dyn Fn(&mut Config) + Send + Sync>;
+
 /// Options for [`TestApp::spawn_with`].
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct AppOptions {
     /// The handler the runner uses (default: none, events end `ignored`).
     pub handler: Option<std::sync::Arc<dyn stripe_hookd::queue::Handler>>,
-    /// Lines in the `[runner]` table; workers are off unless this says `enabled = true`.
-    pub runner: String,
     pub clock: stripe_hookd::queue::Clock,
     /// A fake Stripe's base URL: configures the API client and runs the
     /// reconcile handler (unless `handler` is given).
     pub stripe: Option<String>,
-    /// Extra lines in the `[stripe]` table (with `stripe`).
-    pub stripe_extra: String,
-    /// TOML for the `[[endpoints]]` tables.
-    pub endpoints: String,
-    /// Extra top-level TOML lines.
-    pub extra: String,
-    /// Extra lines in the `[intake]` table.
-    pub intake: String,
+    /// Edits applied, in order, after the harness's settings.
+    pub edits: Vec<ConfigEdit>,
 }
 
-impl Default for AppOptions {
-    fn default() -> Self {
-        AppOptions {
-            endpoints: format!(
-                "[[endpoints]]\nname = \"default\"\npath = \"/webhooks/stripe\"\nmode = \"test\"\nsecrets = [\"{SECRET}\"]\n"
-            ),
-            extra: String::new(),
-            intake: String::new(),
-            handler: None,
-            runner: "enabled = false".to_owned(),
-            clock: stripe_hookd::queue::Clock::default(),
-            stripe: None,
-            stripe_extra: String::new(),
-        }
+impl AppOptions {
+    /// Adds an edit of the config: `options.config(|c| c.runner.max_attempts = 1)`.
+    pub fn config(mut self, edit: impl Fn(&mut Config) + Send + Sync + 'static) -> Self {
+        self.edits.push(std::sync::Arc::new(edit));
+        self
     }
+
+    /// With the admin API on ([`ADMIN_TOKEN`]).
+    pub fn admin(self) -> Self {
+        self.config(|c| c.admin_token = Some(ADMIN_TOKEN.into()))
+    }
+
+    /// With the fake Stripe at `base_url`.
+    pub fn stripe(mut self, base_url: &str) -> Self {
+        self.stripe = Some(base_url.to_owned());
+        self
+    }
+
+    pub fn handler(mut self, handler: std::sync::Arc<dyn stripe_hookd::queue::Handler>) -> Self {
+        self.handler = Some(handler);
+        self
+    }
+}
+
+/// The harness's config before a test's edits: the documented defaults,
+/// port 0, the test's database, two HTTP workers, workers off, one test-mode
+/// endpoint at `/webhooks/stripe` signed with [`SECRET`].
+fn base_config(db: &TestDb) -> Config {
+    let endpoint = format!(
+        "[[endpoints]]\nname = \"default\"\npath = \"/webhooks/stripe\"\nmode = \"test\"\nsecrets = [\"{SECRET}\"]\n"
+    );
+    let mut config = config::from_toml_str(&endpoint).expect("the harness config");
+    config.listen = ([127, 0, 0, 1], 0).into();
+    config.admin_listen = ([127, 0, 0, 1], 0).into();
+    config.state_dir = db.dir().to_owned();
+    config.database.url = Some(db.url.clone().into());
+    config.database.busy_timeout_ms = 2000;
+    config.intake.http_workers = Some(2);
+    config.intake.write_timeout_ms = 5000;
+    config.runner.enabled = false;
+    config
+}
+
+/// An endpoint like the harness's default one, with another name, mode
+/// and secrets.
+pub fn endpoint(
+    config: &Config,
+    name: &str,
+    mode: config::Mode,
+    secrets: &[&str],
+) -> config::Endpoint {
+    let mut endpoint = config.endpoints[0].clone();
+    endpoint.name = name.to_owned();
+    endpoint.mode = mode;
+    endpoint.secrets = secrets.iter().map(|s| (*s).into()).collect();
+    endpoint
 }
 
 /// The daemon, running in this process on port 0.
@@ -193,25 +230,16 @@ impl TestApp {
         if let Ok(level) = std::env::var("TEST_LOG") {
             stripe_hookd::telemetry::init(stripe_hookd::config::LogFormat::Text, &level);
         }
-        let toml = format!(
-            "listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nstate_dir = \"{}\"\n{}\n[database]\nurl = \"{}\"\nbusy_timeout_ms = 2000\n[intake]\nhttp_workers = 2\nwrite_timeout_ms = 5000\n{}\n[runner]\n{}\n{}",
-            db.dir().display(),
-            options.extra,
-            db.url,
-            options.intake,
-            options.runner,
-            options.endpoints
-        );
-        let toml = match &options.stripe {
-            Some(base) => format!(
-                "{toml}\n[stripe]\napi_key = \"{}\"\napi_base = \"{base}\"\nrequests_per_sec = 1000\ntimeout_secs = 1\n{}\n",
-                crate::fake_stripe::KEY,
-                options.stripe_extra
-            ),
-            None => toml,
-        };
-        let config =
-            config::from_toml_str(&toml).unwrap_or_else(|e| panic!("test config: {e}\n{toml}"));
+        let mut config = base_config(db);
+        if let Some(base) = &options.stripe {
+            config.stripe.api_key = Some(crate::fake_stripe::KEY.into());
+            config.stripe.api_base = base.clone();
+            config.stripe.requests_per_sec = Some(1000);
+            config.stripe.timeout_secs = 1;
+        }
+        for edit in &options.edits {
+            edit(&mut config);
+        }
         let handler = match (&options.handler, &options.stripe) {
             (Some(h), _) => h.clone(),
             (None, Some(_)) => stripe_hookd::app::reconcile_handler(&config)
@@ -220,7 +248,10 @@ impl TestApp {
                 as std::sync::Arc<dyn stripe_hookd::queue::Handler>,
             (None, None) => stripe_hookd::app::default_handler(),
         };
-        let app = Application::build_with(config, handler, options.clock.clone())
+        let app = Application::builder(config)
+            .handler(handler)
+            .clock(options.clock.clone())
+            .build()
             .await
             .expect("application starts");
         let runner = app.runner();
@@ -278,6 +309,14 @@ impl TestApp {
             Some(&signature_header(&[SECRET], now(), body)),
         )
         .await
+    }
+
+    /// Delivers `event` signed now and asserts that the intake stored it
+    /// (200); returns the event's id.
+    pub async fn deliver_ok(&self, event: &serde_json::Value) -> String {
+        let res = self.deliver(&event.to_string()).await;
+        assert_eq!(res.status(), 200, "delivery of {}", event["type"]);
+        event["id"].as_str().expect("an event id").to_owned()
     }
 
     /// Runs `f` with a database connection, on a blocking thread.
@@ -338,29 +377,25 @@ pub fn signature_header(secrets: &[&str], t: i64, body: &str) -> String {
     header
 }
 
-/// A minimal but complete snapshot event.
+/// The API version of the tests' events and of the fake Stripe's objects.
+pub const API_VERSION: &str = "2025-03-31.basil";
+
+/// A snapshot event around `object` (fresh id, created now, test mode,
+/// [`API_VERSION`]); tests change fields with `event["id"] = …`.
+pub fn event(event_type: &str, object: serde_json::Value) -> serde_json::Value {
+    stripe_hookd::trigger::scenario::envelope(event_type, object, API_VERSION, false, now())
+}
+
+/// A minimal but complete snapshot event, serialised.
 pub fn event_body(id: &str, event_type: &str, object_id: &str, livemode: bool) -> String {
     let object = event_type.split('.').next().unwrap_or("customer");
-    serde_json::json!({
-        "id": id,
-        "object": "event",
-        "api_version": "2025-03-31.basil",
-        "created": now(),
-        "livemode": livemode,
-        "pending_webhooks": 1,
-        "request": {"id": null, "idempotency_key": null},
-        "type": event_type,
-        "data": {"object": {"id": object_id, "object": object}}
-    })
-    .to_string()
+    let mut event = event(
+        event_type,
+        serde_json::json!({"id": object_id, "object": object}),
+    );
+    event["id"] = id.into();
+    event["livemode"] = livemode.into();
+    event.to_string()
 }
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
-
-/// Options with the admin API on.
-pub fn with_admin(mut options: AppOptions) -> AppOptions {
-    options
-        .extra
-        .push_str(&format!("admin_token = \"{ADMIN_TOKEN}\"\n"));
-    options
-}

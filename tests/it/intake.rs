@@ -1,4 +1,4 @@
-//! Issue 2: verified events into the durable outbox.
+//! Verified events into the durable outbox.
 
 use crate::backend_tests;
 use crate::harness::*;
@@ -107,10 +107,7 @@ async fn every_rejection_has_its_status_and_reason_and_stores_nothing(backend: B
     let db = TestDb::new(backend);
     let app = TestApp::spawn_with(
         &db,
-        AppOptions {
-            intake: "max_body_bytes = 4096".to_owned(),
-            ..AppOptions::default()
-        },
+        AppOptions::default().config(|c| c.intake.max_body_bytes = 4096),
     )
     .await;
     let body = event_body("evt_reject", "customer.created", "cus_1", false);
@@ -188,12 +185,9 @@ async fn rolling_secrets_either_one_verifies(backend: Backend) {
     let db = TestDb::new(backend);
     let app = TestApp::spawn_with(
         &db,
-        AppOptions {
-            endpoints: format!(
-                "[[endpoints]]\nname = \"rolling\"\npath = \"/webhooks/stripe\"\nmode = \"test\"\nsecrets = [\"{OLD_SECRET}\", \"{SECRET}\"]\n"
-            ),
-            ..AppOptions::default()
-        },
+        AppOptions::default().config(|c| {
+            c.endpoints = vec![endpoint(c, "rolling", Mode::Test, &[OLD_SECRET, SECRET])]
+        }),
     )
     .await;
     let t = now();

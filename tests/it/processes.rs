@@ -1,4 +1,4 @@
-//! Issue 3, process level: the real binary, killed with SIGKILL mid-event,
+//! Process level: the real binary, killed with SIGKILL mid-event,
 //! and several instances sharing one Postgres database. Uses the
 //! `test-hooks` effects handler (each applied event adds one row).
 
@@ -13,12 +13,6 @@ use stripe_hookd::store::{with_conn, Store, StoreOptions};
 use crate::backend_tests;
 use crate::daemon::Daemon;
 use crate::harness::*;
-
-fn with_effects<'a>(env: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
-    let mut env = env.to_vec();
-    env.push(("HOOKD_TEST_HANDLER", "effects"));
-    env
-}
 
 fn store(db: &TestDb) -> Store {
     Store::open(&db.url, &StoreOptions::default()).expect("open test store")
@@ -71,7 +65,7 @@ async fn a_daemon_killed_mid_event_leaves_it_to_the_next_process(backend: Backen
     ];
     let mut slow = runner_env.to_vec();
     slow.push(("HOOKD_TEST_HANDLER_DELAY_MS", "60000"));
-    let mut first = Daemon::spawn(&db, &with_effects(&slow));
+    let mut first = Daemon::effects(&db, &slow);
     let client = client();
     let body = event_body("evt_crash", "invoice.paid", "in_crash", false);
     let res = client
@@ -96,7 +90,7 @@ async fn a_daemon_killed_mid_event_leaves_it_to_the_next_process(backend: Backen
     );
     first.kill();
 
-    let _second = Daemon::spawn(&db, &with_effects(&runner_env));
+    let _second = Daemon::effects(&db, &runner_env);
     wait_for(
         &store,
         30,
@@ -125,9 +119,8 @@ async fn three_instances_one_killed_every_event_applied_exactly_once() {
         ("STRIPE_HOOKD_INTAKE__HTTP_WORKERS", "1"),
         ("HOOKD_TEST_HANDLER_DELAY_MS", "2"),
     ];
-    let mut daemons: Vec<Option<Daemon>> = (0..3)
-        .map(|_| Some(Daemon::spawn(&db, &with_effects(&env))))
-        .collect();
+    let mut daemons: Vec<Option<Daemon>> =
+        (0..3).map(|_| Some(Daemon::effects(&db, &env))).collect();
     let urls: Vec<String> = daemons.iter().map(|d| d.as_ref().unwrap().url()).collect();
     let alive = Arc::new(Mutex::new(vec![true, true, true]));
     let client = client();

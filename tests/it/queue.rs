@@ -1,4 +1,4 @@
-//! Issue 3: the job runner — retries, budget, panics, ordering, coalescing,
+//! The job runner — retries, budget, panics, ordering, coalescing,
 //! leases, graceful shutdown, retention.
 
 use std::collections::HashMap;
@@ -140,14 +140,16 @@ impl Handler for TestHandler {
     }
 }
 
-async fn app_with(db: &TestDb, handler: &TestHandler, runner: &str) -> TestApp {
+async fn app_with(
+    db: &TestDb,
+    handler: &TestHandler,
+    runner: impl Fn(&mut RunnerConfig) + Send + Sync + 'static,
+) -> TestApp {
     let app = TestApp::spawn_with(
         db,
-        AppOptions {
-            handler: Some(Arc::new(handler.clone())),
-            runner: runner.to_owned(),
-            ..AppOptions::default()
-        },
+        AppOptions::default()
+            .handler(Arc::new(handler.clone()))
+            .config(move |c| runner(&mut c.runner)),
     )
     .await;
     let backend = db.backend;
@@ -233,12 +235,24 @@ async fn wait_until(
     }
 }
 
-const STEPPED: &str = "enabled = false\nbackoff_base_ms = 1000\nbackoff_max_secs = 10";
+/// Workers off (the test steps the runner), backoff 1 s doubling to 10 s.
+fn stepped(r: &mut RunnerConfig) {
+    r.enabled = false;
+    r.backoff_base_ms = 1000;
+    r.backoff_max_secs = 10;
+}
+
+/// Real workers polling every `poll_interval_ms`.
+fn workers(r: &mut RunnerConfig, concurrency: usize, poll_interval_ms: u64) {
+    r.enabled = true;
+    r.concurrency = concurrency;
+    r.poll_interval_ms = poll_interval_ms;
+}
 
 async fn a_handler_failing_twice_ends_done_after_three_attempts_with_backoff(backend: Backend) {
     let db = TestDb::new(backend);
     let handler = TestHandler::new(Duration::ZERO).with("invoice.paid", Behaviour::FailTimes(2));
-    let app = app_with(&db, &handler, STEPPED).await;
+    let app = app_with(&db, &handler, stepped).await;
     deliver_ok(&app, "evt_flaky", "invoice.paid", "in_flaky").await;
 
     for round in 1..=2 {
@@ -289,7 +303,11 @@ async fn a_handler_that_always_fails_ends_dead_with_its_last_error(backend: Back
     let db = TestDb::new(backend);
     let handler =
         TestHandler::new(Duration::ZERO).with("charge.dispute.created", Behaviour::AlwaysFail);
-    let app = app_with(&db, &handler, &format!("{STEPPED}\nmax_attempts = 3")).await;
+    let app = app_with(&db, &handler, |r| {
+        stepped(r);
+        r.max_attempts = 3;
+    })
+    .await;
     deliver_ok(&app, "evt_doomed", "charge.dispute.created", "dp_1").await;
     for _ in 0..3 {
         app.runner.run_pending().await.unwrap();
@@ -316,12 +334,7 @@ async fn a_panicking_handler_is_a_failed_attempt_not_a_dead_worker(backend: Back
     let db = TestDb::new(backend);
     let handler = TestHandler::new(Duration::ZERO).with("customer.updated", Behaviour::Panic);
     // Real apalis workers this time: the panic must not stop them.
-    let app = app_with(
-        &db,
-        &handler,
-        "enabled = true\nconcurrency = 2\npoll_interval_ms = 50",
-    )
-    .await;
+    let app = app_with(&db, &handler, |r| workers(r, 2, 50)).await;
     deliver_ok(&app, "evt_boom", "customer.updated", "cus_boom").await;
     wait_until(&app, 10, "the panicking event to be retried", |rows| {
         rows.iter()
@@ -347,7 +360,7 @@ async fn a_panicking_handler_is_a_failed_attempt_not_a_dead_worker(backend: Back
 async fn events_of_one_object_are_coalesced_into_one_call(backend: Backend) {
     let db = TestDb::new(backend);
     let handler = TestHandler::new(Duration::ZERO);
-    let app = app_with(&db, &handler, STEPPED).await;
+    let app = app_with(&db, &handler, stepped).await;
     let bodies: Vec<String> = (0..30)
         .map(|i| {
             event_body(
@@ -386,12 +399,7 @@ async fn events_of_one_object_are_coalesced_into_one_call(backend: Backend) {
 async fn events_of_one_object_never_run_concurrently(backend: Backend) {
     let db = TestDb::new(backend);
     let handler = TestHandler::new(Duration::from_millis(15));
-    let app = app_with(
-        &db,
-        &handler,
-        "enabled = true\nconcurrency = 8\npoll_interval_ms = 20",
-    )
-    .await;
+    let app = app_with(&db, &handler, |r| workers(r, 8, 20)).await;
     for wave in 0..5 {
         let bodies: Vec<String> = (0..12)
             .map(|i| {
@@ -426,7 +434,11 @@ async fn events_of_one_object_never_run_concurrently(backend: Backend) {
 async fn an_expired_lease_is_claimed_again_and_applied_once(backend: Backend) {
     let db = TestDb::new(backend);
     let handler = TestHandler::new(Duration::ZERO);
-    let app = app_with(&db, &handler, &format!("{STEPPED}\nlease_secs = 30")).await;
+    let app = app_with(&db, &handler, |r| {
+        stepped(r);
+        r.lease_secs = 30;
+    })
+    .await;
     deliver_ok(&app, "evt_lease", "payment_intent.succeeded", "pi_lease").await;
 
     // A worker claims the event and "dies" holding the lease.
@@ -471,7 +483,7 @@ async fn an_expired_lease_is_claimed_again_and_applied_once(backend: Backend) {
 async fn unhandled_event_types_end_ignored(backend: Backend) {
     let db = TestDb::new(backend);
     let handler = TestHandler::new(Duration::ZERO);
-    let app = app_with(&db, &handler, STEPPED).await;
+    let app = app_with(&db, &handler, stepped).await;
     deliver_ok(&app, "evt_odd", "unhandled.thing", "x_1").await;
     deliver_ok(&app, "evt_mixed_a", "unhandled.thing", "sub_mix").await;
     deliver_ok(
@@ -494,11 +506,10 @@ async fn unhandled_event_types_end_ignored(backend: Backend) {
 async fn shutdown_with_events_in_flight_loses_nothing(backend: Backend) {
     let db = TestDb::new(backend);
     let handler = TestHandler::new(Duration::from_millis(400));
-    let app = app_with(
-        &db,
-        &handler,
-        "enabled = true\nconcurrency = 4\npoll_interval_ms = 20\nshutdown_grace_secs = 1",
-    )
+    let app = app_with(&db, &handler, |r| {
+        workers(r, 4, 20);
+        r.shutdown_grace_secs = 1;
+    })
     .await;
     for i in 0..12 {
         deliver_ok(
@@ -540,11 +551,9 @@ async fn shutdown_with_events_in_flight_loses_nothing(backend: Backend) {
 async fn app_with_existing(db: &TestDb, handler: &TestHandler) -> TestApp {
     TestApp::spawn_with(
         db,
-        AppOptions {
-            handler: Some(Arc::new(handler.clone())),
-            runner: STEPPED.to_owned(),
-            ..AppOptions::default()
-        },
+        AppOptions::default()
+            .handler(Arc::new(handler.clone()))
+            .config(|c| stepped(&mut c.runner)),
     )
     .await
 }
@@ -553,7 +562,11 @@ async fn retention_prunes_finished_events_and_keeps_dead_ones(backend: Backend) 
     let db = TestDb::new(backend);
     let handler =
         TestHandler::new(Duration::ZERO).with("charge.dispute.created", Behaviour::AlwaysFail);
-    let app = app_with(&db, &handler, &format!("{STEPPED}\nmax_attempts = 1")).await;
+    let app = app_with(&db, &handler, |r| {
+        stepped(r);
+        r.max_attempts = 1;
+    })
+    .await;
     for i in 0..7 {
         deliver_ok(
             &app,

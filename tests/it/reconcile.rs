@@ -1,4 +1,4 @@
-//! Issue 4: re-fetch per event, local records, entitlements — against the
+//! Re-fetch per event, local records, entitlements — against the
 //! fake Stripe, through the real intake.
 
 use std::time::Duration;
@@ -35,11 +35,10 @@ async fn setup(backend: Backend) -> (TestDb, FakeStripe, TestApp) {
     let fake = FakeStripe::start().await;
     let app = TestApp::spawn_with(
         &db,
-        AppOptions {
-            stripe: Some(fake.base_url.clone()),
-            runner: "enabled = false\nbackoff_base_ms = 1000\nbackoff_max_secs = 10".to_owned(),
-            ..AppOptions::default()
-        },
+        AppOptions::default().stripe(&fake.base_url).config(|c| {
+            c.runner.backoff_base_ms = 1000;
+            c.runner.backoff_max_secs = 10;
+        }),
     )
     .await;
     (db, fake, app)
@@ -551,12 +550,9 @@ async fn an_api_key_of_the_wrong_mode_is_a_permanent_error(backend: Backend) {
     let fake = FakeStripe::start().await;
     let app = TestApp::spawn_with(
         &db,
-        AppOptions {
-            stripe: Some(fake.base_url.clone()),
-            endpoints: format!("[[endpoints]]\nname = \"live\"\npath = \"/webhooks/stripe\"\nmode = \"live\"\nsecrets = [\"{SECRET}\"]\n"),
-            runner: "enabled = false".to_owned(),
-            ..AppOptions::default()
-        },
+        AppOptions::default()
+            .stripe(&fake.base_url)
+            .config(|c| c.endpoints = vec![endpoint(c, "live", Mode::Live, &[SECRET])]),
     )
     .await;
     let body = event_body("evt_live_1", "customer.updated", "cus_live", true);
@@ -586,11 +582,11 @@ async fn billing_scenarios_end_to_end(backend: Backend) {
     // Real workers this time, woken by the intake.
     let app = TestApp::spawn_with(
         &db,
-        AppOptions {
-            stripe: Some(fake.base_url.clone()),
-            runner: "enabled = true\nconcurrency = 4\npoll_interval_ms = 50".to_owned(),
-            ..AppOptions::default()
-        },
+        AppOptions::default().stripe(&fake.base_url).config(|c| {
+            c.runner.enabled = true;
+            c.runner.concurrency = 4;
+            c.runner.poll_interval_ms = 50;
+        }),
     )
     .await;
     let s = basil();
@@ -702,9 +698,8 @@ async fn fetch_order_does_not_follow_the_instances_clocks(backend: Backend) {
     let ahead = stripe_hookd::queue::Clock::default();
     ahead.advance(Duration::from_secs(600));
     let options = |clock| AppOptions {
-        stripe: Some(fake.base_url.clone()),
         clock,
-        ..AppOptions::default()
+        ..AppOptions::default().stripe(&fake.base_url)
     };
     let fast = TestApp::spawn_with(&db, options(ahead.clone())).await;
     let slow = TestApp::spawn_with(&db, options(stripe_hookd::queue::Clock::default())).await;

@@ -1,4 +1,4 @@
-//! Issue 8: convergence under any delivery schedule. Each case builds a
+//! Convergence under any delivery schedule. Each case builds a
 //! random history in the fake Stripe (a customer, a subscription moving
 //! through its statuses, an invoice, a checkout session, a dispute), delivers
 //! the events through the real intake reordered, duplicated, some dropped and
@@ -135,14 +135,15 @@ fn world(backend: Backend) -> &'static World {
             let fake = FakeStripe::start().await;
             let app = TestApp::spawn_with(
                 &db,
-                AppOptions {
-                    stripe: Some(fake.base_url.clone()),
+                AppOptions::default().stripe(&fake.base_url).config(|c| {
                     // Failed calls go back to the runner, whose clock the
                     // simulation moves: no real sleeping between retries.
-                    stripe_extra: "max_retries = 0".to_owned(),
-                    runner: "enabled = false\nbackoff_base_ms = 1000\nbackoff_max_secs = 30\nlease_secs = 30\nmax_attempts = 1000".to_owned(),
-                    ..AppOptions::default()
-                },
+                    c.stripe.max_retries = 0;
+                    c.runner.backoff_base_ms = 1000;
+                    c.runner.backoff_max_secs = 30;
+                    c.runner.lease_secs = 30;
+                    c.runner.max_attempts = 1000;
+                }),
             )
             .await;
             (fake, app)

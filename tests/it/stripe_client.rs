@@ -1,5 +1,5 @@
 //! The Stripe client against the fake Stripe API: headers, errors, retries
-//! as SPEC.md says, and the client-side rate limit. No database, no daemon.
+//! as Stripe's SDKs do, and the client-side rate limit. No database, no daemon.
 
 use std::time::{Duration, Instant};
 

@@ -1,4 +1,4 @@
-//! Issue 6: systemd notification, credentials, and `check` — on the real
+//! systemd notification, credentials, and `check` — on the real
 //! binary.
 
 use std::os::unix::net::UnixDatagram;

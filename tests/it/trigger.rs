@@ -1,4 +1,4 @@
-//! Issue 7: `trigger` builds events that verify, and group commit never
+//! `trigger` builds events that verify, and group commit never
 //! answers 2xx for an event that is not stored.
 
 use std::collections::HashSet;

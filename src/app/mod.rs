@@ -1,0 +1,314 @@
+//! The composition root: storage opened and migrated, listeners bound, and a
+//! future that runs until shutdown. `main` and the tests build it the same
+//! way (tests bind port 0 and may give their own handler and clock):
+//!
+//! ```text
+//! Application::builder(config) [.handler(h)] [.clock(c)] .build().await?
+//!     .run_until_stopped().await
+//! ```
+//!
+//! `run_until_stopped` serves the intake and admin listeners, and runs the
+//! background tasks (job runner or its stand-in heartbeat, systemd watchdog,
+//! schedules) in one `JoinSet` under one cancellation token.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, RunnerConfig, ScheduleConfig};
+use crate::metrics::Activity;
+use crate::queue::{self, Clock, Handler, Runner, RunnerOptions};
+use crate::reconcile::ReconcileHandler;
+use crate::store::Store;
+use crate::systemd::{self, Heartbeat};
+
+mod parts;
+
+pub use parts::{open_store, reconcile_handler};
+
+/// What [`Application::builder`] returns: the config, and optionally the
+/// handler and clock (tests give theirs; the daemon takes the defaults).
+pub struct ApplicationBuilder {
+    config: Config,
+    handler: Option<Arc<dyn Handler>>,
+    clock: Clock,
+}
+
+/// The daemon, built and bound, not yet running.
+pub struct Application {
+    intake: parts::Listener,
+    admin: Option<parts::Listener>,
+    store: Store,
+    runner: Arc<Runner>,
+    runner_enabled: bool,
+    schedules: Option<(Arc<ReconcileHandler>, ScheduleConfig)>,
+    wake: Arc<Notify>,
+    shutdown: CancellationToken,
+}
+
+impl ApplicationBuilder {
+    /// The handler the runner applies events with. Default: the reconcile
+    /// handler when an API key is configured; without one, events are stored
+    /// and the runner stays off.
+    pub fn handler(mut self, handler: Arc<dyn Handler>) -> Self {
+        self.handler = Some(handler);
+        self
+    }
+
+    /// The runner's clock (tests move time).
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Opens storage, runs migrations and binds the listeners.
+    pub async fn build(self) -> anyhow::Result<Application> {
+        let ApplicationBuilder {
+            mut config,
+            handler,
+            clock,
+        } = self;
+        if config.endpoints.is_empty() {
+            anyhow::bail!(
+                "no webhook endpoint is configured: set STRIPE_WEBHOOK_SECRET=whsec_… (Stripe Dashboard → Developers → Webhooks → Signing secret) or add an [[endpoints]] table to the config file"
+            );
+        }
+        // The admin API's Stripe operations get their own client from the config.
+        let ops = reconcile_handler(&config)?;
+        let handler: Arc<dyn Handler> = match (handler, &ops) {
+            (Some(handler), _) => handler,
+            (None, Some(ops)) => ops.clone(),
+            (None, None) => {
+                tracing::warn!(
+                    "no Stripe API key (STRIPE_API_KEY): events are verified and stored, but not processed until a key is configured"
+                );
+                config.runner.enabled = false;
+                default_handler()
+            }
+        };
+        let store = {
+            let config = config.clone();
+            tokio::task::spawn_blocking(move || open_store(&config))
+                .await
+                .context("the database task failed")??
+        };
+        let activity = Activity::new(
+            config.endpoints.iter().map(|e| e.name.clone()),
+            crate::store::now_ms(),
+        );
+        let wake = Arc::new(Notify::new());
+        let runner = parts::runner(&config, &store, handler, clock)?;
+        let intake = parts::intake(&config, &store, &wake, &activity)?;
+        let admin = parts::admin(&config, &store, activity, ops.clone())?;
+        let schedules = ops
+            .filter(|_| config.runner.enabled)
+            .map(|ops| (ops, config.schedule.clone()));
+        Ok(Application {
+            intake,
+            admin,
+            store,
+            runner,
+            runner_enabled: config.runner.enabled,
+            schedules,
+            wake,
+            shutdown: CancellationToken::new(),
+        })
+    }
+}
+
+impl Application {
+    pub fn builder(config: Config) -> ApplicationBuilder {
+        ApplicationBuilder {
+            config,
+            handler: None,
+            clock: Clock::default(),
+        }
+    }
+
+    pub fn public_addr(&self) -> SocketAddr {
+        self.intake.addr
+    }
+
+    /// The admin listener's address, when the admin API is enabled.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|a| a.addr)
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The job runner (tests step it with `run_pending` when workers are off).
+    pub fn runner(&self) -> Arc<Runner> {
+        Arc::clone(&self.runner)
+    }
+
+    /// Cancel this token to stop the application gracefully.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Serves until the shutdown token is cancelled (or the intake server
+    /// ends), then stops accepting, lets in-flight requests and events
+    /// finish (within the grace period), stops the admin listener and
+    /// returns the first error any part ended with.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let shutdown = self.shutdown.clone();
+        let mut background = self.spawn_background();
+        let intake_handle = self.intake.server.handle();
+        let mut intake = tokio::spawn(self.intake.server);
+        let admin = self
+            .admin
+            .map(|admin| (admin.server.handle(), tokio::spawn(admin.server)));
+        systemd::ready(&format!("accepting webhooks on {}", self.intake.addr));
+
+        let mut result = tokio::select! {
+            ended = &mut intake => {
+                shutdown.cancel();
+                ended.context("the intake server task failed").and_then(|r| Ok(r?))
+            }
+            () = shutdown.cancelled() => {
+                systemd::stopping();
+                tracing::info!("shutting down: no new connections, finishing in-flight requests and events");
+                intake_handle.stop(true).await;
+                intake.await.context("the intake server task failed").and_then(|r| Ok(r?))
+            }
+        };
+        while let Some(ended) = background.join_next().await {
+            let ended = ended.context("a background task failed").and_then(|r| r);
+            result = result.and(ended);
+        }
+        if let Some((handle, task)) = admin {
+            handle.stop(true).await;
+            let ended = task.await.context("the admin server task failed");
+            result = result.and(ended.and_then(|r| Ok(r?)));
+        }
+        tracing::info!("stopped");
+        result
+    }
+
+    /// The runner (or, with the runner off, a ticker as the proof of life),
+    /// the systemd watchdog fed by either, and the schedules.
+    fn spawn_background(&self) -> JoinSet<anyhow::Result<()>> {
+        let shutdown = self.shutdown.clone();
+        let heartbeat = Heartbeat::default();
+        let mut tasks = JoinSet::new();
+        let watchdog = systemd::watchdog(
+            heartbeat.clone(),
+            self.runner.options().lease,
+            shutdown.clone(),
+        );
+        tasks.spawn(async move {
+            watchdog.await;
+            Ok(())
+        });
+        if self.runner_enabled {
+            tracing::info!(
+                worker = self.runner.worker_id(),
+                concurrency = self.runner.options().concurrency,
+                "job runner started"
+            );
+            let beat: Arc<dyn Fn() + Send + Sync> = Arc::new(move || heartbeat.beat());
+            tasks.spawn(queue::worker::run(
+                Arc::clone(&self.runner),
+                Arc::clone(&self.wake),
+                beat,
+                shutdown.clone(),
+            ));
+        } else {
+            tasks.spawn(tick(heartbeat, shutdown.clone()));
+        }
+        if let Some((ops, schedule)) = &self.schedules {
+            let schedules = crate::reconcile::schedule::run(
+                Arc::clone(ops),
+                self.store.clone(),
+                schedule.clone(),
+                shutdown,
+            );
+            tasks.spawn(async move {
+                schedules.await;
+                Ok(())
+            });
+        }
+        tasks
+    }
+}
+
+/// With no runner here (intake-only, or no API key), the HTTP side's own
+/// ticker is the proof of life the watchdog needs.
+async fn tick(heartbeat: Heartbeat, shutdown: CancellationToken) -> anyhow::Result<()> {
+    loop {
+        heartbeat.beat();
+        tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+impl From<&RunnerConfig> for RunnerOptions {
+    fn from(c: &RunnerConfig) -> Self {
+        RunnerOptions {
+            concurrency: c.concurrency,
+            poll_interval: Duration::from_millis(c.poll_interval_ms),
+            lease: Duration::from_secs(c.lease_secs),
+            max_attempts: c.max_attempts,
+            max_age: Duration::from_secs(c.max_age_hours.saturating_mul(3600)),
+            backoff_base: Duration::from_millis(c.backoff_base_ms),
+            backoff_max: Duration::from_secs(c.backoff_max_secs),
+            shutdown_grace: Duration::from_secs(c.shutdown_grace_secs),
+            retention: Duration::from_secs(c.retention_days.saturating_mul(24 * 3600)),
+            prune_interval: Duration::from_secs(c.prune_interval_secs),
+            prune_batch: 500,
+        }
+    }
+}
+
+/// A handler that takes nothing (every event ends `ignored`): for tests and
+/// intake-only setups; the daemon runs [`reconcile_handler`].
+pub fn default_handler() -> Arc<dyn Handler> {
+    Arc::new(queue::NoHandler)
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => tracing::info!(signal = "SIGTERM", "signal received"),
+                    _ = int.recv() => tracing::info!(signal = "SIGINT", "signal received"),
+                }
+            }
+            _ => {
+                tracing::warn!("cannot install signal handlers; falling back to Ctrl-C only");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Builds the application, stops it on SIGTERM/SIGINT, and serves until then.
+pub async fn serve(builder: ApplicationBuilder) -> anyhow::Result<()> {
+    let app = builder.build().await?;
+    let token = app.shutdown_token();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        token.cancel();
+    });
+    app.run_until_stopped().await
+}

@@ -1,0 +1,180 @@
+//! One constructor per part of the daemon, each from the config alone plus
+//! the shared pieces it needs (store, wake-up, activity): the intake server,
+//! the admin server, the job runner and the Stripe-backed operations.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpServer};
+use anyhow::Context;
+use tokio::sync::Notify;
+
+use crate::config::Config;
+use crate::intake::commit::{CommitOptions, CommitQueue};
+use crate::intake::{self, EndpointState, IntakeState};
+use crate::metrics::Activity;
+use crate::queue::{Clock, Handler, Runner, RunnerOptions};
+use crate::reconcile::{ReconcileHandler, ReconcileOptions};
+use crate::store::{Backend, Store, StoreOptions};
+use crate::stripe::{ClientOptions, StripeClient};
+
+/// A bound HTTP server, not yet running.
+pub struct Listener {
+    pub server: Server,
+    pub addr: SocketAddr,
+}
+
+/// Opens the database named by the config (blocking) and applies migrations.
+pub fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let options = StoreOptions {
+        pool_size: config.database.pool_size,
+        busy_timeout: Duration::from_millis(config.database.busy_timeout_ms),
+        connect_timeout: Duration::from_millis(config.database.connect_timeout_ms),
+    };
+    let store =
+        Store::open(&config.database_url(), &options).context("cannot open the database")?;
+    let applied = store.migrate()?;
+    tracing::info!(
+        database = %store.target().redacted(),
+        backend = store.backend().as_str(),
+        migrations_applied = applied.len(),
+        "database ready"
+    );
+    Ok(store)
+}
+
+/// The reconcile handler for this config, or `None` without an API key.
+pub fn reconcile_handler(config: &Config) -> anyhow::Result<Option<Arc<ReconcileHandler>>> {
+    let Some(options) = ClientOptions::from_config(&config.stripe) else {
+        return Ok(None);
+    };
+    let client = StripeClient::new(options).context("cannot set up the Stripe API client")?;
+    let grace_hours = config.entitlements.past_due_grace_hours;
+    Ok(Some(ReconcileHandler::new(
+        client,
+        ReconcileOptions {
+            api_version: config.stripe.api_version.clone(),
+            past_due_grace: Duration::from_secs(grace_hours.saturating_mul(3600)),
+        },
+    )))
+}
+
+/// The job runner over the store's outbox.
+pub fn runner(
+    config: &Config,
+    store: &Store,
+    handler: Arc<dyn Handler>,
+    clock: Clock,
+) -> anyhow::Result<Arc<Runner>> {
+    let options = RunnerOptions::from(&config.runner);
+    let runner = Runner::new(store.clone(), handler, options, clock)
+        .context("cannot start the job runner")?;
+    Ok(Arc::new(runner))
+}
+
+/// The public webhook listener: group commit into the outbox, waking the
+/// local runner after each commit.
+pub fn intake(
+    config: &Config,
+    store: &Store,
+    wake: &Arc<Notify>,
+    activity: &Activity,
+) -> anyhow::Result<Listener> {
+    let writers = config.intake.writers.unwrap_or(match store.backend() {
+        Backend::Sqlite => 1,
+        Backend::Postgres => 2,
+    });
+    let wake = Arc::clone(wake);
+    let queue = CommitQueue::start(
+        store.clone(),
+        &CommitOptions {
+            max_batch: config.intake.max_batch,
+            queue_capacity: config.intake.queue_capacity,
+            writers,
+        },
+        Some(Arc::new(move || wake.notify_one())),
+    )
+    .context("cannot start the intake writer")?;
+    let state = web::Data::new(IntakeState {
+        queue,
+        store: store.clone(),
+        max_body_bytes: config.intake.max_body_bytes,
+        write_timeout: Duration::from_millis(config.intake.write_timeout_ms),
+        retry_after_secs: config.intake.retry_after_secs,
+        activity: activity.clone(),
+    });
+    let endpoints: Vec<Arc<EndpointState>> = config
+        .endpoints
+        .iter()
+        .cloned()
+        .map(|e| Arc::new(EndpointState::new(e)))
+        .collect();
+    let listener = bind(config.listen, "listen / STRIPE_HOOKD_LISTEN")?;
+    let addr = listener.local_addr()?;
+    let workers = config.intake.http_workers.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    });
+    let server = HttpServer::new(move || {
+        let (state, endpoints) = (state.clone(), endpoints.clone());
+        App::new()
+            .configure(move |cfg| intake::configure(cfg, state, &endpoints))
+            .default_service(web::to(intake::not_found))
+    })
+    .workers(workers)
+    .disable_signals()
+    .shutdown_timeout(config.intake.shutdown_timeout_secs)
+    .listen(listener)?
+    .run();
+    for ep in &config.endpoints {
+        tracing::info!(
+            endpoint = %ep.name,
+            path = %ep.path,
+            mode = ep.mode.as_str(),
+            secrets = ep.secrets.len(),
+            tolerance_secs = ep.tolerance_secs,
+            "webhook endpoint configured"
+        );
+    }
+    tracing::info!(public_addr = %addr, "listening");
+    Ok(Listener { server, addr })
+}
+
+/// The admin listener, or `None` (with a warning) without an admin token.
+pub fn admin(
+    config: &Config,
+    store: &Store,
+    activity: Activity,
+    ops: Option<Arc<ReconcileHandler>>,
+) -> anyhow::Result<Option<Listener>> {
+    let Some(token) = &config.admin_token else {
+        tracing::warn!("admin API disabled: set STRIPE_HOOKD_ADMIN_TOKEN (or the admin_token credential) to enable it");
+        return Ok(None);
+    };
+    let listener = bind(
+        config.admin_listen,
+        "admin_listen / STRIPE_HOOKD_ADMIN_LISTEN",
+    )?;
+    let addr = listener.local_addr()?;
+    let metrics = crate::metrics::install().map_err(|e| anyhow::anyhow!(e))?;
+    let server = crate::admin::server(
+        listener,
+        crate::admin::AdminState {
+            store: store.clone(),
+            token: crate::admin::auth::digest(secrecy::ExposeSecret::expose_secret(token)),
+            metrics,
+            activity,
+            reconcile: ops,
+            jobs: crate::admin::jobs::Jobs::default(),
+        },
+    )?;
+    tracing::info!(admin_addr = %addr, "admin API listening");
+    Ok(Some(Listener { server, addr }))
+}
+
+fn bind(addr: SocketAddr, setting: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr} ({setting})"))
+}
