@@ -12,12 +12,12 @@ use tokio_util::sync::CancellationToken;
 
 use tokio::sync::Notify;
 
-use crate::config::{Config, RunnerConfig};
+use crate::config::Config;
 use crate::intake::commit::{CommitOptions, CommitQueue, OnCommit};
 use crate::intake::{self, EndpointState, IntakeState};
-use crate::queue::{self, Clock, Handler, Runner, RunnerOptions};
+use crate::queue::{self, Clock, Handler, Runner};
 use crate::reconcile::ReconcileHandler;
-use crate::store::{Backend, Store, StoreOptions};
+use crate::store::{Backend, Store};
 
 pub struct Application {
     public_addr: SocketAddr,
@@ -33,33 +33,11 @@ pub struct Application {
     wake: Arc<Notify>,
 }
 
-impl From<&RunnerConfig> for RunnerOptions {
-    fn from(c: &RunnerConfig) -> Self {
-        RunnerOptions {
-            concurrency: c.concurrency,
-            poll_interval: Duration::from_millis(c.poll_interval_ms),
-            lease: Duration::from_secs(c.lease_secs),
-            max_attempts: c.max_attempts,
-            max_age: Duration::from_secs(c.max_age_hours.saturating_mul(3600)),
-            backoff_base: Duration::from_millis(c.backoff_base_ms),
-            backoff_max: Duration::from_secs(c.backoff_max_secs),
-            shutdown_grace: Duration::from_secs(c.shutdown_grace_secs),
-            retention: Duration::from_secs(c.retention_days.saturating_mul(24 * 3600)),
-            prune_interval: Duration::from_secs(c.prune_interval_secs),
-            prune_batch: 500,
-        }
-    }
-}
-
 /// Opens the database named by the config (blocking) and applies migrations.
 pub fn open_store(config: &Config) -> anyhow::Result<Store> {
     let url = config.database_url();
-    let options = StoreOptions {
-        pool_size: config.database.pool_size,
-        busy_timeout: Duration::from_millis(config.database.busy_timeout_ms),
-        connect_timeout: Duration::from_millis(config.database.connect_timeout_ms),
-    };
-    let store = Store::open(&url, &options).context("cannot open the database")?;
+    let store =
+        Store::open(&url, &config.database.store_options()).context("cannot open the database")?;
     let applied = store.migrate()?;
     tracing::info!(
         database = %store.target().redacted(),
@@ -139,13 +117,8 @@ impl Application {
             Some(Arc::new(move || wake.notify_one()))
         };
         let runner = Arc::new(
-            Runner::new(
-                store.clone(),
-                handler,
-                RunnerOptions::from(&config.runner),
-                clock,
-            )
-            .context("cannot start the job runner")?,
+            Runner::new(store.clone(), handler, config.runner.options(), clock)
+                .context("cannot start the job runner")?,
         );
         let writers = config.intake.writers.unwrap_or(match store.backend() {
             Backend::Sqlite => 1,
@@ -373,7 +346,7 @@ pub fn default_handler() -> Arc<dyn Handler> {
 
 /// The reconcile handler for this config, or `None` without an API key.
 pub fn reconcile_handler(config: &Config) -> anyhow::Result<Option<Arc<ReconcileHandler>>> {
-    let Some(options) = crate::stripe::ClientOptions::from_config(&config.stripe) else {
+    let Some(options) = config.stripe.client_options() else {
         return Ok(None);
     };
     let client =
