@@ -259,6 +259,7 @@ impl RawConfig {
         self.check_listeners()?;
         self.intake.validate()?;
         self.runner.validate()?;
+        runner::check_retention(&self.runner, &self.schedule)?;
         self.database.validate()?;
         self.log.validate()?;
         let endpoints = endpoints::resolve(self.endpoints, self.webhook_secret.as_ref(), key_mode)?;

@@ -5,9 +5,12 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{invalid, ConfigError};
+use super::{invalid, ConfigError, ScheduleConfig};
 use crate::queue::RunnerOptions;
 
+/// Stripe retries a failed delivery for up to three days: an event can come
+/// back that long after it was first delivered.
+const STRIPE_RETRIES_FOR: Duration = Duration::from_secs(3 * 24 * 3600);
 const DAY_SECS: u64 = 24 * 3600;
 
 /// The job runner (see `src/queue/`).
@@ -77,4 +80,37 @@ impl RunnerConfig {
     fn retention(&self) -> Duration {
         Duration::from_secs(self.retention_days.saturating_mul(DAY_SECS))
     }
+}
+
+/// A finished event must outlive every way it can arrive again — Stripe's
+/// retries and the scheduled catch-up's look-back — or, pruned, it would be
+/// stored and processed a second time.
+pub(super) fn check_retention(
+    runner: &RunnerConfig,
+    schedule: &ScheduleConfig,
+) -> Result<(), ConfigError> {
+    let catch_up = schedule.catch_up_window().unwrap_or(Duration::ZERO);
+    let needed = catch_up.max(STRIPE_RETRIES_FOR);
+    if runner.retention() >= needed {
+        return Ok(());
+    }
+    let days = needed.as_secs().div_ceil(DAY_SECS);
+    let (why, or) = if catch_up > STRIPE_RETRIES_FOR {
+        (
+            format!(
+                "the scheduled catch-up looks back two schedule.catch_up_interval_mins and 10 minutes, {} hours",
+                catch_up.as_secs().div_ceil(3600)
+            ),
+            " or lower schedule.catch_up_interval_mins",
+        )
+    } else {
+        ("Stripe retries a delivery for 3 days".to_owned(), "")
+    };
+    Err(invalid(
+        "runner.retention_days (STRIPE_HOOKD_RUNNER__RETENTION_DAYS)",
+        format!(
+            "{} days is shorter than the {days} days in which a finished event can come back ({why}): deleted sooner, it would be stored and processed again; set it to at least {days}{or}",
+            runner.retention_days,
+        ),
+    ))
 }

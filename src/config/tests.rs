@@ -195,3 +195,34 @@ fn the_documented_defaults_are_the_built_in_ones() {
         }
     }
 }
+
+/// An event can come back for 3 days (Stripe's retries), and as long as the
+/// scheduled catch-up looks back: pruned sooner, it would be processed again.
+#[test]
+fn retention_shorter_than_the_duplicate_window_is_refused() {
+    let retention = |days: u64, catch_up_mins: u64| {
+        from_toml_str(&format!(
+            "[runner]\nretention_days = {days}\n[schedule]\ncatch_up_interval_mins = {catch_up_mins}"
+        ))
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+    };
+    let err = retention(2, 60).unwrap_err();
+    assert!(err.contains("runner.retention_days"), "{err}");
+    assert!(
+        err.contains("Stripe retries a delivery for 3 days"),
+        "{err}"
+    );
+    assert!(err.contains("set it to at least 3"), "{err}");
+    retention(2, 0).unwrap_err();
+    retention(3, 60).expect("3 days cover Stripe's retries and an hourly catch-up");
+    retention(3, 0).expect("3 days without catch-up");
+
+    // Catch-up every 10 days looks back 20 days and 10 minutes.
+    let err = retention(20, 14_400).unwrap_err();
+    assert!(err.contains("set it to at least 21"), "{err}");
+    assert!(err.contains("schedule.catch_up_interval_mins"), "{err}");
+    retention(21, 14_400).expect("21 days cover the look-back");
+    // The look-back ends at Stripe's 30 days of events.
+    retention(30, 100_000).expect("catch-up never looks back beyond 30 days");
+}
