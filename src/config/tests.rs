@@ -132,10 +132,37 @@ fn a_file_overrides_single_keys_and_keeps_the_other_defaults() {
 /// of the defaults layer must be documented.
 #[test]
 fn the_documented_defaults_are_the_built_in_ones() {
-    use figment::value::Value;
-    let docs = include_str!("../../docs/configuration.md");
     let defaults: figment::value::Dict = defaults().extract().expect("defaults.toml parses");
-    let mut documented = std::collections::BTreeSet::new();
+    let documented = documented_defaults(include_str!("../../docs/configuration.md"));
+    for (key, stated) in &documented {
+        if let Some(built_in) = built_in(&defaults, key) {
+            let stated = stated.strip_prefix('`').and_then(|s| s.split('`').next());
+            assert_eq!(
+                stated,
+                Some(built_in.as_str()),
+                "docs/configuration.md on {key}"
+            );
+        }
+    }
+    for (name, value) in &defaults {
+        let keys: Vec<String> = match value.as_dict() {
+            Some(table) => table.keys().map(|k| format!("{name}.{k}")).collect(),
+            None if name == "endpoints" => vec![],
+            None => vec![name.clone()],
+        };
+        for key in keys {
+            assert!(
+                documented.iter().any(|(k, _)| *k == key),
+                "{key} is not in docs/configuration.md"
+            );
+        }
+    }
+}
+
+/// `(key, default cell)` of each row in the docs' tables of the top level
+/// and of the `[section]`s.
+fn documented_defaults(docs: &str) -> Vec<(String, String)> {
+    let mut rows = Vec::new();
     let mut section: Option<String> = None;
     for line in docs.lines() {
         if let Some(title) = line.strip_prefix("## ") {
@@ -146,54 +173,34 @@ fn the_documented_defaults_are_the_built_in_ones() {
                 }
                 _ => None,
             };
-            continue;
-        }
-        let (Some(section), Some(row)) = (&section, line.strip_prefix("| `")) else {
-            continue;
-        };
-        let mut cells = row.split('|').map(str::trim);
-        let key = format!(
-            "{section}{}",
-            cells.next().unwrap_or("").trim_end_matches('`')
-        );
-        let stated = cells.next().unwrap_or("");
-        documented.insert(key.clone());
-        let mut parts = key.split('.');
-        let mut value = parts.next().and_then(|p| defaults.get(p));
-        for part in parts {
-            value = value.and_then(Value::as_dict).and_then(|d| d.get(part));
-        }
-        let Some(value) = value else {
-            continue;
-        };
-        let built_in = match value {
-            Value::String(_, s) => s.clone(),
-            v => v
-                .to_i128()
-                .map(|n| n.to_string())
-                .or_else(|| v.to_bool().map(|b| b.to_string()))
-                .unwrap_or_else(|| panic!("{key}: unexpected default {v:?}")),
-        };
-        let stated = stated.strip_prefix('`').and_then(|s| s.split('`').next());
-        assert_eq!(
-            stated,
-            Some(built_in.as_str()),
-            "docs/configuration.md on {key}"
-        );
-    }
-    for (name, value) in &defaults {
-        let keys: Vec<String> = match value.as_dict() {
-            Some(table) => table.keys().map(|k| format!("{name}.{k}")).collect(),
-            None if name == "endpoints" => vec![],
-            None => vec![name.clone()],
-        };
-        for key in keys {
-            assert!(
-                documented.contains(&key),
-                "{key} is not in docs/configuration.md"
-            );
+        } else if let (Some(section), Some(row)) = (&section, line.strip_prefix("| `")) {
+            let mut cells = row.split('|').map(str::trim);
+            let key = cells.next().unwrap_or("").trim_end_matches('`');
+            rows.push((
+                format!("{section}{key}"),
+                cells.next().unwrap_or("").to_owned(),
+            ));
         }
     }
+    rows
+}
+
+/// The default of a dotted key, as the docs would write it.
+fn built_in(defaults: &figment::value::Dict, key: &str) -> Option<String> {
+    use figment::value::Value;
+    let mut parts = key.split('.');
+    let mut value = parts.next().and_then(|p| defaults.get(p));
+    for part in parts {
+        value = value.and_then(Value::as_dict).and_then(|d| d.get(part));
+    }
+    Some(match value? {
+        Value::String(_, s) => s.clone(),
+        v => v
+            .to_i128()
+            .map(|n| n.to_string())
+            .or_else(|| v.to_bool().map(|b| b.to_string()))
+            .unwrap_or_else(|| panic!("{key}: unexpected default {v:?}")),
+    })
 }
 
 /// An event can come back for 3 days (Stripe's retries), and as long as the
