@@ -105,6 +105,10 @@ fn the_defaults_layer_alone_is_a_valid_configuration() {
     assert_eq!(cfg.runner.concurrency, 8);
     assert_eq!(cfg.runner.prune_batch, 500);
     assert_eq!(cfg.stripe.api_version, "2025-03-31.basil");
+    let version: String = defaults()
+        .extract_inner("stripe.api_version")
+        .expect("one key of the defaults, as `trigger` reads it without a config");
+    assert_eq!(version, cfg.stripe.api_version);
     let options = cfg.runner.options();
     assert_eq!(options.concurrency, 8);
     assert_eq!(options.retention.as_secs(), 30 * 24 * 3600);
