@@ -6,7 +6,7 @@ mod common;
 use std::time::Instant;
 
 use stripe_hookd::store::outbox;
-use stripe_hookd::store::{now_ms, Store, StoreOptions};
+use stripe_hookd::store::{now_ms, Store};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().filter(|a| a != "--bench").collect();
@@ -17,7 +17,8 @@ fn main() -> anyhow::Result<()> {
         .get(2)
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
-    let store = Store::open(url, &StoreOptions::default())?;
+    let defaults = stripe_hookd::config::from_toml_str("")?;
+    let store = Store::open(url, &defaults.database.store_options())?;
     store.migrate()?;
     let mut conn = store.conn()?;
     let started = Instant::now();

@@ -16,11 +16,9 @@ mod common;
 
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
-use stripe_hookd::queue::{
-    self, Apply, Clock, EventGroup, Handler, HandlerError, Runner, RunnerOptions,
-};
+use stripe_hookd::queue::{self, Apply, Clock, EventGroup, Handler, HandlerError, Runner};
 use stripe_hookd::store::outbox;
-use stripe_hookd::store::{now_ms, Store, StoreOptions};
+use stripe_hookd::store::{now_ms, Store};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -41,13 +39,12 @@ impl Handler for Noop {
 }
 
 async fn run(label: &str, url: &str, n: usize, concurrency: usize) -> anyhow::Result<()> {
-    let store = Store::open(
-        url,
-        &StoreOptions {
-            pool_size: (concurrency as u32) + 4,
-            ..StoreOptions::default()
-        },
-    )?;
+    // The built-in configuration, with this run's concurrency.
+    let config = stripe_hookd::config::from_toml_str(&format!(
+        "[database]\npool_size = {}\n[runner]\nconcurrency = {concurrency}\npoll_interval_ms = 50",
+        concurrency + 4
+    ))?;
+    let store = Store::open(url, &config.database.store_options())?;
     store.migrate()?;
     {
         let mut conn = store.conn()?;
@@ -64,15 +61,10 @@ async fn run(label: &str, url: &str, n: usize, concurrency: usize) -> anyhow::Re
             outbox::insert_batch(&mut conn, chunk)?;
         }
     }
-    let options = RunnerOptions {
-        concurrency,
-        poll_interval: Duration::from_millis(50),
-        ..RunnerOptions::default()
-    };
     let runner = Arc::new(Runner::new(
         store.clone(),
         Arc::new(Noop),
-        options,
+        config.runner.options(),
         Clock::default(),
     )?);
     let token = CancellationToken::new();

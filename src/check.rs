@@ -126,8 +126,7 @@ async fn database(config: &Config) -> Vec<Check> {
     }
     let options = StoreOptions {
         pool_size: 1,
-        busy_timeout: Duration::from_millis(config.database.busy_timeout_ms),
-        connect_timeout: Duration::from_millis(config.database.connect_timeout_ms),
+        ..config.database.store_options()
     };
     let result = tokio::task::spawn_blocking(move || {
         let store = Store::open(&url, &options)?;
@@ -228,7 +227,7 @@ fn probe_writable(dir: &Path) -> std::io::Result<()> {
 }
 
 async fn stripe_api(config: &Config) -> Check {
-    let Some(options) = ClientOptions::from_config(&config.stripe) else {
+    let Some(options) = config.stripe.client_options() else {
         return check(
             "stripe-api",
             Verdict::Fail,

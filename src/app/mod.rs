@@ -20,9 +20,9 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, RunnerConfig, ScheduleConfig};
+use crate::config::{Config, ScheduleConfig};
 use crate::metrics::Activity;
-use crate::queue::{self, Clock, Handler, Runner, RunnerOptions};
+use crate::queue::{self, Clock, Handler, Runner};
 use crate::reconcile::ReconcileHandler;
 use crate::store::Store;
 use crate::systemd::{self, Heartbeat};
@@ -247,24 +247,6 @@ async fn tick(heartbeat: Heartbeat, shutdown: CancellationToken) -> anyhow::Resu
         tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
-        }
-    }
-}
-
-impl From<&RunnerConfig> for RunnerOptions {
-    fn from(c: &RunnerConfig) -> Self {
-        RunnerOptions {
-            concurrency: c.concurrency,
-            poll_interval: Duration::from_millis(c.poll_interval_ms),
-            lease: Duration::from_secs(c.lease_secs),
-            max_attempts: c.max_attempts,
-            max_age: Duration::from_secs(c.max_age_hours.saturating_mul(3600)),
-            backoff_base: Duration::from_millis(c.backoff_base_ms),
-            backoff_max: Duration::from_secs(c.backoff_max_secs),
-            shutdown_grace: Duration::from_secs(c.shutdown_grace_secs),
-            retention: Duration::from_secs(c.retention_days.saturating_mul(24 * 3600)),
-            prune_interval: Duration::from_secs(c.prune_interval_secs),
-            prune_batch: 500,
         }
     }
 }

@@ -15,10 +15,10 @@ use crate::config::Config;
 use crate::intake::commit::{CommitOptions, CommitQueue};
 use crate::intake::{self, EndpointState, IntakeState};
 use crate::metrics::Activity;
-use crate::queue::{Clock, Handler, Runner, RunnerOptions};
+use crate::queue::{Clock, Handler, Runner};
 use crate::reconcile::{ReconcileHandler, ReconcileOptions};
-use crate::store::{Backend, Store, StoreOptions};
-use crate::stripe::{ClientOptions, StripeClient};
+use crate::store::{Backend, Store};
+use crate::stripe::StripeClient;
 
 /// A bound HTTP server, not yet running.
 pub struct Listener {
@@ -28,13 +28,8 @@ pub struct Listener {
 
 /// Opens the database named by the config (blocking) and applies migrations.
 pub fn open_store(config: &Config) -> anyhow::Result<Store> {
-    let options = StoreOptions {
-        pool_size: config.database.pool_size,
-        busy_timeout: Duration::from_millis(config.database.busy_timeout_ms),
-        connect_timeout: Duration::from_millis(config.database.connect_timeout_ms),
-    };
-    let store =
-        Store::open(&config.database_url(), &options).context("cannot open the database")?;
+    let store = Store::open(&config.database_url(), &config.database.store_options())
+        .context("cannot open the database")?;
     let applied = store.migrate()?;
     tracing::info!(
         database = %store.target().redacted(),
@@ -47,7 +42,7 @@ pub fn open_store(config: &Config) -> anyhow::Result<Store> {
 
 /// The reconcile handler for this config, or `None` without an API key.
 pub fn reconcile_handler(config: &Config) -> anyhow::Result<Option<Arc<ReconcileHandler>>> {
-    let Some(options) = ClientOptions::from_config(&config.stripe) else {
+    let Some(options) = config.stripe.client_options() else {
         return Ok(None);
     };
     let client = StripeClient::new(options).context("cannot set up the Stripe API client")?;
@@ -68,8 +63,7 @@ pub fn runner(
     handler: Arc<dyn Handler>,
     clock: Clock,
 ) -> anyhow::Result<Arc<Runner>> {
-    let options = RunnerOptions::from(&config.runner);
-    let runner = Runner::new(store.clone(), handler, options, clock)
+    let runner = Runner::new(store.clone(), handler, config.runner.options(), clock)
         .context("cannot start the job runner")?;
     Ok(Arc::new(runner))
 }

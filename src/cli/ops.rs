@@ -10,7 +10,7 @@ use clap::{Args, Subcommand};
 use crate::config::Config;
 use crate::store::events::{self, EventFilter, EventSummary};
 use crate::store::outbox::status;
-use crate::store::{now_ms, Store, StoreOptions};
+use crate::store::{now_ms, Store};
 
 #[derive(Debug, Clone, Args)]
 pub struct FilterArgs {
@@ -130,7 +130,7 @@ pub fn parse_time(s: &str) -> Result<i64, String> {
 }
 
 fn open(config: &Config) -> anyhow::Result<Store> {
-    let store = Store::open(&config.database_url(), &StoreOptions::default())
+    let store = Store::open(&config.database_url(), &config.database.store_options())
         .context("cannot open the database")?;
     store.check_ready().context("the database is not ready")?;
     Ok(store)

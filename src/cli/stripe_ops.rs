@@ -11,7 +11,7 @@ use clap::Args;
 use crate::app;
 use crate::config::Config;
 use crate::reconcile::{catchup, sweep, ReconcileHandler};
-use crate::store::{now_ms, Store, StoreOptions};
+use crate::store::{now_ms, Store};
 
 #[derive(Debug, Args)]
 pub struct CatchUpArgs {
@@ -33,7 +33,7 @@ fn setup(
 ) -> anyhow::Result<(Arc<ReconcileHandler>, Store, tokio::runtime::Runtime)> {
     let handler = app::reconcile_handler(config)?
         .context("no Stripe API key: set STRIPE_API_KEY (sk_test_… or sk_live_…, or a restricted rk_… key with read access)")?;
-    let store = Store::open(&config.database_url(), &StoreOptions::default())
+    let store = Store::open(&config.database_url(), &config.database.store_options())
         .context("cannot open the database")?;
     store.check_ready().context("the database is not ready")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

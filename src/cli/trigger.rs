@@ -84,11 +84,16 @@ pub fn run(config: Result<Config, ConfigError>, args: TriggerArgs) -> anyhow::Re
         Some(other) => anyhow::bail!("--mode {other:?}: use test or live"),
         None => endpoint.is_some_and(|ep| ep.mode == Mode::Live),
     };
-    let api_version = args
+    let api_version = match args
         .api_version
         .clone()
         .or_else(|| config.as_ref().map(|c| c.stripe.api_version.clone()))
-        .unwrap_or_else(|| "2025-03-31.basil".to_owned());
+    {
+        Some(version) => version,
+        None => crate::config::defaults()
+            .extract_inner("stripe.api_version")
+            .context("the built-in stripe.api_version")?,
+    };
     let target = Target { url, secret };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

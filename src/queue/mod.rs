@@ -150,6 +150,8 @@ impl Handler for NoHandler {
     }
 }
 
+/// Built from the configuration (`RunnerConfig::options`), which holds the
+/// defaults.
 #[derive(Debug, Clone)]
 pub struct RunnerOptions {
     /// Groups processed at once by the workers of this process.
@@ -169,24 +171,6 @@ pub struct RunnerOptions {
     pub retention: Duration,
     pub prune_interval: Duration,
     pub prune_batch: usize,
-}
-
-impl Default for RunnerOptions {
-    fn default() -> Self {
-        RunnerOptions {
-            concurrency: 4,
-            poll_interval: Duration::from_secs(1),
-            lease: Duration::from_secs(60),
-            max_attempts: 80,
-            max_age: Duration::from_secs(3 * 24 * 3600),
-            backoff_base: Duration::from_secs(2),
-            backoff_max: Duration::from_secs(3600),
-            shutdown_grace: Duration::from_secs(20),
-            retention: Duration::from_secs(30 * 24 * 3600),
-            prune_interval: Duration::from_secs(600),
-            prune_batch: 500,
-        }
-    }
 }
 
 /// The runner's clock: wall time plus an offset that tests can advance.

@@ -1,7 +1,6 @@
 //! Scheduled catch-up (default hourly) and drift sweep (default off).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
@@ -16,12 +15,10 @@ pub async fn run(
     config: ScheduleConfig,
     shutdown: CancellationToken,
 ) {
-    let catch_up = (config.catch_up_interval_mins > 0)
-        .then(|| Duration::from_secs(config.catch_up_interval_mins * 60));
-    let sweep_every = (config.sweep_interval_hours > 0)
-        .then(|| Duration::from_secs(config.sweep_interval_hours * 3600));
+    let catch_up = config.catch_up_interval().zip(config.catch_up_window());
+    let sweep_every = config.sweep_interval();
     let tasks = [
-        catch_up.map(|every| {
+        catch_up.map(|(every, window)| {
             let (handler, store, shutdown) =
                 (Arc::clone(&handler), store.clone(), shutdown.clone());
             let only_failed = config.catch_up_only_failed;
@@ -31,10 +28,8 @@ pub async fn run(
                         () = shutdown.cancelled() => return,
                         () = tokio::time::sleep(every) => {}
                     }
-                    // Look back two intervals (and 10 minutes) so a late run leaves no gap.
-                    let window = (every.as_secs() * 2 + 600) as i64;
                     let options = catchup::CatchUpOptions {
-                        since: now_ms() / 1000 - window,
+                        since: now_ms() / 1000 - window.as_secs() as i64,
                         only_failed,
                         dry_run: false,
                     };

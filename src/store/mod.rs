@@ -274,22 +274,13 @@ impl r2d2::ManageConnection for ConnectionManager {
 pub type Pool = r2d2::Pool<ConnectionManager>;
 pub type PooledConnection = r2d2::PooledConnection<ConnectionManager>;
 
-/// Settings for [`Store::open`].
+/// Settings for [`Store::open`]; the configuration builds them
+/// (`DatabaseConfig::store_options`).
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
     pub pool_size: u32,
     pub busy_timeout: Duration,
     pub connect_timeout: Duration,
-}
-
-impl Default for StoreOptions {
-    fn default() -> Self {
-        StoreOptions {
-            pool_size: 8,
-            busy_timeout: Duration::from_secs(5),
-            connect_timeout: Duration::from_secs(5),
-        }
-    }
 }
 
 /// The database: a pool of connections to one backend.

@@ -9,6 +9,7 @@
 
 pub mod error;
 pub mod objects;
+pub mod mode;
 pub mod retry;
 
 use std::num::NonZeroU32;
@@ -19,10 +20,11 @@ use std::time::{Duration, Instant};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::config::{key_mode, Mode, StripeConfig};
 pub use error::StripeError;
+pub use mode::{key_mode, Mode};
 
-/// Settings of a [`StripeClient`].
+/// Settings of a [`StripeClient`] (the configuration builds them:
+/// `StripeConfig::client_options`).
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
     pub api_base: String,
@@ -31,23 +33,6 @@ pub struct ClientOptions {
     pub timeout: Duration,
     pub max_retries: u32,
     pub requests_per_sec: u32,
-}
-
-impl ClientOptions {
-    /// From the config; `None` without an API key. The rate defaults to
-    /// 20/s for test keys and 80/s for live ones (Stripe allows 25 and 100).
-    pub fn from_config(c: &StripeConfig) -> Option<ClientOptions> {
-        let api_key = c.api_key.clone()?;
-        let live = key_mode(api_key.expose_secret()) == Some(Mode::Live);
-        Some(ClientOptions {
-            api_base: c.api_base.trim_end_matches('/').to_owned(),
-            api_key,
-            api_version: c.api_version.clone(),
-            timeout: Duration::from_secs(c.timeout_secs),
-            max_retries: c.max_retries,
-            requests_per_sec: c.requests_per_sec.unwrap_or(if live { 80 } else { 20 }),
-        })
-    }
 }
 
 /// Who is asking: live events go first.

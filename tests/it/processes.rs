@@ -8,14 +8,15 @@ use std::time::{Duration, Instant};
 use diesel::prelude::*;
 use stripe_hookd::queue::test_hooks::test_effects;
 use stripe_hookd::store::outbox::{self, StoredEvent};
-use stripe_hookd::store::{with_conn, Store, StoreOptions};
+use stripe_hookd::store::{with_conn, Store};
 
 use crate::backend_tests;
 use crate::daemon::Daemon;
 use crate::harness::*;
 
 fn store(db: &TestDb) -> Store {
-    Store::open(&db.url, &StoreOptions::default()).expect("open test store")
+    let defaults = stripe_hookd::config::from_toml_str("").expect("the built-in configuration");
+    Store::open(&db.url, &defaults.database.store_options()).expect("open test store")
 }
 
 async fn rows(store: &Store) -> Vec<StoredEvent> {

@@ -306,26 +306,23 @@ async fn the_rate_limit_spaces_requests() {
 
 #[test]
 fn options_from_config_pick_the_rate_by_key_mode() {
-    use stripe_hookd::config::StripeConfig;
-    let with_key = |key: &str| StripeConfig {
-        api_key: Some(SecretString::from(key)),
-        ..StripeConfig::default()
+    let options = |toml: &str| {
+        stripe_hookd::config::from_toml_str(&format!("[stripe]\n{toml}"))
+            .unwrap()
+            .stripe
+            .client_options()
     };
-    assert!(ClientOptions::from_config(&StripeConfig::default()).is_none());
-    let test = ClientOptions::from_config(&with_key("sk_test_x")).unwrap();
+    assert!(options("").is_none());
+    let test = options("api_key = \"sk_test_x\"").unwrap();
     assert_eq!(
         (test.requests_per_sec, test.max_retries, test.timeout),
         (20, 2, Duration::from_secs(20))
     );
-    let restricted = ClientOptions::from_config(&with_key("rk_test_x")).unwrap();
+    let restricted = options("api_key = \"rk_test_x\"").unwrap();
     assert_eq!(restricted.requests_per_sec, 20);
-    let live = ClientOptions::from_config(&with_key("sk_live_x")).unwrap();
+    let live = options("api_key = \"sk_live_x\"").unwrap();
     assert_eq!(live.requests_per_sec, 80);
-    let configured = ClientOptions::from_config(&StripeConfig {
-        requests_per_sec: Some(7),
-        ..with_key("sk_live_x")
-    })
-    .unwrap();
+    let configured = options("api_key = \"sk_live_x\"\nrequests_per_sec = 7").unwrap();
     assert_eq!(configured.requests_per_sec, 7);
 }
 

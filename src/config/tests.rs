@@ -1,0 +1,239 @@
+//! The configuration's unit tests: layering, defaults, and the messages of
+//! each section's checks.
+
+use super::*;
+
+#[test]
+fn a_minimal_file_gives_the_documented_defaults() {
+    let cfg = from_toml_str(
+        r#"
+        [[endpoints]]
+        path = "/hooks"
+        mode = "live"
+        secrets = ["whsec_a", "whsec_b"]
+        "#,
+    )
+    .expect("valid");
+    assert_eq!(cfg.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(cfg.admin_listen.to_string(), "127.0.0.1:9091");
+    assert_eq!(cfg.endpoints[0].tolerance_secs, 300);
+    assert_eq!(cfg.endpoints[0].secrets.len(), 2);
+    assert_eq!(cfg.intake.max_body_bytes, 1024 * 1024);
+}
+
+#[test]
+fn unknown_keys_are_refused_with_their_name() {
+    let err = from_toml_str("lisen = \"127.0.0.1:1\"")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("lisen"), "{err}");
+}
+
+#[test]
+fn webhook_secret_defines_the_default_endpoint_with_the_key_mode() {
+    let cfg = from_toml_str(
+        r#"
+        webhook_secret = "whsec_old, whsec_new"
+        [stripe]
+        api_key = "sk_live_abc"
+        "#,
+    )
+    .expect("valid");
+    let ep = &cfg.endpoints[0];
+    assert_eq!(ep.path, DEFAULT_ENDPOINT_PATH);
+    assert_eq!(ep.mode, Mode::Live);
+    assert_eq!(ep.secrets.len(), 2);
+    assert_eq!(ep.secrets[1].expose_secret(), "whsec_new");
+}
+
+#[test]
+fn bad_values_say_what_to_fix() {
+    let cases = [
+        ("webhook_secret = \"sk_test_x\"\n[stripe]\napi_key = \"sk_test_y\"", "whsec_"),
+        ("webhook_secret = \"\"\n[stripe]\napi_key = \"sk_test_y\"", "No webhook secret value was provided"),
+        ("webhook_secret = \"whsec_x\"", "mode"),
+        ("[stripe]\napi_key = \"pk_test_x\"", "publishable"),
+        (
+            "[[endpoints]]\npath = \"/a\"\nmode = \"test\"\nsecrets = [\"whsec_a\"]\ntolerance_secs = 0",
+            "tolerance_secs",
+        ),
+        ("listen = \"not an address\"", "listen"),
+        ("admin_token = \"short\"", "16 characters"),
+    ];
+    for (toml, expected) in cases {
+        let err = from_toml_str(toml).unwrap_err().to_string();
+        assert!(err.contains(expected), "{toml:?} → {err}");
+    }
+}
+
+#[test]
+fn secrets_never_print() {
+    let cfg = from_toml_str(
+        "webhook_secret = \"whsec_topsecret\"\nadmin_token = \"0123456789abcdef-admin\"\n[stripe]\napi_key = \"sk_test_hidden\"\n[database]\nurl = \"postgres://u:pw@h/db\"",
+    )
+    .expect("valid");
+    let debug = format!("{cfg:?}");
+    for secret in [
+        "whsec_topsecret",
+        "0123456789abcdef-admin",
+        "sk_test_hidden",
+        "pw@h",
+    ] {
+        assert!(!debug.contains(secret), "{secret} leaked in {debug}");
+    }
+}
+
+#[test]
+fn credentials_override_file_values() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("webhook_secret"), "whsec_from_credential\n").expect("write");
+    std::fs::write(dir.path().join("stripe_api_key"), "sk_live_cred").expect("write");
+    let fig = defaults().merge(Toml::string("webhook_secret = \"whsec_from_file\""));
+    let cfg = from_figment(merge_credentials(fig, dir.path()).expect("read")).expect("valid");
+    assert_eq!(
+        cfg.endpoints[0].secrets[0].expose_secret(),
+        "whsec_from_credential"
+    );
+    assert_eq!(cfg.endpoints[0].mode, Mode::Live);
+}
+
+#[test]
+fn the_defaults_layer_alone_is_a_valid_configuration() {
+    let raw: RawConfig = defaults().extract().expect("defaults.toml parses");
+    let cfg = raw.validate().expect("the defaults are valid");
+    assert!(cfg.endpoints.is_empty());
+    assert_eq!(cfg.runner.concurrency, 8);
+    assert_eq!(cfg.runner.prune_batch, 500);
+    assert_eq!(cfg.stripe.api_version, "2025-03-31.basil");
+    let version: String = defaults()
+        .extract_inner("stripe.api_version")
+        .expect("one key of the defaults, as `trigger` reads it without a config");
+    assert_eq!(version, cfg.stripe.api_version);
+    let options = cfg.runner.options();
+    assert_eq!(options.concurrency, 8);
+    assert_eq!(options.retention.as_secs(), 30 * 24 * 3600);
+    assert_eq!(options.prune_batch, 500);
+    let store = cfg.database.store_options();
+    assert_eq!(store.pool_size, 8);
+    assert_eq!(store.busy_timeout.as_millis(), 5_000);
+    assert_eq!(DEFAULT_TOLERANCE_SECS, 300);
+}
+
+#[test]
+fn a_file_overrides_single_keys_and_keeps_the_other_defaults() {
+    let cfg = from_toml_str("[runner]\nconcurrency = 3\nprune_batch = 50").expect("valid");
+    assert_eq!(cfg.runner.concurrency, 3);
+    assert_eq!(cfg.runner.prune_batch, 50);
+    assert_eq!(cfg.runner.lease_secs, 60);
+    let err = from_toml_str("[runner]\nprune_batch = 0")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("runner.prune_batch"), "{err}");
+}
+
+/// docs/configuration.md states the default of every key in its tables;
+/// each one the defaults layer holds must be the one it states, and each key
+/// of the defaults layer must be documented.
+#[test]
+fn the_documented_defaults_are_the_built_in_ones() {
+    let defaults: figment::value::Dict = defaults().extract().expect("defaults.toml parses");
+    let documented = documented_defaults(include_str!("../../docs/configuration.md"));
+    for (key, stated) in &documented {
+        if let Some(built_in) = built_in(&defaults, key) {
+            let stated = stated.strip_prefix('`').and_then(|s| s.split('`').next());
+            assert_eq!(
+                stated,
+                Some(built_in.as_str()),
+                "docs/configuration.md on {key}"
+            );
+        }
+    }
+    for (name, value) in &defaults {
+        let keys: Vec<String> = match value.as_dict() {
+            Some(table) => table.keys().map(|k| format!("{name}.{k}")).collect(),
+            None if name == "endpoints" => vec![],
+            None => vec![name.clone()],
+        };
+        for key in keys {
+            assert!(
+                documented.iter().any(|(k, _)| *k == key),
+                "{key} is not in docs/configuration.md"
+            );
+        }
+    }
+}
+
+/// `(key, default cell)` of each row in the docs' tables of the top level
+/// and of the `[section]`s.
+fn documented_defaults(docs: &str) -> Vec<(String, String)> {
+    let mut rows = Vec::new();
+    let mut section: Option<String> = None;
+    for line in docs.lines() {
+        if let Some(title) = line.strip_prefix("## ") {
+            section = match title {
+                "Top level" => Some(String::new()),
+                t if t.starts_with("`[") && !t.starts_with("`[[") => {
+                    t.split(['[', ']']).nth(1).map(|s| format!("{s}."))
+                }
+                _ => None,
+            };
+        } else if let (Some(section), Some(row)) = (&section, line.strip_prefix("| `")) {
+            let mut cells = row.split('|').map(str::trim);
+            let key = cells.next().unwrap_or("").trim_end_matches('`');
+            rows.push((
+                format!("{section}{key}"),
+                cells.next().unwrap_or("").to_owned(),
+            ));
+        }
+    }
+    rows
+}
+
+/// The default of a dotted key, as the docs would write it.
+fn built_in(defaults: &figment::value::Dict, key: &str) -> Option<String> {
+    use figment::value::Value;
+    let mut parts = key.split('.');
+    let mut value = parts.next().and_then(|p| defaults.get(p));
+    for part in parts {
+        value = value.and_then(Value::as_dict).and_then(|d| d.get(part));
+    }
+    Some(match value? {
+        Value::String(_, s) => s.clone(),
+        v => v
+            .to_i128()
+            .map(|n| n.to_string())
+            .or_else(|| v.to_bool().map(|b| b.to_string()))
+            .unwrap_or_else(|| panic!("{key}: unexpected default {v:?}")),
+    })
+}
+
+/// An event can come back for 3 days (Stripe's retries), and as long as the
+/// scheduled catch-up looks back: pruned sooner, it would be processed again.
+#[test]
+fn retention_shorter_than_the_duplicate_window_is_refused() {
+    let retention = |days: u64, catch_up_mins: u64| {
+        from_toml_str(&format!(
+            "[runner]\nretention_days = {days}\n[schedule]\ncatch_up_interval_mins = {catch_up_mins}"
+        ))
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+    };
+    let err = retention(2, 60).unwrap_err();
+    assert!(err.contains("runner.retention_days"), "{err}");
+    assert!(
+        err.contains("Stripe retries a delivery for 3 days"),
+        "{err}"
+    );
+    assert!(err.contains("set it to at least 3"), "{err}");
+    retention(2, 0).unwrap_err();
+    retention(3, 60).expect("3 days cover Stripe's retries and an hourly catch-up");
+    retention(3, 0).expect("3 days without catch-up");
+
+    // Catch-up every 10 days looks back 20 days and 10 minutes.
+    let err = retention(20, 14_400).unwrap_err();
+    assert!(err.contains("set it to at least 21"), "{err}");
+    assert!(err.contains("schedule.catch_up_interval_mins"), "{err}");
+    retention(21, 14_400).expect("21 days cover the look-back");
+    // The look-back ends at Stripe's 30 days of events.
+    retention(30, 100_000).expect("catch-up never looks back beyond 30 days");
+}
