@@ -1,4 +1,5 @@
-//! Ending an attempt. The handler's domain writes and the events' new status
+//! Ending an attempt (the SQL of one finish; `group_commit` batches them).
+//! The handler's domain writes and the events' new status
 //! commit in ONE transaction, and only while the lease is still ours: a
 //! worker whose lease expired (and whose events another worker may have
 //! taken) rolls everything back instead of applying twice.

@@ -17,7 +17,7 @@
 pub mod backoff;
 pub mod claim;
 pub mod finish;
-pub mod finisher;
+pub mod group_commit;
 pub mod retention;
 #[cfg(feature = "test-hooks")]
 pub mod test_hooks;
@@ -223,7 +223,7 @@ pub struct Runner {
     worker_id: String,
     seq: AtomicU64,
     in_flight: Mutex<Vec<EventGroup>>,
-    finisher: finisher::Finisher,
+    finisher: group_commit::Finisher,
 }
 
 impl Runner {
@@ -233,7 +233,7 @@ impl Runner {
         options: RunnerOptions,
         clock: Clock,
     ) -> std::io::Result<Runner> {
-        let finisher = finisher::Finisher::start(store.clone())?;
+        let finisher = group_commit::Finisher::start(store.clone())?;
         Ok(Runner {
             finisher,
             store,
