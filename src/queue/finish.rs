@@ -60,6 +60,7 @@ pub fn success_in(
     apply: Option<Apply>,
     now: i64,
 ) -> Result<(), FinishError> {
+    super::claim::lock_object(tx, &group.key)?;
     let token = group.token.as_str();
     let ignored: Vec<&str> = group
         .events
@@ -122,6 +123,7 @@ pub fn failure_in(
     now: i64,
     verdicts: &[FailedAs],
 ) -> Result<Vec<(String, FailedAs)>, FinishError> {
+    super::claim::lock_object(tx, &group.key)?;
     let token = group.token.as_str();
     {
         let mut results = Vec::with_capacity(group.events.len());

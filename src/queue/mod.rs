@@ -222,7 +222,12 @@ pub struct Runner {
     clock: Clock,
     worker_id: String,
     seq: AtomicU64,
-    in_flight: Mutex<Vec<EventGroup>>,
+    /// Groups claimed and not yet finished (waiting for a worker or
+    /// running): what a shutdown releases.
+    claimed: Mutex<Vec<EventGroup>>,
+    /// False once shutdown began; held for the whole of a claim, so a
+    /// shutdown waits for a claim under way and then sees its groups.
+    claims_open: Mutex<bool>,
     finisher: group_commit::Finisher,
 }
 
@@ -242,7 +247,8 @@ impl Runner {
             clock,
             worker_id: worker_id(),
             seq: AtomicU64::new(0),
-            in_flight: Mutex::new(Vec::new()),
+            claimed: Mutex::new(Vec::new()),
+            claims_open: Mutex::new(true),
         })
     }
 
@@ -259,12 +265,18 @@ impl Runner {
         &self.worker_id
     }
 
-    /// Claims up to `max_groups` groups (on a blocking thread).
+    /// Claims up to `max_groups` groups (on a blocking thread). They count
+    /// as claimed until [`Runner::process`] ends them or a shutdown releases
+    /// them; after shutdown began nothing is claimed.
     pub async fn claim(self: &Arc<Self>, max_groups: usize) -> Result<Vec<EventGroup>, StoreError> {
         let this = Arc::clone(self);
         let now = self.clock.now_ms();
         let lease_ms = i64::try_from(self.options.lease.as_millis()).unwrap_or(i64::MAX);
         tokio::task::spawn_blocking(move || {
+            let open = lock(&this.claims_open);
+            if !*open {
+                return Ok(Vec::new());
+            }
             let mut conn = this.store.conn()?;
             let mut next_token = || {
                 format!(
@@ -273,17 +285,24 @@ impl Runner {
                     this.seq.fetch_add(1, Ordering::Relaxed)
                 )
             };
-            claim::claim(
+            let groups = claim::claim(
                 &mut conn,
                 &this.worker_id,
                 &mut next_token,
                 now,
                 lease_ms,
                 max_groups,
-            )
+            )?;
+            lock(&this.claimed).extend(groups.iter().cloned());
+            Ok(groups)
         })
         .await
         .map_err(|e| StoreError::Migration(format!("claim task failed: {e}")))?
+    }
+
+    /// How many groups this runner has claimed and not yet finished.
+    pub fn unfinished(&self) -> usize {
+        lock(&self.claimed).len()
     }
 
     /// Processes everything due now, group by group, until nothing is left.
@@ -306,10 +325,9 @@ impl Runner {
     /// Runs one claimed group to its end: handler, then one transaction.
     #[tracing::instrument(skip_all, fields(object = %group.key, events = group.events.len()))]
     pub async fn process(self: &Arc<Self>, group: EventGroup) -> Tally {
-        self.track(&group, true);
         let started = std::time::Instant::now();
         let tally = self.process_inner(&group).await;
-        self.track(&group, false);
+        lock(&self.claimed).retain(|g| !(g.token == group.token && g.key == group.key));
         metrics::histogram!(crate::metrics::ATTEMPT_SECONDS)
             .record(started.elapsed().as_secs_f64());
         for (outcome, n) in [
@@ -465,25 +483,23 @@ impl Runner {
         }
     }
 
-    fn track(&self, group: &EventGroup, start: bool) {
-        let mut in_flight = match self.in_flight.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        if start {
-            in_flight.push(group.clone());
-        } else {
-            in_flight.retain(|g| !(g.token == group.token && g.key == group.key));
+    /// Shutdown: stops claiming (waiting for a claim under way), then gives
+    /// back every group claimed and not finished — those still waiting for
+    /// a worker, and those whose worker was stopped after the grace period.
+    pub async fn release_claimed(self: &Arc<Self>) -> usize {
+        let this = Arc::clone(self);
+        let closed = tokio::task::spawn_blocking(move || {
+            *lock(&this.claims_open) = false;
+            std::mem::take(&mut *lock(&this.claimed))
+        })
+        .await;
+        match closed {
+            Ok(groups) => self.release(groups).await,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot release leases; they will expire");
+                0
+            }
         }
-    }
-
-    /// Releases the leases of groups still in flight (shutdown after grace).
-    pub async fn release_in_flight(self: &Arc<Self>) -> usize {
-        let groups: Vec<EventGroup> = match self.in_flight.lock() {
-            Ok(mut g) => std::mem::take(&mut *g),
-            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
-        };
-        self.release(groups).await
     }
 
     /// Gives claimed-but-unfinished groups back to the queue.
@@ -529,6 +545,15 @@ fn worker_id() -> String {
         std::process::id(),
         rand::random::<u16>()
     )
+}
+
+/// A mutex's value, also after a panic elsewhere poisoned it (the lists
+/// it guards stay consistent: every change is one call).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match mutex.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
 }
 
 pub(crate) fn panic_message(panic: &Box<dyn Any + Send>) -> String {
