@@ -508,21 +508,13 @@ async fn shutdown_with_events_in_flight_loses_nothing(backend: Backend) {
     let db = TestDb::new(backend);
     // Handlers that do not finish before the grace period ends.
     let (handler, gate) = TestHandler::new(Duration::ZERO).gated();
-    let app = app_with(
+    backlog(&db, &handler, "sd", 12).await;
+    let app = app_on_existing(
         &db,
         &handler,
         "enabled = true\nconcurrency = 4\npoll_interval_ms = 20\nshutdown_grace_secs = 1",
     )
     .await;
-    for i in 0..12 {
-        deliver_ok(
-            &app,
-            &format!("evt_sd_{i}"),
-            "invoice.paid",
-            &format!("in_sd_{i}"),
-        )
-        .await;
-    }
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while handler.calls.load(Ordering::SeqCst) < 4 {
         assert!(
@@ -570,15 +562,35 @@ async fn shutdown_with_events_in_flight_loses_nothing(backend: Backend) {
 
 /// A second application on the same database (the effects table exists).
 async fn app_with_existing(db: &TestDb, handler: &TestHandler) -> TestApp {
+    app_on_existing(db, handler, STEPPED).await
+}
+
+async fn app_on_existing(db: &TestDb, handler: &TestHandler, runner: &str) -> TestApp {
     TestApp::spawn_with(
         db,
         AppOptions {
             handler: Some(Arc::new(handler.clone())),
-            runner: STEPPED.to_owned(),
+            runner: runner.to_owned(),
             ..AppOptions::default()
         },
     )
     .await
+}
+
+/// Stores `n` events, one object each, with no worker running: a backlog
+/// for the workers of the next application on `db`.
+async fn backlog(db: &TestDb, handler: &TestHandler, prefix: &str, n: usize) {
+    let app = app_with(db, handler, STEPPED).await;
+    for i in 0..n {
+        deliver_ok(
+            &app,
+            &format!("evt_{prefix}_{i}"),
+            "invoice.paid",
+            &format!("in_{prefix}_{i}"),
+        )
+        .await;
+    }
+    app.stop().await;
 }
 
 async fn retention_prunes_finished_events_and_keeps_dead_ones(backend: Backend) {
@@ -628,21 +640,13 @@ async fn groups_waiting_for_a_worker_do_not_lose_their_lease(backend: Backend) {
     // A handler gets half the 2 s lease; each call takes 700 ms once the
     // gate opens.
     let (handler, gate) = TestHandler::new(Duration::from_millis(700)).gated();
-    let app = app_with(
+    backlog(&db, &handler, "slow", 10).await;
+    let app = app_on_existing(
         &db,
         &handler,
         "enabled = true\nconcurrency = 2\npoll_interval_ms = 50\nlease_secs = 2",
     )
     .await;
-    for i in 0..10 {
-        deliver_ok(
-            &app,
-            &format!("evt_slow_{i}"),
-            "invoice.paid",
-            &format!("in_slow_{i}"),
-        )
-        .await;
-    }
     // Both workers busy: only what they are working on is leased, nothing
     // waits in a buffer with its lease running out.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
