@@ -535,15 +535,17 @@ impl Runner {
     }
 }
 
-/// Unique per process: hostname, pid and a random suffix.
+/// Unique per runner: hostname and pid (for people reading it) and 128
+/// random bits (what makes it unique: in containers every process is pid 1
+/// on a host named alike, and a 16-bit suffix repeats).
 fn worker_id() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
         .unwrap_or_else(|_| "host".to_owned());
     format!(
-        "{host}:{}:{:04x}",
+        "{host}:{}:{:032x}",
         std::process::id(),
-        rand::random::<u16>()
+        rand::random::<u128>()
     )
 }
 
@@ -563,5 +565,21 @@ pub(crate) fn panic_message(panic: &Box<dyn Any + Send>) -> String {
         s.clone()
     } else {
         "unknown panic payload".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worker_ids_carry_128_random_bits_and_never_repeat() {
+        let ids: std::collections::HashSet<String> = (0..10_000).map(|_| worker_id()).collect();
+        assert_eq!(ids.len(), 10_000, "a lease token prefix repeated");
+        for id in &ids {
+            let random = id.rsplit(':').next().unwrap_or_default();
+            assert_eq!(random.len(), 32, "{id}");
+            assert!(random.chars().all(|c| c.is_ascii_hexdigit()), "{id}");
+        }
     }
 }
