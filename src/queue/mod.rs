@@ -222,6 +222,9 @@ pub struct Runner {
     clock: Clock,
     worker_id: String,
     seq: AtomicU64,
+    /// How long groups took lately (ms): the slowest, decaying by 1/8 per
+    /// group. Starts at the lease (slow until shown otherwise).
+    recent_ms: AtomicU64,
     /// Groups claimed and not yet finished (waiting for a worker or
     /// running): what a shutdown releases.
     claimed: Mutex<Vec<EventGroup>>,
@@ -239,6 +242,7 @@ impl Runner {
         clock: Clock,
     ) -> std::io::Result<Runner> {
         let finisher = group_commit::Finisher::start(store.clone())?;
+        let lease_ms = u64::try_from(options.lease.as_millis()).unwrap_or(u64::MAX);
         Ok(Runner {
             finisher,
             store,
@@ -247,6 +251,7 @@ impl Runner {
             clock,
             worker_id: worker_id(),
             seq: AtomicU64::new(0),
+            recent_ms: AtomicU64::new(lease_ms),
             claimed: Mutex::new(Vec::new()),
             claims_open: Mutex::new(true),
         })
@@ -305,6 +310,32 @@ impl Runner {
         lock(&self.claimed).len()
     }
 
+    /// How many groups the workers should claim now: one per free worker,
+    /// so that a lease starts ticking when its work can start. While groups
+    /// take under 1/16 of the lease, also as many again to wait in the
+    /// buffer (fewer claims per group; such a wait is short next to the
+    /// lease); never when they are slow (a slow Stripe API), where leases
+    /// would run out in the buffer.
+    pub fn claim_size(&self) -> usize {
+        let concurrency = self.options.concurrency.max(1);
+        let free = concurrency.saturating_sub(self.unfinished()).max(1);
+        let lease_ms = u64::try_from(self.options.lease.as_millis()).unwrap_or(u64::MAX);
+        if self.recent_ms.load(Ordering::Relaxed).saturating_mul(16) < lease_ms {
+            free + concurrency
+        } else {
+            free
+        }
+    }
+
+    fn took(&self, elapsed: Duration) {
+        let ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+        let _ = self
+            .recent_ms
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+                Some(ms.max(old - old / 8))
+            });
+    }
+
     /// Processes everything due now, group by group, until nothing is left.
     /// Tests and tools call this instead of sleeping.
     pub async fn run_pending(self: &Arc<Self>) -> Result<Tally, StoreError> {
@@ -328,6 +359,7 @@ impl Runner {
         let started = std::time::Instant::now();
         let tally = self.process_inner(&group).await;
         lock(&self.claimed).retain(|g| !(g.token == group.token && g.key == group.key));
+        self.took(started.elapsed());
         metrics::histogram!(crate::metrics::ATTEMPT_SECONDS)
             .record(started.elapsed().as_secs_f64());
         for (outcome, n) in [

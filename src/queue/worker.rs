@@ -5,9 +5,10 @@
 //! no second write to lose. The backend claims groups (with leases) when
 //! woken by the intake (`Notify`) or by the poll interval, and hands them to
 //! apalis one at a time; apalis runs up to `concurrency` of them at once and
-//! asks for the next only when a worker is free. A claim takes only as many
-//! groups as there are free workers, so a lease starts ticking when its
-//! work can start, not while it waits behind slow handlers. Claim errors
+//! asks for the next only when a worker is free. A claim takes one group
+//! per free worker ([`Runner::claim_size`]; a few more only while handlers
+//! are fast next to the lease), so a lease starts ticking when its work can
+//! start, not while it waits behind slow handlers. Claim errors
 //! never end the worker (that would stop it for good): they are logged and
 //! retried after a pause. On shutdown every group claimed and not finished
 //! is released ([`Runner::release_claimed`]).
@@ -80,14 +81,8 @@ impl OutboxBackend {
 fn claim_future(runner: &Arc<Runner>) -> BoxFut<Result<Vec<EventGroup>, StoreError>> {
     let runner = Arc::clone(runner);
     Box::pin(async move {
-        // Only what free workers can start now (apalis asks for a task only
-        // when one is free, so at least one is).
-        let free = runner
-            .options()
-            .concurrency
-            .saturating_sub(runner.unfinished())
-            .max(1);
-        runner.claim(free).await
+        let size = runner.claim_size();
+        runner.claim(size).await
     })
 }
 
