@@ -312,16 +312,16 @@ impl Runner {
 
     /// How many groups the workers should claim now: one per free worker,
     /// so that a lease starts ticking when its work can start. While groups
-    /// take under 1/16 of the lease, also as many again to wait in the
-    /// buffer (fewer claims per group; such a wait is short next to the
-    /// lease); never when they are slow (a slow Stripe API), where leases
-    /// would run out in the buffer.
+    /// take under 1/16 of the lease, also two per worker to wait in the
+    /// buffer (fewer claims per group; two rounds of such groups are short
+    /// next to the lease); never when they are slow (a slow Stripe API),
+    /// where leases would run out in the buffer.
     pub fn claim_size(&self) -> usize {
         let concurrency = self.options.concurrency.max(1);
         let free = concurrency.saturating_sub(self.unfinished()).max(1);
         let lease_ms = u64::try_from(self.options.lease.as_millis()).unwrap_or(u64::MAX);
         if self.recent_ms.load(Ordering::Relaxed).saturating_mul(16) < lease_ms {
-            free + concurrency
+            free + 2 * concurrency
         } else {
             free
         }

@@ -6,8 +6,8 @@
 //! woken by the intake (`Notify`) or by the poll interval, and hands them to
 //! apalis one at a time; apalis runs up to `concurrency` of them at once and
 //! asks for the next only when a worker is free. A claim takes one group
-//! per free worker ([`Runner::claim_size`]; a few more only while handlers
-//! are fast next to the lease), so a lease starts ticking when its work can
+//! per free worker ([`Runner::claim_size`]; a buffer's worth more only while
+//! handlers are fast next to the lease), so a lease starts ticking when its work can
 //! start, not while it waits behind slow handlers. Claim errors
 //! never end the worker (that would stop it for good): they are logged and
 //! retried after a pause. On shutdown every group claimed and not finished
