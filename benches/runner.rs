@@ -7,8 +7,15 @@
 //! BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test \
 //!   cargo bench --features postgres --bench runner             # both
 //! cargo bench --bench runner -- --events 20000 --concurrency 16
+//! # several instances (own pool and runner each) on one database, events
+//! # arriving over 30 objects while a 20 ms handler (a Stripe stand-in) runs:
+//! cargo bench --bench runner -- --events 3000 --objects 30 --delay-ms 20 --instances 3
 //! ```
+//! With `--objects` the events are fed in while the runners work (one per
+//! object per batch, as deliveries arrive), not stored up front. Every
+//! ERROR the runners log (a failed claim, a deadlock) is counted and shown.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,7 +29,10 @@ use stripe_hookd::store::{now_ms, Store};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-struct Noop;
+/// Applies nothing; waits `delay` first (a Stripe API stand-in).
+struct Noop {
+    delay: Duration,
+}
 
 impl Handler for Noop {
     fn handles(&self, _: &str) -> bool {
@@ -33,48 +43,120 @@ impl Handler for Noop {
         _: EventGroup,
         _: &stripe_hookd::queue::HandlerContext,
     ) -> BoxFuture<'static, Result<Apply, HandlerError>> {
-        let apply: Apply = Box::new(|_| Ok(()));
-        futures_util::future::ready(Ok(apply)).boxed()
+        let delay = self.delay;
+        async move {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            let apply: Apply = Box::new(|_| Ok(()));
+            Ok(apply)
+        }
+        .boxed()
     }
 }
 
-async fn run(label: &str, url: &str, n: usize, concurrency: usize) -> anyhow::Result<()> {
-    // The built-in configuration, with this run's concurrency.
-    let config = stripe_hookd::config::from_toml_str(&format!(
-        "[database]\npool_size = {}\n[runner]\nconcurrency = {concurrency}\npoll_interval_ms = 50",
-        concurrency + 4
-    ))?;
-    let store = Store::open(url, &config.database.store_options())?;
-    store.migrate()?;
-    {
-        let mut conn = store.conn()?;
-        for chunk in common::events(
-            "bench",
-            "customer.subscription.updated",
-            "sub",
-            0..n,
-            now_ms(),
-            "{}",
-        )
-        .chunks(500)
-        {
-            outbox::insert_batch(&mut conn, chunk)?;
+/// Counts the ERROR events logged (and lets the fmt layer print them).
+struct CountErrors(Arc<AtomicUsize>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for CountErrors {
+    // Only errors are built at all: the other logs would cost the runner time.
+    fn register_callsite(
+        &self,
+        meta: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        if *meta.level() == tracing::Level::ERROR {
+            tracing::subscriber::Interest::always()
+        } else {
+            tracing::subscriber::Interest::never()
         }
     }
-    let runner = Arc::new(Runner::new(
-        store.clone(),
-        Arc::new(Noop),
-        config.runner.options(),
-        Clock::default(),
-    )?);
+    fn enabled(
+        &self,
+        meta: &tracing::Metadata<'_>,
+        _: tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        *meta.level() == tracing::Level::ERROR
+    }
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if *event.metadata().level() == tracing::Level::ERROR {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+struct Run {
+    events: usize,
+    concurrency: usize,
+    /// 0: one object per event, stored before the runners start.
+    objects: usize,
+    delay: Duration,
+    instances: usize,
+}
+
+async fn run(label: &str, url: &str, run: &Run, errors: &AtomicUsize) -> anyhow::Result<()> {
+    let n = run.events;
+    // The built-in configuration, with this run's concurrency.
+    let config = stripe_hookd::config::from_toml_str(&format!(
+        "[database]\npool_size = {}\n[runner]\nconcurrency = {}\npoll_interval_ms = 50",
+        run.concurrency + 4,
+        run.concurrency
+    ))?;
+    let store_options = config.database.store_options();
+    let store = Store::open(url, &store_options)?;
+    store.migrate()?;
+    let mut events = common::events(
+        "bench",
+        "customer.subscription.updated",
+        "sub",
+        0..n,
+        now_ms(),
+        "{}",
+    );
+    if run.objects > 0 {
+        for (i, e) in events.iter_mut().enumerate() {
+            e.object_key = format!("sub_bench_{}", i % run.objects);
+            e.object_id = Some(e.object_key.clone());
+        }
+    } else {
+        let mut conn = store.conn()?;
+        for chunk in events.chunks(500) {
+            outbox::insert_batch(&mut conn, chunk)?;
+        }
+        events.clear();
+    }
+    let options = config.runner.options();
+    let errors_before = errors.load(Ordering::Relaxed);
     let token = CancellationToken::new();
+    let wake = Arc::new(Notify::new());
     let started = Instant::now();
-    let worker = tokio::spawn(queue::worker::run(
-        runner,
-        Arc::new(Notify::new()),
-        Arc::new(|| {}),
-        token.clone(),
-    ));
+    let mut workers = Vec::new();
+    for _ in 0..run.instances.max(1) {
+        let runner = Arc::new(Runner::new(
+            Store::open(url, &store_options)?,
+            Arc::new(Noop { delay: run.delay }),
+            options.clone(),
+            Clock::default(),
+        )?);
+        workers.push(tokio::spawn(queue::worker::run(
+            runner,
+            Arc::clone(&wake),
+            Arc::new(|| {}),
+            token.clone(),
+        )));
+    }
+    // Deliveries arriving: one event per object per batch, waking the runners.
+    let feeder = {
+        let (store, wake, objects) = (store.clone(), Arc::clone(&wake), run.objects.max(1));
+        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+            let mut conn = store.conn()?;
+            for chunk in events.chunks(objects) {
+                outbox::insert_batch(&mut conn, chunk)?;
+                wake.notify_waiters();
+            }
+            Ok(())
+        })
+    };
+    feeder.await??;
     loop {
         let s = store.clone();
         let done = tokio::task::spawn_blocking(move || -> anyhow::Result<i64> {
@@ -93,32 +175,55 @@ async fn run(label: &str, url: &str, n: usize, concurrency: usize) -> anyhow::Re
     }
     let elapsed = started.elapsed();
     token.cancel();
-    worker.await??;
+    for worker in workers {
+        worker.await??;
+    }
     println!(
-        "runner {label:8} events={n} concurrency={concurrency} elapsed={:.2}s throughput={:.0} events/s",
+        "runner {label:8} events={n} objects={} delay={}ms instances={} concurrency={} elapsed={:.2}s throughput={:.0} events/s errors_logged={}",
+        run.objects,
+        run.delay.as_millis(),
+        run.instances,
+        run.concurrency,
         elapsed.as_secs_f64(),
-        n as f64 / elapsed.as_secs_f64()
+        n as f64 / elapsed.as_secs_f64(),
+        errors.load(Ordering::Relaxed) - errors_before,
     );
     Ok(())
 }
 
 fn main() -> anyhow::Result<()> {
-    let n = common::arg("--events", 10_000);
-    let concurrency = common::arg("--concurrency", 8);
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::Layer;
+    let run_options = Run {
+        events: common::arg("--events", 10_000),
+        concurrency: common::arg("--concurrency", 8),
+        objects: common::arg("--objects", 0),
+        delay: Duration::from_millis(common::arg("--delay-ms", 0) as u64),
+        instances: common::arg("--instances", 1),
+    };
+    let errors = Arc::new(AtomicUsize::new(0));
+    let subscriber = tracing_subscriber::registry()
+        .with(CountErrors(Arc::clone(&errors)))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(tracing_subscriber::filter::LevelFilter::ERROR),
+        );
+    tracing::subscriber::set_global_default(subscriber)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
         let dir = tempfile::tempdir()?;
         let url = format!("sqlite://{}", dir.path().join("bench.db").display());
-        run("sqlite", &url, n, concurrency).await?;
+        run("sqlite", &url, &run_options, &errors).await?;
         if let Ok(base) = std::env::var("BENCH_POSTGRES_URL") {
             if cfg!(feature = "postgres") {
                 run(
                     "postgres",
                     &common::fresh_pg(&base, "runner")?,
-                    n,
-                    concurrency,
+                    &run_options,
+                    &errors,
                 )
                 .await?;
             } else {

@@ -1,4 +1,5 @@
-//! Ending an attempt. The handler's domain writes and the events' new status
+//! Ending an attempt (the SQL of one finish; `group_commit` batches them).
+//! The handler's domain writes and the events' new status
 //! commit in ONE transaction, and only while the lease is still ours: a
 //! worker whose lease expired (and whose events another worker may have
 //! taken) rolls everything back instead of applying twice.
@@ -59,6 +60,7 @@ pub fn success_in(
     apply: Option<Apply>,
     now: i64,
 ) -> Result<(), FinishError> {
+    super::claim::lock_object(tx, &group.key)?;
     let token = group.token.as_str();
     let ignored: Vec<&str> = group
         .events
@@ -121,6 +123,7 @@ pub fn failure_in(
     now: i64,
     verdicts: &[FailedAs],
 ) -> Result<Vec<(String, FailedAs)>, FinishError> {
+    super::claim::lock_object(tx, &group.key)?;
     let token = group.token.as_str();
     {
         let mut results = Vec::with_capacity(group.events.len());

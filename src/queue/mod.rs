@@ -17,7 +17,7 @@
 pub mod backoff;
 pub mod claim;
 pub mod finish;
-pub mod finisher;
+pub mod group_commit;
 pub mod retention;
 #[cfg(feature = "test-hooks")]
 pub mod test_hooks;
@@ -223,8 +223,16 @@ pub struct Runner {
     clock: Clock,
     worker_id: String,
     seq: AtomicU64,
-    in_flight: Mutex<Vec<EventGroup>>,
-    finisher: finisher::Finisher,
+    /// How long groups took lately (ms): the slowest, decaying by 1/8 per
+    /// group. Starts at the lease (slow until shown otherwise).
+    recent_ms: AtomicU64,
+    /// Groups claimed and not yet finished (waiting for a worker or
+    /// running): what a shutdown releases.
+    claimed: Mutex<Vec<EventGroup>>,
+    /// False once shutdown began; held for the whole of a claim, so a
+    /// shutdown waits for a claim under way and then sees its groups.
+    claims_open: Mutex<bool>,
+    finisher: group_commit::Finisher,
 }
 
 impl Runner {
@@ -234,7 +242,8 @@ impl Runner {
         options: RunnerOptions,
         clock: Clock,
     ) -> std::io::Result<Runner> {
-        let finisher = finisher::Finisher::start(store.clone())?;
+        let finisher = group_commit::Finisher::start(store.clone())?;
+        let lease_ms = u64::try_from(options.lease.as_millis()).unwrap_or(u64::MAX);
         Ok(Runner {
             finisher,
             store,
@@ -243,7 +252,9 @@ impl Runner {
             clock,
             worker_id: worker_id(),
             seq: AtomicU64::new(0),
-            in_flight: Mutex::new(Vec::new()),
+            recent_ms: AtomicU64::new(lease_ms),
+            claimed: Mutex::new(Vec::new()),
+            claims_open: Mutex::new(true),
         })
     }
 
@@ -260,12 +271,18 @@ impl Runner {
         &self.worker_id
     }
 
-    /// Claims up to `max_groups` groups (on a blocking thread).
+    /// Claims up to `max_groups` groups (on a blocking thread). They count
+    /// as claimed until [`Runner::process`] ends them or a shutdown releases
+    /// them; after shutdown began nothing is claimed.
     pub async fn claim(self: &Arc<Self>, max_groups: usize) -> Result<Vec<EventGroup>, StoreError> {
         let this = Arc::clone(self);
         let now = self.clock.now_ms();
         let lease_ms = i64::try_from(self.options.lease.as_millis()).unwrap_or(i64::MAX);
         tokio::task::spawn_blocking(move || {
+            let open = lock(&this.claims_open);
+            if !*open {
+                return Ok(Vec::new());
+            }
             let mut conn = this.store.conn()?;
             let mut next_token = || {
                 format!(
@@ -274,17 +291,50 @@ impl Runner {
                     this.seq.fetch_add(1, Ordering::Relaxed)
                 )
             };
-            claim::claim(
+            let groups = claim::claim(
                 &mut conn,
                 &this.worker_id,
                 &mut next_token,
                 now,
                 lease_ms,
                 max_groups,
-            )
+            )?;
+            lock(&this.claimed).extend(groups.iter().cloned());
+            Ok(groups)
         })
         .await
         .map_err(|e| StoreError::Migration(format!("claim task failed: {e}")))?
+    }
+
+    /// How many groups this runner has claimed and not yet finished.
+    pub fn unfinished(&self) -> usize {
+        lock(&self.claimed).len()
+    }
+
+    /// How many groups the workers should claim now: one per free worker,
+    /// so that a lease starts ticking when its work can start. While groups
+    /// take under 1/16 of the lease, also two per worker to wait in the
+    /// buffer (fewer claims per group; two rounds of such groups are short
+    /// next to the lease); never when they are slow (a slow Stripe API),
+    /// where leases would run out in the buffer.
+    pub fn claim_size(&self) -> usize {
+        let concurrency = self.options.concurrency.max(1);
+        let free = concurrency.saturating_sub(self.unfinished()).max(1);
+        let lease_ms = u64::try_from(self.options.lease.as_millis()).unwrap_or(u64::MAX);
+        if self.recent_ms.load(Ordering::Relaxed).saturating_mul(16) < lease_ms {
+            free + 2 * concurrency
+        } else {
+            free
+        }
+    }
+
+    fn took(&self, elapsed: Duration) {
+        let ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+        let _ = self
+            .recent_ms
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+                Some(ms.max(old - old / 8))
+            });
     }
 
     /// Processes everything due now, group by group, until nothing is left.
@@ -307,10 +357,10 @@ impl Runner {
     /// Runs one claimed group to its end: handler, then one transaction.
     #[tracing::instrument(skip_all, fields(object = %group.key, events = group.events.len()))]
     pub async fn process(self: &Arc<Self>, group: EventGroup) -> Tally {
-        self.track(&group, true);
         let started = std::time::Instant::now();
         let tally = self.process_inner(&group).await;
-        self.track(&group, false);
+        lock(&self.claimed).retain(|g| !(g.token == group.token && g.key == group.key));
+        self.took(started.elapsed());
         metrics::histogram!(crate::metrics::ATTEMPT_SECONDS)
             .record(started.elapsed().as_secs_f64());
         for (outcome, n) in [
@@ -470,25 +520,23 @@ impl Runner {
         }
     }
 
-    fn track(&self, group: &EventGroup, start: bool) {
-        let mut in_flight = match self.in_flight.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        if start {
-            in_flight.push(group.clone());
-        } else {
-            in_flight.retain(|g| !(g.token == group.token && g.key == group.key));
+    /// Shutdown: stops claiming (waiting for a claim under way), then gives
+    /// back every group claimed and not finished — those still waiting for
+    /// a worker, and those whose worker was stopped after the grace period.
+    pub async fn release_claimed(self: &Arc<Self>) -> usize {
+        let this = Arc::clone(self);
+        let closed = tokio::task::spawn_blocking(move || {
+            *lock(&this.claims_open) = false;
+            std::mem::take(&mut *lock(&this.claimed))
+        })
+        .await;
+        match closed {
+            Ok(groups) => self.release(groups).await,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot release leases; they will expire");
+                0
+            }
         }
-    }
-
-    /// Releases the leases of groups still in flight (shutdown after grace).
-    pub async fn release_in_flight(self: &Arc<Self>) -> usize {
-        let groups: Vec<EventGroup> = match self.in_flight.lock() {
-            Ok(mut g) => std::mem::take(&mut *g),
-            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
-        };
-        self.release(groups).await
     }
 
     /// Gives claimed-but-unfinished groups back to the queue.
@@ -524,16 +572,27 @@ impl Runner {
     }
 }
 
-/// Unique per process: hostname, pid and a random suffix.
+/// Unique per runner: hostname and pid (for people reading it) and 128
+/// random bits (what makes it unique: in containers every process is pid 1
+/// on a host named alike, and a 16-bit suffix repeats).
 fn worker_id() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
         .unwrap_or_else(|_| "host".to_owned());
     format!(
-        "{host}:{}:{:04x}",
+        "{host}:{}:{:032x}",
         std::process::id(),
-        rand::random::<u16>()
+        rand::random::<u128>()
     )
+}
+
+/// A mutex's value, also after a panic elsewhere poisoned it (the lists
+/// it guards stay consistent: every change is one call).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match mutex.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
 }
 
 pub(crate) fn panic_message(panic: &Box<dyn Any + Send>) -> String {
@@ -543,5 +602,21 @@ pub(crate) fn panic_message(panic: &Box<dyn Any + Send>) -> String {
         s.clone()
     } else {
         "unknown panic payload".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worker_ids_carry_128_random_bits_and_never_repeat() {
+        let ids: std::collections::HashSet<String> = (0..10_000).map(|_| worker_id()).collect();
+        assert_eq!(ids.len(), 10_000, "a lease token prefix repeated");
+        for id in &ids {
+            let random = id.rsplit(':').next().unwrap_or_default();
+            assert_eq!(random.len(), 32, "{id}");
+            assert!(random.chars().all(|c| c.is_ascii_hexdigit()), "{id}");
+        }
     }
 }

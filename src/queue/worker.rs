@@ -3,10 +3,15 @@
 //!
 //! The outbox IS the queue: the intake's insert is the enqueue, so there is
 //! no second write to lose. The backend claims groups (with leases) when
-//! woken by the intake (`Notify`) or by the poll interval, buffers them, and
-//! hands them to apalis one at a time; apalis runs up to `concurrency` of
-//! them at once. Claim errors never end the worker (that would stop it for
-//! good): they are logged and retried after a pause.
+//! woken by the intake (`Notify`) or by the poll interval, and hands them to
+//! apalis one at a time; apalis runs up to `concurrency` of them at once and
+//! asks for the next only when a worker is free. A claim takes one group
+//! per free worker ([`Runner::claim_size`]; a buffer's worth more only while
+//! handlers are fast next to the lease), so a lease starts ticking when its work can
+//! start, not while it waits behind slow handlers. Claim errors
+//! never end the worker (that would stop it for good): they are logged and
+//! retried after a pause. On shutdown every group claimed and not finished
+//! is released ([`Runner::release_claimed`]).
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -42,7 +47,6 @@ pub struct OutboxBackend {
     wake: Arc<Notify>,
     buffer: VecDeque<EventGroup>,
     state: State,
-    closing: Option<BoxFut<usize>>,
     /// Called on every loop turn: the systemd watchdog's proof of life.
     heartbeat: Arc<dyn Fn() + Send + Sync>,
 }
@@ -59,7 +63,6 @@ impl OutboxBackend {
             wake,
             buffer: VecDeque::new(),
             state,
-            closing: None,
             heartbeat,
         }
     }
@@ -78,8 +81,8 @@ impl OutboxBackend {
 fn claim_future(runner: &Arc<Runner>) -> BoxFut<Result<Vec<EventGroup>, StoreError>> {
     let runner = Arc::clone(runner);
     Box::pin(async move {
-        let batch = runner.options().concurrency.max(1) * 2;
-        runner.claim(batch).await
+        let size = runner.claim_size();
+        runner.claim(size).await
     })
 }
 
@@ -148,18 +151,12 @@ impl Backend for OutboxBackend {
 
     fn poll_close(
         &mut self,
-        cx: &mut Context<'_>,
+        _cx: &mut Context<'_>,
         _worker: &WorkerContext,
     ) -> Poll<Result<(), Self::Error>> {
-        if self.closing.is_none() {
-            let groups: Vec<EventGroup> = self.buffer.drain(..).collect();
-            let runner = Arc::clone(&self.runner);
-            self.closing = Some(Box::pin(async move { runner.release(groups).await }));
-        }
-        match self.closing.as_mut() {
-            Some(fut) => fut.as_mut().poll(cx).map(|_| Ok(())),
-            None => Poll::Ready(Ok(())),
-        }
+        // The groups still buffered (and any claim under way) are released
+        // by `run` once the worker has stopped.
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -189,7 +186,7 @@ async fn process_task(
 
 /// Runs the apalis worker until `shutdown` is cancelled; then stops claiming,
 /// gives in-flight events `shutdown_grace` to finish, releases the leases of
-/// those that did not, and returns.
+/// those that did not and of those claimed but not started, and returns.
 pub async fn run(
     runner: Arc<Runner>,
     wake: Arc<Notify>,
@@ -215,10 +212,10 @@ pub async fn run(
         }
         () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
             drop(run);
-            let released = runner.release_in_flight().await;
-            tracing::warn!(released, grace_secs = grace.as_secs(), "shutdown grace period over; released unfinished events");
+            tracing::warn!(grace_secs = grace.as_secs(), "shutdown grace period over; releasing unfinished events");
         }
     }
+    runner.release_claimed().await;
     prune.abort();
     Ok(())
 }

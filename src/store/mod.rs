@@ -431,6 +431,57 @@ mod tests {
         );
     }
 
+    #[derive(QueryableByName)]
+    struct JournalMode {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        journal_mode: String,
+    }
+    #[derive(QueryableByName)]
+    struct Synchronous {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        synchronous: i32,
+    }
+    #[derive(QueryableByName)]
+    struct ForeignKeys {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        foreign_keys: i32,
+    }
+    #[derive(QueryableByName)]
+    struct BusyTimeout {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        timeout: i32,
+    }
+
+    /// A 2xx must survive power loss: every connection the pool hands out
+    /// (not only the first) runs WAL with `synchronous=FULL`, waits for
+    /// the write lock, and enforces foreign keys.
+    #[test]
+    fn every_pooled_sqlite_connection_is_wal_full_sync_with_a_busy_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("pragmas.db").display());
+        let options = StoreOptions {
+            pool_size: 4,
+            busy_timeout: Duration::from_millis(1234),
+            connect_timeout: Duration::from_secs(5),
+        };
+        let store = Store::open(&url, &options).unwrap();
+        // Held at once: four distinct connections.
+        let mut conns: Vec<PooledConnection> = (0..4).map(|_| store.conn().unwrap()).collect();
+        for (n, conn) in conns.iter_mut().enumerate() {
+            let DbConnection::Sqlite(c) = &mut **conn else {
+                panic!("a SQLite URL gave another backend");
+            };
+            let mode: Vec<JournalMode> = diesel::sql_query("PRAGMA journal_mode").load(c).unwrap();
+            assert_eq!(mode[0].journal_mode, "wal", "connection {n}");
+            let sync: Vec<Synchronous> = diesel::sql_query("PRAGMA synchronous").load(c).unwrap();
+            assert_eq!(sync[0].synchronous, 2, "connection {n}: synchronous=FULL");
+            let busy: Vec<BusyTimeout> = diesel::sql_query("PRAGMA busy_timeout").load(c).unwrap();
+            assert_eq!(busy[0].timeout, 1234, "connection {n}");
+            let fk: Vec<ForeignKeys> = diesel::sql_query("PRAGMA foreign_keys").load(c).unwrap();
+            assert_eq!(fk[0].foreign_keys, 1, "connection {n}");
+        }
+    }
+
     #[test]
     fn passwords_are_redacted() {
         assert_eq!(

@@ -8,8 +8,8 @@
 //! is queued.
 
 pub mod error;
-pub mod objects;
 pub mod mode;
+pub mod objects;
 pub mod retry;
 
 use std::num::NonZeroU32;

@@ -15,7 +15,8 @@ use crate::harness::*;
 pub struct Daemon {
     child: Child,
     pub addr: SocketAddr,
-    /// Everything the daemon logged (JSON lines), for failure messages.
+    /// Everything the daemon wrote: its log (JSON lines) on stdout, then
+    /// anything on stderr.
     pub lines: Arc<Mutex<Vec<String>>>,
 }
 
@@ -51,13 +52,21 @@ impl Daemon {
             .env("STRIPE_API_BASE", "http://127.0.0.1:9")
             .envs(extra_env.iter().copied())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(Stdio::piped());
         for name in remove {
             cmd.env_remove(name);
         }
         let mut child = cmd.spawn().expect("spawn stripe-hookd");
         let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
         let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&lines);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("{line}");
+                sink.lock().unwrap().push(line);
+            }
+        });
         let (tx, rx) = std::sync::mpsc::channel();
         let sink = Arc::clone(&lines);
         std::thread::spawn(move || {

@@ -9,9 +9,9 @@ use std::time::Duration;
 use diesel::prelude::*;
 use futures_util::future::{join_all, BoxFuture};
 use futures_util::FutureExt;
-use stripe_hookd::queue::{finish, Apply, EventGroup, Handler, HandlerError};
-use stripe_hookd::store::outbox::{self, StoredEvent};
-use stripe_hookd::store::{with_tx, DbConnection};
+use stripe_hookd::queue::{finish, Apply, Clock, EventGroup, Handler, HandlerError, Runner};
+use stripe_hookd::store::outbox::{self, NewEvent, StoredEvent};
+use stripe_hookd::store::{now_ms, with_tx, DbConnection, Store};
 
 use crate::backend_tests;
 use crate::harness::*;
@@ -26,6 +26,9 @@ backend_tests!(
     unhandled_event_types_end_ignored,
     shutdown_with_events_in_flight_loses_nothing,
     retention_prunes_finished_events_and_keeps_dead_ones,
+    groups_waiting_for_a_worker_do_not_lose_their_lease,
+    a_hot_leased_object_does_not_starve_the_others,
+    runners_claiming_at_once_never_fail_or_overlap,
 );
 
 diesel::table! {
@@ -59,6 +62,8 @@ struct TestHandler {
     overlaps: Arc<AtomicUsize>,
     calls: Arc<AtomicUsize>,
     delay: Duration,
+    /// When set, each call waits for a permit (the test holds them back).
+    gate: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl TestHandler {
@@ -70,7 +75,14 @@ impl TestHandler {
             overlaps: Arc::default(),
             calls: Arc::default(),
             delay,
+            gate: None,
         }
+    }
+    /// Calls block until the test opens the gate.
+    fn gated(mut self) -> (Self, Arc<tokio::sync::Semaphore>) {
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        self.gate = Some(Arc::clone(&gate));
+        (self, gate)
     }
     fn with(self, event_type: &str, b: Behaviour) -> Self {
         self.behaviour
@@ -101,6 +113,9 @@ impl Handler for TestHandler {
                 if *n > 1 {
                     this.overlaps.fetch_add(1, Ordering::SeqCst);
                 }
+            }
+            if let Some(gate) = &this.gate {
+                drop(gate.acquire().await.unwrap());
             }
             if !this.delay.is_zero() {
                 tokio::time::sleep(this.delay).await;
@@ -505,36 +520,47 @@ async fn unhandled_event_types_end_ignored(backend: Backend) {
 
 async fn shutdown_with_events_in_flight_loses_nothing(backend: Backend) {
     let db = TestDb::new(backend);
-    let handler = TestHandler::new(Duration::from_millis(400));
-    let app = app_with(&db, &handler, |r| {
+    // Handlers that do not finish before the grace period ends.
+    let (handler, gate) = TestHandler::new(Duration::ZERO).gated();
+    backlog(&db, &handler, "sd", 12).await;
+    let app = app_on_existing(&db, &handler, |r| {
         workers(r, 4, 20);
         r.shutdown_grace_secs = 1;
     })
     .await;
-    for i in 0..12 {
-        deliver_ok(
-            &app,
-            &format!("evt_sd_{i}"),
-            "invoice.paid",
-            &format!("in_sd_{i}"),
-        )
-        .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while handler.calls.load(Ordering::SeqCst) < 4 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "workers did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    wait_until(&app, 10, "some events in flight", |rows| {
-        rows.iter().any(|r| r.status == "processing")
-    })
-    .await;
     app.stop().await;
 
-    // Nothing is left leased, nothing is lost, nothing applied twice.
+    // Nothing is left leased: the running groups (after the grace) and any
+    // claimed but not started are back to pending, their attempt not spent.
     let app = app_with_existing(&db, &handler).await;
     let rows = app.db(|c| outbox::list_all(c).unwrap()).await;
     assert_eq!(rows.len(), 12);
     assert!(
         rows.iter()
-            .all(|r| r.status == "done" || r.status == "pending"),
+            .all(|r| r.status == "pending" && r.attempts == 0 && r.lease_owner.is_none()),
         "{rows:#?}"
     );
+    let leases: i64 = app
+        .db(|c| {
+            use stripe_hookd::store::schema::object_leases as l;
+            stripe_hookd::store::with_conn!(c, c => l::table.count().get_result(c).unwrap())
+        })
+        .await;
+    assert_eq!(leases, 0, "no object lease left behind");
+    let released = attempts(&app, "evt_sd_0").await;
+    assert_eq!(released.len(), 1, "{released:?}");
+    assert_eq!(released[0].1.as_deref(), Some("released"));
+
+    // Nothing is lost, nothing applied twice.
+    gate.add_permits(1000);
     let tally = app.runner.run_pending().await.unwrap();
     let rows = app.db(|c| outbox::list_all(c).unwrap()).await;
     assert!(
@@ -549,13 +575,37 @@ async fn shutdown_with_events_in_flight_loses_nothing(backend: Backend) {
 
 /// A second application on the same database (the effects table exists).
 async fn app_with_existing(db: &TestDb, handler: &TestHandler) -> TestApp {
+    app_on_existing(db, handler, stepped).await
+}
+
+async fn app_on_existing(
+    db: &TestDb,
+    handler: &TestHandler,
+    runner: impl Fn(&mut RunnerConfig) + Send + Sync + 'static,
+) -> TestApp {
     TestApp::spawn_with(
         db,
         AppOptions::default()
             .handler(Arc::new(handler.clone()))
-            .config(|c| stepped(&mut c.runner)),
+            .config(move |c| runner(&mut c.runner)),
     )
     .await
+}
+
+/// Stores `n` events, one object each, with no worker running: a backlog
+/// for the workers of the next application on `db`.
+async fn backlog(db: &TestDb, handler: &TestHandler, prefix: &str, n: usize) {
+    let app = app_with(db, handler, stepped).await;
+    for i in 0..n {
+        deliver_ok(
+            &app,
+            &format!("evt_{prefix}_{i}"),
+            "invoice.paid",
+            &format!("in_{prefix}_{i}"),
+        )
+        .await;
+    }
+    app.stop().await;
 }
 
 async fn retention_prunes_finished_events_and_keeps_dead_ones(backend: Backend) {
@@ -597,5 +647,182 @@ async fn retention_prunes_finished_events_and_keeps_dead_ones(backend: Backend) 
         attempts(&app, "evt_old_0").await.is_empty(),
         "attempt rows go with their event"
     );
+    app.stop().await;
+}
+
+/// Slow handling (as when the Stripe API slows down) with more groups than
+/// workers: a group's lease must count from when a worker takes it, not
+/// from a claim made long before, so none is lost, run twice, or charged
+/// an extra attempt.
+async fn groups_waiting_for_a_worker_do_not_lose_their_lease(backend: Backend) {
+    let db = TestDb::new(backend);
+    // A handler gets half the 2 s lease; each call takes 700 ms once the
+    // gate opens.
+    let (handler, gate) = TestHandler::new(Duration::from_millis(700)).gated();
+    backlog(&db, &handler, "slow", 10).await;
+    let app = app_on_existing(&db, &handler, |r| {
+        workers(r, 2, 50);
+        r.lease_secs = 2;
+    })
+    .await;
+    // Both workers busy: only what they are working on is leased, nothing
+    // waits in a buffer with its lease running out.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while handler.calls.load(Ordering::SeqCst) < 2 {
+        assert!(std::time::Instant::now() < deadline, "no worker started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let rows = app.db(|c| outbox::list_all(c).unwrap()).await;
+    let leased = rows.iter().filter(|r| r.status == "processing").count();
+    assert_eq!(leased, 2, "claimed only what the 2 workers can start");
+    gate.add_permits(1000);
+    wait_until(&app, 60, "all 10 events done", |rows| {
+        rows.len() == 10 && rows.iter().all(|r| r.status == "done")
+    })
+    .await;
+    assert_eq!(
+        handler.calls.load(Ordering::SeqCst),
+        10,
+        "one handler call per group: none ran twice"
+    );
+    for i in 0..10 {
+        let id = format!("evt_slow_{i}");
+        assert_eq!(event(&app, &id).await.attempts, 1, "{id}: no attempt spent");
+        let history = attempts(&app, &id).await;
+        assert_eq!(history.len(), 1, "{id}: {history:?}");
+        assert_eq!(history[0].1.as_deref(), Some("done"), "{id}");
+    }
+    let effects = effects(&app).await;
+    assert_eq!(effects.len(), 10);
+    assert!(effects.values().all(|n| *n == 1), "{effects:?}");
+    app.stop().await;
+}
+
+/// One object piles up events while another instance holds its lease (a
+/// slow Stripe call): the other objects' events must still be claimed.
+async fn a_hot_leased_object_does_not_starve_the_others(backend: Backend) {
+    let db = TestDb::new(backend);
+    let handler = TestHandler::new(Duration::ZERO);
+    let app = app_with(&db, &handler, stepped).await;
+    deliver_ok(&app, "evt_hot_first", "invoice.updated", "in_hot").await;
+    // Another worker takes the hot object and is still at it.
+    let held = app.runner.claim(1).await.unwrap();
+    assert_eq!(held.len(), 1);
+    for i in 0..40 {
+        deliver_ok(&app, &format!("evt_hot_{i}"), "invoice.updated", "in_hot").await;
+    }
+    deliver_ok(&app, "evt_cold", "invoice.updated", "in_cold").await;
+    let tally = app.runner.run_pending().await.unwrap();
+    assert_eq!(tally.done, 1, "the cold object's event was claimed");
+    assert_eq!(event(&app, "evt_cold").await.status, "done");
+    assert_eq!(
+        event(&app, "evt_hot_0").await.status,
+        "pending",
+        "the hot object waits for its lease"
+    );
+    app.stop().await;
+}
+
+/// A stored event for `object`, due now (bulk loading without HTTP).
+fn new_event(id: &str, object: &str, now: i64) -> NewEvent {
+    NewEvent {
+        event_id: id.to_owned(),
+        endpoint: "default".into(),
+        event_type: "customer.subscription.updated".into(),
+        api_version: Some("2025-03-31.basil".into()),
+        livemode: false,
+        account: None,
+        object_type: Some("subscription".into()),
+        object_id: Some(object.to_owned()),
+        object_key: object.to_owned(),
+        stripe_created: now / 1000,
+        received_at: now,
+        queued_at: now,
+        payload: "{}".into(),
+        headers: "{}".into(),
+        secret_index: 0,
+        next_attempt_at: now,
+    }
+}
+
+/// Three instances (each its own pool and runner) claiming at once on one
+/// database, many events over few objects: every claim must succeed (on
+/// Postgres two claims once deadlocked on each other's rows and object
+/// leases), no object may be handled by two at once, every event applied
+/// exactly once.
+async fn runners_claiming_at_once_never_fail_or_overlap(backend: Backend) {
+    const EVENTS: usize = 1200;
+    const OBJECTS: usize = 12;
+    let db = TestDb::new(backend);
+    let handler = TestHandler::new(Duration::from_millis(1));
+    let app = app_with(&db, &handler, stepped).await;
+    let now = now_ms();
+    let events: Vec<NewEvent> = (0..EVENTS)
+        .map(|i| {
+            new_event(
+                &format!("evt_race_{i:05}"),
+                &format!("sub_race_{}", i % OBJECTS),
+                now,
+            )
+        })
+        .collect();
+    app.db(move |c| outbox::insert_batch(c, &events).unwrap())
+        .await;
+
+    let config = stripe_hookd::config::from_toml_str(
+        "[database]\npool_size = 8\n[runner]\nconcurrency = 4\nlease_secs = 20",
+    )
+    .unwrap();
+    let runners: Vec<Arc<Runner>> = (0..3)
+        .map(|_| {
+            let store = Store::open(&db.url, &config.database.store_options()).unwrap();
+            let options = config.runner.options();
+            Arc::new(
+                Runner::new(store, Arc::new(handler.clone()), options, Clock::default()).unwrap(),
+            )
+        })
+        .collect();
+    let store = app.store.clone();
+    let tasks: Vec<_> = runners
+        .iter()
+        .map(|runner| {
+            let (runner, store) = (Arc::clone(runner), store.clone());
+            tokio::spawn(async move {
+                let deadline = std::time::Instant::now() + Duration::from_secs(120);
+                while std::time::Instant::now() < deadline {
+                    let tally = runner.run_pending().await.map_err(|e| e.to_string())?;
+                    assert_eq!(tally.lost, 0, "no lease lost");
+                    let s = store.clone();
+                    let open = tokio::task::spawn_blocking(move || {
+                        outbox::count_by_status(&mut s.conn().unwrap())
+                            .unwrap()
+                            .iter()
+                            .filter(|(st, _)| st != "done")
+                            .map(|(_, n)| *n)
+                            .sum::<i64>()
+                    })
+                    .await
+                    .unwrap();
+                    if open == 0 {
+                        return Ok(());
+                    }
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                Err("timed out with events left".to_owned())
+            })
+        })
+        .collect();
+    for (n, task) in tasks.into_iter().enumerate() {
+        let result: Result<(), String> = task.await.unwrap();
+        assert_eq!(result, Ok(()), "runner {n} failed a claim");
+    }
+    assert_eq!(
+        handler.overlaps.load(Ordering::SeqCst),
+        0,
+        "two instances handled one object at once"
+    );
+    let effects = effects(&app).await;
+    assert_eq!(effects.len(), EVENTS);
+    assert!(effects.values().all(|n| *n == 1));
     app.stop().await;
 }

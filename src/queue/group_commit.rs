@@ -34,6 +34,14 @@ enum Job {
     },
 }
 
+impl Job {
+    fn key(&self) -> &str {
+        match self {
+            Job::Success { group, .. } | Job::Failure { group, .. } => &group.key,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Finisher {
     tx: mpsc::UnboundedSender<Job>,
@@ -136,7 +144,10 @@ enum Outcome {
     ),
 }
 
-fn commit(store: &Store, batch: Vec<Job>) {
+fn commit(store: &Store, mut batch: Vec<Job>) {
+    // Each finish takes its object's lock first (see `claim::lock_object`);
+    // in key order, two batches cannot wait on each other.
+    batch.sort_by(|a, b| a.key().cmp(b.key()));
     let mut outcomes: Vec<Outcome> = Vec::with_capacity(batch.len());
     let result = std::panic::catch_unwind(AssertUnwindSafe(|| -> Result<(), FinishError> {
         let mut conn = store.conn()?;
