@@ -176,29 +176,46 @@ impl ReconcileHandler {
     }
 
     /// Fetches one object from Stripe now and writes it, whether or not an
-    /// event ever named it (`resync`). Returns what was written.
+    /// event ever named it (`resync`). A stored record is fetched from the
+    /// Connect account it came from (`Stripe-Account`). Returns what was
+    /// written.
     pub async fn resync(
         &self,
         store: &crate::store::Store,
         id: &str,
     ) -> Result<Vec<Record>, ResyncError> {
         let family = Family::of_id(id).ok_or_else(|| ResyncError::UnknownId(id.to_owned()))?;
+        let account = {
+            let (store, id) = (store.clone(), id.to_owned());
+            tokio::task::spawn_blocking(move || -> Result<Option<String>, ResyncError> {
+                let mut conn = store
+                    .conn()
+                    .map_err(|e| ResyncError::Store(e.to_string()))?;
+                records::account_of(&mut conn, family, &id)
+                    .map_err(|e| ResyncError::Store(e.to_string()))
+            })
+            .await
+            .map_err(|e| ResyncError::Store(e.to_string()))??
+        };
         let (records, fetched_at) = self
-            .fetch(family, id, None)
+            .fetch(family, id, account.as_deref())
             .await
             .map_err(ResyncError::Fetch)?;
-        self.write(store, records.clone(), fetched_at).await?;
+        self.write(store, records.clone(), fetched_at, account)
+            .await?;
         Ok(records)
     }
 
-    /// Writes records in one transaction (on a blocking thread).
+    /// Writes records fetched from `account` (`None`: the platform) in one
+    /// transaction (on a blocking thread).
     pub async fn write(
         &self,
         store: &crate::store::Store,
         records: Vec<Record>,
         fetched_at: i64,
+        account: Option<String>,
     ) -> Result<(), ResyncError> {
-        let apply = self.apply(records, fetched_at);
+        let apply = self.apply(records, fetched_at, account);
         let store = store.clone();
         tokio::task::spawn_blocking(move || -> Result<(), ResyncError> {
             let mut conn = store
@@ -211,8 +228,9 @@ impl ReconcileHandler {
         .map_err(|e| ResyncError::Store(e.to_string()))?
     }
 
-    /// An `Apply` that writes `records` as fetched at `fetched_at`.
-    pub fn apply(&self, records: Vec<Record>, fetched_at: i64) -> Apply {
+    /// An `Apply` that writes `records` as fetched at `fetched_at` from
+    /// `account` (`None`: the platform).
+    pub fn apply(&self, records: Vec<Record>, fetched_at: i64, account: Option<String>) -> Apply {
         let grace_ms = i64::try_from(self.options.past_due_grace.as_millis()).unwrap_or(i64::MAX);
         Box::new(move |tx| {
             let cx = WriteContext {
@@ -221,7 +239,9 @@ impl ReconcileHandler {
                 past_due_grace_ms: grace_ms,
             };
             for record in &records {
-                records::write(tx, record, &cx)?;
+                if records::write(tx, record, &cx)? {
+                    records::set_account(tx, record, account.as_deref())?;
+                }
             }
             Ok(())
         })
@@ -238,7 +258,9 @@ pub enum ResyncError {
     Store(String),
 }
 
-/// GETs one object; `Ok(None)` when Stripe answers 404.
+/// GETs one object; `Ok(None)` only when Stripe answers `resource_missing`
+/// for this very id. Any other 404 (a wrong API base, a proxy, a missing
+/// expansion) is an error that is retried: it says nothing about the object.
 async fn fetch_record(
     client: &StripeClient,
     family: Family,
@@ -248,11 +270,14 @@ async fn fetch_record(
 ) -> Result<Option<Record>, HandlerError> {
     let response = match client.get(&family.path(id), family.expand(), account).await {
         Ok(r) => r,
-        Err(StripeError::NotFound {
-            message,
-            request_id,
-        }) => {
-            tracing::warn!(object = id, request_id = request_id.as_deref().unwrap_or(""), %message, "object not found at Stripe: recorded as gone");
+        Err(e) if e.is_missing(id) => {
+            if let StripeError::NotFound {
+                message,
+                request_id,
+            } = &e
+            {
+                tracing::warn!(object = id, account = account.unwrap_or(""), request_id = request_id.as_deref().unwrap_or(""), %message, "object not found at Stripe: recorded as gone");
+            }
             return Ok(None);
         }
         Err(e) => return Err(handler_error(e)),
@@ -367,8 +392,9 @@ impl Handler for ReconcileHandler {
                     }
                 }
             }
-            let (records, fetched_at) = this.fetch(family, &id, first.account.as_deref()).await?;
-            Ok(this.apply(records, fetched_at))
+            let account = first.account.clone();
+            let (records, fetched_at) = this.fetch(family, &id, account.as_deref()).await?;
+            Ok(this.apply(records, fetched_at, account))
         }
         .boxed()
     }

@@ -62,6 +62,54 @@ pub async fn run(
         dry_run,
         ..SweepReport::default()
     };
+    // The platform's objects, then each Connect account's that records
+    // came from (listed with its `Stripe-Account`).
+    let mut accounts = vec![None];
+    accounts.extend(connected_accounts(store).await?.into_iter().map(Some));
+    for account in &accounts {
+        sweep_account(handler, store, account.as_deref(), &mut report, progress).await?;
+    }
+    Ok(report)
+}
+
+/// The Connect accounts that stored subscriptions and customers came from.
+async fn connected_accounts(store: &Store) -> Result<Vec<String>, SweepError> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || -> Result<Vec<String>, SweepError> {
+        let mut conn = store.conn()?;
+        let conn = &mut *conn;
+        let mut accounts: Vec<Option<String>> = with_conn!(conn, c => subscriptions::table
+            .filter(subscriptions::account.is_not_null())
+            .select(subscriptions::account)
+            .distinct()
+            .load(c))
+        .map_err(StoreError::from)?;
+        accounts.extend(
+            with_conn!(conn, c => customers::table
+                .filter(customers::account.is_not_null())
+                .select(customers::account)
+                .distinct()
+                .load::<Option<String>>(c))
+            .map_err(StoreError::from)?,
+        );
+        let mut accounts: Vec<String> = accounts.into_iter().flatten().collect();
+        accounts.sort();
+        accounts.dedup();
+        Ok(accounts)
+    })
+    .await
+    .map_err(|e| SweepError::Other(e.to_string()))?
+}
+
+/// Sweeps one account's subscriptions and customers into `report`.
+async fn sweep_account(
+    handler: &ReconcileHandler,
+    store: &Store,
+    account: Option<&str>,
+    report: &mut SweepReport,
+    progress: &(dyn Fn(&SweepProgress) + Send + Sync),
+) -> Result<(), SweepError> {
+    let dry_run = report.dry_run;
     for (family, path, extra) in [
         (
             Family::Subscription,
@@ -76,7 +124,10 @@ pub async fn run(
             "customers"
         };
         let params: Vec<(&str, &str)> = extra.into_iter().collect();
-        let mut pages = handler.client().pages(path, &params, Priority::Background);
+        let mut pages = handler
+            .client()
+            .pages(path, &params, Priority::Background)
+            .account(account);
         loop {
             // Taken before the page is fetched: the overwrite guard.
             let fetched_at = now_ms();
@@ -101,7 +152,7 @@ pub async fn run(
                     report.drift.extend(drift);
                     if !dry_run {
                         handler
-                            .write(store, vec![record], fetched_at)
+                            .write(store, vec![record], fetched_at, account.map(str::to_owned))
                             .await
                             .map_err(|e| SweepError::Other(e.to_string()))?;
                         report.fixed += 1;
@@ -115,7 +166,7 @@ pub async fn run(
             });
         }
     }
-    Ok(report)
+    Ok(())
 }
 
 /// status, customer, cancel_at_period_end, current_period_end, canceled_at, gone

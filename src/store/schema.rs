@@ -61,6 +61,7 @@ diesel::table! {
         gone -> Bool,
         fetched_at -> BigInt,
         updated_at -> BigInt,
+        account -> Nullable<Text>,
     }
 }
 
@@ -85,6 +86,7 @@ diesel::table! {
         gone -> Bool,
         fetched_at -> BigInt,
         updated_at -> BigInt,
+        account -> Nullable<Text>,
     }
 }
 
@@ -119,6 +121,7 @@ diesel::table! {
         gone -> Bool,
         fetched_at -> BigInt,
         updated_at -> BigInt,
+        account -> Nullable<Text>,
     }
 }
 
@@ -137,6 +140,7 @@ diesel::table! {
         gone -> Bool,
         fetched_at -> BigInt,
         updated_at -> BigInt,
+        account -> Nullable<Text>,
     }
 }
 
@@ -157,6 +161,7 @@ diesel::table! {
         gone -> Bool,
         fetched_at -> BigInt,
         updated_at -> BigInt,
+        account -> Nullable<Text>,
     }
 }
 
@@ -174,6 +179,7 @@ diesel::table! {
         gone -> Bool,
         fetched_at -> BigInt,
         updated_at -> BigInt,
+        account -> Nullable<Text>,
     }
 }
 

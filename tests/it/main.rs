@@ -7,6 +7,7 @@ mod admin;
 mod admin_ops;
 mod daemon;
 mod fake_stripe;
+mod fetch_errors;
 mod harness;
 mod intake;
 #[cfg(feature = "test-hooks")]
