@@ -334,7 +334,9 @@ fn parse<T: DeserializeOwned>(json: &serde_json::Value) -> Result<T, HandlerErro
 }
 
 /// How an API failure affects the event: retried (with Stripe's hint), or
-/// dead at once when retrying cannot help.
+/// dead at once when retrying cannot help (a 4xx other than 401/403/404/
+/// 409/429, a bad configuration). A 409 that outlasted the client's own
+/// retries is transient ([`StripeError::Conflict`]) and retried with backoff.
 fn handler_error(e: StripeError) -> HandlerError {
     let message = format!("Stripe API: {e}");
     match &e {

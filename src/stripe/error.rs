@@ -26,6 +26,10 @@ pub enum StripeError {
     Unauthorized { message: String },
     #[error("the API key may not do this (403): {message} — a restricted key needs read access to this resource")]
     Forbidden { message: String },
+    /// 409: another request holds the object (`lock_timeout`), or an
+    /// idempotency clash. Transient: retried like a 429 or a 5xx.
+    #[error("conflict at Stripe (409): {message}")]
+    Conflict { message: String },
     #[error("rate limited by Stripe (429): {message}")]
     RateLimited {
         retry_after: Option<Duration>,
@@ -53,7 +57,8 @@ impl StripeError {
     /// Whether trying again later may succeed. A rejected key (401/403)
     /// counts: the operator can fix the key or its permissions and the
     /// event then goes through, and so does a 404 that is not Stripe's
-    /// `resource_missing` (a wrong API base, a proxy). Stripe's
+    /// `resource_missing` (a wrong API base, a proxy) and a 409 that
+    /// outlasted the client's own retries. Stripe's
     /// `resource_missing`, another 4xx or a bad configuration will answer
     /// the same every time.
     pub fn is_retryable(&self) -> bool {
@@ -112,6 +117,7 @@ impl StripeError {
             },
             401 => StripeError::Unauthorized { message },
             403 => StripeError::Forbidden { message },
+            409 => StripeError::Conflict { message },
             429 => StripeError::RateLimited {
                 retry_after,
                 message,
@@ -140,6 +146,14 @@ mod tests {
         assert!(!e.is_retryable());
         assert!(!e.is_missing("sub_12"), "another id");
         assert!(!e.is_missing("sub_999"), "another id");
+    }
+
+    #[test]
+    fn a_conflict_is_retryable() {
+        let body = r#"{"error":{"type":"invalid_request_error","code":"lock_timeout","message":"This object cannot be accessed right now because another API request or Stripe process is currently accessing it."}}"#;
+        let e = StripeError::from_response(409, body, None, None);
+        assert!(matches!(e, StripeError::Conflict { .. }), "{e:?}");
+        assert!(e.is_retryable());
     }
 
     #[test]

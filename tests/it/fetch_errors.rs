@@ -22,6 +22,7 @@ backend_tests!(
     a_404_that_is_not_resource_missing_keeps_access_and_is_retried,
     a_mistyped_api_base_never_revokes_access,
     connected_account_records_are_refetched_with_their_account,
+    a_conflict_that_outlasts_the_client_retries_is_retried,
 );
 
 fn options(base: &str) -> AppOptions {
@@ -291,6 +292,41 @@ async fn connected_account_records_are_refetched_with_their_account(backend: Bac
         1,
         "past_due: still in grace"
     );
+    app.stop().await;
+    fake.stop().await;
+}
+
+async fn a_conflict_that_outlasts_the_client_retries_is_retried(backend: Backend) {
+    let db = TestDb::new(backend);
+    let fake = FakeStripe::start().await;
+    let app = TestApp::spawn_with(&db, options(&fake.base_url)).await;
+    let s = basil();
+    let sub = fake.subscription(&s, "active");
+    let path = format!("/v1/subscriptions/{}", s.subscription);
+    // The client tries 1 + max_retries (2) times; all three answer 409.
+    fake.fail_next(3, &path, Fault::Conflict);
+    let id = deliver(&app, "customer.subscription.created", &sub, None).await;
+    let tally = app.runner.run_pending().await.unwrap();
+    assert_eq!(
+        (tally.done, tally.retried, tally.dead),
+        (0, 1, 0),
+        "a 409 is transient: retried, not dead"
+    );
+    assert_eq!(fake.count(&path), 3);
+    let row = event(&app, &id).await;
+    assert_eq!(row.status, "pending");
+    assert!(
+        row.last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("409"),
+        "{:?}",
+        row.last_error
+    );
+    app.runner.clock().advance(Duration::from_secs(20));
+    app.runner.run_pending().await.unwrap();
+    assert_eq!(event(&app, &id).await.status, "done");
+    assert_eq!(access(&app, &s.customer).await, 1);
     app.stop().await;
     fake.stop().await;
 }
