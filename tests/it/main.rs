@@ -17,5 +17,6 @@ mod reconcile;
 mod signature_vectors;
 mod simulation;
 mod stripe_client;
+mod sweep;
 mod systemd;
 mod trigger;
