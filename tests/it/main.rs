@@ -10,6 +10,7 @@ mod fake_stripe;
 mod fetch_errors;
 mod harness;
 mod intake;
+mod log_output;
 #[cfg(feature = "test-hooks")]
 mod processes;
 mod queue;
