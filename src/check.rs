@@ -67,6 +67,7 @@ pub async fn run(config: Result<Config, ConfigError>) -> Vec<Check> {
     )];
     checks.extend(endpoints(&config));
     checks.extend(database(&config).await);
+    checks.extend(api_base(&config.stripe.api_base));
     checks.push(stripe_api(&config).await);
     if config.admin_token.is_none() {
         checks.push(check(
@@ -226,6 +227,25 @@ fn probe_writable(dir: &Path) -> std::io::Result<()> {
     std::fs::remove_file(&probe)
 }
 
+/// A warning when the API base has a path: the client appends `/v1/…`
+/// itself, so `https://api.stripe.com/v1` sends every call to `/v1/v1/…`,
+/// which Stripe answers with 404 (retried, but nothing is ever processed).
+fn api_base(base: &str) -> Option<Check> {
+    let after_scheme = base.split_once("://").map_or(base, |(_, rest)| rest);
+    let path = after_scheme
+        .find('/')
+        .map_or("", |i| &after_scheme[i..])
+        .trim_end_matches('/');
+    (!path.is_empty()).then(|| {
+        check(
+            "api-base",
+            Verdict::Warn,
+            format!("STRIPE_API_BASE {base} has a path ({path}): every call goes to {path}/v1/…, which Stripe answers with 404"),
+            Some("set STRIPE_API_BASE to the scheme and host only, e.g. https://api.stripe.com (the /v1 is added per call)"),
+        )
+    })
+}
+
 async fn stripe_api(config: &Config) -> Check {
     let Some(options) = config.stripe.client_options() else {
         return check(
@@ -311,4 +331,28 @@ pub fn print(checks: &[Check], json: bool) -> bool {
         }
     }
     checks.iter().all(|c| c.verdict != Verdict::Fail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_api_base_with_a_path_is_warned_about() {
+        for base in [
+            "https://api.stripe.com/v1",
+            "https://api.stripe.com/v1/",
+            "http://127.0.0.1:8080/stripe",
+        ] {
+            let c = api_base(base).unwrap_or_else(|| panic!("{base}: no warning"));
+            assert_eq!(c.verdict, Verdict::Warn, "{base}");
+        }
+        for base in [
+            "https://api.stripe.com",
+            "https://api.stripe.com/",
+            "http://127.0.0.1:8080",
+        ] {
+            assert!(api_base(base).is_none(), "{base}");
+        }
+    }
 }

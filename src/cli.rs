@@ -63,6 +63,9 @@ pub enum Command {
         /// Report what differs without changing anything.
         #[arg(long)]
         dry_run: bool,
+        /// List every drifted field, not only the first 100.
+        #[arg(long)]
+        all: bool,
         #[arg(long)]
         json: bool,
     },
@@ -116,7 +119,9 @@ pub fn main() -> ExitCode {
         } => ops::replay(&config, event_ids, filter, json),
         Command::Dead(command) => ops::dead(&config, command),
         Command::Resync { object_ids, json } => stripe_ops::resync(&config, object_ids, json),
-        Command::Reconcile { dry_run, json } => stripe_ops::reconcile(&config, dry_run, json),
+        Command::Reconcile { dry_run, all, json } => {
+            stripe_ops::reconcile(&config, dry_run, all, json)
+        }
         Command::CatchUp(args) => stripe_ops::catch_up(&config, args),
         Command::Trigger(_) | Command::Check { .. } => Ok(()),
     };

@@ -2,9 +2,12 @@
 //! or `log.format = "journald"`) every field goes to the journal as its own field in upper
 //! case — `journalctl -u stripe-hookd EVENT_ID=evt_…`, `OUTCOME=rejected` —
 //! with the priority mapped from the level. Elsewhere: readable lines, or
-//! JSON with `log.format = "json"`, on stdout. Field names are stable
+//! JSON with `log.format = "json"`, on stdout. Text lines are coloured only
+//! when stdout is a terminal (and `NO_COLOR` is unset): a file, a pipe or a
+//! log collector gets plain text. Field names are stable
 //! (docs/operations.md lists them).
 
+use std::io::IsTerminal;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::MetadataExt;
 
@@ -32,7 +35,7 @@ pub fn init(format: LogFormat, level: &str) {
                 .try_init(),
             Err(e) => {
                 eprintln!("stripe-hookd: cannot reach journald ({e}); logging to stdout");
-                registry.with(fmt::layer()).try_init()
+                registry.with(fmt::layer().with_ansi(colour())).try_init()
             }
         }
     } else if format == LogFormat::Json {
@@ -45,12 +48,18 @@ pub fn init(format: LogFormat, level: &str) {
             )
             .try_init()
     } else {
-        registry.with(fmt::layer()).try_init()
+        registry.with(fmt::layer().with_ansi(colour())).try_init()
     };
     if let Err(e) = result {
         // Tests build several applications in one process.
         tracing::debug!("logging was already initialised: {e}");
     }
+}
+
+/// Whether text lines get terminal colours: only when stdout (where they
+/// go) is a terminal, and `NO_COLOR` (no-color.org) is unset or empty.
+fn colour() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// Whether stdout or stderr is connected to the journal. systemd sets

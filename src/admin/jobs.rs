@@ -1,5 +1,7 @@
 //! Long operations started from the admin API (the drift sweep, catch-up)
-//! run as jobs whose progress and result can be polled.
+//! run as jobs whose progress and result can be polled. A job's result is
+//! bounded (counts and the first entries); the whole list of entries (the
+//! sweep's drift) is kept beside it and paged with [`Jobs::items`].
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,6 +23,9 @@ pub struct Job {
     pub progress: Value,
     pub result: Option<Value>,
     pub error: Option<String>,
+    /// Every entry of the result, paged through `GET /v1/jobs/{id}/items`.
+    #[serde(skip)]
+    pub items: Vec<Value>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -58,6 +63,7 @@ impl Jobs {
                     progress: Value::Null,
                     result: None,
                     error: None,
+                    items: Vec::new(),
                 },
             );
             Ok(id)
@@ -115,6 +121,31 @@ impl Jobs {
     }
 
     pub fn get(&self, id: u64) -> Option<Job> {
-        self.with(|jobs| jobs.get(&id).cloned())
+        self.with(|jobs| {
+            jobs.get(&id).map(|j| Job {
+                items: Vec::new(),
+                ..j.clone()
+            })
+        })
+    }
+
+    /// Keeps every entry of a job's result, for paging.
+    pub fn set_items(&self, id: u64, items: Vec<Value>) {
+        self.with(|jobs| {
+            if let Some(j) = jobs.get_mut(&id) {
+                j.items = items;
+            }
+        });
+    }
+
+    /// Up to `limit` entries of a job from `offset` on, and how many there
+    /// are in all; `None` for an unknown job.
+    pub fn items(&self, id: u64, offset: usize, limit: usize) -> Option<(Vec<Value>, usize)> {
+        self.with(|jobs| {
+            jobs.get(&id).map(|j| {
+                let page = j.items.iter().skip(offset).take(limit).cloned().collect();
+                (page, j.items.len())
+            })
+        })
     }
 }

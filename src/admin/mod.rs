@@ -14,7 +14,8 @@
 //! | `POST /v1/resync/{object_id}` | fetch one object from Stripe now and reconcile it |
 //! | `POST /v1/reconcile` (`{"dry_run":…}`) | start the drift sweep (a job) |
 //! | `POST /v1/catch-up` (`{"since":…,"only_failed":…,"dry_run":…}`) | start a catch-up (a job) |
-//! | `GET /v1/jobs/{id}` | a job's progress and result |
+//! | `GET /v1/jobs/{id}` | a job's progress and result (bounded: counts and the first entries) |
+//! | `GET /v1/jobs/{id}/items?offset=&limit=` | every entry of a job's result, paged (the sweep's drift) |
 //! | `GET /metrics` | Prometheus text format |
 
 pub mod auth;
@@ -85,6 +86,7 @@ pub fn server(listener: TcpListener, state: AdminState) -> std::io::Result<actix
                     .route("/v1/reconcile", web::post().to(start_sweep))
                     .route("/v1/catch-up", web::post().to(start_catch_up))
                     .route("/v1/jobs/{id}", web::get().to(job))
+                    .route("/v1/jobs/{id}/items", web::get().to(job_items))
                     .default_service(web::to(|| async {
                         error(
                             StatusCode::NOT_FOUND,
@@ -375,12 +377,20 @@ async fn start_sweep(
     let dry_run = body.map(|b| b.into_inner().dry_run).unwrap_or(false);
     let (jobs, store) = (state.jobs.clone(), state.store.clone());
     let started = state.jobs.spawn("reconcile", move |id| async move {
+        let all_entries = jobs.clone();
         let progress = move |p: &crate::reconcile::sweep::SweepProgress| {
             jobs.progress(id, serde_json::to_value(p).unwrap_or_default());
         };
         metrics::gauge!(crate::metrics::SWEEP_RUNNING).set(1.0);
         let result = crate::reconcile::sweep::run(&handler, &store, dry_run, &progress).await;
         metrics::gauge!(crate::metrics::SWEEP_RUNNING).set(0.0);
+        if let Ok(report) = &result {
+            let items = report
+                .all_drift
+                .iter()
+                .filter_map(|d| serde_json::to_value(d).ok());
+            all_entries.set_items(id, items.collect());
+        }
         result
     });
     let id = match started {
@@ -432,6 +442,36 @@ fn already_running(what: &str, running: u64) -> HttpResponse {
         "already_running",
         &format!("{what} is already running: job {running}"),
     )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ItemsQuery {
+    #[serde(default)]
+    offset: usize,
+    limit: Option<usize>,
+}
+
+async fn job_items(
+    state: web::Data<AdminState>,
+    id: web::Path<u64>,
+    query: web::Query<ItemsQuery>,
+) -> HttpResponse {
+    let ItemsQuery { offset, limit } = query.into_inner();
+    let limit = limit.unwrap_or(100).clamp(1, 1000);
+    match state.jobs.items(id.into_inner(), offset, limit) {
+        Some((items, total)) => {
+            let next = (offset + items.len() < total).then_some(offset + items.len());
+            HttpResponse::Ok().json(
+                json!({"items": items, "total": total, "offset": offset, "next_offset": next}),
+            )
+        }
+        None => error(
+            StatusCode::NOT_FOUND,
+            "no_such_job",
+            "No such job (jobs live as long as the daemon)",
+        ),
+    }
 }
 
 async fn job(state: web::Data<AdminState>, id: web::Path<u64>) -> HttpResponse {

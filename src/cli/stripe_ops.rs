@@ -64,7 +64,9 @@ pub fn resync(config: &Config, ids: Vec<String>, json: bool) -> anyhow::Result<(
     })
 }
 
-pub fn reconcile(config: &Config, dry_run: bool, json: bool) -> anyhow::Result<()> {
+/// The drift sweep. The report shows counts and the first
+/// [`sweep::DRIFT_SHOWN`] drifted fields; `all` lists every one.
+pub fn reconcile(config: &Config, dry_run: bool, all: bool, json: bool) -> anyhow::Result<()> {
     let (handler, store, runtime) = setup(config)?;
     let bar = if std::io::stderr().is_terminal() && !json {
         let bar = indicatif::ProgressBar::new_spinner();
@@ -85,25 +87,38 @@ pub fn reconcile(config: &Config, dry_run: bool, json: bool) -> anyhow::Result<(
         None if !json => eprintln!("{}: {} checked, {} drifted", p.phase, p.checked, p.drifted),
         None => {}
     };
-    let report = runtime.block_on(sweep::run(&handler, &store, dry_run, &progress))?;
+    let mut report = runtime.block_on(sweep::run(&handler, &store, dry_run, &progress))?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
+    }
+    if all {
+        report.drift = std::mem::take(&mut report.all_drift);
+        report.drift_truncated = false;
     }
     if json {
         println!("{}", serde_json::to_string(&report)?);
         return Ok(());
     }
     println!(
-        "checked {} subscriptions and {} customers; {} field(s) drifted{}",
+        "checked {} subscriptions and {} customers; {} field(s) of {} object(s) drifted{}",
         report.subscriptions_checked,
         report.customers_checked,
-        report.drift.len(),
+        report.drift_total,
+        report.drifted_objects,
         if dry_run {
             " (dry run: nothing changed)".to_owned()
         } else {
             format!("; {} object(s) fixed", report.fixed)
         }
     );
+    if !report.drift_by_field.is_empty() {
+        let by_field: Vec<String> = report
+            .drift_by_field
+            .iter()
+            .map(|(field, n)| format!("{field} {n}"))
+            .collect();
+        println!("by field: {}", by_field.join(", "));
+    }
     for d in &report.drift {
         println!(
             "  {:<32} {:<22} local={:<24} stripe={}",
@@ -111,6 +126,13 @@ pub fn reconcile(config: &Config, dry_run: bool, json: bool) -> anyhow::Result<(
             d.field,
             d.local.as_deref().unwrap_or("∅"),
             d.stripe.as_deref().unwrap_or("∅")
+        );
+    }
+    if report.drift_truncated {
+        println!(
+            "  … the first {} of {}; --all lists every one",
+            report.drift.len(),
+            report.drift_total
         );
     }
     Ok(())

@@ -183,24 +183,44 @@ impl ReconcileHandler {
     }
 
     /// Fetches one object from Stripe now and writes it, whether or not an
-    /// event ever named it (`resync`). Returns what was written.
+    /// event ever named it (`resync`). A stored record is fetched from the
+    /// Connect account it came from (`Stripe-Account`). Returns what was
+    /// written.
     pub async fn resync(&self, store: &Store, id: &str) -> Result<Vec<Record>, ResyncError> {
         let family = Family::of_id(id).ok_or_else(|| ResyncError::UnknownId(id.to_owned()))?;
+        let account = {
+            let (store, id) = (store.clone(), id.to_owned());
+            tokio::task::spawn_blocking(move || -> Result<Option<String>, ResyncError> {
+                let mut conn = store
+                    .conn()
+                    .map_err(|e| ResyncError::Store(e.to_string()))?;
+                records::account_of(&mut conn, family, &id)
+                    .map_err(|e| ResyncError::Store(e.to_string()))
+            })
+            .await
+            .map_err(|e| ResyncError::Store(e.to_string()))??
+        };
         let cx = HandlerContext {
             store: store.clone(),
             clock: Clock::default(),
         };
         let records = self
-            .fetch(&cx, family, id, None)
+            .fetch(&cx, family, id, account.as_deref())
             .await
             .map_err(ResyncError::Fetch)?;
-        self.write(store, records.clone()).await?;
+        self.write(store, records.clone(), account).await?;
         Ok(records)
     }
 
-    /// Writes records in one transaction (on a blocking thread).
-    pub async fn write(&self, store: &Store, records: Vec<Record>) -> Result<(), ResyncError> {
-        let apply = self.apply(records, Clock::default());
+    /// Writes records fetched from `account` (`None`: the platform) in one
+    /// transaction (on a blocking thread).
+    pub async fn write(
+        &self,
+        store: &Store,
+        records: Vec<Record>,
+        account: Option<String>,
+    ) -> Result<(), ResyncError> {
+        let apply = self.apply(records, Clock::default(), account);
         let store = store.clone();
         tokio::task::spawn_blocking(move || -> Result<(), ResyncError> {
             let mut conn = store
@@ -213,8 +233,9 @@ impl ReconcileHandler {
         .map_err(|e| ResyncError::Store(e.to_string()))?
     }
 
-    /// An `Apply` that writes `records`, each guarded by its fetch's stamp.
-    pub fn apply(&self, records: Vec<Record>, clock: Clock) -> Apply {
+    /// An `Apply` that writes `records`, each guarded by its fetch's stamp,
+    /// as fetched from `account` (`None`: the platform).
+    pub fn apply(&self, records: Vec<Record>, clock: Clock, account: Option<String>) -> Apply {
         let grace_ms = i64::try_from(self.options.past_due_grace.as_millis()).unwrap_or(i64::MAX);
         Box::new(move |tx| {
             let cx = WriteContext {
@@ -222,7 +243,9 @@ impl ReconcileHandler {
                 past_due_grace_ms: grace_ms,
             };
             for record in &records {
-                records::write(tx, record, &cx)?;
+                if records::write(tx, record, &cx)? {
+                    records::set_account(tx, record, account.as_deref())?;
+                }
             }
             Ok(())
         })
@@ -255,7 +278,9 @@ pub enum ResyncError {
     Store(String),
 }
 
-/// GETs one object; `Ok(None)` when Stripe answers 404.
+/// GETs one object; `Ok(None)` only when Stripe answers `resource_missing`
+/// for this very id. Any other 404 (a wrong API base, a proxy, a missing
+/// expansion) is an error that is retried: it says nothing about the object.
 async fn fetch_record(
     client: &StripeClient,
     family: Family,
@@ -265,11 +290,14 @@ async fn fetch_record(
 ) -> Result<Option<Record>, HandlerError> {
     let response = match client.get(&family.path(id), family.expand(), account).await {
         Ok(r) => r,
-        Err(StripeError::NotFound {
-            message,
-            request_id,
-        }) => {
-            tracing::warn!(object = id, request_id = request_id.as_deref().unwrap_or(""), %message, "object not found at Stripe: recorded as gone");
+        Err(e) if e.is_missing(id) => {
+            if let StripeError::NotFound {
+                message,
+                request_id,
+            } = &e
+            {
+                tracing::warn!(object = id, account = account.unwrap_or(""), request_id = request_id.as_deref().unwrap_or(""), %message, "object not found at Stripe: recorded as gone");
+            }
             return Ok(None);
         }
         Err(e) => return Err(handler_error(e)),
@@ -317,7 +345,9 @@ fn parse<T: DeserializeOwned>(json: &serde_json::Value) -> Result<T, HandlerErro
 }
 
 /// How an API failure affects the event: retried (with Stripe's hint), or
-/// dead at once when retrying cannot help.
+/// dead at once when retrying cannot help (a 4xx other than 401/403/404/
+/// 409/429, a bad configuration). A 409 that outlasted the client's own
+/// retries is transient ([`StripeError::Conflict`]) and retried with backoff.
 fn handler_error(e: StripeError) -> HandlerError {
     let message = format!("Stripe API: {e}");
     match &e {
@@ -380,10 +410,9 @@ impl Handler for ReconcileHandler {
                     }
                 }
             }
-            let records = this
-                .fetch(&cx, family, &id, first.account.as_deref())
-                .await?;
-            Ok(this.apply(records, cx.clock))
+            let account = first.account.clone();
+            let records = this.fetch(&cx, family, &id, account.as_deref()).await?;
+            Ok(this.apply(records, cx.clock, account))
         }
         .boxed()
     }

@@ -331,7 +331,8 @@ pub enum Record {
     PaymentIntent(PaymentIntentRow),
     CheckoutSession(CheckoutSessionRow),
     Dispute(DisputeRow),
-    /// Stripe answered 404: deleted, or not visible to this key/account.
+    /// Stripe answered `resource_missing` for this object: deleted, or not
+    /// visible to this key/account.
     Gone(super::Family, String, Stamp),
 }
 
@@ -497,7 +498,7 @@ fn revoke_entitlements(tx: &mut Tx<'_>, subscription_id: &str, now: i64) -> Quer
     Ok(())
 }
 
-/// Records a 404: the row is kept (or created) with `gone = true`; a gone
+/// Records a `resource_missing`: the row is kept (or created) with `gone = true`; a gone
 /// subscription grants nothing.
 fn mark_gone(
     tx: &mut Tx<'_>,
@@ -558,4 +559,79 @@ fn mark_gone(
         revoke_entitlements(tx, id, cx.now)?;
     }
     Ok(n > 0)
+}
+
+impl Record {
+    /// The family and Stripe id of the object this record is about.
+    pub fn key(&self) -> (super::Family, &str) {
+        use super::Family;
+        match self {
+            Record::Customer(r) => (Family::Customer, &r.id),
+            Record::Subscription(s, ..) => (Family::Subscription, &s.id),
+            Record::Invoice(r) => (Family::Invoice, &r.id),
+            Record::PaymentIntent(r) => (Family::PaymentIntent, &r.id),
+            Record::CheckoutSession(r) => (Family::CheckoutSession, &r.id),
+            Record::Dispute(r) => (Family::Dispute, &r.id),
+            Record::Gone(f, id, _) => (*f, id),
+        }
+    }
+}
+
+/// Expands `$body` with `$t` bound to the table module of `$family`.
+macro_rules! per_family {
+    ($family:expr, $t:ident => $body:expr) => {{
+        use super::Family;
+        match $family {
+            Family::Customer => {
+                use customers as $t;
+                $body
+            }
+            Family::Subscription => {
+                use subscriptions as $t;
+                $body
+            }
+            Family::Invoice => {
+                use invoices as $t;
+                $body
+            }
+            Family::PaymentIntent => {
+                use payment_intents as $t;
+                $body
+            }
+            Family::CheckoutSession => {
+                use checkout_sessions as $t;
+                $body
+            }
+            Family::Dispute => {
+                use disputes as $t;
+                $body
+            }
+        }
+    }};
+}
+
+/// Records the Connect account a record was fetched from (`None`: the
+/// platform), so that later fetches of it send the same `Stripe-Account`.
+/// Called after [`write`] changed the row.
+pub fn set_account(tx: &mut Tx<'_>, record: &Record, account: Option<&str>) -> QueryResult<()> {
+    let (family, id) = record.key();
+    with_tx!(tx, c => per_family!(family, t => diesel::update(t::table.filter(t::id.eq(id)))
+        .set(t::account.eq(account))
+        .execute(c)))?;
+    Ok(())
+}
+
+/// The Connect account a stored record was fetched from; `None` for the
+/// platform's own objects and for objects not stored.
+pub fn account_of(
+    conn: &mut crate::store::DbConnection,
+    family: super::Family,
+    id: &str,
+) -> QueryResult<Option<String>> {
+    let account: Option<Option<String>> = crate::store::with_conn!(conn, c => per_family!(family, t => t::table
+        .filter(t::id.eq(id))
+        .select(t::account)
+        .first(c)
+        .optional()))?;
+    Ok(account.flatten())
 }

@@ -1,16 +1,32 @@
 //! The drift sweep (`reconcile`): page through every subscription (all
-//! statuses) and customer in Stripe, compare with the local records, fix what
-//! differs, and report what drifted. On an empty database it is the backfill
-//! that brings a new install in step. It calls the API at background
-//! priority: live events go first.
+//! statuses) and customer in Stripe — the platform's, and each Connect
+//! account's that records came from — compare with the local records, fix
+//! what differs, and report what drifted. On an empty database it is the
+//! backfill that brings a new install in step. It calls the API at
+//! background priority: live events go first.
+//!
+//! Compared: every column of the local record that is read from Stripe
+//! (status, customer, periods, trial, cancellation, latest invoice,
+//! metadata, livemode, gone), `pause_collection` (kept in the stored JSON),
+//! the items (price, product, quantity) and the entitlements derived from
+//! them (products, status) — everything access depends on.
+//!
+//! The report is bounded: counts (objects, fields, per field) and the first
+//! [`DRIFT_SHOWN`] drift entries; the whole list stays with the report
+//! ([`SweepReport::all_drift`]) for the admin API to page through. Customer
+//! email and name are compared but their values never appear in the report
+//! or in logs (logs carry values only at debug level, and never those).
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use diesel::prelude::*;
 use serde::Serialize;
+use serde_json::Value;
 
 use super::records::Record;
 use super::{fetch_stamp, record_from_json, Family, ReconcileHandler};
 use crate::queue::{Clock, HandlerContext};
-use crate::store::schema::{customers, subscriptions};
+use crate::store::schema::{customers, entitlements, subscription_items, subscriptions};
 use crate::store::{with_conn, Store, StoreError};
 use crate::stripe::{objects, Priority, StripeError};
 
@@ -23,6 +39,14 @@ pub struct Drift {
     pub stripe: Option<String>,
 }
 
+/// How many drift entries a report shows; the rest are counted (and paged
+/// through the admin API: `GET /v1/jobs/{id}/items`).
+pub const DRIFT_SHOWN: usize = 100;
+
+/// Fields whose values are personal data: reported as differing, without
+/// the values.
+const PRIVATE_FIELDS: &[&str] = &["email", "name"];
+
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SweepReport {
     pub dry_run: bool,
@@ -30,7 +54,35 @@ pub struct SweepReport {
     pub customers_checked: usize,
     /// Objects written (0 in a dry run).
     pub fixed: usize,
+    /// Objects with at least one drifted field.
+    pub drifted_objects: usize,
+    /// Drifted fields, in all.
+    pub drift_total: usize,
+    /// Drifted fields by field name.
+    pub drift_by_field: BTreeMap<String, usize>,
+    /// The first [`DRIFT_SHOWN`] entries.
     pub drift: Vec<Drift>,
+    /// Whether `drift` leaves entries out (`drift_total` > shown).
+    pub drift_truncated: bool,
+    /// Every entry, for paging; not serialised with the report.
+    #[serde(skip)]
+    pub all_drift: Vec<Drift>,
+}
+
+impl SweepReport {
+    fn add(&mut self, drift: Vec<Drift>) {
+        self.drifted_objects += 1;
+        for d in drift {
+            self.drift_total += 1;
+            *self.drift_by_field.entry(d.field.clone()).or_default() += 1;
+            if self.drift.len() < DRIFT_SHOWN {
+                self.drift.push(d.clone());
+            } else {
+                self.drift_truncated = true;
+            }
+            self.all_drift.push(d);
+        }
+    }
 }
 
 /// Progress as the sweep goes (for bars, logs and the admin API).
@@ -62,6 +114,63 @@ pub async fn run(
         dry_run,
         ..SweepReport::default()
     };
+    // The platform's objects, then each Connect account's that records
+    // came from (listed with its `Stripe-Account`).
+    let mut accounts = vec![None];
+    accounts.extend(connected_accounts(store).await?.into_iter().map(Some));
+    for account in &accounts {
+        sweep_account(handler, store, account.as_deref(), &mut report, progress).await?;
+    }
+    if report.drifted_objects > 0 {
+        tracing::warn!(
+            drifted_objects = report.drifted_objects,
+            drift_total = report.drift_total,
+            fixed = report.fixed,
+            dry_run,
+            "drift sweep found drift"
+        );
+    }
+    Ok(report)
+}
+
+/// The Connect accounts that stored subscriptions and customers came from.
+async fn connected_accounts(store: &Store) -> Result<Vec<String>, SweepError> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || -> Result<Vec<String>, SweepError> {
+        let mut conn = store.conn()?;
+        let conn = &mut *conn;
+        let mut accounts: Vec<Option<String>> = with_conn!(conn, c => subscriptions::table
+            .filter(subscriptions::account.is_not_null())
+            .select(subscriptions::account)
+            .distinct()
+            .load(c))
+        .map_err(StoreError::from)?;
+        accounts.extend(
+            with_conn!(conn, c => customers::table
+                .filter(customers::account.is_not_null())
+                .select(customers::account)
+                .distinct()
+                .load::<Option<String>>(c))
+            .map_err(StoreError::from)?,
+        );
+        let mut accounts: Vec<String> = accounts.into_iter().flatten().collect();
+        accounts.sort();
+        accounts.dedup();
+        Ok(accounts)
+    })
+    .await
+    .map_err(|e| SweepError::Other(e.to_string()))?
+}
+
+/// Sweeps one account's subscriptions and customers into `report`.
+async fn sweep_account(
+    handler: &ReconcileHandler,
+    store: &Store,
+    account: Option<&str>,
+    report: &mut SweepReport,
+    progress: &(dyn Fn(&SweepProgress) + Send + Sync),
+) -> Result<(), SweepError> {
+    let dry_run = report.dry_run;
     let cx = HandlerContext {
         store: store.clone(),
         clock: Clock::default(),
@@ -80,7 +189,10 @@ pub async fn run(
             "customers"
         };
         let params: Vec<(&str, &str)> = extra.into_iter().collect();
-        let mut pages = handler.client().pages(path, &params, Priority::Background);
+        let mut pages = handler
+            .client()
+            .pages(path, &params, Priority::Background)
+            .account(account);
         loop {
             // Taken before the page is fetched: the overwrite guard.
             let stamp = fetch_stamp(&cx)
@@ -102,12 +214,16 @@ pub async fn run(
                     for d in &drift {
                         metrics::counter!(crate::metrics::SWEEP_DRIFT, "field" => d.field.clone())
                             .increment(1);
-                        tracing::warn!(object = %d.object, field = %d.field, local = ?d.local, stripe = ?d.stripe, dry_run, "drift found");
+                        tracing::debug!(object = %d.object, field = %d.field, local = ?d.local, stripe = ?d.stripe, dry_run, "drift found");
                     }
-                    report.drift.extend(drift);
+                    if report.drifted_objects < DRIFT_SHOWN {
+                        let fields: Vec<&str> = drift.iter().map(|d| d.field.as_str()).collect();
+                        tracing::warn!(object = %drift[0].object, account = account.unwrap_or(""), fields = %fields.join(","), dry_run, "drift found");
+                    }
+                    report.add(drift);
                     if !dry_run {
                         handler
-                            .write(store, vec![record])
+                            .write(store, vec![record], account.map(str::to_owned))
                             .await
                             .map_err(|e| SweepError::Other(e.to_string()))?;
                         report.fixed += 1;
@@ -117,80 +233,276 @@ pub async fn run(
             progress(&SweepProgress {
                 phase,
                 checked: report.subscriptions_checked + report.customers_checked,
-                drifted: report.drift.len(),
+                drifted: report.drifted_objects,
             });
         }
     }
-    Ok(report)
+    Ok(())
 }
 
-/// status, customer, cancel_at_period_end, current_period_end, canceled_at, gone
-type LocalSubscription = (String, Option<String>, bool, Option<i64>, Option<i64>, bool);
+/// The columns of a local subscription the sweep compares.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = subscriptions)]
+struct LocalSubscription {
+    customer_id: Option<String>,
+    status: String,
+    livemode: bool,
+    cancel_at_period_end: bool,
+    cancel_at: Option<i64>,
+    canceled_at: Option<i64>,
+    ended_at: Option<i64>,
+    trial_start: Option<i64>,
+    trial_end: Option<i64>,
+    current_period_start: Option<i64>,
+    current_period_end: Option<i64>,
+    latest_invoice_id: Option<String>,
+    metadata: String,
+    raw: String,
+    gone: bool,
+}
+
+/// The columns of a local customer the sweep compares.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = customers)]
+struct LocalCustomer {
+    livemode: bool,
+    email: Option<String>,
+    name: Option<String>,
+    deleted: bool,
+    metadata: String,
+    gone: bool,
+}
 
 fn s<T: ToString>(v: Option<T>) -> Option<String> {
     v.map(|v| v.to_string())
 }
 
-/// Compares a fetched record with the local row, field by field.
+/// A JSON value as compared: absent and null are the same.
+fn json_field(v: Option<&Value>) -> Option<String> {
+    v.filter(|v| !v.is_null()).map(Value::to_string)
+}
+
+/// Metadata as compared: null and `{}` are the same.
+fn metadata(v: Option<&Value>) -> Option<String> {
+    v.filter(|v| !v.is_null() && v.as_object().is_none_or(|o| !o.is_empty()))
+        .map(Value::to_string)
+}
+
+fn raw_field(raw: &str, field: &str) -> Option<String> {
+    serde_json::from_str::<Value>(raw)
+        .ok()
+        .and_then(|v| json_field(v.get(field)))
+}
+
+/// Collects the fields that differ.
+#[derive(Default)]
+struct Differ {
+    drift: Vec<Drift>,
+}
+
+impl Differ {
+    fn push(&mut self, object: &str, field: &str, local: Option<String>, stripe: Option<String>) {
+        if local == stripe {
+            return;
+        }
+        let (local, stripe) = if PRIVATE_FIELDS.contains(&field) {
+            let hide = |v: Option<String>| v.map(|_| "(private)".to_owned());
+            (hide(local), hide(stripe))
+        } else {
+            (local, stripe)
+        };
+        self.drift.push(Drift {
+            object: object.to_owned(),
+            field: field.to_owned(),
+            local,
+            stripe,
+        });
+    }
+}
+
+/// Compares a fetched record with the local rows, field by field.
 async fn compare(store: &Store, record: &Record) -> Result<Vec<Drift>, SweepError> {
     let store = store.clone();
     let record = record.clone();
     tokio::task::spawn_blocking(move || -> Result<Vec<Drift>, SweepError> {
         let mut conn = store.conn()?;
         let conn = &mut *conn;
-        let mut drift = Vec::new();
-        let mut push = |object: &str, field: &str, local: Option<String>, stripe: Option<String>| {
-            if local != stripe {
-                drift.push(Drift {
-                    object: object.to_owned(),
-                    field: field.to_owned(),
-                    local,
-                    stripe,
-                });
-            }
-        };
+        let mut d = Differ::default();
         match &record {
-            Record::Subscription(sub, ..) => {
-                let local: Option<LocalSubscription> = with_conn!(conn, c => subscriptions::table
-                    .filter(subscriptions::id.eq(&sub.id))
-                    .select((subscriptions::status, subscriptions::customer_id, subscriptions::cancel_at_period_end,
-                             subscriptions::current_period_end, subscriptions::canceled_at, subscriptions::gone))
-                    .first(c)
-                    .optional())
-                .map_err(StoreError::from)?;
-                let (_, period_end) = sub.current_period();
-                match local {
-                    None => push(&sub.id, "(record)", None, Some("present".to_owned())),
-                    Some((status, customer, cape, cpe, canceled, gone)) => {
-                        push(&sub.id, "status", Some(status), Some(sub.status.clone()));
-                        push(&sub.id, "customer", customer, sub.customer_id());
-                        push(&sub.id, "cancel_at_period_end", s(Some(cape)), s(Some(sub.cancel_at_period_end)));
-                        push(&sub.id, "current_period_end", s(cpe), s(objects::ms(period_end)));
-                        push(&sub.id, "canceled_at", s(canceled), s(objects::ms(sub.canceled_at)));
-                        push(&sub.id, "gone", s(Some(gone)), s(Some(false)));
-                    }
-                }
-            }
+            Record::Subscription(sub, raw, _) => compare_subscription(conn, sub, raw, &mut d)?,
             Record::Customer(row) => {
-                let local: Option<(Option<String>, Option<String>, bool)> = with_conn!(conn, c => customers::table
+                let local: Option<LocalCustomer> = with_conn!(conn, c => customers::table
                     .filter(customers::id.eq(&row.id))
-                    .select((customers::email, customers::name, customers::deleted))
+                    .select(LocalCustomer::as_select())
                     .first(c)
                     .optional())
                 .map_err(StoreError::from)?;
+                let id = row.id.as_str();
                 match local {
-                    None => push(&row.id, "(record)", None, Some("present".to_owned())),
-                    Some((email, name, deleted)) => {
-                        push(&row.id, "email", email, row.email.clone());
-                        push(&row.id, "name", name, row.name.clone());
-                        push(&row.id, "deleted", s(Some(deleted)), s(Some(row.deleted)));
+                    None => d.push(id, "(record)", None, Some("present".to_owned())),
+                    Some(l) => {
+                        let stripe_metadata: Option<Value> =
+                            serde_json::from_str(&row.metadata).ok();
+                        let local_metadata: Option<Value> = serde_json::from_str(&l.metadata).ok();
+                        d.push(id, "email", l.email, row.email.clone());
+                        d.push(id, "name", l.name, row.name.clone());
+                        d.push(id, "deleted", s(Some(l.deleted)), s(Some(row.deleted)));
+                        d.push(id, "livemode", s(Some(l.livemode)), s(Some(row.livemode)));
+                        d.push(
+                            id,
+                            "metadata",
+                            metadata(local_metadata.as_ref()),
+                            metadata(stripe_metadata.as_ref()),
+                        );
+                        d.push(id, "gone", s(Some(l.gone)), s(Some(false)));
                     }
                 }
             }
             _ => {}
         }
-        Ok(drift)
+        Ok(d.drift)
     })
     .await
     .map_err(|e| SweepError::Other(e.to_string()))?
+}
+
+fn compare_subscription(
+    conn: &mut crate::store::DbConnection,
+    sub: &objects::Subscription,
+    raw: &str,
+    d: &mut Differ,
+) -> Result<(), SweepError> {
+    let id = sub.id.as_str();
+    let local: Option<LocalSubscription> = with_conn!(conn, c => subscriptions::table
+        .filter(subscriptions::id.eq(id))
+        .select(LocalSubscription::as_select())
+        .first(c)
+        .optional())
+    .map_err(StoreError::from)?;
+    let Some(l) = local else {
+        d.push(id, "(record)", None, Some("present".to_owned()));
+        return Ok(());
+    };
+    let ms = objects::ms;
+    let (period_start, period_end) = sub.current_period();
+    let local_metadata: Option<Value> = serde_json::from_str(&l.metadata).ok();
+    d.push(id, "status", Some(l.status), Some(sub.status.clone()));
+    d.push(id, "customer", l.customer_id, sub.customer_id());
+    d.push(id, "livemode", s(Some(l.livemode)), s(Some(sub.livemode)));
+    d.push(
+        id,
+        "cancel_at_period_end",
+        s(Some(l.cancel_at_period_end)),
+        s(Some(sub.cancel_at_period_end)),
+    );
+    d.push(id, "cancel_at", s(l.cancel_at), s(ms(sub.cancel_at)));
+    d.push(id, "canceled_at", s(l.canceled_at), s(ms(sub.canceled_at)));
+    d.push(id, "ended_at", s(l.ended_at), s(ms(sub.ended_at)));
+    d.push(id, "trial_start", s(l.trial_start), s(ms(sub.trial_start)));
+    d.push(id, "trial_end", s(l.trial_end), s(ms(sub.trial_end)));
+    d.push(
+        id,
+        "current_period_start",
+        s(l.current_period_start),
+        s(ms(period_start)),
+    );
+    d.push(
+        id,
+        "current_period_end",
+        s(l.current_period_end),
+        s(ms(period_end)),
+    );
+    d.push(
+        id,
+        "latest_invoice",
+        l.latest_invoice_id,
+        sub.latest_invoice_id(),
+    );
+    d.push(
+        id,
+        "metadata",
+        metadata(local_metadata.as_ref()),
+        metadata(sub.metadata.as_ref()),
+    );
+    d.push(
+        id,
+        "pause_collection",
+        raw_field(&l.raw, "pause_collection"),
+        raw_field(raw, "pause_collection"),
+    );
+    d.push(id, "gone", s(Some(l.gone)), s(Some(false)));
+
+    // Items: what was bought (price, product) and how many.
+    type Item = (String, Option<String>, Option<String>, Option<i64>);
+    let local_items: Vec<Item> = with_conn!(conn, c => subscription_items::table
+        .filter(subscription_items::subscription_id.eq(id))
+        .select((subscription_items::id, subscription_items::price_id, subscription_items::product_id, subscription_items::quantity))
+        .order(subscription_items::id.asc())
+        .load(c))
+    .map_err(StoreError::from)?;
+    let local_items: BTreeMap<String, Item> =
+        local_items.into_iter().map(|i| (i.0.clone(), i)).collect();
+    let stripe_items: BTreeMap<String, Item> = sub
+        .items()
+        .iter()
+        .map(|i| {
+            (
+                i.id.clone(),
+                (i.id.clone(), i.price_id(), i.product_id(), i.quantity),
+            )
+        })
+        .collect();
+    let item_ids: BTreeSet<&String> = local_items.keys().chain(stripe_items.keys()).collect();
+    for item in item_ids {
+        let (local, stripe) = (local_items.get(item), stripe_items.get(item));
+        if local.is_none() || stripe.is_none() {
+            d.push(
+                id,
+                "item",
+                local.map(|_| item.clone()),
+                stripe.map(|_| item.clone()),
+            );
+            continue;
+        }
+        let tagged = |v: Option<String>| v.map(|v| format!("{item}: {v}"));
+        d.push(
+            id,
+            "item.price",
+            tagged(local.and_then(|i| i.1.clone())),
+            tagged(stripe.and_then(|i| i.1.clone())),
+        );
+        d.push(
+            id,
+            "item.product",
+            tagged(local.and_then(|i| i.2.clone())),
+            tagged(stripe.and_then(|i| i.2.clone())),
+        );
+        d.push(
+            id,
+            "item.quantity",
+            tagged(s(local.and_then(|i| i.3))),
+            tagged(s(stripe.and_then(|i| i.3))),
+        );
+    }
+
+    // Entitlements: the products access is granted to, and the status.
+    let rows: Vec<(Option<String>, String)> = with_conn!(conn, c => entitlements::table
+        .filter(entitlements::subscription_id.eq(id))
+        .select((entitlements::product_id, entitlements::status))
+        .load(c))
+    .map_err(StoreError::from)?;
+    let join = |set: BTreeSet<String>| {
+        (!set.is_empty()).then(|| set.into_iter().collect::<Vec<_>>().join(","))
+    };
+    let local_products = join(rows.iter().filter_map(|r| r.0.clone()).collect());
+    let stripe_products = join(sub.items().iter().filter_map(|i| i.product_id()).collect());
+    d.push(id, "entitlement.products", local_products, stripe_products);
+    let local_status = join(rows.into_iter().map(|r| r.1).collect());
+    d.push(
+        id,
+        "entitlement.status",
+        local_status,
+        Some(sub.status.clone()),
+    );
+    Ok(())
 }

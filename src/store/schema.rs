@@ -62,6 +62,7 @@ diesel::table! {
         fetched_at -> BigInt,
         updated_at -> BigInt,
         fetch_seq -> BigInt,
+        account -> Nullable<Text>,
     }
 }
 
@@ -87,6 +88,7 @@ diesel::table! {
         fetched_at -> BigInt,
         updated_at -> BigInt,
         fetch_seq -> BigInt,
+        account -> Nullable<Text>,
     }
 }
 
@@ -122,6 +124,7 @@ diesel::table! {
         fetched_at -> BigInt,
         updated_at -> BigInt,
         fetch_seq -> BigInt,
+        account -> Nullable<Text>,
     }
 }
 
@@ -141,6 +144,7 @@ diesel::table! {
         fetched_at -> BigInt,
         updated_at -> BigInt,
         fetch_seq -> BigInt,
+        account -> Nullable<Text>,
     }
 }
 
@@ -162,6 +166,7 @@ diesel::table! {
         fetched_at -> BigInt,
         updated_at -> BigInt,
         fetch_seq -> BigInt,
+        account -> Nullable<Text>,
     }
 }
 
@@ -180,6 +185,7 @@ diesel::table! {
         fetched_at -> BigInt,
         updated_at -> BigInt,
         fetch_seq -> BigInt,
+        account -> Nullable<Text>,
     }
 }
 

@@ -227,6 +227,7 @@ pub struct Pager<'a> {
     path: &'a str,
     params: Vec<(&'a str, &'a str)>,
     priority: Priority,
+    account: Option<&'a str>,
     after: Option<String>,
     done: bool,
 }
@@ -244,13 +245,21 @@ impl StripeClient {
             path,
             params: params.to_vec(),
             priority,
+            account: None,
             after: None,
             done: false,
         }
     }
 }
 
-impl Pager<'_> {
+impl<'a> Pager<'a> {
+    /// Lists a Connect account's objects (`Stripe-Account`) instead of the
+    /// platform's (`None`).
+    pub fn account(mut self, account: Option<&'a str>) -> Self {
+        self.account = account;
+        self
+    }
+
     /// The next page's objects, or `None` after the last page.
     pub async fn next(&mut self) -> Result<Option<Vec<serde_json::Value>>, StripeError> {
         if self.done {
@@ -263,7 +272,7 @@ impl Pager<'_> {
         }
         let page = self
             .client
-            .request(self.path, &params, None, self.priority)
+            .request(self.path, &params, self.account, self.priority)
             .await?;
         let data = page
             .json

@@ -37,6 +37,13 @@ pub enum Fault {
     Slow(Duration),
     /// A 200 whose body breaks off after a few bytes (the connection drops).
     CutBody,
+    /// Stripe's 404 for a path it does not know (what an API base ending
+    /// in `/v1` gets): no `resource_missing`.
+    UnknownPath,
+    /// A 404 page from something in between (a proxy): HTML, no Stripe body.
+    ProxyNotFound,
+    /// 409 `lock_timeout`: another request holds the object.
+    Conflict,
 }
 
 /// One request the fake received.
@@ -54,6 +61,12 @@ struct State {
     /// The API key requests must carry as `Authorization: Bearer …`.
     key: String,
     objects: Mutex<HashMap<String, Value>>,
+    /// The Connect account an object belongs to (absent: the platform's).
+    /// Such an object is shown only to requests with that `Stripe-Account`
+    /// (as Stripe does); a platform object is retrieved by every request
+    /// (looser than Stripe, so that tests of headers need no setup), but
+    /// listed only without `Stripe-Account`.
+    accounts: Mutex<HashMap<String, String>>,
     events: Mutex<Vec<Value>>,
     faults: Mutex<VecDeque<(String, Fault)>>,
     seen: Mutex<Vec<Seen>>,
@@ -113,6 +126,18 @@ impl FakeStripe {
             .unwrap()
             .insert(id, object.clone());
         object
+    }
+
+    /// Stores an object in a connected account: only requests with
+    /// `Stripe-Account: {account}` see it.
+    pub fn put_in(&self, account: &str, object: Value) -> Value {
+        let id = object["id"].as_str().expect("object id").to_owned();
+        self.state
+            .accounts
+            .lock()
+            .unwrap()
+            .insert(id, account.to_owned());
+        self.put(object)
     }
 
     pub fn get(&self, id: &str) -> Option<Value> {
@@ -251,9 +276,26 @@ fn no_such(object: &str, id: &str) -> HttpResponse {
     )
 }
 
-/// One object by id, if it is of this type; `expand[]=latest_invoice`
-/// replaces the invoice id with the stored invoice.
-fn retrieve(state: &State, object: &str, id: &str, expand: &[String]) -> HttpResponse {
+/// Whether the object `id` is visible to a request made as `account`.
+fn visible(state: &State, id: &str, account: Option<&str>) -> bool {
+    match state.accounts.lock().unwrap().get(id) {
+        Some(owner) => Some(owner.as_str()) == account,
+        None => true,
+    }
+}
+
+/// One object by id, if it is of this type and visible to `account`;
+/// `expand[]=latest_invoice` replaces the invoice id with the stored invoice.
+fn retrieve(
+    state: &State,
+    object: &str,
+    id: &str,
+    expand: &[String],
+    account: Option<&str>,
+) -> HttpResponse {
+    if !visible(state, id, account) {
+        return no_such(object, id);
+    }
     let objects = state.objects.lock().unwrap();
     let Some(mut found) = objects
         .get(id)
@@ -361,6 +403,27 @@ async fn serve(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
                 "message": "Request rate limit exceeded."}}),
             );
         }
+        Some(Fault::UnknownPath) => {
+            return stripe_error(
+                404,
+                "invalid_request_error",
+                None,
+                &format!("Unrecognized request URL (GET: {path}). Please see https://stripe.com/docs or we can help at https://support.stripe.com/."),
+            )
+        }
+        Some(Fault::ProxyNotFound) => {
+            return HttpResponse::NotFound()
+                .content_type("text/html")
+                .body("<html><head><title>404 Not Found</title></head><body><h1>Not Found</h1></body></html>")
+        }
+        Some(Fault::Conflict) => {
+            return stripe_error(
+                409,
+                "invalid_request_error",
+                Some("lock_timeout"),
+                "This object cannot be accessed right now because another API request or Stripe process is currently accessing it. If you see this error intermittently, retry the request.",
+            )
+        }
         Some(Fault::ServerError(status)) => {
             return stripe_error(status, "api_error", None, "An unknown error occurred")
         }
@@ -394,6 +457,7 @@ async fn serve(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
         .filter(|(k, _)| k == "expand[]")
         .map(|(_, v)| v)
         .collect();
+    let account = header("stripe-account");
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match segments.as_slice() {
         ["v1", "account"] => HttpResponse::Ok()
@@ -420,18 +484,22 @@ async fn serve(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
                 .filter(|o| o["object"] == json!(object) && o["deleted"] != json!(true))
                 .cloned()
                 .collect();
+            let owners = state.accounts.lock().unwrap().clone();
+            items.retain(|o| {
+                owners.get(o["id"].as_str().unwrap_or("")).map(String::as_str) == account.as_deref()
+            });
             if object == "subscription" && query.get("status").map(String::as_str) != Some("all") {
                 items.retain(|o| o["status"] != json!("canceled"));
             }
             items.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
             list(items, &format!("/v1/{collection}"), &query)
         }
-        ["v1", "customers", id] => retrieve(&state, "customer", id, &expand),
-        ["v1", "subscriptions", id] => retrieve(&state, "subscription", id, &expand),
-        ["v1", "invoices", id] => retrieve(&state, "invoice", id, &expand),
-        ["v1", "payment_intents", id] => retrieve(&state, "payment_intent", id, &expand),
-        ["v1", "disputes", id] => retrieve(&state, "dispute", id, &expand),
-        ["v1", "checkout", "sessions", id] => retrieve(&state, "checkout.session", id, &expand),
-        _ => stripe_error(404, "invalid_request_error", None, &format!("Unrecognized request URL (GET: {path})")),
+        ["v1", "customers", id] => retrieve(&state, "customer", id, &expand, account.as_deref()),
+        ["v1", "subscriptions", id] => retrieve(&state, "subscription", id, &expand, account.as_deref()),
+        ["v1", "invoices", id] => retrieve(&state, "invoice", id, &expand, account.as_deref()),
+        ["v1", "payment_intents", id] => retrieve(&state, "payment_intent", id, &expand, account.as_deref()),
+        ["v1", "disputes", id] => retrieve(&state, "dispute", id, &expand, account.as_deref()),
+        ["v1", "checkout", "sessions", id] => retrieve(&state, "checkout.session", id, &expand, account.as_deref()),
+        _ => stripe_error(404, "invalid_request_error", None, &format!("Unrecognized request URL (GET: {path}). Please see https://stripe.com/docs or we can help at https://support.stripe.com/.")),
     }
 }

@@ -7,8 +7,10 @@ mod admin;
 mod admin_ops;
 mod daemon;
 mod fake_stripe;
+mod fetch_errors;
 mod harness;
 mod intake;
+mod log_output;
 #[cfg(feature = "test-hooks")]
 mod processes;
 mod queue;
@@ -16,5 +18,6 @@ mod reconcile;
 mod signature_vectors;
 mod simulation;
 mod stripe_client;
+mod sweep;
 mod systemd;
 mod trigger;

@@ -760,7 +760,7 @@ async fn fetch_order_does_not_follow_the_instances_clocks(backend: Backend) {
     let event = deliver(&slow, "customer.subscription.updated", &sub).await;
     assert_eq!(slow.runner.run_pending().await.unwrap().done, 1);
     assert_eq!(status_of(&slow, &event).await, "done");
-    ops.write(&fast.store, older).await.unwrap();
+    ops.write(&fast.store, older, None).await.unwrap();
     assert_eq!(
         local_status(&slow, "subscriptions", &s.subscription)
             .await

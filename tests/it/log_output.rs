@@ -1,0 +1,94 @@
+//! What the real binary writes to a pipe or a file: plain text, no terminal
+//! colour codes.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::fake_stripe::{FakeStripe, KEY};
+use crate::harness::*;
+
+const ESC: &str = "\x1b[";
+
+#[test]
+fn text_logs_to_a_pipe_carry_no_colour_codes() {
+    let db = TestDb::new(Backend::Sqlite);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stripe-hookd"))
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("STRIPE_WEBHOOK_SECRET", SECRET)
+        .env("STRIPE_HOOKD_LISTEN", "127.0.0.1:0")
+        .env("STRIPE_HOOKD_ADMIN_LISTEN", "127.0.0.1:0")
+        .env("STRIPE_HOOKD_STATE_DIR", db.dir())
+        .env("STRIPE_HOOKD_LOG__FORMAT", "text")
+        .env("DATABASE_URL", &db.url)
+        .env("STRIPE_API_KEY", "sk_test_log_output")
+        .env("STRIPE_API_BASE", "http://127.0.0.1:9")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn stripe-hookd");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains("listening") {
+                let _ = tx.send(());
+            }
+            lines.push(line);
+        }
+        lines
+    });
+    let started = rx.recv_timeout(Duration::from_secs(30));
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let stdout = reader.join().expect("reader").join("\n");
+    let mut err = String::new();
+    let _ = stderr.read_to_string(&mut err);
+    assert!(started.is_ok(), "the daemon did not start: {stdout}\n{err}");
+    assert!(stdout.contains("listening"), "{stdout}");
+    assert!(
+        !stdout.contains(ESC) && !err.contains(ESC),
+        "colour codes in piped output:\n{stdout:?}\n{err:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_warns_about_an_api_base_with_a_path() {
+    let db = TestDb::new(Backend::Sqlite);
+    let fake = FakeStripe::start().await;
+    let base = format!("{}/v1", fake.base_url);
+    let out = tokio::task::block_in_place(|| {
+        Command::new(env!("CARGO_BIN_EXE_stripe-hookd"))
+            .arg("check")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("STRIPE_HOOKD_STATE_DIR", db.dir())
+            .env("STRIPE_WEBHOOK_SECRET", SECRET)
+            .env("DATABASE_URL", &db.url)
+            .env("STRIPE_API_KEY", KEY)
+            .env("STRIPE_API_BASE", &base)
+            .output()
+            .expect("run check")
+    });
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stdout.contains("warn  api-base") && stdout.contains("/v1"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("FAIL  stripe-api"),
+        "the 404 itself: {stdout}"
+    );
+    assert!(
+        !stdout.contains(ESC) && !stderr.contains(ESC),
+        "{stdout:?}\n{stderr:?}"
+    );
+    fake.stop().await;
+}
