@@ -21,7 +21,7 @@ use serde_json::json;
 
 use crate::config::Endpoint;
 use crate::store::outbox::Inserted;
-use crate::store::{now_ms, Store};
+use crate::store::{now_ms, EpochMs, Store};
 use commit::{CommitError, CommitQueue};
 
 /// Headers kept with each stored delivery (for the inspector).
@@ -321,7 +321,7 @@ async fn accept(
         text.to_owned(),
         kept_headers(req),
         i32::try_from(verified.secret_index).unwrap_or(i32::MAX),
-        now_ms(),
+        EpochMs::now(),
     );
     state
         .queue

@@ -5,9 +5,9 @@
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::outbox::{status, StoredEvent};
+use super::outbox::{EventStatus, StoredEvent};
 use super::schema::{event_attempts, webhook_events};
-use super::{with_conn, with_tx, write_transaction, DbConnection, StoreError};
+use super::{with_conn, with_tx, write_transaction, DbConnection, EpochMs, StoreError};
 
 /// Which events an operator means. Empty fields match everything.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -21,10 +21,10 @@ pub struct EventFilter {
     pub object: Option<String>,
     /// One event by its Stripe id.
     pub event_id: Option<String>,
-    /// Received at or after (epoch ms).
-    pub since: Option<i64>,
-    /// Received before (epoch ms).
-    pub until: Option<i64>,
+    /// Received at or after.
+    pub since: Option<EpochMs>,
+    /// Received before.
+    pub until: Option<EpochMs>,
     /// Pagination: only events after this row id.
     pub after: Option<i64>,
     pub limit: Option<i64>,
@@ -32,18 +32,20 @@ pub struct EventFilter {
 
 impl EventFilter {
     pub fn validate(&self) -> Result<(), String> {
-        if let Some(s) = &self.status {
-            if !status::ALL.contains(&s.as_str()) {
-                return Err(format!(
-                    "unknown status {s:?}: one of {}",
-                    status::ALL.join(", ")
-                ));
-            }
-        }
+        self.status()?;
         if self.limit.is_some_and(|l| !(1..=1000).contains(&l)) {
             return Err("limit must be between 1 and 1000".to_owned());
         }
         Ok(())
+    }
+
+    /// The status asked for, if any.
+    pub fn status(&self) -> Result<Option<EventStatus>, String> {
+        self.status
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|e: super::outbox::UnknownStatus| e.to_string())
     }
 
     fn type_pattern(&self) -> Option<(bool, String)> {
@@ -69,11 +71,11 @@ pub struct EventSummary {
     pub event_type: String,
     pub object_id: Option<String>,
     pub livemode: bool,
-    pub status: String,
+    pub status: EventStatus,
     pub attempts: i32,
-    pub received_at: i64,
-    pub next_attempt_at: i64,
-    pub processed_at: Option<i64>,
+    pub received_at: EpochMs,
+    pub next_attempt_at: EpochMs,
+    pub processed_at: Option<EpochMs>,
     pub last_error: Option<String>,
 }
 
@@ -82,8 +84,8 @@ pub struct EventSummary {
 pub struct Attempt {
     pub attempt: i32,
     pub worker: String,
-    pub started_at: i64,
-    pub finished_at: Option<i64>,
+    pub started_at: EpochMs,
+    pub finished_at: Option<EpochMs>,
     pub outcome: Option<String>,
     pub error: Option<String>,
 }
@@ -169,34 +171,34 @@ pub fn replay(
     conn: &mut DbConnection,
     filter: &EventFilter,
     actor: &str,
-    now: i64,
+    now: EpochMs,
 ) -> Result<Replayed, StoreError> {
     let mut all = filter.clone();
     all.limit = None;
     all.after = None;
     let result = write_transaction(conn, |tx| -> Result<Replayed, diesel::result::Error> {
-        let matching: Vec<(String, String)> = with_tx!(tx, c => filtered!(&all)
+        let matching: Vec<(String, EventStatus)> = with_tx!(tx, c => filtered!(&all)
             .order(webhook_events::id.asc())
             .select((webhook_events::event_id, webhook_events::status))
             .load(c))?;
         let (in_flight, ids): (Vec<_>, Vec<_>) = matching
             .into_iter()
-            .partition(|(_, s)| s == status::PROCESSING);
+            .partition(|(_, s)| *s == EventStatus::Processing);
         let ids: Vec<String> = ids.into_iter().map(|(id, _)| id).collect();
         for chunk in ids.chunks(500) {
             with_tx!(tx, c => {
                 diesel::update(
                     webhook_events::table
                         .filter(webhook_events::event_id.eq_any(chunk))
-                        .filter(webhook_events::status.ne(status::PROCESSING)),
+                        .filter(webhook_events::status.ne(EventStatus::Processing)),
                 )
                 .set((
-                    webhook_events::status.eq(status::PENDING),
+                    webhook_events::status.eq(EventStatus::Pending),
                     webhook_events::attempts.eq(0),
                     webhook_events::next_attempt_at.eq(now),
                     webhook_events::queued_at.eq(now),
                     webhook_events::lease_owner.eq(None::<String>),
-                    webhook_events::lease_expires_at.eq(None::<i64>),
+                    webhook_events::lease_expires_at.eq(None::<EpochMs>),
                     webhook_events::last_error.eq(None::<String>),
                 ))
                 .execute(c)?;
@@ -230,7 +232,7 @@ pub enum DiscardError {
     #[error("no event {0}")]
     NotFound(String),
     #[error("event {id} is {status}: only dead events can be discarded")]
-    NotDead { id: String, status: String },
+    NotDead { id: String, status: EventStatus },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -241,11 +243,11 @@ pub fn discard(
     event_id: &str,
     reason: &str,
     actor: &str,
-    now: i64,
+    now: EpochMs,
 ) -> Result<(), DiscardError> {
     let current = super::outbox::get(conn, event_id)?
         .ok_or_else(|| DiscardError::NotFound(event_id.to_owned()))?;
-    if current.status != status::DEAD {
+    if current.status != EventStatus::Dead {
         return Err(DiscardError::NotDead {
             id: event_id.to_owned(),
             status: current.status,
@@ -254,8 +256,8 @@ pub fn discard(
     let note = format!("discarded by {actor}: {reason}");
     write_transaction(conn, |tx| -> Result<(), diesel::result::Error> {
         with_tx!(tx, c => {
-            diesel::update(webhook_events::table.filter(webhook_events::event_id.eq(event_id)).filter(webhook_events::status.eq(status::DEAD)))
-                .set((webhook_events::status.eq(status::DISCARDED), webhook_events::last_error.eq(&note), webhook_events::processed_at.eq(now)))
+            diesel::update(webhook_events::table.filter(webhook_events::event_id.eq(event_id)).filter(webhook_events::status.eq(EventStatus::Dead)))
+                .set((webhook_events::status.eq(EventStatus::Discarded), webhook_events::last_error.eq(&note), webhook_events::processed_at.eq(now)))
                 .execute(c)?;
             diesel::insert_into(event_attempts::table)
                 .values((
@@ -277,7 +279,7 @@ pub fn discard(
 /// Received-at of the oldest event waiting to be processed, if any.
 pub fn oldest_pending(conn: &mut DbConnection) -> Result<Option<i64>, StoreError> {
     let t = with_conn!(conn, c => webhook_events::table
-        .filter(webhook_events::status.eq_any([status::PENDING, status::PROCESSING]))
+        .filter(webhook_events::status.eq_any([EventStatus::Pending, EventStatus::Processing]))
         .select(diesel::dsl::min(webhook_events::received_at))
         .first::<Option<i64>>(c))?;
     Ok(t)

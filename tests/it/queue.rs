@@ -251,7 +251,7 @@ async fn a_handler_failing_twice_ends_done_after_three_attempts_with_backoff(bac
         // Backoff: 1 s × 2^(n-1), with half of it jittered.
         let min_delay = 500 * (1 << (round - 1));
         assert!(
-            row.next_attempt_at >= before + min_delay,
+            row.next_attempt_at.as_i64() >= before + min_delay,
             "round {round}: backoff respected"
         );
         // Not due yet: nothing runs.
