@@ -17,6 +17,10 @@ pub enum AdminError {
     /// The request's filter cannot be used (bad status, limit out of range…).
     #[error("{0}")]
     InvalidFilter(String),
+    /// `POST /v1/replay` with a filter that names no events: it would
+    /// re-queue the whole outbox.
+    #[error("Say what to replay: a filter such as {{\"status\": \"dead\"}} or {{\"type\": \"invoice.*\", \"since\": <epoch ms>}}; an empty filter would re-queue the whole outbox")]
+    EmptyFilter,
     #[error("Say why the event is discarded: {{\"reason\": \"…\"}}")]
     ReasonRequired,
     #[error("No event {0}")]
@@ -58,6 +62,7 @@ impl AdminError {
     pub fn reason(&self) -> &'static str {
         match self {
             AdminError::InvalidFilter(_) => "invalid_filter",
+            AdminError::EmptyFilter => "filter_required",
             AdminError::ReasonRequired => "reason_required",
             AdminError::NoSuchEvent(_) => "no_such_event",
             AdminError::NoSuchJob => "no_such_job",
@@ -95,6 +100,7 @@ impl ResponseError for AdminError {
     fn status_code(&self) -> StatusCode {
         match self {
             AdminError::InvalidFilter(_)
+            | AdminError::EmptyFilter
             | AdminError::ReasonRequired
             | AdminError::Resync(ResyncError::UnknownId(_)) => StatusCode::BAD_REQUEST,
             AdminError::NoSuchEvent(_) | AdminError::NoSuchJob => StatusCode::NOT_FOUND,

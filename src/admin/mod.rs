@@ -7,7 +7,7 @@
 //! | `GET /v1/events?status=&type=&object=&since=&until=&after=&limit=` | list events |
 //! | `GET /v1/events/{id}` | one event, its payload and every attempt |
 //! | `POST /v1/events/{id}/replay` | re-queue one event |
-//! | `POST /v1/replay` (JSON filter) | re-queue every matching event |
+//! | `POST /v1/replay` (JSON filter, `limit` optional) | re-queue the matching events (an empty filter is refused) |
 //! | `GET /v1/dead` | dead letters |
 //! | `POST /v1/dead/{id}/retry` | re-queue a dead event |
 //! | `POST /v1/dead/{id}/discard` (`{"reason":…}`) | give up on it, with a reason |
@@ -205,6 +205,9 @@ async fn replay_filter(
     body: web::Json<EventFilter>,
 ) -> Result<HttpResponse, AdminError> {
     let filter = validated(body.into_inner())?;
+    if filter.is_empty() {
+        return Err(AdminError::EmptyFilter);
+    }
     replay(&state, filter).await
 }
 

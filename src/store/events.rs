@@ -2,6 +2,8 @@
 //! events with their attempts, replay, discard dead letters, counts for
 //! metrics. Shared by the admin API and the CLI.
 
+use std::time::Duration;
+
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +39,18 @@ impl EventFilter {
             return Err("limit must be between 1 and 1000".to_owned());
         }
         Ok(())
+    }
+
+    /// Whether the filter names no events at all (so it would match the
+    /// whole outbox): no status, type, object, event id or time bound.
+    /// `limit` and `after` only page through a selection.
+    pub fn is_empty(&self) -> bool {
+        self.status.is_none()
+            && self.event_type.is_none()
+            && self.object.is_none()
+            && self.event_id.is_none()
+            && self.since.is_none()
+            && self.until.is_none()
     }
 
     /// The status asked for, if any.
@@ -163,33 +177,114 @@ pub struct Replayed {
     pub in_flight: Vec<String>,
 }
 
-/// Re-queues every event matching `filter` (all of them, not one page):
-/// `pending`, due now, with a fresh retry budget, and a `replayed` line in
-/// its history. Events in flight are skipped (reported). Replaying twice
-/// does no harm: handlers re-fetch the current object.
+/// Rows re-queued per replay transaction: each batch holds the write lock
+/// (SQLite's is database-wide) for a few milliseconds only.
+pub const REPLAY_BATCH: usize = 500;
+
+/// The shortest pause between two replay batches, so that a writer waiting
+/// for the lock (the intake's) gets it between them.
+const REPLAY_PAUSE: Duration = Duration::from_millis(10);
+
+/// Re-queues the events matching `filter`, oldest first, at most
+/// `filter.limit` of them (every match when there is no limit), starting
+/// after row `filter.after`: each becomes `pending`, due now, with a fresh
+/// retry budget and a `replayed` line in its history. Events in flight are
+/// skipped (reported). Replaying twice does no harm: handlers re-fetch the
+/// current object.
+///
+/// The work is done in transactions of [`REPLAY_BATCH`] rows, pausing
+/// between them at least as long as the last one took, so a bulk replay
+/// never keeps the intake from committing. An empty filter means the whole
+/// outbox: callers that take a filter from an operator refuse it first (see
+/// [`EventFilter::is_empty`]).
 pub fn replay(
     conn: &mut DbConnection,
     filter: &EventFilter,
     actor: &str,
     now: EpochMs,
 ) -> Result<Replayed, StoreError> {
-    let mut all = filter.clone();
-    all.limit = None;
-    all.after = None;
-    let result = write_transaction(conn, |tx| -> Result<Replayed, diesel::result::Error> {
-        let matching: Vec<(String, EventStatus)> = with_tx!(tx, c => filtered!(&all)
+    replay_in_batches(conn, filter, actor, now, REPLAY_BATCH)
+}
+
+/// [`replay`] with `batch` rows per transaction.
+fn replay_in_batches(
+    conn: &mut DbConnection,
+    filter: &EventFilter,
+    actor: &str,
+    now: EpochMs,
+    batch: usize,
+) -> Result<Replayed, StoreError> {
+    let mut remaining = filter
+        .limit
+        .map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(0));
+    let mut page = filter.clone();
+    let mut done = Replayed::default();
+    let mut pause = None;
+    while remaining > 0 {
+        if let Some(pause) = pause {
+            std::thread::sleep(pause);
+        }
+        let wanted = batch.min(remaining).max(1);
+        // Read outside the write transaction: a filter that matches few rows
+        // may scan many, and readers do not hold the write lock.
+        let rows: Vec<(i64, String)> = with_conn!(conn, c => filtered!(&page)
             .order(webhook_events::id.asc())
-            .select((webhook_events::event_id, webhook_events::status))
+            .limit(i64::try_from(wanted).unwrap_or(i64::MAX))
+            .select((webhook_events::id, webhook_events::event_id))
             .load(c))?;
-        let (in_flight, ids): (Vec<_>, Vec<_>) = matching
-            .into_iter()
-            .partition(|(_, s)| *s == EventStatus::Processing);
-        let ids: Vec<String> = ids.into_iter().map(|(id, _)| id).collect();
-        for chunk in ids.chunks(500) {
+        let Some(&(last, _)) = rows.last() else {
+            break;
+        };
+        page.after = Some(last);
+        let last_page = rows.len() < wanted;
+        let ids: Vec<String> = rows.into_iter().map(|(_, id)| id).collect();
+        let started = std::time::Instant::now();
+        let (replayed, in_flight) = replay_batch(conn, &ids, filter.status.as_deref(), actor, now)?;
+        remaining = remaining.saturating_sub(replayed.len());
+        done.replayed.extend(replayed);
+        done.in_flight.extend(in_flight);
+        if last_page {
+            break;
+        }
+        pause = Some(started.elapsed().max(REPLAY_PAUSE));
+    }
+    Ok(done)
+}
+
+/// One replay transaction over `ids`: re-checks their status under the
+/// write lock (a worker may have claimed them, or they may no longer have
+/// the status asked for) and re-queues the rest.
+fn replay_batch(
+    conn: &mut DbConnection,
+    ids: &[String],
+    wanted_status: Option<&str>,
+    actor: &str,
+    now: EpochMs,
+) -> Result<(Vec<String>, Vec<String>), StoreError> {
+    let result = write_transaction(
+        conn,
+        |tx| -> Result<(Vec<String>, Vec<String>), diesel::result::Error> {
+            let current: Vec<(i64, String, EventStatus)> = with_tx!(tx, c => webhook_events::table
+                .filter(webhook_events::event_id.eq_any(ids))
+                .order(webhook_events::id.asc())
+                .select((webhook_events::id, webhook_events::event_id, webhook_events::status))
+                .load(c))?;
+            let mut requeue = Vec::new();
+            let mut in_flight = Vec::new();
+            for (_, id, status) in current {
+                if status == EventStatus::Processing {
+                    in_flight.push(id);
+                } else if wanted_status.is_none_or(|w| status == w) {
+                    requeue.push(id);
+                }
+            }
+            if requeue.is_empty() {
+                return Ok((requeue, in_flight));
+            }
             with_tx!(tx, c => {
                 diesel::update(
                     webhook_events::table
-                        .filter(webhook_events::event_id.eq_any(chunk))
+                        .filter(webhook_events::event_id.eq_any(&requeue))
                         .filter(webhook_events::status.ne(EventStatus::Processing)),
                 )
                 .set((
@@ -202,7 +297,7 @@ pub fn replay(
                     webhook_events::last_error.eq(None::<String>),
                 ))
                 .execute(c)?;
-                let rows: Vec<_> = chunk
+                let rows: Vec<_> = requeue
                     .iter()
                     .map(|id| {
                         (
@@ -217,12 +312,9 @@ pub fn replay(
                     .collect();
                 diesel::insert_into(event_attempts::table).values(&rows).execute(c)
             })?;
-        }
-        Ok(Replayed {
-            replayed: ids,
-            in_flight: in_flight.into_iter().map(|(id, _)| id).collect(),
-        })
-    })?;
+            Ok((requeue, in_flight))
+        },
+    )?;
     Ok(result)
 }
 
