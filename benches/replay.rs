@@ -32,8 +32,9 @@ type Sample = (Duration, Duration, u16);
 
 async fn app(url: &str, dir: &std::path::Path) -> anyhow::Result<Application> {
     let toml = format!(
-        "listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nstate_dir = \"{}\"\nwebhook_secret = \"{SECRET}\"\nadmin_token = \"{TOKEN}\"\n\
-         [database]\nurl = \"{url}\"\n[runner]\nenabled = false\n[schedule]\ncatch_up_interval_mins = 0\n[log]\nlevel = \"error\"\n",
+        "listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nstate_dir = \"{}\"\nadmin_token = \"{TOKEN}\"\n\
+         [database]\nurl = \"{url}\"\n[runner]\nenabled = false\n[log]\nlevel = \"error\"\n\
+         [[endpoints]]\nname = \"default\"\npath = \"/webhooks/stripe\"\nmode = \"test\"\nsecrets = [\"{SECRET}\"]\n",
         dir.display()
     );
     Application::build(stripe_hookd::config::from_toml_str(&toml)?).await
