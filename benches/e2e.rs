@@ -162,7 +162,7 @@ async fn run(label: &str, url: &str, fake: &str, n: usize, rate: usize) -> anyho
         Ok(rows
             .iter()
             .filter(|r| r.endpoint != "bench")
-            .filter_map(|r| r.processed_at.map(|p| p - r.received_at))
+            .filter_map(|r| r.processed_at.map(|p| p.as_i64() - r.received_at.as_i64()))
             .collect())
     })
     .await??;

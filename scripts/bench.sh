@@ -2,7 +2,8 @@
 # The performance benchmark (docs/performance.md): intake throughput and
 # latency (SQLite synchronous=FULL, and Postgres), peak RSS, intake with
 # 1,000,000 events already stored, runner throughput (no-op and reconcile
-# handlers against a local fake Stripe), end-to-end lag.
+# handlers against a local fake Stripe), end-to-end lag, intake latency during
+# a 100,000-event replay.
 #
 #   scripts/bench.sh                       # SQLite
 #   BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test scripts/bench.sh
@@ -84,3 +85,4 @@ fi
 
 cargo bench $features --quiet --bench runner -- --events 10000 --concurrency 8
 cargo bench $features --quiet --bench e2e -- --events 5000 --rate 500
+cargo bench $features --quiet --bench replay -- --events 100000 --rate 500

@@ -115,7 +115,7 @@ impl Envelope {
         payload: String,
         headers: String,
         secret_index: i32,
-        received_at: i64,
+        received_at: crate::store::EpochMs,
     ) -> crate::store::outbox::NewEvent {
         crate::store::outbox::NewEvent {
             object_key: self.object_id.clone().unwrap_or_else(|| self.id.clone()),

@@ -13,6 +13,7 @@ pub fn events(
     now: i64,
     payload: &str,
 ) -> Vec<NewEvent> {
+    let at = stripe_hookd::store::EpochMs(now);
     ids.map(|i| NewEvent {
         event_id: format!("evt_{prefix}_{i:09}"),
         endpoint: prefix.into(),
@@ -24,12 +25,12 @@ pub fn events(
         object_id: Some(format!("{object}_{prefix}_{i}")),
         object_key: format!("{object}_{prefix}_{i}"),
         stripe_created: now / 1000,
-        received_at: now,
-        queued_at: now,
+        received_at: at,
+        queued_at: at,
         payload: payload.to_owned(),
         headers: "{}".into(),
         secret_index: 0,
-        next_attempt_at: now,
+        next_attempt_at: at,
     })
     .collect()
 }

@@ -7,7 +7,7 @@
 //! | `GET /v1/events?status=&type=&object=&since=&until=&after=&limit=` | list events |
 //! | `GET /v1/events/{id}` | one event, its payload and every attempt |
 //! | `POST /v1/events/{id}/replay` | re-queue one event |
-//! | `POST /v1/replay` (JSON filter) | re-queue every matching event |
+//! | `POST /v1/replay` (JSON filter, `limit` optional) | re-queue the matching events (an empty filter is refused) |
 //! | `GET /v1/dead` | dead letters |
 //! | `POST /v1/dead/{id}/retry` | re-queue a dead event |
 //! | `POST /v1/dead/{id}/discard` (`{"reason":…}`) | give up on it, with a reason |
@@ -19,6 +19,7 @@
 //! | `GET /metrics` | Prometheus text format |
 
 pub mod auth;
+mod error;
 pub mod gauges;
 pub mod jobs;
 
@@ -32,8 +33,10 @@ use serde_json::json;
 
 use crate::metrics::Activity;
 use crate::store::events::{self, EventFilter};
-use crate::store::outbox::status;
-use crate::store::{now_ms, Store};
+use crate::store::outbox::{EventStatus, StoredEvent};
+use crate::store::{now_ms, EpochMs, Store};
+
+pub use error::{error, AdminError};
 
 pub struct AdminState {
     pub store: Store,
@@ -102,144 +105,94 @@ pub fn server(listener: TcpListener, state: AdminState) -> std::io::Result<actix
     .run())
 }
 
-pub fn error(status: StatusCode, reason: &str, message: &str) -> HttpResponse {
-    HttpResponse::build(status).json(json!({"error": {"reason": reason, "message": message}}))
-}
-
-fn internal(e: impl std::fmt::Display) -> HttpResponse {
-    tracing::error!(error = %e, "admin request failed");
-    error(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "internal",
-        &e.to_string(),
-    )
-}
-
 /// Runs blocking store work off the reactor.
-async fn blocking<T: Send + 'static>(
+async fn blocking<T, E>(
     state: &web::Data<AdminState>,
-    f: impl FnOnce(&mut crate::store::DbConnection) -> Result<T, String> + Send + 'static,
-) -> Result<T, HttpResponse> {
+    f: impl FnOnce(&mut crate::store::DbConnection) -> Result<T, E> + Send + 'static,
+) -> Result<T, AdminError>
+where
+    T: Send + 'static,
+    E: Into<AdminError> + Send + 'static,
+{
     let store = state.store.clone();
-    match web::block(move || {
-        let mut conn = store.conn().map_err(|e| e.to_string())?;
-        f(&mut conn)
+    web::block(move || {
+        let mut conn = store.conn().map_err(AdminError::from)?;
+        f(&mut conn).map_err(Into::into)
     })
-    .await
-    {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(internal(e)),
-        Err(e) => Err(internal(e)),
-    }
+    .await?
 }
 
-async fn metrics(state: web::Data<AdminState>) -> HttpResponse {
+async fn metrics(state: web::Data<AdminState>) -> Result<HttpResponse, AdminError> {
     let now = now_ms();
     let activity = state.activity.clone();
-    let gauges = match blocking(&state, move |c| {
-        gauges::render(c, &activity, now).map_err(|e| e.to_string())
-    })
-    .await
-    {
-        Ok(g) => g,
-        Err(e) => return e,
-    };
+    let gauges = blocking(&state, move |c| gauges::render(c, &activity, now)).await?;
     let mut body = state.metrics.render();
     body.push_str(&gauges);
-    HttpResponse::Ok()
+    Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(body)
+        .body(body))
 }
 
-async fn list_events(state: web::Data<AdminState>, query: web::Query<EventFilter>) -> HttpResponse {
-    let filter = query.into_inner();
-    if let Err(e) = filter.validate() {
-        return error(StatusCode::BAD_REQUEST, "invalid_filter", &e);
-    }
+fn validated(filter: EventFilter) -> Result<EventFilter, AdminError> {
+    filter.validate().map_err(AdminError::InvalidFilter)?;
+    Ok(filter)
+}
+
+async fn list_events(
+    state: web::Data<AdminState>,
+    query: web::Query<EventFilter>,
+) -> Result<HttpResponse, AdminError> {
+    let filter = validated(query.into_inner())?;
     let limit = filter.limit.unwrap_or(100);
-    let f = filter.clone();
-    match blocking(&state, move |c| {
-        events::list(c, &f).map_err(|e| e.to_string())
-    })
-    .await
-    {
-        Ok(rows) => {
-            let next = (rows.len() as i64 == limit)
-                .then(|| rows.last().map(|r| r.id))
-                .flatten();
-            HttpResponse::Ok().json(json!({"events": rows, "next_after": next}))
-        }
-        Err(e) => e,
-    }
+    let rows = blocking(&state, move |c| events::list(c, &filter)).await?;
+    let next = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(|r| r.id))
+        .flatten();
+    Ok(HttpResponse::Ok().json(json!({"events": rows, "next_after": next})))
 }
 
-async fn show_event(state: web::Data<AdminState>, id: web::Path<String>) -> HttpResponse {
+async fn show_event(
+    state: web::Data<AdminState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AdminError> {
     let id = id.into_inner();
     let lookup = id.clone();
-    match blocking(&state, move |c| {
-        events::show(c, &lookup).map_err(|e| e.to_string())
-    })
-    .await
-    {
-        Ok(Some((event, attempts))) => {
-            let payload: serde_json::Value = serde_json::from_str(&event.payload)
-                .unwrap_or(serde_json::Value::String(event.payload.clone()));
-            HttpResponse::Ok()
-                .json(json!({"event": event, "payload": payload, "attempts": attempts}))
-        }
-        Ok(None) => error(
-            StatusCode::NOT_FOUND,
-            "no_such_event",
-            &format!("No event {id}"),
-        ),
-        Err(e) => e,
-    }
+    let (event, attempts) = blocking(&state, move |c| events::show(c, &lookup))
+        .await?
+        .ok_or(AdminError::NoSuchEvent(id))?;
+    let payload: serde_json::Value = serde_json::from_str(&event.payload)
+        .unwrap_or(serde_json::Value::String(event.payload.clone()));
+    Ok(HttpResponse::Ok().json(json!({"event": event, "payload": payload, "attempts": attempts})))
 }
 
-async fn replay(state: &web::Data<AdminState>, filter: EventFilter) -> HttpResponse {
-    let now = now_ms();
-    match blocking(state, move |c| {
-        events::replay(c, &filter, "admin-api", now).map_err(|e| e.to_string())
-    })
-    .await
-    {
-        Ok(done) => {
-            tracing::info!(
-                replayed = done.replayed.len(),
-                in_flight = done.in_flight.len(),
-                "events replayed"
-            );
-            HttpResponse::Ok().json(done)
-        }
-        Err(e) => e,
-    }
+async fn replay(
+    state: &web::Data<AdminState>,
+    filter: EventFilter,
+) -> Result<HttpResponse, AdminError> {
+    let now = EpochMs::now();
+    let done = blocking(state, move |c| events::replay(c, &filter, "admin-api", now)).await?;
+    tracing::info!(
+        replayed = done.replayed.len(),
+        in_flight = done.in_flight.len(),
+        "events replayed"
+    );
+    Ok(HttpResponse::Ok().json(done))
 }
 
 /// One event by id, or the 404 to answer.
-async fn find_event(
-    state: &web::Data<AdminState>,
-    id: &str,
-) -> Result<crate::store::outbox::StoredEvent, HttpResponse> {
+async fn find_event(state: &web::Data<AdminState>, id: &str) -> Result<StoredEvent, AdminError> {
     let lookup = id.to_owned();
-    match blocking(state, move |c| {
-        crate::store::outbox::get(c, &lookup).map_err(|e| e.to_string())
-    })
-    .await?
-    {
-        Some(event) => Ok(event),
-        None => Err(error(
-            StatusCode::NOT_FOUND,
-            "no_such_event",
-            &format!("No event {id}"),
-        )),
-    }
+    blocking(state, move |c| crate::store::outbox::get(c, &lookup))
+        .await?
+        .ok_or_else(|| AdminError::NoSuchEvent(id.to_owned()))
 }
 
-async fn replay_one(state: web::Data<AdminState>, id: web::Path<String>) -> HttpResponse {
+async fn replay_one(
+    state: web::Data<AdminState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AdminError> {
     let id = id.into_inner();
-    if let Err(e) = find_event(&state, &id).await {
-        return e;
-    }
+    find_event(&state, &id).await?;
     let filter = EventFilter {
         event_id: Some(id),
         ..EventFilter::default()
@@ -247,39 +200,41 @@ async fn replay_one(state: web::Data<AdminState>, id: web::Path<String>) -> Http
     replay(&state, filter).await
 }
 
-async fn replay_filter(state: web::Data<AdminState>, body: web::Json<EventFilter>) -> HttpResponse {
-    let filter = body.into_inner();
-    if let Err(e) = filter.validate() {
-        return error(StatusCode::BAD_REQUEST, "invalid_filter", &e);
+async fn replay_filter(
+    state: web::Data<AdminState>,
+    body: web::Json<EventFilter>,
+) -> Result<HttpResponse, AdminError> {
+    let filter = validated(body.into_inner())?;
+    if filter.is_empty() {
+        return Err(AdminError::EmptyFilter);
     }
     replay(&state, filter).await
 }
 
-async fn list_dead(state: web::Data<AdminState>, query: web::Query<EventFilter>) -> HttpResponse {
+async fn list_dead(
+    state: web::Data<AdminState>,
+    query: web::Query<EventFilter>,
+) -> Result<HttpResponse, AdminError> {
     let mut filter = query.into_inner();
-    filter.status = Some(status::DEAD.to_owned());
+    filter.status = Some(EventStatus::Dead.as_str().to_owned());
     list_events(state, web::Query(filter)).await
 }
 
-async fn retry_dead(state: web::Data<AdminState>, id: web::Path<String>) -> HttpResponse {
+async fn retry_dead(
+    state: web::Data<AdminState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AdminError> {
     let id = id.into_inner();
-    match find_event(&state, &id).await {
-        Ok(e) if e.status == status::DEAD => {}
-        Ok(e) => {
-            return error(
-                StatusCode::CONFLICT,
-                "not_dead",
-                &format!(
-                    "Event {id} is {}, not dead: use /v1/events/{id}/replay",
-                    e.status
-                ),
-            )
-        }
-        Err(e) => return e,
+    let event = find_event(&state, &id).await?;
+    if event.status != EventStatus::Dead {
+        return Err(AdminError::NotDead {
+            id,
+            status: event.status,
+        });
     }
     let filter = EventFilter {
         event_id: Some(id),
-        status: Some(status::DEAD.to_owned()),
+        status: Some(EventStatus::Dead.as_str().to_owned()),
         ..EventFilter::default()
     };
     replay(&state, filter).await
@@ -295,68 +250,37 @@ async fn discard_dead(
     state: web::Data<AdminState>,
     id: web::Path<String>,
     body: web::Json<DiscardBody>,
-) -> HttpResponse {
+) -> Result<HttpResponse, AdminError> {
     let id = id.into_inner();
     let reason = body.into_inner().reason;
     if reason.trim().is_empty() {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "reason_required",
-            "Say why the event is discarded: {\"reason\": \"…\"}",
-        );
+        return Err(AdminError::ReasonRequired);
     }
     let (lookup, why) = (id.clone(), reason.clone());
-    let result = blocking(&state, move |c| {
-        Ok(events::discard(c, &lookup, &why, "admin-api", now_ms()))
+    blocking(&state, move |c| {
+        events::discard(c, &lookup, &why, "admin-api", EpochMs::now())
     })
-    .await;
-    match result {
-        Ok(Ok(())) => {
-            tracing::warn!(event_id = %id, reason = %reason, "dead event discarded");
-            HttpResponse::Ok().json(json!({"discarded": id, "reason": reason}))
-        }
-        Ok(Err(events::DiscardError::NotFound(_))) => error(
-            StatusCode::NOT_FOUND,
-            "no_such_event",
-            &format!("No event {id}"),
-        ),
-        Ok(Err(e @ events::DiscardError::NotDead { .. })) => {
-            error(StatusCode::CONFLICT, "not_dead", &e.to_string())
-        }
-        Ok(Err(e)) => internal(e),
-        Err(e) => e,
-    }
+    .await?;
+    tracing::warn!(event_id = %id, reason = %reason, "dead event discarded");
+    Ok(HttpResponse::Ok().json(json!({"discarded": id, "reason": reason})))
 }
 
-fn reconcile_or_503(
+fn reconcile_handler(
     state: &AdminState,
-) -> Result<std::sync::Arc<crate::reconcile::ReconcileHandler>, Box<HttpResponse>> {
-    state.reconcile.clone().ok_or_else(|| {
-        Box::new(error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no_api_key",
-            "No Stripe API key is configured (STRIPE_API_KEY): resync, reconcile and catch-up need one",
-        ))
-    })
+) -> Result<std::sync::Arc<crate::reconcile::ReconcileHandler>, AdminError> {
+    state.reconcile.clone().ok_or(AdminError::NoApiKey)
 }
 
-async fn resync(state: web::Data<AdminState>, id: web::Path<String>) -> HttpResponse {
-    let handler = match reconcile_or_503(&state) {
-        Ok(h) => h,
-        Err(e) => return *e,
-    };
+async fn resync(
+    state: web::Data<AdminState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AdminError> {
+    let handler = reconcile_handler(&state)?;
     let id = id.into_inner();
-    match handler.resync(&state.store, &id).await {
-        Ok(records) => {
-            tracing::info!(object = %id, records = records.len(), "object resynced from Stripe");
-            let written: Vec<String> = records.iter().map(|r| r.describe()).collect();
-            HttpResponse::Ok().json(json!({"resynced": id, "written": written}))
-        }
-        Err(e @ crate::reconcile::ResyncError::UnknownId(_)) => {
-            error(StatusCode::BAD_REQUEST, "unknown_object", &e.to_string())
-        }
-        Err(e) => error(StatusCode::BAD_GATEWAY, "resync_failed", &e.to_string()),
-    }
+    let records = handler.resync(&state.store, &id).await?;
+    tracing::info!(object = %id, records = records.len(), "object resynced from Stripe");
+    let written: Vec<String> = records.iter().map(|r| r.describe()).collect();
+    Ok(HttpResponse::Ok().json(json!({"resynced": id, "written": written})))
 }
 
 #[derive(Deserialize, Default)]
@@ -369,11 +293,8 @@ struct SweepBody {
 async fn start_sweep(
     state: web::Data<AdminState>,
     body: Option<web::Json<SweepBody>>,
-) -> HttpResponse {
-    let handler = match reconcile_or_503(&state) {
-        Ok(h) => h,
-        Err(e) => return *e,
-    };
+) -> Result<HttpResponse, AdminError> {
+    let handler = reconcile_handler(&state)?;
     let dry_run = body.map(|b| b.into_inner().dry_run).unwrap_or(false);
     let (jobs, store) = (state.jobs.clone(), state.store.clone());
     let started = state.jobs.spawn("reconcile", move |id| async move {
@@ -393,11 +314,11 @@ async fn start_sweep(
         }
         result
     });
-    let id = match started {
-        Ok(id) => id,
-        Err(running) => return already_running("A sweep", running),
-    };
-    HttpResponse::Accepted().json(json!({"job": id, "kind": "reconcile", "dry_run": dry_run}))
+    let id = started.map_err(|job| AdminError::AlreadyRunning {
+        what: "A sweep",
+        job,
+    })?;
+    Ok(HttpResponse::Accepted().json(json!({"job": id, "kind": "reconcile", "dry_run": dry_run})))
 }
 
 #[derive(Deserialize, Default)]
@@ -414,14 +335,13 @@ struct CatchUpBody {
 async fn start_catch_up(
     state: web::Data<AdminState>,
     body: Option<web::Json<CatchUpBody>>,
-) -> HttpResponse {
-    let handler = match reconcile_or_503(&state) {
-        Ok(h) => h,
-        Err(e) => return *e,
-    };
+) -> Result<HttpResponse, AdminError> {
+    let handler = reconcile_handler(&state)?;
     let body = body.map(|b| b.into_inner()).unwrap_or_default();
     let options = crate::reconcile::catchup::CatchUpOptions {
-        since: body.since.unwrap_or(now_ms() / 1000 - 3 * 24 * 3600),
+        since: body
+            .since
+            .unwrap_or(EpochMs::now().as_secs() - 3 * 24 * 3600),
         only_failed: body.only_failed,
         dry_run: body.dry_run,
     };
@@ -429,19 +349,12 @@ async fn start_catch_up(
     let started = state.jobs.spawn("catch-up", move |_| async move {
         crate::reconcile::catchup::run(handler.client(), &store, &options).await
     });
-    let id = match started {
-        Ok(id) => id,
-        Err(running) => return already_running("A catch-up", running),
-    };
-    HttpResponse::Accepted().json(json!({"job": id, "kind": "catch-up", "dry_run": body.dry_run}))
-}
-
-fn already_running(what: &str, running: u64) -> HttpResponse {
-    error(
-        StatusCode::CONFLICT,
-        "already_running",
-        &format!("{what} is already running: job {running}"),
-    )
+    let id = started.map_err(|job| AdminError::AlreadyRunning {
+        what: "A catch-up",
+        job,
+    })?;
+    Ok(HttpResponse::Accepted()
+        .json(json!({"job": id, "kind": "catch-up", "dry_run": body.dry_run})))
 }
 
 #[derive(Deserialize)]
@@ -452,35 +365,27 @@ struct ItemsQuery {
     limit: Option<usize>,
 }
 
+/// The entries of a job's report, a page at a time.
 async fn job_items(
     state: web::Data<AdminState>,
     id: web::Path<u64>,
     query: web::Query<ItemsQuery>,
-) -> HttpResponse {
+) -> Result<HttpResponse, AdminError> {
     let ItemsQuery { offset, limit } = query.into_inner();
     let limit = limit.unwrap_or(100).clamp(1, 1000);
-    match state.jobs.items(id.into_inner(), offset, limit) {
-        Some((items, total)) => {
-            let next = (offset + items.len() < total).then_some(offset + items.len());
-            HttpResponse::Ok().json(
-                json!({"items": items, "total": total, "offset": offset, "next_offset": next}),
-            )
-        }
-        None => error(
-            StatusCode::NOT_FOUND,
-            "no_such_job",
-            "No such job (jobs live as long as the daemon)",
-        ),
-    }
+    let (items, total) = state
+        .jobs
+        .items(id.into_inner(), offset, limit)
+        .ok_or(AdminError::NoSuchJob)?;
+    let next = (offset + items.len() < total).then_some(offset + items.len());
+    Ok(HttpResponse::Ok()
+        .json(json!({"items": items, "total": total, "offset": offset, "next_offset": next})))
 }
 
-async fn job(state: web::Data<AdminState>, id: web::Path<u64>) -> HttpResponse {
-    match state.jobs.get(id.into_inner()) {
-        Some(job) => HttpResponse::Ok().json(job),
-        None => error(
-            StatusCode::NOT_FOUND,
-            "no_such_job",
-            "No such job (jobs live as long as the daemon)",
-        ),
-    }
+async fn job(state: web::Data<AdminState>, id: web::Path<u64>) -> Result<HttpResponse, AdminError> {
+    let job = state
+        .jobs
+        .get(id.into_inner())
+        .ok_or(AdminError::NoSuchJob)?;
+    Ok(HttpResponse::Ok().json(job))
 }

@@ -2,15 +2,15 @@
 //! be running or not): inspect events, replay, dead letters. Human-readable
 //! output by default, `--json` for scripts.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use crate::config::Config;
 use crate::store::events::{self, EventFilter, EventSummary};
-use crate::store::outbox::status;
-use crate::store::{now_ms, Store};
+use crate::store::outbox::EventStatus;
+use crate::store::{EpochMs, Store};
 
 #[derive(Debug, Clone, Args)]
 pub struct FilterArgs {
@@ -37,8 +37,8 @@ impl FilterArgs {
             status: self.status.clone(),
             event_type: self.event_type.clone(),
             object: self.object.clone(),
-            since: self.since,
-            until: self.until,
+            since: self.since.map(EpochMs),
+            until: self.until.map(EpochMs),
             ..EventFilter::default()
         }
     }
@@ -119,12 +119,7 @@ pub fn parse_time(s: &str) -> Result<i64, String> {
         return i64::try_from(ms).map_err(|e| e.to_string());
     }
     if let Ok(age) = humantime::parse_duration(s) {
-        let t = SystemTime::now().checked_sub(age).unwrap_or(UNIX_EPOCH);
-        let ms = t
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or(Duration::ZERO)
-            .as_millis();
-        return i64::try_from(ms).map_err(|e| e.to_string());
+        return Ok(EpochMs::now().saturating_sub(age).as_i64().max(0));
     }
     Err(format!("{s:?} is not a time: use RFC 3339 (2026-11-20T10:00:00Z), unix seconds, or an age such as 2h or 3d"))
 }
@@ -136,8 +131,8 @@ fn open(config: &Config) -> anyhow::Result<Store> {
     Ok(store)
 }
 
-fn fmt_time(ms: i64) -> String {
-    let t = UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+fn fmt_time(at: EpochMs) -> String {
+    let t = UNIX_EPOCH + Duration::from_millis(u64::try_from(at.as_i64()).unwrap_or(0));
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
@@ -260,7 +255,7 @@ pub fn replay(
     if event_ids.is_empty() {
         let f = filter.to_filter();
         f.validate().map_err(|e| anyhow::anyhow!(e))?;
-        done = events::replay(&mut conn, &f, "cli", now_ms())?;
+        done = events::replay(&mut conn, &f, "cli", EpochMs::now())?;
     } else {
         for id in event_ids {
             if crate::store::outbox::get(&mut conn, &id)?.is_none() {
@@ -270,7 +265,7 @@ pub fn replay(
                 event_id: Some(id),
                 ..filter.to_filter()
             };
-            let one = events::replay(&mut conn, &f, "cli", now_ms())?;
+            let one = events::replay(&mut conn, &f, "cli", EpochMs::now())?;
             done.replayed.extend(one.replayed);
             done.in_flight.extend(one.in_flight);
         }
@@ -307,7 +302,7 @@ pub fn dead(config: &Config, command: DeadCommand) -> anyhow::Result<()> {
     match command {
         DeadCommand::List { limit, json } => {
             let f = EventFilter {
-                status: Some(status::DEAD.to_owned()),
+                status: Some(EventStatus::Dead.as_str().to_owned()),
                 limit: Some(limit),
                 ..EventFilter::default()
             };
@@ -329,11 +324,11 @@ pub fn dead(config: &Config, command: DeadCommand) -> anyhow::Result<()> {
         } => {
             let mut conn = store.conn()?;
             let dead_only = EventFilter {
-                status: Some(status::DEAD.to_owned()),
+                status: Some(EventStatus::Dead.as_str().to_owned()),
                 ..EventFilter::default()
             };
             let done = if all {
-                events::replay(&mut conn, &dead_only, "cli", now_ms())?
+                events::replay(&mut conn, &dead_only, "cli", EpochMs::now())?
             } else if event_ids.is_empty() {
                 anyhow::bail!("name the dead events to retry, or pass --all");
             } else {
@@ -343,7 +338,7 @@ pub fn dead(config: &Config, command: DeadCommand) -> anyhow::Result<()> {
                         event_id: Some(id.clone()),
                         ..dead_only.clone()
                     };
-                    let one = events::replay(&mut conn, &f, "cli", now_ms())?;
+                    let one = events::replay(&mut conn, &f, "cli", EpochMs::now())?;
                     if one.replayed.is_empty() {
                         anyhow::bail!(
                             "{id} is not a dead event (see `stripe-hookd events show {id}`)"
@@ -360,7 +355,13 @@ pub fn dead(config: &Config, command: DeadCommand) -> anyhow::Result<()> {
             if reason.trim().is_empty() {
                 anyhow::bail!("--reason must say why the event is discarded");
             }
-            events::discard(&mut *store.conn()?, &event_id, &reason, "cli", now_ms())?;
+            events::discard(
+                &mut *store.conn()?,
+                &event_id,
+                &reason,
+                "cli",
+                EpochMs::now(),
+            )?;
             println!("discarded {event_id}: {reason}");
             Ok(())
         }
@@ -370,6 +371,7 @@ pub fn dead(config: &Config, command: DeadCommand) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::now_ms;
 
     #[test]
     fn times_parse_in_every_documented_form() {

@@ -4,12 +4,12 @@
 //! Every request ends in exactly one log line with the stable fields
 //! `endpoint`, `event_id`, `event_type`, `sig_verified`, `outcome`, `reason`,
 //! `status` and `duration_ms` (see docs/operations.md).
+//!
+//! The envelope parser is [`crate::envelope`], not part of this module:
+//! catch-up parses the events it lists with it too.
 
 pub mod commit;
 pub mod signature;
-
-/// The envelope parser lives in [`crate::envelope`] (catch-up uses it too).
-pub use crate::envelope;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,8 +20,9 @@ use secrecy::ExposeSecret;
 use serde_json::json;
 
 use crate::config::Endpoint;
+use crate::envelope;
 use crate::store::outbox::Inserted;
-use crate::store::{now_ms, Store};
+use crate::store::{now_ms, EpochMs, Store};
 use commit::{CommitError, CommitQueue};
 
 /// Headers kept with each stored delivery (for the inspector).
@@ -321,7 +322,7 @@ async fn accept(
         text.to_owned(),
         kept_headers(req),
         i32::try_from(verified.secret_index).unwrap_or(i32::MAX),
-        now_ms(),
+        EpochMs::now(),
     );
     state
         .queue

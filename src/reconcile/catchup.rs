@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::envelope;
 use crate::store::outbox::{self, Inserted, NewEvent};
-use crate::store::{now_ms, Store, StoreError};
+use crate::store::{now_ms, EpochMs, Store, StoreError};
 use crate::stripe::{Priority, StripeClient, StripeError};
 
 /// Stripe keeps events for 30 days.
@@ -68,9 +68,13 @@ pub async fn run(
         for event in &data {
             let payload = event.to_string();
             match envelope::parse(payload.as_bytes()) {
-                Ok(env) => {
-                    batch.push(env.into_new_event(ENDPOINT, payload, "{}".to_owned(), -1, now_ms()))
-                }
+                Ok(env) => batch.push(env.into_new_event(
+                    ENDPOINT,
+                    payload,
+                    "{}".to_owned(),
+                    -1,
+                    EpochMs::now(),
+                )),
                 Err(e) => {
                     let id = event
                         .get("id")

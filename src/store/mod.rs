@@ -8,6 +8,9 @@
 pub mod events;
 pub mod outbox;
 pub mod schema;
+pub mod time;
+
+pub use time::EpochMs;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -399,12 +402,9 @@ where
         .map_err(|e| StoreError::Migration(e.to_string()))
 }
 
-/// Milliseconds since the unix epoch.
+/// Milliseconds since the unix epoch: [`EpochMs::now`] as a bare number.
 pub fn now_ms() -> i64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
+    EpochMs::now().as_i64()
 }
 
 #[cfg(test)]

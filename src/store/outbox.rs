@@ -1,20 +1,136 @@
 //! The outbox table: verified deliveries, inserted once per Stripe event id.
 
+use std::str::FromStr;
+
+use diesel::backend::Backend;
+use diesel::deserialize::{self, FromSql, FromSqlRow};
+use diesel::expression::AsExpression;
 use diesel::prelude::*;
+use diesel::serialize::{self, Output, ToSql};
+use diesel::sql_types::Text;
 
 use super::schema::webhook_events;
-use super::{with_conn, write_transaction, DbConnection, StoreError, Tx};
+use super::{with_conn, write_transaction, DbConnection, EpochMs, StoreError, Tx};
 
-/// Event statuses as stored.
+/// Event statuses as stored, as strings (raw SQL and metrics labels use
+/// these; Rust code holds an [`EventStatus`]).
 pub mod status {
-    pub const PENDING: &str = "pending";
-    pub const PROCESSING: &str = "processing";
-    pub const DONE: &str = "done";
-    pub const IGNORED: &str = "ignored";
-    pub const DEAD: &str = "dead";
+    use super::EventStatus;
+
+    pub const PENDING: &str = EventStatus::Pending.as_str();
+    pub const PROCESSING: &str = EventStatus::Processing.as_str();
+    pub const DONE: &str = EventStatus::Done.as_str();
+    pub const IGNORED: &str = EventStatus::Ignored.as_str();
+    pub const DEAD: &str = EventStatus::Dead.as_str();
     /// A dead event an operator discarded (with a reason); kept, never retried.
-    pub const DISCARDED: &str = "discarded";
+    pub const DISCARDED: &str = EventStatus::Discarded.as_str();
     pub const ALL: [&str; 6] = [PENDING, PROCESSING, DONE, IGNORED, DEAD, DISCARDED];
+}
+
+/// Where an event is in its life. Stored as TEXT (the column's CHECK
+/// constraint lists the same words), serialised as the same word.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    AsExpression,
+    FromSqlRow,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[diesel(sql_type = Text)]
+#[serde(rename_all = "lowercase")]
+pub enum EventStatus {
+    /// Waiting to be claimed (when `next_attempt_at` comes).
+    Pending,
+    /// Claimed by a worker, under a lease.
+    Processing,
+    Done,
+    /// No handler takes its type.
+    Ignored,
+    /// Its retry budget is spent, or it failed permanently.
+    Dead,
+    /// A dead event an operator gave up on, with a reason.
+    Discarded,
+}
+
+impl EventStatus {
+    pub const ALL: [EventStatus; 6] = [
+        EventStatus::Pending,
+        EventStatus::Processing,
+        EventStatus::Done,
+        EventStatus::Ignored,
+        EventStatus::Dead,
+        EventStatus::Discarded,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EventStatus::Pending => "pending",
+            EventStatus::Processing => "processing",
+            EventStatus::Done => "done",
+            EventStatus::Ignored => "ignored",
+            EventStatus::Dead => "dead",
+            EventStatus::Discarded => "discarded",
+        }
+    }
+}
+
+/// A status word that is not one of [`EventStatus::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown status {0:?}: one of {list}", list = status::ALL.join(", "))]
+pub struct UnknownStatus(pub String);
+
+impl FromStr for EventStatus {
+    type Err = UnknownStatus;
+
+    fn from_str(s: &str) -> Result<Self, UnknownStatus> {
+        EventStatus::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| UnknownStatus(s.to_owned()))
+    }
+}
+
+impl std::fmt::Display for EventStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<str> for EventStatus {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for EventStatus {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl<DB> FromSql<Text, DB> for EventStatus
+where
+    DB: Backend,
+    String: FromSql<Text, DB>,
+{
+    fn from_sql(bytes: DB::RawValue<'_>) -> deserialize::Result<Self> {
+        Ok(String::from_sql(bytes)?.parse()?)
+    }
+}
+
+impl<DB> ToSql<Text, DB> for EventStatus
+where
+    DB: Backend,
+    str: ToSql<Text, DB>,
+{
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, DB>) -> serialize::Result {
+        self.as_str().to_sql(out)
+    }
 }
 
 /// A verified delivery, ready to be stored.
@@ -32,15 +148,15 @@ pub struct NewEvent {
     /// The ordering key: `object_id`, or the event id when there is none.
     pub object_key: String,
     pub stripe_created: i64,
-    pub received_at: i64,
-    pub queued_at: i64,
+    pub received_at: EpochMs,
+    pub queued_at: EpochMs,
     /// The raw body exactly as received.
     pub payload: String,
     /// The delivery's headers that matter, as a JSON object.
     pub headers: String,
     /// Which of the endpoint's secrets verified it.
     pub secret_index: i32,
-    pub next_attempt_at: i64,
+    pub next_attempt_at: EpochMs,
 }
 
 /// What inserting one delivery did.
@@ -127,18 +243,18 @@ pub struct StoredEvent {
     pub object_id: Option<String>,
     pub object_key: String,
     pub stripe_created: i64,
-    pub received_at: i64,
-    pub queued_at: i64,
+    pub received_at: EpochMs,
+    pub queued_at: EpochMs,
     pub payload: String,
     pub headers: String,
     pub secret_index: i32,
-    pub status: String,
+    pub status: EventStatus,
     pub attempts: i32,
-    pub next_attempt_at: i64,
+    pub next_attempt_at: EpochMs,
     pub lease_owner: Option<String>,
-    pub lease_expires_at: Option<i64>,
+    pub lease_expires_at: Option<EpochMs>,
     pub last_error: Option<String>,
-    pub processed_at: Option<i64>,
+    pub processed_at: Option<EpochMs>,
 }
 
 /// One event by its Stripe id.

@@ -311,7 +311,7 @@ fn set(v: &mut Value, key: &str, value: Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::intake::envelope;
+    use crate::envelope;
 
     #[test]
     fn every_listed_type_builds_a_parseable_consistent_event() {

@@ -10,6 +10,9 @@ backend_tests!(
     admin_routes_need_the_token_and_are_not_on_the_public_listener,
     events_are_listed_with_filters_and_pages_and_shown_with_attempts,
     replay_by_filter_requeues_exactly_the_matching_events,
+    a_replay_with_an_empty_filter_is_refused_and_requeues_nothing,
+    a_replay_takes_at_most_limit_events,
+    a_large_replay_in_batches_requeues_exactly_the_matching_events,
     dead_letters_can_be_listed_retried_and_discarded,
     metrics_move_when_events_flow,
 );
@@ -214,6 +217,195 @@ async fn replay_by_filter_requeues_exactly_the_matching_events(backend: Backend)
     assert_eq!(app.runner.run_pending().await.unwrap().ignored, 1);
     let (status, _) = post(&app, "/v1/events/evt_nope/replay", json!({})).await;
     assert_eq!(status, 404);
+    app.stop().await;
+}
+
+/// Each event's status and how many `replayed` lines its history has.
+async fn replay_state(app: &TestApp) -> Vec<(String, String, usize)> {
+    app.db(|c| {
+        stripe_hookd::store::outbox::list_all(c)
+            .unwrap()
+            .into_iter()
+            .map(|e| {
+                let (_, attempts) = stripe_hookd::store::events::show(c, &e.event_id)
+                    .unwrap()
+                    .unwrap();
+                let replays = attempts
+                    .iter()
+                    .filter(|a| a.outcome.as_deref() == Some("replayed"))
+                    .count();
+                (e.event_id, e.status.to_string(), replays)
+            })
+            .collect()
+    })
+    .await
+}
+
+async fn a_replay_with_an_empty_filter_is_refused_and_requeues_nothing(backend: Backend) {
+    let db = TestDb::new(backend);
+    let app = admin_app(&db).await;
+    deliver_all(
+        &app,
+        &[
+            ("evt_e1", "invoice.paid", "in_1"),
+            ("evt_e2", "customer.updated", "cus_1"),
+        ],
+    )
+    .await;
+    app.runner.run_pending().await.unwrap();
+    let before = replay_state(&app).await;
+    assert!(before.iter().all(|(_, s, _)| s == "ignored"), "{before:?}");
+    // Paging alone names no events either.
+    for body in [json!({}), json!({"limit": 10}), json!({"after": 0})] {
+        let (status, answer) = post(&app, "/v1/replay", body.clone()).await;
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert_eq!(answer["error"]["reason"], "filter_required", "{body}");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("whole outbox"),
+            "{answer}"
+        );
+    }
+    assert_eq!(replay_state(&app).await, before, "nothing was re-queued");
+    assert_eq!(app.runner.run_pending().await.unwrap().total(), 0);
+    app.stop().await;
+}
+
+async fn a_replay_takes_at_most_limit_events(backend: Backend) {
+    let db = TestDb::new(backend);
+    let app = admin_app(&db).await;
+    deliver_all(
+        &app,
+        &[
+            ("evt_l1", "invoice.paid", "in_1"),
+            ("evt_l2", "invoice.paid", "in_2"),
+            ("evt_l3", "invoice.paid", "in_3"),
+        ],
+    )
+    .await;
+    app.runner.run_pending().await.unwrap();
+    let (status, body) = post(&app, "/v1/replay", json!({"type": "invoice.*", "limit": 2})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["replayed"],
+        json!(["evt_l1", "evt_l2"]),
+        "oldest first"
+    );
+    let statuses: Vec<(String, String)> = replay_state(&app)
+        .await
+        .into_iter()
+        .map(|(id, s, _)| (id, s))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("evt_l1".to_owned(), "pending".to_owned()),
+            ("evt_l2".to_owned(), "pending".to_owned()),
+            ("evt_l3".to_owned(), "ignored".to_owned()),
+        ]
+    );
+    app.stop().await;
+}
+
+/// 2,000 events (every other one an invoice event; one invoice event in
+/// five held by a worker) replayed in batches of 500: first at most 700,
+/// then the rest by status. Exactly the matching, idle events are
+/// re-queued, each once, and the in-flight ones are reported.
+async fn a_large_replay_in_batches_requeues_exactly_the_matching_events(backend: Backend) {
+    const N: usize = 2_000;
+    let db = TestDb::new(backend);
+    let app = admin_app(&db).await;
+    let now = stripe_hookd::store::EpochMs::now();
+    let events: Vec<stripe_hookd::store::outbox::NewEvent> = (0..N)
+        .map(|i| {
+            let (event_type, object) = if i % 2 == 0 {
+                ("invoice.paid", format!("in_{i}"))
+            } else {
+                ("customer.updated", format!("cus_{i}"))
+            };
+            stripe_hookd::store::outbox::NewEvent {
+                event_id: format!("evt_big_{i:05}"),
+                endpoint: "default".to_owned(),
+                event_type: event_type.to_owned(),
+                api_version: None,
+                livemode: false,
+                account: None,
+                object_type: None,
+                object_id: Some(object.clone()),
+                object_key: object,
+                stripe_created: now.as_secs(),
+                received_at: now,
+                queued_at: now,
+                payload: "{}".to_owned(),
+                headers: "{}".to_owned(),
+                secret_index: 0,
+                next_attempt_at: now,
+            }
+        })
+        .collect();
+    app.db(move |c| {
+        stripe_hookd::store::outbox::insert_batch(c, &events).unwrap();
+        c.batch_execute("UPDATE webhook_events SET status = 'done'")
+            .unwrap();
+        // Every tenth event (an invoice event) is held by a worker.
+        for i in (0..N).step_by(10) {
+            c.batch_execute(&format!(
+                "UPDATE webhook_events SET status = 'processing', lease_owner = 'w' WHERE event_id = 'evt_big_{i:05}'"
+            ))
+            .unwrap();
+        }
+    })
+    .await;
+    let id = |i: usize| format!("evt_big_{i:05}");
+    let idle_invoices: Vec<String> = (0..N)
+        .filter(|i| i % 2 == 0 && i % 10 != 0)
+        .map(id)
+        .collect();
+    let held: Vec<String> = (0..N).step_by(10).map(id).collect();
+    assert_eq!((idle_invoices.len(), held.len()), (800, 200));
+
+    let (status, first) = post(
+        &app,
+        "/v1/replay",
+        json!({"type": "invoice.paid", "limit": 700}),
+    )
+    .await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(
+        first["replayed"],
+        json!(idle_invoices[..700]),
+        "the limit spans batches"
+    );
+    let (status, rest) = post(
+        &app,
+        "/v1/replay",
+        json!({"type": "invoice.paid", "status": "done"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{rest}");
+    assert_eq!(rest["replayed"], json!(idle_invoices[700..]));
+    assert_eq!(rest["in_flight"], json!([]), "held events are not done");
+
+    for (event_id, status, replays) in replay_state(&app).await {
+        let i: usize = event_id["evt_big_".len()..].parse().unwrap();
+        let expected = match (i % 2, i % 10) {
+            (_, 0) => ("processing", 0),
+            (0, _) => ("pending", 1),
+            _ => ("done", 0),
+        };
+        assert_eq!((status.as_str(), replays), expected, "{event_id}");
+    }
+    // Without a status, the held ones are matched and reported in flight.
+    let (_, again) = post(
+        &app,
+        "/v1/replay",
+        json!({"type": "invoice.paid", "since": now.as_i64()}),
+    )
+    .await;
+    assert_eq!(again["in_flight"], json!(held));
+    assert_eq!(again["replayed"].as_array().map(Vec::len), Some(800));
     app.stop().await;
 }
 

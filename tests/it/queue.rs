@@ -11,7 +11,7 @@ use futures_util::future::{join_all, BoxFuture};
 use futures_util::FutureExt;
 use stripe_hookd::queue::{finish, Apply, Clock, EventGroup, Handler, HandlerError, Runner};
 use stripe_hookd::store::outbox::{self, NewEvent, StoredEvent};
-use stripe_hookd::store::{now_ms, with_tx, DbConnection, Store};
+use stripe_hookd::store::{now_ms, with_tx, DbConnection, EpochMs, Store};
 
 use crate::backend_tests;
 use crate::harness::*;
@@ -284,7 +284,7 @@ async fn a_handler_failing_twice_ends_done_after_three_attempts_with_backoff(bac
         // Backoff: 1 s × 2^(n-1), with half of it jittered.
         let min_delay = 500 * (1 << (round - 1));
         assert!(
-            row.next_attempt_at >= before + min_delay,
+            row.next_attempt_at.as_i64() >= before + min_delay,
             "round {round}: backoff respected"
         );
         // Not due yet: nothing runs.
@@ -736,12 +736,12 @@ fn new_event(id: &str, object: &str, now: i64) -> NewEvent {
         object_id: Some(object.to_owned()),
         object_key: object.to_owned(),
         stripe_created: now / 1000,
-        received_at: now,
-        queued_at: now,
+        received_at: EpochMs(now),
+        queued_at: EpochMs(now),
         payload: "{}".into(),
         headers: "{}".into(),
         secret_index: 0,
-        next_attempt_at: now,
+        next_attempt_at: EpochMs(now),
     }
 }
 

@@ -65,7 +65,7 @@ async fn deliver(app: &TestApp, event_type: &str, object: &Value) -> String {
 
 async fn status_of(app: &TestApp, event_id: &str) -> String {
     let id = event_id.to_owned();
-    app.db(move |c| outbox::get(c, &id).unwrap().unwrap().status)
+    app.db(move |c| outbox::get(c, &id).unwrap().unwrap().status.to_string())
         .await
 }
 
@@ -372,8 +372,10 @@ async fn a_replay_after_the_object_changed_follows_the_api(backend: Backend) {
         event_id: Some(event.clone()),
         ..Default::default()
     };
-    app.db(move |c| stripe_hookd::store::events::replay(c, &filter, "test", now_ms()).unwrap())
-        .await;
+    app.db(move |c| {
+        stripe_hookd::store::events::replay(c, &filter, "test", now_ms().into()).unwrap()
+    })
+    .await;
     app.runner.run_pending().await.unwrap();
     assert_eq!(status_of(&app, &event).await, "done");
     assert_eq!(
@@ -491,7 +493,10 @@ async fn stripe_faults_are_retried_and_the_event_ends_done(backend: Backend) {
         "{:?}",
         row.last_error
     );
-    assert!(row.next_attempt_at >= t0 + 3000, "Retry-After is honoured");
+    assert!(
+        row.next_attempt_at.as_i64() >= t0 + 3000,
+        "Retry-After is honoured"
+    );
     app.runner.clock().advance(Duration::from_secs(10));
     app.runner.run_pending().await.unwrap();
     assert_eq!(status_of(&app, &event).await, "done");

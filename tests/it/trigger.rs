@@ -4,7 +4,8 @@
 use std::collections::HashSet;
 
 use futures_util::future::join_all;
-use stripe_hookd::intake::{envelope, signature};
+use stripe_hookd::envelope;
+use stripe_hookd::intake::signature;
 use stripe_hookd::store::outbox;
 use stripe_hookd::trigger::{self, Load, Scenario, Target, TYPES};
 
