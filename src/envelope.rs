@@ -116,6 +116,7 @@ impl Envelope {
         headers: String,
         secret_index: i32,
         received_at: crate::store::EpochMs,
+        priority: i32,
     ) -> crate::store::outbox::NewEvent {
         crate::store::outbox::NewEvent {
             object_key: self.object_id.clone().unwrap_or_else(|| self.id.clone()),
@@ -134,6 +135,7 @@ impl Envelope {
             headers,
             secret_index,
             next_attempt_at: received_at,
+            priority,
         }
     }
 }

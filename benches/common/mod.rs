@@ -31,6 +31,7 @@ pub fn events(
         headers: "{}".into(),
         secret_index: 0,
         next_attempt_at: at,
+        priority: stripe_hookd::store::outbox::LIVE,
     })
     .collect()
 }

@@ -323,6 +323,7 @@ async fn accept(
         kept_headers(req),
         i32::try_from(verified.secret_index).unwrap_or(i32::MAX),
         EpochMs::now(),
+        crate::store::outbox::LIVE,
     );
     state
         .queue

@@ -5,9 +5,10 @@
 //! object leases once deadlocked):
 //! 1. candidates: events that are due (`pending`, `next_attempt_at <= now`)
 //!    or whose lease expired (`processing`, `lease_expires_at < now`), of
-//!    objects nobody holds a live lease on, oldest first — a hot object
-//!    piling up events under another worker's lease cannot fill the
-//!    candidate list and starve the others;
+//!    objects nobody holds a live lease on — live events (from the intake)
+//!    before background ones (replays, catch-up), oldest first within each;
+//!    a hot object piling up events under another worker's lease cannot
+//!    fill the candidate list and starve the others;
 //! 2. their distinct object keys, oldest first: on Postgres each key is
 //!    try-locked (`pg_try_advisory_xact_lock`, never waits) and those another
 //!    transaction is claiming or finishing are passed by; up to `max_groups`
@@ -73,9 +74,16 @@ macro_rules! due_query {
             .filter(webhook_events::status.eq(status::PENDING))
             .filter(webhook_events::next_attempt_at.le($now))
             .filter(webhook_events::object_key.ne_all(leased_keys!($now)))
-            .order(webhook_events::next_attempt_at.asc())
+            .order((
+                webhook_events::priority.asc(),
+                webhook_events::next_attempt_at.asc(),
+            ))
             .limit($limit)
-            .select((webhook_events::id, webhook_events::object_key))
+            .select((
+                webhook_events::id,
+                webhook_events::object_key,
+                webhook_events::priority,
+            ))
     };
 }
 
@@ -86,7 +94,11 @@ macro_rules! expired_query {
             .filter(webhook_events::lease_expires_at.lt($now))
             .filter(webhook_events::object_key.ne_all(leased_keys!($now)))
             .limit($limit)
-            .select((webhook_events::id, webhook_events::object_key))
+            .select((
+                webhook_events::id,
+                webhook_events::object_key,
+                webhook_events::priority,
+            ))
     };
 }
 
@@ -169,16 +181,17 @@ pub fn lock_object(tx: &mut Tx<'_>, key: &str) -> QueryResult<()> {
     with_tx!(tx, c => c.lock_object(key))
 }
 
-/// Candidate `(id, object_key)` rows, oldest first. Two index-friendly
-/// queries (due `pending` events, expired `processing` ones) rather than one
-/// `OR` that would scan the whole outbox.
-fn candidates(tx: &mut Tx<'_>, now: i64, limit: i64) -> QueryResult<Vec<(i64, String)>> {
-    let mut rows: Vec<(i64, String)> = with_tx!(tx, c => {
-        let mut rows: Vec<(i64, String)> = due_query!(now, limit).load(c)?;
-        rows.extend(expired_query!(now, limit).load::<(i64, String)>(c)?);
+/// Candidate `(id, object_key, priority)` rows: live events before
+/// background ones (replays, catch-up), oldest first within each. Two
+/// index-friendly queries (due `pending` events, expired `processing` ones)
+/// rather than one `OR` that would scan the whole outbox.
+fn candidates(tx: &mut Tx<'_>, now: i64, limit: i64) -> QueryResult<Vec<(i64, String, i32)>> {
+    let mut rows: Vec<(i64, String, i32)> = with_tx!(tx, c => {
+        let mut rows: Vec<(i64, String, i32)> = due_query!(now, limit).load(c)?;
+        rows.extend(expired_query!(now, limit).load::<(i64, String, i32)>(c)?);
         rows
     });
-    rows.sort_by_key(|(id, _)| *id);
+    rows.sort_by_key(|(id, _, priority)| (*priority, *id));
     rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
     Ok(rows)
 }
@@ -226,7 +239,7 @@ fn claim_once(
     let expires = now.saturating_add(lease_ms);
     let claimed = write_transaction(conn, |tx| -> Result<Claimed, diesel::result::Error> {
         let mut keys: Vec<String> = Vec::new();
-        for (_, key) in candidates(tx, now, limit)? {
+        for (_, key, _) in candidates(tx, now, limit)? {
             if !keys.contains(&key) {
                 keys.push(key);
             }

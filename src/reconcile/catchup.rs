@@ -74,6 +74,7 @@ pub async fn run(
                     "{}".to_owned(),
                     -1,
                     EpochMs::now(),
+                    outbox::BACKGROUND,
                 )),
                 Err(e) => {
                     let id = event

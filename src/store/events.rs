@@ -7,7 +7,7 @@ use std::time::Duration;
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::outbox::{EventStatus, StoredEvent};
+use super::outbox::{self, EventStatus, StoredEvent};
 use super::schema::{event_attempts, webhook_events};
 use super::{with_conn, with_tx, write_transaction, DbConnection, EpochMs, StoreError};
 
@@ -292,6 +292,7 @@ fn replay_batch(
                     webhook_events::attempts.eq(0),
                     webhook_events::next_attempt_at.eq(now),
                     webhook_events::queued_at.eq(now),
+                    webhook_events::priority.eq(outbox::BACKGROUND),
                     webhook_events::lease_owner.eq(None::<String>),
                     webhook_events::lease_expires_at.eq(None::<EpochMs>),
                     webhook_events::last_error.eq(None::<String>),

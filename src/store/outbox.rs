@@ -157,7 +157,15 @@ pub struct NewEvent {
     /// Which of the endpoint's secrets verified it.
     pub secret_index: i32,
     pub next_attempt_at: EpochMs,
+    /// [`LIVE`] for what Stripe delivers now, [`BACKGROUND`] for what an
+    /// operator or the catch-up re-queues: claims take live events first.
+    pub priority: i32,
 }
+
+/// Claim priority of an event delivered to the intake.
+pub const LIVE: i32 = 0;
+/// Claim priority of replayed and caught-up events: behind every live one.
+pub const BACKGROUND: i32 = 1;
 
 /// What inserting one delivery did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -25,6 +25,7 @@ diesel::table! {
         lease_expires_at -> Nullable<BigInt>,
         last_error -> Nullable<Text>,
         processed_at -> Nullable<BigInt>,
+        priority -> Integer,
     }
 }
 

@@ -342,6 +342,7 @@ async fn a_large_replay_in_batches_requeues_exactly_the_matching_events(backend:
                 headers: "{}".to_owned(),
                 secret_index: 0,
                 next_attempt_at: now,
+                priority: stripe_hookd::store::outbox::LIVE,
             }
         })
         .collect();

@@ -10,6 +10,7 @@ use diesel::prelude::*;
 use futures_util::future::{join_all, BoxFuture};
 use futures_util::FutureExt;
 use stripe_hookd::queue::{finish, Apply, Clock, EventGroup, Handler, HandlerError, Runner};
+use stripe_hookd::store::events::{self, EventFilter};
 use stripe_hookd::store::outbox::{self, NewEvent, StoredEvent};
 use stripe_hookd::store::{now_ms, with_tx, DbConnection, EpochMs, Store};
 
@@ -29,6 +30,7 @@ backend_tests!(
     groups_waiting_for_a_worker_do_not_lose_their_lease,
     a_hot_leased_object_does_not_starve_the_others,
     runners_claiming_at_once_never_fail_or_overlap,
+    live_events_are_claimed_before_replayed_ones,
 );
 
 diesel::table! {
@@ -723,6 +725,49 @@ async fn a_hot_leased_object_does_not_starve_the_others(backend: Backend) {
     app.stop().await;
 }
 
+/// A replay of the whole history (or a catch-up backlog) waits behind what
+/// Stripe delivers now: replayed events are claimed after live ones.
+async fn live_events_are_claimed_before_replayed_ones(backend: Backend) {
+    let db = TestDb::new(backend);
+    let handler = TestHandler::new(Duration::ZERO);
+    let app = app_with(&db, &handler, stepped).await;
+    for i in 0..30 {
+        deliver_ok(
+            &app,
+            &format!("evt_old_{i}"),
+            "invoice.paid",
+            &format!("in_old_{i}"),
+        )
+        .await;
+    }
+    assert_eq!(app.runner.run_pending().await.unwrap().done, 30);
+    let replayed = app
+        .db(|c| {
+            let filter = EventFilter {
+                status: Some("done".to_owned()),
+                ..EventFilter::default()
+            };
+            events::replay(c, &filter, "test", EpochMs::now()).unwrap()
+        })
+        .await;
+    assert_eq!(replayed.replayed.len(), 30);
+    // Delivered after the replay, due later than every replayed event.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    deliver_ok(&app, "evt_live", "invoice.paid", "in_live").await;
+
+    let first = app.runner.claim(1).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(
+        first[0].key, "in_live",
+        "a replayed event was claimed first"
+    );
+    for group in first {
+        app.runner.process(group).await;
+    }
+    assert_eq!(app.runner.run_pending().await.unwrap().done, 30);
+    app.stop().await;
+}
+
 /// A stored event for `object`, due now (bulk loading without HTTP).
 fn new_event(id: &str, object: &str, now: i64) -> NewEvent {
     NewEvent {
@@ -742,6 +787,7 @@ fn new_event(id: &str, object: &str, now: i64) -> NewEvent {
         headers: "{}".into(),
         secret_index: 0,
         next_attempt_at: EpochMs(now),
+        priority: outbox::LIVE,
     }
 }
 
