@@ -37,9 +37,6 @@ use crate::store::{now_ms, Store, StoreError};
 use crate::stripe::{StripeClient, StripeError};
 use records::{Record, Stamp, WriteContext};
 
-/// The Stripe object shapes' former home, kept for code written against it.
-pub use crate::stripe::objects as models;
-
 /// The object families we reconcile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Family {

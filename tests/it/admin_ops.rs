@@ -60,11 +60,9 @@ async fn job(app: &TestApp, path: &str, body: Value) -> Value {
 }
 
 async fn deliver_event(app: &TestApp, id: &str, event_type: &str, object: &Value) {
-    let body =
-        json!({"id": id, "object": "event", "api_version": "2025-03-31.basil", "created": now(),
-                      "livemode": false, "type": event_type, "data": {"object": object}})
-        .to_string();
-    assert_eq!(app.deliver(&body).await.status(), 200);
+    let mut event = snapshot_event(event_type, object.clone());
+    event["id"] = id.into();
+    app.deliver_ok(&event).await;
 }
 
 async fn sub_row(app: &TestApp, id: &str) -> Option<(String, String, i64)> {
@@ -82,7 +80,7 @@ async fn sub_row(app: &TestApp, id: &str) -> Option<(String, String, i64)> {
 
 async fn replaying_a_done_event_reapplies_it_with_no_change_in_state(backend: Backend) {
     let (_db, fake, app) = setup(backend).await;
-    let s = Scenario::new(false, "2025-03-31.basil");
+    let s = Scenario::new(false, API_VERSION);
     let sub = fake.subscription(&s, "active");
     deliver_event(
         &app,
@@ -137,7 +135,7 @@ async fn replaying_a_done_event_reapplies_it_with_no_change_in_state(backend: Ba
 
 async fn resync_fetches_an_object_never_seen(backend: Backend) {
     let (_db, fake, app) = setup(backend).await;
-    let s = Scenario::new(false, "2025-03-31.basil");
+    let s = Scenario::new(false, API_VERSION);
     fake.subscription(&s, "trialing");
     let (code, body) = post(&app, &format!("/v1/resync/{}", s.subscription), json!({})).await;
     assert_eq!(code, StatusCode::OK, "{body}");
@@ -160,9 +158,7 @@ async fn resync_fetches_an_object_never_seen(backend: Backend) {
 
 async fn the_drift_sweep_reports_and_fixes_drift_then_finds_none(backend: Backend) {
     let (_db, fake, app) = setup(backend).await;
-    let scenarios: Vec<Scenario> = (0..3)
-        .map(|_| Scenario::new(false, "2025-03-31.basil"))
-        .collect();
+    let scenarios: Vec<Scenario> = (0..3).map(|_| Scenario::new(false, API_VERSION)).collect();
     for (i, s) in scenarios.iter().enumerate() {
         fake.customer(s);
         let sub = fake.subscription(s, "active");
@@ -274,7 +270,7 @@ async fn the_drift_sweep_reports_and_fixes_drift_then_finds_none(backend: Backen
 
 async fn catch_up_ingests_missing_events_once_across_pages(backend: Backend) {
     let (_db, fake, app) = setup(backend).await;
-    let s = Scenario::new(false, "2025-03-31.basil");
+    let s = Scenario::new(false, API_VERSION);
     let mut events = Vec::new();
     for i in 0..130 {
         let mut e = s

@@ -5,7 +5,7 @@
 //!
 //! ```ignore
 //! let fake = FakeStripe::start().await;              // expects `Bearer {KEY}`
-//! let s = Scenario::new(false, "2025-03-31.basil");
+//! let s = Scenario::new(false, API_VERSION);
 //! let sub = fake.subscription(&s, "active");         // also: customer, invoice, …
 //! fake.fail_next(1, "/v1/subscriptions/", Fault::ServerError(500));
 //! // … point the client (or the daemon) at fake.base_url() …

@@ -33,22 +33,16 @@ fn options(base: &str) -> AppOptions {
 }
 
 fn basil() -> Scenario {
-    Scenario::new(false, "2025-03-31.basil")
+    Scenario::new(false, API_VERSION)
 }
 
 /// Delivers `event_type` with `object` as its snapshot, from `account`.
 async fn deliver(app: &TestApp, event_type: &str, object: &Value, account: Option<&str>) -> String {
-    let id = stripe_hookd::trigger::scenario::new_id("evt");
-    let mut body = json!({
-        "id": id, "object": "event", "api_version": "2025-03-31.basil", "created": now(),
-        "livemode": false, "pending_webhooks": 1, "type": event_type,
-        "data": {"object": object}
-    });
+    let mut event = snapshot_event(event_type, object.clone());
     if let Some(account) = account {
-        body["account"] = json!(account);
+        event["account"] = json!(account);
     }
-    assert_eq!(app.deliver(&body.to_string()).await.status(), 200);
-    id
+    app.deliver_ok(&event).await
 }
 
 async fn event(app: &TestApp, id: &str) -> outbox::StoredEvent {

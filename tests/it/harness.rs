@@ -382,14 +382,14 @@ pub const API_VERSION: &str = "2025-03-31.basil";
 
 /// A snapshot event around `object` (fresh id, created now, test mode,
 /// [`API_VERSION`]); tests change fields with `event["id"] = …`.
-pub fn event(event_type: &str, object: serde_json::Value) -> serde_json::Value {
+pub fn snapshot_event(event_type: &str, object: serde_json::Value) -> serde_json::Value {
     stripe_hookd::trigger::scenario::envelope(event_type, object, API_VERSION, false, now())
 }
 
 /// A minimal but complete snapshot event, serialised.
 pub fn event_body(id: &str, event_type: &str, object_id: &str, livemode: bool) -> String {
     let object = event_type.split('.').next().unwrap_or("customer");
-    let mut event = event(
+    let mut event = snapshot_event(
         event_type,
         serde_json::json!({"id": object_id, "object": object}),
     );

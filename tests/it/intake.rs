@@ -20,17 +20,15 @@ backend_tests!(
 async fn a_signed_event_is_stored_once_with_its_fields(backend: Backend) {
     let db = TestDb::new(backend);
     let app = TestApp::spawn(&db).await;
-    let body = serde_json::json!({
-        "id": "evt_1Abc",
-        "object": "event",
-        "api_version": "2024-06-20",
-        "account": "acct_123",
-        "created": 1_763_999_990,
-        "livemode": false,
-        "type": "customer.subscription.updated",
-        "data": {"object": {"id": "sub_42", "object": "subscription", "status": "active"}}
-    })
-    .to_string();
+    let mut event = snapshot_event(
+        "customer.subscription.updated",
+        serde_json::json!({"id": "sub_42", "object": "subscription", "status": "active"}),
+    );
+    event["id"] = "evt_1Abc".into();
+    event["api_version"] = "2024-06-20".into();
+    event["account"] = "acct_123".into();
+    event["created"] = 1_763_999_990.into();
+    let body = event.to_string();
 
     let res = app.deliver(&body).await;
     assert_eq!(res.status(), 200);

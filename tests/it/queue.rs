@@ -774,7 +774,7 @@ fn new_event(id: &str, object: &str, now: i64) -> NewEvent {
         event_id: id.to_owned(),
         endpoint: "default".into(),
         event_type: "customer.subscription.updated".into(),
-        api_version: Some("2025-03-31.basil".into()),
+        api_version: Some(API_VERSION.into()),
         livemode: false,
         account: None,
         object_type: Some("subscription".into()),

@@ -45,22 +45,7 @@ async fn setup(backend: Backend) -> (TestDb, FakeStripe, TestApp) {
 }
 
 fn basil() -> Scenario {
-    Scenario::new(false, "2025-03-31.basil")
-}
-
-/// Delivers `event_type` for the scenario with `object` as the payload's
-/// snapshot (which may be stale: the handler re-fetches).
-async fn deliver(app: &TestApp, event_type: &str, object: &Value) -> String {
-    let id = stripe_hookd::trigger::scenario::new_id("evt");
-    let body = json!({
-        "id": id, "object": "event", "api_version": "2025-03-31.basil", "created": now(),
-        "livemode": false, "pending_webhooks": 1, "type": event_type,
-        "data": {"object": object}
-    })
-    .to_string();
-    let res = app.deliver(&body).await;
-    assert_eq!(res.status(), 200, "{event_type}");
-    id
+    Scenario::new(false, API_VERSION)
 }
 
 async fn status_of(app: &TestApp, event_id: &str) -> String {
@@ -205,7 +190,9 @@ async fn every_handled_event_type_reconciles_its_object(backend: Backend) {
     ];
     for (event_type, object, table, expected) in &cases {
         let id = object["id"].as_str().unwrap();
-        let event = deliver(&app, event_type, object).await;
+        let event = app
+            .deliver_ok(&snapshot_event(event_type, (*object).clone()))
+            .await;
         let tally = app.runner.run_pending().await.unwrap();
         assert_eq!(tally.done, 1, "{event_type}: {tally:?}");
         assert_eq!(status_of(&app, &event).await, "done", "{event_type}");
@@ -217,7 +204,8 @@ async fn every_handled_event_type_reconciles_its_object(backend: Backend) {
     }
     // customer.deleted: Stripe answers `deleted: true`.
     fake.delete_customer(&s.customer);
-    deliver(&app, "customer.deleted", &customer).await;
+    app.deliver_ok(&snapshot_event("customer.deleted", customer.clone()))
+        .await;
     app.runner.run_pending().await.unwrap();
     assert_eq!(
         local_status(&app, "customers", &s.customer)
@@ -229,10 +217,15 @@ async fn every_handled_event_type_reconciles_its_object(backend: Backend) {
     let seen = fake.requests();
     assert!(seen
         .iter()
-        .all(|r| r.version.as_deref() == Some("2025-03-31.basil")));
+        .all(|r| r.version.as_deref() == Some(API_VERSION)));
     assert!(fake.count("/v1/checkout/sessions/") >= 4);
     // Types no handler takes are ignored, not failed.
-    let odd = deliver(&app, "balance.available", &json!({"object": "balance"})).await;
+    let odd = app
+        .deliver_ok(&snapshot_event(
+            "balance.available",
+            json!({"object": "balance"}).clone(),
+        ))
+        .await;
     app.runner.run_pending().await.unwrap();
     assert_eq!(status_of(&app, &odd).await, "ignored");
     app.stop().await;
@@ -248,9 +241,17 @@ async fn subscription_deleted_before_created_ends_canceled_and_revoked(backend: 
     set_subscription_status(&mut canceled, "canceled");
     fake.put(canceled.clone());
     // Deleted arrives first, created (with its stale `active` snapshot) after.
-    deliver(&app, "customer.subscription.deleted", &canceled).await;
+    app.deliver_ok(&snapshot_event(
+        "customer.subscription.deleted",
+        canceled.clone(),
+    ))
+    .await;
     app.runner.run_pending().await.unwrap();
-    deliver(&app, "customer.subscription.created", &active).await;
+    app.deliver_ok(&snapshot_event(
+        "customer.subscription.created",
+        active.clone(),
+    ))
+    .await;
     app.runner.run_pending().await.unwrap();
     assert_eq!(
         local_status(&app, "subscriptions", &s.subscription)
@@ -272,8 +273,10 @@ async fn invoice_paid_before_created_ends_paid(backend: Backend) {
     let paid = fake.invoice(&s, "paid");
     let mut draft = paid.clone();
     draft["status"] = json!("draft");
-    deliver(&app, "invoice.payment_succeeded", &paid).await;
-    deliver(&app, "invoice.created", &draft).await;
+    app.deliver_ok(&snapshot_event("invoice.payment_succeeded", paid.clone()))
+        .await;
+    app.deliver_ok(&snapshot_event("invoice.created", draft.clone()))
+        .await;
     // Both wait for one object: one re-fetch serves them (coalesced).
     let tally = app.runner.run_pending().await.unwrap();
     assert_eq!(tally.done, 2);
@@ -287,7 +290,8 @@ async fn invoice_paid_before_created_ends_paid(backend: Backend) {
         Some("paid")
     );
     // Separately, in the wrong order, one at a time: still paid.
-    deliver(&app, "invoice.created", &draft).await;
+    app.deliver_ok(&snapshot_event("invoice.created", draft.clone()))
+        .await;
     app.runner.run_pending().await.unwrap();
     assert_eq!(
         local_status(&app, "invoices", &s.invoice).await.as_deref(),
@@ -303,7 +307,11 @@ async fn checkout_completed_before_the_customer_exists_links_both(backend: Backe
     fake.customer(&s);
     fake.subscription(&s, "active");
     let session = fake.checkout_session(&s);
-    deliver(&app, "checkout.session.completed", &session).await;
+    app.deliver_ok(&snapshot_event(
+        "checkout.session.completed",
+        session.clone(),
+    ))
+    .await;
     app.runner.run_pending().await.unwrap();
     assert_eq!(
         local_status(&app, "customers", &s.customer)
@@ -329,7 +337,11 @@ async fn checkout_completed_before_the_customer_exists_links_both(backend: Backe
     assert_eq!(granted[0].price_id.as_deref(), Some(s.price.as_str()));
     assert_eq!(granted[0].product_id.as_deref(), Some(s.product.as_str()));
     // The customer.created that arrives afterwards changes nothing.
-    deliver(&app, "customer.created", &fake.get(&s.customer).unwrap()).await;
+    app.deliver_ok(&snapshot_event(
+        "customer.created",
+        fake.get(&s.customer).unwrap().clone(),
+    ))
+    .await;
     app.runner.run_pending().await.unwrap();
     assert_eq!(access(&app, &s.customer, now_ms()).await.len(), 1);
     // The SQL view agrees.
@@ -359,7 +371,12 @@ async fn a_replay_after_the_object_changed_follows_the_api(backend: Backend) {
     let (_db, fake, app) = setup(backend).await;
     let s = basil();
     let sub = fake.subscription(&s, "active");
-    let event = deliver(&app, "customer.subscription.updated", &sub).await;
+    let event = app
+        .deliver_ok(&snapshot_event(
+            "customer.subscription.updated",
+            sub.clone(),
+        ))
+        .await;
     app.runner.run_pending().await.unwrap();
     assert_eq!(
         local_status(&app, "subscriptions", &s.subscription)
@@ -392,7 +409,7 @@ async fn a_replay_after_the_object_changed_follows_the_api(backend: Backend) {
 async fn both_api_shapes_reconcile_the_same_subscription(backend: Backend) {
     let (_db, fake, app) = setup(backend).await;
     let mut periods = Vec::new();
-    for version in ["2024-06-20", "2025-03-31.basil"] {
+    for version in ["2024-06-20", API_VERSION] {
         let s = Scenario::new(false, version);
         let sub = fake.subscription(&s, "active");
         let inv = fake.invoice(&s, "paid");
@@ -404,8 +421,13 @@ async fn both_api_shapes_reconcile_the_same_subscription(backend: Backend) {
             version.starts_with("2024"),
             "{version} shape"
         );
-        deliver(&app, "customer.subscription.created", &sub).await;
-        deliver(&app, "invoice.paid", &inv).await;
+        app.deliver_ok(&snapshot_event(
+            "customer.subscription.created",
+            sub.clone(),
+        ))
+        .await;
+        app.deliver_ok(&snapshot_event("invoice.paid", inv.clone()))
+            .await;
         app.runner.run_pending().await.unwrap();
         let (sid, iid) = (s.subscription.clone(), s.invoice.clone());
         let (end, inv_sub): (Option<i64>, Option<String>) = app
@@ -447,7 +469,9 @@ async fn stripe_faults_are_retried_and_the_event_ends_done(backend: Backend) {
     ] {
         let before = fake.count(&path);
         fake.fail_next(1, &path, fault.clone());
-        let event = deliver(&app, "payment_intent.succeeded", &pi).await;
+        let event = app
+            .deliver_ok(&snapshot_event("payment_intent.succeeded", pi.clone()))
+            .await;
         let tally = app.runner.run_pending().await.unwrap();
         assert_eq!((tally.done, tally.retried), (1, 0), "{fault:?}");
         assert_eq!(
@@ -469,7 +493,9 @@ async fn stripe_faults_are_retried_and_the_event_ends_done(backend: Backend) {
             retry_after: Some(3),
         },
     );
-    let event = deliver(&app, "payment_intent.succeeded", &pi).await;
+    let event = app
+        .deliver_ok(&snapshot_event("payment_intent.succeeded", pi.clone()))
+        .await;
     let t0 = app.runner.clock().now_ms();
     let tally = app.runner.run_pending().await.unwrap();
     assert_eq!(tally.retried, 1);
@@ -504,7 +530,9 @@ async fn stripe_faults_are_retried_and_the_event_ends_done(backend: Backend) {
     // A long outage: calls keep failing, the event is retried with backoff
     // and ends done once the fake recovers.
     fake.fail_next(6, &path, Fault::ServerError(503));
-    let event = deliver(&app, "payment_intent.succeeded", &pi).await;
+    let event = app
+        .deliver_ok(&snapshot_event("payment_intent.succeeded", pi.clone()))
+        .await;
     for _ in 0..2 {
         app.runner.run_pending().await.unwrap();
         assert_eq!(status_of(&app, &event).await, "pending");
@@ -520,11 +548,20 @@ async fn a_missing_object_is_recorded_gone_and_not_retried(backend: Backend) {
     let (_db, fake, app) = setup(backend).await;
     let s = basil();
     let sub = fake.subscription(&s, "active");
-    deliver(&app, "customer.subscription.created", &sub).await;
+    app.deliver_ok(&snapshot_event(
+        "customer.subscription.created",
+        sub.clone(),
+    ))
+    .await;
     app.runner.run_pending().await.unwrap();
     assert_eq!(access(&app, &s.customer, now_ms()).await.len(), 1);
     fake.remove(&s.subscription);
-    let event = deliver(&app, "customer.subscription.updated", &sub).await;
+    let event = app
+        .deliver_ok(&snapshot_event(
+            "customer.subscription.updated",
+            sub.clone(),
+        ))
+        .await;
     let tally = app.runner.run_pending().await.unwrap();
     assert_eq!(tally.done, 1, "a 404 is an answer, not a failure");
     assert_eq!(status_of(&app, &event).await, "done");
@@ -538,12 +575,12 @@ async fn a_missing_object_is_recorded_gone_and_not_retried(backend: Backend) {
         "a subscription Stripe no longer shows grants nothing"
     );
     // An object never seen before: a gone row, event done.
-    let event = deliver(
-        &app,
-        "invoice.paid",
-        &json!({"id": "in_never", "object": "invoice"}),
-    )
-    .await;
+    let event = app
+        .deliver_ok(&snapshot_event(
+            "invoice.paid",
+            json!({"id": "in_never", "object": "invoice"}).clone(),
+        ))
+        .await;
     app.runner.run_pending().await.unwrap();
     assert_eq!(status_of(&app, &event).await, "done");
     app.stop().await;
@@ -621,9 +658,21 @@ async fn billing_scenarios_end_to_end(backend: Backend) {
     let sub = fake.subscription(&s, "active");
     let session = fake.checkout_session(&s);
     let invoice = fake.invoice(&s, "paid");
-    deliver(&app, "checkout.session.completed", &session).await;
-    deliver(&app, "customer.subscription.created", &sub).await;
-    deliver(&app, "invoice.payment_succeeded", &invoice).await;
+    app.deliver_ok(&snapshot_event(
+        "checkout.session.completed",
+        session.clone(),
+    ))
+    .await;
+    app.deliver_ok(&snapshot_event(
+        "customer.subscription.created",
+        sub.clone(),
+    ))
+    .await;
+    app.deliver_ok(&snapshot_event(
+        "invoice.payment_succeeded",
+        invoice.clone(),
+    ))
+    .await;
     settle("pay").await;
     let granted = access(&app, &s.customer, now_ms()).await;
     assert_eq!(granted.len(), 1, "pay → access granted");
@@ -632,17 +681,15 @@ async fn billing_scenarios_end_to_end(backend: Backend) {
     // Failed renewal: past_due keeps access for the grace period only.
     fake.update(&s.subscription, |v| set_subscription_status(v, "past_due"));
     fake.update(&s.invoice, |v| v["status"] = json!("open"));
-    deliver(
-        &app,
+    app.deliver_ok(&snapshot_event(
         "invoice.payment_failed",
-        &fake.get(&s.invoice).unwrap(),
-    )
+        fake.get(&s.invoice).unwrap().clone(),
+    ))
     .await;
-    deliver(
-        &app,
+    app.deliver_ok(&snapshot_event(
         "customer.subscription.updated",
-        &fake.get(&s.subscription).unwrap(),
-    )
+        fake.get(&s.subscription).unwrap().clone(),
+    ))
     .await;
     settle("failed renewal").await;
     assert_eq!(
@@ -667,11 +714,10 @@ async fn billing_scenarios_end_to_end(backend: Backend) {
 
     // Recovery, then cancel.
     fake.update(&s.subscription, |v| set_subscription_status(v, "active"));
-    deliver(
-        &app,
+    app.deliver_ok(&snapshot_event(
         "customer.subscription.updated",
-        &fake.get(&s.subscription).unwrap(),
-    )
+        fake.get(&s.subscription).unwrap().clone(),
+    ))
     .await;
     settle("recovered").await;
     assert_eq!(
@@ -680,11 +726,10 @@ async fn billing_scenarios_end_to_end(backend: Backend) {
         "active again: no grace clock"
     );
     fake.update(&s.subscription, |v| set_subscription_status(v, "canceled"));
-    deliver(
-        &app,
+    app.deliver_ok(&snapshot_event(
         "customer.subscription.deleted",
-        &fake.get(&s.subscription).unwrap(),
-    )
+        fake.get(&s.subscription).unwrap().clone(),
+    ))
     .await;
     settle("cancel").await;
     assert!(
@@ -712,7 +757,11 @@ async fn fetch_order_does_not_follow_the_instances_clocks(backend: Backend) {
     let sub = fake.subscription(&s, "active");
 
     // The instance whose clock is ahead fetches first...
-    deliver(&fast, "customer.subscription.created", &sub).await;
+    fast.deliver_ok(&snapshot_event(
+        "customer.subscription.created",
+        sub.clone(),
+    ))
+    .await;
     assert_eq!(fast.runner.run_pending().await.unwrap().done, 1);
     assert_eq!(
         local_status(&slow, "subscriptions", &s.subscription)
@@ -723,7 +772,12 @@ async fn fetch_order_does_not_follow_the_instances_clocks(backend: Backend) {
     // ...the subscription is canceled, and the instance whose clock is
     // behind fetches that: the newer fetch is stored, not dropped.
     fake.update(&s.subscription, |v| set_subscription_status(v, "canceled"));
-    let event = deliver(&slow, "customer.subscription.deleted", &sub).await;
+    let event = slow
+        .deliver_ok(&snapshot_event(
+            "customer.subscription.deleted",
+            sub.clone(),
+        ))
+        .await;
     assert_eq!(slow.runner.run_pending().await.unwrap().done, 1);
     assert_eq!(status_of(&slow, &event).await, "done");
     assert_eq!(
@@ -762,7 +816,12 @@ async fn fetch_order_does_not_follow_the_instances_clocks(backend: Backend) {
         .await
         .unwrap();
     fake.update(&s.subscription, |v| set_subscription_status(v, "past_due"));
-    let event = deliver(&slow, "customer.subscription.updated", &sub).await;
+    let event = slow
+        .deliver_ok(&snapshot_event(
+            "customer.subscription.updated",
+            sub.clone(),
+        ))
+        .await;
     assert_eq!(slow.runner.run_pending().await.unwrap().done, 1);
     assert_eq!(status_of(&slow, &event).await, "done");
     ops.write(&fast.store, older, None).await.unwrap();

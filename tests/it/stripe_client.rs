@@ -3,6 +3,8 @@
 
 use std::time::{Duration, Instant};
 
+use crate::harness::API_VERSION;
+
 use secrecy::SecretString;
 use stripe_hookd::config::Mode;
 use stripe_hookd::stripe::{ClientOptions, StripeClient, StripeError};
@@ -10,7 +12,7 @@ use stripe_hookd::trigger::Scenario;
 
 use crate::fake_stripe::{FakeStripe, Fault, KEY};
 
-const VERSION: &str = "2025-03-31.basil";
+const VERSION: &str = API_VERSION;
 
 fn options(fake: &FakeStripe) -> ClientOptions {
     ClientOptions {

@@ -32,7 +32,7 @@ async fn setup(backend: Backend) -> (TestDb, FakeStripe, TestApp) {
 }
 
 fn basil() -> Scenario {
-    Scenario::new(false, "2025-03-31.basil")
+    Scenario::new(false, API_VERSION)
 }
 
 async fn get(app: &TestApp, path: &str) -> Value {
@@ -84,16 +84,6 @@ fn drift_of(report: &Value, object: &str) -> Vec<(String, Option<String>, Option
         .collect()
 }
 
-async fn deliver(app: &TestApp, event_type: &str, object: &Value) {
-    let body = json!({
-        "id": stripe_hookd::trigger::scenario::new_id("evt"), "object": "event",
-        "api_version": "2025-03-31.basil", "created": now(), "livemode": false,
-        "type": event_type, "data": {"object": object}
-    })
-    .to_string();
-    assert_eq!(app.deliver(&body).await.status(), 200);
-}
-
 async fn products(app: &TestApp, customer: &str) -> Vec<Option<String>> {
     let customer = customer.to_owned();
     app.db(move |c| entitlements::for_customer(c, &customer, now_ms()).unwrap())
@@ -108,8 +98,16 @@ async fn a_missed_upgrade_is_reported_and_fixed(backend: Backend) {
     let s = basil();
     fake.customer(&s);
     let sub = fake.subscription(&s, "active");
-    deliver(&app, "customer.subscription.created", &sub).await;
-    deliver(&app, "customer.created", &fake.get(&s.customer).unwrap()).await;
+    app.deliver_ok(&snapshot_event(
+        "customer.subscription.created",
+        sub.clone(),
+    ))
+    .await;
+    app.deliver_ok(&snapshot_event(
+        "customer.created",
+        fake.get(&s.customer).unwrap().clone(),
+    ))
+    .await;
     app.runner.run_pending().await.unwrap();
     assert_eq!(
         products(&app, &s.customer).await,
@@ -166,8 +164,16 @@ async fn trial_cancel_and_pause_drift_is_reported_without_personal_data(backend:
     let s = basil();
     fake.customer(&s);
     let sub = fake.subscription(&s, "trialing");
-    deliver(&app, "customer.subscription.created", &sub).await;
-    deliver(&app, "customer.created", &fake.get(&s.customer).unwrap()).await;
+    app.deliver_ok(&snapshot_event(
+        "customer.subscription.created",
+        sub.clone(),
+    ))
+    .await;
+    app.deliver_ok(&snapshot_event(
+        "customer.created",
+        fake.get(&s.customer).unwrap().clone(),
+    ))
+    .await;
     app.runner.run_pending().await.unwrap();
 
     let later = now() + 40 * 86400;

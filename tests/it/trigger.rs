@@ -14,7 +14,7 @@ use crate::harness::*;
 
 #[test]
 fn trigger_signatures_match_an_independent_computation_and_verify() {
-    let scenario = Scenario::new(false, "2025-03-31.basil");
+    let scenario = Scenario::new(false, API_VERSION);
     for (event_type, _) in TYPES {
         let body = scenario.event(event_type).expect("type").to_string();
         let header = trigger::signature_header(SECRET, &body);
@@ -57,7 +57,7 @@ async fn triggered_events_are_accepted_and_stored(backend: Backend) {
         duplicates_pct: 25.0,
         shuffle: true,
         livemode: false,
-        api_version: "2025-03-31.basil".to_owned(),
+        api_version: API_VERSION.to_owned(),
     };
     let report = trigger::run_load(&target, &load).await.expect("load run");
     assert_eq!(report.requests, 150);
