@@ -13,15 +13,17 @@
 //! The view `entitlements_now` (migrations) states the same rule in SQL.
 //! See docs/entitlements.md.
 
+use crate::stripe::objects::SubscriptionStatus as Status;
+
 /// Statuses whose access holds while the status does.
-fn holds_while_status(status: &str) -> bool {
-    matches!(status, "active" | "trialing")
+fn holds_while_status(status: &Status) -> bool {
+    matches!(status, Status::Active | Status::Trialing)
 }
 
 /// What the rule needs to know about one subscription.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Facts<'a> {
-    pub status: &'a str,
+    pub status: &'a Status,
     /// When it was first seen `past_due` (epoch ms), see [`past_due_since`].
     pub past_due_since: Option<i64>,
     /// The subscription's current period end (epoch ms).
@@ -46,7 +48,7 @@ impl Facts<'_> {
                 grants: true,
                 access_until: self.current_period_end,
             },
-            "past_due" => Access {
+            Status::PastDue => Access {
                 grants: true,
                 access_until: self
                     .past_due_since
@@ -64,7 +66,7 @@ impl Facts<'_> {
     /// subscription's, whatever the item's period.
     pub fn item_access(&self, item_period_end: Option<i64>) -> Access {
         let access = self.access();
-        if self.status == "past_due" {
+        if *self.status == Status::PastDue {
             access
         } else {
             Access {
@@ -76,7 +78,7 @@ impl Facts<'_> {
 }
 
 /// Whether a row gives access at `now` (epoch ms).
-pub fn has_access(status: &str, grants: bool, access_until: Option<i64>, now: i64) -> bool {
+pub fn has_access(status: &Status, grants: bool, access_until: Option<i64>, now: i64) -> bool {
     grants && (holds_while_status(status) || access_until.is_some_and(|t| t > now))
 }
 
@@ -84,13 +86,13 @@ pub fn has_access(status: &str, grants: bool, access_until: Option<i64>, now: i6
 /// `past_due` (kept while it stays `past_due`, cleared when it leaves).
 /// `previous` is the stored `(status, past_due_since)`, if any.
 pub fn past_due_since(
-    status: &str,
-    previous: Option<(&str, Option<i64>)>,
+    status: &Status,
+    previous: Option<(&Status, Option<i64>)>,
     now: i64,
 ) -> Option<i64> {
     match (status, previous) {
-        ("past_due", Some(("past_due", Some(since)))) => Some(since),
-        ("past_due", _) => Some(now),
+        (Status::PastDue, Some((Status::PastDue, Some(since)))) => Some(since),
+        (Status::PastDue, _) => Some(now),
         _ => None,
     }
 }
@@ -104,17 +106,6 @@ mod tests {
     const SINCE: i64 = 1_800_000_000_000;
     /// The period ends a day after the subscription went past_due.
     const PERIOD_END: i64 = SINCE + 24 * HOUR;
-
-    const STATUSES: [&str; 8] = [
-        "incomplete",
-        "incomplete_expired",
-        "trialing",
-        "active",
-        "past_due",
-        "canceled",
-        "unpaid",
-        "paused",
-    ];
 
     /// The moments each case is checked at, for a grace of `grace_ms`.
     fn moments(grace_ms: i64) -> [(&'static str, i64); 6] {
@@ -151,12 +142,13 @@ mod tests {
     #[test]
     fn every_status_grace_and_moment() {
         assert_eq!(
-            TABLE.map(|(s, ..)| s),
-            STATUSES,
+            TABLE.map(|(s, ..)| Status::from(s)),
+            Status::KNOWN,
             "the table covers every Stripe subscription status"
         );
         let mut cases = 0;
-        for (status, no_grace, with_grace) in TABLE {
+        for (name, no_grace, with_grace) in TABLE {
+            let status = &Status::from(name);
             for (grace_ms, expected) in [(0, no_grace), (72 * HOUR, with_grace)] {
                 let facts = Facts {
                     status,
@@ -183,8 +175,12 @@ mod tests {
 
     #[test]
     fn access_until_is_the_period_end_or_the_grace_end() {
-        let facts = |status| Facts {
-            status,
+        let statuses = Status::KNOWN;
+        let facts = |name: &str| Facts {
+            status: statuses
+                .iter()
+                .find(|s| s.as_str() == name)
+                .expect("a known status"),
             past_due_since: Some(SINCE),
             current_period_end: Some(PERIOD_END),
             grace_ms: 72 * HOUR,
@@ -208,7 +204,7 @@ mod tests {
             ..facts("past_due")
         };
         assert!(!has_access(
-            "past_due",
+            &Status::PastDue,
             true,
             unknown.access().access_until,
             SINCE
@@ -218,22 +214,30 @@ mod tests {
     #[test]
     fn the_grace_starts_when_past_due_is_first_seen() {
         let later = SINCE + HOUR;
-        assert_eq!(past_due_since("past_due", None, later), Some(later));
+        assert_eq!(past_due_since(&Status::PastDue, None, later), Some(later));
         assert_eq!(
-            past_due_since("past_due", Some(("active", None)), later),
+            past_due_since(&Status::PastDue, Some((&Status::Active, None)), later),
             Some(later)
         );
         assert_eq!(
-            past_due_since("past_due", Some(("past_due", Some(SINCE))), later),
+            past_due_since(
+                &Status::PastDue,
+                Some((&Status::PastDue, Some(SINCE))),
+                later
+            ),
             Some(SINCE),
             "a second past_due write keeps the start"
         );
         assert_eq!(
-            past_due_since("past_due", Some(("past_due", None)), later),
+            past_due_since(&Status::PastDue, Some((&Status::PastDue, None)), later),
             Some(later)
         );
         assert_eq!(
-            past_due_since("active", Some(("past_due", Some(SINCE))), later),
+            past_due_since(
+                &Status::Active,
+                Some((&Status::PastDue, Some(SINCE))),
+                later
+            ),
             None
         );
     }

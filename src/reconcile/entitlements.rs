@@ -9,6 +9,7 @@ use diesel::prelude::*;
 use super::access;
 use crate::store::schema::{checkout_sessions, entitlements};
 use crate::store::{with_conn, DbConnection, StoreError};
+use crate::stripe::objects::SubscriptionStatus;
 
 #[derive(Debug, Clone, Insertable, Queryable, Selectable, PartialEq, Eq, serde::Serialize)]
 #[diesel(table_name = entitlements)]
@@ -27,7 +28,8 @@ pub struct Entitlement {
 impl Entitlement {
     /// Whether this row gives access at `now` (epoch ms).
     pub fn active_at(&self, now: i64) -> bool {
-        access::has_access(&self.status, self.grants, self.access_until, now)
+        let status = SubscriptionStatus::from(self.status.as_str());
+        access::has_access(&status, self.grants, self.access_until, now)
     }
 }
 

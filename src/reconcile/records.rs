@@ -17,7 +17,7 @@ use crate::store::schema::{
     subscription_items, subscriptions,
 };
 use crate::store::{with_tx, DbConnection, StoreError, Tx};
-use crate::stripe::objects::{self, ms};
+use crate::stripe::objects::{self, ms, SubscriptionStatus};
 
 /// Inserts `$row`, or updates the existing row only if its `fetch_seq` is
 /// not newer than ours. Evaluates to the number of rows written (0: a newer
@@ -389,18 +389,17 @@ fn write_subscription(
         .select((subscriptions::status, subscriptions::past_due_since))
         .first(c)
         .optional())?;
+    let previous = previous.map(|(status, since)| (SubscriptionStatus::from(status), since));
     let past_due_since = access::past_due_since(
         &sub.status,
-        previous
-            .as_ref()
-            .map(|(status, since)| (status.as_str(), *since)),
+        previous.as_ref().map(|(status, since)| (status, *since)),
         cx.now,
     );
     let (period_start, period_end) = sub.current_period();
     let row = SubscriptionRow {
         id: sub.id.clone(),
         customer_id: sub.customer_id(),
-        status: sub.status.clone(),
+        status: sub.status.to_string(),
         livemode: sub.livemode,
         cancel_at_period_end: sub.cancel_at_period_end,
         cancel_at: ms(sub.cancel_at),
@@ -452,8 +451,9 @@ fn write_entitlements(
     items: &[ItemRow],
     grace_ms: i64,
 ) -> QueryResult<()> {
+    let status = SubscriptionStatus::from(sub.status.as_str());
     let facts = Facts {
-        status: &sub.status,
+        status: &status,
         past_due_since: sub.past_due_since,
         current_period_end: sub.current_period_end,
         grace_ms,

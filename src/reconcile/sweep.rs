@@ -386,7 +386,7 @@ fn compare_subscription(
     let ms = objects::ms;
     let (period_start, period_end) = sub.current_period();
     let local_metadata: Option<Value> = serde_json::from_str(&l.metadata).ok();
-    d.push(id, "status", Some(l.status), Some(sub.status.clone()));
+    d.push(id, "status", Some(l.status), Some(sub.status.to_string()));
     d.push(id, "customer", l.customer_id, sub.customer_id());
     d.push(id, "livemode", s(Some(l.livemode)), s(Some(sub.livemode)));
     d.push(
@@ -502,7 +502,7 @@ fn compare_subscription(
         id,
         "entitlement.status",
         local_status,
-        Some(sub.status.clone()),
+        Some(sub.status.to_string()),
     );
     Ok(())
 }

@@ -50,11 +50,82 @@ pub struct Customer {
     pub metadata: Option<Value>,
 }
 
+/// A subscription's status in Stripe's words (stored as that word, TEXT).
+/// A word Stripe adds later is kept as `Other` and grants nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(from = "String", into = "String")]
+pub enum SubscriptionStatus {
+    Incomplete,
+    IncompleteExpired,
+    Trialing,
+    Active,
+    PastDue,
+    Canceled,
+    Unpaid,
+    Paused,
+    Other(String),
+}
+
+impl SubscriptionStatus {
+    /// Every status Stripe documents.
+    pub const KNOWN: [SubscriptionStatus; 8] = [
+        SubscriptionStatus::Incomplete,
+        SubscriptionStatus::IncompleteExpired,
+        SubscriptionStatus::Trialing,
+        SubscriptionStatus::Active,
+        SubscriptionStatus::PastDue,
+        SubscriptionStatus::Canceled,
+        SubscriptionStatus::Unpaid,
+        SubscriptionStatus::Paused,
+    ];
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            SubscriptionStatus::Incomplete => "incomplete",
+            SubscriptionStatus::IncompleteExpired => "incomplete_expired",
+            SubscriptionStatus::Trialing => "trialing",
+            SubscriptionStatus::Active => "active",
+            SubscriptionStatus::PastDue => "past_due",
+            SubscriptionStatus::Canceled => "canceled",
+            SubscriptionStatus::Unpaid => "unpaid",
+            SubscriptionStatus::Paused => "paused",
+            SubscriptionStatus::Other(word) => word,
+        }
+    }
+}
+
+impl From<&str> for SubscriptionStatus {
+    fn from(word: &str) -> Self {
+        SubscriptionStatus::KNOWN
+            .into_iter()
+            .find(|s| s.as_str() == word)
+            .unwrap_or_else(|| SubscriptionStatus::Other(word.to_owned()))
+    }
+}
+
+impl From<String> for SubscriptionStatus {
+    fn from(word: String) -> Self {
+        SubscriptionStatus::from(word.as_str())
+    }
+}
+
+impl From<SubscriptionStatus> for String {
+    fn from(status: SubscriptionStatus) -> String {
+        status.as_str().to_owned()
+    }
+}
+
+impl std::fmt::Display for SubscriptionStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct Subscription {
     pub id: String,
     pub customer: Option<Expandable>,
-    pub status: String,
+    pub status: SubscriptionStatus,
     #[serde(default)]
     pub livemode: bool,
     #[serde(default)]
