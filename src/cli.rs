@@ -9,6 +9,7 @@ use crate::app::{self, Application};
 use crate::config::{self, Config};
 use crate::telemetry;
 
+mod manual;
 mod ops;
 mod stripe_ops;
 mod trigger;
@@ -16,7 +17,7 @@ mod trigger;
 #[derive(Debug, Parser)]
 #[command(
     name = "stripe-hookd",
-    version,
+    version = manual::VERSION,
     about = "Durable Stripe webhook intake and billing-state reconciliation"
 )]
 pub struct Cli {
@@ -70,11 +71,24 @@ pub enum Command {
     CatchUp(stripe_ops::CatchUpArgs),
     /// Send realistic signed Stripe events to an endpoint (one, or a load test with --count).
     Trigger(trigger::TriggerArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout: `stripe-hookd man | man -l -`.
+    Man,
 }
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Generated from the arguments alone: no config, no logging.
+    match cli.command {
+        Command::Completions { shell } => return finish(manual::completions(shell)),
+        Command::Man => return finish(manual::man()),
+        _ => {}
+    }
     // STRIPE_HOOKD_CONFIG is a CLI setting, not a config key.
     std::env::remove_var("STRIPE_HOOKD_CONFIG");
     if let Command::Check { json } = cli.command {
@@ -118,7 +132,10 @@ pub fn main() -> ExitCode {
         Command::Resync { object_ids, json } => stripe_ops::resync(&config, object_ids, json),
         Command::Reconcile { dry_run, json } => stripe_ops::reconcile(&config, dry_run, json),
         Command::CatchUp(args) => stripe_ops::catch_up(&config, args),
-        Command::Trigger(_) | Command::Check { .. } => Ok(()),
+        Command::Trigger(_)
+        | Command::Check { .. }
+        | Command::Completions { .. }
+        | Command::Man => Ok(()),
     };
     finish(result)
 }

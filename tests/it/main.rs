@@ -8,6 +8,7 @@ mod admin_ops;
 mod daemon;
 mod fake_stripe;
 mod harness;
+mod install;
 mod intake;
 #[cfg(feature = "test-hooks")]
 mod processes;
