@@ -9,6 +9,7 @@ use crate::app::{self, Application};
 use crate::config::{self, Config};
 use crate::telemetry;
 
+mod backup;
 mod manual;
 mod ops;
 mod stripe_ops;
@@ -33,7 +34,13 @@ pub enum Command {
     /// Run the daemon: webhook intake (and, as they land, workers and admin API).
     Serve,
     /// Apply pending database migrations and exit.
-    Migrate,
+    Migrate {
+        /// List the pending migrations without applying them.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Copy the SQLite database to PATH, consistently, while the daemon serves (never overwrites).
+    Backup { path: PathBuf },
     /// Diagnose the setup: config, database, migrations, Stripe API key; non-zero exit on failure.
     Check {
         #[arg(long)]
@@ -121,7 +128,9 @@ pub fn main() -> ExitCode {
     telemetry::init(config.log.format, &config.log.level);
     let result = match cli.command {
         Command::Serve => serve(config),
-        Command::Migrate => migrate(&config),
+        Command::Migrate { dry_run: false } => migrate(&config),
+        Command::Migrate { dry_run: true } => backup::migrate_dry_run(&config),
+        Command::Backup { path } => backup::backup(&config, &path),
         Command::Events(command) => ops::events(&config, command),
         Command::Replay {
             event_ids,
