@@ -9,6 +9,8 @@ use crate::app::{self, Application};
 use crate::config::{self, Config};
 use crate::telemetry;
 
+mod backup;
+mod manual;
 mod ops;
 mod stripe_ops;
 mod trigger;
@@ -16,7 +18,7 @@ mod trigger;
 #[derive(Debug, Parser)]
 #[command(
     name = "stripe-hookd",
-    version,
+    version = manual::VERSION,
     about = "Durable Stripe webhook intake and billing-state reconciliation"
 )]
 pub struct Cli {
@@ -32,7 +34,13 @@ pub enum Command {
     /// Run the daemon: webhook intake (and, as they land, workers and admin API).
     Serve,
     /// Apply pending database migrations and exit.
-    Migrate,
+    Migrate {
+        /// List the pending migrations without applying them.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Copy the SQLite database to PATH, consistently, while the daemon serves (never overwrites).
+    Backup { path: PathBuf },
     /// Diagnose the setup: config, database, migrations, Stripe API key; non-zero exit on failure.
     Check {
         #[arg(long)]
@@ -73,11 +81,24 @@ pub enum Command {
     CatchUp(stripe_ops::CatchUpArgs),
     /// Send realistic signed Stripe events to an endpoint (one, or a load test with --count).
     Trigger(trigger::TriggerArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout: `stripe-hookd man | man -l -`.
+    Man,
 }
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Generated from the arguments alone: no config, no logging.
+    match cli.command {
+        Command::Completions { shell } => return finish(manual::completions(shell)),
+        Command::Man => return finish(manual::man()),
+        _ => {}
+    }
     // STRIPE_HOOKD_CONFIG is a CLI setting, not a config key.
     std::env::remove_var("STRIPE_HOOKD_CONFIG");
     if let Command::Check { json } = cli.command {
@@ -110,7 +131,9 @@ pub fn main() -> ExitCode {
     telemetry::init(config.log.format, &config.log.level);
     let result = match cli.command {
         Command::Serve => serve(config),
-        Command::Migrate => migrate(&config),
+        Command::Migrate { dry_run: false } => migrate(&config),
+        Command::Migrate { dry_run: true } => backup::migrate_dry_run(&config),
+        Command::Backup { path } => backup::backup(&config, &path),
         Command::Events(command) => ops::events(&config, command),
         Command::Replay {
             event_ids,
@@ -123,7 +146,10 @@ pub fn main() -> ExitCode {
             stripe_ops::reconcile(&config, dry_run, all, json)
         }
         Command::CatchUp(args) => stripe_ops::catch_up(&config, args),
-        Command::Trigger(_) | Command::Check { .. } => Ok(()),
+        Command::Trigger(_)
+        | Command::Check { .. }
+        | Command::Completions { .. }
+        | Command::Man => Ok(()),
     };
     finish(result)
 }

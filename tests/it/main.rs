@@ -9,6 +9,7 @@ mod daemon;
 mod fake_stripe;
 mod fetch_errors;
 mod harness;
+mod install;
 mod intake;
 mod log_output;
 #[cfg(feature = "test-hooks")]

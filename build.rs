@@ -1,0 +1,43 @@
+//! Stamps the git commit into `--version` when built from a git checkout.
+//!
+//! `STRIPE_HOOKD_GIT_COMMIT` in the build environment wins (for builds from
+//! a tarball that know their commit); without git or a checkout the version
+//! is the crate version alone.
+
+use std::process::Command;
+
+fn git(args: &[&str]) -> Option<String> {
+    let out = Command::new("git").args(args).output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8(out.stdout).ok()?.trim().to_owned();
+    (!text.is_empty()).then_some(text)
+}
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=STRIPE_HOOKD_GIT_COMMIT");
+    let commit = std::env::var("STRIPE_HOOKD_GIT_COMMIT")
+        .ok()
+        .filter(|c| !c.trim().is_empty())
+        .or_else(|| {
+            // Rebuild when HEAD moves: HEAD itself, the branch it names, packed refs.
+            for path in ["HEAD", "packed-refs"] {
+                if let Some(file) = git(&["rev-parse", "--git-path", path]) {
+                    println!("cargo:rerun-if-changed={file}");
+                }
+            }
+            if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
+                if let Some(file) = git(&["rev-parse", "--git-path", &branch]) {
+                    println!("cargo:rerun-if-changed={file}");
+                }
+            }
+            git(&["rev-parse", "--short=12", "HEAD"])
+        });
+    let version = env!("CARGO_PKG_VERSION");
+    let full = match commit {
+        Some(commit) => format!("{version} (git {})", commit.trim()),
+        None => version.to_owned(),
+    };
+    println!("cargo:rustc-env=STRIPE_HOOKD_VERSION={full}");
+}
