@@ -457,6 +457,8 @@ impl Case<'_> {
         let body = self.events[i].to_string();
         if deliver(newer, &body).await {
             self.acknowledged.insert(id.clone());
+        } else {
+            self.dropped.push(i);
         }
         newer.runner.run_pending().await.map_err(fail)?;
         let newer_done = newer
@@ -484,7 +486,9 @@ impl Case<'_> {
     /// Recovers the dropped deliveries through catch-up (Stripe's event
     /// list holds this case's undelivered events).
     async fn catch_up(&mut self) -> Result<(), TestCaseError> {
-        let dropped = std::mem::take(&mut self.dropped);
+        let mut dropped = std::mem::take(&mut self.dropped);
+        dropped.sort_unstable();
+        dropped.dedup();
         if dropped.is_empty() {
             return Ok(());
         }
