@@ -94,12 +94,7 @@ impl Hold {
         }
     }
 
-    /// Whether the held request has come (its answer is fixed from then on).
-    pub fn has_arrived(&self) -> bool {
-        *self.arrived.borrow()
-    }
-
-    /// Waits until the held request has come.
+    /// Waits until the held request has come (its answer is fixed from then on).
     pub async fn arrived(&self) {
         let mut rx = self.arrived.subscribe();
         let _ = rx.wait_for(|a| *a).await;
