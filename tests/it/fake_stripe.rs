@@ -11,6 +11,11 @@
 //! // … point the client (or the daemon) at fake.base_url() …
 //! assert_eq!(fake.count("/v1/subscriptions/"), 2);
 //! ```
+//!
+//! A response can be held: [`FakeStripe::hold_next`] makes the next request
+//! to a path be answered with the object as it is WHEN THE REQUEST ARRIVES,
+//! but only once the test calls [`Hold::release`] — so an older fetch can be
+//! made to return after a newer one.
 
 #![allow(dead_code)]
 
@@ -69,7 +74,42 @@ struct State {
     accounts: Mutex<HashMap<String, String>>,
     events: Mutex<Vec<Value>>,
     faults: Mutex<VecDeque<(String, Fault)>>,
+    /// Armed holds: the next request whose path starts with the prefix is held.
+    holds: Mutex<Vec<(String, Hold)>>,
     seen: Mutex<Vec<Seen>>,
+}
+
+/// One held response (see [`FakeStripe::hold_next`]).
+#[derive(Clone)]
+pub struct Hold {
+    arrived: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
+    released: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl Hold {
+    fn new() -> Hold {
+        Hold {
+            arrived: std::sync::Arc::new(tokio::sync::watch::channel(false).0),
+            released: std::sync::Arc::new(tokio::sync::watch::channel(false).0),
+        }
+    }
+
+    /// Waits until the held request has come (its answer is fixed from then on).
+    pub async fn arrived(&self) {
+        let mut rx = self.arrived.subscribe();
+        let _ = rx.wait_for(|a| *a).await;
+    }
+
+    /// Lets the held answer go out (or, if the request has not come yet,
+    /// lets it through unheld).
+    pub fn release(&self) {
+        self.released.send_replace(true);
+    }
+
+    async fn wait_released(&self) {
+        let mut rx = self.released.subscribe();
+        let _ = rx.wait_for(|r| *r).await;
+    }
 }
 
 pub struct FakeStripe {
@@ -177,6 +217,24 @@ impl FakeStripe {
         for _ in 0..n {
             faults.push_back((prefix.to_owned(), fault.clone()));
         }
+    }
+
+    /// Holds the answer to the next request whose path starts with `prefix`
+    /// (one not failed by a fault): the answer is the state at request time,
+    /// sent when the returned [`Hold`] is released.
+    pub fn hold_next(&self, prefix: &str) -> Hold {
+        let hold = Hold::new();
+        self.state
+            .holds
+            .lock()
+            .unwrap()
+            .push((prefix.to_owned(), hold.clone()));
+        hold
+    }
+
+    /// Disarms the holds no request has reached yet.
+    pub fn clear_holds(&self) {
+        self.state.holds.lock().unwrap().clear();
     }
 
     pub fn requests(&self) -> Vec<Seen> {
@@ -458,6 +516,29 @@ async fn serve(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
         .map(|(_, v)| v)
         .collect();
     let account = header("stripe-account");
+    let hold = {
+        let mut holds = state.holds.lock().unwrap();
+        let i = holds
+            .iter()
+            .position(|(prefix, _)| path.starts_with(prefix.as_str()));
+        i.map(|i| holds.remove(i).1)
+    };
+    let response = answer(&state, &path, &query, &expand, account);
+    if let Some(hold) = hold {
+        hold.arrived.send_replace(true);
+        hold.wait_released().await;
+    }
+    response
+}
+
+/// The answer to a request that passed the key check and the faults.
+fn answer(
+    state: &State,
+    path: &str,
+    query: &HashMap<String, String>,
+    expand: &[String],
+    account: Option<String>,
+) -> HttpResponse {
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match segments.as_slice() {
         ["v1", "account"] => HttpResponse::Ok()
@@ -472,7 +553,7 @@ async fn serve(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
             if query.get("delivery_success").map(String::as_str) == Some("false") {
                 events.retain(|e| e["delivery_success"] == json!(false));
             }
-            list(events, "/v1/events", &query)
+            list(events, "/v1/events", query)
         }
         ["v1", collection @ ("subscriptions" | "customers")] => {
             let object = if *collection == "subscriptions" { "subscription" } else { "customer" };
@@ -492,14 +573,14 @@ async fn serve(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
                 items.retain(|o| o["status"] != json!("canceled"));
             }
             items.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
-            list(items, &format!("/v1/{collection}"), &query)
+            list(items, &format!("/v1/{collection}"), query)
         }
-        ["v1", "customers", id] => retrieve(&state, "customer", id, &expand, account.as_deref()),
-        ["v1", "subscriptions", id] => retrieve(&state, "subscription", id, &expand, account.as_deref()),
-        ["v1", "invoices", id] => retrieve(&state, "invoice", id, &expand, account.as_deref()),
-        ["v1", "payment_intents", id] => retrieve(&state, "payment_intent", id, &expand, account.as_deref()),
-        ["v1", "disputes", id] => retrieve(&state, "dispute", id, &expand, account.as_deref()),
-        ["v1", "checkout", "sessions", id] => retrieve(&state, "checkout.session", id, &expand, account.as_deref()),
+        ["v1", "customers", id] => retrieve(state, "customer", id, expand, account.as_deref()),
+        ["v1", "subscriptions", id] => retrieve(state, "subscription", id, expand, account.as_deref()),
+        ["v1", "invoices", id] => retrieve(state, "invoice", id, expand, account.as_deref()),
+        ["v1", "payment_intents", id] => retrieve(state, "payment_intent", id, expand, account.as_deref()),
+        ["v1", "disputes", id] => retrieve(state, "dispute", id, expand, account.as_deref()),
+        ["v1", "checkout", "sessions", id] => retrieve(state, "checkout.session", id, expand, account.as_deref()),
         _ => stripe_error(404, "invalid_request_error", None, &format!("Unrecognized request URL (GET: {path}). Please see https://stripe.com/docs or we can help at https://support.stripe.com/.")),
     }
 }
