@@ -7,6 +7,7 @@ mod admin;
 mod admin_ops;
 mod daemon;
 mod fake_stripe;
+mod forward;
 mod harness;
 mod intake;
 #[cfg(feature = "test-hooks")]
