@@ -15,6 +15,7 @@ use stripe_hookd::config::{self, After, Destination};
 use stripe_hookd::store::deliveries::{self, Delivery};
 
 use crate::backend_tests;
+use crate::fake_stripe::{set_subscription_status, FakeStripe};
 use crate::harness::{event, sign, AppOptions, Backend, TestApp, TestDb};
 
 const APP_SECRET: &str = "whsec_the_apps_own_secret";
@@ -188,6 +189,7 @@ backend_tests!(
     event_filters_choose_what_is_recorded,
     gone_pauses_the_destination,
     a_slow_delivery_holds_back_only_its_own_object,
+    while_the_app_handles_an_update_the_new_state_is_already_committed,
 );
 
 async fn delivered_after_the_finish_byte_for_byte_and_verifiably_signed(backend: Backend) {
@@ -322,6 +324,11 @@ async fn one_type_failing_forever_ends_dead_while_others_flow(backend: Backend) 
         .deliver_ok(&customer_event("customer.deleted", "cus_x"))
         .await;
     app.runner.run_pending().await.unwrap();
+    // A later event of the same object waits behind it until it is dead.
+    let behind = app
+        .deliver_ok(&customer_event("customer.updated", "cus_x"))
+        .await;
+    app.runner.run_pending().await.unwrap();
     for n in 0..3 {
         app.deliver_ok(&customer_event("customer.created", &format!("cus_ok{n}")))
             .await;
@@ -336,14 +343,14 @@ async fn one_type_failing_forever_ends_dead_while_others_flow(backend: Backend) 
     assert_eq!(dead[0].event_id, doomed);
     assert_eq!(dead[0].attempts, 3);
     assert_eq!(dead[0].last_status, Some(500));
-    assert_eq!(app_side.delivered().len(), 3);
-    assert_eq!(
-        app_side
-            .seen()
-            .iter()
-            .filter(|r| r.event_id == doomed)
-            .count(),
-        3
+    let seen: Vec<String> = app_side.seen().into_iter().map(|r| r.event_id).collect();
+    assert_eq!(seen.iter().filter(|id| **id == doomed).count(), 3);
+    assert_eq!(app_side.delivered().len(), 4, "the others flowed");
+    let last_doomed = seen.iter().rposition(|id| *id == doomed).unwrap();
+    let follow_up = seen.iter().position(|id| *id == behind).expect("unblocked");
+    assert!(
+        follow_up > last_doomed,
+        "sent before the earlier one ended: {seen:?}"
     );
 }
 
@@ -460,4 +467,101 @@ async fn a_slow_delivery_holds_back_only_its_own_object(backend: Backend) {
         "sent before the earlier delivery of its object was answered: {order:?}"
     );
     assert_eq!(app_side.order_of("cus_slow"), vec![first, second]);
+}
+
+/// `after = "reconciled"`: the app, while it handles
+/// `customer.subscription.updated`, reads the new status from
+/// stripe-hookd's database (the background forwarder sends it).
+async fn while_the_app_handles_an_update_the_new_state_is_already_committed(backend: Backend) {
+    use diesel::prelude::*;
+    use stripe_hookd::store::schema::subscriptions;
+    use stripe_hookd::store::Store;
+
+    let db = TestDb::new(backend);
+    let fake = FakeStripe::start().await;
+    let s = stripe_hookd::trigger::Scenario::new(false, crate::harness::API_VERSION);
+    let sub = fake.subscription(&s, "active");
+    let store: Arc<std::sync::OnceLock<Store>> = Arc::default();
+    let read: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let app_side = {
+        let (store, read) = (store.clone(), read.clone());
+        Receiver::start(Arc::new(move |r: Received| {
+            let (store, read) = (store.clone(), read.clone());
+            async move {
+                let Some(store) = store.get().cloned() else {
+                    return 503;
+                };
+                let id = r.object_id.clone();
+                let status = tokio::task::spawn_blocking(move || {
+                    let mut conn = store.conn().expect("conn");
+                    stripe_hookd::with_conn!(&mut *conn, c => subscriptions::table
+                        .filter(subscriptions::id.eq(&id))
+                        .select(subscriptions::status)
+                        .first::<String>(c)
+                        .optional()
+                        .expect("query"))
+                })
+                .await
+                .expect("read");
+                read.lock()
+                    .unwrap()
+                    .push((r.event_type, status.unwrap_or_default()));
+                200
+            }
+            .boxed()
+        }))
+    };
+    let d = destination(&app_side.url, |d| {
+        d.events = vec!["customer.subscription.*".to_owned()];
+    });
+    let app = TestApp::spawn_with(
+        &db,
+        AppOptions::default()
+            .stripe(fake.base_url())
+            .config(move |c| {
+                c.destinations = vec![d.clone()];
+                c.forward.poll_interval_ms = 50;
+            }),
+    )
+    .await;
+    store.set(app.store.clone()).ok();
+    let created = event("customer.subscription.created", sub.clone());
+    app.deliver_ok(&created).await;
+    app.runner.run_pending().await.unwrap();
+    wait_delivered(&app, &app_side, 1).await;
+    // Stripe's object moves on; the event carries the old snapshot.
+    fake.update(&s.subscription, |v| set_subscription_status(v, "past_due"));
+    app.deliver_ok(&event("customer.subscription.updated", sub))
+        .await;
+    app.runner.run_pending().await.unwrap();
+    wait_delivered(&app, &app_side, 2).await;
+    let read = read.lock().unwrap().clone();
+    assert_eq!(
+        read,
+        vec![
+            (
+                "customer.subscription.created".to_owned(),
+                "active".to_owned()
+            ),
+            (
+                "customer.subscription.updated".to_owned(),
+                "past_due".to_owned()
+            ),
+        ]
+    );
+    app.stop().await;
+    fake.stop().await;
+}
+
+/// Waits (generously) until the app has accepted `n` deliveries.
+async fn wait_delivered(app: &TestApp, app_side: &Receiver, n: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while app_side.delivered().len() < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not forwarded: {:?}",
+            rows(app).await
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
