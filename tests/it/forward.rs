@@ -190,6 +190,8 @@ backend_tests!(
     gone_pauses_the_destination,
     a_slow_delivery_holds_back_only_its_own_object,
     while_the_app_handles_an_update_the_new_state_is_already_committed,
+    a_worker_killed_mid_delivery_leaves_it_to_be_sent_again,
+    redirects_are_not_followed,
 );
 
 async fn delivered_after_the_finish_byte_for_byte_and_verifiably_signed(backend: Backend) {
@@ -564,4 +566,73 @@ async fn wait_delivered(app: &TestApp, app_side: &Receiver, n: usize) {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// A forwarder that claimed a delivery and died: once its lease expires the
+/// delivery goes out again, with the same delivery id (at least once).
+async fn a_worker_killed_mid_delivery_leaves_it_to_be_sent_again(backend: Backend) {
+    let db = TestDb::new(backend);
+    let app_side = Receiver::always(200);
+    let options = with_destination(destination(&app_side.url, |_| {}));
+    let clock = options.clock.clone();
+    let app = TestApp::spawn_with(&db, options).await;
+    let id = app
+        .deliver_ok(&customer_event("customer.created", "cus_k"))
+        .await;
+    app.runner.run_pending().await.unwrap();
+    let now = clock.now_ms();
+    let taken = app
+        .db(move |c| deliveries::claim(c, "app", true, "killed-worker", now, 60_000, 8).unwrap())
+        .await;
+    assert_eq!(taken.len(), 1);
+    forwarder(&app).run_pending().await.unwrap();
+    assert!(
+        app_side.seen().is_empty(),
+        "taken while another worker's lease is live"
+    );
+    clock.advance(Duration::from_secs(61));
+    forwarder(&app).run_pending().await.unwrap();
+    let got = app_side.delivered();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].attempt, 2);
+    assert_eq!(got[0].delivery, deliveries::delivery_id("app", &id));
+    assert_eq!(rows(&app).await[0].status, "delivered");
+}
+
+/// A 3xx is an error, not followed: the delivery is retried, and the
+/// redirect's target never sees it.
+async fn redirects_are_not_followed(backend: Backend) {
+    let db = TestDb::new(backend);
+    let target = Receiver::always(200);
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().unwrap();
+    let location = target.url.clone();
+    let server = HttpServer::new(move || {
+        let location = location.clone();
+        App::new().default_service(web::to(move || {
+            let location = location.clone();
+            async move {
+                HttpResponse::TemporaryRedirect()
+                    .insert_header(("location", location))
+                    .finish()
+            }
+        }))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)
+    .unwrap()
+    .run();
+    tokio::spawn(server);
+    let url = format!("http://{addr}/webhooks/stripe");
+    let app = TestApp::spawn_with(&db, with_destination(destination(&url, |_| {}))).await;
+    app.deliver_ok(&customer_event("customer.created", "cus_r"))
+        .await;
+    app.runner.run_pending().await.unwrap();
+    let tally = forwarder(&app).run_pending().await.unwrap();
+    assert_eq!(tally.retried, 1, "{tally:?}");
+    assert!(target.seen().is_empty(), "the redirect was followed");
+    let row = &rows(&app).await[0];
+    assert_eq!(row.last_status, Some(307));
+    assert!(row.last_error.as_deref().unwrap_or("").contains("redirect"));
 }
