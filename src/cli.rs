@@ -9,6 +9,7 @@ use crate::app::{self, Application};
 use crate::config::{self, Config};
 use crate::telemetry;
 
+mod destinations;
 mod ops;
 mod stripe_ops;
 mod trigger;
@@ -68,6 +69,9 @@ pub enum Command {
     },
     /// Pull events Stripe could not deliver (GET /v1/events) and ingest the missing ones.
     CatchUp(stripe_ops::CatchUpArgs),
+    /// Forwarding destinations: a fresh secret, a signed test ping.
+    #[command(subcommand)]
+    Destinations(destinations::DestinationsCommand),
     /// Send realistic signed Stripe events to an endpoint (one, or a load test with --count).
     Trigger(trigger::TriggerArgs),
 }
@@ -97,6 +101,14 @@ pub fn main() -> ExitCode {
         telemetry::init(crate::config::LogFormat::Text, "warn");
         return finish(trigger::run(config::load(cli.config.as_deref()), args));
     }
+    if let Command::Destinations(command) = cli.command {
+        // `secret` needs no config; `test` reports a config error itself.
+        telemetry::init(crate::config::LogFormat::Text, "warn");
+        return finish(destinations::run(
+            config::load(cli.config.as_deref()),
+            command,
+        ));
+    }
     let config = match config::load(cli.config.as_deref()) {
         Ok(config) => config,
         Err(e) => {
@@ -118,7 +130,7 @@ pub fn main() -> ExitCode {
         Command::Resync { object_ids, json } => stripe_ops::resync(&config, object_ids, json),
         Command::Reconcile { dry_run, json } => stripe_ops::reconcile(&config, dry_run, json),
         Command::CatchUp(args) => stripe_ops::catch_up(&config, args),
-        Command::Trigger(_) | Command::Check { .. } => Ok(()),
+        Command::Trigger(_) | Command::Check { .. } | Command::Destinations(_) => Ok(()),
     };
     finish(result)
 }

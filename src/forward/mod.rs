@@ -17,6 +17,8 @@
 
 mod send;
 
+pub use send::{ping, Ping};
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -266,6 +268,8 @@ impl Forwarder {
             .await
         };
         let status_field = status.map_or_else(|| "none".to_owned(), |s| s.to_string());
+        metrics::histogram!(crate::metrics::DELIVERY_SECONDS, "destination" => d.name.clone())
+            .record(started.elapsed().as_secs_f64());
         let mut tally = Tally::default();
         match recorded {
             Ok(Ok(true)) => match outcome {
@@ -305,6 +309,17 @@ impl Forwarder {
             }
             Err(e) => {
                 tracing::error!(destination = %d.name, delivery_id = %delivery.delivery_id, error = %e, "cannot record a delivery attempt; it is sent again when its lease expires");
+            }
+        }
+        for (outcome, n) in [
+            ("delivered", tally.delivered),
+            ("retry", tally.retried),
+            ("dead", tally.dead),
+            ("lease_lost", tally.lost),
+        ] {
+            if n > 0 {
+                metrics::counter!(crate::metrics::DELIVERY_ATTEMPTS, "destination" => d.name.clone(), "outcome" => outcome)
+                    .increment(n as u64);
             }
         }
         tally

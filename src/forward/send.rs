@@ -52,38 +52,49 @@ pub fn signature_header(secret: &str, t: i64, body: &[u8]) -> String {
     format!("t={t},v1={}", signature::sign(secret.as_bytes(), t, body))
 }
 
-pub async fn send(client: &reqwest::Client, d: &Destination, delivery: &Delivery) -> Answer {
+/// The signed request for `body` (headers without the body's own).
+fn request(
+    client: &reqwest::Client,
+    d: &Destination,
+    body: &[u8],
+    delivery_id: &str,
+    attempt: i32,
+) -> Result<reqwest::RequestBuilder, String> {
     // Wall time, not the runner's clock: the app checks the timestamp
     // against its own clock.
     let t = crate::store::now_ms() / 1000;
-    let body = delivery.payload.clone().into_bytes();
     let mut request = client
         .post(d.url.clone())
         .timeout(d.timeout)
         .header(CONTENT_TYPE, "application/json")
         .header(
             "Stripe-Signature",
-            signature_header(d.secret.expose_secret(), t, &body),
+            signature_header(d.secret.expose_secret(), t, body),
         )
-        .header("Stripe-Hookd-Delivery", &delivery.delivery_id)
-        .header("Stripe-Hookd-Attempt", delivery.attempts.to_string());
+        .header("Stripe-Hookd-Delivery", delivery_id)
+        .header("Stripe-Hookd-Attempt", attempt.to_string());
     for (name, value) in &d.headers {
-        match HeaderValue::from_str(value.expose_secret()) {
-            Ok(mut value) => {
-                value.set_sensitive(true);
-                request = request.header(name.as_str(), value);
-            }
-            Err(_) => {
-                return Answer::Failed {
-                    status: None,
-                    error: format!(
-                        "header {name}: the configured value is not a valid header value"
-                    ),
-                    retry_after: None,
-                }
+        let mut value = HeaderValue::from_str(value.expose_secret()).map_err(|_| {
+            format!("header {name}: the configured value is not a valid header value")
+        })?;
+        value.set_sensitive(true);
+        request = request.header(name.as_str(), value);
+    }
+    Ok(request)
+}
+
+pub async fn send(client: &reqwest::Client, d: &Destination, delivery: &Delivery) -> Answer {
+    let body = delivery.payload.clone().into_bytes();
+    let request = match request(client, d, &body, &delivery.delivery_id, delivery.attempts) {
+        Ok(request) => request,
+        Err(error) => {
+            return Answer::Failed {
+                status: None,
+                error,
+                retry_after: None,
             }
         }
-    }
+    };
     let response = match request.body(body).send().await {
         Ok(response) => response,
         Err(e) => {
@@ -124,4 +135,51 @@ pub async fn send(client: &reqwest::Client, d: &Destination, delivery: &Delivery
         error,
         retry_after,
     }
+}
+
+/// What a destination answered to a ping.
+#[derive(Debug)]
+pub struct Ping {
+    pub body: String,
+    pub status: u16,
+    /// The first 2 KB of the answer.
+    pub answer: String,
+    pub duration_ms: u128,
+}
+
+/// Sends `destination` a signed `stripe_hookd.ping` event, shaped like a
+/// Stripe event (not recorded, not retried) and returns what it answered.
+pub async fn ping(d: &Destination) -> anyhow::Result<Ping> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let now = crate::store::now_ms() / 1000;
+    let id = format!("evt_ping_{:016x}", rand::random::<u64>());
+    let body = serde_json::json!({
+        "id": id,
+        "object": "event",
+        "type": "stripe_hookd.ping",
+        "created": now,
+        "livemode": false,
+        "api_version": null,
+        "pending_webhooks": 0,
+        "data": {"object": {"object": "ping", "destination": d.name}},
+    })
+    .to_string();
+    let started = std::time::Instant::now();
+    let response = request(&client, d, body.as_bytes(), &format!("dlv_ping_{id}"), 1)
+        .map_err(anyhow::Error::msg)?
+        .body(body.clone())
+        .send()
+        .await?;
+    let status = response.status().as_u16();
+    let bytes = response.bytes().await.unwrap_or_default();
+    let answer = String::from_utf8_lossy(&bytes[..bytes.len().min(2048)]).into_owned();
+    Ok(Ping {
+        body,
+        status,
+        answer,
+        duration_ms: started.elapsed().as_millis(),
+    })
 }

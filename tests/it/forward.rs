@@ -636,3 +636,18 @@ async fn redirects_are_not_followed(backend: Backend) {
     assert_eq!(row.last_status, Some(307));
     assert!(row.last_error.as_deref().unwrap_or("").contains("redirect"));
 }
+
+/// `stripe-hookd destinations test NAME`: a signed ping the app verifies
+/// like any event, and its answer.
+#[tokio::test]
+async fn a_ping_is_signed_like_an_event_and_shows_the_answer() {
+    let app_side = Receiver::always(202);
+    let d = destination(&app_side.url, |_| {});
+    let ping = stripe_hookd::forward::ping(&d).await.expect("ping sent");
+    assert_eq!(ping.status, 202);
+    assert_eq!(ping.answer, "answer");
+    let seen = app_side.seen();
+    assert_eq!(seen.len(), 1, "the app refused the signature");
+    assert_eq!(seen[0].event_type, "stripe_hookd.ping");
+    assert_eq!(seen[0].body, ping.body);
+}
