@@ -16,8 +16,10 @@
 //! | `POST /v1/catch-up` (`{"since":…,"only_failed":…,"dry_run":…}`) | start a catch-up (a job) |
 //! | `GET /v1/jobs/{id}` | a job's progress and result |
 //! | `GET /metrics` | Prometheus text format |
+//! | `/v1/deliveries…` | forwarding deliveries (see `deliveries.rs`) |
 
 pub mod auth;
+pub mod deliveries;
 pub mod gauges;
 pub mod jobs;
 
@@ -85,6 +87,7 @@ pub fn server(listener: TcpListener, state: AdminState) -> std::io::Result<actix
                     .route("/v1/reconcile", web::post().to(start_sweep))
                     .route("/v1/catch-up", web::post().to(start_catch_up))
                     .route("/v1/jobs/{id}", web::get().to(job))
+                    .configure(deliveries::routes)
                     .default_service(web::to(|| async {
                         error(
                             StatusCode::NOT_FOUND,

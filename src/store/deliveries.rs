@@ -20,6 +20,7 @@ pub mod status {
     pub const DELIVERING: &str = "delivering";
     pub const DELIVERED: &str = "delivered";
     pub const DEAD: &str = "dead";
+    pub const DISCARDED: &str = "discarded";
 }
 
 /// An event at the step a hook follows.
@@ -239,4 +240,100 @@ pub fn list(conn: &mut DbConnection) -> Result<Vec<Delivery>, StoreError> {
         .order(deliveries::id.asc())
         .select(Delivery::as_select())
         .load(c))?)
+}
+
+/// A delivery as the admin API lists it: everything but the body.
+#[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
+#[diesel(table_name = deliveries)]
+pub struct DeliverySummary {
+    pub id: i64,
+    pub delivery_id: String,
+    pub destination: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub object_key: String,
+    pub status: String,
+    pub attempts: i32,
+    pub next_attempt_at: i64,
+    pub created_at: i64,
+    pub delivered_at: Option<i64>,
+    pub last_status: Option<i32>,
+    pub last_error: Option<String>,
+}
+
+/// Deliveries after id `after`, oldest first, optionally of one destination
+/// and status.
+pub fn list_filtered(
+    conn: &mut DbConnection,
+    destination: Option<&str>,
+    status: Option<&str>,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<DeliverySummary>, StoreError> {
+    Ok(super::with_conn!(conn, c => {
+        let mut query = deliveries::table
+            .filter(deliveries::id.gt(after))
+            .order(deliveries::id.asc())
+            .limit(limit)
+            .select(DeliverySummary::as_select())
+            .into_boxed();
+        if let Some(d) = destination {
+            query = query.filter(deliveries::destination.eq(d));
+        }
+        if let Some(s) = status {
+            query = query.filter(deliveries::status.eq(s));
+        }
+        query.load(c)
+    })?)
+}
+
+/// Sends a delivery again from its first attempt (a fresh budget), unless
+/// it is being sent right now. Returns its status before, or `None` when
+/// there is no such delivery.
+pub fn redeliver(
+    conn: &mut DbConnection,
+    delivery_id: &str,
+    now: i64,
+) -> Result<Option<String>, StoreError> {
+    write_transaction(conn, |tx| {
+        let before: Option<String> = with_tx!(tx, c => deliveries::table
+            .filter(deliveries::delivery_id.eq(delivery_id))
+            .select(deliveries::status)
+            .first(c)
+            .optional())?;
+        if before.as_deref().is_some_and(|s| s != status::DELIVERING) {
+            with_tx!(tx, c => diesel::update(
+                deliveries::table.filter(deliveries::delivery_id.eq(delivery_id)),
+            )
+            .set((
+                deliveries::status.eq(status::PENDING),
+                deliveries::attempts.eq(0),
+                deliveries::next_attempt_at.eq(now),
+                deliveries::created_at.eq(now),
+                deliveries::delivered_at.eq(None::<i64>),
+            ))
+            .execute(c))?;
+        }
+        Ok(before)
+    })
+}
+
+/// Gives up on a dead or pending delivery (`discarded`; the next one of its
+/// object is no longer held back by it). Returns its status before.
+pub fn discard(conn: &mut DbConnection, delivery_id: &str) -> Result<Option<String>, StoreError> {
+    write_transaction(conn, |tx| {
+        let before: Option<String> = with_tx!(tx, c => deliveries::table
+            .filter(deliveries::delivery_id.eq(delivery_id))
+            .select(deliveries::status)
+            .first(c)
+            .optional())?;
+        if matches!(before.as_deref(), Some(status::DEAD | status::PENDING)) {
+            with_tx!(tx, c => diesel::update(
+                deliveries::table.filter(deliveries::delivery_id.eq(delivery_id)),
+            )
+            .set(deliveries::status.eq(status::DISCARDED))
+            .execute(c))?;
+        }
+        Ok(before)
+    })
 }

@@ -192,6 +192,7 @@ backend_tests!(
     while_the_app_handles_an_update_the_new_state_is_already_committed,
     a_worker_killed_mid_delivery_leaves_it_to_be_sent_again,
     redirects_are_not_followed,
+    dead_deliveries_are_listed_redelivered_and_discarded_through_the_admin_api,
 );
 
 async fn delivered_after_the_finish_byte_for_byte_and_verifiably_signed(backend: Backend) {
@@ -650,4 +651,90 @@ async fn a_ping_is_signed_like_an_event_and_shows_the_answer() {
     assert_eq!(seen.len(), 1, "the app refused the signature");
     assert_eq!(seen[0].event_type, "stripe_hookd.ping");
     assert_eq!(seen[0].body, ping.body);
+}
+
+async fn dead_deliveries_are_listed_redelivered_and_discarded_through_the_admin_api(
+    backend: Backend,
+) {
+    let db = TestDb::new(backend);
+    let up = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let app_side = {
+        let up = up.clone();
+        Receiver::start(Arc::new(move |_| {
+            let status = if up.load(std::sync::atomic::Ordering::SeqCst) {
+                200
+            } else {
+                500
+            };
+            async move { status }.boxed()
+        }))
+    };
+    let options = with_destination(destination(&app_side.url, |d| d.max_attempts = 1)).admin();
+    let app = TestApp::spawn_with(&db, options).await;
+    let first = app
+        .deliver_ok(&customer_event("customer.created", "cus_d1"))
+        .await;
+    app.deliver_ok(&customer_event("customer.created", "cus_d2"))
+        .await;
+    app.runner.run_pending().await.unwrap();
+    let tally = forwarder(&app).run_pending().await.unwrap();
+    assert_eq!(tally.dead, 2, "{tally:?}");
+
+    let admin = |path: &str| app.admin_url(path);
+    let listed: serde_json::Value = app
+        .client
+        .get(admin("/v1/deliveries?status=dead&destination=app"))
+        .bearer_auth(crate::harness::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let listed = listed["deliveries"].as_array().unwrap().clone();
+    assert_eq!(listed.len(), 2);
+    assert!(listed[0].get("payload").is_none(), "bodies are not listed");
+    let id_of = |event_id: &str| {
+        listed.iter().find(|d| d["event_id"] == event_id).unwrap()["delivery_id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let again = id_of(&first);
+    let dropped = listed
+        .iter()
+        .map(|d| d["delivery_id"].as_str().unwrap().to_owned())
+        .find(|d| *d != again)
+        .unwrap();
+
+    up.store(true, std::sync::atomic::Ordering::SeqCst);
+    for (path, expected) in [
+        (format!("/v1/deliveries/{again}/redeliver"), 200),
+        (format!("/v1/deliveries/{dropped}/discard"), 200),
+        ("/v1/deliveries/dlv_none/redeliver".to_owned(), 404),
+    ] {
+        let res = app
+            .client
+            .post(admin(&path))
+            .bearer_auth(crate::harness::ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), expected, "{path}");
+    }
+    forwarder(&app).run_pending().await.unwrap();
+    let got = app_side.delivered();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].event_id, first);
+    assert_eq!(got[0].delivery, again, "the same delivery id");
+    let rows = rows(&app).await;
+    let status_of = |id: &str| {
+        rows.iter()
+            .find(|r| r.delivery_id == id)
+            .unwrap()
+            .status
+            .clone()
+    };
+    assert_eq!(status_of(&again), "delivered");
+    assert_eq!(status_of(&dropped), "discarded");
 }
