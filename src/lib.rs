@@ -10,6 +10,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod envelope;
+pub mod forward;
 pub mod intake;
 pub mod metrics;
 pub mod queue;

@@ -24,6 +24,8 @@ pub const SINCE_VERIFIED: &str = "hookd_seconds_since_last_verified_event";
 pub const SWEEP_OBJECTS: &str = "hookd_sweep_objects_checked_total";
 pub const SWEEP_DRIFT: &str = "hookd_sweep_drift_total";
 pub const SWEEP_RUNNING: &str = "hookd_sweep_running";
+pub const DELIVERY_ATTEMPTS: &str = "hookd_delivery_attempts_total";
+pub const DELIVERY_SECONDS: &str = "hookd_delivery_request_seconds";
 
 static HANDLE: OnceLock<Result<PrometheusHandle, String>> = OnceLock::new();
 

@@ -27,6 +27,12 @@ pub enum AdminError {
     NoSuchEvent(String),
     #[error("No such job (jobs live as long as the daemon)")]
     NoSuchJob,
+    #[error("No delivery {0}")]
+    NoSuchDelivery(String),
+    #[error("Delivery {0} is being sent right now")]
+    DeliveryInFlight(String),
+    #[error("Delivery {id} is {status}: only dead or pending deliveries can be discarded")]
+    DeliveryNotDiscardable { id: String, status: String },
     #[error("Event {id} is {status}, not dead: use /v1/events/{id}/replay")]
     NotDead { id: String, status: EventStatus },
     /// Only dead events can be discarded.
@@ -66,6 +72,9 @@ impl AdminError {
             AdminError::ReasonRequired => "reason_required",
             AdminError::NoSuchEvent(_) => "no_such_event",
             AdminError::NoSuchJob => "no_such_job",
+            AdminError::NoSuchDelivery(_) => "no_such_delivery",
+            AdminError::DeliveryInFlight(_) => "in_flight",
+            AdminError::DeliveryNotDiscardable { .. } => "not_discardable",
             AdminError::NotDead { .. } | AdminError::NotDiscardable(_) => "not_dead",
             AdminError::AlreadyRunning { .. } => "already_running",
             AdminError::NoApiKey => "no_api_key",
@@ -103,8 +112,12 @@ impl ResponseError for AdminError {
             | AdminError::EmptyFilter
             | AdminError::ReasonRequired
             | AdminError::Resync(ResyncError::UnknownId(_)) => StatusCode::BAD_REQUEST,
-            AdminError::NoSuchEvent(_) | AdminError::NoSuchJob => StatusCode::NOT_FOUND,
-            AdminError::NotDead { .. }
+            AdminError::NoSuchEvent(_) | AdminError::NoSuchJob | AdminError::NoSuchDelivery(_) => {
+                StatusCode::NOT_FOUND
+            }
+            AdminError::DeliveryInFlight(_)
+            | AdminError::DeliveryNotDiscardable { .. }
+            | AdminError::NotDead { .. }
             | AdminError::NotDiscardable(_)
             | AdminError::AlreadyRunning { .. } => StatusCode::CONFLICT,
             AdminError::NoApiKey => StatusCode::SERVICE_UNAVAILABLE,

@@ -17,8 +17,10 @@
 //! | `GET /v1/jobs/{id}` | a job's progress and result (bounded: counts and the first entries) |
 //! | `GET /v1/jobs/{id}/items?offset=&limit=` | every entry of a job's result, paged (the sweep's drift) |
 //! | `GET /metrics` | Prometheus text format |
+//! | `/v1/deliveries…` | forwarding deliveries (see `deliveries.rs`) |
 
 pub mod auth;
+pub mod deliveries;
 mod error;
 pub mod gauges;
 pub mod jobs;
@@ -90,6 +92,7 @@ pub fn server(listener: TcpListener, state: AdminState) -> std::io::Result<actix
                     .route("/v1/catch-up", web::post().to(start_catch_up))
                     .route("/v1/jobs/{id}", web::get().to(job))
                     .route("/v1/jobs/{id}/items", web::get().to(job_items))
+                    .configure(deliveries::routes)
                     .default_service(web::to(|| async {
                         error(
                             StatusCode::NOT_FOUND,

@@ -8,8 +8,9 @@
 //! ```
 //!
 //! `run_until_stopped` serves the intake and admin listeners, and runs the
-//! background tasks (job runner or its stand-in heartbeat, systemd watchdog,
-//! schedules) in one `JoinSet` under one cancellation token.
+//! background tasks (job runner or its stand-in heartbeat, forwarder,
+//! systemd watchdog, schedules) in one `JoinSet` under one cancellation
+//! token.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, ScheduleConfig};
+use crate::forward::Forwarder;
 use crate::metrics::Activity;
 use crate::queue::{self, Clock, Handler, Runner};
 use crate::reconcile::ReconcileHandler;
@@ -46,6 +48,9 @@ pub struct Application {
     store: Store,
     runner: Arc<Runner>,
     runner_enabled: bool,
+    forwarder: Option<Arc<Forwarder>>,
+    forward_enabled: bool,
+    forward_wake: Arc<Notify>,
     schedules: Option<(Arc<ReconcileHandler>, ScheduleConfig)>,
     wake: Arc<Notify>,
     shutdown: CancellationToken,
@@ -102,8 +107,10 @@ impl ApplicationBuilder {
             crate::store::now_ms(),
         );
         let wake = Arc::new(Notify::new());
-        let runner = parts::runner(&config, &store, handler, clock)?;
-        let intake = parts::intake(&config, &store, &wake, &activity)?;
+        let forward_wake = Arc::new(Notify::new());
+        let forwarder = parts::forwarder(&config, &store, clock.clone())?;
+        let runner = parts::runner(&config, &store, handler, clock, &forward_wake)?;
+        let intake = parts::intake(&config, &store, [&wake, &forward_wake], &activity)?;
         let admin = parts::admin(&config, &store, activity, ops.clone())?;
         let schedules = ops
             .filter(|_| config.runner.enabled)
@@ -114,6 +121,9 @@ impl ApplicationBuilder {
             store,
             runner,
             runner_enabled: config.runner.enabled,
+            forwarder,
+            forward_enabled: config.forward.enabled,
+            forward_wake,
             schedules,
             wake,
             shutdown: CancellationToken::new(),
@@ -146,6 +156,12 @@ impl Application {
     /// The job runner (tests step it with `run_pending` when workers are off).
     pub fn runner(&self) -> Arc<Runner> {
         Arc::clone(&self.runner)
+    }
+
+    /// The forwarder, when destinations are configured (tests step it with
+    /// `run_pending` when `forward.enabled` is off).
+    pub fn forwarder(&self) -> Option<Arc<Forwarder>> {
+        self.forwarder.clone()
     }
 
     /// Cancel this token to stop the application gracefully.
@@ -193,7 +209,7 @@ impl Application {
     }
 
     /// The runner (or, with the runner off, a ticker as the proof of life),
-    /// the systemd watchdog fed by either, and the schedules.
+    /// the systemd watchdog fed by either, the forwarder and the schedules.
     fn spawn_background(&self) -> JoinSet<anyhow::Result<()>> {
         let shutdown = self.shutdown.clone();
         let heartbeat = Heartbeat::default();
@@ -222,6 +238,10 @@ impl Application {
             ));
         } else {
             tasks.spawn(tick(heartbeat, shutdown.clone()));
+        }
+        if let Some(forwarder) = self.forwarder.iter().find(|_| self.forward_enabled) {
+            tasks
+                .spawn(Arc::clone(forwarder).run(Arc::clone(&self.forward_wake), shutdown.clone()));
         }
         if let Some((ops, schedule)) = &self.schedules {
             let schedules = crate::reconcile::schedule::run(

@@ -1,6 +1,7 @@
 //! One constructor per part of the daemon, each from the config alone plus
 //! the shared pieces it needs (store, wake-up, activity): the intake server,
-//! the admin server, the job runner and the Stripe-backed operations.
+//! the admin server, the job runner, the forwarder and the Stripe-backed
+//! operations.
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -11,7 +12,8 @@ use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use tokio::sync::Notify;
 
-use crate::config::Config;
+use crate::config::{After, Config};
+use crate::forward::{self, Forwarder};
 use crate::intake::commit::{CommitOptions, CommitQueue};
 use crate::intake::{self, EndpointState, IntakeState};
 use crate::metrics::Activity;
@@ -56,31 +58,68 @@ pub fn reconcile_handler(config: &Config) -> anyhow::Result<Option<Arc<Reconcile
     )))
 }
 
-/// The job runner over the store's outbox.
+/// The job runner over the store's outbox; it records the deliveries of
+/// `after = "reconciled"` destinations in each finishing transaction and
+/// then wakes the forwarder.
 pub fn runner(
     config: &Config,
     store: &Store,
     handler: Arc<dyn Handler>,
     clock: Clock,
+    forward_wake: &Arc<Notify>,
 ) -> anyhow::Result<Arc<Runner>> {
-    let runner = Runner::new(store.clone(), handler, config.runner.options(), clock)
+    let mut runner = Runner::new(store.clone(), handler, config.runner.options(), clock)
         .context("cannot start the job runner")?;
+    if let Some(hook) = forward::hook(&config.destinations, After::Reconciled) {
+        let wake = Arc::clone(forward_wake);
+        runner = runner.with_finish_hook(hook, Arc::new(move || wake.notify_one()));
+    }
     Ok(Arc::new(runner))
 }
 
-/// The public webhook listener: group commit into the outbox, waking the
-/// local runner after each commit.
+/// The forwarder, when destinations are configured.
+pub fn forwarder(
+    config: &Config,
+    store: &Store,
+    clock: Clock,
+) -> anyhow::Result<Option<Arc<Forwarder>>> {
+    if config.destinations.is_empty() {
+        return Ok(None);
+    }
+    for d in &config.destinations {
+        tracing::info!(
+            destination = %d.name,
+            url = %d.url,
+            after = d.after.as_str(),
+            ordered = d.ordered,
+            events = %d.events.join(","),
+            "destination configured"
+        );
+    }
+    let forwarder = Forwarder::new(
+        store.clone(),
+        config.destinations.clone(),
+        config.forward.options(),
+        clock,
+    )
+    .context("cannot start the forwarder")?;
+    Ok(Some(Arc::new(forwarder)))
+}
+
+/// The public webhook listener: group commit into the outbox (with the
+/// deliveries of `after = "received"` destinations), waking the local
+/// runner and forwarder after each commit.
 pub fn intake(
     config: &Config,
     store: &Store,
-    wake: &Arc<Notify>,
+    wakes: [&Arc<Notify>; 2],
     activity: &Activity,
 ) -> anyhow::Result<Listener> {
     let writers = config.intake.writers.unwrap_or(match store.backend() {
         Backend::Sqlite => 1,
         Backend::Postgres => 2,
     });
-    let wake = Arc::clone(wake);
+    let [runner_wake, forward_wake] = wakes.map(Arc::clone);
     let queue = CommitQueue::start(
         store.clone(),
         &CommitOptions {
@@ -88,7 +127,11 @@ pub fn intake(
             queue_capacity: config.intake.queue_capacity,
             writers,
         },
-        Some(Arc::new(move || wake.notify_one())),
+        Some(Arc::new(move || {
+            runner_wake.notify_one();
+            forward_wake.notify_one();
+        })),
+        forward::hook(&config.destinations, After::Received),
     )
     .context("cannot start the intake writer")?;
     let state = web::Data::new(IntakeState {

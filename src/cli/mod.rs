@@ -10,6 +10,7 @@ use crate::config::{self, Config};
 use crate::telemetry;
 
 mod backup;
+mod destinations;
 mod manual;
 mod ops;
 mod stripe_ops;
@@ -79,6 +80,9 @@ pub enum Command {
     },
     /// Pull events Stripe could not deliver (GET /v1/events) and ingest the missing ones.
     CatchUp(stripe_ops::CatchUpArgs),
+    /// Forwarding destinations: a fresh secret, a signed test ping.
+    #[command(subcommand)]
+    Destinations(destinations::DestinationsCommand),
     /// Send realistic signed Stripe events to an endpoint (one, or a load test with --count).
     Trigger(trigger::TriggerArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
@@ -121,6 +125,14 @@ pub fn main() -> ExitCode {
         telemetry::init(crate::config::LogFormat::Text, "warn");
         return finish(trigger::run(config::load(cli.config.as_deref()), args));
     }
+    if let Command::Destinations(command) = cli.command {
+        // `secret` needs no config; `test` reports a config error itself.
+        telemetry::init(crate::config::LogFormat::Text, "warn");
+        return finish(destinations::run(
+            config::load(cli.config.as_deref()),
+            command,
+        ));
+    }
     let config = match config::load(cli.config.as_deref()) {
         Ok(config) => config,
         Err(e) => {
@@ -149,7 +161,8 @@ pub fn main() -> ExitCode {
         Command::Trigger(_)
         | Command::Check { .. }
         | Command::Completions { .. }
-        | Command::Man => Ok(()),
+        | Command::Man
+        | Command::Destinations(_) => Ok(()),
     };
     finish(result)
 }

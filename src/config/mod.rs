@@ -13,6 +13,7 @@
 //! appear in `Debug` output or logs.
 
 mod database;
+mod destinations;
 mod endpoints;
 mod entitlements;
 mod intake;
@@ -30,6 +31,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 pub use self::database::DatabaseConfig;
+pub use self::destinations::{wildcard, After, Destination, DestinationConfig, ForwardConfig};
 pub use self::endpoints::{
     Endpoint, EndpointConfig, DEFAULT_ENDPOINT_PATH, DEFAULT_TOLERANCE_SECS,
 };
@@ -82,6 +84,9 @@ pub struct RawConfig {
     #[serde(default)]
     pub webhook_secret: Option<SecretString>,
     pub endpoints: Vec<EndpointConfig>,
+    /// Where events are forwarded (env `STRIPE_HOOKD_DESTINATIONS`).
+    pub destinations: Vec<DestinationConfig>,
+    pub forward: ForwardConfig,
     pub database: DatabaseConfig,
     pub stripe: StripeConfig,
     pub intake: IntakeConfig,
@@ -199,6 +204,8 @@ pub struct Config {
     pub admin_token: Option<SecretString>,
     pub state_dir: PathBuf,
     pub endpoints: Vec<Endpoint>,
+    pub destinations: Vec<Destination>,
+    pub forward: ForwardConfig,
     pub database: DatabaseConfig,
     pub stripe: StripeConfig,
     pub intake: IntakeConfig,
@@ -262,6 +269,8 @@ impl RawConfig {
         runner::check_retention(&self.runner, &self.schedule)?;
         self.database.validate()?;
         self.log.validate()?;
+        self.forward.validate()?;
+        let destinations = destinations::resolve(self.destinations, &self.forward)?;
         let endpoints = endpoints::resolve(self.endpoints, self.webhook_secret.as_ref(), key_mode)?;
         Ok(Config {
             listen: self.listen,
@@ -269,6 +278,8 @@ impl RawConfig {
             admin_token: self.admin_token,
             state_dir: self.state_dir.unwrap_or_else(default_state_dir),
             endpoints,
+            destinations,
+            forward: self.forward,
             database: self.database,
             stripe: self.stripe,
             intake: self.intake,

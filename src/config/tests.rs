@@ -151,7 +151,7 @@ fn the_documented_defaults_are_the_built_in_ones() {
     for (name, value) in &defaults {
         let keys: Vec<String> = match value.as_dict() {
             Some(table) => table.keys().map(|k| format!("{name}.{k}")).collect(),
-            None if name == "endpoints" => vec![],
+            None if name == "endpoints" || name == "destinations" => vec![],
             None => vec![name.clone()],
         };
         for key in keys {
@@ -236,4 +236,68 @@ fn retention_shorter_than_the_duplicate_window_is_refused() {
     retention(21, 14_400).expect("21 days cover the look-back");
     // The look-back ends at Stripe's 30 days of events.
     retention(30, 100_000).expect("catch-up never looks back beyond 30 days");
+}
+
+const DEST: &str = r#"
+[[destinations]]
+name = "app"
+url = "http://127.0.0.1:3000/webhooks/stripe"
+secret = "whsec_app"
+"#;
+
+#[test]
+fn a_destination_takes_its_defaults_from_forward() {
+    let config = from_toml_str(DEST).expect("valid");
+    let d = &config.destinations[0];
+    assert_eq!(d.name, "app");
+    assert_eq!(d.after, After::Reconciled);
+    assert!(d.ordered);
+    assert_eq!(d.events, vec!["*".to_owned()]);
+    assert_eq!(d.timeout, std::time::Duration::from_secs(10));
+    assert_eq!(d.max_age, std::time::Duration::from_secs(72 * 3600));
+    assert!(d.wants("customer.created"));
+}
+
+#[test]
+fn bad_destinations_say_what_to_fix() {
+    for (toml, key, hint) in [
+        (
+            DEST.replace("http://127.0.0.1:3000", "127.0.0.1:3000"),
+            "destinations[0].url",
+            "http(s) URL",
+        ),
+        (
+            DEST.replace("secret = \"whsec_app\"", ""),
+            "destinations[0].secret",
+            "destinations secret",
+        ),
+        (
+            DEST.replace("whsec_app", "sk_test_1"),
+            "destinations[0].secret",
+            "whsec_",
+        ),
+        (format!("{DEST}colour = \"red\""), "colour", "unknown field"),
+        (
+            format!("{DEST}after = \"later\""),
+            "after",
+            "unknown variant",
+        ),
+    ] {
+        let error = from_toml_str(&toml).expect_err(&toml).to_string();
+        assert!(error.contains(key) && error.contains(hint), "{error}");
+    }
+}
+
+/// The environment provider parses a value as `figment::value::Value`
+/// (TOML-like inline arrays and tables): the same parse, without touching
+/// the process environment.
+#[test]
+fn destinations_come_from_the_environment() {
+    let env = r#"[{name="app",url="http://127.0.0.1:3000/webhooks/stripe",secret="whsec_x",events=["customer.*"]}]"#;
+    let value: figment::value::Value = env.parse().expect("parses");
+    let config =
+        from_figment(defaults().merge(Serialized::default("destinations", value))).expect("valid");
+    assert_eq!(config.destinations.len(), 1);
+    assert!(config.destinations[0].wants("customer.updated"));
+    assert!(!config.destinations[0].wants("invoice.paid"));
 }

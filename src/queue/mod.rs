@@ -32,6 +32,7 @@ use diesel::prelude::*;
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 
+use crate::store::deliveries::{EventHook, HookEvent};
 use crate::store::schema::webhook_events;
 use crate::store::{now_ms, Store, StoreError, Tx};
 use finish::{FailedAs, FinishError};
@@ -233,6 +234,9 @@ pub struct Runner {
     /// shutdown waits for a claim under way and then sees its groups.
     claims_open: Mutex<bool>,
     finisher: group_commit::Finisher,
+    /// Runs in each finishing transaction of a successful group (with all
+    /// its events, done and ignored), then `finished` after the commit.
+    on_finish: Option<(EventHook, Arc<dyn Fn() + Send + Sync>)>,
 }
 
 impl Runner {
@@ -255,7 +259,21 @@ impl Runner {
             recent_ms: AtomicU64::new(lease_ms),
             claimed: Mutex::new(Vec::new()),
             claims_open: Mutex::new(true),
+            on_finish: None,
         })
+    }
+
+    /// Writes what `hook` adds in the transaction that finishes a group
+    /// successfully (its events done or ignored; an error from the hook rolls
+    /// the finish back and the group is retried), and calls `finished` after
+    /// that transaction committed.
+    pub fn with_finish_hook(
+        mut self,
+        hook: EventHook,
+        finished: Arc<dyn Fn() + Send + Sync>,
+    ) -> Runner {
+        self.on_finish = Some((hook, finished));
+        self
     }
 
     pub fn options(&self) -> &RunnerOptions {
@@ -448,9 +466,35 @@ impl Runner {
         apply: Option<Apply>,
     ) -> Result<(), FinishError> {
         let now = self.clock.now_ms();
+        let Some((hook, finished)) = &self.on_finish else {
+            return self
+                .finisher
+                .success(group.clone(), handled, apply, now)
+                .await;
+        };
+        let hook = Arc::clone(hook);
+        let events: Vec<HookEvent> = group
+            .events
+            .iter()
+            .map(|e| HookEvent {
+                event_id: e.event_id.clone(),
+                event_type: e.event_type.clone(),
+                object_key: e.object_key.clone(),
+                payload: e.payload.clone(),
+            })
+            .collect();
+        let with_hook: Apply = Box::new(move |tx| {
+            if let Some(apply) = apply {
+                apply(tx)?;
+            }
+            hook(tx, &events, now)
+                .map_err(|e| HandlerError::retry(format!("recording what follows the finish: {e}")))
+        });
         self.finisher
-            .success(group.clone(), handled, apply, now)
-            .await
+            .success(group.clone(), handled, Some(with_hook), now)
+            .await?;
+        finished();
+        Ok(())
     }
 
     async fn fail(self: &Arc<Self>, group: &EventGroup, error: HandlerError) -> Tally {

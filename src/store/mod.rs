@@ -5,6 +5,7 @@
 //! written once and checked by the compiler against each. The backend is
 //! chosen from the database URL's scheme, never by trial.
 
+pub mod deliveries;
 pub mod events;
 pub mod outbox;
 pub mod schema;

@@ -9,6 +9,7 @@ use diesel::prelude::*;
 use diesel::serialize::{self, Output, ToSql};
 use diesel::sql_types::Text;
 
+use super::deliveries::{EventHook, HookEvent};
 use super::schema::webhook_events;
 use super::{with_conn, write_transaction, DbConnection, EpochMs, StoreError, Tx};
 
@@ -190,7 +191,40 @@ pub fn insert_batch(
     conn: &mut DbConnection,
     events: &[NewEvent],
 ) -> Result<Vec<Inserted>, StoreError> {
-    write_transaction(conn, |tx| match tx {
+    insert_batch_with(conn, events, None)
+}
+
+/// [`insert_batch`], running `on_stored` with the newly stored events (not
+/// the duplicates) in the same transaction.
+pub fn insert_batch_with(
+    conn: &mut DbConnection,
+    events: &[NewEvent],
+    on_stored: Option<&EventHook>,
+) -> Result<Vec<Inserted>, StoreError> {
+    write_transaction(conn, |tx| {
+        let outcomes = insert_in(tx, events)?;
+        if let Some(hook) = on_stored {
+            let stored: Vec<HookEvent> = events
+                .iter()
+                .zip(&outcomes)
+                .filter(|(_, o)| **o == Inserted::Stored)
+                .map(|(e, _)| HookEvent {
+                    event_id: e.event_id.clone(),
+                    event_type: e.event_type.clone(),
+                    object_key: e.object_key.clone(),
+                    payload: e.payload.clone(),
+                })
+                .collect();
+            if !stored.is_empty() {
+                hook(tx, &stored, crate::store::now_ms())?;
+            }
+        }
+        Ok(outcomes)
+    })
+}
+
+fn insert_in(tx: &mut Tx<'_>, events: &[NewEvent]) -> Result<Vec<Inserted>, StoreError> {
+    match tx {
         // In-process: one statement per event tells stored from duplicate.
         Tx::Sqlite(c) => events
             .iter()
@@ -233,7 +267,7 @@ pub fn insert_batch(
                 })
                 .collect())
         }
-    })
+    }
 }
 
 /// A stored event, as the inspector and tests see it.

@@ -43,6 +43,27 @@ diesel::table! {
 }
 
 diesel::table! {
+    deliveries (id) {
+        id -> BigInt,
+        delivery_id -> Text,
+        destination -> Text,
+        event_id -> Text,
+        event_type -> Text,
+        object_key -> Text,
+        payload -> Text,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> BigInt,
+        lease_owner -> Nullable<Text>,
+        lease_expires_at -> Nullable<BigInt>,
+        created_at -> BigInt,
+        delivered_at -> Nullable<BigInt>,
+        last_status -> Nullable<Integer>,
+        last_error -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
     object_leases (object_key) {
         object_key -> Text,
         owner -> Text,
@@ -208,6 +229,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     webhook_events,
     event_attempts,
     object_leases,
+    deliveries,
     customers,
     subscriptions,
     subscription_items,

@@ -202,6 +202,8 @@ pub struct TestApp {
     pub admin: Option<SocketAddr>,
     pub store: Store,
     pub runner: std::sync::Arc<stripe_hookd::queue::Runner>,
+    /// With destinations configured (step it when `forward.enabled` is off).
+    pub forwarder: Option<std::sync::Arc<stripe_hookd::forward::Forwarder>>,
     pub client: reqwest::Client,
     token: CancellationToken,
     task: Option<JoinHandle<anyhow::Result<()>>>,
@@ -255,6 +257,7 @@ impl TestApp {
             .await
             .expect("application starts");
         let runner = app.runner();
+        let forwarder = app.forwarder();
         let addr = app.public_addr();
         let admin = app.admin_addr();
         let store = app.store().clone();
@@ -265,6 +268,7 @@ impl TestApp {
             admin,
             store,
             runner,
+            forwarder,
             client: client(),
             token,
             task: Some(task),

@@ -1,0 +1,118 @@
+//! Forwarder throughput: deliveries per second to a local no-op receiver
+//! (answers 200 at once), on SQLite (`synchronous=FULL`) and on Postgres.
+//! The deliveries are recorded up front through the intake's hook (as with
+//! `after = "received"`), then `Forwarder::run_pending` sends them all.
+//!
+//! ```sh
+//! cargo bench --bench forward                                  # SQLite
+//! BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test \
+//!   cargo bench --features postgres --bench forward            # both
+//! cargo bench --bench forward -- --deliveries 20000 --objects 200 --in-flight 32
+//! ```
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Instant;
+
+mod common;
+
+use actix_web::{web, App, HttpResponse, HttpServer};
+use stripe_hookd::config::After;
+use stripe_hookd::forward::{self, Forwarder};
+use stripe_hookd::queue::Clock;
+use stripe_hookd::store::{outbox, Store};
+
+struct Run {
+    deliveries: usize,
+    objects: usize,
+    in_flight: usize,
+}
+
+async fn run(label: &str, url: &str, receiver: &str, run: &Run) -> anyhow::Result<()> {
+    let config = stripe_hookd::config::from_toml_str(&format!(
+        "[database]\npool_size = 8\n[forward]\nmax_in_flight = {}\n[[destinations]]\nname = \"bench\"\nurl = \"{receiver}\"\nsecret = \"whsec_bench\"\nafter = \"received\"\n",
+        run.in_flight
+    ))?;
+    let store = Store::open(url, &config.database.store_options())?;
+    store.migrate()?;
+    let hook = forward::hook(&config.destinations, After::Received)
+        .ok_or_else(|| anyhow::anyhow!("no hook"))?;
+    let now = stripe_hookd::store::now_ms();
+    let payload = format!(
+        "{{\"id\":\"evt\",\"object\":\"event\",\"pad\":\"{}\"}}",
+        "x".repeat(1500)
+    );
+    let mut events = common::events(
+        "bench",
+        "customer.subscription.updated",
+        "sub",
+        0..run.deliveries,
+        now,
+        &payload,
+    );
+    for (i, e) in events.iter_mut().enumerate() {
+        e.object_key = format!("sub_{}", i % run.objects.max(1));
+    }
+    let mut conn = store.conn()?;
+    for chunk in events.chunks(500) {
+        outbox::insert_batch_with(&mut conn, chunk, Some(&hook))?;
+    }
+    drop(conn);
+    let forwarder = Arc::new(Forwarder::new(
+        store.clone(),
+        config.destinations.clone(),
+        config.forward.options(),
+        Clock::default(),
+    )?);
+    let started = Instant::now();
+    let tally = forwarder.run_pending().await?;
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "{label}: {} delivered of {} over {} objects, max_in_flight {}: {:.2} s, {:.0} deliveries/s",
+        tally.delivered,
+        run.deliveries,
+        run.objects,
+        run.in_flight,
+        secs,
+        tally.delivered as f64 / secs
+    );
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let options = Run {
+        deliveries: common::arg("--deliveries", 5000),
+        objects: common::arg("--objects", 5000),
+        in_flight: common::arg("--in-flight", 32),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let receiver = format!("http://{}/hook", listener.local_addr()?);
+        let server = HttpServer::new(|| {
+            App::new().default_service(web::to(|| async { HttpResponse::Ok().finish() }))
+        })
+        .workers(1)
+        .disable_signals()
+        .listen(listener)?
+        .run();
+        tokio::spawn(server);
+        let dir = tempfile::tempdir()?;
+        let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+        run("sqlite", &url, &receiver, &options).await?;
+        if let Ok(base) = std::env::var("BENCH_POSTGRES_URL") {
+            if cfg!(feature = "postgres") {
+                run(
+                    "postgres",
+                    &common::fresh_pg(&base, "forward")?,
+                    &receiver,
+                    &options,
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    })
+}

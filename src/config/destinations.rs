@@ -1,0 +1,280 @@
+//! `[[destinations]]` and `[forward]`: where each event is forwarded to
+//! once it is reconciled (or received), and how the forwarder retries.
+//!
+//! A layer cannot give defaults to the entries of a list, so a destination's
+//! optional keys (`timeout_secs`, `max_attempts`, `max_age_hours`,
+//! `max_in_flight`) take theirs from `[forward]` in `defaults.toml`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use super::{invalid, ConfigError};
+
+/// When a destination's delivery is created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum After {
+    /// Once the event is applied and its records committed (ignored types
+    /// count as applied), in the transaction that finishes it.
+    Reconciled,
+    /// Right after the outbox commit, in the intake's transaction.
+    Received,
+}
+
+impl After {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            After::Reconciled => "reconciled",
+            After::Received => "received",
+        }
+    }
+}
+
+/// `[forward]`: the forwarder, and the defaults of every destination.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardConfig {
+    /// Run the forwarder in this process.
+    pub enabled: bool,
+    /// How often an idle forwarder looks for due retries.
+    pub poll_interval_ms: u64,
+    /// How long a claimed delivery is ours before another worker may take it.
+    pub lease_secs: u64,
+    pub backoff_base_ms: u64,
+    pub backoff_max_secs: u64,
+    /// Destination defaults.
+    pub timeout_secs: u64,
+    pub max_attempts: u32,
+    pub max_age_hours: u64,
+    pub max_in_flight: usize,
+}
+
+impl ForwardConfig {
+    /// The forwarder's options (the destinations carry their own).
+    pub fn options(&self) -> crate::forward::ForwardOptions {
+        crate::forward::ForwardOptions {
+            poll_interval: Duration::from_millis(self.poll_interval_ms),
+            lease: Duration::from_secs(self.lease_secs),
+            backoff_base: Duration::from_millis(self.backoff_base_ms),
+            backoff_max: Duration::from_secs(self.backoff_max_secs),
+        }
+    }
+
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if self.poll_interval_ms == 0 || self.backoff_base_ms == 0 || self.max_in_flight == 0 {
+            return Err(invalid(
+                "forward",
+                "poll_interval_ms, backoff_base_ms and max_in_flight must be at least 1",
+            ));
+        }
+        if self.lease_secs <= self.timeout_secs {
+            return Err(invalid(
+                "forward.lease_secs",
+                "must be longer than forward.timeout_secs (a delivery's request must end within its lease)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A destination as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationConfig {
+    pub name: String,
+    pub url: String,
+    pub secret: Option<SecretString>,
+    /// Event types, `*` matching any run of characters; default: all.
+    #[serde(default)]
+    pub events: Option<Vec<String>>,
+    #[serde(default)]
+    pub after: Option<After>,
+    #[serde(default)]
+    pub ordered: Option<bool>,
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
+    #[serde(default)]
+    pub max_attempts: Option<u32>,
+    #[serde(default)]
+    pub max_age_hours: Option<u64>,
+    #[serde(default)]
+    pub max_in_flight: Option<usize>,
+    /// Extra request headers (e.g. an `Authorization` for the app).
+    #[serde(default)]
+    pub headers: BTreeMap<String, SecretString>,
+}
+
+/// A validated destination.
+#[derive(Debug, Clone)]
+pub struct Destination {
+    pub name: String,
+    pub url: reqwest::Url,
+    pub secret: SecretString,
+    pub events: Vec<String>,
+    pub after: After,
+    pub ordered: bool,
+    pub timeout: Duration,
+    pub max_attempts: u32,
+    pub max_age: Duration,
+    pub max_in_flight: usize,
+    pub headers: BTreeMap<String, SecretString>,
+}
+
+impl Destination {
+    /// Whether this destination takes `event_type`.
+    pub fn wants(&self, event_type: &str) -> bool {
+        self.events.iter().any(|p| wildcard(p, event_type))
+    }
+}
+
+/// `*` matches any run of characters (also none); everything else itself.
+pub fn wildcard(pattern: &str, text: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let Some(first) = parts.next() else {
+        return text.is_empty();
+    };
+    let Some(mut rest) = text.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}
+
+pub(super) fn resolve(
+    raw: Vec<DestinationConfig>,
+    forward: &ForwardConfig,
+) -> Result<Vec<Destination>, ConfigError> {
+    let mut out: Vec<Destination> = Vec::with_capacity(raw.len());
+    for (i, d) in raw.into_iter().enumerate() {
+        let key = |field: &str| format!("destinations[{i}].{field}");
+        if d.name.is_empty()
+            || !d
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(invalid(
+                key("name"),
+                format!(
+                    "{:?} must be a short name of letters, digits, - and _ (it names the destination in logs, metrics and the CLI)",
+                    d.name
+                ),
+            ));
+        }
+        if out.iter().any(|o| o.name == d.name) {
+            return Err(invalid(
+                key("name"),
+                format!("{} is configured twice", d.name),
+            ));
+        }
+        let url = reqwest::Url::parse(&d.url)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+            .ok_or_else(|| {
+                invalid(
+                    key("url"),
+                    format!(
+                        "{:?} is not an http(s) URL; write the full address of the app's webhook handler, such as http://127.0.0.1:3000/webhooks/stripe",
+                        d.url
+                    ),
+                )
+            })?;
+        let secret = d
+            .secret
+            .filter(|s| s.expose_secret().starts_with("whsec_") && s.expose_secret().len() > 6)
+            .ok_or_else(|| {
+                invalid(
+                    key("secret"),
+                    "a destination needs the signing secret its app verifies with, starting with `whsec_`: `stripe-hookd destinations secret` prints a fresh one",
+                )
+            })?;
+        let events = d.events.unwrap_or_else(|| vec!["*".to_owned()]);
+        if events.is_empty() || events.iter().any(|e| e.is_empty()) {
+            return Err(invalid(
+                key("events"),
+                "list event types such as \"customer.subscription.*\", or leave the key out for all",
+            ));
+        }
+        for name in d.headers.keys() {
+            if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err()
+                || ["content-type", "stripe-signature", "host", "content-length"]
+                    .contains(&name.to_ascii_lowercase().as_str())
+                || name.to_ascii_lowercase().starts_with("stripe-hookd-")
+            {
+                return Err(invalid(
+                    key(&format!("headers.{name}")),
+                    "is not a header name stripe-hookd may set (it sets Content-Type, Stripe-Signature and Stripe-Hookd-* itself)",
+                ));
+            }
+        }
+        let timeout_secs = d.timeout_secs.unwrap_or(forward.timeout_secs);
+        if timeout_secs == 0 || timeout_secs >= forward.lease_secs {
+            return Err(invalid(
+                key("timeout_secs"),
+                format!(
+                    "must be at least 1 and shorter than forward.lease_secs ({})",
+                    forward.lease_secs
+                ),
+            ));
+        }
+        let max_attempts = d.max_attempts.unwrap_or(forward.max_attempts);
+        let max_in_flight = d.max_in_flight.unwrap_or(forward.max_in_flight);
+        if max_attempts == 0 || max_in_flight == 0 {
+            return Err(invalid(
+                key("max_attempts"),
+                "max_attempts and max_in_flight must be at least 1",
+            ));
+        }
+        out.push(Destination {
+            name: d.name,
+            url,
+            secret,
+            events,
+            after: d.after.unwrap_or(After::Reconciled),
+            ordered: d.ordered.unwrap_or(true),
+            timeout: Duration::from_secs(timeout_secs),
+            max_attempts,
+            max_age: Duration::from_secs(
+                d.max_age_hours
+                    .unwrap_or(forward.max_age_hours)
+                    .saturating_mul(3600),
+            ),
+            max_in_flight,
+            headers: d.headers,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wildcard;
+
+    #[test]
+    fn wildcards_match_runs_of_characters() {
+        assert!(wildcard("*", "customer.created"));
+        assert!(wildcard(
+            "customer.subscription.*",
+            "customer.subscription.updated"
+        ));
+        assert!(!wildcard("customer.subscription.*", "customer.created"));
+        assert!(wildcard("invoice.*.failed", "invoice.payment.failed"));
+        assert!(!wildcard("invoice.*.failed", "invoice.paid"));
+        assert!(wildcard("*.deleted", "customer.deleted"));
+        assert!(wildcard("customer.created", "customer.created"));
+        assert!(!wildcard("customer.created", "customer.created2"));
+        assert!(!wildcard("a*a", "a"));
+    }
+}

@@ -1,0 +1,352 @@
+//! Forwarding: each event, once reconciled (or received), delivered to the
+//! configured destinations — re-signed, durable, in order per object.
+//!
+//! ```text
+//!  finish / outbox insert ──(same transaction, via hook)──▶ deliveries
+//!                                                               │
+//!  Forwarder: per destination, claim (lease; ordered: only the first
+//!  unfinished delivery of each object) up to its free in-flight slots
+//!      │ POST the original body, Stripe-Signature signed now with the
+//!      │ destination's secret, Stripe-Hookd-Delivery / -Attempt
+//!      ▼
+//!  2xx delivered · 410 pauses the destination · else retry (backoff with
+//!  jitter, Retry-After a floor) · dead after the budget
+//! ```
+//! The forwarder never names reconcile or Stripe: it reads the deliveries
+//! table and reuses the queue's clock and backoff.
+
+mod send;
+
+pub use send::{ping, Ping};
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{After, Destination};
+use crate::queue::{backoff, Clock};
+use crate::store::deliveries::{self, Delivery, EventHook, Outcome};
+use crate::store::{Store, StoreError};
+
+/// Built from the configuration (`ForwardConfig::options`).
+#[derive(Debug, Clone)]
+pub struct ForwardOptions {
+    pub poll_interval: Duration,
+    pub lease: Duration,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+}
+
+/// The hook that records a delivery for each destination of `after` that
+/// wants the event, or `None` when no destination follows that step.
+pub fn hook(destinations: &[Destination], after: After) -> Option<EventHook> {
+    let wanted: Vec<Destination> = destinations
+        .iter()
+        .filter(|d| d.after == after)
+        .cloned()
+        .collect();
+    if wanted.is_empty() {
+        return None;
+    }
+    Some(Arc::new(move |tx, events, now| {
+        for event in events {
+            for d in wanted.iter().filter(|d| d.wants(&event.event_type)) {
+                deliveries::insert(tx, &d.name, event, now)?;
+            }
+        }
+        Ok(())
+    }))
+}
+
+/// How the attempts of one round ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub delivered: usize,
+    pub retried: usize,
+    pub dead: usize,
+    /// Lease lost before the attempt was recorded.
+    pub lost: usize,
+}
+
+impl Tally {
+    fn add(&mut self, other: &Tally) {
+        self.delivered += other.delivered;
+        self.retried += other.retried;
+        self.dead += other.dead;
+        self.lost += other.lost;
+    }
+}
+
+/// One destination, with its in-flight slots and pause switch.
+struct Target {
+    config: Destination,
+    slots: Arc<Semaphore>,
+    paused: AtomicBool,
+}
+
+/// Claims deliveries and sends them. Shared by the background task
+/// ([`Forwarder::run`]) and [`Forwarder::run_pending`].
+pub struct Forwarder {
+    store: Store,
+    targets: Vec<Arc<Target>>,
+    client: reqwest::Client,
+    options: ForwardOptions,
+    clock: Clock,
+    worker_id: String,
+}
+
+impl Forwarder {
+    pub fn new(
+        store: Store,
+        destinations: Vec<Destination>,
+        options: ForwardOptions,
+        clock: Clock,
+    ) -> anyhow::Result<Forwarder> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("stripe-hookd/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        let targets = destinations
+            .into_iter()
+            .map(|config| {
+                Arc::new(Target {
+                    slots: Arc::new(Semaphore::new(config.max_in_flight)),
+                    paused: AtomicBool::new(false),
+                    config,
+                })
+            })
+            .collect();
+        Ok(Forwarder {
+            store,
+            targets,
+            client,
+            options,
+            clock,
+            worker_id: format!("fwd:{}:{:016x}", std::process::id(), rand::random::<u64>()),
+        })
+    }
+
+    /// Whether the destination is paused (it answered 410 Gone).
+    pub fn is_paused(&self, destination: &str) -> bool {
+        self.targets
+            .iter()
+            .any(|t| t.config.name == destination && t.paused.load(Ordering::Relaxed))
+    }
+
+    /// Sends everything due now (waiting for each request), until nothing
+    /// is left. Tests and tools call this instead of sleeping.
+    pub async fn run_pending(self: &Arc<Self>) -> Result<Tally, StoreError> {
+        let mut tasks = JoinSet::new();
+        let mut tally = Tally::default();
+        loop {
+            self.claim_into(&mut tasks).await?;
+            match tasks.join_next().await {
+                None => return Ok(tally),
+                Some(Ok(t)) => tally.add(&t),
+                Some(Err(e)) => tracing::error!(error = %e, "a delivery task failed"),
+            }
+        }
+    }
+
+    /// The background loop: claims whenever a slot is free and there is
+    /// work, wakes on `wake` (local commits), a finished request, or the
+    /// poll interval; on shutdown lets requests under way end.
+    pub async fn run(
+        self: Arc<Self>,
+        wake: Arc<Notify>,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        tracing::info!(
+            destinations = self.targets.len(),
+            worker = %self.worker_id,
+            "forwarder started"
+        );
+        let mut tasks = JoinSet::new();
+        loop {
+            if let Err(e) = self.claim_into(&mut tasks).await {
+                tracing::error!(error = %e, "cannot claim deliveries; retrying");
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = wake.notified() => {}
+                Some(_) = tasks.join_next() => {}
+                () = tokio::time::sleep(self.options.poll_interval) => {}
+            }
+            while tasks.try_join_next().is_some() {}
+        }
+        // Requests under way end within their time-out; those not recorded
+        // are sent again once their lease expires.
+        while tasks.join_next().await.is_some() {}
+        Ok(())
+    }
+
+    /// For each destination not paused: claims as many deliveries as it has
+    /// free slots and starts them.
+    async fn claim_into(self: &Arc<Self>, tasks: &mut JoinSet<Tally>) -> Result<(), StoreError> {
+        for target in &self.targets {
+            if target.paused.load(Ordering::Relaxed) {
+                continue;
+            }
+            let mut permits = Vec::new();
+            while let Ok(permit) = Arc::clone(&target.slots).try_acquire_owned() {
+                permits.push(permit);
+            }
+            if permits.is_empty() {
+                continue;
+            }
+            let claimed = self.claim(target, permits.len()).await?;
+            for (delivery, permit) in claimed.into_iter().zip(permits) {
+                let (this, target) = (Arc::clone(self), Arc::clone(target));
+                tasks.spawn(async move { this.attempt(&target, delivery, permit).await });
+            }
+        }
+        Ok(())
+    }
+
+    async fn claim(&self, target: &Target, limit: usize) -> Result<Vec<Delivery>, StoreError> {
+        let store = self.store.clone();
+        let (name, ordered) = (target.config.name.clone(), target.config.ordered);
+        let owner = self.worker_id.clone();
+        let now = self.clock.now_ms();
+        let lease_ms = i64::try_from(self.options.lease.as_millis()).unwrap_or(i64::MAX);
+        tokio::task::spawn_blocking(move || {
+            let mut conn = store.conn()?;
+            deliveries::claim(&mut conn, &name, ordered, &owner, now, lease_ms, limit)
+        })
+        .await
+        .map_err(|e| StoreError::Migration(format!("claim task failed: {e}")))?
+    }
+
+    /// Sends one delivery and records how it ended.
+    async fn attempt(
+        self: Arc<Self>,
+        target: &Target,
+        delivery: Delivery,
+        _permit: OwnedSemaphorePermit,
+    ) -> Tally {
+        let d = &target.config;
+        let started = std::time::Instant::now();
+        let answer = send::send(&self.client, d, &delivery).await;
+        let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let now = self.clock.now_ms();
+        let outcome = match &answer {
+            send::Answer::Delivered(_) => Outcome::Delivered,
+            failed => {
+                if let send::Answer::Gone = failed {
+                    target.paused.store(true, Ordering::Relaxed);
+                    tracing::error!(
+                        destination = %d.name, delivery_id = %delivery.delivery_id,
+                        event_id = %delivery.event_id, status = 410,
+                        "destination answered 410 Gone: PAUSED, nothing more is sent to it until stripe-hookd restarts"
+                    );
+                }
+                self.verdict(d, &delivery, failed.retry_after(), now)
+            }
+        };
+        let (status, error) = (answer.status(), answer.error());
+        let store = self.store.clone();
+        let owner = self.worker_id.clone();
+        let recorded = {
+            let (outcome, error) = (outcome.clone(), error.clone());
+            tokio::task::spawn_blocking(move || {
+                let mut conn = store.conn()?;
+                deliveries::finish(
+                    &mut conn,
+                    delivery.id,
+                    &owner,
+                    &outcome,
+                    status,
+                    error.as_deref(),
+                    now,
+                )
+            })
+            .await
+        };
+        let status_field = status.map_or_else(|| "none".to_owned(), |s| s.to_string());
+        metrics::histogram!(crate::metrics::DELIVERY_SECONDS, "destination" => d.name.clone())
+            .record(started.elapsed().as_secs_f64());
+        let mut tally = Tally::default();
+        match recorded {
+            Ok(Ok(true)) => match outcome {
+                Outcome::Delivered => {
+                    tally.delivered = 1;
+                    tracing::info!(
+                        destination = %d.name, delivery_id = %delivery.delivery_id,
+                        event_id = %delivery.event_id, status = %status_field, duration_ms,
+                        attempt = delivery.attempts, "delivered"
+                    );
+                }
+                Outcome::Retry { next_attempt_at } => {
+                    tally.retried = 1;
+                    tracing::warn!(
+                        destination = %d.name, delivery_id = %delivery.delivery_id,
+                        event_id = %delivery.event_id, status = %status_field, duration_ms,
+                        attempt = delivery.attempts, retry_in_ms = next_attempt_at - now,
+                        error = error.as_deref().unwrap_or(""), "delivery failed; will retry"
+                    );
+                }
+                Outcome::Dead => {
+                    tally.dead = 1;
+                    tracing::error!(
+                        destination = %d.name, delivery_id = %delivery.delivery_id,
+                        event_id = %delivery.event_id, status = %status_field, duration_ms,
+                        attempt = delivery.attempts, error = error.as_deref().unwrap_or(""),
+                        "delivery dead: retry budget spent"
+                    );
+                }
+            },
+            Ok(Ok(false)) => {
+                tally.lost = 1;
+                tracing::warn!(destination = %d.name, delivery_id = %delivery.delivery_id, "lease lost before the attempt was recorded");
+            }
+            Ok(Err(e)) => {
+                tracing::error!(destination = %d.name, delivery_id = %delivery.delivery_id, error = %e, "cannot record a delivery attempt; it is sent again when its lease expires");
+            }
+            Err(e) => {
+                tracing::error!(destination = %d.name, delivery_id = %delivery.delivery_id, error = %e, "cannot record a delivery attempt; it is sent again when its lease expires");
+            }
+        }
+        for (outcome, n) in [
+            ("delivered", tally.delivered),
+            ("retry", tally.retried),
+            ("dead", tally.dead),
+            ("lease_lost", tally.lost),
+        ] {
+            if n > 0 {
+                metrics::counter!(crate::metrics::DELIVERY_ATTEMPTS, "destination" => d.name.clone(), "outcome" => outcome)
+                    .increment(n as u64);
+            }
+        }
+        tally
+    }
+
+    fn verdict(
+        &self,
+        d: &Destination,
+        delivery: &Delivery,
+        retry_after: Option<Duration>,
+        now: i64,
+    ) -> Outcome {
+        let attempts = u32::try_from(delivery.attempts).unwrap_or(u32::MAX);
+        let age = Duration::from_millis(u64::try_from(now - delivery.created_at).unwrap_or(0));
+        if attempts >= d.max_attempts || age >= d.max_age {
+            return Outcome::Dead;
+        }
+        let delay = backoff::retry_delay(
+            attempts,
+            self.options.backoff_base,
+            self.options.backoff_max,
+            retry_after,
+            rand::random::<f64>(),
+        );
+        Outcome::Retry {
+            next_attempt_at: now
+                .saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX)),
+        }
+    }
+}

@@ -1,0 +1,339 @@
+//! The deliveries table: one row per event × destination, claimed by the
+//! forwarder with a lease (like the outbox), in order per
+//! (destination, object) for ordered destinations.
+//!
+//! Rows are written through an [`EventHook`] in the transaction of the step
+//! they follow (the event's finish, or the outbox insert): the store, the
+//! queue and the intake call the hook without knowing what it writes; the
+//! composition root builds it from the configured destinations.
+
+use std::sync::Arc;
+
+use diesel::prelude::*;
+use sha2::{Digest, Sha256};
+
+use super::schema::deliveries;
+use super::{with_tx, write_transaction, DbConnection, StoreError, Tx};
+
+pub mod status {
+    pub const PENDING: &str = "pending";
+    pub const DELIVERING: &str = "delivering";
+    pub const DELIVERED: &str = "delivered";
+    pub const DEAD: &str = "dead";
+    pub const DISCARDED: &str = "discarded";
+}
+
+/// An event at the step a hook follows.
+#[derive(Debug, Clone)]
+pub struct HookEvent {
+    pub event_id: String,
+    pub event_type: String,
+    pub object_key: String,
+    pub payload: String,
+}
+
+/// Runs inside the transaction of a step (events, the step's time in epoch
+/// ms); an error rolls the step back.
+pub type EventHook = Arc<dyn Fn(&mut Tx<'_>, &[HookEvent], i64) -> QueryResult<()> + Send + Sync>;
+
+/// The delivery id the app deduplicates on: stable per event × destination.
+pub fn delivery_id(destination: &str, event_id: &str) -> String {
+    let digest = Sha256::digest(format!("{destination}\0{event_id}").as_bytes());
+    format!("dlv_{}", &hex::encode(digest)[..24])
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = deliveries)]
+struct NewDelivery<'a> {
+    delivery_id: String,
+    destination: &'a str,
+    event_id: &'a str,
+    event_type: &'a str,
+    object_key: &'a str,
+    payload: &'a str,
+    next_attempt_at: i64,
+    created_at: i64,
+}
+
+/// Records a delivery of `event` to `destination` (once: a second call for
+/// the same pair changes nothing).
+pub fn insert(tx: &mut Tx<'_>, destination: &str, event: &HookEvent, now: i64) -> QueryResult<()> {
+    let row = NewDelivery {
+        delivery_id: delivery_id(destination, &event.event_id),
+        destination,
+        event_id: &event.event_id,
+        event_type: &event.event_type,
+        object_key: &event.object_key,
+        payload: &event.payload,
+        next_attempt_at: now,
+        created_at: now,
+    };
+    with_tx!(tx, c => diesel::insert_into(deliveries::table)
+        .values(&row)
+        .on_conflict((deliveries::event_id, deliveries::destination))
+        .do_nothing()
+        .execute(c))?;
+    Ok(())
+}
+
+/// A delivery row.
+#[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
+#[diesel(table_name = deliveries)]
+pub struct Delivery {
+    pub id: i64,
+    pub delivery_id: String,
+    pub destination: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub object_key: String,
+    pub payload: String,
+    pub status: String,
+    pub attempts: i32,
+    pub next_attempt_at: i64,
+    pub lease_owner: Option<String>,
+    pub lease_expires_at: Option<i64>,
+    pub created_at: i64,
+    pub delivered_at: Option<i64>,
+    pub last_status: Option<i32>,
+    pub last_error: Option<String>,
+}
+
+/// Due (pending, `next_attempt_at <= now`) or abandoned (delivering, lease
+/// expired).
+macro_rules! claimable {
+    ($now:expr) => {
+        deliveries::status
+            .eq(status::PENDING)
+            .and(deliveries::next_attempt_at.le($now))
+            .or(deliveries::status
+                .eq(status::DELIVERING)
+                .and(deliveries::lease_expires_at.lt($now)))
+    };
+}
+
+/// Claims up to `limit` deliveries of `destination` for `owner` until
+/// `now + lease_ms`, counting the attempt. Ordered: only the first
+/// unfinished delivery of each object is a candidate, so a later one waits
+/// while an earlier one is pending, retrying or in flight (a dead one no
+/// longer holds it back).
+pub fn claim(
+    conn: &mut DbConnection,
+    destination: &str,
+    ordered: bool,
+    owner: &str,
+    now: i64,
+    lease_ms: i64,
+    limit: usize,
+) -> Result<Vec<Delivery>, StoreError> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    write_transaction(conn, |tx| {
+        let candidates: Vec<i64> = with_tx!(tx, c => if ordered {
+            let first = diesel::alias!(deliveries as first_unfinished);
+            let heads = first
+                .filter(first.field(deliveries::destination).eq(destination))
+                .filter(
+                    first
+                        .field(deliveries::status)
+                        .eq_any([status::PENDING, status::DELIVERING]),
+                )
+                .group_by(first.field(deliveries::object_key))
+                .select(diesel::dsl::min(first.field(deliveries::id)));
+            deliveries::table
+                .filter(deliveries::id.nullable().eq_any(heads))
+                .filter(claimable!(now))
+                .order(deliveries::id.asc())
+                .limit(limit)
+                .select(deliveries::id)
+                .load(c)
+        } else {
+            deliveries::table
+                .filter(deliveries::destination.eq(destination))
+                .filter(claimable!(now))
+                .order(deliveries::id.asc())
+                .limit(limit)
+                .select(deliveries::id)
+                .load(c)
+        })?;
+        let mut claimed = Vec::with_capacity(candidates.len());
+        for id in candidates {
+            // Another instance may have taken it since: the update re-checks.
+            let rows: Vec<Delivery> = with_tx!(tx, c => diesel::update(
+                deliveries::table
+                    .filter(deliveries::id.eq(id))
+                    .filter(claimable!(now)),
+            )
+            .set((
+                deliveries::status.eq(status::DELIVERING),
+                deliveries::lease_owner.eq(owner),
+                deliveries::lease_expires_at.eq(now.saturating_add(lease_ms)),
+                deliveries::attempts.eq(deliveries::attempts + 1),
+            ))
+            .returning(Delivery::as_returning())
+            .get_results(c))?;
+            claimed.extend(rows);
+        }
+        Ok(claimed)
+    })
+}
+
+/// How one attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Delivered,
+    Retry { next_attempt_at: i64 },
+    Dead,
+}
+
+/// Ends an attempt, only while `owner` still holds the lease. Returns
+/// whether it did (false: the lease expired and another worker took it).
+pub fn finish(
+    conn: &mut DbConnection,
+    id: i64,
+    owner: &str,
+    outcome: &Outcome,
+    http_status: Option<u16>,
+    error: Option<&str>,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let (new_status, next_at, delivered_at) = match outcome {
+        Outcome::Delivered => (status::DELIVERED, None, Some(now)),
+        Outcome::Retry { next_attempt_at } => (status::PENDING, Some(*next_attempt_at), None),
+        Outcome::Dead => (status::DEAD, None, None),
+    };
+    let http_status = http_status.map(i32::from);
+    let changed = write_transaction(conn, |tx| {
+        with_tx!(tx, c => {
+            let mine = deliveries::table
+                .filter(deliveries::id.eq(id))
+                .filter(deliveries::lease_owner.eq(owner))
+                .filter(deliveries::status.eq(status::DELIVERING));
+            match next_at {
+                Some(at) => diesel::update(mine)
+                    .set((
+                        deliveries::status.eq(new_status),
+                        deliveries::next_attempt_at.eq(at),
+                        deliveries::lease_owner.eq(None::<String>),
+                        deliveries::lease_expires_at.eq(None::<i64>),
+                        deliveries::last_status.eq(http_status),
+                        deliveries::last_error.eq(error),
+                    ))
+                    .execute(c),
+                None => diesel::update(mine)
+                    .set((
+                        deliveries::status.eq(new_status),
+                        deliveries::delivered_at.eq(delivered_at),
+                        deliveries::lease_owner.eq(None::<String>),
+                        deliveries::lease_expires_at.eq(None::<i64>),
+                        deliveries::last_status.eq(http_status),
+                        deliveries::last_error.eq(error),
+                    ))
+                    .execute(c),
+            }
+        })
+    })?;
+    Ok(changed == 1)
+}
+
+/// Every delivery, oldest first (tests and tools).
+pub fn list(conn: &mut DbConnection) -> Result<Vec<Delivery>, StoreError> {
+    Ok(super::with_conn!(conn, c => deliveries::table
+        .order(deliveries::id.asc())
+        .select(Delivery::as_select())
+        .load(c))?)
+}
+
+/// A delivery as the admin API lists it: everything but the body.
+#[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
+#[diesel(table_name = deliveries)]
+pub struct DeliverySummary {
+    pub id: i64,
+    pub delivery_id: String,
+    pub destination: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub object_key: String,
+    pub status: String,
+    pub attempts: i32,
+    pub next_attempt_at: i64,
+    pub created_at: i64,
+    pub delivered_at: Option<i64>,
+    pub last_status: Option<i32>,
+    pub last_error: Option<String>,
+}
+
+/// Deliveries after id `after`, oldest first, optionally of one destination
+/// and status.
+pub fn list_filtered(
+    conn: &mut DbConnection,
+    destination: Option<&str>,
+    status: Option<&str>,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<DeliverySummary>, StoreError> {
+    Ok(super::with_conn!(conn, c => {
+        let mut query = deliveries::table
+            .filter(deliveries::id.gt(after))
+            .order(deliveries::id.asc())
+            .limit(limit)
+            .select(DeliverySummary::as_select())
+            .into_boxed();
+        if let Some(d) = destination {
+            query = query.filter(deliveries::destination.eq(d));
+        }
+        if let Some(s) = status {
+            query = query.filter(deliveries::status.eq(s));
+        }
+        query.load(c)
+    })?)
+}
+
+/// Sends a delivery again from its first attempt (a fresh budget), unless
+/// it is being sent right now. Returns its status before, or `None` when
+/// there is no such delivery.
+pub fn redeliver(
+    conn: &mut DbConnection,
+    delivery_id: &str,
+    now: i64,
+) -> Result<Option<String>, StoreError> {
+    write_transaction(conn, |tx| {
+        let before: Option<String> = with_tx!(tx, c => deliveries::table
+            .filter(deliveries::delivery_id.eq(delivery_id))
+            .select(deliveries::status)
+            .first(c)
+            .optional())?;
+        if before.as_deref().is_some_and(|s| s != status::DELIVERING) {
+            with_tx!(tx, c => diesel::update(
+                deliveries::table.filter(deliveries::delivery_id.eq(delivery_id)),
+            )
+            .set((
+                deliveries::status.eq(status::PENDING),
+                deliveries::attempts.eq(0),
+                deliveries::next_attempt_at.eq(now),
+                deliveries::created_at.eq(now),
+                deliveries::delivered_at.eq(None::<i64>),
+            ))
+            .execute(c))?;
+        }
+        Ok(before)
+    })
+}
+
+/// Gives up on a dead or pending delivery (`discarded`; the next one of its
+/// object is no longer held back by it). Returns its status before.
+pub fn discard(conn: &mut DbConnection, delivery_id: &str) -> Result<Option<String>, StoreError> {
+    write_transaction(conn, |tx| {
+        let before: Option<String> = with_tx!(tx, c => deliveries::table
+            .filter(deliveries::delivery_id.eq(delivery_id))
+            .select(deliveries::status)
+            .first(c)
+            .optional())?;
+        if matches!(before.as_deref(), Some(status::DEAD | status::PENDING)) {
+            with_tx!(tx, c => diesel::update(
+                deliveries::table.filter(deliveries::delivery_id.eq(delivery_id)),
+            )
+            .set(deliveries::status.eq(status::DISCARDED))
+            .execute(c))?;
+        }
+        Ok(before)
+    })
+}
