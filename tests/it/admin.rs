@@ -47,6 +47,28 @@ pub async fn post(app: &TestApp, path: &str, body: Value) -> (StatusCode, Value)
     (status, res.json().await.unwrap_or(Value::Null))
 }
 
+/// Starts an admin job (`POST path`, 202) and waits for it; returns the
+/// job's id and its result.
+pub async fn run_job(app: &TestApp, path: &str, body: Value) -> (u64, Value) {
+    let (status, started) = post(app, path, body).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    let id = started["job"].as_u64().expect("a job id");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (status, job) = get(app, &format!("/v1/jobs/{id}")).await;
+        assert_eq!(status, StatusCode::OK, "{job}");
+        match job["state"].as_str() {
+            Some("done") => return (id, job["result"].clone()),
+            Some("failed") => panic!("job {path} failed: {job}"),
+            _ => assert!(
+                std::time::Instant::now() < deadline,
+                "job {path} did not finish: {job}"
+            ),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// Delivers in order (the lists below rely on it).
 async fn deliver_all(app: &TestApp, events: &[(&str, &str, &str)]) {
     for (id, t, o) in events {

@@ -1,8 +1,6 @@
 //! The Stripe-backed operations: replay, resync, drift sweep,
 //! catch-up — through the admin API, against the fake Stripe.
 
-use std::time::Duration;
-
 use diesel::prelude::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -11,7 +9,7 @@ use stripe_hookd::store::schema::{customers, subscriptions};
 use stripe_hookd::store::{now_ms, outbox, with_conn};
 use stripe_hookd::trigger::Scenario;
 
-use crate::admin::post;
+use crate::admin::{post, run_job};
 use crate::backend_tests;
 use crate::fake_stripe::{set_subscription_status, FakeStripe};
 use crate::harness::*;
@@ -32,31 +30,7 @@ async fn setup(backend: Backend) -> (TestDb, FakeStripe, TestApp) {
 
 /// Starts a job and waits for its result.
 async fn job(app: &TestApp, path: &str, body: Value) -> Value {
-    let (status, started) = post(app, path, body).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
-    let id = started["job"].as_u64().unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let job: Value = app
-            .client
-            .get(app.admin_url(&format!("/v1/jobs/{id}")))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        match job["state"].as_str() {
-            Some("done") => return job["result"].clone(),
-            Some("failed") => panic!("job failed: {job}"),
-            _ => assert!(
-                std::time::Instant::now() < deadline,
-                "job did not finish: {job}"
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    run_job(app, path, body).await.1
 }
 
 async fn deliver_event(app: &TestApp, id: &str, event_type: &str, object: &Value) {

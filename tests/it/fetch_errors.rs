@@ -13,7 +13,7 @@ use stripe_hookd::store::schema::subscriptions;
 use stripe_hookd::store::{now_ms, outbox, with_conn};
 use stripe_hookd::trigger::Scenario;
 
-use crate::admin::post;
+use crate::admin::{post, run_job};
 use crate::backend_tests;
 use crate::fake_stripe::{set_subscription_status, FakeStripe, Fault};
 use crate::harness::*;
@@ -240,31 +240,7 @@ async fn connected_account_records_are_refetched_with_their_account(backend: Bac
 
     // sweep: the connected account's list, with its header; drift fixed.
     fake.update(&s.subscription, |v| set_subscription_status(v, "past_due"));
-    let (code, started) = post(&app, "/v1/reconcile", json!({})).await;
-    assert_eq!(code, StatusCode::ACCEPTED, "{started}");
-    let job = started["job"].as_u64().unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let j: Value = app
-            .client
-            .get(app.admin_url(&format!("/v1/jobs/{job}")))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if j["state"] == "done" {
-            break;
-        }
-        assert_ne!(j["state"], "failed", "{j}");
-        assert!(
-            std::time::Instant::now() < deadline,
-            "sweep did not finish: {j}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    run_job(&app, "/v1/reconcile", json!({})).await;
     assert!(
         accounts_seen(&fake, "/v1/subscriptions")
             .iter()

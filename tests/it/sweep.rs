@@ -4,7 +4,6 @@
 //! personal data in the report.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -13,7 +12,7 @@ use stripe_hookd::reconcile::sweep::DRIFT_SHOWN;
 use stripe_hookd::store::now_ms;
 use stripe_hookd::trigger::Scenario;
 
-use crate::admin::post;
+use crate::admin::run_job;
 use crate::backend_tests;
 use crate::fake_stripe::FakeStripe;
 use crate::harness::*;
@@ -49,22 +48,7 @@ async fn get(app: &TestApp, path: &str) -> Value {
 
 /// Runs the sweep through the admin API; returns (job id, report).
 async fn sweep(app: &TestApp, dry_run: bool) -> (u64, Value) {
-    let (status, started) = post(app, "/v1/reconcile", json!({"dry_run": dry_run})).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
-    let id = started["job"].as_u64().unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let job = get(app, &format!("/v1/jobs/{id}")).await;
-        match job["state"].as_str() {
-            Some("done") => return (id, job["result"].clone()),
-            Some("failed") => panic!("sweep failed: {job}"),
-            _ => assert!(
-                std::time::Instant::now() < deadline,
-                "sweep did not finish: {job}"
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    run_job(app, "/v1/reconcile", json!({"dry_run": dry_run})).await
 }
 
 /// (field, local, stripe) of the report's drift entries for `object`.
