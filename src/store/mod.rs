@@ -325,9 +325,14 @@ impl Store {
         drop(manager.establish()?);
         let pool = r2d2::Pool::builder()
             .max_size(options.pool_size)
-            .min_idle(Some(1))
+            // No connection is ever opened behind the caller's back: one
+            // being opened on a pool thread while the process exits crashed
+            // libpq in its TLS exit handlers (SIGSEGV after `migrate`).
+            .min_idle(Some(0))
             .connection_timeout(options.connect_timeout)
             .build(manager)?;
+        // The database answers now, not at the first use.
+        drop(pool.get()?);
         Ok(Store { pool, target })
     }
 

@@ -262,3 +262,17 @@ fn backup_on_postgres_points_to_pg_dump() {
     assert!(err.contains("pg_dump"), "{err}");
     assert!(!db.dir().join("x.db").exists());
 }
+
+/// A short-lived command exits cleanly: no pool connection may still be
+/// opening when the process exits (libpq's TLS exit handlers crashed with
+/// SIGSEGV in about one `migrate` in six when the pool refilled itself in
+/// the background).
+#[cfg(feature = "postgres")]
+#[test]
+fn short_commands_on_postgres_exit_cleanly() {
+    let db = TestDb::new(Backend::Postgres);
+    for run in 0..25 {
+        let out = hookd_on(&db, &["migrate"]);
+        assert!(out.status.success(), "run {run}: {out:?}");
+    }
+}
