@@ -81,7 +81,7 @@ async fn a_daemon_killed_mid_event_leaves_it_to_the_next_process(backend: Backen
         .unwrap();
     assert_eq!(res.status(), 200);
     let store = store(&db);
-    wait_for(&store, 20, "the event to be leased", |rows| {
+    wait_for(&store, 60, "the event to be leased", |rows| {
         rows.iter().any(|r| r.status == "processing")
     })
     .await;
@@ -94,7 +94,7 @@ async fn a_daemon_killed_mid_event_leaves_it_to_the_next_process(backend: Backen
     let _second = Daemon::effects(&db, &runner_env);
     wait_for(
         &store,
-        30,
+        120,
         "the event to be done by the second process",
         |rows| rows.iter().all(|r| r.status == "done"),
     )
@@ -174,7 +174,7 @@ async fn three_instances_one_killed_every_event_applied_exactly_once() {
         .collect();
 
     let store = store(&db);
-    wait_for(&store, 60, "a third of the events", |rows| {
+    wait_for(&store, 180, "a third of the events", |rows| {
         rows.len() >= N / 3
     })
     .await;
@@ -184,7 +184,7 @@ async fn three_instances_one_killed_every_event_applied_exactly_once() {
     for s in senders {
         s.await.unwrap();
     }
-    wait_for(&store, 120, "every event done", |rows| {
+    wait_for(&store, 300, "every event done", |rows| {
         rows.len() == N && rows.iter().all(|r| r.status == "done")
     })
     .await;
