@@ -21,6 +21,7 @@ pub mod access;
 pub mod catchup;
 pub mod entitlements;
 pub mod records;
+pub mod rows;
 pub mod schedule;
 pub mod sweep;
 
