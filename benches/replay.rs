@@ -19,8 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use stripe_hookd::app::Application;
-use stripe_hookd::store::outbox;
-use stripe_hookd::store::{now_ms, Store};
+use stripe_hookd::store::Store;
 use stripe_hookd::trigger::{self, Scenario, Target, TYPES};
 
 const SECRET: &str = "whsec_bench";
@@ -45,24 +44,7 @@ async fn app(url: &str, dir: &std::path::Path) -> anyhow::Result<Application> {
 async fn fill(store: &Store, n: usize) -> anyhow::Result<()> {
     let store = store.clone();
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-        let mut conn = store.conn()?;
-        let payload = Scenario::new(false, "2025-03-31.basil")
-            .event("invoice.paid")
-            .map(|e| e.to_string())
-            .unwrap_or_default();
-        let now = now_ms();
-        for start in (0..n).step_by(5_000) {
-            let batch = common::events(
-                "fill",
-                "invoice.paid",
-                "in",
-                start..(start + 5_000).min(n),
-                now,
-                &payload,
-            );
-            outbox::insert_batch(&mut conn, &batch)?;
-        }
-        conn.batch_execute("UPDATE webhook_events SET status = 'done', processed_at = received_at WHERE endpoint = 'fill'")?;
+        common::fill_done(&mut *store.conn()?, n)?;
         Ok(())
     })
     .await?

@@ -2,7 +2,8 @@
 
 #![allow(dead_code)]
 
-use stripe_hookd::store::outbox::NewEvent;
+use stripe_hookd::store::outbox::{self, NewEvent};
+use stripe_hookd::store::{now_ms, DbConnection};
 
 /// Distinct stored-event rows numbered `ids` (one object each), received `now`.
 pub fn events(
@@ -66,4 +67,29 @@ pub fn arg(name: &str, default: usize) -> usize {
         .and_then(|i| args.get(i + 1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// Stores `n` finished `invoice.paid` events (endpoint `fill`) with a
+/// realistic ~3 KB payload, 5,000 rows per insert.
+pub fn fill_done(conn: &mut DbConnection, n: usize) -> anyhow::Result<()> {
+    let payload = stripe_hookd::trigger::Scenario::new(false, "2025-03-31.basil")
+        .event("invoice.paid")
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    let now = now_ms();
+    for start in (0..n).step_by(5_000) {
+        let batch = events(
+            "fill",
+            "invoice.paid",
+            "in",
+            start..(start + 5_000).min(n),
+            now,
+            &payload,
+        );
+        outbox::insert_batch(conn, &batch)?;
+    }
+    conn.batch_execute(
+        "UPDATE webhook_events SET status = 'done', processed_at = received_at WHERE endpoint = 'fill'",
+    )?;
+    Ok(())
 }
