@@ -9,6 +9,7 @@ pub mod app;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod envelope;
 pub mod forward;
 pub mod intake;

@@ -72,7 +72,7 @@ async fn sub_row(app: &TestApp, id: &str) -> (String, bool, Option<String>) {
 
 async fn a_404_that_is_not_resource_missing_keeps_access_and_is_retried(backend: Backend) {
     let db = TestDb::new(backend);
-    let fake = FakeStripe::start().await;
+    let fake = FakeStripe::start().await.expect("fake stripe");
     let app = TestApp::spawn_with(&db, options(&fake.base_url)).await;
     let s = basil();
     let sub = fake.subscription(&s, "active");
@@ -128,7 +128,7 @@ async fn a_404_that_is_not_resource_missing_keeps_access_and_is_retried(backend:
 
 async fn a_mistyped_api_base_never_revokes_access(backend: Backend) {
     let db = TestDb::new(backend);
-    let fake = FakeStripe::start().await;
+    let fake = FakeStripe::start().await.expect("fake stripe");
     let s = basil();
     let sub = fake.subscription(&s, "active");
     let app = TestApp::spawn_with(&db, options(&fake.base_url)).await;
@@ -167,7 +167,7 @@ async fn a_mistyped_api_base_never_revokes_access(backend: Backend) {
 
 async fn connected_account_records_are_refetched_with_their_account(backend: Backend) {
     let db = TestDb::new(backend);
-    let fake = FakeStripe::start().await;
+    let fake = FakeStripe::start().await.expect("fake stripe");
     let app = TestApp::spawn_with(&db, options(&fake.base_url)).await;
     let s = basil();
     let mut sub = s
@@ -267,7 +267,7 @@ async fn connected_account_records_are_refetched_with_their_account(backend: Bac
 
 async fn a_conflict_that_outlasts_the_client_retries_is_retried(backend: Backend) {
     let db = TestDb::new(backend);
-    let fake = FakeStripe::start().await;
+    let fake = FakeStripe::start().await.expect("fake stripe");
     let app = TestApp::spawn_with(&db, options(&fake.base_url)).await;
     let s = basil();
     let sub = fake.subscription(&s, "active");

@@ -481,7 +481,7 @@ async fn while_the_app_handles_an_update_the_new_state_is_already_committed(back
     use stripe_hookd::store::Store;
 
     let db = TestDb::new(backend);
-    let fake = FakeStripe::start().await;
+    let fake = FakeStripe::start().await.expect("fake stripe");
     let s = stripe_hookd::trigger::Scenario::new(false, crate::harness::API_VERSION);
     let sub = fake.subscription(&s, "active");
     let store: Arc<std::sync::OnceLock<Store>> = Arc::default();

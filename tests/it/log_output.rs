@@ -61,7 +61,7 @@ fn text_logs_to_a_pipe_carry_no_colour_codes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_warns_about_an_api_base_with_a_path() {
     let db = TestDb::new(Backend::Sqlite);
-    let fake = FakeStripe::start().await;
+    let fake = FakeStripe::start().await.expect("fake stripe");
     let base = format!("{}/v1", fake.base_url);
     let out = tokio::task::block_in_place(|| {
         Command::new(env!("CARGO_BIN_EXE_stripe-hookd"))

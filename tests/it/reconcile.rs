@@ -32,7 +32,7 @@ backend_tests!(
 
 async fn setup(backend: Backend) -> (TestDb, FakeStripe, TestApp) {
     let db = TestDb::new(backend);
-    let fake = FakeStripe::start().await;
+    let fake = FakeStripe::start().await.expect("fake stripe");
     let app = TestApp::spawn_with(
         &db,
         AppOptions::default().stripe(&fake.base_url).config(|c| {
@@ -589,7 +589,7 @@ async fn a_missing_object_is_recorded_gone_and_not_retried(backend: Backend) {
 
 async fn an_api_key_of_the_wrong_mode_is_a_permanent_error(backend: Backend) {
     let db = TestDb::new(backend);
-    let fake = FakeStripe::start().await;
+    let fake = FakeStripe::start().await.expect("fake stripe");
     let app = TestApp::spawn_with(
         &db,
         AppOptions::default()
@@ -620,7 +620,7 @@ async fn an_api_key_of_the_wrong_mode_is_a_permanent_error(backend: Backend) {
 
 async fn billing_scenarios_end_to_end(backend: Backend) {
     let db = TestDb::new(backend);
-    let fake = FakeStripe::start().await;
+    let fake = FakeStripe::start().await.expect("fake stripe");
     // Real workers this time, woken by the intake.
     let app = TestApp::spawn_with(
         &db,
@@ -744,7 +744,7 @@ async fn billing_scenarios_end_to_end(backend: Backend) {
 /// order of their fetches comes from the database, not from their clocks.
 async fn fetch_order_does_not_follow_the_instances_clocks(backend: Backend) {
     let db = TestDb::new(backend);
-    let fake = FakeStripe::start().await;
+    let fake = FakeStripe::start().await.expect("fake stripe");
     let ahead = stripe_hookd::queue::Clock::default();
     ahead.advance(Duration::from_secs(600));
     let options = |clock| AppOptions {

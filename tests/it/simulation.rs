@@ -201,7 +201,7 @@ fn world(backend: Backend) -> &'static World {
             .expect("runtime");
         let db = TestDb::new(backend);
         let (fake, a, b) = runtime.block_on(async {
-            let fake = FakeStripe::start().await;
+            let fake = FakeStripe::start().await.expect("fake stripe");
             let options = |clock: Clock| AppOptions {
                 clock,
                 ..AppOptions::default().stripe(&fake.base_url).config(|c| {

@@ -31,7 +31,7 @@ fn client(fake: &FakeStripe) -> StripeClient {
 
 #[tokio::test]
 async fn get_sends_key_version_account_and_expand() {
-    let fake = FakeStripe::start().await;
+    let fake = FakeStripe::start().await.expect("fake stripe");
     let s = Scenario::new(false, VERSION);
     fake.invoice(&s, "paid");
     fake.subscription(&s, "active");
@@ -72,7 +72,7 @@ async fn get_sends_key_version_account_and_expand() {
 
 #[tokio::test]
 async fn get_with_pages_through_a_list() {
-    let fake = FakeStripe::start().await;
+    let fake = FakeStripe::start().await.expect("fake stripe");
     let (a, b) = (Scenario::new(false, VERSION), Scenario::new(false, VERSION));
     fake.subscription(&a, "active");
     fake.subscription(&b, "canceled");
@@ -119,7 +119,7 @@ async fn get_with_pages_through_a_list() {
 
 #[tokio::test]
 async fn a_deleted_customer_retrieves_and_a_removed_object_is_not_found() {
-    let fake = FakeStripe::start().await;
+    let fake = FakeStripe::start().await.expect("fake stripe");
     let s = Scenario::new(false, VERSION);
     fake.customer(&s);
     fake.payment_intent(&s, true);
@@ -158,7 +158,9 @@ async fn a_deleted_customer_retrieves_and_a_removed_object_is_not_found() {
 
 #[tokio::test]
 async fn a_wrong_key_is_unauthorized_and_not_retried() {
-    let fake = FakeStripe::start_with_key("sk_test_the_right_one").await;
+    let fake = FakeStripe::start_with_key("sk_test_the_right_one")
+        .await
+        .expect("fake stripe");
     let client = client(&fake); // sends KEY
     let err = client.get("/v1/account", &[], None).await.unwrap_err();
     match &err {
@@ -176,7 +178,7 @@ async fn a_wrong_key_is_unauthorized_and_not_retried() {
 
 #[tokio::test]
 async fn stripe_should_retry_false_is_not_retried() {
-    let fake = FakeStripe::start().await;
+    let fake = FakeStripe::start().await.expect("fake stripe");
     fake.fail_next(
         1,
         "/v1/account",
@@ -201,7 +203,7 @@ async fn stripe_should_retry_false_is_not_retried() {
 
 /// `fault` once, then success: the call succeeds after exactly one retry.
 async fn retried_once(fault: Fault, tweak: impl FnOnce(&mut ClientOptions)) {
-    let fake = FakeStripe::start().await;
+    let fake = FakeStripe::start().await.expect("fake stripe");
     fake.fail_next(1, "/v1/account", fault.clone());
     let mut opts = options(&fake);
     tweak(&mut opts);
@@ -268,7 +270,7 @@ async fn a_body_cut_off_is_retried() {
 
 #[tokio::test]
 async fn retries_stop_at_max_retries() {
-    let fake = FakeStripe::start().await;
+    let fake = FakeStripe::start().await.expect("fake stripe");
     fake.fail_next(5, "", Fault::ServerError(503));
     let mut opts = options(&fake);
     opts.max_retries = 1;
@@ -287,7 +289,7 @@ async fn retries_stop_at_max_retries() {
 
 #[tokio::test]
 async fn the_rate_limit_spaces_requests() {
-    let fake = FakeStripe::start().await;
+    let fake = FakeStripe::start().await.expect("fake stripe");
     let mut opts = options(&fake);
     opts.requests_per_sec = 5;
     let client = StripeClient::new(opts).unwrap();
@@ -330,7 +332,7 @@ fn options_from_config_pick_the_rate_by_key_mode() {
 
 #[tokio::test]
 async fn the_event_list_filters_and_pages() {
-    let fake = FakeStripe::start().await;
+    let fake = FakeStripe::start().await.expect("fake stripe");
     let s = Scenario::new(false, VERSION);
     let mut ids = Vec::new();
     for (created, delivered) in [(100, true), (200, false), (300, false), (400, true)] {

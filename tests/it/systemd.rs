@@ -242,7 +242,7 @@ fn check(db: &TestDb, env: &[(&str, &str)], args: &[&str]) -> (Option<i32>, Stri
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_reports_each_failure_with_a_fix_and_a_non_zero_exit() {
     let db = TestDb::new(Backend::Sqlite);
-    let fake = FakeStripe::start().await;
+    let fake = FakeStripe::start().await.expect("fake stripe");
     let base = fake.base_url.clone();
     let sqlite = db.url.clone();
     let good = [
