@@ -10,6 +10,7 @@ use crate::config::{self, Config};
 use crate::telemetry;
 
 mod backup;
+mod demo;
 mod destinations;
 mod manual;
 mod ops;
@@ -85,6 +86,8 @@ pub enum Command {
     Destinations(destinations::DestinationsCommand),
     /// Send realistic signed Stripe events to an endpoint (one, or a load test with --count).
     Trigger(trigger::TriggerArgs),
+    /// The whole loop offline: the daemon, a Stripe stand-in and a scripted customer story.
+    Demo(demo::DemoArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
     Completions {
         #[arg(value_enum)]
@@ -125,6 +128,10 @@ pub fn main() -> ExitCode {
         telemetry::init(crate::config::LogFormat::Text, "warn");
         return finish(trigger::run(config::load(cli.config.as_deref()), args));
     }
+    if let Command::Demo(args) = cli.command {
+        telemetry::init(crate::config::LogFormat::Text, "warn");
+        return finish(demo::run(cli.config.as_deref(), args));
+    }
     if let Command::Destinations(command) = cli.command {
         // `secret` needs no config; `test` reports a config error itself.
         telemetry::init(crate::config::LogFormat::Text, "warn");
@@ -162,7 +169,8 @@ pub fn main() -> ExitCode {
         | Command::Check { .. }
         | Command::Completions { .. }
         | Command::Man
-        | Command::Destinations(_) => Ok(()),
+        | Command::Destinations(_)
+        | Command::Demo(_) => Ok(()),
     };
     finish(result)
 }

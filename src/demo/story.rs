@@ -1,0 +1,470 @@
+//! The demo's script: one customer's life as Stripe would report it.
+//!
+//! Each step changes the stand-in's objects (what Stripe holds), then sends
+//! the signed snapshot events Stripe would send through the real intake —
+//! sometimes out of order, sometimes twice, as Stripe does — waits until
+//! the daemon has applied them, and narrates the outcome: each event's
+//! status (from the admin API) and the customer's access now (from the
+//! store).
+//!
+//! 1. checkout: `checkout.session.completed` (first, out of order),
+//!    `customer.created`, `customer.subscription.created` (incomplete)
+//! 2. the payment is confirmed: `customer.subscription.updated` → active
+//! 3. the invoice is paid: `payment_intent.succeeded`, `invoice.paid`
+//!    (twice), `invoice.payment_succeeded`
+//! 4. the renewal fails: `customer.subscription.updated` → past_due (before
+//!    its cause), `invoice.payment_failed`
+//! 5. a new card: `payment_method.attached` (ignored), `customer.updated`,
+//!    `invoice.paid`, `customer.subscription.updated` → active
+//! 6. a dispute: `charge.dispute.created` (twice)
+//! 7. the cancel: `customer.subscription.deleted`, then the older
+//!    `customer.subscription.updated` (cancel at period end) late
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde_json::{json, Value};
+
+use super::fake_stripe::set_subscription_status;
+use super::view::{self, Access};
+use super::{say, Demo, Out};
+use crate::store::now_ms;
+use crate::trigger::scenario::{envelope, new_id};
+use crate::trigger::{Scenario, Target};
+
+/// How long one step's events may take to be applied before the story
+/// moves on (and says so). Far above what they need: the machine may be busy.
+const SETTLE_DEADLINE: Duration = Duration::from_secs(90);
+const POLL: Duration = Duration::from_millis(50);
+
+/// One event as the story sent it and the daemon left it.
+#[derive(Debug, Clone)]
+pub struct Delivered {
+    pub event_id: String,
+    pub event_type: String,
+    /// The intake's answer (200 expected).
+    pub http_status: u16,
+    /// The intake recognised a redelivery (stored once).
+    pub duplicate: bool,
+    /// The event's status once the step settled (`done`, `ignored`, …).
+    pub status: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+}
+
+/// One step of the story, as it ended.
+#[derive(Debug, Clone)]
+pub struct StepReport {
+    pub title: String,
+    pub deliveries: Vec<Delivered>,
+    /// The local subscription's status after the step (None: not yet known).
+    pub subscription_status: Option<String>,
+    /// Whether the customer has access now, by the entitlements.
+    pub access: bool,
+    /// When the access runs out, if it is time-limited (past_due grace).
+    pub access_until: Option<i64>,
+}
+
+/// What the story created, and how each step ended.
+#[derive(Debug, Clone)]
+pub struct StoryOutcome {
+    pub customer: String,
+    pub client_reference_id: String,
+    pub subscription: String,
+    pub checkout_session: String,
+    /// The first invoice, then the renewal.
+    pub invoices: Vec<String>,
+    pub payment_intent: String,
+    pub dispute: String,
+    pub steps: Vec<StepReport>,
+}
+
+/// One delivery of a step: the event, and what to say before it goes.
+struct Send {
+    event: Value,
+    note: Option<&'static str>,
+}
+
+fn send(event: &Value) -> Send {
+    Send {
+        event: event.clone(),
+        note: None,
+    }
+}
+
+fn send_noting(event: &Value, note: &'static str) -> Send {
+    Send {
+        event: event.clone(),
+        note: Some(note),
+    }
+}
+
+pub(super) struct Story<'a> {
+    demo: &'a Demo,
+    out: Out<'a>,
+    delay: Duration,
+    s: Scenario,
+    renewal: String,
+    target: Target,
+    steps: Vec<StepReport>,
+}
+
+impl<'a> Story<'a> {
+    pub(super) fn new(demo: &'a Demo, out: Out<'a>, delay: Duration) -> Story<'a> {
+        Story {
+            demo,
+            out,
+            delay,
+            s: Scenario::new(false, &demo.api_version),
+            renewal: new_id("in"),
+            target: Target {
+                url: demo.intake_url.clone(),
+                secret: demo.secret.clone(),
+            },
+            steps: Vec::new(),
+        }
+    }
+
+    pub(super) async fn play(mut self) -> anyhow::Result<StoryOutcome> {
+        self.checkout().await?;
+        self.activated().await?;
+        self.invoice_paid().await?;
+        self.renewal_fails().await?;
+        self.card_updated().await?;
+        self.dispute().await?;
+        self.cancel().await?;
+        Ok(StoryOutcome {
+            customer: self.s.customer.clone(),
+            client_reference_id: self.s.client_reference_id.clone(),
+            subscription: self.s.subscription.clone(),
+            checkout_session: self.s.checkout_session.clone(),
+            invoices: vec![self.s.invoice.clone(), self.renewal.clone()],
+            payment_intent: self.s.payment_intent.clone(),
+            dispute: self.s.dispute.clone(),
+            steps: self.steps,
+        })
+    }
+
+    // --- the steps ---
+
+    async fn checkout(&mut self) -> anyhow::Result<()> {
+        let fake = &self.demo.fake;
+        let customer = fake.customer(&self.s);
+        let subscription = fake.subscription(&self.s, "incomplete");
+        let session = fake.checkout_session(&self.s);
+        fake.invoice(&self.s, "open");
+        let who = self.s.client_reference_id.clone();
+        self.step(
+            "A customer checks out",
+            &[
+                &format!("Jenny (your user {who}) pays for a plan on a Stripe Checkout page."),
+                "Stripe creates her customer and a subscription, incomplete while the first payment is confirmed.",
+            ],
+            vec![
+                send_noting(
+                    &self.event("checkout.session.completed", session),
+                    "out of order: Checkout's event comes before the customer and subscription it names",
+                ),
+                send(&self.event("customer.created", customer)),
+                send(&self.event("customer.subscription.created", subscription)),
+            ],
+            &[
+                "The order did no harm: the daemon fetches each object from Stripe and links them.",
+            ],
+        )
+        .await
+    }
+
+    async fn activated(&mut self) -> anyhow::Result<()> {
+        let sub = self.change(&self.s.subscription.clone(), |v| {
+            set_subscription_status(v, "active")
+        })?;
+        self.step(
+            "The first payment is confirmed: the subscription goes active",
+            &["Stripe marks the subscription active."],
+            vec![send(&self.updated(
+                "customer.subscription.updated",
+                sub,
+                json!({"status": "incomplete"}),
+            ))],
+            &["Access is granted: the entitlement row was written in the same transaction as the subscription."],
+        )
+        .await
+    }
+
+    async fn invoice_paid(&mut self) -> anyhow::Result<()> {
+        let fake = &self.demo.fake;
+        let payment = fake.payment_intent(&self.s, true);
+        let invoice = fake.invoice(&self.s, "paid");
+        let paid = self.event("invoice.paid", invoice.clone());
+        self.step(
+            "The invoice is paid",
+            &["The first invoice's payment succeeds."],
+            vec![
+                send(&self.event("payment_intent.succeeded", payment)),
+                send(&paid),
+                send(&self.event("invoice.payment_succeeded", invoice)),
+                send_noting(
+                    &paid,
+                    "twice: Stripe did not see our answer in time and sends invoice.paid again, same event id",
+                ),
+            ],
+            &["The repeat was answered 200 and stored once: the event id is unique in the outbox."],
+        )
+        .await
+    }
+
+    async fn renewal_fails(&mut self) -> anyhow::Result<()> {
+        let mut renewal = self
+            .s
+            .object("invoice.payment_failed")
+            .context("the scenario's failed invoice")?;
+        renewal["id"] = json!(self.renewal);
+        renewal["attempt_count"] = json!(1);
+        let renewal = self.demo.fake.put(renewal);
+        let renewal_id = self.renewal.clone();
+        let sub = self.change(&self.s.subscription.clone(), |v| {
+            set_subscription_status(v, "past_due");
+            v["latest_invoice"] = json!(renewal_id);
+        })?;
+        self.step(
+            "A month later the renewal fails: past_due",
+            &["The card is declined on the renewal invoice; Stripe marks the subscription past_due."],
+            vec![
+                send_noting(
+                    &self.updated(
+                        "customer.subscription.updated",
+                        sub,
+                        json!({"status": "active"}),
+                    ),
+                    "out of order: the subscription's change arrives before the failed payment that caused it",
+                ),
+                send(&self.event("invoice.payment_failed", renewal)),
+            ],
+            &["past_due keeps access for a grace period (entitlements.past_due_grace_hours), counted from when it was first seen."],
+        )
+        .await
+    }
+
+    async fn card_updated(&mut self) -> anyhow::Result<()> {
+        let fake = &self.demo.fake;
+        let card = fake.put(json!({
+            "id": new_id("pm"), "object": "payment_method", "type": "card",
+            "customer": self.s.customer, "livemode": false, "created": now_ms() / 1000,
+            "billing_details": {"email": null, "name": "Jenny Rosen"},
+            "card": {"brand": "visa", "last4": "4242", "exp_month": 12, "exp_year": 2030, "funding": "credit"},
+        }));
+        let customer = self.change(&self.s.customer.clone(), |v| {
+            v["invoice_settings"]["default_payment_method"] = card["id"].clone();
+        })?;
+        let renewal = self.change(&self.renewal.clone(), |v| {
+            v["status"] = json!("paid");
+            v["amount_paid"] = v["amount_due"].clone();
+            v["amount_remaining"] = json!(0);
+            v["attempt_count"] = json!(2);
+        })?;
+        let sub = self.change(&self.s.subscription.clone(), |v| {
+            set_subscription_status(v, "active")
+        })?;
+        self.step(
+            "Jenny updates her card; the retry succeeds: active again",
+            &["She adds a new card; Stripe retries the renewal invoice, which is paid."],
+            vec![
+                send_noting(
+                    &self.event("payment_method.attached", card),
+                    "a type the daemon does not reconcile: stored and marked ignored, never failed",
+                ),
+                send(&self.updated(
+                    "customer.updated",
+                    customer,
+                    json!({"invoice_settings": {"default_payment_method": null}}),
+                )),
+                send(&self.event("invoice.paid", renewal)),
+                send(&self.updated(
+                    "customer.subscription.updated",
+                    sub,
+                    json!({"status": "past_due"}),
+                )),
+            ],
+            &["Active again: access no longer depends on the grace clock."],
+        )
+        .await
+    }
+
+    async fn dispute(&mut self) -> anyhow::Result<()> {
+        let dispute = self.demo.fake.dispute(&self.s, "needs_response");
+        let opened = self.event("charge.dispute.created", dispute);
+        self.step(
+            "A dispute opens on the first payment",
+            &["Jenny's bank disputes the first charge."],
+            vec![
+                send(&opened),
+                send_noting(&opened, "twice: the same event delivered again"),
+            ],
+            &["The dispute is recorded. Access follows the subscription only: what a dispute means for access is your application's call."],
+        )
+        .await
+    }
+
+    async fn cancel(&mut self) -> anyhow::Result<()> {
+        let at_period_end = self.change(&self.s.subscription.clone(), |v| {
+            v["cancel_at_period_end"] = json!(true);
+        })?;
+        let scheduled = self.updated(
+            "customer.subscription.updated",
+            at_period_end,
+            json!({"cancel_at_period_end": false}),
+        );
+        let canceled = self.change(&self.s.subscription.clone(), |v| {
+            v["cancel_at_period_end"] = json!(false);
+            set_subscription_status(v, "canceled");
+        })?;
+        self.step(
+            "Jenny cancels",
+            &["She first schedules the cancel for the period's end, then cancels at once."],
+            vec![
+                send(&self.event("customer.subscription.deleted", canceled)),
+                send_noting(
+                    &scheduled,
+                    "out of order: the older update (cancel at period end) arrives after the deletion",
+                ),
+            ],
+            &["The late update did not bring the subscription back: the daemon fetched it, still canceled. Access is revoked."],
+        )
+        .await
+    }
+
+    // --- the machinery of a step ---
+
+    /// Narrates, sends, waits for the daemon, reports, pauses.
+    async fn step(
+        &mut self,
+        title: &str,
+        intro: &[&str],
+        sends: Vec<Send>,
+        outro: &[&str],
+    ) -> anyhow::Result<()> {
+        let n = self.steps.len() + 1;
+        say(self.out, format!("\n── Step {n}: {title}"));
+        for line in intro {
+            say(self.out, format!("   {line}"));
+        }
+        let mut deliveries: Vec<Delivered> = Vec::new();
+        for Send { event, note } in sends {
+            if let Some(note) = note {
+                say(self.out, format!("   ({note})"));
+            }
+            deliveries.push(self.deliver(&event).await?);
+        }
+        let ids: Vec<String> = deliveries.iter().map(|d| d.event_id.clone()).collect();
+        let settled = self.settle(&ids).await?;
+        say(self.out, "   the daemon:");
+        let mut reported = std::collections::HashSet::new();
+        for d in &mut deliveries {
+            if let Some(state) = settled.iter().find(|s| s.event_id == d.event_id) {
+                d.status = state.status.clone();
+                d.attempts = state.attempts;
+                d.last_error = state.last_error.clone();
+            }
+            if reported.insert(d.event_id.clone()) {
+                say(self.out, format!("     {}", view::describe_status(d)));
+            }
+        }
+        let access = view::access(self.demo, &self.s.customer, &self.s.subscription).await?;
+        say(self.out, format!("   {}", access.describe()));
+        for line in outro {
+            say(self.out, format!("   {line}"));
+        }
+        self.steps.push(report(title, deliveries, &access));
+        tokio::time::sleep(self.delay).await;
+        Ok(())
+    }
+
+    /// Signs and POSTs one event to the intake, as Stripe does.
+    async fn deliver(&mut self, event: &Value) -> anyhow::Result<Delivered> {
+        let body = event.to_string();
+        let (status, answer) = crate::trigger::send(&self.demo.client, &self.target, &body).await?;
+        let event_id = event["id"].as_str().unwrap_or_default().to_owned();
+        let event_type = event["type"].as_str().unwrap_or_default().to_owned();
+        if status != 200 {
+            anyhow::bail!("the intake answered {status} to {event_type} {event_id}: {answer}");
+        }
+        let duplicate =
+            serde_json::from_str::<Value>(&answer).is_ok_and(|a| a["duplicate"] == json!(true));
+        if !duplicate {
+            // What Stripe lists at GET /v1/events (for `catch-up`).
+            self.demo.fake.push_event(event.clone());
+        }
+        let answer = if duplicate {
+            "200, a duplicate: stored once"
+        } else {
+            "200, stored"
+        };
+        say(
+            self.out,
+            format!("   → {event_type:<34} {event_id}  {answer}"),
+        );
+        Ok(Delivered {
+            event_id,
+            event_type,
+            http_status: status,
+            duplicate,
+            status: "pending".to_owned(),
+            attempts: 0,
+            last_error: None,
+        })
+    }
+
+    /// Waits until every event is finished (done, ignored, dead or
+    /// discarded), or the deadline passes; returns their states either way.
+    async fn settle(&self, ids: &[String]) -> anyhow::Result<Vec<view::EventState>> {
+        let deadline = Instant::now() + SETTLE_DEADLINE;
+        loop {
+            let mut states = Vec::with_capacity(ids.len());
+            for id in ids {
+                states.push(view::event_state(self.demo, id).await?);
+            }
+            if states.iter().all(view::EventState::finished) || Instant::now() > deadline {
+                return Ok(states);
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Changes an object in the stand-in; returns it as it is now.
+    fn change(&self, id: &str, f: impl FnOnce(&mut Value)) -> anyhow::Result<Value> {
+        self.demo.fake.update(id, f);
+        self.demo
+            .fake
+            .get(id)
+            .with_context(|| format!("the stand-in lost {id}"))
+    }
+
+    /// A snapshot event around `object`, created now.
+    fn event(&self, event_type: &str, object: Value) -> Value {
+        envelope(
+            event_type,
+            object,
+            &self.demo.api_version,
+            false,
+            now_ms() / 1000,
+        )
+    }
+
+    /// An `*.updated` event with the fields' previous values.
+    fn updated(&self, event_type: &str, object: Value, previous: Value) -> Value {
+        let mut event = self.event(event_type, object);
+        event["data"]["previous_attributes"] = previous;
+        event
+    }
+}
+
+fn report(title: &str, deliveries: Vec<Delivered>, access: &Access) -> StepReport {
+    StepReport {
+        title: title.to_owned(),
+        deliveries,
+        subscription_status: access.subscription_status.clone(),
+        access: access.granted(),
+        access_until: access.until(),
+    }
+}
