@@ -6,6 +6,7 @@
 mod admin;
 mod admin_ops;
 mod daemon;
+mod demo;
 mod fake_stripe;
 mod fetch_errors;
 mod forward;

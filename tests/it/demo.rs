@@ -1,0 +1,415 @@
+//! `stripe-hookd demo`: the story, played in-process on each backend with a
+//! short clock, ends in the records and access it implies; the binary plays
+//! it to the end and cleans up; live keys are refused; `serve` has no route
+//! to the Stripe stand-in.
+
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+use stripe_hookd::demo::{self, Demo, Options};
+use stripe_hookd::reconcile::entitlements;
+use stripe_hookd::store::schema::{
+    checkout_sessions, disputes, invoices, payment_intents, subscriptions,
+};
+use stripe_hookd::store::{now_ms, outbox, with_conn};
+
+use crate::backend_tests;
+use crate::daemon::Daemon;
+use crate::harness::*;
+
+backend_tests!(the_story_ends_in_the_records_and_access_it_implies);
+
+/// Narration captured for the assertions (and echoed with TEST_LOG).
+#[derive(Clone, Default)]
+struct Transcript(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Transcript {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Transcript {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+async fn the_story_ends_in_the_records_and_access_it_implies(backend: Backend) {
+    let db = TestDb::new(backend);
+    let options = Options {
+        step_delay: Duration::from_millis(10),
+        api_key: None,
+        // SQLite: the demo's own throwaway file; Postgres: the test's database.
+        database_url: (backend == Backend::Postgres).then(|| db.url.clone()),
+    };
+    let demo = Demo::start(&options).await.expect("the demo starts");
+    let mut transcript = Transcript::default();
+    let outcome = demo
+        .run_story(&mut transcript, options.step_delay)
+        .await
+        .expect("the story plays");
+    let text = transcript.text();
+    if std::env::var("TEST_LOG").is_ok() {
+        println!("{text}");
+    }
+
+    // Every delivery was answered 200; the redeliveries were recognised.
+    let deliveries: Vec<_> = outcome.steps.iter().flat_map(|s| &s.deliveries).collect();
+    assert!(deliveries.iter().all(|d| d.http_status == 200));
+    let duplicates = deliveries.iter().filter(|d| d.duplicate).count();
+    assert_eq!(duplicates, 2, "invoice.paid and the dispute come twice");
+    assert!(
+        text.contains("twice") && text.contains("out of order"),
+        "{text}"
+    );
+    for d in &deliveries {
+        let expected = if d.event_type == "payment_method.attached" {
+            "ignored"
+        } else {
+            "done"
+        };
+        assert_eq!(d.status, expected, "{} {}", d.event_type, d.event_id);
+    }
+
+    // Access along the way: none while incomplete, granted while active and
+    // during the past_due grace, none after the cancel.
+    let along: Vec<(Option<&str>, bool)> = outcome
+        .steps
+        .iter()
+        .map(|s| (s.subscription_status.as_deref(), s.access))
+        .collect();
+    assert_eq!(
+        along,
+        vec![
+            (Some("incomplete"), false),
+            (Some("active"), true),
+            (Some("active"), true),
+            (Some("past_due"), true),
+            (Some("active"), true),
+            (Some("active"), true),
+            (Some("canceled"), false),
+        ],
+        "{text}"
+    );
+    let grace_end = outcome.steps[3].access_until.expect("a grace end");
+    let now = now_ms();
+    assert!(grace_end > now - 600_000 && grace_end <= now + 72 * 3600 * 1000);
+    assert!(
+        outcome.steps[4].access_until.is_none(),
+        "active: no grace clock"
+    );
+
+    // The final records, from the database.
+    let o = outcome.clone();
+    let store = demo.store().clone();
+    let (sub, invoices_paid, dispute, session, payment, stored) =
+        tokio::task::spawn_blocking(move || {
+            let mut conn = store.conn().unwrap();
+            let c = &mut *conn;
+            let sub: (String, Option<String>) = with_conn!(c, c => subscriptions::table
+                .find(&o.subscription)
+                .select((subscriptions::status, subscriptions::customer_id))
+                .first(c)
+                .unwrap());
+            let invoices_paid: Vec<Option<String>> = o
+                .invoices
+                .iter()
+                .map(|id| {
+                    with_conn!(c, c => invoices::table.find(id).select(invoices::status).first(c).unwrap())
+                })
+                .collect();
+            let dispute: Option<String> = with_conn!(c, c => disputes::table
+                .find(&o.dispute)
+                .select(disputes::status)
+                .first(c)
+                .unwrap());
+            let session: (Option<String>, Option<String>, Option<String>) =
+                with_conn!(c, c => checkout_sessions::table
+                    .find(&o.checkout_session)
+                    .select((
+                        checkout_sessions::customer_id,
+                        checkout_sessions::subscription_id,
+                        checkout_sessions::client_reference_id,
+                    ))
+                    .first(c)
+                    .unwrap());
+            let payment: Option<String> = with_conn!(c, c => payment_intents::table
+                .find(&o.payment_intent)
+                .select(payment_intents::status)
+                .first(c)
+                .unwrap());
+            let stored = outbox::count(c).unwrap();
+            (sub, invoices_paid, dispute, session, payment, stored)
+        })
+        .await
+        .unwrap();
+    assert_eq!(sub, ("canceled".to_owned(), Some(outcome.customer.clone())));
+    assert_eq!(
+        invoices_paid,
+        vec![Some("paid".to_owned()), Some("paid".to_owned())],
+        "the first invoice and the renewal"
+    );
+    assert_eq!(dispute.as_deref(), Some("needs_response"));
+    assert_eq!(
+        session,
+        (
+            Some(outcome.customer.clone()),
+            Some(outcome.subscription.clone()),
+            Some(outcome.client_reference_id.clone())
+        )
+    );
+    assert_eq!(payment.as_deref(), Some("succeeded"));
+    assert_eq!(
+        stored as usize,
+        deliveries.len() - duplicates,
+        "each event stored once"
+    );
+
+    // Access now: none, by customer and by the application's user id; the
+    // entitlement row stays, granting nothing.
+    let (customer, reference) = (
+        outcome.customer.clone(),
+        outcome.client_reference_id.clone(),
+    );
+    let store = demo.store().clone();
+    let (now_customer, now_reference, rows) = tokio::task::spawn_blocking(move || {
+        let mut conn = store.conn().unwrap();
+        let now = now_ms();
+        (
+            entitlements::for_customer(&mut conn, &customer, now).unwrap(),
+            entitlements::for_reference(&mut conn, &reference, now).unwrap(),
+            entitlements::for_customer_all(&mut conn, &customer).unwrap(),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(
+        now_customer.is_empty() && now_reference.is_empty(),
+        "{rows:?}"
+    );
+    assert_eq!(rows.len(), 1);
+    assert!(!rows[0].grants);
+    assert_eq!(rows[0].status, "canceled");
+
+    // The admin API (the inspector's data) shows the same, with the run's
+    // one-time token and only with it.
+    let client = client();
+    let events: serde_json::Value = client
+        .get(format!("{}/v1/events?limit=1000", demo.admin_url()))
+        .bearer_auth(demo.admin_token())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let listed = events["events"].as_array().unwrap();
+    assert_eq!(listed.len(), deliveries.len() - duplicates);
+    assert!(listed
+        .iter()
+        .all(|e| e["status"] == "done" || e["status"] == "ignored"));
+    let refused = client
+        .get(format!("{}/v1/events", demo.admin_url()))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401, "another token is refused");
+
+    // The summary prints the list and the access view.
+    let mut summary = Transcript::default();
+    demo.print_summary(&mut summary, &outcome).await.unwrap();
+    let summary = summary.text();
+    assert!(summary.contains(&outcome.subscription) && summary.contains("no access"));
+    assert!(summary.contains("payment_method.attached") && summary.contains("ignored"));
+    demo.stop().await.expect("the demo stops cleanly");
+}
+
+/// The demo command, as in the README, with a short clock: it plays the
+/// story to the end, prints the summary, exits 0 and deletes its database.
+/// A test key in the environment is neither refused nor used.
+#[test]
+fn the_binary_plays_the_story_and_cleans_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_stripe-hookd"))
+        .args(["demo", "--exit", "--step-delay", "10ms"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("TMPDIR", tmp.path())
+        .env("STRIPE_API_KEY", "sk_test_not_used_by_the_demo")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run stripe-hookd demo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    for expected in [
+        "inspector    http://127.0.0.1:",
+        "admin token  ",
+        "Step 1: A customer checks out",
+        "Step 7: Jenny cancels",
+        "subscription: canceled · access now: none",
+        "The events (as `stripe-hookd events list` shows them)",
+        "Access now",
+        "no access",
+    ] {
+        assert!(stdout.contains(expected), "{expected:?} missing:\n{stdout}");
+    }
+    let db_line = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("database"))
+        .expect("the database line");
+    assert!(
+        db_line.contains(&*tmp.path().to_string_lossy()),
+        "{db_line}"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+    assert!(
+        leftovers.is_empty(),
+        "the throwaway directory is deleted: {leftovers:?}"
+    );
+}
+
+/// A live key, given or configured, stops the demo before anything starts.
+#[test]
+fn a_live_key_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("config.toml");
+    std::fs::write(&config, "[stripe]\napi_key = \"rk_live_from_the_file\"\n").unwrap();
+    // (arguments, environment, where the refusal says the key came from)
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            vec![],
+            vec![("STRIPE_API_KEY", "sk_live_from_the_environment")],
+            "stripe.api_key",
+        ),
+        (
+            vec![],
+            vec![("STRIPE_HOOKD_STRIPE__API_KEY", "sk_live_prefixed")],
+            "stripe.api_key",
+        ),
+        (vec!["--api-key", "rk_live_given"], vec![], "--api-key"),
+        (
+            vec!["--config", config.to_str().unwrap()],
+            vec![],
+            "stripe.api_key",
+        ),
+    ];
+    for (args, env, origin) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_stripe-hookd"))
+            .args(["demo", "--exit", "--step-delay", "0s"])
+            .args(&args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("TMPDIR", tmp.path())
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run stripe-hookd demo");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} {env:?}: {stdout}");
+        assert!(
+            stderr.contains("live Stripe key") && stderr.contains(origin),
+            "{args:?} {env:?}: {stderr}"
+        );
+        assert!(!stdout.contains("Step 1"), "nothing ran: {stdout}");
+    }
+    let left: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name() != "config.toml")
+        .collect();
+    assert!(left.is_empty(), "no demo directory was made: {left:?}");
+}
+
+/// In-process too: `Demo::start` refuses a live `--api-key` and any key
+/// that is not a test key.
+#[tokio::test]
+async fn the_library_refuses_live_and_malformed_keys() {
+    for (key, message) in [
+        ("sk_live_x", "live Stripe key"),
+        ("rk_live_x", "live Stripe key"),
+        ("pk_test_x", "not a Stripe test key"),
+    ] {
+        let options = Options {
+            api_key: Some(key.to_owned()),
+            ..Options::default()
+        };
+        let err = match Demo::start(&options).await {
+            Ok(demo) => {
+                demo.stop().await.unwrap();
+                panic!("{key} was accepted");
+            }
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(err.contains(message), "{key}: {err}");
+    }
+    assert!(demo::refuse_live_keys([("x", Some("sk_test_ok"))]).is_ok());
+}
+
+/// `serve` never serves or reaches the stand-in: its API base is Stripe's
+/// unless configured (the stand-in's port and key are made up inside a
+/// `demo` process), and its listeners have none of the stand-in's routes.
+#[test]
+fn serve_has_no_route_to_the_fake() {
+    let config = stripe_hookd::config::from_toml_str("").unwrap();
+    assert_eq!(config.stripe.api_base, "https://api.stripe.com");
+
+    let db = TestDb::new(Backend::Sqlite);
+    let daemon = Daemon::spawn(&db, &[("STRIPE_HOOKD_ADMIN_TOKEN", ADMIN_TOKEN)]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let admin = loop {
+        if let Some(admin) = daemon.admin_addr() {
+            break admin;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no admin address: {}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = client();
+        for base in [format!("http://{}", daemon.addr), format!("http://{admin}")] {
+            for path in [
+                "/v1/account",
+                "/v1/subscriptions",
+                "/v1/customers/cus_demo",
+                "/v1/events",
+            ] {
+                let res = client
+                    .get(format!("{base}{path}"))
+                    .bearer_auth(ADMIN_TOKEN)
+                    .send()
+                    .await
+                    .unwrap();
+                let request_id = res.headers().get("request-id").is_some();
+                let status = res.status().as_u16();
+                let body: serde_json::Value = res.json().await.unwrap_or_default();
+                // The admin API's own event list is the one answer allowed.
+                if base.ends_with(&admin.port().to_string()) && path == "/v1/events" {
+                    assert_eq!(status, 200);
+                    assert!(body.get("events").is_some(), "{body}");
+                    continue;
+                }
+                assert_eq!(status, 404, "{base}{path}: {body}");
+                assert!(!request_id, "{base}{path}: a Stripe-like answer");
+                assert!(body.get("object").is_none(), "{base}{path}: {body}");
+            }
+        }
+    });
+}
