@@ -259,29 +259,53 @@ impl Demo {
 }
 
 /// The whole `stripe-hookd demo`: start, banner, story, summary, then serve
-/// until Ctrl-C (unless `exit`).
+/// until Ctrl-C (unless `exit`). Ctrl-C or SIGTERM at any point stops the
+/// daemon and deletes the throwaway directory (the default handler would
+/// kill the process and leave it behind).
 pub async fn run(options: Options, open: bool, exit: bool, out: Out<'_>) -> anyhow::Result<()> {
+    let interrupted = CancellationToken::new();
+    // Polled once here, so the handlers are in place before anything starts.
+    let mut signalled = Box::pin(crate::app::shutdown_signal());
+    let _ = futures_util::FutureExt::now_or_never(&mut signalled);
+    let signal = tokio::spawn({
+        let interrupted = interrupted.clone();
+        async move {
+            signalled.await;
+            interrupted.cancel();
+        }
+    });
     let demo = Demo::start(&options).await?;
     view::banner(&demo, out);
     if open {
         open_browser(&demo.inspector_url(), out);
     }
-    let played = demo.run_story(out, options.step_delay).await;
-    let outcome = match played {
-        Ok(outcome) => outcome,
-        Err(e) => {
-            let _ = demo.stop().await;
-            return Err(e.context("the demo story stopped"));
+    let played = tokio::select! {
+        played = demo.run_story(out, options.step_delay) => Some(played),
+        () = interrupted.cancelled() => None,
+    };
+    let result = match played {
+        None => {
+            say(
+                out,
+                "\nInterrupted: stopping; the demo's database is deleted.",
+            );
+            Ok(())
+        }
+        Some(Err(e)) => Err(e.context("the demo story stopped")),
+        Some(Ok(outcome)) => {
+            let summary = demo.print_summary(out, &outcome).await;
+            if summary.is_ok() && !exit {
+                view::still_serving(&demo, out);
+                let _ = out.flush();
+                interrupted.cancelled().await;
+                say(out, "\nStopping; the demo's database is deleted.");
+            }
+            summary
         }
     };
-    demo.print_summary(out, &outcome).await?;
-    if !exit {
-        view::still_serving(&demo, out);
-        let _ = out.flush();
-        crate::app::shutdown_signal().await;
-        say(out, "\nStopping; the demo's database is deleted.");
-    }
-    demo.stop().await
+    signal.abort();
+    let stopped = demo.stop().await;
+    result.and(stopped)
 }
 
 /// Opens `url` in a browser; a failure is only a warning.

@@ -410,7 +410,7 @@ pub(super) fn still_serving(demo: &Demo, out: Out<'_>) {
     say(
         out,
         format!(
-            "  stripe-hookd trigger invoice.paid --url {} --secret {}",
+            "  stripe-hookd trigger invoice.paid --url {} --secret {}   (an invoice the stand-in does not know: recorded as gone)",
             demo.intake_url, demo.secret
         ),
     );

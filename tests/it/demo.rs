@@ -413,3 +413,65 @@ fn serve_has_no_route_to_the_fake() {
         }
     });
 }
+
+/// Ctrl-C (or SIGTERM) mid-story and while serving stops the daemon and
+/// deletes the throwaway directory, exiting 0.
+#[test]
+fn an_interrupt_stops_the_demo_and_deletes_its_directory() {
+    use std::io::{BufRead, BufReader};
+    for (signal, args, wait_for) in [
+        // Mid-story: the pause after step 1 is a minute long.
+        ("-INT", vec!["--step-delay", "60s"], "── Step 1"),
+        (
+            "-TERM",
+            vec!["--step-delay", "10ms"],
+            "keeps serving until Ctrl-C",
+        ),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_stripe-hookd"))
+            .arg("demo")
+            .args(&args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("TMPDIR", tmp.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn stripe-hookd demo");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            let mut all = String::new();
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line.clone());
+                all.push_str(&line);
+                all.push('\n');
+            }
+            all
+        });
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) if line.contains(wait_for) => break,
+                Ok(_) => {}
+                Err(e) => panic!("{wait_for:?} never came ({e})"),
+            }
+        }
+        // A directory exists while the demo runs.
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1);
+        let sent = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let status = child.wait().unwrap();
+        let all = reader.join().unwrap();
+        assert!(status.success(), "{signal}: {status:?}\n{all}");
+        assert!(all.contains("the demo's database is deleted"), "{all}");
+        let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+        assert!(left.is_empty(), "{signal}: left behind {left:?}");
+    }
+}
