@@ -336,7 +336,7 @@ impl<'a> Story<'a> {
 
     // --- the machinery of a step ---
 
-    /// Narrates, sends, waits for the daemon, reports, pauses.
+    /// Pauses (after the first), narrates, sends, waits for the daemon, reports.
     async fn step(
         &mut self,
         title: &str,
@@ -344,6 +344,9 @@ impl<'a> Story<'a> {
         sends: Vec<Send>,
         outro: &[&str],
     ) -> anyhow::Result<()> {
+        if !self.steps.is_empty() {
+            tokio::time::sleep(self.delay).await;
+        }
         let n = self.steps.len() + 1;
         say(self.out, format!("\n── Step {n}: {title}"));
         for line in intro {
@@ -376,7 +379,6 @@ impl<'a> Story<'a> {
             say(self.out, format!("   {line}"));
         }
         self.steps.push(report(title, deliveries, &access));
-        tokio::time::sleep(self.delay).await;
         Ok(())
     }
 

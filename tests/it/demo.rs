@@ -363,6 +363,29 @@ async fn the_library_refuses_live_and_malformed_keys() {
 fn serve_has_no_route_to_the_fake() {
     let config = stripe_hookd::config::from_toml_str("").unwrap();
     assert_eq!(config.stripe.api_base, "https://api.stripe.com");
+    // Only src/demo/ names the stand-in: no other part of the daemon can start it.
+    fn sources(dir: &std::path::Path, found: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap().map(Result::unwrap) {
+            let path = entry.path();
+            if path.is_dir() {
+                sources(&path, found);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                found.push(path);
+            }
+        }
+    }
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&src, &mut files);
+    assert!(files.len() > 20, "{files:?}");
+    for file in files.iter().filter(|f| !f.starts_with(src.join("demo"))) {
+        let text = std::fs::read_to_string(file).unwrap();
+        assert!(
+            !text.contains("fake_stripe") && !text.contains("FakeStripe"),
+            "{} names the Stripe stand-in",
+            file.display()
+        );
+    }
 
     let db = TestDb::new(Backend::Sqlite);
     let daemon = Daemon::spawn(&db, &[("STRIPE_HOOKD_ADMIN_TOKEN", ADMIN_TOKEN)]);
