@@ -80,20 +80,20 @@ pub struct StoryOutcome {
 }
 
 /// One delivery of a step: the event, and what to say before it goes.
-struct Send {
+struct Outgoing {
     event: Value,
     note: Option<&'static str>,
 }
 
-fn send(event: &Value) -> Send {
-    Send {
+fn send(event: &Value) -> Outgoing {
+    Outgoing {
         event: event.clone(),
         note: None,
     }
 }
 
-fn send_noting(event: &Value, note: &'static str) -> Send {
-    Send {
+fn send_noting(event: &Value, note: &'static str) -> Outgoing {
+    Outgoing {
         event: event.clone(),
         note: Some(note),
     }
@@ -341,7 +341,7 @@ impl<'a> Story<'a> {
         &mut self,
         title: &str,
         intro: &[&str],
-        sends: Vec<Send>,
+        sends: Vec<Outgoing>,
         outro: &[&str],
     ) -> anyhow::Result<()> {
         if !self.steps.is_empty() {
@@ -353,7 +353,7 @@ impl<'a> Story<'a> {
             say(self.out, format!("   {line}"));
         }
         let mut deliveries: Vec<Delivered> = Vec::new();
-        for Send { event, note } in sends {
+        for Outgoing { event, note } in sends {
             if let Some(note) = note {
                 say(self.out, format!("   ({note})"));
             }
