@@ -498,3 +498,57 @@ fn an_interrupt_stops_the_demo_and_deletes_its_directory() {
         assert!(left.is_empty(), "{signal}: left behind {left:?}");
     }
 }
+
+/// `--open` hands the inspector's URL to xdg-open; without one the demo
+/// warns and goes on.
+#[test]
+fn open_starts_a_browser_or_warns() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = tmp.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let opened = tmp.path().join("opened");
+    let script = bin.join("xdg-open");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\nprintf '%s' \"$1\" > '{}'\n", opened.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let run = |path: &std::path::Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_stripe-hookd"))
+            .args(["demo", "--open", "--exit", "--step-delay", "0s"])
+            .env_clear()
+            .env("PATH", path)
+            .env("TMPDIR", tmp.path())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run stripe-hookd demo");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{stdout}");
+        stdout
+    };
+
+    let stdout = run(&bin);
+    let inspector = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("inspector"))
+        .map(str::trim)
+        .expect("the inspector line")
+        .to_owned();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !opened.exists() || std::fs::read_to_string(&opened).unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "xdg-open was not run");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(std::fs::read_to_string(&opened).unwrap(), inspector);
+    assert!(!stdout.contains("warning"), "{stdout}");
+
+    let stdout = run(&empty);
+    assert!(
+        stdout.contains("warning: cannot open a browser") && stdout.contains("Step 7"),
+        "{stdout}"
+    );
+}
