@@ -1,7 +1,8 @@
 //! `stripe-hookd demo`: the story, played in-process on each backend with a
 //! short clock, ends in the records and access it implies; the binary plays
-//! it to the end and cleans up; live keys are refused; `serve` has no route
-//! to the Stripe stand-in.
+//! it to the end and cleans up (also when interrupted); `--open` runs
+//! xdg-open or warns; live keys are refused; `serve` has no route to the
+//! Stripe stand-in.
 
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
