@@ -22,4 +22,5 @@ mod simulation;
 mod stripe_client;
 mod sweep;
 mod systemd;
+mod thin;
 mod trigger;
