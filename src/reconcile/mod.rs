@@ -170,7 +170,8 @@ impl ReconcileHandler {
                 (Family::Customer, session.customer_id.clone()),
                 (Family::Subscription, session.subscription_id.clone()),
             ] {
-                if let Some(id) = id {
+                // An Accounts v2 customer (`acct_…`) is no /v1/customers object.
+                if let Some(id) = id.filter(|id| Family::of_id(id) == Some(family)) {
                     let stamp = fetch_stamp(cx).await?;
                     match fetch_record(&self.client, family, &id, account, stamp).await? {
                         Some(record) => records.push(record),
