@@ -13,6 +13,7 @@ mod backup;
 mod destinations;
 mod manual;
 mod ops;
+pub mod setup;
 mod stripe_ops;
 mod trigger;
 
@@ -80,6 +81,8 @@ pub enum Command {
     },
     /// Pull events Stripe could not deliver (GET /v1/events) and ingest the missing ones.
     CatchUp(stripe_ops::CatchUpArgs),
+    /// Create or update the Stripe endpoint (webhook endpoint, or --thin event destination) with the handled event types.
+    Setup(setup::SetupArgs),
     /// Forwarding destinations: a fresh secret, a signed test ping.
     #[command(subcommand)]
     Destinations(destinations::DestinationsCommand),
@@ -158,6 +161,7 @@ pub fn main() -> ExitCode {
             stripe_ops::reconcile(&config, dry_run, all, json)
         }
         Command::CatchUp(args) => stripe_ops::catch_up(&config, args),
+        Command::Setup(args) => setup::command(&config, args),
         Command::Trigger(_)
         | Command::Check { .. }
         | Command::Completions { .. }

@@ -23,6 +23,7 @@
 pub mod access;
 pub mod catchup;
 pub mod entitlements;
+pub mod event_types;
 pub mod records;
 pub mod rows;
 pub mod schedule;
