@@ -10,7 +10,7 @@ use diesel::prelude::*;
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use stripe_hookd::reconcile::catchup::{self, CatchUpOptions};
-use stripe_hookd::store::schema::{invoices, subscriptions};
+use stripe_hookd::store::schema::{checkout_sessions, invoices, subscriptions};
 use stripe_hookd::store::{outbox, with_conn, DbConnection};
 use stripe_hookd::stripe::{ClientOptions, StripeClient};
 use stripe_hookd::trigger::Scenario;
@@ -27,6 +27,7 @@ backend_tests!(
     a_resolved_generation_failure_resyncs_the_object,
     catch_up_lists_thin_events_page_by_page,
     a_thin_event_with_a_bad_created_is_refused,
+    an_accounts_v2_customer_links_checkout_without_a_customer_fetch,
 );
 
 async fn setup(backend: Backend) -> (TestDb, FakeStripe, TestApp) {
@@ -391,6 +392,44 @@ async fn a_thin_event_with_a_bad_created_is_refused(backend: Backend) {
         "{body}"
     );
     assert_eq!(app.count().await, 0);
+    app.stop().await;
+    fake.stop().await;
+}
+
+/// Since 2025-12-15.clover a Checkout Session of an Accounts v2 customer
+/// has `customer: null` and `customer_account`: the session links to that
+/// account, and no `/v1/customers/acct_…` fetch is made for it (it would be
+/// recorded as a gone customer).
+async fn an_accounts_v2_customer_links_checkout_without_a_customer_fetch(backend: Backend) {
+    let (_db, fake, app) = setup(backend).await;
+    let s = scenario();
+    fake.subscription(&s, "active");
+    let mut session = fake.checkout_session(&s);
+    session["customer"] = Value::Null;
+    session["customer_account"] = json!("acct_v2customer");
+    fake.put(session);
+    let thin = fake.thin_event("checkout.session.completed", &s.checkout_session, None);
+    assert_eq!(thin["related_object"]["type"], "checkout.session");
+    let id = app.deliver_ok(&thin).await;
+    app.runner.run_pending().await.unwrap();
+    assert_eq!(status_of(&app, &id).await, "done");
+    assert_eq!(fake.count("/v1/customers/"), 0, "{:?}", fake.requests());
+    let session_id = s.checkout_session.clone();
+    let customer = app
+        .db(move |c: &mut DbConnection| {
+            with_conn!(c, c => checkout_sessions::table
+                .filter(checkout_sessions::id.eq(&session_id))
+                .select(checkout_sessions::customer_id)
+                .first::<Option<String>>(c)
+                .unwrap())
+        })
+        .await;
+    assert_eq!(customer.as_deref(), Some("acct_v2customer"));
+    assert_eq!(
+        subscription_status(&app, &s.subscription).await.as_deref(),
+        Some("active"),
+        "the subscription is still fetched"
+    );
     app.stop().await;
     fake.stop().await;
 }
