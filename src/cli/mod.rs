@@ -79,7 +79,7 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Pull events Stripe could not deliver (GET /v1/events) and ingest the missing ones.
+    /// Pull events Stripe could not deliver (GET /v1/events; with a thin endpoint also GET /v2/core/events) and ingest the missing ones.
     CatchUp(stripe_ops::CatchUpArgs),
     /// Create or update the Stripe endpoint (webhook endpoint, or --thin event destination) with the handled event types.
     Setup(setup::SetupArgs),
