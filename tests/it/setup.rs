@@ -261,3 +261,67 @@ async fn check_compares_the_stripe_side_endpoint_with_the_daemons_needs(backend:
     assert_eq!(thin_ok[0].verdict, Verdict::Ok, "{thin_ok:?}");
     fake.stop().await;
 }
+
+/// Runs the real binary's `setup` against the fake; returns (exit code, stdout).
+fn setup_command(dir: &std::path::Path, base: &str, args: &[&str]) -> (Option<i32>, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_stripe-hookd"))
+        .arg("setup")
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("STRIPE_HOOKD_STATE_DIR", dir)
+        .env("STRIPE_API_KEY", KEY)
+        .env("STRIPE_API_BASE", base)
+        .output()
+        .expect("run setup");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_setup_command_shows_the_secret_once_or_writes_it_to_the_credential() {
+    let fake = FakeStripe::start().await.expect("fake stripe");
+    let dir = tempfile::tempdir().unwrap();
+    let base = fake.base_url().to_owned();
+    let (code, out) = setup_command(dir.path(), &base, &["--url", URL]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("created the webhook endpoint"), "{out}");
+    assert!(
+        out.contains("signing secret (shown only now): whsec_"),
+        "{out}"
+    );
+    let (code, out) = setup_command(dir.path(), &base, &["--url", URL]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("up to date"), "{out}");
+    assert!(
+        !out.contains("whsec_"),
+        "the secret is shown only on create: {out}"
+    );
+
+    let credential = dir.path().join("webhook_secret");
+    let (code, out) = setup_command(
+        dir.path(),
+        &base,
+        &[
+            "--url",
+            URL,
+            "--thin",
+            "--secret-file",
+            credential.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert!(!out.contains("whsec_"), "written, not printed: {out}");
+    let written = std::fs::read_to_string(&credential).unwrap();
+    assert!(
+        written.starts_with("whsec_") && !written.ends_with('\n'),
+        "{written:?}"
+    );
+    assert_eq!(fake.event_destinations().len(), 1);
+
+    let (code, out) = setup_command(dir.path(), &base, &["--url", "hooks.example.com/x"]);
+    assert_ne!(code, Some(0), "{out}");
+    fake.stop().await;
+}
