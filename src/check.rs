@@ -68,7 +68,12 @@ pub async fn run(config: Result<Config, ConfigError>) -> Vec<Check> {
     checks.extend(endpoints(&config));
     checks.extend(database(&config).await);
     checks.extend(api_base(&config.stripe.api_base));
-    checks.push(stripe_api(&config).await);
+    let api = stripe_api(&config).await;
+    let api_ok = api.verdict != Verdict::Fail;
+    checks.push(api);
+    if api_ok {
+        checks.extend(stripe_endpoints(&config).await);
+    }
     if config.admin_token.is_none() {
         checks.push(check(
             "admin",
@@ -309,6 +314,127 @@ async fn stripe_api(config: &Config) -> Check {
             Some("check STRIPE_API_BASE and that this machine can reach api.stripe.com over HTTPS (port 443)"),
         ),
     }
+}
+
+/// Compares the Stripe-side endpoint of each configured endpoint (found by
+/// its URL's path; a thin endpoint among the event destinations) with what
+/// the daemon needs: subscribed to every handled event type, enabled, at
+/// the pinned API version (see `stripe-hookd setup`).
+async fn stripe_endpoints(config: &Config) -> Vec<Check> {
+    use crate::cli::setup::{compare, list_remote, Remote};
+    let Some(options) = config.stripe.client_options() else {
+        return Vec::new();
+    };
+    let options = ClientOptions {
+        max_retries: 0,
+        timeout: Duration::from_secs(10),
+        ..options
+    };
+    let Ok(client) = StripeClient::new(options) else {
+        return Vec::new();
+    };
+    let mut lists: [Option<Result<Vec<Remote>, StripeError>>; 2] = [None, None];
+    let mut out = Vec::new();
+    for ep in &config.endpoints {
+        let slot = usize::from(ep.thin);
+        if lists[slot].is_none() {
+            lists[slot] = Some(list_remote(&client, ep.thin).await);
+        }
+        let kind = if ep.thin {
+            "event destination"
+        } else {
+            "webhook endpoint"
+        };
+        let setup_fix = format!(
+            "stripe-hookd setup --url https://<public host>{}{}",
+            ep.path,
+            if ep.thin { " --thin" } else { "" }
+        );
+        let remotes = match &lists[slot] {
+            Some(Ok(remotes)) => remotes,
+            Some(Err(e)) => {
+                out.push(check(
+                    "stripe-endpoint",
+                    Verdict::Warn,
+                    format!("{}: cannot list the {kind}s at Stripe: {e}", ep.path),
+                    Some("a restricted key needs read access to webhook endpoints (and event destinations) for this check"),
+                ));
+                continue;
+            }
+            None => continue,
+        };
+        let mut candidates: Vec<&Remote> = remotes.iter().filter(|r| r.path() == ep.path).collect();
+        candidates.sort_by_key(|r| !r.ours);
+        let Some(remote) = candidates.first() else {
+            out.push(check(
+                "stripe-endpoint",
+                Verdict::Warn,
+                format!(
+                    "no {kind} at Stripe delivers to a URL ending in {}",
+                    ep.path
+                ),
+                Some(&setup_fix),
+            ));
+            continue;
+        };
+        let f = compare(remote, &config.stripe.api_version);
+        let name = format!("{} {} ({})", kind, remote.id, remote.url);
+        if f.disabled {
+            out.push(check(
+                "stripe-endpoint",
+                Verdict::Fail,
+                format!("{name} is disabled at Stripe: nothing is delivered"),
+                Some(&format!("fix what made deliveries fail (journalctl -u stripe-hookd), then re-enable it ({setup_fix} does) and run stripe-hookd catch-up")),
+            ));
+        } else if !f.missing.is_empty() {
+            out.push(check(
+                "stripe-endpoint",
+                Verdict::Fail,
+                format!(
+                    "{name} is not subscribed to {} event type(s) the handlers use: {}",
+                    f.missing.len(),
+                    f.missing.join(", ")
+                ),
+                Some(&setup_fix),
+            ));
+        } else if let Some(version) = &f.other_version {
+            out.push(check(
+                "stripe-endpoint",
+                Verdict::Warn,
+                format!(
+                    "{name} sends events at API version {version}, the pin is {} (objects are re-fetched at the pin; forwarded payloads keep {version})",
+                    config.stripe.api_version
+                ),
+                Some("docs/upgrading.md, \"Moving the Stripe API version pin\""),
+            ));
+        } else if f.all_events || !f.extra.is_empty() {
+            out.push(check(
+                "stripe-endpoint",
+                Verdict::Warn,
+                if f.all_events {
+                    format!("{name} sends every event type (*): those no handler takes are stored and ignored")
+                } else {
+                    format!("{name} sends {} event type(s) no handler takes (stored and ignored): {}", f.extra.len(), f.extra.join(", "))
+                },
+                Some(&setup_fix),
+            ));
+        } else {
+            out.push(check(
+                "stripe-endpoint",
+                Verdict::Ok,
+                format!(
+                    "{name}: enabled, every handled event type{}",
+                    remote
+                        .api_version
+                        .as_deref()
+                        .map(|v| format!(", API version {v}"))
+                        .unwrap_or_default()
+                ),
+                None,
+            ));
+        }
+    }
+    out
 }
 
 /// Prints the checks; returns whether all passed (warnings pass).

@@ -347,6 +347,7 @@ async fn start_catch_up(
             .unwrap_or(EpochMs::now().as_secs() - 3 * 24 * 3600),
         only_failed: body.only_failed,
         dry_run: body.dry_run,
+        thin: handler.lists_thin_events(),
     };
     let store = state.store.clone();
     let started = state.jobs.spawn("catch-up", move |_| async move {

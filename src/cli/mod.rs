@@ -14,6 +14,7 @@ mod demo;
 mod destinations;
 mod manual;
 mod ops;
+pub mod setup;
 mod stripe_ops;
 mod trigger;
 
@@ -79,8 +80,10 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Pull events Stripe could not deliver (GET /v1/events) and ingest the missing ones.
+    /// Pull events Stripe could not deliver (GET /v1/events; with a thin endpoint also GET /v2/core/events) and ingest the missing ones.
     CatchUp(stripe_ops::CatchUpArgs),
+    /// Create or update the Stripe endpoint (webhook endpoint, or --thin event destination) with the handled event types.
+    Setup(setup::SetupArgs),
     /// Forwarding destinations: a fresh secret, a signed test ping.
     #[command(subcommand)]
     Destinations(destinations::DestinationsCommand),
@@ -165,6 +168,7 @@ pub fn main() -> ExitCode {
             stripe_ops::reconcile(&config, dry_run, all, json)
         }
         Command::CatchUp(args) => stripe_ops::catch_up(&config, args),
+        Command::Setup(args) => setup::command(&config, args),
         Command::Trigger(_)
         | Command::Check { .. }
         | Command::Completions { .. }

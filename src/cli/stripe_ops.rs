@@ -144,6 +144,7 @@ pub fn catch_up(config: &Config, args: CatchUpArgs) -> anyhow::Result<()> {
         since: args.since / 1000,
         only_failed: args.only_failed,
         dry_run: args.dry_run,
+        thin: handler.lists_thin_events(),
     };
     let report = runtime.block_on(catchup::run(handler.client(), &store, &options))?;
     if args.json {

@@ -29,6 +29,12 @@ pub struct EndpointConfig {
     /// Defaults to [`DEFAULT_TOLERANCE_SECS`].
     #[serde(default)]
     pub tolerance_secs: Option<u64>,
+    /// Stripe sends this endpoint thin events (an event destination with
+    /// the thin payload). Every endpoint accepts both styles; the flag
+    /// chooses what catch-up lists (`/v2/core/events` too) and what
+    /// `setup` and `check` expect at Stripe.
+    #[serde(default)]
+    pub thin: bool,
 }
 
 /// A validated endpoint.
@@ -39,6 +45,8 @@ pub struct Endpoint {
     pub mode: Mode,
     pub secrets: Vec<SecretString>,
     pub tolerance_secs: u64,
+    /// See [`EndpointConfig::thin`].
+    pub thin: bool,
 }
 
 /// The endpoints to serve: the `[[endpoints]]` tables, with `webhook_secret`
@@ -76,6 +84,7 @@ pub(super) fn resolve(
             mode,
             secrets: ep.secrets,
             tolerance_secs,
+            thin: ep.thin,
         });
     }
     Ok(endpoints)
@@ -96,6 +105,7 @@ fn set_default_endpoint(raw: &mut Vec<EndpointConfig>, secret: &SecretString) {
             mode: None,
             secrets,
             tolerance_secs: None,
+            thin: false,
         }),
     }
 }

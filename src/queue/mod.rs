@@ -125,6 +125,13 @@ pub trait Handler: Send + Sync + 'static {
     /// `ignored` (stored, visible, not an error).
     fn handles(&self, event_type: &str) -> bool;
 
+    /// Whether this handler takes this stored event; by default by its type
+    /// alone ([`Handler::handles`]). The reconcile handler routes thin events
+    /// by the object they name instead (docs/thin-events.md).
+    fn handles_event(&self, event: &ClaimedEvent) -> bool {
+        self.handles(&event.event_type)
+    }
+
     /// Works out what to write for a group (only its handled events), with no
     /// transaction open; the returned [`Apply`] runs inside the transaction
     /// that marks the events `done`.
@@ -400,7 +407,7 @@ impl Runner {
         let handled: Vec<ClaimedEvent> = group
             .events
             .iter()
-            .filter(|e| self.handler.handles(&e.event_type))
+            .filter(|e| self.handler.handles_event(e))
             .cloned()
             .collect();
         let handled_ids: Vec<String> = handled.iter().map(|e| e.event_id.clone()).collect();

@@ -2,6 +2,11 @@
 //! `delivery_success=false` and/or a time range, 30 days at most) and ingest
 //! the missing ones through the same outbox insert as the intake, so a
 //! downtime leaves no hole. Background priority: live events go first.
+//!
+//! With a thin endpoint configured it lists the thin events too
+//! (`GET /v2/core/events`, `created[gte]` as RFC 3339, paged by
+//! `next_page_url`; v2 has no delivery filter, so every event of the range
+//! is listed and the stored ones are skipped by id).
 
 use serde::Serialize;
 use serde_json::Value;
@@ -21,6 +26,16 @@ pub struct CatchUpOptions {
     /// Only events whose delivery failed (`delivery_success=false`).
     pub only_failed: bool,
     pub dry_run: bool,
+    /// Also list thin events (`GET /v2/core/events`): set when an endpoint
+    /// is configured `thin = true`.
+    pub thin: bool,
+}
+
+impl CatchUpOptions {
+    /// Whether catch-up should list thin events for this configuration.
+    pub fn thin_for(config: &crate::config::Config) -> bool {
+        config.endpoints.iter().any(|e| e.thin)
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -63,64 +78,86 @@ pub async fn run(
     }
     let mut pages = client.pages("/v1/events", &params, Priority::Background);
     while let Some(data) = pages.next().await? {
-        report.listed += data.len();
-        let mut batch: Vec<NewEvent> = Vec::new();
-        for event in &data {
-            let payload = event.to_string();
-            match envelope::parse(payload.as_bytes()) {
-                Ok(env) => batch.push(env.into_new_event(
-                    ENDPOINT,
-                    payload,
-                    "{}".to_owned(),
-                    -1,
-                    EpochMs::now(),
-                    outbox::BACKGROUND,
-                )),
-                Err(e) => {
-                    let id = event
-                        .get("id")
-                        .and_then(Value::as_str)
-                        .unwrap_or("?")
-                        .to_owned();
-                    tracing::warn!(event_id = %id, error = %e, "catch-up skipped an event it cannot store");
-                    report.skipped.push(id);
-                }
-            }
-        }
-        let store_ = store.clone();
-        let dry_run = options.dry_run;
-        let outcomes =
-            tokio::task::spawn_blocking(move || -> Result<Vec<(String, bool)>, StoreError> {
-                let mut conn = store_.conn()?;
-                if dry_run {
-                    batch
-                        .iter()
-                        .map(|e| {
-                            Ok((
-                                e.event_id.clone(),
-                                outbox::get(&mut conn, &e.event_id)?.is_some(),
-                            ))
-                        })
-                        .collect()
-                } else {
-                    let inserted = outbox::insert_batch(&mut conn, &batch)?;
-                    Ok(batch
-                        .iter()
-                        .zip(inserted)
-                        .map(|(e, i)| (e.event_id.clone(), i == Inserted::Duplicate))
-                        .collect())
-                }
-            })
-            .await
-            .map_err(|e| CatchUpError::Other(e.to_string()))??;
-        for (id, existed) in outcomes {
-            if existed {
-                report.already_stored += 1;
-            } else {
-                tracing::info!(event_id = %id, dry_run, "catch-up: event was missing");
-                report.missing.push(id);
-            }
+        ingest(store, &data, options.dry_run, &mut report).await?;
+    }
+    if options.thin {
+        let since_rfc3339 = humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(since.max(0).unsigned_abs()),
+        )
+        .to_string();
+        let params = [("created[gte]", since_rfc3339.as_str())];
+        let mut pages = client.v2_pages("/v2/core/events", &params, Priority::Background);
+        while let Some(data) = pages.next().await? {
+            ingest(store, &data, options.dry_run, &mut report).await?;
         }
     }
     Ok(report)
+}
+
+/// Stores the events of one listed page that are missing (or, in a dry
+/// run, counts them), either style.
+async fn ingest(
+    store: &Store,
+    data: &[Value],
+    dry_run: bool,
+    report: &mut CatchUpReport,
+) -> Result<(), CatchUpError> {
+    report.listed += data.len();
+    let mut batch: Vec<NewEvent> = Vec::new();
+    for event in data {
+        let payload = event.to_string();
+        match envelope::parse(payload.as_bytes()) {
+            Ok(env) => batch.push(env.into_new_event(
+                ENDPOINT,
+                payload,
+                "{}".to_owned(),
+                -1,
+                EpochMs::now(),
+                outbox::BACKGROUND,
+            )),
+            Err(e) => {
+                let id = event
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .unwrap_or("?")
+                    .to_owned();
+                tracing::warn!(event_id = %id, error = %e, "catch-up skipped an event it cannot store");
+                report.skipped.push(id);
+            }
+        }
+    }
+    let store_ = store.clone();
+    let outcomes =
+        tokio::task::spawn_blocking(move || -> Result<Vec<(String, bool)>, StoreError> {
+            let mut conn = store_.conn()?;
+            if dry_run {
+                batch
+                    .iter()
+                    .map(|e| {
+                        Ok((
+                            e.event_id.clone(),
+                            outbox::get(&mut conn, &e.event_id)?.is_some(),
+                        ))
+                    })
+                    .collect()
+            } else {
+                let inserted = outbox::insert_batch(&mut conn, &batch)?;
+                Ok(batch
+                    .iter()
+                    .zip(inserted)
+                    .map(|(e, i)| (e.event_id.clone(), i == Inserted::Duplicate))
+                    .collect())
+            }
+        })
+        .await
+        .map_err(|e| CatchUpError::Other(e.to_string()))??;
+    for (id, existed) in outcomes {
+        if existed {
+            report.already_stored += 1;
+        } else {
+            tracing::info!(event_id = %id, dry_run, "catch-up: event was missing");
+            report.missing.push(id);
+        }
+    }
+    Ok(())
 }

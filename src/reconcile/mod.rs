@@ -16,14 +16,19 @@
 //! | `charge.dispute.*`                      | `/v1/disputes/{id}`            |
 //! | `checkout.session.*`                    | `/v1/checkout/sessions/{id}` (+ its customer and subscription) |
 //! | `customer.created/updated/deleted`      | `/v1/customers/{id}`           |
+//!
+//! Thin events (`v1.…`) take the row of their `related_object.type`; see
+//! [`thin`].
 
 pub mod access;
 pub mod catchup;
 pub mod entitlements;
+pub mod event_types;
 pub mod records;
 pub mod rows;
 pub mod schedule;
 pub mod sweep;
+pub mod thin;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -127,6 +132,9 @@ pub struct ReconcileOptions {
     /// The pinned `Stripe-Version`: events at another version are warned about.
     pub api_version: String,
     pub past_due_grace: Duration,
+    /// An endpoint is configured `thin = true`: catch-up lists
+    /// `/v2/core/events` too.
+    pub thin_catch_up: bool,
 }
 
 /// The queue handler for every family above.
@@ -163,7 +171,8 @@ impl ReconcileHandler {
                 (Family::Customer, session.customer_id.clone()),
                 (Family::Subscription, session.subscription_id.clone()),
             ] {
-                if let Some(id) = id {
+                // An Accounts v2 customer (`acct_…`) is no /v1/customers object.
+                if let Some(id) = id.filter(|id| Family::of_id(id) == Some(family)) {
                     let stamp = fetch_stamp(cx).await?;
                     match fetch_record(&self.client, family, &id, account, stamp).await? {
                         Some(record) => records.push(record),
@@ -178,6 +187,11 @@ impl ReconcileHandler {
 
     pub fn client(&self) -> &StripeClient {
         &self.client
+    }
+
+    /// Whether catch-up lists thin events too (an endpoint is `thin`).
+    pub fn lists_thin_events(&self) -> bool {
+        self.options.thin_catch_up
     }
 
     /// Fetches one object from Stripe now and writes it, whether or not an
@@ -364,6 +378,10 @@ impl Handler for ReconcileHandler {
         Family::of_event(event_type).is_some()
     }
 
+    fn handles_event(&self, event: &crate::queue::ClaimedEvent) -> bool {
+        thin::handles(event, |t| self.handles(t))
+    }
+
     fn handle(
         &self,
         group: EventGroup,
@@ -378,16 +396,6 @@ impl Handler for ReconcileHandler {
                 .events
                 .first()
                 .ok_or_else(|| HandlerError::permanent("empty event group"))?;
-            let family = first
-                .object_type
-                .as_deref()
-                .and_then(Family::of_object)
-                .or_else(|| Family::of_event(&first.event_type))
-                .ok_or_else(|| HandlerError::permanent(format!("no handler for {}", first.event_type)))?;
-            let id = first
-                .object_id
-                .clone()
-                .ok_or_else(|| HandlerError::permanent("the event names no object id"))?;
             let key_mode = this.client.mode();
             if first.livemode != (key_mode == Mode::Live) {
                 return Err(HandlerError::permanent(format!(
@@ -397,6 +405,22 @@ impl Handler for ReconcileHandler {
                     if first.livemode { "live" } else { "test" },
                 )));
             }
+            if first.event_type == thin::GENERATION_FAILURE_RESOLVED {
+                // Keyed by its own id: alone in its group.
+                let Some((family, id, account)) = thin::failed_object(&this.client, first).await?
+                else {
+                    return Ok(Box::new(|_: &mut crate::store::Tx<'_>| Ok(())) as Apply);
+                };
+                let records = this.fetch(&cx, family, &id, account.as_deref()).await?;
+                return Ok(this.apply(records, cx.clock, account));
+            }
+            let family = thin::family_of(first).ok_or_else(|| {
+                HandlerError::permanent(format!("no handler for {}", first.event_type))
+            })?;
+            let id = first
+                .object_id
+                .clone()
+                .ok_or_else(|| HandlerError::permanent("the event names no object id"))?;
             for event in &group.events {
                 if let Some(version) = &event.api_version {
                     if *version != this.options.api_version {

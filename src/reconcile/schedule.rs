@@ -32,6 +32,7 @@ pub async fn run(
                         since: now_ms() / 1000 - window.as_secs() as i64,
                         only_failed,
                         dry_run: false,
+                        thin: handler.lists_thin_events(),
                     };
                     match catchup::run(handler.client(), &store, &options).await {
                         Ok(r) if r.missing.is_empty() => tracing::debug!(

@@ -137,21 +137,82 @@ impl StripeClient {
         account: Option<&str>,
         priority: Priority,
     ) -> Result<ApiResponse, StripeError> {
+        let mut call = Call::get(priority);
+        if let Some(account) = account {
+            call.headers.push(("Stripe-Account", account.to_owned()));
+        }
+        self.send(path, params, call).await
+    }
+
+    /// GETs a v2 resource (`/v2/core/events/{id}`, a v2 list page) as the
+    /// account `context` names (`Stripe-Context`, the v2 header; `None`:
+    /// the platform).
+    pub async fn get_v2(
+        &self,
+        path: &str,
+        params: &[(&str, &str)],
+        context: Option<&str>,
+        priority: Priority,
+    ) -> Result<ApiResponse, StripeError> {
+        let mut call = Call::get(priority);
+        if let Some(context) = context {
+            call.headers.push(("Stripe-Context", context.to_owned()));
+        }
+        self.send(path, params, call).await
+    }
+
+    /// POSTs a v1 form (`setup`: webhook endpoints). Sent with an
+    /// `Idempotency-Key`, so the client's retries cannot apply it twice.
+    pub async fn post_form(
+        &self,
+        path: &str,
+        form: &[(String, String)],
+    ) -> Result<ApiResponse, StripeError> {
+        let mut call = Call::post(Body::Form(form.to_vec()));
+        call.headers.push(("Idempotency-Key", idempotency_key()));
+        self.send(path, &[], call).await
+    }
+
+    /// POSTs a v2 JSON body (`setup`: event destinations), with an
+    /// `Idempotency-Key` like [`StripeClient::post_form`].
+    pub async fn post_json(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<ApiResponse, StripeError> {
+        let mut call = Call::post(Body::Json(body.clone()));
+        call.headers.push(("Idempotency-Key", idempotency_key()));
+        self.send(path, &[], call).await
+    }
+
+    /// One API call with the client's retries, rate limit, metrics and log.
+    async fn send(
+        &self,
+        path: &str,
+        params: &[(&str, &str)],
+        call: Call,
+    ) -> Result<ApiResponse, StripeError> {
         let url = format!("{}{}", self.inner.options.api_base, path);
+        let method = call.method.as_str();
         let mut retries = 0;
         loop {
-            self.wait_turn(priority).await;
+            self.wait_turn(call.priority).await;
             let started = Instant::now();
             let mut req = self
                 .inner
                 .http
-                .get(&url)
+                .request(call.method.clone(), &url)
                 .query(params)
                 .bearer_auth(self.inner.options.api_key.expose_secret())
                 .header("Stripe-Version", &self.inner.options.api_version);
-            if let Some(account) = account {
-                req = req.header("Stripe-Account", account);
+            for (name, value) in &call.headers {
+                req = req.header(*name, value);
             }
+            req = match &call.body {
+                Body::None => req,
+                Body::Form(form) => req.form(form),
+                Body::Json(json) => req.json(json),
+            };
             let outcome = req.send().await;
             let Attempt {
                 status,
@@ -167,14 +228,13 @@ impl StripeClient {
                 .increment(1);
             metrics::histogram!(crate::metrics::STRIPE_SECONDS).record(elapsed.as_secs_f64());
             tracing::debug!(
-                method = "GET", path, status = %status_label, request_id = request_id.as_deref().unwrap_or(""),
+                method, path, status = %status_label, request_id = request_id.as_deref().unwrap_or(""),
                 duration_ms = elapsed.as_millis() as u64, attempt = retries + 1, "stripe api call"
             );
             let error = match result {
                 Ok(response) => return Ok(response),
                 Err(e) => e,
             };
-            // A body cut off mid-way is retried like a connection error.
             let retry_status = if answered { status } else { None };
             match retry::retry_delay(
                 retry_status,
@@ -186,7 +246,7 @@ impl StripeClient {
             ) {
                 Some(wait) => {
                     tracing::warn!(
-                        path, status = %status_label, request_id = request_id.as_deref().unwrap_or(""),
+                        method, path, status = %status_label, request_id = request_id.as_deref().unwrap_or(""),
                         retry_in_ms = wait.as_millis() as u64, error = %error, "stripe api call failed; retrying"
                     );
                     tokio::time::sleep(wait).await;
@@ -197,8 +257,6 @@ impl StripeClient {
         }
     }
 
-    /// Waits for the rate limiter; background calls also wait while any
-    /// live call is queued.
     async fn wait_turn(&self, priority: Priority) {
         match priority {
             Priority::Live => {
@@ -222,6 +280,115 @@ impl StripeClient {
 
 /// Pages through a list endpoint (`limit=100`, `starting_after`), one page
 /// per [`Pager::next`].
+/// What one API call sends besides its path and query.
+struct Call {
+    method: reqwest::Method,
+    headers: Vec<(&'static str, String)>,
+    body: Body,
+    priority: Priority,
+}
+
+enum Body {
+    None,
+    Form(Vec<(String, String)>),
+    Json(serde_json::Value),
+}
+
+impl Call {
+    fn get(priority: Priority) -> Call {
+        Call {
+            method: reqwest::Method::GET,
+            headers: Vec::new(),
+            body: Body::None,
+            priority,
+        }
+    }
+
+    fn post(body: Body) -> Call {
+        Call {
+            method: reqwest::Method::POST,
+            headers: Vec::new(),
+            body,
+            priority: Priority::Live,
+        }
+    }
+}
+
+/// 128 random bits, hex: one per POST, kept across its retries.
+fn idempotency_key() -> String {
+    format!("stripe-hookd-{:032x}", rand::random::<u128>())
+}
+
+/// The pages of a v2 list (`GET /v2/core/events`): each answer carries
+/// `data` and `next_page_url` (a path with the opaque `page` token, null on
+/// the last page), which is requested as it is.
+pub struct V2Pager<'a> {
+    client: &'a StripeClient,
+    next: Option<String>,
+    params: Vec<(&'a str, &'a str)>,
+    context: Option<&'a str>,
+    priority: Priority,
+}
+
+impl StripeClient {
+    /// The pages of the v2 list at `path` with `params` (first page only:
+    /// later pages are the `next_page_url` Stripe gives).
+    pub fn v2_pages<'a>(
+        &'a self,
+        path: &str,
+        params: &[(&'a str, &'a str)],
+        priority: Priority,
+    ) -> V2Pager<'a> {
+        V2Pager {
+            client: self,
+            next: Some(path.to_owned()),
+            params: params.to_vec(),
+            context: None,
+            priority,
+        }
+    }
+}
+
+impl<'a> V2Pager<'a> {
+    /// The account whose list this is (`Stripe-Context`).
+    pub fn context(mut self, context: Option<&'a str>) -> Self {
+        self.context = context;
+        self
+    }
+
+    /// The next page's items, or `None` after the last page.
+    pub async fn next(&mut self) -> Result<Option<Vec<serde_json::Value>>, StripeError> {
+        let Some(path) = self.next.take() else {
+            return Ok(None);
+        };
+        let first = !path.contains('?');
+        let params: Vec<(&str, &str)> = if first {
+            let mut p = self.params.clone();
+            p.push(("limit", "100"));
+            p
+        } else {
+            Vec::new()
+        };
+        let page = self
+            .client
+            .get_v2(&path, &params, self.context, self.priority)
+            .await?;
+        let data = page
+            .json
+            .get("data")
+            .and_then(serde_json::Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        self.next = page
+            .json
+            .get("next_page_url")
+            .and_then(serde_json::Value::as_str)
+            .filter(|next| next.starts_with('/') && *next != path && !data.is_empty())
+            .map(str::to_owned);
+        Ok(Some(data))
+    }
+}
+
 pub struct Pager<'a> {
     client: &'a StripeClient,
     path: &'a str,

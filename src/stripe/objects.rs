@@ -4,6 +4,13 @@
 //! are understood: before `2025-03-31.basil` (`current_period_*` on the
 //! subscription, `invoice.subscription`) and after (`current_period_*` on the
 //! items, `invoice.parent.subscription_details.subscription`).
+//!
+//! Since `2025-12-15.clover` a customer can be an Accounts v2 account: the
+//! object's `customer` is then null and `customer_account` (`acct_…`) names
+//! it; `customer_id()` gives that id. Nothing else we read changed up to the
+//! pinned `2026-07-29.dahlia` (clover made flexible billing mode the default
+//! and dahlia renamed Checkout's `ui_mode` values and typed decimals: none
+//! of these fields is read here). See docs/upgrading.md.
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -125,6 +132,9 @@ impl std::fmt::Display for SubscriptionStatus {
 pub struct Subscription {
     pub id: String,
     pub customer: Option<Expandable>,
+    /// Since `2025-12-15.clover`: the Accounts v2 customer, when `customer` is null.
+    #[serde(default)]
+    pub customer_account: Option<String>,
     pub status: SubscriptionStatus,
     #[serde(default)]
     pub livemode: bool,
@@ -163,7 +173,7 @@ pub struct Price {
 
 impl Subscription {
     pub fn customer_id(&self) -> Option<String> {
-        id_of(&self.customer)
+        id_of(&self.customer).or_else(|| self.customer_account.clone())
     }
     pub fn latest_invoice_id(&self) -> Option<String> {
         id_of(&self.latest_invoice)
@@ -207,6 +217,9 @@ impl SubscriptionItem {
 pub struct Invoice {
     pub id: String,
     pub customer: Option<Expandable>,
+    /// Since `2025-12-15.clover`: the Accounts v2 customer, when `customer` is null.
+    #[serde(default)]
+    pub customer_account: Option<String>,
     /// Pre-basil.
     pub subscription: Option<Expandable>,
     /// Basil: `parent.subscription_details.subscription`.
@@ -236,7 +249,7 @@ pub struct SubscriptionDetails {
 
 impl Invoice {
     pub fn customer_id(&self) -> Option<String> {
-        id_of(&self.customer)
+        id_of(&self.customer).or_else(|| self.customer_account.clone())
     }
     pub fn subscription_id(&self) -> Option<String> {
         id_of(&self.subscription).or_else(|| {
@@ -252,6 +265,9 @@ impl Invoice {
 pub struct PaymentIntent {
     pub id: String,
     pub customer: Option<Expandable>,
+    /// Since `2025-12-15.clover`: the Accounts v2 customer, when `customer` is null.
+    #[serde(default)]
+    pub customer_account: Option<String>,
     pub status: Option<String>,
     #[serde(default)]
     pub livemode: bool,
@@ -264,7 +280,7 @@ pub struct PaymentIntent {
 
 impl PaymentIntent {
     pub fn customer_id(&self) -> Option<String> {
-        id_of(&self.customer)
+        id_of(&self.customer).or_else(|| self.customer_account.clone())
     }
     pub fn latest_charge_id(&self) -> Option<String> {
         id_of(&self.latest_charge)
@@ -285,6 +301,9 @@ pub struct CheckoutSession {
     pub id: String,
     pub client_reference_id: Option<String>,
     pub customer: Option<Expandable>,
+    /// Since `2025-12-15.clover`: the Accounts v2 customer, when `customer` is null.
+    #[serde(default)]
+    pub customer_account: Option<String>,
     pub subscription: Option<Expandable>,
     pub payment_intent: Option<Expandable>,
     pub mode: Option<String>,
@@ -298,7 +317,7 @@ pub struct CheckoutSession {
 
 impl CheckoutSession {
     pub fn customer_id(&self) -> Option<String> {
-        id_of(&self.customer)
+        id_of(&self.customer).or_else(|| self.customer_account.clone())
     }
     pub fn subscription_id(&self) -> Option<String> {
         id_of(&self.subscription)
@@ -363,5 +382,31 @@ mod tests {
         .expect("new");
         assert_eq!(old.subscription_id().as_deref(), Some("sub_1"));
         assert_eq!(new.subscription_id().as_deref(), Some("sub_1"));
+    }
+
+    #[test]
+    fn an_accounts_v2_customer_is_the_customer_account() {
+        // 2025-12-15.clover and later: customer null, customer_account set.
+        let sub: Subscription = serde_json::from_value(serde_json::json!({
+            "id": "sub_1", "status": "active", "customer": null, "customer_account": "acct_1",
+            "billing_mode": {"type": "flexible", "flexible": {"proration_discounts": "included"}},
+            "items": {"data": [{"id": "si_1", "current_period_start": 100, "current_period_end": 200,
+                                "price": {"id": "price_1", "product": "prod_1", "unit_amount_decimal": "9.99"}}]}
+        }))
+        .expect("dahlia subscription");
+        assert_eq!(sub.customer_id().as_deref(), Some("acct_1"));
+        assert_eq!(sub.current_period(), (Some(100), Some(200)));
+        let invoice: Invoice = serde_json::from_value(serde_json::json!({
+            "id": "in_1", "customer": "cus_1", "customer_account": null,
+            "parent": {"type": "subscription_details", "subscription_details": {"subscription": "sub_1"}}
+        }))
+        .expect("dahlia invoice");
+        assert_eq!(invoice.customer_id().as_deref(), Some("cus_1"));
+        let session: CheckoutSession = serde_json::from_value(serde_json::json!({
+            "id": "cs_1", "customer": null, "customer_account": "acct_2", "ui_mode": "hosted_page",
+            "subscription": "sub_1", "mode": "subscription", "status": "complete", "payment_status": "paid"
+        }))
+        .expect("dahlia checkout session");
+        assert_eq!(session.customer_id().as_deref(), Some("acct_2"));
     }
 }

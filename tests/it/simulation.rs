@@ -502,6 +502,7 @@ impl Case<'_> {
             since: self.second - 5,
             only_failed: false,
             dry_run: false,
+            thin: false,
         };
         let mut report = None;
         let mut missing = Vec::new();

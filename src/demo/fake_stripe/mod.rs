@@ -17,6 +17,9 @@
 //! but only once the test calls [`Hold::release`] — so an older fetch can be
 //! made to return after a newer one.
 
+mod endpoints;
+pub mod v2;
+
 use std::collections::{HashMap, VecDeque};
 use std::net::TcpListener;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -80,6 +83,10 @@ struct State {
     /// Armed holds: the next request whose path starts with the prefix is held.
     holds: Mutex<Vec<(String, Hold)>>,
     seen: Mutex<Vec<Seen>>,
+    /// v2.rs, endpoints.rs: full thin events, webhook endpoints, event destinations.
+    thin_events: Mutex<Vec<Value>>,
+    webhook_endpoints: Mutex<Vec<Value>>,
+    event_destinations: Mutex<Vec<Value>>,
 }
 
 /// One held response (see [`FakeStripe::hold_next`]).
@@ -139,6 +146,7 @@ impl FakeStripe {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
+                .configure(v2::routes)
                 .default_service(web::to(serve))
         })
         .workers(2)

@@ -1,0 +1,544 @@
+//! `stripe-hookd setup --url https://host/webhooks/stripe [--thin]`: creates
+//! or updates the Stripe side of an endpoint — a webhook endpoint
+//! (`/v1/webhook_endpoints`, snapshot events at the pinned API version) or,
+//! with `--thin`, an event destination (`/v2/core/event_destinations`, thin
+//! events) — subscribed to exactly the event types the handlers use
+//! ([`crate::reconcile::event_types`]).
+//!
+//! Idempotent: it finds its own endpoint again (the one with its metadata
+//! and this URL, else one with this URL) and updates it only when it
+//! differs; it creates one only when none exists. Stripe shows a signing
+//! secret only in the answer that creates the endpoint, so the secret is
+//! printed (or written with `--secret-file`) then, and never again.
+//!
+//! The comparison of a Stripe-side endpoint with what the daemon needs is
+//! shared with `check`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::config::Config;
+use crate::reconcile::event_types;
+use crate::stripe::{Priority, StripeClient, StripeError};
+
+/// The metadata every endpoint made by `setup` carries.
+pub const METADATA_KEY: &str = "managed_by";
+pub const METADATA_VALUE: &str = "stripe-hookd";
+
+#[derive(Debug, Args)]
+pub struct SetupArgs {
+    /// The public URL Stripe delivers to, e.g. https://hooks.example.com/webhooks/stripe.
+    #[arg(long)]
+    pub url: String,
+    /// An event destination with thin events (set `thin = true` on the endpoint in the config).
+    #[arg(long)]
+    pub thin: bool,
+    /// Write the new signing secret here (mode 0600) instead of printing it, e.g.
+    /// /etc/stripe-hookd/credentials/webhook_secret (the systemd unit's credential).
+    #[arg(long)]
+    pub secret_file: Option<PathBuf>,
+    /// Show what would change without changing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A webhook endpoint or event destination as Stripe holds it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Remote {
+    pub id: String,
+    pub url: String,
+    pub enabled_events: Vec<String>,
+    /// Webhook endpoints only (thin payloads are unversioned).
+    pub api_version: Option<String>,
+    pub disabled: bool,
+    pub thin: bool,
+    /// Made by `setup` (carries its metadata).
+    pub ours: bool,
+}
+
+impl Remote {
+    /// A `/v1/webhook_endpoints` object.
+    pub fn from_v1(v: &Value) -> Option<Remote> {
+        Some(Remote {
+            id: v.get("id")?.as_str()?.to_owned(),
+            url: v.get("url")?.as_str()?.to_owned(),
+            enabled_events: strings(v.get("enabled_events")),
+            api_version: v
+                .get("api_version")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            disabled: v.get("status").and_then(Value::as_str) == Some("disabled"),
+            thin: false,
+            ours: is_ours(v),
+        })
+    }
+
+    /// A `/v2/core/event_destinations` object of type `webhook_endpoint`.
+    pub fn from_v2(v: &Value) -> Option<Remote> {
+        if v.get("type").and_then(Value::as_str) != Some("webhook_endpoint") {
+            return None;
+        }
+        Some(Remote {
+            id: v.get("id")?.as_str()?.to_owned(),
+            url: v.pointer("/webhook_endpoint/url")?.as_str()?.to_owned(),
+            enabled_events: strings(v.get("enabled_events")),
+            api_version: v
+                .get("snapshot_api_version")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            disabled: v.get("status").and_then(Value::as_str) == Some("disabled"),
+            thin: v.get("event_payload").and_then(Value::as_str) == Some("thin"),
+            ours: is_ours(v),
+        })
+    }
+
+    /// The URL's path (`/webhooks/stripe`), to match a configured endpoint.
+    pub fn path(&self) -> &str {
+        let rest = self
+            .url
+            .split_once("://")
+            .map_or(self.url.as_str(), |(_, r)| r);
+        rest.find('/').map_or("/", |i| &rest[i..])
+    }
+}
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn is_ours(v: &Value) -> bool {
+    v.pointer(&format!("/metadata/{METADATA_KEY}"))
+        .and_then(Value::as_str)
+        == Some(METADATA_VALUE)
+}
+
+/// How a Stripe-side endpoint differs from what the daemon needs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Findings {
+    /// Handled types it is not subscribed to.
+    pub missing: Vec<String>,
+    /// Types it sends that no handler takes (stored and ignored).
+    pub extra: Vec<String>,
+    /// `*`: every type.
+    pub all_events: bool,
+    /// Its API version, when it is not the pin.
+    pub other_version: Option<String>,
+    pub disabled: bool,
+}
+
+impl Findings {
+    /// Nothing to change (a version that differs cannot be changed in place).
+    pub fn up_to_date(&self) -> bool {
+        self.missing.is_empty() && self.extra.is_empty() && !self.all_events && !self.disabled
+    }
+}
+
+/// Compares `remote` with the types of [`event_types::wanted`] and the pin.
+pub fn compare(remote: &Remote, pin: &str) -> Findings {
+    let wanted = event_types::wanted(remote.thin);
+    let all_events = remote.enabled_events.iter().any(|e| e == "*");
+    Findings {
+        missing: if all_events {
+            Vec::new()
+        } else {
+            wanted
+                .iter()
+                .filter(|w| !remote.enabled_events.contains(w))
+                .cloned()
+                .collect()
+        },
+        extra: remote
+            .enabled_events
+            .iter()
+            .filter(|e| *e != "*" && !wanted.contains(e))
+            .cloned()
+            .collect(),
+        all_events,
+        other_version: remote
+            .api_version
+            .clone()
+            .filter(|v| !remote.thin && v != pin),
+        disabled: remote.disabled,
+    }
+}
+
+/// The Stripe-side endpoints of one kind (webhook endpoints, or thin event
+/// destinations).
+pub async fn list_remote(client: &StripeClient, thin: bool) -> Result<Vec<Remote>, StripeError> {
+    let mut out = Vec::new();
+    if thin {
+        let mut pages = client.v2_pages("/v2/core/event_destinations", &[], Priority::Live);
+        while let Some(page) = pages.next().await? {
+            out.extend(page.iter().filter_map(Remote::from_v2));
+        }
+    } else {
+        let mut pages = client.pages("/v1/webhook_endpoints", &[], Priority::Live);
+        while let Some(page) = pages.next().await? {
+            out.extend(page.iter().filter_map(Remote::from_v1));
+        }
+    }
+    Ok(out)
+}
+
+/// Our endpoint for `url` among `remotes`: the one `setup` made, else any
+/// with this URL.
+pub fn find<'a>(remotes: &'a [Remote], url: &str) -> Option<&'a Remote> {
+    remotes
+        .iter()
+        .find(|r| r.ours && r.url == url)
+        .or_else(|| remotes.iter().find(|r| r.url == url))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Created,
+    Updated,
+    UpToDate,
+    /// `--dry-run`: this would be done.
+    WouldCreate,
+    WouldUpdate,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SetupReport {
+    pub action: Action,
+    /// `we_…` or `ed_…` (None in a dry run that would create).
+    pub id: Option<String>,
+    pub kind: &'static str,
+    pub url: String,
+    pub enabled_events: usize,
+    pub api_version: Option<String>,
+    /// What differed before an update (or would, in a dry run).
+    pub findings: Option<Findings>,
+    pub warnings: Vec<String>,
+    /// Where the new secret was written.
+    pub secret_file: Option<PathBuf>,
+    /// Only on create; never serialised.
+    #[serde(skip)]
+    pub secret: Option<SecretString>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SetupOptions {
+    pub url: String,
+    pub thin: bool,
+    pub dry_run: bool,
+    /// The pinned API version (a new webhook endpoint is created at it).
+    pub api_version: String,
+}
+
+/// Creates or updates the endpoint for `options.url` (see the module doc).
+pub async fn run(client: &StripeClient, options: &SetupOptions) -> anyhow::Result<SetupReport> {
+    check_url(&options.url)?;
+    let remotes = list_remote(client, options.thin)
+        .await
+        .context("cannot list the endpoints at Stripe")?;
+    let wanted = event_types::wanted(options.thin);
+    let kind = if options.thin {
+        "event_destination"
+    } else {
+        "webhook_endpoint"
+    };
+    let mut report = SetupReport {
+        action: Action::UpToDate,
+        id: None,
+        kind,
+        url: options.url.clone(),
+        enabled_events: wanted.len(),
+        api_version: (!options.thin).then(|| options.api_version.clone()),
+        findings: None,
+        warnings: Vec::new(),
+        secret_file: None,
+        secret: None,
+    };
+    match find(&remotes, &options.url) {
+        Some(remote) => {
+            let findings = compare(remote, &options.api_version);
+            report.id = Some(remote.id.clone());
+            report.api_version = remote.api_version.clone();
+            if let Some(version) = &findings.other_version {
+                report.warnings.push(format!(
+                    "the endpoint sends events at API version {version}, not the pinned {}; Stripe cannot change an endpoint's version (objects are re-fetched at the pin, so reconciling is not affected): docs/upgrading.md says how to move it",
+                    options.api_version
+                ));
+            }
+            if findings.up_to_date() {
+                report.findings = Some(findings);
+                return Ok(report);
+            }
+            report.findings = Some(findings.clone());
+            if options.dry_run {
+                report.action = Action::WouldUpdate;
+                return Ok(report);
+            }
+            update(client, remote, &options.url, &wanted, findings.disabled).await?;
+            report.action = Action::Updated;
+        }
+        None if options.dry_run => report.action = Action::WouldCreate,
+        None => {
+            let (id, secret) = create(client, options, &wanted).await?;
+            report.id = Some(id);
+            report.secret = secret;
+            report.action = Action::Created;
+            if report.secret.is_none() {
+                report.warnings.push(
+                    "Stripe's answer carried no signing secret: reveal it in the Dashboard (Developers → Webhooks → the endpoint)"
+                        .to_owned(),
+                );
+            }
+        }
+    }
+    Ok(report)
+}
+
+fn check_url(url: &str) -> anyhow::Result<()> {
+    let ok = (url.starts_with("https://") || url.starts_with("http://"))
+        && !url.contains(char::is_whitespace)
+        && url
+            .split_once("://")
+            .is_some_and(|(_, rest)| rest.split('/').next().is_some_and(|host| !host.is_empty()));
+    anyhow::ensure!(
+        ok,
+        "--url {url:?} is not an absolute http(s) URL such as https://hooks.example.com/webhooks/stripe"
+    );
+    if url.starts_with("http://") {
+        tracing::warn!(
+            url,
+            "Stripe delivers live-mode events only to https:// URLs"
+        );
+    }
+    Ok(())
+}
+
+fn metadata() -> Value {
+    json!({ METADATA_KEY: METADATA_VALUE })
+}
+
+const DESCRIPTION: &str = "stripe-hookd: billing events (made by stripe-hookd setup)";
+
+async fn create(
+    client: &StripeClient,
+    options: &SetupOptions,
+    wanted: &[String],
+) -> anyhow::Result<(String, Option<SecretString>)> {
+    let created = if options.thin {
+        let body = json!({
+            "name": "stripe-hookd",
+            "description": DESCRIPTION,
+            "type": "webhook_endpoint",
+            "event_payload": "thin",
+            "enabled_events": wanted,
+            "webhook_endpoint": {"url": options.url},
+            "metadata": metadata(),
+            "include": ["webhook_endpoint.signing_secret"],
+        });
+        client
+            .post_json("/v2/core/event_destinations", &body)
+            .await
+            .context("cannot create the event destination")?
+    } else {
+        let mut form = form_of(&options.url, wanted);
+        form.push(("api_version".to_owned(), options.api_version.clone()));
+        client
+            .post_form("/v1/webhook_endpoints", &form)
+            .await
+            .context("cannot create the webhook endpoint")?
+    };
+    let id = created
+        .json
+        .get("id")
+        .and_then(Value::as_str)
+        .context("Stripe's answer names no id")?
+        .to_owned();
+    let secret = created
+        .json
+        .get("secret")
+        .or_else(|| created.json.pointer("/webhook_endpoint/signing_secret"))
+        .and_then(Value::as_str)
+        .map(|s| SecretString::from(s.to_owned()));
+    Ok((id, secret))
+}
+
+/// The v1 form for `url` and `events` (and our metadata).
+fn form_of(url: &str, events: &[String]) -> Vec<(String, String)> {
+    let mut form = vec![
+        ("url".to_owned(), url.to_owned()),
+        ("description".to_owned(), DESCRIPTION.to_owned()),
+        (
+            format!("metadata[{METADATA_KEY}]"),
+            METADATA_VALUE.to_owned(),
+        ),
+    ];
+    form.extend(
+        events
+            .iter()
+            .map(|e| ("enabled_events[]".to_owned(), e.clone())),
+    );
+    form
+}
+
+async fn update(
+    client: &StripeClient,
+    remote: &Remote,
+    url: &str,
+    wanted: &[String],
+    disabled: bool,
+) -> anyhow::Result<()> {
+    if remote.thin {
+        let body = json!({
+            "description": DESCRIPTION,
+            "enabled_events": wanted,
+            "metadata": metadata(),
+            "webhook_endpoint": {"url": url},
+        });
+        client
+            .post_json(&format!("/v2/core/event_destinations/{}", remote.id), &body)
+            .await
+            .context("cannot update the event destination")?;
+        if disabled {
+            client
+                .post_json(
+                    &format!("/v2/core/event_destinations/{}/enable", remote.id),
+                    &json!({}),
+                )
+                .await
+                .context("cannot enable the event destination")?;
+        }
+    } else {
+        let mut form = form_of(url, wanted);
+        if disabled {
+            form.push(("disabled".to_owned(), "false".to_owned()));
+        }
+        client
+            .post_form(&format!("/v1/webhook_endpoints/{}", remote.id), &form)
+            .await
+            .context("cannot update the webhook endpoint")?;
+    }
+    Ok(())
+}
+
+/// Writes `secret` to `path` with mode 0600 (through a temporary file in
+/// the same directory, renamed over it).
+pub fn write_secret(path: &Path, secret: &SecretString) -> anyhow::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name()
+            .map_or("secret".into(), |n| n.to_string_lossy())
+    ));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(&tmp)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    file.write_all(secret.expose_secret().as_bytes())
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("cannot move the secret into {}", path.display()))?;
+    Ok(())
+}
+
+/// The `setup` command.
+pub fn command(config: &Config, args: SetupArgs) -> anyhow::Result<()> {
+    let options = config.stripe.client_options().context(
+        "no Stripe API key: set STRIPE_API_KEY to a secret key (sk_…) that may write webhook endpoints",
+    )?;
+    let client = StripeClient::new(options)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let setup = SetupOptions {
+        url: args.url.clone(),
+        thin: args.thin,
+        dry_run: args.dry_run,
+        api_version: config.stripe.api_version.clone(),
+    };
+    let mut report = runtime.block_on(run(&client, &setup))?;
+    if let (Some(path), Some(secret)) = (&args.secret_file, &report.secret) {
+        write_secret(path, secret)?;
+        report.secret_file = Some(path.clone());
+    }
+    if args.json {
+        let mut out = serde_json::to_value(&report)?;
+        if report.secret_file.is_none() {
+            if let Some(secret) = &report.secret {
+                out["secret"] = json!(secret.expose_secret());
+            }
+        }
+        println!("{out}");
+        return Ok(());
+    }
+    let what = if args.thin {
+        "event destination (thin events)"
+    } else {
+        "webhook endpoint"
+    };
+    let id = report.id.as_deref().unwrap_or("(new)");
+    match report.action {
+        Action::Created => println!("created the {what} {id} for {}", report.url),
+        Action::Updated => println!("updated the {what} {id} for {}", report.url),
+        Action::UpToDate => println!("the {what} {id} for {} is up to date", report.url),
+        Action::WouldCreate => println!("would create a {what} for {}", report.url),
+        Action::WouldUpdate => println!("would update the {what} {id} for {}", report.url),
+    }
+    if let Some(f) = &report.findings {
+        if !f.missing.is_empty() {
+            println!("  missing event types: {}", f.missing.join(", "));
+        }
+        if f.all_events {
+            println!("  it was subscribed to every event type (*)");
+        }
+        if !f.extra.is_empty() {
+            println!("  event types no handler uses: {}", f.extra.join(", "));
+        }
+        if f.disabled {
+            println!("  it was disabled");
+        }
+    }
+    println!("  {} event types", report.enabled_events);
+    for w in &report.warnings {
+        println!("  warning: {w}");
+    }
+    match (&report.secret, &report.secret_file) {
+        (Some(_), Some(path)) => println!(
+            "  signing secret written to {} (restart the service to load it)",
+            path.display()
+        ),
+        (Some(secret), None) => println!(
+            "  signing secret (shown only now): {}",
+            secret.expose_secret()
+        ),
+        _ => {}
+    }
+    if args.thin {
+        println!(
+            "  set thin = true on this endpoint in the config (catch-up then lists thin events)"
+        );
+    }
+    Ok(())
+}

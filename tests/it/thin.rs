@@ -1,0 +1,435 @@
+//! Thin events (`"object":"v2.core.event"`) through the real intake and
+//! runner against the fake Stripe: routed by `related_object.type`,
+//! fetched as the `context` account, applied once with a snapshot twin,
+//! v2 resources and the ping ignored, a generation failure resynced, and
+//! catch-up listing `/v2/core/events` page by page.
+
+use std::time::Duration;
+
+use diesel::prelude::*;
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use stripe_hookd::reconcile::catchup::{self, CatchUpOptions};
+use stripe_hookd::store::schema::{checkout_sessions, invoices, subscriptions};
+use stripe_hookd::store::{outbox, with_conn, DbConnection};
+use stripe_hookd::stripe::{ClientOptions, StripeClient};
+use stripe_hookd::trigger::Scenario;
+
+use crate::backend_tests;
+use crate::fake_stripe::{v2, FakeStripe, KEY};
+use crate::harness::*;
+
+backend_tests!(
+    a_thin_event_reconciles_the_object_it_names,
+    a_snapshot_event_and_its_thin_twin_apply_once,
+    v2_resources_and_the_ping_are_answered_and_ignored,
+    a_thin_event_is_fetched_as_its_context_account,
+    a_resolved_generation_failure_resyncs_the_object,
+    catch_up_lists_thin_events_page_by_page,
+    a_thin_event_with_a_bad_created_is_refused,
+    an_accounts_v2_customer_links_checkout_without_a_customer_fetch,
+);
+
+async fn setup(backend: Backend) -> (TestDb, FakeStripe, TestApp) {
+    let db = TestDb::new(backend);
+    let fake = FakeStripe::start().await.expect("fake stripe");
+    let app = TestApp::spawn_with(
+        &db,
+        AppOptions::default().stripe(&fake.base_url).config(|c| {
+            c.runner.backoff_base_ms = 1000;
+            c.runner.backoff_max_secs = 10;
+        }),
+    )
+    .await;
+    (db, fake, app)
+}
+
+fn scenario() -> Scenario {
+    Scenario::new(false, API_VERSION)
+}
+
+async fn stored(app: &TestApp, event_id: &str) -> outbox::StoredEvent {
+    let id = event_id.to_owned();
+    app.db(move |c| outbox::get(c, &id).unwrap().expect("stored"))
+        .await
+}
+
+async fn status_of(app: &TestApp, event_id: &str) -> String {
+    stored(app, event_id).await.status.to_string()
+}
+
+/// A local record's `status` (None: no record), for subscriptions and invoices.
+async fn local_status(app: &TestApp, table: &'static str, id: &str) -> Option<String> {
+    let id = id.to_owned();
+    app.db(move |c: &mut DbConnection| {
+        with_conn!(c, c => match table {
+            "subscriptions" => subscriptions::table.filter(subscriptions::id.eq(&id)).select(subscriptions::status.nullable()).first::<Option<String>>(c).optional().unwrap().flatten(),
+            "invoices" => invoices::table.filter(invoices::id.eq(&id)).select(invoices::status).first::<Option<String>>(c).optional().unwrap().flatten(),
+            other => panic!("unknown table {other}"),
+        })
+    })
+    .await
+}
+
+async fn subscription_status(app: &TestApp, id: &str) -> Option<String> {
+    local_status(app, "subscriptions", id).await
+}
+
+async fn a_thin_event_reconciles_the_object_it_names(backend: Backend) {
+    let (_db, fake, app) = setup(backend).await;
+    let s = scenario();
+    fake.customer(&s);
+    fake.subscription(&s, "active");
+    let thin = fake.thin_event("customer.subscription.updated", &s.subscription, None);
+    assert_eq!(thin["object"], "v2.core.event");
+    assert!(thin["created"].is_string(), "created is RFC 3339");
+    let id = app.deliver_ok(&thin).await;
+    let row = stored(&app, &id).await;
+    assert_eq!(row.event_type, "v1.customer.subscription.updated");
+    assert_eq!(row.object_type.as_deref(), Some("subscription"));
+    assert_eq!(row.object_key, s.subscription);
+    assert!(
+        (row.stripe_created - now()).abs() < 3600,
+        "created stored as unix seconds like a snapshot event's: {}",
+        row.stripe_created
+    );
+
+    // An invoice event under a name no list of ours holds: routed by its
+    // related_object.type all the same.
+    fake.invoice(&s, "paid");
+    let mut full = v2::full_event(
+        "v1.invoice.some_future_change",
+        Some(("invoice", &s.invoice)),
+        None,
+    );
+    full["livemode"] = json!(false);
+    let odd = fake.push_thin_event(full);
+    let odd_id = app.deliver_ok(&odd).await;
+
+    let tally = app.runner.run_pending().await.unwrap();
+    assert_eq!(tally.done, 2, "{tally:?}");
+    assert_eq!(status_of(&app, &id).await, "done");
+    assert_eq!(status_of(&app, &odd_id).await, "done");
+    assert_eq!(
+        subscription_status(&app, &s.subscription).await.as_deref(),
+        Some("active")
+    );
+    let invoice_status = local_status(&app, "invoices", &s.invoice).await;
+    assert_eq!(invoice_status.as_deref(), Some("paid"));
+    assert_eq!(
+        fake.count(&format!("/v1/subscriptions/{}", s.subscription)),
+        1
+    );
+    // The thin event's own URL is what was fetched, at the pinned version.
+    let seen = fake.requests();
+    let fetch = seen
+        .iter()
+        .find(|r| r.path == thin["related_object"]["url"].as_str().unwrap())
+        .expect("the related object's URL was fetched");
+    assert_eq!(fetch.version.as_deref(), Some(API_VERSION));
+    app.stop().await;
+    fake.stop().await;
+}
+
+async fn a_snapshot_event_and_its_thin_twin_apply_once(backend: Backend) {
+    let (_db, fake, app) = setup(backend).await;
+    let s = scenario();
+    fake.customer(&s);
+    let sub = fake.subscription(&s, "active");
+    // Waiting together: one group, one fetch, one write, both done.
+    let snapshot = snapshot_event("customer.subscription.updated", sub.clone());
+    let twin = fake.thin_twin(&snapshot);
+    let full = fake
+        .thin_events()
+        .into_iter()
+        .find(|e| e["id"] == twin["id"])
+        .unwrap();
+    assert_eq!(full["snapshot_event"], snapshot["id"]);
+    let snapshot_id = app.deliver_ok(&snapshot).await;
+    let twin_id = app.deliver_ok(&twin).await;
+    assert_eq!(
+        stored(&app, &snapshot_id).await.object_key,
+        stored(&app, &twin_id).await.object_key,
+        "both styles key the same object"
+    );
+    let tally = app.runner.run_pending().await.unwrap();
+    assert_eq!(tally.done, 2, "{tally:?}");
+    assert_eq!(
+        fake.count(&format!("/v1/subscriptions/{}", s.subscription)),
+        1,
+        "one fetch (and one write) serves the snapshot event and its thin twin"
+    );
+    assert_eq!(status_of(&app, &snapshot_id).await, "done");
+    assert_eq!(status_of(&app, &twin_id).await, "done");
+
+    // Processed apart (the twin arrives after the change was applied): the
+    // twin's fetch reads the same current object — no change, no error.
+    fake.update(&s.subscription, |o| o["status"] = json!("past_due"));
+    let snapshot = snapshot_event(
+        "customer.subscription.updated",
+        fake.get(&s.subscription).unwrap(),
+    );
+    let twin = fake.thin_twin(&snapshot);
+    app.deliver_ok(&snapshot).await;
+    app.runner.run_pending().await.unwrap();
+    assert_eq!(
+        subscription_status(&app, &s.subscription).await.as_deref(),
+        Some("past_due")
+    );
+    let twin_id = app.deliver_ok(&twin).await;
+    let tally = app.runner.run_pending().await.unwrap();
+    assert_eq!(tally.done, 1);
+    assert_eq!(status_of(&app, &twin_id).await, "done");
+    assert_eq!(
+        subscription_status(&app, &s.subscription).await.as_deref(),
+        Some("past_due")
+    );
+    app.stop().await;
+    fake.stop().await;
+}
+
+async fn v2_resources_and_the_ping_are_answered_and_ignored(backend: Backend) {
+    let (_db, fake, app) = setup(backend).await;
+    let ping = fake.push_thin_event(v2::full_event(
+        "v2.core.event_destination.ping",
+        Some(("v2.core.event_destination", "ed_test_1")),
+        None,
+    ));
+    let res = app.deliver(&ping.to_string()).await;
+    assert_eq!(res.status(), 200);
+    let account = fake.push_thin_event(v2::full_event(
+        "v2.core.account.updated",
+        Some(("v2.core.account", "acct_1")),
+        None,
+    ));
+    let account_id = app.deliver_ok(&account).await;
+    // A v1 resource we do not reconcile.
+    let product = fake.push_thin_event(v2::full_event(
+        "v1.product.updated",
+        Some(("product", "prod_1")),
+        None,
+    ));
+    let product_id = app.deliver_ok(&product).await;
+    let tally = app.runner.run_pending().await.unwrap();
+    assert_eq!(tally.ignored, 3, "{tally:?}");
+    assert_eq!(
+        status_of(&app, ping["id"].as_str().unwrap()).await,
+        "ignored"
+    );
+    assert_eq!(status_of(&app, &account_id).await, "ignored");
+    assert_eq!(status_of(&app, &product_id).await, "ignored");
+    assert!(
+        fake.requests().is_empty(),
+        "nothing fetched: {:?}",
+        fake.requests()
+    );
+    app.stop().await;
+    fake.stop().await;
+}
+
+async fn a_thin_event_is_fetched_as_its_context_account(backend: Backend) {
+    let (_db, fake, app) = setup(backend).await;
+    let s = scenario();
+    let sub = fake.subscription(&s, "active");
+    fake.remove(&s.subscription);
+    fake.put_in("acct_connected", sub);
+    let thin = fake.thin_event(
+        "customer.subscription.created",
+        &s.subscription,
+        Some("acct_connected"),
+    );
+    assert_eq!(thin["context"], "acct_connected");
+    let id = app.deliver_ok(&thin).await;
+    assert_eq!(
+        stored(&app, &id).await.account.as_deref(),
+        Some("acct_connected")
+    );
+    app.runner.run_pending().await.unwrap();
+    assert_eq!(status_of(&app, &id).await, "done");
+    assert_eq!(
+        subscription_status(&app, &s.subscription).await.as_deref(),
+        Some("active"),
+        "found only as the connected account"
+    );
+    let fetches: Vec<_> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/v1/subscriptions/"))
+        .collect();
+    assert!(!fetches.is_empty());
+    assert!(fetches
+        .iter()
+        .all(|r| r.account.as_deref() == Some("acct_connected")));
+    app.stop().await;
+    fake.stop().await;
+}
+
+async fn a_resolved_generation_failure_resyncs_the_object(backend: Backend) {
+    let (_db, fake, app) = setup(backend).await;
+    let s = scenario();
+    fake.customer(&s);
+    fake.subscription(&s, "active");
+    let mut full = v2::full_event(
+        "v2.core.health.event_generation_failure.resolved",
+        None,
+        None,
+    );
+    full["data"] = json!({
+        "alert_id": "alert_1",
+        "grouping_key": "gk_1",
+        "summary": "Events could not be generated",
+        "resolved_at": v2::rfc3339(now()),
+        "impact": {
+            "context": null,
+            "event_type": "customer.subscription.updated",
+            "related_object": {
+                "id": s.subscription, "type": "subscription",
+                "url": format!("/v1/subscriptions/{}", s.subscription)
+            }
+        }
+    });
+    let notification = fake.push_thin_event(full);
+    assert!(notification.get("data").is_none());
+    let id = app.deliver_ok(&notification).await;
+    assert_eq!(
+        stored(&app, &id).await.object_key,
+        id,
+        "keyed by its own id"
+    );
+    app.runner.run_pending().await.unwrap();
+    assert_eq!(status_of(&app, &id).await, "done");
+    assert_eq!(
+        fake.count(&format!("/v2/core/events/{id}")),
+        1,
+        "the full event was read"
+    );
+    assert_eq!(
+        subscription_status(&app, &s.subscription).await.as_deref(),
+        Some("active"),
+        "the named object was resynced"
+    );
+    app.stop().await;
+    fake.stop().await;
+}
+
+async fn catch_up_lists_thin_events_page_by_page(backend: Backend) {
+    let (_db, fake, app) = setup(backend).await;
+    let s = scenario();
+    fake.customer(&s);
+    let mut ids = Vec::new();
+    for _ in 0..130 {
+        let thin = fake.thin_event("customer.updated", &s.customer, None);
+        ids.push(thin["id"].as_str().unwrap().to_owned());
+    }
+    // Older than Stripe keeps events: not asked for.
+    let mut old = v2::full_event("v1.customer.updated", Some(("customer", &s.customer)), None);
+    old["created"] = json!(v2::rfc3339(now() - 40 * 24 * 3600));
+    let old_id = fake.push_thin_event(old)["id"].as_str().unwrap().to_owned();
+    // One of them was delivered already.
+    let delivered = fake.thin_events()[5].clone();
+    app.deliver_ok(&v2::notification(&delivered)).await;
+
+    let client = StripeClient::new(ClientOptions {
+        api_base: fake.base_url().to_owned(),
+        api_key: SecretString::from(KEY),
+        api_version: API_VERSION.to_owned(),
+        timeout: Duration::from_secs(30),
+        max_retries: 2,
+        requests_per_sec: 1000,
+    })
+    .unwrap();
+    let options = CatchUpOptions {
+        since: 0,
+        only_failed: true,
+        dry_run: false,
+        thin: true,
+    };
+    let report = catchup::run(&client, &app.store, &options).await.unwrap();
+    assert_eq!(report.listed, 130, "{report:?}");
+    assert_eq!(report.already_stored, 1);
+    assert_eq!(report.missing.len(), 129);
+    assert!(!report.missing.contains(&old_id));
+    let pages: Vec<_> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/v2/core/events")
+        .collect();
+    assert_eq!(pages.len(), 2, "two pages of at most 100: {pages:?}");
+    assert!(pages[0].query.contains("created"), "{:?}", pages[0].query);
+    assert!(pages[1].query.contains("page="), "{:?}", pages[1].query);
+    let count = app.count().await;
+    assert_eq!(count, 130);
+    let row = stored(&app, &ids[0]).await;
+    assert_eq!(row.endpoint, catchup::ENDPOINT);
+    assert_eq!(row.object_key, s.customer);
+    // Once more: nothing is missing.
+    let report = catchup::run(&client, &app.store, &options).await.unwrap();
+    assert!(report.missing.is_empty(), "{report:?}");
+    // They are processed like delivered ones (one fetch for the customer).
+    app.runner.run_pending().await.unwrap();
+    assert_eq!(status_of(&app, &ids[0]).await, "done");
+    app.stop().await;
+    fake.stop().await;
+}
+
+async fn a_thin_event_with_a_bad_created_is_refused(backend: Backend) {
+    let (_db, fake, app) = setup(backend).await;
+    let mut bad: Value = v2::notification(&v2::full_event(
+        "v1.customer.updated",
+        Some(("customer", "cus_1")),
+        None,
+    ));
+    bad["created"] = json!(1_700_000_000);
+    let res = app.deliver(&bad.to_string()).await;
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["reason"], "not_an_event");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("RFC 3339"),
+        "{body}"
+    );
+    assert_eq!(app.count().await, 0);
+    app.stop().await;
+    fake.stop().await;
+}
+
+/// Since 2025-12-15.clover a Checkout Session of an Accounts v2 customer
+/// has `customer: null` and `customer_account`: the session links to that
+/// account, and no `/v1/customers/acct_…` fetch is made for it (it would be
+/// recorded as a gone customer).
+async fn an_accounts_v2_customer_links_checkout_without_a_customer_fetch(backend: Backend) {
+    let (_db, fake, app) = setup(backend).await;
+    let s = scenario();
+    fake.subscription(&s, "active");
+    let mut session = fake.checkout_session(&s);
+    session["customer"] = Value::Null;
+    session["customer_account"] = json!("acct_v2customer");
+    fake.put(session);
+    let thin = fake.thin_event("checkout.session.completed", &s.checkout_session, None);
+    assert_eq!(thin["related_object"]["type"], "checkout.session");
+    let id = app.deliver_ok(&thin).await;
+    app.runner.run_pending().await.unwrap();
+    assert_eq!(status_of(&app, &id).await, "done");
+    assert_eq!(fake.count("/v1/customers/"), 0, "{:?}", fake.requests());
+    let session_id = s.checkout_session.clone();
+    let customer = app
+        .db(move |c: &mut DbConnection| {
+            with_conn!(c, c => checkout_sessions::table
+                .filter(checkout_sessions::id.eq(&session_id))
+                .select(checkout_sessions::customer_id)
+                .first::<Option<String>>(c)
+                .unwrap())
+        })
+        .await;
+    assert_eq!(customer.as_deref(), Some("acct_v2customer"));
+    assert_eq!(
+        subscription_status(&app, &s.subscription).await.as_deref(),
+        Some("active"),
+        "the subscription is still fetched"
+    );
+    app.stop().await;
+    fake.stop().await;
+}
