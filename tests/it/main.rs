@@ -17,6 +17,7 @@ mod log_output;
 mod processes;
 mod queue;
 mod reconcile;
+mod reload;
 mod signature_vectors;
 mod simulation;
 mod stripe_client;
