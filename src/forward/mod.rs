@@ -104,14 +104,14 @@ impl Tally {
 struct Target {
     config: Destination,
     slots: Arc<Semaphore>,
-    paused: AtomicBool,
+    paused: Arc<AtomicBool>,
 }
 
 impl Target {
     fn new(config: Destination) -> Arc<Target> {
         Arc::new(Target {
             slots: Arc::new(Semaphore::new(config.max_in_flight)),
-            paused: AtomicBool::new(false),
+            paused: Arc::new(AtomicBool::new(false)),
             config,
         })
     }
@@ -154,8 +154,10 @@ impl Forwarder {
 
     /// Sends to `destinations` from the next claim on (a configuration
     /// reload). Requests under way finish with the settings they started
-    /// with. A destination that keeps its name keeps its pause (410 Gone)
-    /// and, with the same `max_in_flight`, its in-flight slots.
+    /// with. A destination that keeps its name keeps its pause switch (410
+    /// Gone, also when answered by a request under way) and, with the same
+    /// `max_in_flight`, its in-flight slots (a new limit counts from the
+    /// next claim on: requests under way are not counted against it).
     pub fn set_destinations(&self, destinations: Vec<Destination>) {
         let old = self.targets.get();
         let targets = destinations
@@ -168,7 +170,7 @@ impl Forwarder {
                         } else {
                             Arc::new(Semaphore::new(config.max_in_flight))
                         },
-                        paused: AtomicBool::new(t.paused.load(Ordering::Relaxed)),
+                        paused: Arc::clone(&t.paused),
                         config,
                     }),
                     None => Target::new(config),
