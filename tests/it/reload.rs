@@ -133,6 +133,8 @@ async fn wait_for_line(daemon: &Daemon, what: &str, pred: impl Fn(&str) -> bool)
     }
 }
 
+/// The daemon with the admin API on (for `/metrics`), its secrets from
+/// the config file alone.
 fn start(db: &TestDb, file: &Path, contents: &str, notify: &str) -> Daemon {
     std::fs::write(file, contents).expect("write the config file");
     let file = file.to_string_lossy().into_owned();
@@ -141,9 +143,38 @@ fn start(db: &TestDb, file: &Path, contents: &str, notify: &str) -> Daemon {
         &[
             ("STRIPE_HOOKD_CONFIG", file.as_str()),
             ("NOTIFY_SOCKET", notify),
+            ("STRIPE_HOOKD_ADMIN_TOKEN", ADMIN_TOKEN),
         ],
         &["STRIPE_WEBHOOK_SECRET"],
     )
+}
+
+/// The value of one unlabelled metric (or of `name{labels}`) on /metrics.
+async fn metric(client: &reqwest::Client, daemon: &Daemon, series: &str) -> Option<f64> {
+    let deadline = Instant::now() + DEADLINE;
+    let admin = loop {
+        if let Some(addr) = daemon.admin_addr() {
+            break addr;
+        }
+        assert!(Instant::now() < deadline, "no admin address in the log");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    let text = client
+        .get(format!("http://{admin}/metrics"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines().find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
 }
 
 backend_tests!(a_signing_secret_rolls_on_sighup_without_a_failed_request);
@@ -270,9 +301,39 @@ async fn a_bad_config_on_sighup_is_refused_and_the_old_one_serves(backend: Backe
         "a refused reload applies nothing"
     );
 
+    assert_eq!(
+        metric(&client, &daemon, "hookd_config_reload_failures_total").await,
+        Some(2.0)
+    );
+    assert_eq!(
+        metric(&client, &daemon, "hookd_config_last_reload_successful").await,
+        Some(0.0),
+        "the file on disk is not what runs"
+    );
+    let loaded_at = metric(&client, &daemon, "hookd_config_loaded_timestamp_seconds")
+        .await
+        .expect("the load time");
+
     // Fixed again: applied.
     reload(&daemon, notices, &file, &config(&[B], "")).await;
     assert_eq!(deliver(&client, &url, B, "evt_good_b").await, 200);
+    assert_eq!(
+        metric(
+            &client,
+            &daemon,
+            "hookd_config_reloads_total{outcome=\"applied\"}"
+        )
+        .await,
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(&client, &daemon, "hookd_config_last_reload_successful").await,
+        Some(1.0)
+    );
+    let reloaded_at = metric(&client, &daemon, "hookd_config_loaded_timestamp_seconds")
+        .await
+        .expect("the load time");
+    assert!(reloaded_at >= loaded_at, "{reloaded_at} < {loaded_at}");
 }
 
 /// `log.level` from info to warn (an info line is no longer written) and
