@@ -13,6 +13,7 @@ pub mod demo;
 pub mod envelope;
 pub mod forward;
 pub mod intake;
+pub mod live;
 pub mod metrics;
 pub mod queue;
 pub mod reconcile;

@@ -1,4 +1,4 @@
-//! systemd integration: `Type=notify` readiness, stopping, and a watchdog
+//! systemd integration: `Type=notify` readiness, reloading, stopping, and a watchdog
 //! fed only while the job runner's loop is alive. Everything is a no-op when
 //! the daemon does not run under systemd (`NOTIFY_SOCKET` unset).
 
@@ -42,6 +42,31 @@ fn notify(state: &[NotifyState<'_>]) {
 
 /// READY=1: migrations ran and the listeners are bound.
 pub fn ready(status: &str) {
+    notify(&[NotifyState::Ready, NotifyState::Status(status)]);
+}
+
+/// RELOADING=1 with MONOTONIC_USEC: a configuration reload has begun
+/// (systemd shows the unit as "reloading" until [`reloaded`]).
+pub fn reloading() {
+    match NotifyState::monotonic_usec_now() {
+        Ok(now) => notify(&[
+            NotifyState::Reloading,
+            now,
+            NotifyState::Status("reloading the configuration"),
+        ]),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the monotonic clock for MONOTONIC_USEC");
+            notify(&[
+                NotifyState::Reloading,
+                NotifyState::Status("reloading the configuration"),
+            ]);
+        }
+    }
+}
+
+/// READY=1 after a reload, whether it was applied or refused (the service
+/// serves either way); `status` says which.
+pub fn reloaded(status: &str) {
     notify(&[NotifyState::Ready, NotifyState::Status(status)]);
 }
 

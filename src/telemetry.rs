@@ -11,13 +11,19 @@ use std::io::IsTerminal;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::MetadataExt;
 
-use tracing_subscriber::{fmt, prelude::*, EnvFilter};
+use std::sync::OnceLock;
+
+use tracing_subscriber::{fmt, prelude::*, reload, EnvFilter, Registry};
 
 use crate::config::LogFormat;
+
+/// The handle that swaps the installed filter (`log.level` on a reload).
+static FILTER: OnceLock<reload::Handle<EnvFilter, Registry>> = OnceLock::new();
 
 /// Installs the global subscriber. `RUST_LOG` overrides `level`.
 pub fn init(format: LogFormat, level: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let (filter, handle) = reload::Layer::new(filter);
     let registry = tracing_subscriber::registry().with(filter);
     let journald = match format {
         LogFormat::Journald => true,
@@ -50,10 +56,53 @@ pub fn init(format: LogFormat, level: &str) {
     } else {
         registry.with(fmt::layer().with_ansi(colour())).try_init()
     };
-    if let Err(e) = result {
+    match result {
+        Ok(()) => {
+            let _ = FILTER.set(handle);
+        }
         // Tests build several applications in one process.
-        tracing::debug!("logging was already initialised: {e}");
+        Err(e) => tracing::debug!("logging was already initialised: {e}"),
     }
+}
+
+/// What [`set_level`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LevelChange {
+    /// The new filter is in force from the next log line on.
+    Applied,
+    /// `RUST_LOG` is set and wins over `log.level`: nothing changed.
+    RustLogWins,
+    /// This process did not install the subscriber (tests, tools).
+    NotInstalled,
+}
+
+/// A `log.level` that is not a filter, or a subscriber that is gone.
+#[derive(Debug, thiserror::Error)]
+pub enum LevelError {
+    #[error("{level:?} is not a log filter such as \"info\" or \"stripe_hookd=debug\": {source}")]
+    Invalid {
+        level: String,
+        source: tracing_subscriber::filter::ParseError,
+    },
+    #[error("cannot swap the log filter: {0}")]
+    Reload(#[from] reload::Error),
+}
+
+/// Replaces the log filter with `level` (a reload of `log.level`), unless
+/// `RUST_LOG` is set, which wins as it does at start.
+pub fn set_level(level: &str) -> Result<LevelChange, LevelError> {
+    if std::env::var_os("RUST_LOG").is_some() {
+        return Ok(LevelChange::RustLogWins);
+    }
+    let filter = EnvFilter::try_new(level).map_err(|source| LevelError::Invalid {
+        level: level.to_owned(),
+        source,
+    })?;
+    let Some(handle) = FILTER.get() else {
+        return Ok(LevelChange::NotInstalled);
+    };
+    handle.reload(filter)?;
+    Ok(LevelChange::Applied)
 }
 
 /// Whether text lines get terminal colours: only when stdout (where they

@@ -13,6 +13,7 @@
 //! token.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,6 +24,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, ScheduleConfig};
 use crate::forward::Forwarder;
+use crate::intake::EndpointState;
+use crate::live::Live;
 use crate::metrics::Activity;
 use crate::queue::{self, Clock, Handler, Runner};
 use crate::reconcile::ReconcileHandler;
@@ -30,8 +33,10 @@ use crate::store::Store;
 use crate::systemd::{self, Heartbeat};
 
 mod parts;
+pub mod reload;
 
 pub use parts::{open_store, reconcile_handler};
+pub use reload::{Loaded, Reloader};
 
 /// What [`Application::builder`] returns: the config, and optionally the
 /// handler and clock (tests give theirs; the daemon takes the defaults).
@@ -39,6 +44,7 @@ pub struct ApplicationBuilder {
     config: Config,
     handler: Option<Arc<dyn Handler>>,
     clock: Clock,
+    reload: Option<(Option<PathBuf>, Loaded)>,
 }
 
 /// The daemon, built and bound, not yet running.
@@ -54,6 +60,14 @@ pub struct Application {
     schedules: Option<(Arc<ReconcileHandler>, ScheduleConfig)>,
     wake: Arc<Notify>,
     shutdown: CancellationToken,
+    reload_targets: reload::Targets,
+    reload: Option<Hangup>,
+}
+
+/// Reloads on SIGHUP, with the signal installed at build.
+struct Hangup {
+    reloader: Reloader,
+    signal: tokio::signal::unix::Signal,
 }
 
 impl ApplicationBuilder {
@@ -71,13 +85,30 @@ impl ApplicationBuilder {
         self
     }
 
+    /// Reload on SIGHUP: `loaded` is what `config` was loaded as (see
+    /// [`reload::load`]), `path` the `--config` to load again.
+    pub fn reload_on_hangup(mut self, path: Option<PathBuf>, loaded: Loaded) -> Self {
+        self.reload = Some((path, loaded));
+        self
+    }
+
     /// Opens storage, runs migrations and binds the listeners.
     pub async fn build(self) -> anyhow::Result<Application> {
         let ApplicationBuilder {
             mut config,
             handler,
             clock,
+            reload,
         } = self;
+        // First: SIGHUP's default action would end the process.
+        let hangup = match reload {
+            Some(reload) => Some((
+                reload,
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+                    .context("cannot install the SIGHUP handler (reload)")?,
+            )),
+            None => None,
+        };
         if config.endpoints.is_empty() {
             anyhow::bail!(
                 "no webhook endpoint is configured: set STRIPE_WEBHOOK_SECRET=whsec_… (Stripe Dashboard → Developers → Webhooks → Signing secret) or add an [[endpoints]] table to the config file"
@@ -109,12 +140,51 @@ impl ApplicationBuilder {
         let wake = Arc::new(Notify::new());
         let forward_wake = Arc::new(Notify::new());
         let forwarder = parts::forwarder(&config, &store, clock.clone())?;
-        let runner = parts::runner(&config, &store, handler, clock, &forward_wake)?;
-        let intake = parts::intake(&config, &store, [&wake, &forward_wake], &activity)?;
+        // What a reload swaps: the endpoints' secrets, and the destinations
+        // when any was configured at start.
+        let endpoints: Vec<Arc<EndpointState>> = config
+            .endpoints
+            .iter()
+            .cloned()
+            .map(|e| Arc::new(EndpointState::new(e)))
+            .collect();
+        let destinations = forwarder
+            .as_ref()
+            .map(|_| Live::new(config.destinations.clone()));
+        let runner = parts::runner(
+            &config,
+            &store,
+            handler,
+            clock,
+            &forward_wake,
+            destinations.as_ref(),
+        )?;
+        let intake = parts::intake(
+            &config,
+            &store,
+            [&wake, &forward_wake],
+            &activity,
+            &endpoints,
+            destinations.as_ref(),
+        )?;
         let admin = parts::admin(&config, &store, activity, ops.clone())?;
         let schedules = ops
             .filter(|_| config.runner.enabled)
             .map(|ops| (ops, config.schedule.clone()));
+        let reload_targets = reload::Targets {
+            endpoints,
+            destinations: destinations
+                .zip(forwarder.clone())
+                .map(|(cell, forwarder)| reload::DestinationTargets {
+                    cell,
+                    forwarder,
+                    wake: Arc::clone(&forward_wake),
+                }),
+        };
+        let reload = hangup.map(|((path, loaded), signal)| Hangup {
+            reloader: Reloader::new(path, loaded, reload_targets.clone()),
+            signal,
+        });
         Ok(Application {
             intake,
             admin,
@@ -127,6 +197,8 @@ impl ApplicationBuilder {
             schedules,
             wake,
             shutdown: CancellationToken::new(),
+            reload_targets,
+            reload,
         })
     }
 }
@@ -137,6 +209,7 @@ impl Application {
             config,
             handler: None,
             clock: Clock::default(),
+            reload: None,
         }
     }
 
@@ -164,6 +237,11 @@ impl Application {
         self.forwarder.clone()
     }
 
+    /// The parts a configuration reload swaps (for a [`Reloader`]).
+    pub fn reload_targets(&self) -> reload::Targets {
+        self.reload_targets.clone()
+    }
+
     /// Cancel this token to stop the application gracefully.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()
@@ -173,9 +251,12 @@ impl Application {
     /// ends), then stops accepting, lets in-flight requests and events
     /// finish (within the grace period), stops the admin listener and
     /// returns the first error any part ended with.
-    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(mut self) -> anyhow::Result<()> {
         let shutdown = self.shutdown.clone();
         let mut background = self.spawn_background();
+        if let Some(Hangup { reloader, signal }) = self.reload.take() {
+            background.spawn(reloader.run(signal, shutdown.clone()));
+        }
         let intake_handle = self.intake.server.handle();
         let mut intake = tokio::spawn(self.intake.server);
         let admin = self

@@ -1,5 +1,6 @@
 //! One constructor per part of the daemon, each from the config alone plus
-//! the shared pieces it needs (store, wake-up, activity): the intake server,
+//! the shared pieces it needs (store, wake-up, activity, the cells a reload
+//! swaps): the intake server,
 //! the admin server, the job runner, the forwarder and the Stripe-backed
 //! operations.
 
@@ -12,10 +13,11 @@ use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use tokio::sync::Notify;
 
-use crate::config::{After, Config};
+use crate::config::{After, Config, Destination};
 use crate::forward::{self, Forwarder};
 use crate::intake::commit::{CommitOptions, CommitQueue};
 use crate::intake::{self, EndpointState, IntakeState};
+use crate::live::Live;
 use crate::metrics::Activity;
 use crate::queue::{Clock, Handler, Runner};
 use crate::reconcile::{ReconcileHandler, ReconcileOptions};
@@ -68,10 +70,12 @@ pub fn runner(
     handler: Arc<dyn Handler>,
     clock: Clock,
     forward_wake: &Arc<Notify>,
+    destinations: Option<&Live<Vec<Destination>>>,
 ) -> anyhow::Result<Arc<Runner>> {
     let mut runner = Runner::new(store.clone(), handler, config.runner.options(), clock)
         .context("cannot start the job runner")?;
-    if let Some(hook) = forward::hook(&config.destinations, After::Reconciled) {
+    let hook = destinations.map(|d| forward::live_hook(d.clone(), After::Reconciled));
+    if let Some(hook) = hook {
         let wake = Arc::clone(forward_wake);
         runner = runner.with_finish_hook(hook, Arc::new(move || wake.notify_one()));
     }
@@ -115,6 +119,8 @@ pub fn intake(
     store: &Store,
     wakes: [&Arc<Notify>; 2],
     activity: &Activity,
+    endpoints: &[Arc<EndpointState>],
+    destinations: Option<&Live<Vec<Destination>>>,
 ) -> anyhow::Result<Listener> {
     let writers = config.intake.writers.unwrap_or(match store.backend() {
         Backend::Sqlite => 1,
@@ -132,7 +138,7 @@ pub fn intake(
             runner_wake.notify_one();
             forward_wake.notify_one();
         })),
-        forward::hook(&config.destinations, After::Received),
+        destinations.map(|d| forward::live_hook(d.clone(), After::Received)),
     )
     .context("cannot start the intake writer")?;
     let state = web::Data::new(IntakeState {
@@ -143,12 +149,7 @@ pub fn intake(
         retry_after_secs: config.intake.retry_after_secs,
         activity: activity.clone(),
     });
-    let endpoints: Vec<Arc<EndpointState>> = config
-        .endpoints
-        .iter()
-        .cloned()
-        .map(|e| Arc::new(EndpointState::new(e)))
-        .collect();
+    let endpoints = endpoints.to_vec();
     let listener = bind(config.listen, "listen / STRIPE_HOOKD_LISTEN")?;
     let addr = listener.local_addr()?;
     let workers = config.intake.http_workers.unwrap_or_else(|| {

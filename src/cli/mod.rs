@@ -143,16 +143,18 @@ pub fn main() -> ExitCode {
             command,
         ));
     }
-    let config = match config::load(cli.config.as_deref()) {
-        Ok(config) => config,
+    // Loaded as a reload compares against (`serve` reloads on SIGHUP).
+    let loaded = match app::reload::load(cli.config.as_deref()) {
+        Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("stripe-hookd: {e}");
             return ExitCode::from(2);
         }
     };
+    let config = loaded.config.clone();
     telemetry::init(config.log.format, &config.log.level);
     let result = match cli.command {
-        Command::Serve => serve(config),
+        Command::Serve => serve(loaded, cli.config),
         Command::Migrate { dry_run: false } => migrate(&config),
         Command::Migrate { dry_run: true } => backup::migrate_dry_run(&config),
         Command::Backup { path } => backup::backup(&config, &path),
@@ -190,11 +192,12 @@ fn finish(result: anyhow::Result<()>) -> ExitCode {
     }
 }
 
-fn serve(config: Config) -> anyhow::Result<()> {
+fn serve(loaded: app::Loaded, path: Option<PathBuf>) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(app::serve(Application::builder(config)))
+    let builder = Application::builder(loaded.config.clone()).reload_on_hangup(path, loaded);
+    runtime.block_on(app::serve(builder))
 }
 
 fn migrate(config: &Config) -> anyhow::Result<()> {

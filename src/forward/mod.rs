@@ -28,6 +28,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{After, Destination};
+use crate::live::Live;
 use crate::queue::{backoff, Clock};
 use crate::store::deliveries::{self, Delivery, EventHook, Outcome};
 use crate::store::{Store, StoreError};
@@ -62,6 +63,24 @@ pub fn hook(destinations: &[Destination], after: After) -> Option<EventHook> {
     }))
 }
 
+/// [`hook`] over destinations that a configuration reload may replace
+/// (`app::reload`): each transaction records deliveries for the
+/// destinations configured when it runs.
+pub fn live_hook(destinations: Live<Vec<Destination>>, after: After) -> EventHook {
+    Arc::new(move |tx, events, now| {
+        let destinations = destinations.get();
+        for event in events {
+            for d in destinations
+                .iter()
+                .filter(|d| d.after == after && d.wants(&event.event_type))
+            {
+                deliveries::insert(tx, &d.name, event, now)?;
+            }
+        }
+        Ok(())
+    })
+}
+
 /// How the attempts of one round ended.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Tally {
@@ -85,14 +104,25 @@ impl Tally {
 struct Target {
     config: Destination,
     slots: Arc<Semaphore>,
-    paused: AtomicBool,
+    paused: Arc<AtomicBool>,
+}
+
+impl Target {
+    fn new(config: Destination) -> Arc<Target> {
+        Arc::new(Target {
+            slots: Arc::new(Semaphore::new(config.max_in_flight)),
+            paused: Arc::new(AtomicBool::new(false)),
+            config,
+        })
+    }
 }
 
 /// Claims deliveries and sends them. Shared by the background task
 /// ([`Forwarder::run`]) and [`Forwarder::run_pending`].
 pub struct Forwarder {
     store: Store,
-    targets: Vec<Arc<Target>>,
+    /// Replaced by [`Forwarder::set_destinations`] on a reload.
+    targets: Live<Vec<Arc<Target>>>,
     client: reqwest::Client,
     options: ForwardOptions,
     clock: Clock,
@@ -111,19 +141,10 @@ impl Forwarder {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("stripe-hookd/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        let targets = destinations
-            .into_iter()
-            .map(|config| {
-                Arc::new(Target {
-                    slots: Arc::new(Semaphore::new(config.max_in_flight)),
-                    paused: AtomicBool::new(false),
-                    config,
-                })
-            })
-            .collect();
+        let targets = destinations.into_iter().map(Target::new).collect();
         Ok(Forwarder {
             store,
-            targets,
+            targets: Live::new(targets),
             client,
             options,
             clock,
@@ -131,9 +152,38 @@ impl Forwarder {
         })
     }
 
+    /// Sends to `destinations` from the next claim on (a configuration
+    /// reload). Requests under way finish with the settings they started
+    /// with. A destination that keeps its name keeps its pause switch (410
+    /// Gone, also when answered by a request under way) and, with the same
+    /// `max_in_flight`, its in-flight slots (a new limit counts from the
+    /// next claim on: requests under way are not counted against it).
+    pub fn set_destinations(&self, destinations: Vec<Destination>) {
+        let old = self.targets.get();
+        let targets = destinations
+            .into_iter()
+            .map(
+                |config| match old.iter().find(|t| t.config.name == config.name) {
+                    Some(t) => Arc::new(Target {
+                        slots: if t.config.max_in_flight == config.max_in_flight {
+                            Arc::clone(&t.slots)
+                        } else {
+                            Arc::new(Semaphore::new(config.max_in_flight))
+                        },
+                        paused: Arc::clone(&t.paused),
+                        config,
+                    }),
+                    None => Target::new(config),
+                },
+            )
+            .collect();
+        self.targets.set(targets);
+    }
+
     /// Whether the destination is paused (it answered 410 Gone).
     pub fn is_paused(&self, destination: &str) -> bool {
         self.targets
+            .get()
             .iter()
             .any(|t| t.config.name == destination && t.paused.load(Ordering::Relaxed))
     }
@@ -162,7 +212,7 @@ impl Forwarder {
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
         tracing::info!(
-            destinations = self.targets.len(),
+            destinations = self.targets.get().len(),
             worker = %self.worker_id,
             "forwarder started"
         );
@@ -188,7 +238,7 @@ impl Forwarder {
     /// For each destination not paused: claims as many deliveries as it has
     /// free slots and starts them.
     async fn claim_into(self: &Arc<Self>, tasks: &mut JoinSet<Tally>) -> Result<(), StoreError> {
-        for target in &self.targets {
+        for target in self.targets.get().iter() {
             if target.paused.load(Ordering::Relaxed) {
                 continue;
             }

@@ -16,11 +16,12 @@ use std::time::{Duration, Instant};
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
 use crate::config::Endpoint;
 use crate::envelope;
+use crate::live::Live;
 use crate::store::outbox::Inserted;
 use crate::store::{now_ms, EpochMs, Store};
 use commit::{CommitError, CommitQueue};
@@ -45,21 +46,32 @@ pub struct IntakeState {
     pub activity: crate::metrics::Activity,
 }
 
-/// One configured webhook endpoint, as the handler sees it.
+/// One configured webhook endpoint, as the handler sees it. Its signing
+/// secrets sit in a [`Live`] cell that a configuration reload replaces
+/// (`app::reload`); the rest of the endpoint is fixed at start.
 pub struct EndpointState {
     pub endpoint: Endpoint,
-    secrets: Vec<Vec<u8>>,
+    secrets: Live<Vec<Vec<u8>>>,
 }
 
 impl EndpointState {
     pub fn new(endpoint: Endpoint) -> Self {
-        let secrets = endpoint
-            .secrets
-            .iter()
-            .map(|s| s.expose_secret().as_bytes().to_vec())
-            .collect();
+        let secrets = Live::new(secret_bytes(&endpoint.secrets));
         EndpointState { endpoint, secrets }
     }
+
+    /// Verifies with `secrets` from the next request on; requests under
+    /// way finish with the secrets they started with.
+    pub fn set_secrets(&self, secrets: &[SecretString]) {
+        self.secrets.set(secret_bytes(secrets));
+    }
+}
+
+fn secret_bytes(secrets: &[SecretString]) -> Vec<Vec<u8>> {
+    secrets
+        .iter()
+        .map(|s| s.expose_secret().as_bytes().to_vec())
+        .collect()
 }
 
 /// A refusal: its status, a stable reason code and a message in the SDKs' words.
@@ -286,7 +298,7 @@ async fn accept(
     let verified = signature::verify(
         header_value,
         &body,
-        &ep.secrets,
+        ep.secrets.get().as_slice(),
         now_ms() / 1000,
         ep.endpoint.tolerance_secs,
     )

@@ -12,7 +12,8 @@ use stripe_hookd::app::{self, Application};
 use stripe_hookd::queue::test_hooks::EffectsHandler;
 
 fn main() -> anyhow::Result<()> {
-    let config = stripe_hookd::config::load(None)?;
+    let loaded = app::reload::load(None)?;
+    let config = loaded.config.clone();
     stripe_hookd::telemetry::init(config.log.format, &config.log.level);
     let delay = match std::env::var("HOOKD_TEST_HANDLER_DELAY_MS") {
         Ok(ms) => Duration::from_millis(ms.parse().context("HOOKD_TEST_HANDLER_DELAY_MS")?),
@@ -25,5 +26,9 @@ fn main() -> anyhow::Result<()> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
-        .block_on(app::serve(Application::builder(config).handler(handler)))
+        .block_on(app::serve(
+            Application::builder(config)
+                .handler(handler)
+                .reload_on_hangup(None, loaded),
+        ))
 }

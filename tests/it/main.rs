@@ -18,6 +18,7 @@ mod log_output;
 mod processes;
 mod queue;
 mod reconcile;
+mod reload;
 mod setup;
 mod signature_vectors;
 mod simulation;

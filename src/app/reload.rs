@@ -1,0 +1,502 @@
+//! Reload without restart: on SIGHUP (`systemctl reload stripe-hookd`) the
+//! configuration is loaded again, by the same loader as at start (defaults →
+//! file → environment → credentials), checked, and applied:
+//!
+//! ```text
+//! SIGHUP ─▶ RELOADING=1 ─▶ load + validate ─▶ compare with what runs
+//!             │                 │ error               │ a fixed key changed
+//!             │                 ▼                     ▼
+//!             │            refused: error log with the fix, the old
+//!             │            configuration stays, reload failure counted
+//!             ▼ ok
+//!   log.level ─▶ endpoints' signing secrets ─▶ destinations ─▶ READY=1
+//! ```
+//!
+//! What reloads: each endpoint's signing secrets (`[[endpoints]] secrets`,
+//! `webhook_secret`), the destinations (the list, urls, secrets, headers,
+//! event filters and every other destination key) and `log.level`. Each
+//! sits in a [`Live`] cell: a request or delivery under way finishes with
+//! the values it started with, the next one takes the new ones, and no
+//! listener or connection is touched.
+//!
+//! What does not: everything else (listeners, database, Stripe API key,
+//! admin token, intake, runner, forward, schedule, log format) and an
+//! endpoint's path, name, mode and tolerance. A change to any of them is
+//! refused with the keys named; the operator reverts it or restarts.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use figment::value::{Dict, Value};
+use figment::Figment;
+use secrecy::ExposeSecret;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{self, Config, ConfigError, Destination, Endpoint};
+use crate::forward::Forwarder;
+use crate::intake::EndpointState;
+use crate::live::Live;
+use crate::systemd;
+use crate::telemetry::{self, LevelChange, LevelError};
+
+/// Reloads, by outcome (`applied`, `refused`).
+pub const RELOADS: &str = "hookd_config_reloads_total";
+/// Reloads refused (an invalid file, or a key that needs a restart).
+pub const RELOAD_FAILURES: &str = "hookd_config_reload_failures_total";
+/// When the configuration in force was loaded (start or last applied reload).
+pub const LOADED_AT: &str = "hookd_config_loaded_timestamp_seconds";
+/// 1 when the last reload was applied (or none was tried), 0 when refused.
+pub const LAST_RELOAD_OK: &str = "hookd_config_last_reload_successful";
+
+/// The keys a reload applies. Every other key of the merged configuration
+/// must stay as it was at start.
+const RELOADABLE: &[&str] = &["webhook_secret", "endpoints", "destinations", "log.level"];
+
+/// A loaded, validated configuration with the merged values of its fixed
+/// keys (to tell what a reload would change).
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Config,
+    fixed: Dict,
+}
+
+/// Loads the configuration like [`config::load`], keeping what a reload
+/// compares against.
+pub fn load(path: Option<&Path>) -> Result<Loaded, ConfigError> {
+    Loaded::from_figment(config::figment(path)?)
+}
+
+impl Loaded {
+    /// Validates `fig` (which starts from [`config::defaults`]).
+    pub fn from_figment(fig: Figment) -> Result<Loaded, ConfigError> {
+        let config = config::from_figment(fig.clone())?;
+        let mut fixed: Dict = fig.extract().map_err(Box::new)?;
+        for key in RELOADABLE {
+            remove(&mut fixed, key);
+        }
+        Ok(Loaded { config, fixed })
+    }
+}
+
+fn remove(dict: &mut Dict, dotted: &str) {
+    match dotted.split_once('.') {
+        None => {
+            dict.remove(dotted);
+        }
+        Some((head, rest)) => {
+            if let Some(Value::Dict(_, inner)) = dict.get_mut(head) {
+                remove(inner, rest);
+            }
+        }
+    }
+}
+
+/// Why a reload was refused; the configuration in force stays.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("{0}")]
+    Invalid(#[from] ConfigError),
+    #[error("{} cannot change without a restart", keys.join(", "))]
+    NeedsRestart { keys: Vec<String> },
+    #[error("log.level: {0}")]
+    Level(#[from] LevelError),
+}
+
+impl ReloadError {
+    /// What the operator does about it.
+    pub fn fix(&self) -> &'static str {
+        match self {
+            ReloadError::Invalid(_) | ReloadError::Level(_) => {
+                "fix the configuration and run `systemctl reload stripe-hookd` again (`stripe-hookd check` shows every problem)"
+            }
+            ReloadError::NeedsRestart { .. } => {
+                "revert these keys and reload again, or apply them with `systemctl restart stripe-hookd` (a restart drops no event Stripe was answered 2xx for)"
+            }
+        }
+    }
+}
+
+/// The parts of the running daemon that a reload swaps.
+#[derive(Clone)]
+pub struct Targets {
+    /// Every endpoint, in configuration order.
+    pub endpoints: Vec<Arc<EndpointState>>,
+    /// `None` when no destination was configured at start (then no
+    /// forwarder runs and adding one needs a restart).
+    pub destinations: Option<DestinationTargets>,
+}
+
+#[derive(Clone)]
+pub struct DestinationTargets {
+    /// What the intake's and runner's delivery hooks read.
+    pub cell: Live<Vec<Destination>>,
+    pub forwarder: Arc<Forwarder>,
+    pub wake: Arc<Notify>,
+}
+
+/// What a reload would change, or why it cannot.
+pub fn plan(current: &Loaded, new: &Loaded, can_forward: bool) -> Result<Vec<String>, ReloadError> {
+    let mut fixed = Vec::new();
+    diff(&current.fixed, &new.fixed, "", &mut fixed);
+    let (old_eps, new_eps) = (&current.config.endpoints, &new.config.endpoints);
+    if old_eps.len() != new_eps.len() || old_eps.iter().zip(new_eps).any(|(a, b)| a.path != b.path)
+    {
+        fixed.push(format!(
+            "the endpoints' paths (were {}, now {})",
+            paths(old_eps),
+            paths(new_eps)
+        ));
+    } else {
+        for (a, b) in old_eps.iter().zip(new_eps) {
+            for (field, same) in [
+                ("name", a.name == b.name),
+                ("mode", a.mode == b.mode),
+                ("tolerance_secs", a.tolerance_secs == b.tolerance_secs),
+            ] {
+                if !same {
+                    fixed.push(format!("endpoint {}: {field}", a.path));
+                }
+            }
+        }
+    }
+    let (old_dests, new_dests) = (&current.config.destinations, &new.config.destinations);
+    if !can_forward && !new_dests.is_empty() {
+        fixed.push("destinations (none was configured at start: the first one needs a restart to start the forwarder)".to_owned());
+    }
+    if !fixed.is_empty() {
+        return Err(ReloadError::NeedsRestart { keys: fixed });
+    }
+
+    let mut changes = Vec::new();
+    for (a, b) in old_eps.iter().zip(new_eps) {
+        if secrets(&a.secrets) != secrets(&b.secrets) {
+            changes.push(format!(
+                "endpoint {}: {} signing secret(s)",
+                b.name,
+                b.secrets.len()
+            ));
+        }
+    }
+    for d in new_dests {
+        match old_dests.iter().find(|o| o.name == d.name) {
+            None => changes.push(format!("destination {}: added", d.name)),
+            Some(o) if fingerprint(o) != fingerprint(d) => {
+                changes.push(format!("destination {}: changed", d.name));
+            }
+            Some(_) => {}
+        }
+    }
+    for o in old_dests {
+        if !new_dests.iter().any(|d| d.name == o.name) {
+            changes.push(format!("destination {}: removed", o.name));
+        }
+    }
+    if current.config.log.level != new.config.log.level {
+        changes.push(format!("log.level: {}", new.config.log.level));
+    }
+    Ok(changes)
+}
+
+/// The dotted keys whose merged values differ.
+fn diff(old: &Dict, new: &Dict, prefix: &str, out: &mut Vec<String>) {
+    let keys: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    for key in keys {
+        let dotted = format!("{prefix}{key}");
+        match (old.get(key), new.get(key)) {
+            (Some(Value::Dict(_, a)), Some(Value::Dict(_, b))) => {
+                diff(a, b, &format!("{dotted}."), out);
+            }
+            (a, b) if a != b => out.push(dotted),
+            _ => {}
+        }
+    }
+}
+
+fn paths(endpoints: &[Endpoint]) -> String {
+    let paths: Vec<&str> = endpoints.iter().map(|e| e.path.as_str()).collect();
+    paths.join(" ")
+}
+
+fn secrets(secrets: &[secrecy::SecretString]) -> Vec<&str> {
+    secrets.iter().map(|s| s.expose_secret()).collect()
+}
+
+/// Everything of a destination, secrets included, to tell a change.
+fn fingerprint(d: &Destination) -> String {
+    let headers: Vec<(&String, &str)> = d
+        .headers
+        .iter()
+        .map(|(k, v)| (k, v.expose_secret()))
+        .collect();
+    format!("{d:?} {} {headers:?}", d.secret.expose_secret())
+}
+
+/// Applies reloads to the running daemon.
+pub struct Reloader {
+    path: Option<PathBuf>,
+    current: Loaded,
+    targets: Targets,
+    /// [`load`]; unit tests load without the process environment.
+    loader: fn(Option<&Path>) -> Result<Loaded, ConfigError>,
+}
+
+impl Reloader {
+    /// `current` is what the daemon runs with; `path` the `--config` it
+    /// was started with (`None`: the default file when it exists).
+    pub fn new(path: Option<PathBuf>, current: Loaded, targets: Targets) -> Reloader {
+        metrics::gauge!(LOADED_AT).set(crate::store::now_ms() as f64 / 1000.0);
+        metrics::gauge!(LAST_RELOAD_OK).set(1.0);
+        Reloader {
+            path,
+            current,
+            targets,
+            loader: load,
+        }
+    }
+
+    /// Loads the configuration again and applies it, or refuses it and
+    /// leaves everything as it was. Returns what changed.
+    pub fn reload(&mut self) -> Result<Vec<String>, ReloadError> {
+        let new = (self.loader)(self.path.as_deref())?;
+        let changes = plan(&self.current, &new, self.targets.destinations.is_some())?;
+        // The only step that can fail goes first, so a failure changes nothing.
+        match telemetry::set_level(&new.config.log.level)? {
+            LevelChange::RustLogWins if self.current.config.log.level != new.config.log.level => {
+                tracing::warn!("log.level changed but RUST_LOG is set and wins: unset it (and restart) to use log.level");
+            }
+            _ => {}
+        }
+        for (state, endpoint) in self.targets.endpoints.iter().zip(&new.config.endpoints) {
+            state.set_secrets(&endpoint.secrets);
+        }
+        if let Some(d) = &self.targets.destinations {
+            d.cell.set(new.config.destinations.clone());
+            d.forwarder
+                .set_destinations(new.config.destinations.clone());
+            d.wake.notify_one();
+        }
+        self.current = new;
+        Ok(changes)
+    }
+
+    /// One reload as SIGHUP runs it: systemd told, the outcome logged and
+    /// counted. Returns whether it was applied.
+    pub fn reload_and_report(&mut self) -> bool {
+        let started = Instant::now();
+        let config = self
+            .path
+            .as_deref()
+            .unwrap_or(Path::new(config::DEFAULT_CONFIG_PATH))
+            .display()
+            .to_string();
+        tracing::info!(config = %config, "reloading the configuration");
+        systemd::reloading();
+        // Loading reads a few small files: quick enough for the reactor.
+        let result = self.reload();
+        let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+        match result {
+            Ok(changes) => {
+                metrics::counter!(RELOADS, "outcome" => "applied").increment(1);
+                metrics::gauge!(LOADED_AT).set(crate::store::now_ms() as f64 / 1000.0);
+                metrics::gauge!(LAST_RELOAD_OK).set(1.0);
+                let changes = if changes.is_empty() {
+                    "nothing".to_owned()
+                } else {
+                    changes.join("; ")
+                };
+                tracing::info!(config = %config, changes = %changes, duration_ms, "configuration reloaded");
+                systemd::reloaded("accepting webhooks; configuration reloaded");
+                true
+            }
+            Err(e) => {
+                metrics::counter!(RELOADS, "outcome" => "refused").increment(1);
+                metrics::counter!(RELOAD_FAILURES).increment(1);
+                metrics::gauge!(LAST_RELOAD_OK).set(0.0);
+                tracing::error!(
+                    config = %config,
+                    error = %e,
+                    fix = e.fix(),
+                    duration_ms,
+                    "configuration reload refused, still running with the previous configuration: {e}; {}",
+                    e.fix()
+                );
+                systemd::reloaded("accepting webhooks; the last reload was refused (see the log)");
+                false
+            }
+        }
+    }
+
+    /// Reloads on every SIGHUP until `shutdown`. `hangup` is installed
+    /// before the daemon says it is ready (SIGHUP's default would end it).
+    pub async fn run(
+        mut self,
+        mut hangup: tokio::signal::unix::Signal,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                got = hangup.recv() => {
+                    if got.is_none() {
+                        return Ok(());
+                    }
+                    tracing::info!(signal = "SIGHUP", "signal received");
+                    self.reload_and_report();
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use figment::providers::{Format, Toml};
+
+    use super::*;
+
+    const A: &str = "whsec_aaaaaaaa";
+    const B: &str = "whsec_bbbbbbbb";
+
+    fn loaded(toml: &str) -> Loaded {
+        Loaded::from_figment(config::defaults().merge(Toml::string(toml))).expect("valid config")
+    }
+
+    fn endpoint(secrets: &str) -> String {
+        format!(
+            "[[endpoints]]\npath = \"/webhooks/stripe\"\nmode = \"test\"\nsecrets = [{secrets}]\n"
+        )
+    }
+
+    #[test]
+    fn secrets_destinations_and_the_log_level_reload() {
+        let old = loaded(&endpoint(&format!("\"{A}\"")));
+        let new = loaded(&format!(
+            "{}[log]\nlevel = \"debug\"\n",
+            endpoint(&format!("\"{A}\", \"{B}\""))
+        ));
+        let changes = plan(&old, &new, true).expect("reloadable");
+        assert_eq!(
+            changes,
+            vec![
+                "endpoint /webhooks/stripe: 2 signing secret(s)".to_owned(),
+                "log.level: debug".to_owned()
+            ]
+        );
+        assert_eq!(plan(&old, &old, true).expect("same"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_destination_added_changed_or_removed_is_named() {
+        let dest = |name: &str, url: &str, secret: &str| {
+            format!("[[destinations]]\nname = \"{name}\"\nurl = \"{url}\"\nsecret = \"{secret}\"\n")
+        };
+        let ep = endpoint(&format!("\"{A}\""));
+        let old = loaded(&format!(
+            "{ep}{}{}",
+            dest("app", "http://127.0.0.1:1/a", "whsec_app1"),
+            dest("gone", "http://127.0.0.1:1/g", "whsec_gone")
+        ));
+        let new = loaded(&format!(
+            "{ep}{}{}",
+            dest("app", "http://127.0.0.1:1/a", "whsec_app2"),
+            dest("new", "http://127.0.0.1:1/n", "whsec_new1")
+        ));
+        let changes = plan(&old, &new, true).expect("reloadable");
+        assert_eq!(
+            changes,
+            vec![
+                "destination app: changed".to_owned(),
+                "destination new: added".to_owned(),
+                "destination gone: removed".to_owned(),
+            ],
+            "a changed secret alone counts as a change"
+        );
+        let none = loaded(&ep);
+        match plan(&none, &new, false) {
+            Err(ReloadError::NeedsRestart { keys }) => {
+                assert!(keys[0].starts_with("destinations"), "{keys:?}");
+            }
+            other => panic!("the first destination needs a restart: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn fixed_keys_are_refused_by_name_secrets_included() {
+        let ep = endpoint(&format!("\"{A}\""));
+        let old = loaded(&format!(
+            "listen = \"127.0.0.1:8080\"\n{ep}[stripe]\napi_key = \"sk_test_one\"\n"
+        ));
+        let new = loaded(&format!(
+            "listen = \"127.0.0.1:8081\"\n{ep}[stripe]\napi_key = \"sk_test_two\"\n[intake]\nmax_batch = 7\n"
+        ));
+        match plan(&old, &new, true) {
+            Err(ReloadError::NeedsRestart { keys }) => assert_eq!(
+                keys,
+                vec!["intake.max_batch", "listen", "stripe.api_key"],
+                "every changed fixed key, the API key (a secret) too"
+            ),
+            other => panic!("refused: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_endpoints_path_or_mode_is_fixed() {
+        let old = loaded(&endpoint(&format!("\"{A}\"")));
+        let moved = loaded(&format!(
+            "[[endpoints]]\npath = \"/hooks\"\nmode = \"test\"\nsecrets = [\"{A}\"]\n"
+        ));
+        let live = loaded(&format!(
+            "[[endpoints]]\npath = \"/webhooks/stripe\"\nmode = \"live\"\nsecrets = [\"{A}\"]\n"
+        ));
+        for (new, want) in [
+            (moved, "the endpoints' paths"),
+            (live, "endpoint /webhooks/stripe: mode"),
+        ] {
+            match plan(&old, &new, true) {
+                Err(ReloadError::NeedsRestart { keys }) => {
+                    assert!(keys[0].starts_with(want), "{keys:?}");
+                }
+                other => panic!("refused: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn an_invalid_file_is_refused_with_the_key_to_fix() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, endpoint(&format!("\"{A}\""))).expect("write");
+        // The file over the defaults, without the process environment.
+        fn file_only(path: Option<&Path>) -> Result<Loaded, ConfigError> {
+            let path = path.expect("a path");
+            Loaded::from_figment(config::defaults().merge(Toml::file_exact(path)))
+        }
+        let current = file_only(Some(&path)).expect("valid");
+        let state = Arc::new(EndpointState::new(current.config.endpoints[0].clone()));
+        let mut reloader = Reloader::new(
+            Some(path.clone()),
+            current,
+            Targets {
+                endpoints: vec![Arc::clone(&state)],
+                destinations: None,
+            },
+        );
+        reloader.loader = file_only;
+        std::fs::write(&path, endpoint("\"sk_test_oops\"")).expect("write");
+        let error = reloader.reload().expect_err("refused");
+        assert!(
+            error.to_string().contains("endpoints[0].secrets[0]"),
+            "{error}"
+        );
+        assert!(!reloader.reload_and_report(), "reported as refused");
+
+        std::fs::write(&path, endpoint(&format!("\"{B}\""))).expect("write");
+        let changes = reloader.reload().expect("applied");
+        assert_eq!(
+            changes,
+            vec!["endpoint /webhooks/stripe: 1 signing secret(s)"]
+        );
+    }
+}
