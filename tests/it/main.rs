@@ -5,6 +5,7 @@
 
 mod admin;
 mod admin_ops;
+mod browser;
 mod daemon;
 mod fake_stripe;
 mod fetch_errors;
