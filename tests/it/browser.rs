@@ -673,3 +673,90 @@ async fn the_inspector_in_a_real_browser() {
     drop(driver);
     app.stop().await;
 }
+
+/// Signs in through the page with the admin token.
+async fn sign_in(client: &Client, home: &str) -> Step {
+    client.goto(home).await?;
+    element(client, "#token")
+        .await?
+        .send_keys(&format!("{ADMIN_TOKEN}\u{E007}"))
+        .await?;
+    element(client, "#events table, #events p").await?;
+    Ok(())
+}
+
+/// A customer's page (subscription, access now, its events), then a drift
+/// sweep's dry run that reports what changed at Stripe, and the health strip.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_object_and_sweep_views_in_a_real_browser() {
+    use crate::fake_stripe::FakeStripe;
+    use stripe_hookd::trigger::scenario::Scenario;
+
+    let _one_at_a_time = BROWSER.lock().await;
+    let Some(driver) = driver().await else {
+        return;
+    };
+    let db = TestDb::new(Backend::Sqlite);
+    let fake = FakeStripe::start().await.expect("fake stripe");
+    let app = TestApp::spawn_with(&db, AppOptions::default().admin().stripe(fake.base_url())).await;
+    let s = Scenario::new(false, API_VERSION);
+    fake.customer(&s);
+    let sub = fake.subscription(&s, "active");
+    app.deliver_ok(&snapshot_event("customer.subscription.created", sub))
+        .await;
+    app.deliver_ok(&snapshot_event(
+        "customer.created",
+        fake.get(&s.customer).unwrap(),
+    ))
+    .await;
+    app.runner.run_pending().await.unwrap();
+    let client = browser(&driver).await;
+    let home = app.admin_url("/");
+
+    scenario("object_and_sweep", &client, || async {
+        sign_in(&client, &home).await?;
+        until("the health strip", || async {
+            Ok(text_of(&client, "#health").await?.contains("done 2"))
+        })
+        .await?;
+        client
+            .goto(&format!("{home}#/object/{}", s.customer))
+            .await?;
+        until("the customer's subscription and access", || async {
+            let page = text_of(&client, "#view").await?;
+            Ok(page.contains(&s.subscription)
+                && page.contains("Access now")
+                && page.contains("customer.subscription.created"))
+        })
+        .await?;
+        let access = text_of(&client, "#view table").await?;
+        anyhow::ensure!(
+            access.contains(&s.product) && access.contains("yes"),
+            "{access}"
+        );
+
+        // The upgrade happened at Stripe; the event never arrived.
+        fake.update(&s.subscription, |v| {
+            let item = &mut v["items"]["data"][0];
+            item["price"]["id"] = json!("price_upgraded");
+            item["price"]["product"] = json!("prod_upgraded");
+        });
+        client
+            .find(Locator::Css("#nav a[href='#/sweep']"))
+            .await?
+            .click()
+            .await?;
+        click_button(&client, "main", "Dry run").await?;
+        until("the sweep's drift", || async {
+            let out = text_of(&client, "#sweep").await?;
+            Ok(out.contains("done") && out.contains("prod_upgraded"))
+        })
+        .await?;
+        Ok(())
+    })
+    .await;
+    client.close().await.expect("the browser closes");
+    drop(driver);
+    app.stop().await;
+    fake.stop().await;
+}

@@ -387,7 +387,7 @@ function objectView(view, id, current) {
     const money = (n, c) => n === null || n === undefined ? "—" : (n / 100).toFixed(2) + " " + (c || "").toUpperCase();
     const drift = h("div", { class: "drift" });
     const cus = d.customer;
-    out.replaceChildren(
+    out.replaceChildren(...[
       cus ? h("dl", { class: "facts" }, h("dt", {}, "Customer"), h("dd", {}, cus.id),
         h("dt", {}, "Email"), h("dd", {}, cus.email || "—"), h("dt", {}, "Name"), h("dd", {}, cus.name || "—"),
         cus.deleted ? [h("dt", {}, "Deleted"), h("dd", {}, "yes")] : null) : null,
@@ -415,7 +415,7 @@ function objectView(view, id, current) {
       h("h2", {}, "Events that touched it"),
       table(["Event", "Type", "Object", "Status", "Received"], d.events.map((e) => h("tr", {},
         h("td", {}, eventLink(e.event_id)), h("td", {}, e.event_type), h("td", {}, e.object_id || "—"),
-        h("td", {}, badge(e.status)), h("td", {}, time(e.received_at))))));
+        h("td", {}, badge(e.status)), h("td", {}, time(e.received_at)))))].flat().filter(Boolean));
   })();
 }
 
