@@ -153,6 +153,11 @@ async fn login(
     let peer = req
         .peer_addr()
         .map_or(IpAddr::from([0, 0, 0, 0]), |p| p.ip());
+    // The limiter keeps one entry per address seen; forget the idle ones
+    // before they add up.
+    if ui.logins.len() > 10_000 {
+        ui.logins.retain_recent();
+    }
     if let Err(not_until) = ui.logins.check_key(&peer) {
         let wait = not_until.wait_time_from(governor::clock::Clock::now(
             &governor::clock::DefaultClock::default(),
