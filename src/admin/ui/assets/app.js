@@ -139,7 +139,11 @@ function openStream() {
     try { row = JSON.parse(m.data); } catch (_) { return; }
     for (const fn of listeners) fn(row);
   });
-  stream.addEventListener("open", () => document.body.classList.remove("offline"));
+  stream.addEventListener("open", () => {
+    document.body.classList.remove("offline");
+    // How many times the stream (re)connected: shown to tests, harmless.
+    document.body.dataset.streamOpens = String(Number(document.body.dataset.streamOpens || 0) + 1);
+  });
   stream.addEventListener("error", () => {
     document.body.classList.add("offline");
     // A closed stream (401 after the session ended) does not retry by itself.
