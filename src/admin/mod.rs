@@ -51,6 +51,8 @@ pub struct AdminState {
     /// The Stripe-backed operations; `None` without an API key.
     pub reconcile: Option<std::sync::Arc<crate::reconcile::ReconcileHandler>>,
     pub jobs: jobs::Jobs,
+    /// How long an inspector session lasts (`admin_session_hours`).
+    pub session_ttl: std::time::Duration,
 }
 
 /// Builds the admin server on `listener`.

@@ -77,7 +77,13 @@ async fn with_cookie(
 
 async fn a_session_cookie_opens_the_data_and_csrf_guards_every_change(backend: Backend) {
     let db = TestDb::new(backend);
-    let app = TestApp::spawn_with(&db, AppOptions::default().admin()).await;
+    let app = TestApp::spawn_with(
+        &db,
+        AppOptions::default()
+            .admin()
+            .config(|c| c.admin_session_hours = 2),
+    )
+    .await;
     let id = app
         .deliver_ok(&snapshot_event(
             "invoice.paid",
@@ -116,10 +122,15 @@ async fn a_session_cookie_opens_the_data_and_csrf_guards_every_change(backend: B
     // Secure over plain HTTP, and Secure when the local proxy says https.
     let (status, set, body) = login(&app, ADMIN_TOKEN, None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    for part in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=43200"] {
+    for part in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=7200"] {
         assert!(set.contains(part), "{part} in {set}");
     }
     assert!(!set.contains("Secure"), "{set}");
+    let expires_in = body["expires_at"].as_i64().unwrap() - now() * 1000;
+    assert!(
+        (7_100_000..=7_201_000).contains(&expires_in),
+        "admin_session_hours: {expires_in}"
+    );
     assert!(!set.contains(ADMIN_TOKEN));
     let (_, behind_proxy, _) = login(&app, ADMIN_TOKEN, Some("https")).await;
     assert!(behind_proxy.ends_with("; Secure"), "{behind_proxy}");

@@ -26,7 +26,6 @@ mod stream;
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::time::Duration;
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
@@ -41,8 +40,6 @@ const INDEX_HTML: &str = include_str!("assets/index.html");
 const APP_JS: &str = include_str!("assets/app.js");
 const APP_CSS: &str = include_str!("assets/app.css");
 
-/// How long a session lasts from sign-in.
-pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 /// Sign-in attempts per peer address per minute (a burst of as many).
 const LOGINS_PER_MINUTE: u32 = 10;
 
@@ -188,7 +185,7 @@ async fn login(
         id_hash: sessions::hash_id(&id),
         csrf_token: random_hex(),
         created_at: now,
-        expires_at: now + SESSION_TTL.as_millis() as i64,
+        expires_at: now + state.session_ttl.as_millis() as i64,
     };
     let (stored, csrf, expires_at) = (session.clone(), session.csrf_token, session.expires_at);
     blocking(&state, move |c| sessions::create(c, &stored, now)).await?;
@@ -196,7 +193,7 @@ async fn login(
     Ok(HttpResponse::Ok()
         .insert_header((
             header::SET_COOKIE,
-            session_cookie(&id, SESSION_TTL.as_secs(), over_https(&req)),
+            session_cookie(&id, state.session_ttl.as_secs(), over_https(&req)),
         ))
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(json!({"csrf_token": csrf, "expires_at": expires_at})))
