@@ -25,6 +25,7 @@ backend_tests!(
     sessions_are_stored_hashed_survive_a_restart_and_end_at_sign_out,
     sign_in_attempts_are_rate_limited,
     the_stream_sends_each_new_event,
+    an_event_shows_its_deliveries_and_an_object_its_events,
 );
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -336,6 +337,62 @@ async fn the_stream_sends_each_new_event(backend: Backend) {
     }
     assert!(!text.contains(&id), "{text}");
     drop(res);
+    app.stop().await;
+}
+
+async fn an_event_shows_its_deliveries_and_an_object_its_events(backend: Backend) {
+    let db = TestDb::new(backend);
+    let destinations = stripe_hookd::config::from_toml_str(
+        "[[destinations]]\nname = \"app\"\nurl = \"http://127.0.0.1:9/hooks\"\nsecret = \"whsec_inspector_destination\"\nafter = \"received\"\n",
+    )
+    .unwrap()
+    .destinations;
+    let app = TestApp::spawn_with(
+        &db,
+        AppOptions::default().admin().config(move |c| {
+            c.destinations = destinations.clone();
+            c.forward.enabled = false;
+        }),
+    )
+    .await;
+    let id = app
+        .deliver_ok(&snapshot_event(
+            "customer.updated",
+            json!({"id": "cus_inspected", "object": "customer"}),
+        ))
+        .await;
+    let get = |path: String| {
+        let req = app
+            .client
+            .get(app.admin_url(&path))
+            .bearer_auth(ADMIN_TOKEN);
+        async move {
+            let res = req.send().await.unwrap();
+            let status = res.status();
+            (status, res.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (status, body) = get(format!("/ui/events/{id}/deliveries")).await;
+    assert_eq!(status, StatusCode::OK);
+    let rows = body["deliveries"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{body}");
+    assert_eq!(
+        (rows[0]["destination"].as_str(), rows[0]["status"].as_str()),
+        (Some("app"), Some("pending"))
+    );
+    let (_, health) = get("/ui/health".to_owned()).await;
+    assert_eq!(health["destinations"]["app"]["pending"], 1, "{health}");
+
+    let (status, object) = get("/ui/objects/cus_inspected".to_owned()).await;
+    assert_eq!(status, StatusCode::OK, "{object}");
+    assert_eq!(object["events"][0]["event_id"], id.as_str());
+    let (status, _) = get("/ui/objects/cus_nobody".to_owned()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = get("/ui/events?status=nonsense".to_owned()).await;
+    assert_eq!(
+        (status, body["error"]["reason"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_filter"))
+    );
     app.stop().await;
 }
 
