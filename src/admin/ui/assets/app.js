@@ -236,6 +236,7 @@ function eventsView(view, _arg, current) {
     e.preventDefault();
     const fd = new FormData(form);
     for (const k of Object.keys(eventsFilter)) eventsFilter[k] = String(fd.get(k) || "").trim();
+    pages = 1;
     load();
   } },
     input("type", "Type prefix", "text", { placeholder: "invoice." }),
@@ -249,6 +250,7 @@ function eventsView(view, _arg, current) {
   view.replaceChildren(h("h1", {}, "Live events ", h("span", { class: "live", title: "new events appear as they arrive" }, "●")), form, list);
 
   let shown = "";
+  let pages = 1;
   async function load() {
     const q = new URLSearchParams();
     if (f.type) q.set("type", f.type);
@@ -256,18 +258,21 @@ function eventsView(view, _arg, current) {
     if (f.object) q.set("object", f.object);
     if (f.since) q.set("since", String(new Date(f.since).getTime()));
     if (f.until) q.set("until", String(new Date(f.until).getTime()));
-    q.set("limit", "100");
+    q.set("limit", String(Math.min(500, 100 * pages)));
     try {
       const d = await api("GET", "/ui/events?" + q);
       if (!current()) return;
       const key = JSON.stringify(d.events);
       if (key === shown) return;
       shown = key;
-      list.replaceChildren(table(["Event", "Type", "Object", "Status", "Attempts", "Received"],
+      list.replaceChildren(...[table(["Event", "Type", "Object", "Status", "Attempts", "Received"],
         d.events.map((e) => h("tr", { "data-event": e.event_id },
           h("td", {}, eventLink(e.event_id)), h("td", {}, e.event_type), h("td", {}, objectLink(e.object_id)),
           h("td", {}, badge(e.status)), h("td", { class: "num" }, String(e.attempts)), h("td", {}, time(e.received_at)))),
-        "No events match."));
+        "No events match."),
+        d.events.length === 100 * pages && pages < 5
+          ? h("button", { type: "button", onclick: () => { pages += 1; load(); } }, "Show older")
+          : null].filter(Boolean));
     } catch (e) { if (current()) say(e.message, true); }
   }
   let pending = null;
