@@ -1,20 +1,43 @@
-//! Bearer-token check for the admin API: constant-time, and the token is
-//! never logged.
+//! Who may use the admin listener: a request carries either the admin token
+//! (`Authorization: Bearer …`, the JSON API's way, unchanged) or the
+//! inspector's session cookie (see `ui/`). A state-changing request that
+//! rides on the cookie must also carry `X-CSRF-Token` equal to its
+//! session's token: a cross-site page can make the browser send the cookie,
+//! never that header. Comparisons are constant-time; no token is logged.
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header;
+use actix_web::http::{header, Method, StatusCode};
 use actix_web::middleware::Next;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpMessage};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::AdminState;
+use super::ui::sessions::{self, Session};
+use super::{error, AdminState};
+
+/// The inspector's session cookie.
+pub const SESSION_COOKIE: &str = "hookd_session";
+/// The header that carries the session's CSRF token.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// How a request was authenticated (in the request's extensions for the
+/// handlers after the middleware).
+#[derive(Debug, Clone)]
+pub enum Principal {
+    Bearer,
+    Session(Session),
+}
 
 /// SHA-256 of a token: comparing digests keeps the comparison
 /// constant-time whatever the lengths.
 pub fn digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
+}
+
+/// Whether two secrets are equal, in constant time.
+pub fn same_secret(given: &str, expected: &str) -> bool {
+    bool::from(digest(given).ct_eq(&digest(expected)))
 }
 
 /// Whether `header` (an `Authorization` value) carries the expected token.
@@ -28,35 +51,116 @@ pub fn authorized(header: Option<&str>, expected: &[u8; 32]) -> bool {
     bool::from(digest(token).ct_eq(expected))
 }
 
-/// actix middleware: 401 unless the request carries the admin token.
+/// The value of cookie `name` in a `Cookie` header.
+pub fn cookie<'a>(header: Option<&'a str>, name: &str) -> Option<&'a str> {
+    header?
+        .split(';')
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim_matches('"'))
+        .filter(|v| !v.is_empty())
+}
+
+/// Methods that change nothing, so need no CSRF token.
+fn safe(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// Why a request was refused.
+enum Refusal {
+    Unauthorized(&'static str),
+    Csrf,
+    Internal(String),
+}
+
+/// actix middleware: the request goes on with its [`Principal`], or is
+/// answered 401 (no or wrong credentials), 403 (cookie without the CSRF
+/// token on a state-changing request) or 500 (the session store failed).
 pub async fn require_token(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let expected = req.app_data::<web::Data<AdminState>>().map(|s| s.token);
-    let header = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    match expected {
-        Some(expected) if authorized(header, &expected) => {
+    match principal(&req).await {
+        Ok(who) => {
+            req.extensions_mut().insert(who);
             Ok(next.call(req).await?.map_into_boxed_body())
         }
-        _ => {
-            tracing::warn!(
-                path = %req.path(),
-                peer = %req.peer_addr().map(|p| p.to_string()).unwrap_or_default(),
-                outcome = "rejected",
-                reason = "unauthorized",
-                status = 401u16,
-                "admin request without a valid token"
-            );
-            let res = HttpResponse::Unauthorized()
-                .insert_header((header::WWW_AUTHENTICATE, "Bearer"))
-                .json(serde_json::json!({"error": {"reason": "unauthorized", "message": "Missing or wrong admin token: send Authorization: Bearer <admin_token>"}}));
+        Err(refusal) => {
+            let peer = req.peer_addr().map(|p| p.to_string()).unwrap_or_default();
+            let res = match refusal {
+                Refusal::Unauthorized(why) => {
+                    tracing::warn!(path = %req.path(), peer = %peer, outcome = "rejected", reason = "unauthorized", status = 401u16, "admin request without a valid token or session: {why}");
+                    let mut res = error(
+                        StatusCode::UNAUTHORIZED,
+                        "unauthorized",
+                        "Missing or wrong admin token: send Authorization: Bearer <admin_token>, or sign in to the inspector",
+                    );
+                    res.headers_mut().insert(
+                        header::WWW_AUTHENTICATE,
+                        header::HeaderValue::from_static("Bearer"),
+                    );
+                    res
+                }
+                Refusal::Csrf => {
+                    tracing::warn!(path = %req.path(), peer = %peer, outcome = "rejected", reason = "csrf_token_required", status = 403u16, "state-changing admin request on a session cookie without its CSRF token");
+                    error(
+                        StatusCode::FORBIDDEN,
+                        "csrf_token_required",
+                        "A request signed in by the session cookie that changes state must send the session's X-CSRF-Token (GET /ui/session gives it)",
+                    )
+                }
+                Refusal::Internal(cause) => {
+                    tracing::error!(path = %req.path(), error = %cause, reason = "internal", status = 500u16, "admin session lookup failed");
+                    error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal",
+                        "The session store failed",
+                    )
+                }
+            };
             Ok(req.into_response(res))
         }
     }
+}
+
+async fn principal(req: &ServiceRequest) -> Result<Principal, Refusal> {
+    let state = req
+        .app_data::<web::Data<AdminState>>()
+        .cloned()
+        .ok_or(Refusal::Internal("no admin state".to_owned()))?;
+    let headers = req.headers();
+    if let Some(auth) = headers.get(header::AUTHORIZATION) {
+        // A request that names a token is judged by it alone.
+        return if authorized(auth.to_str().ok(), &state.token) {
+            Ok(Principal::Bearer)
+        } else {
+            Err(Refusal::Unauthorized("wrong bearer token"))
+        };
+    }
+    let cookies = headers.get(header::COOKIE).and_then(|v| v.to_str().ok());
+    let Some(id) = cookie(cookies, SESSION_COOKIE) else {
+        return Err(Refusal::Unauthorized("no credentials"));
+    };
+    let hash = sessions::hash_id(id);
+    let store = state.store.clone();
+    let now = crate::store::now_ms();
+    let found = web::block(move || {
+        let mut conn = store.conn()?;
+        sessions::find(&mut conn, &hash, now)
+    })
+    .await
+    .map_err(|e| Refusal::Internal(e.to_string()))?
+    .map_err(|e| Refusal::Internal(e.to_string()))?;
+    let Some(session) = found else {
+        return Err(Refusal::Unauthorized("unknown or expired session"));
+    };
+    if !safe(req.method()) {
+        let given = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+        if !given.is_some_and(|g| same_secret(g, &session.csrf_token)) {
+            return Err(Refusal::Csrf);
+        }
+    }
+    Ok(Principal::Session(session))
 }
 
 #[cfg(test)]
@@ -80,5 +184,21 @@ mod tests {
             &expected
         ));
         assert!(!authorized(None, &expected));
+    }
+
+    #[test]
+    fn the_session_cookie_is_found_among_others() {
+        let h = Some("theme=dark; hookd_session=abc123; other=1");
+        assert_eq!(cookie(h, SESSION_COOKIE), Some("abc123"));
+        assert_eq!(cookie(Some("hookd_session_x=1"), SESSION_COOKIE), None);
+        assert_eq!(cookie(Some("hookd_session="), SESSION_COOKIE), None);
+        assert_eq!(cookie(None, SESSION_COOKIE), None);
+    }
+
+    #[test]
+    fn csrf_tokens_compare_exactly() {
+        assert!(same_secret("abc", "abc"));
+        assert!(!same_secret("abc", "abd"));
+        assert!(!same_secret("", "abc"));
     }
 }

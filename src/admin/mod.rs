@@ -1,6 +1,7 @@
 //! The admin API: a separate listener (default 127.0.0.1:9091), never the
-//! public one; every route but `/healthz` needs `Authorization: Bearer
-//! <admin_token>`.
+//! public one; every route but `/healthz` and the inspector's page needs
+//! `Authorization: Bearer <admin_token>` or an inspector session (see
+//! `auth.rs` and `ui/`).
 //!
 //! | route | what |
 //! |---|---|
@@ -18,12 +19,14 @@
 //! | `GET /v1/jobs/{id}/items?offset=&limit=` | every entry of a job's result, paged (the sweep's drift) |
 //! | `GET /metrics` | Prometheus text format |
 //! | `/v1/deliveries…` | forwarding deliveries (see `deliveries.rs`) |
+//! | `/`, `/ui/…` | the browser inspector (see `ui/`) |
 
 pub mod auth;
 pub mod deliveries;
 mod error;
 pub mod gauges;
 pub mod jobs;
+pub mod ui;
 
 use std::net::TcpListener;
 
@@ -48,14 +51,18 @@ pub struct AdminState {
     /// The Stripe-backed operations; `None` without an API key.
     pub reconcile: Option<std::sync::Arc<crate::reconcile::ReconcileHandler>>,
     pub jobs: jobs::Jobs,
+    /// How long an inspector session lasts (`admin_session_hours`).
+    pub session_ttl: std::time::Duration,
 }
 
 /// Builds the admin server on `listener`.
 pub fn server(listener: TcpListener, state: AdminState) -> std::io::Result<actix_web::dev::Server> {
     let state = web::Data::new(state);
+    let ui_state = web::Data::new(ui::UiState::default());
     Ok(HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .app_data(ui_state.clone())
             .app_data(web::JsonConfig::default().error_handler(|err, _| {
                 let message = err.to_string();
                 actix_web::error::InternalError::from_response(
@@ -76,6 +83,7 @@ pub fn server(listener: TcpListener, state: AdminState) -> std::io::Result<actix
                 "/healthz",
                 web::get().to(|| async { HttpResponse::Ok().json(json!({"status": "ok"})) }),
             )
+            .configure(ui::public_routes)
             .service(
                 web::scope("")
                     .wrap(middleware::from_fn(auth::require_token))
@@ -93,6 +101,7 @@ pub fn server(listener: TcpListener, state: AdminState) -> std::io::Result<actix
                     .route("/v1/jobs/{id}", web::get().to(job))
                     .route("/v1/jobs/{id}/items", web::get().to(job_items))
                     .configure(deliveries::routes)
+                    .configure(ui::routes)
                     .default_service(web::to(|| async {
                         error(
                             StatusCode::NOT_FOUND,
@@ -103,6 +112,8 @@ pub fn server(listener: TcpListener, state: AdminState) -> std::io::Result<actix
             )
     })
     .workers(1)
+    // The inspector's event streams stay open; a stop does not wait long on them.
+    .shutdown_timeout(2)
     .disable_signals()
     .listen(listener)?
     .run())

@@ -208,6 +208,9 @@ pub fn admin(
             activity,
             reconcile: ops,
             jobs: crate::admin::jobs::Jobs::default(),
+            session_ttl: std::time::Duration::from_secs(
+                u64::from(config.admin_session_hours) * 3600,
+            ),
         },
     )?;
     tracing::info!(admin_addr = %addr, "admin API listening");

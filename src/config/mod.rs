@@ -77,6 +77,8 @@ pub struct RawConfig {
     pub admin_listen: SocketAddr,
     #[serde(default)]
     pub admin_token: Option<SecretString>,
+    /// How long an inspector session lasts (hours).
+    pub admin_session_hours: u32,
     #[serde(default)]
     pub state_dir: Option<PathBuf>,
     /// One or more `whsec_…` secrets, comma-separated, for the endpoint at
@@ -202,6 +204,8 @@ pub struct Config {
     pub listen: SocketAddr,
     pub admin_listen: SocketAddr,
     pub admin_token: Option<SecretString>,
+    /// How long an inspector session lasts (hours, 1 to 720).
+    pub admin_session_hours: u32,
     pub state_dir: PathBuf,
     pub endpoints: Vec<Endpoint>,
     pub destinations: Vec<Destination>,
@@ -276,6 +280,7 @@ impl RawConfig {
             listen: self.listen,
             admin_listen: self.admin_listen,
             admin_token: self.admin_token,
+            admin_session_hours: self.admin_session_hours,
             state_dir: self.state_dir.unwrap_or_else(default_state_dir),
             endpoints,
             destinations,
@@ -299,6 +304,12 @@ impl RawConfig {
                     "must be at least 16 characters; generate one with `openssl rand -hex 32`",
                 ));
             }
+        }
+        if !(1..=720).contains(&self.admin_session_hours) {
+            return Err(invalid(
+                "admin_session_hours (STRIPE_HOOKD_ADMIN_SESSION_HOURS)",
+                "must be between 1 and 720 (30 days)",
+            ));
         }
         if self.listen == self.admin_listen && self.listen.port() != 0 {
             return Err(invalid(

@@ -59,6 +59,7 @@ fn bad_values_say_what_to_fix() {
         ),
         ("listen = \"not an address\"", "listen"),
         ("admin_token = \"short\"", "16 characters"),
+        ("admin_session_hours = 0", "admin_session_hours"),
     ];
     for (toml, expected) in cases {
         let err = from_toml_str(toml).unwrap_err().to_string();

@@ -239,3 +239,12 @@ diesel::allow_tables_to_appear_in_same_query!(
     disputes,
     entitlements,
 );
+
+diesel::table! {
+    admin_sessions (id_hash) {
+        id_hash -> Text,
+        csrf_token -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+    }
+}

@@ -5,6 +5,7 @@
 
 mod admin;
 mod admin_ops;
+mod browser;
 mod daemon;
 mod demo;
 mod fake_stripe;

@@ -1,0 +1,63 @@
+//! Inspector sessions in the database (`admin_sessions`): only the SHA-256
+//! of the session id is stored, with the session's CSRF token and expiry.
+
+use diesel::prelude::*;
+
+use crate::store::schema::admin_sessions;
+use crate::store::{with_conn, DbConnection, StoreError};
+
+/// A live session, as the middleware finds it.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = admin_sessions)]
+pub struct Session {
+    pub id_hash: String,
+    pub csrf_token: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// Hex SHA-256 of a session id: what the table keys on.
+pub fn hash_id(id: &str) -> String {
+    hex::encode(super::super::auth::digest(id))
+}
+
+/// Stores a new session, and drops the expired ones on the way.
+pub fn create(conn: &mut DbConnection, session: &Session, now: i64) -> Result<(), StoreError> {
+    with_conn!(conn, c => {
+        diesel::delete(admin_sessions::table.filter(admin_sessions::expires_at.le(now)))
+            .execute(c)?;
+        diesel::insert_into(admin_sessions::table)
+            .values((
+                admin_sessions::id_hash.eq(&session.id_hash),
+                admin_sessions::csrf_token.eq(&session.csrf_token),
+                admin_sessions::created_at.eq(session.created_at),
+                admin_sessions::expires_at.eq(session.expires_at),
+            ))
+            .execute(c)
+    })?;
+    Ok(())
+}
+
+/// The unexpired session with this id hash.
+pub fn find(
+    conn: &mut DbConnection,
+    id_hash: &str,
+    now: i64,
+) -> Result<Option<Session>, StoreError> {
+    let found = with_conn!(conn, c => admin_sessions::table
+        .filter(admin_sessions::id_hash.eq(id_hash))
+        .filter(admin_sessions::expires_at.gt(now))
+        .select(Session::as_select())
+        .first(c)
+        .optional())?;
+    Ok(found)
+}
+
+/// Ends a session (sign-out); whether it existed.
+pub fn delete(conn: &mut DbConnection, id_hash: &str) -> Result<bool, StoreError> {
+    let n = with_conn!(conn, c => diesel::delete(
+        admin_sessions::table.filter(admin_sessions::id_hash.eq(id_hash))
+    )
+    .execute(c))?;
+    Ok(n > 0)
+}

@@ -1,0 +1,142 @@
+//! `GET /ui/stream`: server-sent events, one per new outbox row.
+//!
+//! The stream polls the outbox for ids above the last one sent (every
+//! [`POLL`]), so it sees events stored by any instance sharing the
+//! database. Each message carries the row id as its SSE id: a browser that
+//! reconnects (after a restart, say) sends `Last-Event-ID` and misses
+//! nothing. A stream lasts at most [`LIFETIME`], then the browser
+//! reconnects by itself; the admin server's shutdown does not wait on it.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use actix_web::http::header;
+use actix_web::web::{self, Bytes};
+use actix_web::{HttpRequest, HttpResponse};
+use diesel::prelude::*;
+use serde::Deserialize;
+
+use super::super::{AdminError, AdminState};
+use crate::store::events::{self, EventFilter};
+use crate::store::schema::webhook_events;
+use crate::store::{with_conn, Store, StoreError};
+
+/// How often the outbox is polled for new rows.
+pub const POLL: Duration = Duration::from_millis(300);
+/// How long one stream lasts before the browser reconnects.
+const LIFETIME: Duration = Duration::from_secs(300);
+/// A comment line every this many idle polls keeps proxies from closing it.
+const KEEPALIVE_POLLS: u32 = 50;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamQuery {
+    /// Start after this row id (default: the newest now, or Last-Event-ID).
+    after: Option<i64>,
+}
+
+struct Tail {
+    store: Store,
+    last: i64,
+    queued: VecDeque<Bytes>,
+    ticker: tokio::time::Interval,
+    idle: u32,
+    ends: tokio::time::Instant,
+}
+
+fn newest_id(store: &Store) -> Result<i64, StoreError> {
+    let mut conn = store.conn()?;
+    let max: Option<i64> = with_conn!(&mut *conn, c => webhook_events::table
+        .select(diesel::dsl::max(webhook_events::id))
+        .first(c))?;
+    Ok(max.unwrap_or(0))
+}
+
+fn after(store: &Store, last: i64) -> Result<Vec<events::EventSummary>, StoreError> {
+    let mut conn = store.conn()?;
+    events::list(
+        &mut conn,
+        &EventFilter {
+            after: Some(last),
+            limit: Some(200),
+            ..EventFilter::default()
+        },
+    )
+}
+
+/// Polls until there is something to send; `None` ends the stream.
+async fn next(mut t: Tail) -> Option<(Result<Bytes, actix_web::Error>, Tail)> {
+    loop {
+        if let Some(chunk) = t.queued.pop_front() {
+            return Some((Ok(chunk), t));
+        }
+        if tokio::time::Instant::now() >= t.ends {
+            return None;
+        }
+        t.ticker.tick().await;
+        let (store, last) = (t.store.clone(), t.last);
+        let rows = match web::block(move || after(&store, last)).await {
+            Ok(Ok(rows)) => rows,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "inspector stream: the outbox poll failed; the browser reconnects");
+                return None;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "inspector stream: the outbox poll could not run");
+                return None;
+            }
+        };
+        if rows.is_empty() {
+            t.idle += 1;
+            if t.idle >= KEEPALIVE_POLLS {
+                t.idle = 0;
+                t.queued.push_back(Bytes::from_static(b": keepalive\n\n"));
+            }
+            continue;
+        }
+        t.idle = 0;
+        for row in rows {
+            t.last = t.last.max(row.id);
+            let data = serde_json::to_string(&row).unwrap_or_default();
+            t.queued.push_back(Bytes::from(format!(
+                "id: {}\nevent: event\ndata: {data}\n\n",
+                row.id
+            )));
+        }
+    }
+}
+
+pub async fn stream(
+    req: HttpRequest,
+    state: web::Data<AdminState>,
+    query: web::Query<StreamQuery>,
+) -> Result<HttpResponse, AdminError> {
+    let resumed = req
+        .headers()
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<i64>().ok());
+    let last = match resumed.or(query.after) {
+        Some(id) => id,
+        None => {
+            let store = state.store.clone();
+            web::block(move || newest_id(&store)).await??
+        }
+    };
+    let mut ticker = tokio::time::interval(POLL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let hello = format!("retry: 1000\nevent: hello\ndata: {{\"after\":{last}}}\n\n");
+    let tail = Tail {
+        store: state.store.clone(),
+        last,
+        queued: VecDeque::from([Bytes::from(hello)]),
+        ticker,
+        idle: 0,
+        ends: tokio::time::Instant::now() + LIFETIME,
+    };
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header(("x-accel-buffering", "no"))
+        .streaming(futures_util::stream::unfold(tail, next)))
+}
