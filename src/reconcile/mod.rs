@@ -13,7 +13,8 @@
 //! | `payment_intent.*`                      | `/v1/payment_intents/{id}`     |
 //! | `customer.subscription.*`               | `/v1/subscriptions/{id}`       |
 //! | `invoice.*` (not `invoice.upcoming`)    | `/v1/invoices/{id}`            |
-//! | `charge.dispute.*`                      | `/v1/disputes/{id}`            |
+//! | `charge.dispute.*`                      | `/v1/disputes/{id}` (+ its charge) |
+//! | `charge.*` (other), `charge.refund.updated` | `/v1/charges/{id}` (a refund's: its `charge`) |
 //! | `checkout.session.*`                    | `/v1/checkout/sessions/{id}` (+ its customer and subscription) |
 //! | `customer.created/updated/deleted`      | `/v1/customers/{id}`           |
 
@@ -47,6 +48,7 @@ pub enum Family {
     Dispute,
     CheckoutSession,
     Customer,
+    Charge,
 }
 
 impl Family {
@@ -60,6 +62,9 @@ impl Family {
             Some(Family::Invoice)
         } else if event_type.starts_with("charge.dispute.") {
             Some(Family::Dispute)
+        } else if event_type.starts_with("charge.") {
+            // `charge.refund.updated` carries a refund: its charge is fetched.
+            Some(Family::Charge)
         } else if event_type.starts_with("checkout.session.") {
             Some(Family::CheckoutSession)
         } else if matches!(
@@ -81,6 +86,7 @@ impl Family {
             "dispute" => Some(Family::Dispute),
             "checkout.session" => Some(Family::CheckoutSession),
             "customer" => Some(Family::Customer),
+            "charge" => Some(Family::Charge),
             _ => None,
         }
     }
@@ -95,6 +101,7 @@ impl Family {
             "dp" | "du" => Some(Family::Dispute),
             "cs" => Some(Family::CheckoutSession),
             "cus" => Some(Family::Customer),
+            "ch" | "py" => Some(Family::Charge),
             _ => None,
         }
     }
@@ -107,6 +114,7 @@ impl Family {
             Family::Dispute => "/v1/disputes",
             Family::CheckoutSession => "/v1/checkout/sessions",
             Family::Customer => "/v1/customers",
+            Family::Charge => "/v1/charges",
         };
         format!("{base}/{id}")
     }
@@ -158,11 +166,17 @@ impl ReconcileHandler {
         let mut records = Vec::new();
         // A completed Checkout links the application's user to a customer
         // and a subscription that may not exist locally yet: fetch them too.
-        if let Record::CheckoutSession(session) = &primary {
-            for (family, id) in [
+        // A dispute changes its charge (`disputed`, the link): fetch it too.
+        let related = match &primary {
+            Record::CheckoutSession(session) => vec![
                 (Family::Customer, session.customer_id.clone()),
                 (Family::Subscription, session.subscription_id.clone()),
-            ] {
+            ],
+            Record::Dispute(dispute) => vec![(Family::Charge, dispute.charge_id.clone())],
+            _ => Vec::new(),
+        };
+        {
+            for (family, id) in related {
                 if let Some(id) = id {
                     let stamp = fetch_stamp(cx).await?;
                     match fetch_record(&self.client, family, &id, account, stamp).await? {
@@ -250,6 +264,17 @@ impl ReconcileHandler {
     }
 }
 
+/// A field of the event's `data.object` that names an object (an id, or the
+/// expanded object's id).
+fn object_field(payload: &str, field: &str) -> Option<String> {
+    let event: serde_json::Value = serde_json::from_str(payload).ok()?;
+    let value = &event["data"]["object"][field];
+    value
+        .as_str()
+        .or_else(|| value["id"].as_str())
+        .map(str::to_owned)
+}
+
 /// Stamps a fetch about to start: its place in the order of fetches (from
 /// the database, on a blocking thread) and the time by `cx`'s clock.
 pub async fn fetch_stamp(cx: &HandlerContext) -> Result<Stamp, HandlerError> {
@@ -268,7 +293,9 @@ pub async fn fetch_stamp(cx: &HandlerContext) -> Result<Stamp, HandlerError> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ResyncError {
-    #[error("{0:?} is not an id of an object we reconcile (cus_, sub_, in_, pi_, dp_, cs_)")]
+    #[error(
+        "{0:?} is not an id of an object we reconcile (cus_, sub_, in_, pi_, ch_, py_, dp_, cs_)"
+    )]
     UnknownId(String),
     #[error("{0}")]
     Fetch(HandlerError),
@@ -334,6 +361,7 @@ pub fn record_from_json(
         Family::Dispute => {
             Record::Dispute(records::DisputeRow::new(&parse(json)?, raw, stamp, now))
         }
+        Family::Charge => Record::Charge(records::ChargeRow::new(&parse(json)?, raw, stamp, now)),
     })
 }
 
@@ -384,10 +412,12 @@ impl Handler for ReconcileHandler {
                 .and_then(Family::of_object)
                 .or_else(|| Family::of_event(&first.event_type))
                 .ok_or_else(|| HandlerError::permanent(format!("no handler for {}", first.event_type)))?;
-            let id = first
-                .object_id
-                .clone()
-                .ok_or_else(|| HandlerError::permanent("the event names no object id"))?;
+            let id = match first.object_type.as_deref() {
+                // `charge.refund.updated`: the refund's charge is the record.
+                Some("refund") => object_field(&first.payload, "charge"),
+                _ => first.object_id.clone(),
+            }
+            .ok_or_else(|| HandlerError::permanent("the event names no object id"))?;
             let key_mode = this.client.mode();
             if first.livemode != (key_mode == Mode::Live) {
                 return Err(HandlerError::permanent(format!(

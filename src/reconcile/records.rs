@@ -13,7 +13,7 @@ use diesel::prelude::*;
 use super::access::{self, Facts};
 use super::entitlements::Entitlement;
 use crate::store::schema::{
-    checkout_sessions, customers, disputes, entitlements, invoices, payment_intents,
+    charges, checkout_sessions, customers, disputes, entitlements, invoices, payment_intents,
     subscription_items, subscriptions,
 };
 use crate::store::{with_tx, DbConnection, StoreError, Tx};
@@ -21,8 +21,8 @@ use crate::stripe::objects::{self, ms, SubscriptionStatus};
 
 use super::rows::metadata;
 pub use super::rows::{
-    CheckoutSessionRow, CustomerRow, DisputeRow, InvoiceRow, ItemRow, PaymentIntentRow, Stamp,
-    SubscriptionRow,
+    ChargeRow, CheckoutSessionRow, CustomerRow, DisputeRow, InvoiceRow, ItemRow, PaymentIntentRow,
+    Stamp, SubscriptionRow,
 };
 
 /// Inserts `$row`, or updates the existing row only if its `fetch_seq` is
@@ -81,6 +81,7 @@ pub enum Record {
     PaymentIntent(PaymentIntentRow),
     CheckoutSession(CheckoutSessionRow),
     Dispute(DisputeRow),
+    Charge(ChargeRow),
     /// Stripe answered `resource_missing` for this object: deleted, or not
     /// visible to this key/account.
     Gone(super::Family, String, Stamp),
@@ -96,6 +97,7 @@ impl Record {
             Record::PaymentIntent(r) => format!("payment_intent {}", r.id),
             Record::CheckoutSession(r) => format!("checkout.session {}", r.id),
             Record::Dispute(r) => format!("dispute {}", r.id),
+            Record::Charge(r) => format!("charge {}", r.id),
             Record::Gone(f, id, _) => format!("{f:?} {id} (gone)"),
         }
     }
@@ -118,13 +120,50 @@ pub fn write(tx: &mut Tx<'_>, record: &Record, cx: &WriteContext) -> QueryResult
         Record::PaymentIntent(row) => upsert_guarded!(c, payment_intents, row),
         Record::CheckoutSession(row) => upsert_guarded!(c, checkout_sessions, row),
         Record::Dispute(row) => upsert_guarded!(c, disputes, row),
+        Record::Charge(row) => upsert_guarded!(c, charges, row),
         Record::Subscription(..) | Record::Gone(..) => 0,
     });
+    match record {
+        Record::Charge(row) if written > 0 => link_dispute_to_charge(tx, &row.id, None)?,
+        Record::Dispute(row) if written > 0 => {
+            if let Some(charge) = &row.charge_id {
+                link_dispute_to_charge(tx, charge, Some(&row.id))?;
+            }
+        }
+        _ => {}
+    }
     match record {
         Record::Subscription(sub, raw, stamp) => write_subscription(tx, sub, raw, *stamp, cx),
         Record::Gone(family, id, stamp) => mark_gone(tx, *family, id, *stamp, cx),
         _ => Ok(written > 0),
     }
+}
+
+/// Sets a charge's `dispute_id`: to `dispute` (a dispute of this charge was
+/// just written), or, when `None`, to a stored dispute that names the
+/// charge (the charge was just written). So the link holds whichever of the
+/// two is fetched first; the charge row keeps it across its own rewrites
+/// (its upsert does not touch the column).
+fn link_dispute_to_charge(
+    tx: &mut Tx<'_>,
+    charge_id: &str,
+    dispute: Option<&str>,
+) -> QueryResult<()> {
+    let dispute: Option<String> = match dispute {
+        Some(d) => Some(d.to_owned()),
+        None => with_tx!(tx, c => disputes::table
+            .filter(disputes::charge_id.eq(charge_id))
+            .select(disputes::id)
+            .order(disputes::id.asc())
+            .first::<String>(c)
+            .optional())?,
+    };
+    if let Some(dispute) = dispute {
+        with_tx!(tx, c => diesel::update(charges::table.filter(charges::id.eq(charge_id)))
+            .set(charges::dispute_id.eq(&dispute))
+            .execute(c))?;
+    }
+    Ok(())
 }
 
 fn write_subscription(
@@ -304,6 +343,9 @@ fn mark_gone(
         Family::Dispute => gone!(c, disputes, (
             disputes::id.eq(id), disputes::livemode.eq(false), disputes::raw.eq(&gone_raw),
             disputes::gone.eq(true), disputes::fetched_at.eq(fetched_at), disputes::updated_at.eq(now), disputes::fetch_seq.eq(seq))),
+        Family::Charge => gone!(c, charges, (
+            charges::id.eq(id), charges::livemode.eq(false), charges::raw.eq(&gone_raw),
+            charges::gone.eq(true), charges::fetched_at.eq(fetched_at), charges::updated_at.eq(now), charges::fetch_seq.eq(seq))),
     });
     if family == Family::Subscription && n > 0 {
         revoke_entitlements(tx, id, cx.now)?;
@@ -322,6 +364,7 @@ impl Record {
             Record::PaymentIntent(r) => (Family::PaymentIntent, &r.id),
             Record::CheckoutSession(r) => (Family::CheckoutSession, &r.id),
             Record::Dispute(r) => (Family::Dispute, &r.id),
+            Record::Charge(r) => (Family::Charge, &r.id),
             Record::Gone(f, id, _) => (*f, id),
         }
     }
@@ -354,6 +397,10 @@ macro_rules! per_family {
             }
             Family::Dispute => {
                 use disputes as $t;
+                $body
+            }
+            Family::Charge => {
+                use charges as $t;
                 $body
             }
         }

@@ -330,6 +330,67 @@ impl Dispute {
     }
 }
 
+/// A charge (`ch_…`, or `py_…` for some payment methods). The dispute link
+/// is not on the charge (only `disputed`): it is the dispute's `charge`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Charge {
+    pub id: String,
+    pub customer: Option<Expandable>,
+    pub payment_intent: Option<Expandable>,
+    pub status: Option<String>,
+    #[serde(default)]
+    pub livemode: bool,
+    pub amount: Option<i64>,
+    pub amount_captured: Option<i64>,
+    pub amount_refunded: Option<i64>,
+    pub currency: Option<String>,
+    #[serde(default)]
+    pub captured: bool,
+    #[serde(default)]
+    pub paid: bool,
+    #[serde(default)]
+    pub refunded: bool,
+    #[serde(default)]
+    pub disputed: bool,
+    pub failure_code: Option<String>,
+    pub failure_message: Option<String>,
+    pub metadata: Option<Value>,
+}
+
+impl Charge {
+    pub fn customer_id(&self) -> Option<String> {
+        id_of(&self.customer)
+    }
+    pub fn payment_intent_id(&self) -> Option<String> {
+        id_of(&self.payment_intent)
+    }
+}
+
+/// One of a customer's active entitlements (Stripe's Entitlements
+/// product): the feature (`feat_…`, or the expanded feature) and its
+/// `lookup_key`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ActiveEntitlement {
+    pub id: String,
+    pub feature: Option<Expandable>,
+    pub lookup_key: Option<String>,
+    #[serde(default)]
+    pub livemode: bool,
+}
+
+impl ActiveEntitlement {
+    pub fn feature_id(&self) -> Option<String> {
+        id_of(&self.feature)
+    }
+}
+
+/// The object of `entitlements.active_entitlement_summary.updated`: it has
+/// no id of its own; the customer names it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ActiveEntitlementSummary {
+    pub customer: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,7 @@
 
 mod admin;
 mod admin_ops;
+mod billing;
 mod daemon;
 mod fake_stripe;
 mod fetch_errors;

@@ -1,0 +1,208 @@
+//! Billing beyond subscriptions: charges (amounts, refunds, the dispute
+//! link), Stripe's Entitlements product (a customer's active features), and
+//! Connect (objects in a connected account) — against the fake Stripe,
+//! through the real intake.
+
+use diesel::prelude::*;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use stripe_hookd::store::schema::charges;
+use stripe_hookd::store::{outbox, with_conn};
+use stripe_hookd::trigger::Scenario;
+
+use crate::admin::post;
+use crate::backend_tests;
+use crate::fake_stripe::FakeStripe;
+use crate::harness::*;
+
+backend_tests!(charges_keep_amounts_refunds_and_the_dispute_link,);
+
+async fn setup(backend: Backend) -> (TestDb, FakeStripe, TestApp) {
+    let db = TestDb::new(backend);
+    let fake = FakeStripe::start().await.expect("fake stripe");
+    let app = TestApp::spawn_with(
+        &db,
+        AppOptions::default()
+            .admin()
+            .stripe(&fake.base_url)
+            .config(|c| {
+                c.runner.backoff_base_ms = 1000;
+                c.runner.backoff_max_secs = 10;
+            }),
+    )
+    .await;
+    (db, fake, app)
+}
+
+fn basil() -> Scenario {
+    Scenario::new(false, API_VERSION)
+}
+
+/// Delivers `event_type` with `object` as its snapshot, from `account`.
+async fn deliver(app: &TestApp, event_type: &str, object: &Value, account: Option<&str>) -> String {
+    let mut event = snapshot_event(event_type, object.clone());
+    if let Some(account) = account {
+        event["account"] = json!(account);
+    }
+    app.deliver_ok(&event).await
+}
+
+async fn status_of(app: &TestApp, event_id: &str) -> String {
+    let id = event_id.to_owned();
+    app.db(move |c| outbox::get(c, &id).unwrap().unwrap().status.to_string())
+        .await
+}
+
+/// What an application reads of a local charge.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
+struct ChargeView {
+    status: Option<String>,
+    amount: Option<i64>,
+    amount_refunded: Option<i64>,
+    refunded: bool,
+    disputed: bool,
+    dispute_id: Option<String>,
+    customer_id: Option<String>,
+    payment_intent_id: Option<String>,
+    account: Option<String>,
+    gone: bool,
+}
+
+async fn charge(app: &TestApp, id: &str) -> Option<ChargeView> {
+    let id = id.to_owned();
+    app.db(move |c| {
+        with_conn!(c, c => charges::table
+            .filter(charges::id.eq(&id))
+            .select((charges::status, charges::amount, charges::amount_refunded, charges::refunded,
+                     charges::disputed, charges::dispute_id, charges::customer_id,
+                     charges::payment_intent_id, charges::account, charges::gone))
+            .first::<ChargeView>(c)
+            .optional()
+            .unwrap())
+    })
+    .await
+}
+
+async fn charges_keep_amounts_refunds_and_the_dispute_link(backend: Backend) {
+    let (_db, fake, app) = setup(backend).await;
+    let s = basil();
+    let ch = fake.charge(&s, "succeeded");
+
+    // charge.succeeded: the charge as Stripe shows it.
+    let e = deliver(&app, "charge.succeeded", &ch, None).await;
+    assert_eq!(app.runner.run_pending().await.unwrap().done, 1);
+    assert_eq!(status_of(&app, &e).await, "done");
+    let view = charge(&app, &s.charge).await.expect("the charge is stored");
+    assert_eq!(
+        view,
+        ChargeView {
+            status: Some("succeeded".into()),
+            amount: Some(2000),
+            amount_refunded: Some(0),
+            refunded: false,
+            disputed: false,
+            dispute_id: None,
+            customer_id: Some(s.customer.clone()),
+            payment_intent_id: Some(s.payment_intent.clone()),
+            account: None,
+            gone: false,
+        }
+    );
+
+    // A partial refund, then a late charge.succeeded (its stale snapshot
+    // says nothing was refunded): the re-fetch wins.
+    fake.refund_charge(&s.charge, 500);
+    deliver(&app, "charge.refunded", &fake.get(&s.charge).unwrap(), None).await;
+    deliver(&app, "charge.succeeded", &ch, None).await;
+    assert_eq!(app.runner.run_pending().await.unwrap().done, 2);
+    let view = charge(&app, &s.charge).await.unwrap();
+    assert_eq!((view.amount_refunded, view.refunded), (Some(500), false));
+
+    // charge.refund.updated carries a refund: its charge is re-fetched.
+    fake.refund_charge(&s.charge, 1500);
+    let refund = json!({"id": "re_test_1", "object": "refund", "amount": 1500,
+                        "charge": s.charge, "status": "succeeded"});
+    let e = deliver(&app, "charge.refund.updated", &refund, None).await;
+    assert_eq!(app.runner.run_pending().await.unwrap().done, 1);
+    assert_eq!(status_of(&app, &e).await, "done");
+    let view = charge(&app, &s.charge).await.unwrap();
+    assert_eq!((view.amount_refunded, view.refunded), (Some(2000), true));
+
+    // A dispute: the dispute is stored, its charge re-fetched and linked.
+    let dispute = fake.dispute(&s, "needs_response");
+    fake.update(&s.charge, |c| c["disputed"] = json!(true));
+    deliver(&app, "charge.dispute.created", &dispute, None).await;
+    assert_eq!(app.runner.run_pending().await.unwrap().done, 1);
+    let view = charge(&app, &s.charge).await.unwrap();
+    assert!(view.disputed, "{view:?}");
+    assert_eq!(view.dispute_id.as_deref(), Some(s.dispute.as_str()));
+
+    // A later charge event keeps the link (the charge's upsert leaves it).
+    deliver(&app, "charge.updated", &fake.get(&s.charge).unwrap(), None).await;
+    assert_eq!(app.runner.run_pending().await.unwrap().done, 1);
+    assert_eq!(
+        charge(&app, &s.charge).await.unwrap().dispute_id.as_deref(),
+        Some(s.dispute.as_str())
+    );
+
+    // The other way round: a dispute stored before its charge is known
+    // (its charge's fetch came back `resource_missing`), then the charge.
+    let s2 = basil();
+    let dispute2 = fake.dispute(&s2, "warning_needs_response");
+    deliver(&app, "charge.dispute.created", &dispute2, None).await;
+    assert_eq!(app.runner.run_pending().await.unwrap().done, 1);
+    assert!(charge(&app, &s2.charge).await.unwrap().gone);
+    let ch2 = fake.charge(&s2, "succeeded");
+    deliver(&app, "charge.updated", &ch2, None).await;
+    assert_eq!(app.runner.run_pending().await.unwrap().done, 1);
+    let view = charge(&app, &s2.charge).await.unwrap();
+    assert!(!view.gone);
+    assert_eq!(view.dispute_id.as_deref(), Some(s2.dispute.as_str()));
+
+    // An older fetch never overwrites a newer one: a resync's fetch is
+    // held while the charge is refunded again and that event is applied;
+    // the resync's (older) answer then lands last and is dropped.
+    let s3 = basil();
+    let ch3 = fake.charge(&s3, "succeeded");
+    deliver(&app, "charge.succeeded", &ch3, None).await;
+    assert_eq!(app.runner.run_pending().await.unwrap().done, 1);
+    let hold = fake.hold_next(&format!("/v1/charges/{}", s3.charge));
+    let resync = {
+        let app_url = app.admin_url(&format!("/v1/resync/{}", s3.charge));
+        let client = app.client.clone();
+        tokio::spawn(async move {
+            client
+                .post(app_url)
+                .bearer_auth(ADMIN_TOKEN)
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        })
+    };
+    hold.arrived().await;
+    fake.refund_charge(&s3.charge, 2000);
+    deliver(
+        &app,
+        "charge.refunded",
+        &fake.get(&s3.charge).unwrap(),
+        None,
+    )
+    .await;
+    assert_eq!(app.runner.run_pending().await.unwrap().done, 1);
+    hold.release();
+    assert_eq!(resync.await.unwrap(), StatusCode::OK);
+    let view = charge(&app, &s3.charge).await.unwrap();
+    assert_eq!(
+        (view.amount_refunded, view.refunded),
+        (Some(2000), true),
+        "the held (older) fetch was dropped"
+    );
+
+    // resync knows charge ids.
+    let (code, body) = post(&app, &format!("/v1/resync/{}", s.charge), json!({})).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    app.stop().await;
+    fake.stop().await;
+}
