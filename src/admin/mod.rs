@@ -18,10 +18,12 @@
 //! | `GET /v1/jobs/{id}/items?offset=&limit=` | every entry of a job's result, paged (the sweep's drift) |
 //! | `GET /metrics` | Prometheus text format |
 //! | `/v1/deliveries…` | forwarding deliveries (see `deliveries.rs`) |
+//! | `/v1/customers/{id}/features…` | a customer's Stripe Entitlements features (see `features.rs`) |
 
 pub mod auth;
 pub mod deliveries;
 mod error;
+pub mod features;
 pub mod gauges;
 pub mod jobs;
 
@@ -93,6 +95,7 @@ pub fn server(listener: TcpListener, state: AdminState) -> std::io::Result<actix
                     .route("/v1/jobs/{id}", web::get().to(job))
                     .route("/v1/jobs/{id}/items", web::get().to(job_items))
                     .configure(deliveries::routes)
+                    .configure(features::routes)
                     .default_service(web::to(|| async {
                         error(
                             StatusCode::NOT_FOUND,

@@ -11,6 +11,7 @@ use crate::telemetry;
 
 mod backup;
 mod destinations;
+mod features;
 mod manual;
 mod ops;
 mod stripe_ops;
@@ -78,6 +79,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// A customer's Stripe Entitlements features, or whether they have one (exit 1 if not).
+    Features(features::FeaturesArgs),
     /// Pull events Stripe could not deliver (GET /v1/events) and ingest the missing ones.
     CatchUp(stripe_ops::CatchUpArgs),
     /// Forwarding destinations: a fresh secret, a signed test ping.
@@ -158,6 +161,10 @@ pub fn main() -> ExitCode {
             stripe_ops::reconcile(&config, dry_run, all, json)
         }
         Command::CatchUp(args) => stripe_ops::catch_up(&config, args),
+        Command::Features(args) => match features::run(&config, &args) {
+            Ok(false) => return ExitCode::FAILURE,
+            other => other.map(|_| ()),
+        },
         Command::Trigger(_)
         | Command::Check { .. }
         | Command::Completions { .. }

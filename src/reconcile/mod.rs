@@ -21,6 +21,7 @@
 pub mod access;
 pub mod catchup;
 pub mod entitlements;
+pub mod features;
 pub mod records;
 pub mod rows;
 pub mod schedule;
@@ -253,6 +254,7 @@ impl ReconcileHandler {
             let cx = WriteContext {
                 now: clock.now_ms(),
                 past_due_grace_ms: grace_ms,
+                account: account.clone(),
             };
             for record in &records {
                 if records::write(tx, record, &cx)? {
@@ -374,7 +376,7 @@ fn parse<T: DeserializeOwned>(json: &serde_json::Value) -> Result<T, HandlerErro
 /// dead at once when retrying cannot help (a 4xx other than 401/403/404/
 /// 409/429, a bad configuration). A 409 that outlasted the client's own
 /// retries is transient ([`StripeError::Conflict`]) and retried with backoff.
-fn handler_error(e: StripeError) -> HandlerError {
+pub(crate) fn handler_error(e: StripeError) -> HandlerError {
     let message = format!("Stripe API: {e}");
     match &e {
         StripeError::InvalidRequest { .. } | StripeError::Config(_) => {
@@ -389,7 +391,7 @@ fn handler_error(e: StripeError) -> HandlerError {
 
 impl Handler for ReconcileHandler {
     fn handles(&self, event_type: &str) -> bool {
-        Family::of_event(event_type).is_some()
+        Family::of_event(event_type).is_some() || event_type == features::SUMMARY_EVENT
     }
 
     fn handle(
@@ -406,6 +408,16 @@ impl Handler for ReconcileHandler {
                 .events
                 .first()
                 .ok_or_else(|| HandlerError::permanent("empty event group"))?;
+            if first.event_type == features::SUMMARY_EVENT
+                || first.object_type.as_deref() == Some(features::SUMMARY_OBJECT)
+            {
+                let customer = object_field(&first.payload, "customer").ok_or_else(|| {
+                    HandlerError::permanent("the active entitlement summary names no customer")
+                })?;
+                let account = first.account.clone();
+                let f = features::fetch(&this.client, &cx, &customer, account.as_deref()).await?;
+                return Ok(this.apply(vec![Record::Features(f)], cx.clock, account));
+            }
             let family = first
                 .object_type
                 .as_deref()

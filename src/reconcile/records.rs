@@ -82,6 +82,8 @@ pub enum Record {
     CheckoutSession(CheckoutSessionRow),
     Dispute(DisputeRow),
     Charge(ChargeRow),
+    /// A customer's active entitlements (Stripe's Entitlements product).
+    Features(super::features::CustomerFeatures),
     /// Stripe answered `resource_missing` for this object: deleted, or not
     /// visible to this key/account.
     Gone(super::Family, String, Stamp),
@@ -98,17 +100,22 @@ impl Record {
             Record::CheckoutSession(r) => format!("checkout.session {}", r.id),
             Record::Dispute(r) => format!("dispute {}", r.id),
             Record::Charge(r) => format!("charge {}", r.id),
+            Record::Features(f) => {
+                format!("features of {} ({})", f.customer_id, f.entitlements.len())
+            }
             Record::Gone(f, id, _) => format!("{f:?} {id} (gone)"),
         }
     }
 }
 
 /// Settings the writes need.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct WriteContext {
     /// Now (epoch ms).
     pub now: i64,
     pub past_due_grace_ms: i64,
+    /// The Connect account the records were fetched from (`None`: the platform).
+    pub account: Option<String>,
 }
 
 /// Writes one record; returns whether it changed the stored state (false:
@@ -121,7 +128,7 @@ pub fn write(tx: &mut Tx<'_>, record: &Record, cx: &WriteContext) -> QueryResult
         Record::CheckoutSession(row) => upsert_guarded!(c, checkout_sessions, row),
         Record::Dispute(row) => upsert_guarded!(c, disputes, row),
         Record::Charge(row) => upsert_guarded!(c, charges, row),
-        Record::Subscription(..) | Record::Gone(..) => 0,
+        Record::Subscription(..) | Record::Gone(..) | Record::Features(..) => 0,
     });
     match record {
         Record::Charge(row) if written > 0 => link_dispute_to_charge(tx, &row.id, None)?,
@@ -135,6 +142,7 @@ pub fn write(tx: &mut Tx<'_>, record: &Record, cx: &WriteContext) -> QueryResult
     match record {
         Record::Subscription(sub, raw, stamp) => write_subscription(tx, sub, raw, *stamp, cx),
         Record::Gone(family, id, stamp) => mark_gone(tx, *family, id, *stamp, cx),
+        Record::Features(f) => super::features::write(tx, f, cx.account.as_deref(), cx.now),
         _ => Ok(written > 0),
     }
 }
@@ -365,6 +373,8 @@ impl Record {
             Record::CheckoutSession(r) => (Family::CheckoutSession, &r.id),
             Record::Dispute(r) => (Family::Dispute, &r.id),
             Record::Charge(r) => (Family::Charge, &r.id),
+            // Features are the customer's (their account is written with them).
+            Record::Features(f) => (Family::Customer, &f.customer_id),
             Record::Gone(f, id, _) => (*f, id),
         }
     }
@@ -411,6 +421,9 @@ macro_rules! per_family {
 /// platform), so that later fetches of it send the same `Stripe-Account`.
 /// Called after [`write`] changed the row.
 pub fn set_account(tx: &mut Tx<'_>, record: &Record, account: Option<&str>) -> QueryResult<()> {
+    if let Record::Features(_) = record {
+        return Ok(()); // written with the rows
+    }
     let (family, id) = record.key();
     with_tx!(tx, c => per_family!(family, t => diesel::update(t::table.filter(t::id.eq(id)))
         .set(t::account.eq(account))

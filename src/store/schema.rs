@@ -253,6 +253,29 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    customer_features (customer_id, feature_id) {
+        customer_id -> Text,
+        feature_id -> Text,
+        lookup_key -> Text,
+        entitlement_id -> Text,
+        livemode -> Bool,
+        account -> Nullable<Text>,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    customer_feature_fetches (customer_id) {
+        customer_id -> Text,
+        account -> Nullable<Text>,
+        features -> BigInt,
+        fetched_at -> BigInt,
+        updated_at -> BigInt,
+        fetch_seq -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     webhook_events,
     event_attempts,
@@ -267,4 +290,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     disputes,
     charges,
     entitlements,
+    customer_features,
+    customer_feature_fetches,
 );

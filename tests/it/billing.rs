@@ -10,12 +10,16 @@ use stripe_hookd::store::schema::charges;
 use stripe_hookd::store::{outbox, with_conn};
 use stripe_hookd::trigger::Scenario;
 
-use crate::admin::post;
+use crate::admin::{get, post};
 use crate::backend_tests;
 use crate::fake_stripe::FakeStripe;
 use crate::harness::*;
 
-backend_tests!(charges_keep_amounts_refunds_and_the_dispute_link,);
+backend_tests!(
+    charges_keep_amounts_refunds_and_the_dispute_link,
+    stripe_entitlements_give_a_customers_features,
+    ignored_types_say_why,
+);
 
 async fn setup(backend: Backend) -> (TestDb, FakeStripe, TestApp) {
     let db = TestDb::new(backend);
@@ -203,6 +207,159 @@ async fn charges_keep_amounts_refunds_and_the_dispute_link(backend: Backend) {
     // resync knows charge ids.
     let (code, body) = post(&app, &format!("/v1/resync/{}", s.charge), json!({})).await;
     assert_eq!(code, StatusCode::OK, "{body}");
+    app.stop().await;
+    fake.stop().await;
+}
+
+/// The object of `entitlements.active_entitlement_summary.updated` (it has
+/// no id; the daemon re-fetches the list, whatever this one says).
+fn summary(customer: &str, lookup_keys: &[&str]) -> Value {
+    let data: Vec<Value> = lookup_keys
+        .iter()
+        .map(|k| {
+            json!({"id": format!("ent_{k}"), "object": "entitlements.active_entitlement",
+                         "feature": format!("feat_{k}"), "livemode": false, "lookup_key": k})
+        })
+        .collect();
+    json!({"object": "entitlements.active_entitlement_summary", "customer": customer,
+           "entitlements": {"object": "list", "data": data, "has_more": false,
+                            "url": "/v1/customer/cus/entitlements"},
+           "livemode": false})
+}
+
+const SUMMARY: &str = "entitlements.active_entitlement_summary.updated";
+
+/// The lookup keys of a customer's features, through the admin API.
+async fn features(app: &TestApp, customer: &str) -> Vec<String> {
+    let (code, body) = get(app, &format!("/v1/customers/{customer}/features")).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let mut keys: Vec<String> = body["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["lookup_key"].as_str().unwrap().to_owned())
+        .collect();
+    keys.sort();
+    keys
+}
+
+async fn has(app: &TestApp, customer: &str, key: &str) -> bool {
+    let (code, body) = get(app, &format!("/v1/customers/{customer}/features/{key}")).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    body["active"].as_bool().unwrap()
+}
+
+async fn stripe_entitlements_give_a_customers_features(backend: Backend) {
+    let (_db, fake, app) = setup(backend).await;
+    let s = basil();
+    fake.customer(&s);
+    let cus = s.customer.as_str();
+
+    // Never fetched: no features, and the answer says so.
+    let (_, body) = get(&app, &format!("/v1/customers/{cus}/features")).await;
+    assert_eq!(body["fetched_at"], Value::Null);
+    assert!(!has(&app, cus, "pro").await);
+
+    fake.set_active_entitlements(cus, None, &[("pro", "feat_pro"), ("export", "feat_export")]);
+    let e = deliver(&app, SUMMARY, &summary(cus, &[]), None).await;
+    assert_eq!(app.runner.run_pending().await.unwrap().done, 1);
+    assert_eq!(status_of(&app, &e).await, "done");
+    assert_eq!(features(&app, cus).await, ["export", "pro"]);
+    assert!(has(&app, cus, "pro").await);
+    assert!(!has(&app, cus, "sso").await);
+    let (_, body) = get(&app, &format!("/v1/customers/{cus}/features/pro")).await;
+    assert_eq!(body["feature"]["feature_id"], "feat_pro");
+    assert!(body["fetched_at"].as_i64().is_some());
+
+    // A feature taken away: the re-fetch drops it (the stale snapshot
+    // still lists it).
+    fake.set_active_entitlements(cus, None, &[("pro", "feat_pro")]);
+    deliver(&app, SUMMARY, &summary(cus, &["pro", "export"]), None).await;
+    assert_eq!(app.runner.run_pending().await.unwrap().done, 1);
+    assert_eq!(features(&app, cus).await, ["pro"]);
+
+    // More than a page: every page is read.
+    let many: Vec<(String, String)> = (0..150)
+        .map(|i| (format!("f{i:03}"), format!("feat_{i:03}")))
+        .collect();
+    let pairs: Vec<(&str, &str)> = many.iter().map(|(k, f)| (k.as_str(), f.as_str())).collect();
+    fake.set_active_entitlements(cus, None, &pairs);
+    deliver(&app, SUMMARY, &summary(cus, &[]), None).await;
+    assert_eq!(app.runner.run_pending().await.unwrap().done, 1);
+    assert_eq!(features(&app, cus).await.len(), 150);
+    assert!(
+        fake.count("/v1/entitlements/active_entitlements") >= 4,
+        "two pages for 150"
+    );
+
+    // An older fetch never replaces a newer one: one event's fetch is held
+    // while the features change and a later event is applied; the held
+    // (older) answer then lands last and is dropped.
+    fake.set_active_entitlements(cus, None, &[("basic", "feat_basic")]);
+    deliver(&app, SUMMARY, &summary(cus, &[]), None).await;
+    let hold = fake.hold_next("/v1/entitlements/active_entitlements");
+    let first = {
+        let runner = app.runner.clone();
+        tokio::spawn(async move { runner.run_pending().await.unwrap() })
+    };
+    hold.arrived().await;
+    fake.set_active_entitlements(cus, None, &[("pro", "feat_pro"), ("sso", "feat_sso")]);
+    deliver(&app, SUMMARY, &summary(cus, &[]), None).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while features(&app, cus).await != ["pro", "sso"] {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the newer fetch was not applied"
+        );
+        app.runner.run_pending().await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    hold.release();
+    first.await.unwrap();
+    app.runner.run_pending().await.unwrap();
+    assert_eq!(
+        features(&app, cus).await,
+        ["pro", "sso"],
+        "the held (older) fetch was dropped"
+    );
+
+    // A customer Stripe does not know has none.
+    let gone = "cus_unknown_to_stripe";
+    let e = deliver(&app, SUMMARY, &summary(gone, &["pro"]), None).await;
+    app.runner.run_pending().await.unwrap();
+    assert_eq!(status_of(&app, &e).await, "done");
+    assert!(features(&app, gone).await.is_empty());
+    app.stop().await;
+    fake.stop().await;
+}
+
+async fn ignored_types_say_why(backend: Backend) {
+    let (_db, fake, app) = setup(backend).await;
+    let e = deliver(
+        &app,
+        "invoice.upcoming",
+        &json!({"object": "invoice", "customer": "cus_1"}),
+        None,
+    )
+    .await;
+    let p = deliver(
+        &app,
+        "payout.paid",
+        &json!({"id": "po_1", "object": "payout"}),
+        None,
+    )
+    .await;
+    assert_eq!(app.runner.run_pending().await.unwrap().ignored, 2);
+    for (id, t) in [(e, "invoice.upcoming"), (p, "payout.paid")] {
+        let id2 = id.clone();
+        let row = app
+            .db(move |c| outbox::get(c, &id2).unwrap().unwrap())
+            .await;
+        assert_eq!(row.status.to_string(), "ignored");
+        let note = row.last_error.unwrap_or_default();
+        assert!(note.contains(&format!("no handler takes {t}")), "{note}");
+        assert!(note.contains("docs/architecture.md"), "{note}");
+    }
     app.stop().await;
     fake.stop().await;
 }

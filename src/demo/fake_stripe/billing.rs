@@ -130,6 +130,10 @@ pub(super) fn answer(
                     "Missing required param: customer.",
                 ));
             };
+            let known = lock(&state.objects).contains_key(customer.as_str());
+            if !known || !visible(state, customer, account) {
+                return Some(super::no_such("customer", customer));
+            }
             let key = entitlements_key(customer);
             let data = if visible(state, &key, account) {
                 lock(&state.objects)
