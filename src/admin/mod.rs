@@ -353,7 +353,7 @@ async fn start_catch_up(
     };
     let store = state.store.clone();
     let started = state.jobs.spawn("catch-up", move |_| async move {
-        crate::reconcile::catchup::run(handler.client(), &store, &options).await
+        crate::reconcile::connect::catch_up(&handler, &store, &options).await
     });
     let id = started.map_err(|job| AdminError::AlreadyRunning {
         what: "A catch-up",

@@ -54,6 +54,7 @@ pub fn reconcile_handler(config: &Config) -> anyhow::Result<Option<Arc<Reconcile
         ReconcileOptions {
             api_version: config.stripe.api_version.clone(),
             past_due_grace: Duration::from_secs(grace_hours.saturating_mul(3600)),
+            connect: config.endpoints.iter().any(|e| e.connect),
         },
     )))
 }

@@ -62,7 +62,7 @@ pub enum Command {
     /// Dead letters: list, show, retry, discard with a reason.
     #[command(subcommand)]
     Dead(ops::DeadCommand),
-    /// Fetch objects from Stripe now and reconcile them (cus_…, sub_…, in_…, pi_…, dp_…, cs_…).
+    /// Fetch objects from Stripe now and reconcile them (cus_…, sub_…, in_…, pi_…, ch_…, dp_…, cs_…).
     Resync {
         object_ids: Vec<String>,
         #[arg(long)]

@@ -145,7 +145,9 @@ pub fn catch_up(config: &Config, args: CatchUpArgs) -> anyhow::Result<()> {
         only_failed: args.only_failed,
         dry_run: args.dry_run,
     };
-    let report = runtime.block_on(catchup::run(handler.client(), &store, &options))?;
+    let report = runtime.block_on(crate::reconcile::connect::catch_up(
+        &handler, &store, &options,
+    ))?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
         return Ok(());

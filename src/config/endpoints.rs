@@ -29,6 +29,10 @@ pub struct EndpointConfig {
     /// Defaults to [`DEFAULT_TOLERANCE_SECS`].
     #[serde(default)]
     pub tolerance_secs: Option<u64>,
+    /// A Connect endpoint (events of connected accounts): the drift sweep
+    /// and catch-up also go through every connected account.
+    #[serde(default)]
+    pub connect: bool,
 }
 
 /// A validated endpoint.
@@ -39,6 +43,8 @@ pub struct Endpoint {
     pub mode: Mode,
     pub secrets: Vec<SecretString>,
     pub tolerance_secs: u64,
+    /// A Connect endpoint (see [`EndpointConfig::connect`]).
+    pub connect: bool,
 }
 
 /// The endpoints to serve: the `[[endpoints]]` tables, with `webhook_secret`
@@ -76,6 +82,7 @@ pub(super) fn resolve(
             mode,
             secrets: ep.secrets,
             tolerance_secs,
+            connect: ep.connect,
         });
     }
     Ok(endpoints)
@@ -96,6 +103,7 @@ fn set_default_endpoint(raw: &mut Vec<EndpointConfig>, secret: &SecretString) {
             mode: None,
             secrets,
             tolerance_secs: None,
+            connect: false,
         }),
     }
 }

@@ -119,7 +119,7 @@ pub fn write(
     );
     let written = with_tx!(tx, c => {
         let inserted = diesel::insert_into(customer_feature_fetches::table)
-            .values(row.clone())
+            .values(row)
             .on_conflict_do_nothing()
             .execute(c)?;
         if inserted == 1 {

@@ -20,6 +20,7 @@
 
 pub mod access;
 pub mod catchup;
+pub mod connect;
 pub mod entitlements;
 pub mod features;
 pub mod records;
@@ -136,6 +137,9 @@ pub struct ReconcileOptions {
     /// The pinned `Stripe-Version`: events at another version are warned about.
     pub api_version: String,
     pub past_due_grace: Duration,
+    /// A Connect endpoint is configured: the sweep and catch-up also go
+    /// through every connected account Stripe lists (`GET /v1/accounts`).
+    pub connect: bool,
 }
 
 /// The queue handler for every family above.
@@ -193,6 +197,10 @@ impl ReconcileHandler {
 
     pub fn client(&self) -> &StripeClient {
         &self.client
+    }
+
+    pub fn options(&self) -> &ReconcileOptions {
+        &self.options
     }
 
     /// Fetches one object from Stripe now and writes it, whether or not an

@@ -236,7 +236,7 @@ fn write_subscription(
         diesel::delete(subscription_items::table.filter(subscription_items::subscription_id.eq(&sub.id))).execute(c)?;
         diesel::insert_into(subscription_items::table).values(&items).execute(c)
     })?;
-    write_entitlements(tx, &row, &items, cx.past_due_grace_ms)?;
+    write_entitlements(tx, &row, &items, cx)?;
     Ok(true)
 }
 
@@ -246,8 +246,9 @@ fn write_entitlements(
     tx: &mut Tx<'_>,
     sub: &SubscriptionRow,
     items: &[ItemRow],
-    grace_ms: i64,
+    cx: &WriteContext,
 ) -> QueryResult<()> {
+    let grace_ms = cx.past_due_grace_ms;
     let status = SubscriptionStatus::from(sub.status.as_str());
     let facts = Facts {
         status: &status,
@@ -265,6 +266,7 @@ fn write_entitlements(
         grants: access.grants,
         access_until: access.access_until,
         updated_at: sub.updated_at,
+        account: cx.account.clone(),
     };
     let mut rows: Vec<Entitlement> = items
         .iter()

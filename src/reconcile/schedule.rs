@@ -33,7 +33,7 @@ pub async fn run(
                         only_failed,
                         dry_run: false,
                     };
-                    match catchup::run(handler.client(), &store, &options).await {
+                    match super::connect::catch_up(&handler, &store, &options).await {
                         Ok(r) if r.missing.is_empty() => tracing::debug!(
                             listed = r.listed,
                             "scheduled catch-up: nothing missing"

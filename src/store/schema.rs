@@ -250,6 +250,7 @@ diesel::table! {
         grants -> Bool,
         access_until -> Nullable<BigInt>,
         updated_at -> BigInt,
+        account -> Nullable<Text>,
     }
 }
 

@@ -6,11 +6,11 @@
 use diesel::prelude::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use stripe_hookd::store::schema::charges;
+use stripe_hookd::store::schema::{charges, entitlements, subscriptions};
 use stripe_hookd::store::{outbox, with_conn};
 use stripe_hookd::trigger::Scenario;
 
-use crate::admin::{get, post};
+use crate::admin::{get, post, run_job};
 use crate::backend_tests;
 use crate::fake_stripe::FakeStripe;
 use crate::harness::*;
@@ -19,23 +19,33 @@ backend_tests!(
     charges_keep_amounts_refunds_and_the_dispute_link,
     stripe_entitlements_give_a_customers_features,
     ignored_types_say_why,
+    connect_accounts_are_fetched_swept_and_caught_up_per_account,
 );
 
 async fn setup(backend: Backend) -> (TestDb, FakeStripe, TestApp) {
-    let db = TestDb::new(backend);
     let fake = FakeStripe::start().await.expect("fake stripe");
+    let (db, app) = spawn(backend, &fake, false).await;
+    (db, fake, app)
+}
+
+/// The daemon against `fake`; `connect`: its endpoint is a Connect endpoint.
+async fn spawn(backend: Backend, fake: &FakeStripe, connect: bool) -> (TestDb, TestApp) {
+    let db = TestDb::new(backend);
     let app = TestApp::spawn_with(
         &db,
         AppOptions::default()
             .admin()
             .stripe(&fake.base_url)
-            .config(|c| {
+            .config(move |c| {
+                c.endpoints[0].connect = connect;
                 c.runner.backoff_base_ms = 1000;
                 c.runner.backoff_max_secs = 10;
+                // Held answers (`hold_next`) must not time out into a retry.
+                c.stripe.timeout_secs = 120;
             }),
     )
     .await;
-    (db, fake, app)
+    (db, app)
 }
 
 fn basil() -> Scenario {
@@ -361,5 +371,147 @@ async fn ignored_types_say_why(backend: Backend) {
         assert!(note.contains("docs/architecture.md"), "{note}");
     }
     app.stop().await;
+    fake.stop().await;
+}
+
+/// (status, account) of a local subscription, and the accounts of its access rows.
+async fn sub_and_access(
+    app: &TestApp,
+    id: &str,
+) -> (Option<(String, Option<String>)>, Vec<Option<String>>) {
+    let id = id.to_owned();
+    app.db(move |c| {
+        with_conn!(c, c => {
+            let sub = subscriptions::table
+                .filter(subscriptions::id.eq(&id))
+                .select((subscriptions::status, subscriptions::account))
+                .first::<(String, Option<String>)>(c)
+                .optional()
+                .unwrap();
+            let access = entitlements::table
+                .filter(entitlements::subscription_id.eq(&id))
+                .select(entitlements::account)
+                .load::<Option<String>>(c)
+                .unwrap();
+            (sub, access)
+        })
+    })
+    .await
+}
+
+/// The `Stripe-Account` of the requests whose path starts with `prefix`.
+fn accounts_seen(fake: &FakeStripe, prefix: &str) -> Vec<Option<String>> {
+    fake.requests()
+        .into_iter()
+        .filter(|r| r.path.starts_with(prefix))
+        .map(|r| r.account)
+        .collect()
+}
+
+async fn connect_accounts_are_fetched_swept_and_caught_up_per_account(backend: Backend) {
+    let fake = FakeStripe::start().await.expect("fake stripe");
+    let (_db, app) = spawn(backend, &fake, true).await;
+    let known = "acct_1Known";
+    let quiet = "acct_1Quiet"; // no event of it ever arrived
+
+    // Events of a connected account: every fetch sends its Stripe-Account,
+    // and every record (charge, features, subscription, access) keeps it.
+    let s = basil();
+    let mut customer = s.object("customer.created").unwrap();
+    customer["id"] = json!(s.customer);
+    fake.put_in(known, customer);
+    let sub = fake.put_in(known, {
+        let mut sub = s.object("customer.subscription.created").unwrap();
+        crate::fake_stripe::set_subscription_status(&mut sub, "active");
+        sub
+    });
+    let ch = fake.put_in(known, crate::fake_stripe::charge_shape(&s, "succeeded"));
+    fake.set_active_entitlements(&s.customer, Some(known), &[("pro", "feat_pro")]);
+    deliver(&app, "customer.subscription.created", &sub, Some(known)).await;
+    deliver(&app, "charge.succeeded", &ch, Some(known)).await;
+    deliver(&app, SUMMARY, &summary(&s.customer, &[]), Some(known)).await;
+    assert_eq!(app.runner.run_pending().await.unwrap().done, 3);
+    for prefix in [
+        "/v1/subscriptions/",
+        "/v1/charges/",
+        "/v1/entitlements/active_entitlements",
+    ] {
+        let seen = accounts_seen(&fake, prefix);
+        assert!(
+            !seen.is_empty() && seen.iter().all(|a| a.as_deref() == Some(known)),
+            "{prefix}: {seen:?}"
+        );
+    }
+    let (sub_row, access) = sub_and_access(&app, &s.subscription).await;
+    assert_eq!(sub_row, Some(("active".to_owned(), Some(known.to_owned()))));
+    assert_eq!(
+        access,
+        [Some(known.to_owned())],
+        "the access row carries the account"
+    );
+    assert_eq!(
+        charge(&app, &s.charge).await.unwrap().account.as_deref(),
+        Some(known)
+    );
+    let (_, body) = get(&app, &format!("/v1/customers/{}/features", s.customer)).await;
+    assert_eq!(body["features"][0]["account"], known, "{body}");
+
+    // The sweep goes through every account Stripe lists, also one no event
+    // ever came from: its subscription is backfilled with its account.
+    let q = basil();
+    fake.put_in(quiet, {
+        let mut sub = q.object("customer.subscription.created").unwrap();
+        crate::fake_stripe::set_subscription_status(&mut sub, "trialing");
+        sub
+    });
+    run_job(&app, "/v1/reconcile", json!({})).await;
+    assert!(
+        accounts_seen(&fake, "/v1/accounts")
+            .iter()
+            .all(Option::is_none),
+        "the platform lists its accounts"
+    );
+    assert!(accounts_seen(&fake, "/v1/subscriptions")
+        .iter()
+        .any(|a| a.as_deref() == Some(quiet)));
+    let (sub_row, access) = sub_and_access(&app, &q.subscription).await;
+    assert_eq!(
+        sub_row,
+        Some(("trialing".to_owned(), Some(quiet.to_owned())))
+    );
+    assert_eq!(access, [Some(quiet.to_owned())]);
+
+    // Catch-up lists each account's events (with its Stripe-Account) and
+    // stores them with the account, so processing fetches from it.
+    let q_charge = fake.put_in(quiet, crate::fake_stripe::charge_shape(&q, "succeeded"));
+    let mut missed = snapshot_event("charge.succeeded", q_charge);
+    missed.as_object_mut().unwrap().remove("account");
+    fake.push_account_event(quiet, missed.clone());
+    let (_, report) = run_job(&app, "/v1/catch-up", json!({})).await;
+    let missed_id = missed["id"].as_str().unwrap().to_owned();
+    assert!(
+        report["missing"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m == &json!(missed_id)),
+        "{report}"
+    );
+    let id = missed_id.clone();
+    let stored = app.db(move |c| outbox::get(c, &id).unwrap().unwrap()).await;
+    assert_eq!(stored.account.as_deref(), Some(quiet));
+    assert_eq!(app.runner.run_pending().await.unwrap().done, 1);
+    assert_eq!(
+        charge(&app, &q.charge).await.unwrap().account.as_deref(),
+        Some(quiet)
+    );
+    app.stop().await;
+
+    // Without a Connect endpoint, an account no record came from is not
+    // swept (the flag is what lists Stripe's accounts).
+    let (_db2, plain) = spawn(backend, &fake, false).await;
+    run_job(&plain, "/v1/reconcile", json!({})).await;
+    assert_eq!(sub_and_access(&plain, &q.subscription).await.0, None);
+    plain.stop().await;
     fake.stop().await;
 }
