@@ -44,7 +44,7 @@ fn setup(
 
 pub fn resync(config: &Config, ids: Vec<String>, json: bool) -> anyhow::Result<()> {
     if ids.is_empty() {
-        anyhow::bail!("name the objects to resync: cus_…, sub_…, in_…, pi_…, dp_…, cs_…");
+        anyhow::bail!("name the objects to resync: cus_…, sub_…, in_…, pi_…, ch_…, dp_…, cs_…");
     }
     let (handler, store, runtime) = setup(config)?;
     runtime.block_on(async {
