@@ -11,7 +11,7 @@
 //! | `GET /v1/dead` | dead letters |
 //! | `POST /v1/dead/{id}/retry` | re-queue a dead event |
 //! | `POST /v1/dead/{id}/discard` (`{"reason":…}`) | give up on it, with a reason |
-//! | `POST /v1/resync/{object_id}` | fetch one object from Stripe now and reconcile it |
+//! | `POST /v1/resync/{object_id}?account=` | fetch one object from Stripe now and reconcile it (`account`: from this Connect account; default: the record's own) |
 //! | `POST /v1/reconcile` (`{"dry_run":…}`) | start the drift sweep (a job) |
 //! | `POST /v1/catch-up` (`{"since":…,"only_failed":…,"dry_run":…}`) | start a catch-up (a job) |
 //! | `GET /v1/jobs/{id}` | a job's progress and result (bounded: counts and the first entries) |
@@ -277,13 +277,24 @@ fn reconcile_handler(
     state.reconcile.clone().ok_or(AdminError::NoApiKey)
 }
 
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ResyncQuery {
+    /// A Connect account to fetch from (default: the record's own).
+    account: Option<String>,
+}
+
 async fn resync(
     state: web::Data<AdminState>,
     id: web::Path<String>,
+    query: web::Query<ResyncQuery>,
 ) -> Result<HttpResponse, AdminError> {
     let handler = reconcile_handler(&state)?;
     let id = id.into_inner();
-    let records = handler.resync(&state.store, &id).await?;
+    let account = query.into_inner().account;
+    let records = handler
+        .resync_in(&state.store, &id, account.as_deref())
+        .await?;
     tracing::info!(object = %id, records = records.len(), "object resynced from Stripe");
     let written: Vec<String> = records.iter().map(|r| r.describe()).collect();
     Ok(HttpResponse::Ok().json(json!({"resynced": id, "written": written})))

@@ -65,6 +65,9 @@ pub enum Command {
     /// Fetch objects from Stripe now and reconcile them (cus_…, sub_…, in_…, pi_…, ch_…, dp_…, cs_…).
     Resync {
         object_ids: Vec<String>,
+        /// Fetch from this Connect account (acct_…); default: the account the record came from.
+        #[arg(long)]
+        account: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -156,7 +159,11 @@ pub fn main() -> ExitCode {
             json,
         } => ops::replay(&config, event_ids, filter, json),
         Command::Dead(command) => ops::dead(&config, command),
-        Command::Resync { object_ids, json } => stripe_ops::resync(&config, object_ids, json),
+        Command::Resync {
+            object_ids,
+            account,
+            json,
+        } => stripe_ops::resync(&config, object_ids, account, json),
         Command::Reconcile { dry_run, all, json } => {
             stripe_ops::reconcile(&config, dry_run, all, json)
         }

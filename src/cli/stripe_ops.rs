@@ -42,14 +42,19 @@ fn setup(
     Ok((handler, store, runtime))
 }
 
-pub fn resync(config: &Config, ids: Vec<String>, json: bool) -> anyhow::Result<()> {
+pub fn resync(
+    config: &Config,
+    ids: Vec<String>,
+    account: Option<String>,
+    json: bool,
+) -> anyhow::Result<()> {
     if ids.is_empty() {
         anyhow::bail!("name the objects to resync: cus_…, sub_…, in_…, pi_…, ch_…, dp_…, cs_…");
     }
     let (handler, store, runtime) = setup(config)?;
     runtime.block_on(async {
         for id in ids {
-            let records = handler.resync(&store, &id).await?;
+            let records = handler.resync_in(&store, &id, account.as_deref()).await?;
             let written: Vec<String> = records.iter().map(|r| r.describe()).collect();
             if json {
                 println!(

@@ -208,8 +208,22 @@ impl ReconcileHandler {
     /// Connect account it came from (`Stripe-Account`). Returns what was
     /// written.
     pub async fn resync(&self, store: &Store, id: &str) -> Result<Vec<Record>, ResyncError> {
+        self.resync_in(store, id, None).await
+    }
+
+    /// [`Self::resync`] from a given Connect account (`Some`: an object of a
+    /// connected account that is not stored yet, or stored without it);
+    /// `None`: the account the record was fetched from, else the platform.
+    pub async fn resync_in(
+        &self,
+        store: &Store,
+        id: &str,
+        account: Option<&str>,
+    ) -> Result<Vec<Record>, ResyncError> {
         let family = Family::of_id(id).ok_or_else(|| ResyncError::UnknownId(id.to_owned()))?;
-        let account = {
+        let account = if let Some(account) = account {
+            Some(account.to_owned())
+        } else {
             let (store, id) = (store.clone(), id.to_owned());
             tokio::task::spawn_blocking(move || -> Result<Option<String>, ResyncError> {
                 let mut conn = store

@@ -505,6 +505,35 @@ async fn connect_accounts_are_fetched_swept_and_caught_up_per_account(backend: B
         charge(&app, &q.charge).await.unwrap().account.as_deref(),
         Some(quiet)
     );
+
+    // resync of an object not stored yet: from the account named.
+    let r = basil();
+    fake.put_in(quiet, {
+        let mut sub = r.object("customer.subscription.created").unwrap();
+        crate::fake_stripe::set_subscription_status(&mut sub, "active");
+        sub
+    });
+    let (code, body) = post(&app, &format!("/v1/resync/{}", r.subscription), json!({})).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(
+        sub_and_access(&app, &r.subscription).await.0,
+        Some(("unknown".to_owned(), None)),
+        "the platform cannot see it: recorded gone"
+    );
+    let (code, body) = post(
+        &app,
+        &format!("/v1/resync/{}?account={quiet}", r.subscription),
+        json!({}),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(
+        sub_and_access(&app, &r.subscription).await,
+        (
+            Some(("active".to_owned(), Some(quiet.to_owned()))),
+            vec![Some(quiet.to_owned())]
+        )
+    );
     app.stop().await;
 
     // Without a Connect endpoint, an account no record came from is not
