@@ -260,7 +260,7 @@ async fn has(app: &TestApp, customer: &str, key: &str) -> bool {
 }
 
 async fn stripe_entitlements_give_a_customers_features(backend: Backend) {
-    let (_db, fake, app) = setup(backend).await;
+    let (db, fake, app) = setup(backend).await;
     let s = basil();
     fake.customer(&s);
     let cus = s.customer.as_str();
@@ -332,6 +332,39 @@ async fn stripe_entitlements_give_a_customers_features(backend: Backend) {
         ["pro", "sso"],
         "the held (older) fetch was dropped"
     );
+
+    // The CLI answers from the database: yes (exit 0) / no (exit 1).
+    let cli = |args: Vec<String>| {
+        let (url, dir) = (db.url.clone(), db.dir().to_owned());
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_stripe-hookd"))
+                .args(&args)
+                .env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .env("STRIPE_HOOKD_STATE_DIR", dir)
+                .env("DATABASE_URL", url)
+                .output()
+                .expect("run stripe-hookd")
+        })
+    };
+    let yes = cli(vec!["features".into(), cus.into(), "sso".into()])
+        .await
+        .unwrap();
+    assert!(yes.status.success(), "{yes:?}");
+    assert!(
+        String::from_utf8_lossy(&yes.stdout).contains("sso: yes"),
+        "{yes:?}"
+    );
+    let no = cli(vec!["features".into(), cus.into(), "basic".into()])
+        .await
+        .unwrap();
+    assert_eq!(no.status.code(), Some(1), "{no:?}");
+    let all = cli(vec!["features".into(), cus.into(), "--json".into()])
+        .await
+        .unwrap();
+    assert!(all.status.success(), "{all:?}");
+    let listed: Value = serde_json::from_slice(&all.stdout).expect("JSON");
+    assert_eq!(listed["features"].as_array().unwrap().len(), 2, "{listed}");
 
     // A customer Stripe does not know has none.
     let gone = "cus_unknown_to_stripe";
