@@ -425,4 +425,30 @@ mod tests {
         assert_eq!(old.subscription_id().as_deref(), Some("sub_1"));
         assert_eq!(new.subscription_id().as_deref(), Some("sub_1"));
     }
+
+    #[test]
+    fn charges_and_active_entitlements_read_ids_or_expanded_objects() {
+        let charge: Charge = serde_json::from_value(serde_json::json!({
+            "id": "ch_1", "object": "charge", "amount": 2000, "amount_refunded": 500,
+            "customer": {"id": "cus_1", "object": "customer"}, "payment_intent": "pi_1",
+            "status": "succeeded", "refunded": false, "disputed": true, "paid": true
+        }))
+        .expect("charge");
+        assert_eq!(charge.customer_id().as_deref(), Some("cus_1"));
+        assert_eq!(charge.payment_intent_id().as_deref(), Some("pi_1"));
+        assert!(charge.disputed && !charge.refunded && !charge.captured);
+        let ent: ActiveEntitlement = serde_json::from_value(serde_json::json!({
+            "id": "ent_1", "object": "entitlements.active_entitlement",
+            "feature": {"id": "feat_1", "object": "entitlements.feature", "lookup_key": "pro"},
+            "lookup_key": "pro", "livemode": false
+        }))
+        .expect("active entitlement");
+        assert_eq!(ent.feature_id().as_deref(), Some("feat_1"));
+        let summary: ActiveEntitlementSummary = serde_json::from_value(serde_json::json!({
+            "object": "entitlements.active_entitlement_summary", "customer": "cus_1",
+            "entitlements": {"object": "list", "data": [], "has_more": false}, "livemode": false
+        }))
+        .expect("summary");
+        assert_eq!(summary.customer, "cus_1");
+    }
 }

@@ -6,7 +6,9 @@
 use diesel::prelude::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use stripe_hookd::store::schema::{charges, entitlements, subscriptions};
+use stripe_hookd::reconcile::entitlements as access;
+use stripe_hookd::store::now_ms;
+use stripe_hookd::store::schema::{charges, entitlements, invoices, subscriptions};
 use stripe_hookd::store::{outbox, with_conn};
 use stripe_hookd::trigger::Scenario;
 
@@ -19,6 +21,7 @@ backend_tests!(
     charges_keep_amounts_refunds_and_the_dispute_link,
     stripe_entitlements_give_a_customers_features,
     ignored_types_say_why,
+    paused_resumed_trial_and_action_required_are_applied,
     connect_accounts_are_fetched_swept_and_caught_up_per_account,
 );
 
@@ -576,4 +579,61 @@ async fn connect_accounts_are_fetched_swept_and_caught_up_per_account(backend: B
     assert_eq!(sub_and_access(&plain, &q.subscription).await.0, None);
     plain.stop().await;
     fake.stop().await;
+}
+
+async fn paused_resumed_trial_and_action_required_are_applied(backend: Backend) {
+    let (_db, fake, app) = setup(backend).await;
+    let s = basil();
+    fake.customer(&s);
+    let sub = fake.subscription(&s, "trialing");
+    let e = deliver(&app, "customer.subscription.trial_will_end", &sub, None).await;
+    assert_eq!(app.runner.run_pending().await.unwrap().done, 1);
+    assert_eq!(status_of(&app, &e).await, "done");
+    assert_eq!(has_access(&app, &s.customer).await, 1, "trialing");
+
+    // A trial that ends without a payment method pauses the subscription.
+    fake.update(&s.subscription, |v| v["status"] = json!("paused"));
+    deliver(&app, "customer.subscription.paused", &sub, None).await;
+    assert_eq!(app.runner.run_pending().await.unwrap().done, 1);
+    assert_eq!(
+        sub_and_access(&app, &s.subscription).await.0.unwrap().0,
+        "paused"
+    );
+    assert_eq!(
+        has_access(&app, &s.customer).await,
+        0,
+        "paused grants nothing"
+    );
+
+    fake.update(&s.subscription, |v| v["status"] = json!("active"));
+    deliver(&app, "customer.subscription.resumed", &sub, None).await;
+    assert_eq!(app.runner.run_pending().await.unwrap().done, 1);
+    assert_eq!(has_access(&app, &s.customer).await, 1, "resumed");
+
+    // 3-D Secure needed: the invoice is stored as Stripe shows it (open).
+    let invoice = fake.invoice(&s, "open");
+    let e = deliver(&app, "invoice.payment_action_required", &invoice, None).await;
+    assert_eq!(app.runner.run_pending().await.unwrap().done, 1);
+    assert_eq!(status_of(&app, &e).await, "done");
+    let id = s.invoice.clone();
+    let status = app
+        .db(move |c| {
+            with_conn!(c, c => invoices::table
+                .filter(invoices::id.eq(&id))
+                .select(invoices::status)
+                .first::<Option<String>>(c)
+                .unwrap())
+        })
+        .await;
+    assert_eq!(status.as_deref(), Some("open"));
+    app.stop().await;
+    fake.stop().await;
+}
+
+/// How many access rows grant the customer access now.
+async fn has_access(app: &TestApp, customer: &str) -> usize {
+    let customer = customer.to_owned();
+    app.db(move |c| access::for_customer(c, &customer, now_ms()).unwrap())
+        .await
+        .len()
 }
