@@ -17,6 +17,10 @@
 //! | `charge.*` (other), `charge.refund.updated` | `/v1/charges/{id}` (a refund's: its `charge`) |
 //! | `checkout.session.*`                    | `/v1/checkout/sessions/{id}` (+ its customer and subscription) |
 //! | `customer.created/updated/deleted`      | `/v1/customers/{id}`           |
+//! | `entitlements.active_entitlement_summary.updated` | `/v1/entitlements/active_entitlements?customer=` (every page; `features.rs`) |
+//!
+//! Connect: records keep their account and are fetched with it; the sweep
+//! and catch-up go through each connected account (`connect.rs`).
 
 pub mod access;
 pub mod catchup;
