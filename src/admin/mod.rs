@@ -12,7 +12,7 @@
 //! | `GET /v1/dead` | dead letters |
 //! | `POST /v1/dead/{id}/retry` | re-queue a dead event |
 //! | `POST /v1/dead/{id}/discard` (`{"reason":…}`) | give up on it, with a reason |
-//! | `POST /v1/resync/{object_id}` | fetch one object from Stripe now and reconcile it |
+//! | `POST /v1/resync/{object_id}?account=` | fetch one object from Stripe now and reconcile it (`account`: from this Connect account; default: the record's own) |
 //! | `POST /v1/reconcile` (`{"dry_run":…}`) | start the drift sweep (a job) |
 //! | `POST /v1/catch-up` (`{"since":…,"only_failed":…,"dry_run":…}`) | start a catch-up (a job) |
 //! | `GET /v1/jobs/{id}` | a job's progress and result (bounded: counts and the first entries) |
@@ -20,10 +20,12 @@
 //! | `GET /metrics` | Prometheus text format |
 //! | `/v1/deliveries…` | forwarding deliveries (see `deliveries.rs`) |
 //! | `/`, `/ui/…` | the browser inspector (see `ui/`) |
+//! | `/v1/customers/{id}/features…` | a customer's Stripe Entitlements features (see `features.rs`) |
 
 pub mod auth;
 pub mod deliveries;
 mod error;
+pub mod features;
 pub mod gauges;
 pub mod jobs;
 pub mod ui;
@@ -102,6 +104,7 @@ pub fn server(listener: TcpListener, state: AdminState) -> std::io::Result<actix
                     .route("/v1/jobs/{id}/items", web::get().to(job_items))
                     .configure(deliveries::routes)
                     .configure(ui::routes)
+                    .configure(features::routes)
                     .default_service(web::to(|| async {
                         error(
                             StatusCode::NOT_FOUND,
@@ -285,13 +288,24 @@ fn reconcile_handler(
     state.reconcile.clone().ok_or(AdminError::NoApiKey)
 }
 
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ResyncQuery {
+    /// A Connect account to fetch from (default: the record's own).
+    account: Option<String>,
+}
+
 async fn resync(
     state: web::Data<AdminState>,
     id: web::Path<String>,
+    query: web::Query<ResyncQuery>,
 ) -> Result<HttpResponse, AdminError> {
     let handler = reconcile_handler(&state)?;
     let id = id.into_inner();
-    let records = handler.resync(&state.store, &id).await?;
+    let account = query.into_inner().account;
+    let records = handler
+        .resync_in(&state.store, &id, account.as_deref())
+        .await?;
     tracing::info!(object = %id, records = records.len(), "object resynced from Stripe");
     let written: Vec<String> = records.iter().map(|r| r.describe()).collect();
     Ok(HttpResponse::Ok().json(json!({"resynced": id, "written": written})))
@@ -362,7 +376,7 @@ async fn start_catch_up(
     };
     let store = state.store.clone();
     let started = state.jobs.spawn("catch-up", move |_| async move {
-        crate::reconcile::catchup::run(handler.client(), &store, &options).await
+        crate::reconcile::connect::catch_up(&handler, &store, &options).await
     });
     let id = started.map_err(|job| AdminError::AlreadyRunning {
         what: "A catch-up",

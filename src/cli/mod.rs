@@ -12,6 +12,7 @@ use crate::telemetry;
 mod backup;
 mod demo;
 mod destinations;
+mod features;
 mod manual;
 mod ops;
 pub mod setup;
@@ -63,9 +64,12 @@ pub enum Command {
     /// Dead letters: list, show, retry, discard with a reason.
     #[command(subcommand)]
     Dead(ops::DeadCommand),
-    /// Fetch objects from Stripe now and reconcile them (cus_…, sub_…, in_…, pi_…, dp_…, cs_…).
+    /// Fetch objects from Stripe now and reconcile them (cus_…, sub_…, in_…, pi_…, ch_…, dp_…, cs_…).
     Resync {
         object_ids: Vec<String>,
+        /// Fetch from this Connect account (acct_…); default: the account the record came from.
+        #[arg(long)]
+        account: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -80,6 +84,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// A customer's Stripe Entitlements features, or whether they have one (exit 1 if not).
+    Features(features::FeaturesArgs),
     /// Pull events Stripe could not deliver (GET /v1/events; with a thin endpoint also GET /v2/core/events) and ingest the missing ones.
     CatchUp(stripe_ops::CatchUpArgs),
     /// Create or update the Stripe endpoint (webhook endpoint, or --thin event destination) with the handled event types.
@@ -165,12 +171,20 @@ pub fn main() -> ExitCode {
             json,
         } => ops::replay(&config, event_ids, filter, json),
         Command::Dead(command) => ops::dead(&config, command),
-        Command::Resync { object_ids, json } => stripe_ops::resync(&config, object_ids, json),
+        Command::Resync {
+            object_ids,
+            account,
+            json,
+        } => stripe_ops::resync(&config, object_ids, account, json),
         Command::Reconcile { dry_run, all, json } => {
             stripe_ops::reconcile(&config, dry_run, all, json)
         }
         Command::CatchUp(args) => stripe_ops::catch_up(&config, args),
         Command::Setup(args) => setup::command(&config, args),
+        Command::Features(args) => match features::run(&config, &args) {
+            Ok(false) => return ExitCode::FAILURE,
+            other => other.map(|_| ()),
+        },
         Command::Trigger(_)
         | Command::Check { .. }
         | Command::Completions { .. }

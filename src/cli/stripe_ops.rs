@@ -42,14 +42,19 @@ fn setup(
     Ok((handler, store, runtime))
 }
 
-pub fn resync(config: &Config, ids: Vec<String>, json: bool) -> anyhow::Result<()> {
+pub fn resync(
+    config: &Config,
+    ids: Vec<String>,
+    account: Option<String>,
+    json: bool,
+) -> anyhow::Result<()> {
     if ids.is_empty() {
-        anyhow::bail!("name the objects to resync: cus_…, sub_…, in_…, pi_…, dp_…, cs_…");
+        anyhow::bail!("name the objects to resync: cus_…, sub_…, in_…, pi_…, ch_…, dp_…, cs_…");
     }
     let (handler, store, runtime) = setup(config)?;
     runtime.block_on(async {
         for id in ids {
-            let records = handler.resync(&store, &id).await?;
+            let records = handler.resync_in(&store, &id, account.as_deref()).await?;
             let written: Vec<String> = records.iter().map(|r| r.describe()).collect();
             if json {
                 println!(
@@ -146,7 +151,9 @@ pub fn catch_up(config: &Config, args: CatchUpArgs) -> anyhow::Result<()> {
         dry_run: args.dry_run,
         thin: handler.lists_thin_events(),
     };
-    let report = runtime.block_on(catchup::run(handler.client(), &store, &options))?;
+    let report = runtime.block_on(crate::reconcile::connect::catch_up(
+        &handler, &store, &options,
+    ))?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
         return Ok(());

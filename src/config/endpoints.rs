@@ -35,6 +35,10 @@ pub struct EndpointConfig {
     /// `setup` and `check` expect at Stripe.
     #[serde(default)]
     pub thin: bool,
+    /// A Connect endpoint (events of connected accounts): the drift sweep
+    /// and catch-up also go through every connected account.
+    #[serde(default)]
+    pub connect: bool,
 }
 
 /// A validated endpoint.
@@ -47,6 +51,8 @@ pub struct Endpoint {
     pub tolerance_secs: u64,
     /// See [`EndpointConfig::thin`].
     pub thin: bool,
+    /// A Connect endpoint (see [`EndpointConfig::connect`]).
+    pub connect: bool,
 }
 
 /// The endpoints to serve: the `[[endpoints]]` tables, with `webhook_secret`
@@ -85,6 +91,7 @@ pub(super) fn resolve(
             secrets: ep.secrets,
             tolerance_secs,
             thin: ep.thin,
+            connect: ep.connect,
         });
     }
     Ok(endpoints)
@@ -106,6 +113,7 @@ fn set_default_endpoint(raw: &mut Vec<EndpointConfig>, secret: &SecretString) {
             secrets,
             tolerance_secs: None,
             thin: false,
+            connect: false,
         }),
     }
 }

@@ -62,25 +62,28 @@ pub fn success_in(
 ) -> Result<(), FinishError> {
     super::claim::lock_object(tx, &group.key)?;
     let token = group.token.as_str();
-    let ignored: Vec<&str> = group
-        .events
-        .iter()
-        .map(|e| e.event_id.as_str())
-        .filter(|id| !handled.iter().any(|h| h == id))
-        .collect();
     {
         let mut changed = 0;
-        for (ids, outcome) in [
-            (
-                handled.iter().map(String::as_str).collect::<Vec<_>>(),
-                status::DONE,
-            ),
-            (ignored.clone(), status::IGNORED),
-        ] {
-            if ids.is_empty() {
-                continue;
-            }
-            changed += mark(tx, token, &ids, outcome, None, now, None)?;
+        let done: Vec<&str> = handled.iter().map(String::as_str).collect();
+        if !done.is_empty() {
+            changed += mark(tx, token, &done, status::DONE, None, now, None)?;
+        }
+        // An ignored event says why, in its `last_error` (one note per type).
+        for e in group
+            .events
+            .iter()
+            .filter(|e| !handled.contains(&e.event_id))
+        {
+            let note = ignored_note(&e.event_type);
+            changed += mark(
+                tx,
+                token,
+                &[e.event_id.as_str()],
+                status::IGNORED,
+                Some(&note),
+                now,
+                None,
+            )?;
         }
         if changed != group.events.len() {
             return Err(FinishError::LeaseLost);
@@ -100,6 +103,13 @@ pub fn success_in(
         free_object(tx, token, &group.key)?;
         Ok(())
     }
+}
+
+/// What an `ignored` event records: no handler takes its type (stored and
+/// visible, not an error). docs/architecture.md lists the types ignored on
+/// purpose, and why.
+pub fn ignored_note(event_type: &str) -> String {
+    format!("ignored: no handler takes {event_type} (the types ignored on purpose, and why: docs/architecture.md, \"Event types\")")
 }
 
 /// Records a failed attempt: each event is retried after its backoff, or

@@ -66,6 +66,20 @@ pub async fn run(
     store: &Store,
     options: &CatchUpOptions,
 ) -> Result<CatchUpReport, CatchUpError> {
+    run_as(client, store, options, None).await
+}
+
+/// [`run`] over one Connect account's events (`Stripe-Account`; `None`: the
+/// platform's). An event listed as a connected account is stored with that
+/// `account`, as a Connect endpoint would have received it, so that its
+/// processing fetches from the account (`super::connect::catch_up` runs it
+/// for every connected account).
+pub async fn run_as(
+    client: &StripeClient,
+    store: &Store,
+    options: &CatchUpOptions,
+    account: Option<&str>,
+) -> Result<CatchUpReport, CatchUpError> {
     let since = options.since.max(now_ms() / 1000 - MAX_AGE_SECS);
     let since_param = since.to_string();
     let mut report = CatchUpReport {
@@ -76,11 +90,15 @@ pub async fn run(
     if options.only_failed {
         params.push(("delivery_success", "false"));
     }
-    let mut pages = client.pages("/v1/events", &params, Priority::Background);
+    let mut pages = client
+        .pages("/v1/events", &params, Priority::Background)
+        .account(account);
     while let Some(data) = pages.next().await? {
-        ingest(store, &data, options.dry_run, &mut report).await?;
+        ingest(store, &data, account, options.dry_run, &mut report).await?;
     }
-    if options.thin {
+    // Thin events of connected accounts carry `context`; the platform
+    // listing of /v2/core/events holds them all, so it runs once.
+    if options.thin && account.is_none() {
         let since_rfc3339 = humantime::format_rfc3339_seconds(
             std::time::UNIX_EPOCH + std::time::Duration::from_secs(since.max(0).unsigned_abs()),
         )
@@ -88,7 +106,7 @@ pub async fn run(
         let params = [("created[gte]", since_rfc3339.as_str())];
         let mut pages = client.v2_pages("/v2/core/events", &params, Priority::Background);
         while let Some(data) = pages.next().await? {
-            ingest(store, &data, options.dry_run, &mut report).await?;
+            ingest(store, &data, None, options.dry_run, &mut report).await?;
         }
     }
     Ok(report)
@@ -99,13 +117,14 @@ pub async fn run(
 async fn ingest(
     store: &Store,
     data: &[Value],
+    account: Option<&str>,
     dry_run: bool,
     report: &mut CatchUpReport,
 ) -> Result<(), CatchUpError> {
     report.listed += data.len();
     let mut batch: Vec<NewEvent> = Vec::new();
     for event in data {
-        let payload = event.to_string();
+        let payload = with_account(event, account).to_string();
         match envelope::parse(payload.as_bytes()) {
             Ok(env) => batch.push(env.into_new_event(
                 ENDPOINT,
@@ -160,4 +179,19 @@ async fn ingest(
         }
     }
     Ok(())
+}
+
+/// The event as a Connect endpoint receives it: with `account` when it was
+/// listed as a connected account and does not say so itself.
+fn with_account<'a>(event: &'a Value, account: Option<&str>) -> std::borrow::Cow<'a, Value> {
+    match account {
+        Some(account) if event.get("account").and_then(Value::as_str).is_none() => {
+            let mut event = event.clone();
+            if let Some(map) = event.as_object_mut() {
+                map.insert("account".to_owned(), Value::from(account));
+            }
+            std::borrow::Cow::Owned(event)
+        }
+        _ => std::borrow::Cow::Borrowed(event),
+    }
 }

@@ -23,6 +23,8 @@ pub struct Entitlement {
     pub grants: bool,
     pub access_until: Option<i64>,
     pub updated_at: i64,
+    /// The Connect account of the subscription (`None`: the platform).
+    pub account: Option<String>,
 }
 
 impl Entitlement {

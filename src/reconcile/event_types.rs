@@ -5,6 +5,14 @@
 /// Every snapshot event type a handler takes (each maps to its family by
 /// [`super::Family::of_event`]; a unit test holds them to it).
 pub const SUBSCRIBED: &[&str] = &[
+    "charge.captured",
+    "charge.expired",
+    "charge.failed",
+    "charge.pending",
+    "charge.refund.updated",
+    "charge.refunded",
+    "charge.succeeded",
+    "charge.updated",
     "checkout.session.async_payment_failed",
     "checkout.session.async_payment_succeeded",
     "checkout.session.completed",
@@ -48,6 +56,10 @@ pub const SUBSCRIBED: &[&str] = &[
     "payment_intent.succeeded",
 ];
 
+/// Snapshot types with no thin twin we can process: the summary names its
+/// customer only in `data.object`, which a thin event does not carry.
+pub const SNAPSHOT_ONLY: &[&str] = &[super::features::SUMMARY_EVENT];
+
 /// The thin events a destination is subscribed to besides the `v1.` ones:
 /// Stripe's notice that an event it could not generate is resolved.
 pub const THIN_EXTRA: &[&str] = &[super::thin::GENERATION_FAILURE_RESOLVED];
@@ -62,7 +74,11 @@ pub fn wanted(thin: bool) -> Vec<String> {
             .chain(THIN_EXTRA.iter().map(|t| (*t).to_owned()))
             .collect()
     } else {
-        SUBSCRIBED.iter().map(|t| (*t).to_owned()).collect()
+        SUBSCRIBED
+            .iter()
+            .chain(SNAPSHOT_ONLY)
+            .map(|t| (*t).to_owned())
+            .collect()
     };
     types.sort();
     types

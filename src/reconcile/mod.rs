@@ -13,17 +13,24 @@
 //! | `payment_intent.*`                      | `/v1/payment_intents/{id}`     |
 //! | `customer.subscription.*`               | `/v1/subscriptions/{id}`       |
 //! | `invoice.*` (not `invoice.upcoming`)    | `/v1/invoices/{id}`            |
-//! | `charge.dispute.*`                      | `/v1/disputes/{id}`            |
+//! | `charge.dispute.*`                      | `/v1/disputes/{id}` (+ its charge) |
+//! | `charge.*` (other), `charge.refund.updated` | `/v1/charges/{id}` (a refund's: its `charge`) |
 //! | `checkout.session.*`                    | `/v1/checkout/sessions/{id}` (+ its customer and subscription) |
 //! | `customer.created/updated/deleted`      | `/v1/customers/{id}`           |
+//! | `entitlements.active_entitlement_summary.updated` | `/v1/entitlements/active_entitlements?customer=` (every page; `features.rs`) |
 //!
 //! Thin events (`v1.…`) take the row of their `related_object.type`; see
 //! [`thin`].
+//!
+//! Connect: records keep their account and are fetched with it; the sweep
+//! and catch-up go through each connected account (`connect.rs`).
 
 pub mod access;
 pub mod catchup;
+pub mod connect;
 pub mod entitlements;
 pub mod event_types;
+pub mod features;
 pub mod records;
 pub mod rows;
 pub mod schedule;
@@ -52,6 +59,7 @@ pub enum Family {
     Dispute,
     CheckoutSession,
     Customer,
+    Charge,
 }
 
 impl Family {
@@ -65,6 +73,9 @@ impl Family {
             Some(Family::Invoice)
         } else if event_type.starts_with("charge.dispute.") {
             Some(Family::Dispute)
+        } else if event_type.starts_with("charge.") {
+            // `charge.refund.updated` carries a refund: its charge is fetched.
+            Some(Family::Charge)
         } else if event_type.starts_with("checkout.session.") {
             Some(Family::CheckoutSession)
         } else if matches!(
@@ -86,6 +97,7 @@ impl Family {
             "dispute" => Some(Family::Dispute),
             "checkout.session" => Some(Family::CheckoutSession),
             "customer" => Some(Family::Customer),
+            "charge" => Some(Family::Charge),
             _ => None,
         }
     }
@@ -100,6 +112,7 @@ impl Family {
             "dp" | "du" => Some(Family::Dispute),
             "cs" => Some(Family::CheckoutSession),
             "cus" => Some(Family::Customer),
+            "ch" | "py" => Some(Family::Charge),
             _ => None,
         }
     }
@@ -112,6 +125,7 @@ impl Family {
             Family::Dispute => "/v1/disputes",
             Family::CheckoutSession => "/v1/checkout/sessions",
             Family::Customer => "/v1/customers",
+            Family::Charge => "/v1/charges",
         };
         format!("{base}/{id}")
     }
@@ -135,6 +149,9 @@ pub struct ReconcileOptions {
     /// An endpoint is configured `thin = true`: catch-up lists
     /// `/v2/core/events` too.
     pub thin_catch_up: bool,
+    /// A Connect endpoint is configured: the sweep and catch-up also go
+    /// through every connected account Stripe lists (`GET /v1/accounts`).
+    pub connect: bool,
 }
 
 /// The queue handler for every family above.
@@ -166,11 +183,17 @@ impl ReconcileHandler {
         let mut records = Vec::new();
         // A completed Checkout links the application's user to a customer
         // and a subscription that may not exist locally yet: fetch them too.
-        if let Record::CheckoutSession(session) = &primary {
-            for (family, id) in [
+        // A dispute changes its charge (`disputed`, the link): fetch it too.
+        let related = match &primary {
+            Record::CheckoutSession(session) => vec![
                 (Family::Customer, session.customer_id.clone()),
                 (Family::Subscription, session.subscription_id.clone()),
-            ] {
+            ],
+            Record::Dispute(dispute) => vec![(Family::Charge, dispute.charge_id.clone())],
+            _ => Vec::new(),
+        };
+        {
+            for (family, id) in related {
                 // An Accounts v2 customer (`acct_…`) is no /v1/customers object.
                 if let Some(id) = id.filter(|id| Family::of_id(id) == Some(family)) {
                     let stamp = fetch_stamp(cx).await?;
@@ -194,13 +217,31 @@ impl ReconcileHandler {
         self.options.thin_catch_up
     }
 
+    pub fn options(&self) -> &ReconcileOptions {
+        &self.options
+    }
+
     /// Fetches one object from Stripe now and writes it, whether or not an
     /// event ever named it (`resync`). A stored record is fetched from the
     /// Connect account it came from (`Stripe-Account`). Returns what was
     /// written.
     pub async fn resync(&self, store: &Store, id: &str) -> Result<Vec<Record>, ResyncError> {
+        self.resync_in(store, id, None).await
+    }
+
+    /// [`Self::resync`] from a given Connect account (`Some`: an object of a
+    /// connected account that is not stored yet, or stored without it);
+    /// `None`: the account the record was fetched from, else the platform.
+    pub async fn resync_in(
+        &self,
+        store: &Store,
+        id: &str,
+        account: Option<&str>,
+    ) -> Result<Vec<Record>, ResyncError> {
         let family = Family::of_id(id).ok_or_else(|| ResyncError::UnknownId(id.to_owned()))?;
-        let account = {
+        let account = if let Some(account) = account {
+            Some(account.to_owned())
+        } else {
             let (store, id) = (store.clone(), id.to_owned());
             tokio::task::spawn_blocking(move || -> Result<Option<String>, ResyncError> {
                 let mut conn = store
@@ -253,6 +294,7 @@ impl ReconcileHandler {
             let cx = WriteContext {
                 now: clock.now_ms(),
                 past_due_grace_ms: grace_ms,
+                account: account.clone(),
             };
             for record in &records {
                 if records::write(tx, record, &cx)? {
@@ -262,6 +304,17 @@ impl ReconcileHandler {
             Ok(())
         })
     }
+}
+
+/// A field of the event's `data.object` that names an object (an id, or the
+/// expanded object's id).
+fn object_field(payload: &str, field: &str) -> Option<String> {
+    let event: serde_json::Value = serde_json::from_str(payload).ok()?;
+    let value = &event["data"]["object"][field];
+    value
+        .as_str()
+        .or_else(|| value["id"].as_str())
+        .map(str::to_owned)
 }
 
 /// Stamps a fetch about to start: its place in the order of fetches (from
@@ -282,7 +335,9 @@ pub async fn fetch_stamp(cx: &HandlerContext) -> Result<Stamp, HandlerError> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ResyncError {
-    #[error("{0:?} is not an id of an object we reconcile (cus_, sub_, in_, pi_, dp_, cs_)")]
+    #[error(
+        "{0:?} is not an id of an object we reconcile (cus_, sub_, in_, pi_, ch_, py_, dp_, cs_)"
+    )]
     UnknownId(String),
     #[error("{0}")]
     Fetch(HandlerError),
@@ -348,6 +403,7 @@ pub fn record_from_json(
         Family::Dispute => {
             Record::Dispute(records::DisputeRow::new(&parse(json)?, raw, stamp, now))
         }
+        Family::Charge => Record::Charge(records::ChargeRow::new(&parse(json)?, raw, stamp, now)),
     })
 }
 
@@ -360,7 +416,7 @@ fn parse<T: DeserializeOwned>(json: &serde_json::Value) -> Result<T, HandlerErro
 /// dead at once when retrying cannot help (a 4xx other than 401/403/404/
 /// 409/429, a bad configuration). A 409 that outlasted the client's own
 /// retries is transient ([`StripeError::Conflict`]) and retried with backoff.
-fn handler_error(e: StripeError) -> HandlerError {
+pub(crate) fn handler_error(e: StripeError) -> HandlerError {
     let message = format!("Stripe API: {e}");
     match &e {
         StripeError::InvalidRequest { .. } | StripeError::Config(_) => {
@@ -375,7 +431,7 @@ fn handler_error(e: StripeError) -> HandlerError {
 
 impl Handler for ReconcileHandler {
     fn handles(&self, event_type: &str) -> bool {
-        Family::of_event(event_type).is_some()
+        Family::of_event(event_type).is_some() || event_type == features::SUMMARY_EVENT
     }
 
     fn handles_event(&self, event: &crate::queue::ClaimedEvent) -> bool {
@@ -414,13 +470,25 @@ impl Handler for ReconcileHandler {
                 let records = this.fetch(&cx, family, &id, account.as_deref()).await?;
                 return Ok(this.apply(records, cx.clock, account));
             }
+            if first.event_type == features::SUMMARY_EVENT
+                || first.object_type.as_deref() == Some(features::SUMMARY_OBJECT)
+            {
+                let customer = object_field(&first.payload, "customer").ok_or_else(|| {
+                    HandlerError::permanent("the active entitlement summary names no customer")
+                })?;
+                let account = first.account.clone();
+                let f = features::fetch(&this.client, &cx, &customer, account.as_deref()).await?;
+                return Ok(this.apply(vec![Record::Features(f)], cx.clock, account));
+            }
             let family = thin::family_of(first).ok_or_else(|| {
                 HandlerError::permanent(format!("no handler for {}", first.event_type))
             })?;
-            let id = first
-                .object_id
-                .clone()
-                .ok_or_else(|| HandlerError::permanent("the event names no object id"))?;
+            let id = match first.object_type.as_deref() {
+                // `charge.refund.updated`: the refund's charge is the record.
+                Some("refund") => object_field(&first.payload, "charge"),
+                _ => first.object_id.clone(),
+            }
+            .ok_or_else(|| HandlerError::permanent("the event names no object id"))?;
             for event in &group.events {
                 if let Some(version) = &event.api_version {
                     if *version != this.options.api_version {

@@ -13,7 +13,7 @@ use diesel::prelude::*;
 use super::access::{self, Facts};
 use super::entitlements::Entitlement;
 use crate::store::schema::{
-    checkout_sessions, customers, disputes, entitlements, invoices, payment_intents,
+    charges, checkout_sessions, customers, disputes, entitlements, invoices, payment_intents,
     subscription_items, subscriptions,
 };
 use crate::store::{with_tx, DbConnection, StoreError, Tx};
@@ -21,8 +21,8 @@ use crate::stripe::objects::{self, ms, SubscriptionStatus};
 
 use super::rows::metadata;
 pub use super::rows::{
-    CheckoutSessionRow, CustomerRow, DisputeRow, InvoiceRow, ItemRow, PaymentIntentRow, Stamp,
-    SubscriptionRow,
+    ChargeRow, CheckoutSessionRow, CustomerRow, DisputeRow, InvoiceRow, ItemRow, PaymentIntentRow,
+    Stamp, SubscriptionRow,
 };
 
 /// Inserts `$row`, or updates the existing row only if its `fetch_seq` is
@@ -81,6 +81,9 @@ pub enum Record {
     PaymentIntent(PaymentIntentRow),
     CheckoutSession(CheckoutSessionRow),
     Dispute(DisputeRow),
+    Charge(ChargeRow),
+    /// A customer's active entitlements (Stripe's Entitlements product).
+    Features(super::features::CustomerFeatures),
     /// Stripe answered `resource_missing` for this object: deleted, or not
     /// visible to this key/account.
     Gone(super::Family, String, Stamp),
@@ -96,17 +99,23 @@ impl Record {
             Record::PaymentIntent(r) => format!("payment_intent {}", r.id),
             Record::CheckoutSession(r) => format!("checkout.session {}", r.id),
             Record::Dispute(r) => format!("dispute {}", r.id),
+            Record::Charge(r) => format!("charge {}", r.id),
+            Record::Features(f) => {
+                format!("features of {} ({})", f.customer_id, f.entitlements.len())
+            }
             Record::Gone(f, id, _) => format!("{f:?} {id} (gone)"),
         }
     }
 }
 
 /// Settings the writes need.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct WriteContext {
     /// Now (epoch ms).
     pub now: i64,
     pub past_due_grace_ms: i64,
+    /// The Connect account the records were fetched from (`None`: the platform).
+    pub account: Option<String>,
 }
 
 /// Writes one record; returns whether it changed the stored state (false:
@@ -118,13 +127,51 @@ pub fn write(tx: &mut Tx<'_>, record: &Record, cx: &WriteContext) -> QueryResult
         Record::PaymentIntent(row) => upsert_guarded!(c, payment_intents, row),
         Record::CheckoutSession(row) => upsert_guarded!(c, checkout_sessions, row),
         Record::Dispute(row) => upsert_guarded!(c, disputes, row),
-        Record::Subscription(..) | Record::Gone(..) => 0,
+        Record::Charge(row) => upsert_guarded!(c, charges, row),
+        Record::Subscription(..) | Record::Gone(..) | Record::Features(..) => 0,
     });
+    match record {
+        Record::Charge(row) if written > 0 => link_dispute_to_charge(tx, &row.id, None)?,
+        Record::Dispute(row) if written > 0 => {
+            if let Some(charge) = &row.charge_id {
+                link_dispute_to_charge(tx, charge, Some(&row.id))?;
+            }
+        }
+        _ => {}
+    }
     match record {
         Record::Subscription(sub, raw, stamp) => write_subscription(tx, sub, raw, *stamp, cx),
         Record::Gone(family, id, stamp) => mark_gone(tx, *family, id, *stamp, cx),
+        Record::Features(f) => super::features::write(tx, f, cx.account.as_deref(), cx.now),
         _ => Ok(written > 0),
     }
+}
+
+/// Sets a charge's `dispute_id`: to `dispute` (a dispute of this charge was
+/// just written), or, when `None`, to a stored dispute that names the
+/// charge (the charge was just written). So the link holds whichever of the
+/// two is fetched first; the charge row keeps it across its own rewrites
+/// (its upsert does not touch the column).
+fn link_dispute_to_charge(
+    tx: &mut Tx<'_>,
+    charge_id: &str,
+    dispute: Option<&str>,
+) -> QueryResult<()> {
+    let dispute: Option<String> = match dispute {
+        Some(d) => Some(d.to_owned()),
+        None => with_tx!(tx, c => disputes::table
+            .filter(disputes::charge_id.eq(charge_id))
+            .select(disputes::id)
+            .order(disputes::id.asc())
+            .first::<String>(c)
+            .optional())?,
+    };
+    if let Some(dispute) = dispute {
+        with_tx!(tx, c => diesel::update(charges::table.filter(charges::id.eq(charge_id)))
+            .set(charges::dispute_id.eq(&dispute))
+            .execute(c))?;
+    }
+    Ok(())
 }
 
 fn write_subscription(
@@ -189,7 +236,7 @@ fn write_subscription(
         diesel::delete(subscription_items::table.filter(subscription_items::subscription_id.eq(&sub.id))).execute(c)?;
         diesel::insert_into(subscription_items::table).values(&items).execute(c)
     })?;
-    write_entitlements(tx, &row, &items, cx.past_due_grace_ms)?;
+    write_entitlements(tx, &row, &items, cx)?;
     Ok(true)
 }
 
@@ -199,8 +246,9 @@ fn write_entitlements(
     tx: &mut Tx<'_>,
     sub: &SubscriptionRow,
     items: &[ItemRow],
-    grace_ms: i64,
+    cx: &WriteContext,
 ) -> QueryResult<()> {
+    let grace_ms = cx.past_due_grace_ms;
     let status = SubscriptionStatus::from(sub.status.as_str());
     let facts = Facts {
         status: &status,
@@ -218,6 +266,7 @@ fn write_entitlements(
         grants: access.grants,
         access_until: access.access_until,
         updated_at: sub.updated_at,
+        account: cx.account.clone(),
     };
     let mut rows: Vec<Entitlement> = items
         .iter()
@@ -304,6 +353,9 @@ fn mark_gone(
         Family::Dispute => gone!(c, disputes, (
             disputes::id.eq(id), disputes::livemode.eq(false), disputes::raw.eq(&gone_raw),
             disputes::gone.eq(true), disputes::fetched_at.eq(fetched_at), disputes::updated_at.eq(now), disputes::fetch_seq.eq(seq))),
+        Family::Charge => gone!(c, charges, (
+            charges::id.eq(id), charges::livemode.eq(false), charges::raw.eq(&gone_raw),
+            charges::gone.eq(true), charges::fetched_at.eq(fetched_at), charges::updated_at.eq(now), charges::fetch_seq.eq(seq))),
     });
     if family == Family::Subscription && n > 0 {
         revoke_entitlements(tx, id, cx.now)?;
@@ -322,6 +374,9 @@ impl Record {
             Record::PaymentIntent(r) => (Family::PaymentIntent, &r.id),
             Record::CheckoutSession(r) => (Family::CheckoutSession, &r.id),
             Record::Dispute(r) => (Family::Dispute, &r.id),
+            Record::Charge(r) => (Family::Charge, &r.id),
+            // Features are the customer's (their account is written with them).
+            Record::Features(f) => (Family::Customer, &f.customer_id),
             Record::Gone(f, id, _) => (*f, id),
         }
     }
@@ -356,6 +411,10 @@ macro_rules! per_family {
                 use disputes as $t;
                 $body
             }
+            Family::Charge => {
+                use charges as $t;
+                $body
+            }
         }
     }};
 }
@@ -364,6 +423,9 @@ macro_rules! per_family {
 /// platform), so that later fetches of it send the same `Stripe-Account`.
 /// Called after [`write`] changed the row.
 pub fn set_account(tx: &mut Tx<'_>, record: &Record, account: Option<&str>) -> QueryResult<()> {
+    if let Record::Features(_) = record {
+        return Ok(()); // written with the rows
+    }
     let (family, id) = record.key();
     with_tx!(tx, c => per_family!(family, t => diesel::update(t::table.filter(t::id.eq(id)))
         .set(t::account.eq(account))

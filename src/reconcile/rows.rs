@@ -5,7 +5,7 @@
 use diesel::prelude::*;
 
 use crate::store::schema::{
-    checkout_sessions, customers, disputes, invoices, payment_intents, subscription_items,
+    charges, checkout_sessions, customers, disputes, invoices, payment_intents, subscription_items,
     subscriptions,
 };
 use crate::stripe::objects::{self, ms};
@@ -251,6 +251,60 @@ impl DisputeRow {
             livemode: d.livemode,
             amount: d.amount,
             currency: d.currency.clone(),
+            raw,
+            gone: false,
+            fetched_at: stamp.at,
+            updated_at: now,
+            fetch_seq: stamp.seq,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Insertable, AsChangeset)]
+#[diesel(table_name = charges, treat_none_as_null = true)]
+pub struct ChargeRow {
+    pub id: String,
+    pub customer_id: Option<String>,
+    pub payment_intent_id: Option<String>,
+    pub status: Option<String>,
+    pub livemode: bool,
+    pub amount: Option<i64>,
+    pub amount_captured: Option<i64>,
+    pub amount_refunded: Option<i64>,
+    pub currency: Option<String>,
+    pub captured: bool,
+    pub paid: bool,
+    pub refunded: bool,
+    pub disputed: bool,
+    pub failure_code: Option<String>,
+    pub failure_message: Option<String>,
+    pub metadata: String,
+    pub raw: String,
+    pub gone: bool,
+    pub fetched_at: i64,
+    pub updated_at: i64,
+    pub fetch_seq: i64,
+}
+
+impl ChargeRow {
+    pub fn new(c: &objects::Charge, raw: String, stamp: Stamp, now: i64) -> Self {
+        ChargeRow {
+            id: c.id.clone(),
+            customer_id: c.customer_id(),
+            payment_intent_id: c.payment_intent_id(),
+            status: c.status.clone(),
+            livemode: c.livemode,
+            amount: c.amount,
+            amount_captured: c.amount_captured,
+            amount_refunded: c.amount_refunded,
+            currency: c.currency.clone(),
+            captured: c.captured,
+            paid: c.paid,
+            refunded: c.refunded,
+            disputed: c.disputed,
+            failure_code: c.failure_code.clone(),
+            failure_message: c.failure_message.clone(),
+            metadata: metadata(&c.metadata),
             raw,
             gone: false,
             fetched_at: stamp.at,

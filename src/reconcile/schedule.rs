@@ -34,7 +34,7 @@ pub async fn run(
                         dry_run: false,
                         thin: handler.lists_thin_events(),
                     };
-                    match catchup::run(handler.client(), &store, &options).await {
+                    match super::connect::catch_up(&handler, &store, &options).await {
                         Ok(r) if r.missing.is_empty() => tracing::debug!(
                             listed = r.listed,
                             "scheduled catch-up: nothing missing"

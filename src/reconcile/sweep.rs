@@ -1,6 +1,6 @@
 //! The drift sweep (`reconcile`): page through every subscription (all
-//! statuses) and customer in Stripe — the platform's, and each Connect
-//! account's that records came from — compare with the local records, fix
+//! statuses) and customer in Stripe — the platform's, and each connected
+//! account's (see [`super::connect`]) — compare with the local records, fix
 //! what differs, and report what drifted. On an empty database it is the
 //! backfill that brings a new install in step. It calls the API at
 //! background priority: live events go first.
@@ -114,10 +114,17 @@ pub async fn run(
         dry_run,
         ..SweepReport::default()
     };
-    // The platform's objects, then each Connect account's that records
-    // came from (listed with its `Stripe-Account`).
+    // The platform's objects, then each connected account's (those records
+    // came from; with a Connect endpoint, every account Stripe lists),
+    // listed with its `Stripe-Account`.
     let mut accounts = vec![None];
-    accounts.extend(connected_accounts(store).await?.into_iter().map(Some));
+    accounts.extend(
+        super::connect::accounts(handler.client(), store, handler.options().connect)
+            .await
+            .map_err(|e| SweepError::Other(e.to_string()))?
+            .into_iter()
+            .map(Some),
+    );
     for account in &accounts {
         sweep_account(handler, store, account.as_deref(), &mut report, progress).await?;
     }
@@ -131,35 +138,6 @@ pub async fn run(
         );
     }
     Ok(report)
-}
-
-/// The Connect accounts that stored subscriptions and customers came from.
-async fn connected_accounts(store: &Store) -> Result<Vec<String>, SweepError> {
-    let store = store.clone();
-    tokio::task::spawn_blocking(move || -> Result<Vec<String>, SweepError> {
-        let mut conn = store.conn()?;
-        let conn = &mut *conn;
-        let mut accounts: Vec<Option<String>> = with_conn!(conn, c => subscriptions::table
-            .filter(subscriptions::account.is_not_null())
-            .select(subscriptions::account)
-            .distinct()
-            .load(c))
-        .map_err(StoreError::from)?;
-        accounts.extend(
-            with_conn!(conn, c => customers::table
-                .filter(customers::account.is_not_null())
-                .select(customers::account)
-                .distinct()
-                .load::<Option<String>>(c))
-            .map_err(StoreError::from)?,
-        );
-        let mut accounts: Vec<String> = accounts.into_iter().flatten().collect();
-        accounts.sort();
-        accounts.dedup();
-        Ok(accounts)
-    })
-    .await
-    .map_err(|e| SweepError::Other(e.to_string()))?
 }
 
 /// Sweeps one account's subscriptions and customers into `report`.

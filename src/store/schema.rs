@@ -212,6 +212,34 @@ diesel::table! {
 }
 
 diesel::table! {
+    charges (id) {
+        id -> Text,
+        customer_id -> Nullable<Text>,
+        payment_intent_id -> Nullable<Text>,
+        status -> Nullable<Text>,
+        livemode -> Bool,
+        amount -> Nullable<BigInt>,
+        amount_captured -> Nullable<BigInt>,
+        amount_refunded -> Nullable<BigInt>,
+        currency -> Nullable<Text>,
+        captured -> Bool,
+        paid -> Bool,
+        refunded -> Bool,
+        disputed -> Bool,
+        dispute_id -> Nullable<Text>,
+        failure_code -> Nullable<Text>,
+        failure_message -> Nullable<Text>,
+        metadata -> Text,
+        raw -> Text,
+        gone -> Bool,
+        fetched_at -> BigInt,
+        updated_at -> BigInt,
+        fetch_seq -> BigInt,
+        account -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
     entitlements (subscription_id, item_id) {
         subscription_id -> Text,
         item_id -> Text,
@@ -222,6 +250,30 @@ diesel::table! {
         grants -> Bool,
         access_until -> Nullable<BigInt>,
         updated_at -> BigInt,
+        account -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    customer_features (customer_id, feature_id) {
+        customer_id -> Text,
+        feature_id -> Text,
+        lookup_key -> Text,
+        entitlement_id -> Text,
+        livemode -> Bool,
+        account -> Nullable<Text>,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    customer_feature_fetches (customer_id) {
+        customer_id -> Text,
+        account -> Nullable<Text>,
+        features -> BigInt,
+        fetched_at -> BigInt,
+        updated_at -> BigInt,
+        fetch_seq -> BigInt,
     }
 }
 
@@ -237,7 +289,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     payment_intents,
     checkout_sessions,
     disputes,
+    charges,
     entitlements,
+    customer_features,
+    customer_feature_fetches,
 );
 
 diesel::table! {

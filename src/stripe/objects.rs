@@ -349,6 +349,67 @@ impl Dispute {
     }
 }
 
+/// A charge (`ch_…`, or `py_…` for some payment methods). The dispute link
+/// is not on the charge (only `disputed`): it is the dispute's `charge`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Charge {
+    pub id: String,
+    pub customer: Option<Expandable>,
+    pub payment_intent: Option<Expandable>,
+    pub status: Option<String>,
+    #[serde(default)]
+    pub livemode: bool,
+    pub amount: Option<i64>,
+    pub amount_captured: Option<i64>,
+    pub amount_refunded: Option<i64>,
+    pub currency: Option<String>,
+    #[serde(default)]
+    pub captured: bool,
+    #[serde(default)]
+    pub paid: bool,
+    #[serde(default)]
+    pub refunded: bool,
+    #[serde(default)]
+    pub disputed: bool,
+    pub failure_code: Option<String>,
+    pub failure_message: Option<String>,
+    pub metadata: Option<Value>,
+}
+
+impl Charge {
+    pub fn customer_id(&self) -> Option<String> {
+        id_of(&self.customer)
+    }
+    pub fn payment_intent_id(&self) -> Option<String> {
+        id_of(&self.payment_intent)
+    }
+}
+
+/// One of a customer's active entitlements (Stripe's Entitlements
+/// product): the feature (`feat_…`, or the expanded feature) and its
+/// `lookup_key`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ActiveEntitlement {
+    pub id: String,
+    pub feature: Option<Expandable>,
+    pub lookup_key: Option<String>,
+    #[serde(default)]
+    pub livemode: bool,
+}
+
+impl ActiveEntitlement {
+    pub fn feature_id(&self) -> Option<String> {
+        id_of(&self.feature)
+    }
+}
+
+/// The object of `entitlements.active_entitlement_summary.updated`: it has
+/// no id of its own; the customer names it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ActiveEntitlementSummary {
+    pub customer: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -408,5 +469,31 @@ mod tests {
         }))
         .expect("dahlia checkout session");
         assert_eq!(session.customer_id().as_deref(), Some("acct_2"));
+    }
+
+    #[test]
+    fn charges_and_active_entitlements_read_ids_or_expanded_objects() {
+        let charge: Charge = serde_json::from_value(serde_json::json!({
+            "id": "ch_1", "object": "charge", "amount": 2000, "amount_refunded": 500,
+            "customer": {"id": "cus_1", "object": "customer"}, "payment_intent": "pi_1",
+            "status": "succeeded", "refunded": false, "disputed": true, "paid": true
+        }))
+        .expect("charge");
+        assert_eq!(charge.customer_id().as_deref(), Some("cus_1"));
+        assert_eq!(charge.payment_intent_id().as_deref(), Some("pi_1"));
+        assert!(charge.disputed && !charge.refunded && !charge.captured);
+        let ent: ActiveEntitlement = serde_json::from_value(serde_json::json!({
+            "id": "ent_1", "object": "entitlements.active_entitlement",
+            "feature": {"id": "feat_1", "object": "entitlements.feature", "lookup_key": "pro"},
+            "lookup_key": "pro", "livemode": false
+        }))
+        .expect("active entitlement");
+        assert_eq!(ent.feature_id().as_deref(), Some("feat_1"));
+        let summary: ActiveEntitlementSummary = serde_json::from_value(serde_json::json!({
+            "object": "entitlements.active_entitlement_summary", "customer": "cus_1",
+            "entitlements": {"object": "list", "data": [], "has_more": false}, "livemode": false
+        }))
+        .expect("summary");
+        assert_eq!(summary.customer, "cus_1");
     }
 }

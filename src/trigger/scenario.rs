@@ -17,6 +17,12 @@ fn fixtures() -> &'static Value {
     PARSED.get_or_init(|| serde_json::from_str(FIXTURES).unwrap_or(Value::Null))
 }
 
+/// One of Stripe's published example objects by its object name
+/// (`charge`, `customer`, …), for shapes `Scenario::object` does not build.
+pub fn fixture(name: &str) -> Option<Value> {
+    fixtures().get(name).cloned()
+}
+
 /// The event types `trigger` can build.
 pub const TYPES: &[(&str, &str)] = &[
     ("payment_intent.succeeded", "a one-off payment succeeded"),

@@ -5,6 +5,7 @@
 
 mod admin;
 mod admin_ops;
+mod billing;
 mod browser;
 mod daemon;
 mod demo;

@@ -17,8 +17,10 @@
 //! but only once the test calls [`Hold::release`] — so an older fetch can be
 //! made to return after a newer one.
 
+mod billing;
 mod endpoints;
 pub mod v2;
+pub use billing::charge_shape;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::TcpListener;
@@ -552,6 +554,9 @@ fn answer(
     expand: &[String],
     account: Option<String>,
 ) -> HttpResponse {
+    if let Some(response) = billing::answer(state, path, query, expand, account.as_deref()) {
+        return response;
+    }
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match segments.as_slice() {
         ["v1", "account"] => HttpResponse::Ok()

@@ -1,0 +1,2 @@
+DROP INDEX disputes_charge;
+DROP TABLE charges;
