@@ -70,7 +70,13 @@ pub fn runner(
 ) -> anyhow::Result<Arc<Runner>> {
     let mut runner = Runner::new(store.clone(), handler, config.runner.options(), clock)
         .context("cannot start the job runner")?;
-    if let Some(hook) = forward::hook(&config.destinations, After::Reconciled) {
+    let access_updated = forward::Derived {
+        event_type: crate::reconcile::access_events::ACCESS_UPDATED,
+        derive: crate::reconcile::access_events::derive,
+    };
+    if let Some(hook) =
+        forward::finish_hook(&config.destinations, After::Reconciled, &[access_updated])
+    {
         let wake = Arc::clone(forward_wake);
         runner = runner.with_finish_hook(hook, Arc::new(move || wake.notify_one()));
     }

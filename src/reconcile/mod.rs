@@ -18,6 +18,7 @@
 //! | `customer.created/updated/deleted`      | `/v1/customers/{id}`           |
 
 pub mod access;
+pub mod access_events;
 pub mod catchup;
 pub mod entitlements;
 pub mod records;

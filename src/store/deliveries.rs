@@ -12,6 +12,9 @@ use std::sync::Arc;
 use diesel::prelude::*;
 use sha2::{Digest, Sha256};
 
+pub mod history;
+pub mod pauses;
+
 use super::schema::deliveries;
 use super::{with_tx, write_transaction, DbConnection, StoreError, Tx};
 
@@ -184,54 +187,97 @@ pub enum Outcome {
     Dead,
 }
 
-/// Ends an attempt, only while `owner` still holds the lease. Returns
-/// whether it did (false: the lease expired and another worker took it).
+impl Outcome {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::Delivered => "delivered",
+            Outcome::Retry { .. } => "retry",
+            Outcome::Dead => "dead",
+        }
+    }
+}
+
+/// One finished attempt, as recorded: the delivery's new state and the
+/// attempt's history row.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    /// The row id ([`Delivery::id`]).
+    pub id: i64,
+    pub attempt: history::NewAttempt,
+    pub outcome: Outcome,
+    /// When the attempt ended (epoch ms).
+    pub now: i64,
+}
+
+/// Ends attempts, each only while `owner` still holds its lease, with
+/// their history rows, in one transaction (the forwarder group-commits
+/// them). Returns, per attempt, whether it was recorded (false: the lease
+/// expired and another worker took it; no history row then either).
 pub fn finish(
     conn: &mut DbConnection,
-    id: i64,
     owner: &str,
-    outcome: &Outcome,
-    http_status: Option<u16>,
-    error: Option<&str>,
-    now: i64,
-) -> Result<bool, StoreError> {
-    let (new_status, next_at, delivered_at) = match outcome {
+    batch: &[Finished],
+) -> Result<Vec<bool>, StoreError> {
+    write_transaction(conn, |tx| {
+        let mut recorded = Vec::with_capacity(batch.len());
+        for f in batch {
+            let changed = finish_one(tx, owner, f)?;
+            if changed {
+                history::insert(tx, &f.attempt)?;
+            }
+            recorded.push(changed);
+        }
+        Ok(recorded)
+    })
+}
+
+fn finish_one(tx: &mut Tx<'_>, owner: &str, f: &Finished) -> QueryResult<bool> {
+    let now = f.now;
+    let (new_status, next_at, delivered_at) = match &f.outcome {
         Outcome::Delivered => (status::DELIVERED, None, Some(now)),
         Outcome::Retry { next_attempt_at } => (status::PENDING, Some(*next_attempt_at), None),
         Outcome::Dead => (status::DEAD, None, None),
     };
-    let http_status = http_status.map(i32::from);
-    let changed = write_transaction(conn, |tx| {
-        with_tx!(tx, c => {
-            let mine = deliveries::table
-                .filter(deliveries::id.eq(id))
-                .filter(deliveries::lease_owner.eq(owner))
-                .filter(deliveries::status.eq(status::DELIVERING));
-            match next_at {
-                Some(at) => diesel::update(mine)
-                    .set((
-                        deliveries::status.eq(new_status),
-                        deliveries::next_attempt_at.eq(at),
-                        deliveries::lease_owner.eq(None::<String>),
-                        deliveries::lease_expires_at.eq(None::<i64>),
-                        deliveries::last_status.eq(http_status),
-                        deliveries::last_error.eq(error),
-                    ))
-                    .execute(c),
-                None => diesel::update(mine)
-                    .set((
-                        deliveries::status.eq(new_status),
-                        deliveries::delivered_at.eq(delivered_at),
-                        deliveries::lease_owner.eq(None::<String>),
-                        deliveries::lease_expires_at.eq(None::<i64>),
-                        deliveries::last_status.eq(http_status),
-                        deliveries::last_error.eq(error),
-                    ))
-                    .execute(c),
-            }
-        })
+    let http_status = f.attempt.http_status;
+    let error = f.attempt.error.as_deref();
+    let changed = with_tx!(tx, c => {
+        let mine = deliveries::table
+            .filter(deliveries::id.eq(f.id))
+            .filter(deliveries::lease_owner.eq(owner))
+            .filter(deliveries::status.eq(status::DELIVERING));
+        match next_at {
+            Some(at) => diesel::update(mine)
+                .set((
+                    deliveries::status.eq(new_status),
+                    deliveries::next_attempt_at.eq(at),
+                    deliveries::lease_owner.eq(None::<String>),
+                    deliveries::lease_expires_at.eq(None::<i64>),
+                    deliveries::last_status.eq(http_status),
+                    deliveries::last_error.eq(error),
+                ))
+                .execute(c),
+            None => diesel::update(mine)
+                .set((
+                    deliveries::status.eq(new_status),
+                    deliveries::delivered_at.eq(delivered_at),
+                    deliveries::lease_owner.eq(None::<String>),
+                    deliveries::lease_expires_at.eq(None::<i64>),
+                    deliveries::last_status.eq(http_status),
+                    deliveries::last_error.eq(error),
+                ))
+                .execute(c),
+        }
     })?;
     Ok(changed == 1)
+}
+
+/// One delivery by its delivery id.
+pub fn get(conn: &mut DbConnection, delivery_id: &str) -> Result<Option<Delivery>, StoreError> {
+    Ok(super::with_conn!(conn, c => deliveries::table
+        .filter(deliveries::delivery_id.eq(delivery_id))
+        .select(Delivery::as_select())
+        .first(c)
+        .optional())?)
 }
 
 /// Every delivery, oldest first (tests and tools).

@@ -9,6 +9,8 @@ mod daemon;
 mod fake_stripe;
 mod fetch_errors;
 mod forward;
+mod forward_access;
+mod forward_ops;
 mod harness;
 mod install;
 mod intake;

@@ -1,0 +1,2 @@
+//! Operating the forwarder: attempt history, destination health, stored
+//! pauses, redelivery by filter, Retry-After.
