@@ -48,6 +48,8 @@ pub struct AdminState {
     /// The Stripe-backed operations; `None` without an API key.
     pub reconcile: Option<std::sync::Arc<crate::reconcile::ReconcileHandler>>,
     pub jobs: jobs::Jobs,
+    /// The forwarding destinations as configured now.
+    pub destinations: crate::forward::DestinationSource,
 }
 
 /// Builds the admin server on `listener`.
@@ -128,7 +130,13 @@ where
 async fn metrics(state: web::Data<AdminState>) -> Result<HttpResponse, AdminError> {
     let now = now_ms();
     let activity = state.activity.clone();
-    let gauges = blocking(&state, move |c| gauges::render(c, &activity, now)).await?;
+    let this = state.clone();
+    let gauges = blocking(&state, move |c| {
+        let mut out = gauges::render(c, &activity, now)?;
+        out.push_str(&deliveries::gauges(&this, c, now)?);
+        Ok::<_, crate::store::StoreError>(out)
+    })
+    .await?;
     let mut body = state.metrics.render();
     body.push_str(&gauges);
     Ok(HttpResponse::Ok()

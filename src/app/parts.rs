@@ -212,6 +212,10 @@ pub fn admin(
             activity,
             reconcile: ops,
             jobs: crate::admin::jobs::Jobs::default(),
+            destinations: {
+                let destinations = config.destinations.clone();
+                Arc::new(move || destinations.clone())
+            },
         },
     )?;
     tracing::info!(admin_addr = %addr, "admin API listening");

@@ -10,6 +10,7 @@ use crate::config::{self, Config};
 use crate::telemetry;
 
 mod backup;
+mod deliveries;
 mod destinations;
 mod manual;
 mod ops;
@@ -80,7 +81,10 @@ pub enum Command {
     },
     /// Pull events Stripe could not deliver (GET /v1/events) and ingest the missing ones.
     CatchUp(stripe_ops::CatchUpArgs),
-    /// Forwarding destinations: a fresh secret, a signed test ping.
+    /// Forwarding deliveries: list, show with attempts, redeliver (by id or filter), discard.
+    #[command(subcommand)]
+    Deliveries(deliveries::DeliveriesCommand),
+    /// Forwarding destinations: list with health, pause/resume, a fresh secret, a signed test ping.
     #[command(subcommand)]
     Destinations(destinations::DestinationsCommand),
     /// Send realistic signed Stripe events to an endpoint (one, or a load test with --count).
@@ -158,6 +162,7 @@ pub fn main() -> ExitCode {
             stripe_ops::reconcile(&config, dry_run, all, json)
         }
         Command::CatchUp(args) => stripe_ops::catch_up(&config, args),
+        Command::Deliveries(command) => deliveries::run(&config, command),
         Command::Trigger(_)
         | Command::Check { .. }
         | Command::Completions { .. }

@@ -16,6 +16,7 @@
 //! table and reuses the queue's clock and backoff.
 
 mod finish;
+pub mod health;
 mod send;
 
 pub use send::{parse_retry_after, ping, Ping};
@@ -45,6 +46,9 @@ pub struct ForwardOptions {
     pub backoff_base: Duration,
     pub backoff_max: Duration,
 }
+
+/// Where the admin API reads the destinations as configured now.
+pub type DestinationSource = Arc<dyn Fn() -> Vec<Destination> + Send + Sync>;
 
 /// Events of stripe-hookd's own, derived inside the finishing transaction
 /// after the records were written (e.g. `stripe_hookd.access.updated`).

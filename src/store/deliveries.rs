@@ -364,9 +364,14 @@ pub fn redeliver(
     })
 }
 
-/// Gives up on a dead or pending delivery (`discarded`; the next one of its
-/// object is no longer held back by it). Returns its status before.
-pub fn discard(conn: &mut DbConnection, delivery_id: &str) -> Result<Option<String>, StoreError> {
+/// Gives up on a dead or pending delivery (`discarded`, with the reason in
+/// `last_error`; the next one of its object is no longer held back by it).
+/// Returns its status before.
+pub fn discard(
+    conn: &mut DbConnection,
+    delivery_id: &str,
+    reason: &str,
+) -> Result<Option<String>, StoreError> {
     write_transaction(conn, |tx| {
         let before: Option<String> = with_tx!(tx, c => deliveries::table
             .filter(deliveries::delivery_id.eq(delivery_id))
@@ -377,9 +382,100 @@ pub fn discard(conn: &mut DbConnection, delivery_id: &str) -> Result<Option<Stri
             with_tx!(tx, c => diesel::update(
                 deliveries::table.filter(deliveries::delivery_id.eq(delivery_id)),
             )
-            .set(deliveries::status.eq(status::DISCARDED))
+            .set((
+                deliveries::status.eq(status::DISCARDED),
+                deliveries::last_error.eq(format!("discarded: {reason}")),
+            ))
             .execute(c))?;
         }
         Ok(before)
+    })
+}
+
+/// Which deliveries a redelivery by filter takes: all of one status
+/// (`dead`, `delivered` or `discarded`: one that leaves the status once
+/// re-queued, so repeated batches end), optionally of one destination, one
+/// event type (a trailing `*` matches a prefix), created in `[since, until)`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryFilter {
+    pub status: String,
+    #[serde(default)]
+    pub destination: Option<String>,
+    #[serde(default)]
+    pub event_type: Option<String>,
+    /// Epoch ms.
+    #[serde(default)]
+    pub since: Option<i64>,
+    /// Epoch ms.
+    #[serde(default)]
+    pub until: Option<i64>,
+}
+
+impl DeliveryFilter {
+    /// Refuses a status a redelivery would match again.
+    pub fn validate(&self) -> Result<(), String> {
+        match self.status.as_str() {
+            status::DEAD | status::DELIVERED | status::DISCARDED => Ok(()),
+            other => Err(format!(
+                "status {other:?}: redeliver by filter takes dead, delivered or discarded deliveries"
+            )),
+        }
+    }
+}
+
+/// Re-queues (from attempt 1, like [`redeliver`]) up to `limit` deliveries
+/// matching `filter`, oldest first. Returns how many; call again while it
+/// returns `limit`.
+pub fn redeliver_matching(
+    conn: &mut DbConnection,
+    filter: &DeliveryFilter,
+    now: i64,
+    limit: i64,
+) -> Result<usize, StoreError> {
+    write_transaction(conn, |tx| {
+        let ids: Vec<i64> = with_tx!(tx, c => {
+            let mut query = deliveries::table
+                .filter(deliveries::status.eq(&filter.status))
+                .order(deliveries::id.asc())
+                .limit(limit)
+                .select(deliveries::id)
+                .into_boxed();
+            if let Some(d) = &filter.destination {
+                query = query.filter(deliveries::destination.eq(d));
+            }
+            match filter.event_type.as_deref().map(|t| (t, t.strip_suffix('*'))) {
+                Some((_, Some(prefix))) => {
+                    let escaped = prefix.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+                    query = query.filter(deliveries::event_type.like(format!("{escaped}%")).escape('\\'));
+                }
+                Some((t, None)) => query = query.filter(deliveries::event_type.eq(t.to_owned())),
+                None => {}
+            }
+            if let Some(t) = filter.since {
+                query = query.filter(deliveries::created_at.ge(t));
+            }
+            if let Some(t) = filter.until {
+                query = query.filter(deliveries::created_at.lt(t));
+            }
+            query.load(c)
+        })?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let n = with_tx!(tx, c => diesel::update(
+            deliveries::table
+                .filter(deliveries::id.eq_any(&ids))
+                .filter(deliveries::status.eq(&filter.status)),
+        )
+        .set((
+            deliveries::status.eq(status::PENDING),
+            deliveries::attempts.eq(0),
+            deliveries::next_attempt_at.eq(now),
+            deliveries::created_at.eq(now),
+            deliveries::delivered_at.eq(None::<i64>),
+        ))
+        .execute(c))?;
+        Ok(n)
     })
 }

@@ -717,6 +717,7 @@ async fn dead_deliveries_are_listed_redelivered_and_discarded_through_the_admin_
             .client
             .post(admin(&path))
             .bearer_auth(crate::harness::ADMIN_TOKEN)
+            .json(&json!({"reason": "the customer was merged"}))
             .send()
             .await
             .unwrap();
