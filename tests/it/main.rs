@@ -11,6 +11,7 @@ mod fetch_errors;
 mod forward;
 mod forward_access;
 mod forward_ops;
+mod forward_processes;
 mod harness;
 mod install;
 mod intake;
