@@ -27,7 +27,8 @@ pub const ACCESS_UPDATED: &str = "stripe_hookd.access.updated";
 /// The access.updated events for the customers of `events` whose access
 /// changed, recording the new access as announced.
 pub fn derive(tx: &mut Tx<'_>, events: &[HookEvent], now: i64) -> QueryResult<Vec<HookEvent>> {
-    let mut customers: Vec<(String, bool, Vec<&str>)> = Vec::new();
+    // (customer, livemode, api_version, the events naming it)
+    let mut customers: Vec<(String, bool, Value, Vec<&str>)> = Vec::new();
     for event in events {
         let Ok(body) = serde_json::from_str::<Value>(&event.payload) else {
             continue;
@@ -37,12 +38,17 @@ pub fn derive(tx: &mut Tx<'_>, events: &[HookEvent], now: i64) -> QueryResult<Ve
         };
         let livemode = body["livemode"].as_bool().unwrap_or(false);
         match customers.iter_mut().find(|(c, ..)| *c == customer) {
-            Some((_, _, ids)) => ids.push(&event.event_id),
-            None => customers.push((customer, livemode, vec![&event.event_id])),
+            Some((.., ids)) => ids.push(&event.event_id),
+            None => customers.push((
+                customer,
+                livemode,
+                body["api_version"].clone(),
+                vec![&event.event_id],
+            )),
         }
     }
     let mut out = Vec::new();
-    for (customer, livemode, sources) in customers {
+    for (customer, livemode, api_version, sources) in customers {
         let rows: Vec<Entitlement> = with_tx!(tx, c => entitlements::table
             .filter(entitlements::customer_id.eq(&customer))
             .order((entitlements::subscription_id.asc(), entitlements::item_id.asc()))
@@ -79,7 +85,9 @@ pub fn derive(tx: &mut Tx<'_>, events: &[HookEvent], now: i64) -> QueryResult<Ve
         let body = json!({
             "id": id,
             "object": "event",
-            "api_version": null,
+            // The causing event's: stripe-go's ConstructEvent compares it
+            // with the version it pins.
+            "api_version": api_version,
             "created": now / 1000,
             "livemode": livemode,
             "pending_webhooks": 0,

@@ -69,6 +69,11 @@ async fn access_changes_are_forwarded_as_stripe_shaped_events(backend: Backend) 
     assert!(granted["id"].as_str().unwrap().starts_with("evt_hookd_"));
     assert!(granted["created"].as_i64().unwrap() > 1_600_000_000);
     assert_eq!(granted["livemode"], false);
+    assert_eq!(
+        granted["api_version"],
+        crate::harness::API_VERSION,
+        "the causing event's (stripe-go compares it)"
+    );
     let access = &granted["data"]["object"];
     assert_eq!(access["customer"], s.customer.as_str());
     assert_eq!(access["has_access"], true);
