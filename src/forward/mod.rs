@@ -281,6 +281,16 @@ impl Forwarder {
             if target.paused.load(Ordering::Relaxed) {
                 continue;
             }
+            // Claim in batches: while some requests are in flight, wait
+            // until at least half the slots are free (one claim
+            // transaction per batch, not per finished request).
+            let (free, max) = (
+                target.slots.available_permits(),
+                target.config.max_in_flight,
+            );
+            if free == 0 || (free < max && free < max.div_ceil(2)) {
+                continue;
+            }
             let mut permits = Vec::new();
             while let Ok(permit) = Arc::clone(&target.slots).try_acquire_owned() {
                 permits.push(permit);

@@ -157,24 +157,25 @@ pub fn claim(
                 .select(deliveries::id)
                 .load(c)
         })?;
-        let mut claimed = Vec::with_capacity(candidates.len());
-        for id in candidates {
-            // Another instance may have taken it since: the update re-checks.
-            let rows: Vec<Delivery> = with_tx!(tx, c => diesel::update(
-                deliveries::table
-                    .filter(deliveries::id.eq(id))
-                    .filter(claimable!(now)),
-            )
-            .set((
-                deliveries::status.eq(status::DELIVERING),
-                deliveries::lease_owner.eq(owner),
-                deliveries::lease_expires_at.eq(now.saturating_add(lease_ms)),
-                deliveries::attempts.eq(deliveries::attempts + 1),
-            ))
-            .returning(Delivery::as_returning())
-            .get_results(c))?;
-            claimed.extend(rows);
+        if candidates.is_empty() {
+            return Ok(Vec::new());
         }
+        // One statement for all; another instance may have taken some
+        // since: the update re-checks each row.
+        let mut claimed: Vec<Delivery> = with_tx!(tx, c => diesel::update(
+            deliveries::table
+                .filter(deliveries::id.eq_any(&candidates))
+                .filter(claimable!(now)),
+        )
+        .set((
+            deliveries::status.eq(status::DELIVERING),
+            deliveries::lease_owner.eq(owner),
+            deliveries::lease_expires_at.eq(now.saturating_add(lease_ms)),
+            deliveries::attempts.eq(deliveries::attempts + 1),
+        ))
+        .returning(Delivery::as_returning())
+        .get_results(c))?;
+        claimed.sort_by_key(|d| d.id);
         Ok(claimed)
     })
 }
