@@ -17,7 +17,7 @@
 //! | `GET /v1/jobs/{id}` | a job's progress and result (bounded: counts and the first entries) |
 //! | `GET /v1/jobs/{id}/items?offset=&limit=` | every entry of a job's result, paged (the sweep's drift) |
 //! | `GET /metrics` | Prometheus text format |
-//! | `/v1/deliveries…` | forwarding deliveries (see `deliveries.rs`) |
+//! | `/v1/destinations…`, `/v1/deliveries…` | forwarding: destinations with their health, pause/resume; deliveries, their attempts, redelivery (see `deliveries.rs`) |
 
 pub mod auth;
 pub mod deliveries;
