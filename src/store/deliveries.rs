@@ -131,19 +131,25 @@ pub fn claim(
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     write_transaction(conn, |tx| {
         let candidates: Vec<i64> = with_tx!(tx, c => if ordered {
-            let first = diesel::alias!(deliveries as first_unfinished);
-            let heads = first
-                .filter(first.field(deliveries::destination).eq(destination))
-                .filter(
-                    first
-                        .field(deliveries::status)
-                        .eq_any([status::PENDING, status::DELIVERING]),
-                )
-                .group_by(first.field(deliveries::object_key))
-                .select(diesel::dsl::min(first.field(deliveries::id)));
+            // In id order, stopping at `limit`: a row is a candidate when
+            // no earlier unfinished row of its object exists (an index
+            // probe on (destination, object_key, id)), so a claim costs the
+            // rows it looks at, not the whole backlog.
+            let earlier = diesel::alias!(deliveries as earlier);
             deliveries::table
-                .filter(deliveries::id.nullable().eq_any(heads))
+                .filter(deliveries::destination.eq(destination))
                 .filter(claimable!(now))
+                .filter(diesel::dsl::not(diesel::dsl::exists(
+                    earlier
+                        .filter(earlier.field(deliveries::destination).eq(destination))
+                        .filter(earlier.field(deliveries::object_key).eq(deliveries::object_key))
+                        .filter(earlier.field(deliveries::id).lt(deliveries::id))
+                        .filter(
+                            earlier
+                                .field(deliveries::status)
+                                .eq_any([status::PENDING, status::DELIVERING]),
+                        ),
+                )))
                 .order(deliveries::id.asc())
                 .limit(limit)
                 .select(deliveries::id)
