@@ -26,6 +26,10 @@ pub const SWEEP_DRIFT: &str = "hookd_sweep_drift_total";
 pub const SWEEP_RUNNING: &str = "hookd_sweep_running";
 pub const DELIVERY_ATTEMPTS: &str = "hookd_delivery_attempts_total";
 pub const DELIVERY_SECONDS: &str = "hookd_delivery_request_seconds";
+pub const DELIVERY_BACKLOG: &str = "hookd_delivery_backlog";
+pub const DELIVERY_OLDEST: &str = "hookd_delivery_oldest_undelivered_seconds";
+pub const DELIVERY_DEAD: &str = "hookd_delivery_dead";
+pub const DESTINATION_PAUSED: &str = "hookd_destination_paused";
 
 static HANDLE: OnceLock<Result<PrometheusHandle, String>> = OnceLock::new();
 

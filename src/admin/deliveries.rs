@@ -1,22 +1,95 @@
-//! Deliveries to the forwarding destinations: list, redeliver, discard.
+//! Forwarding through the admin API: destinations with their health, pause
+//! and resume; deliveries list/show (with every attempt), redeliver by id
+//! or filter, discard with a reason.
 //!
 //! | route | what |
 //! |---|---|
+//! | `GET /v1/destinations` | each destination: settings (no secret), paused, backlog, dead, last success, failing since, last status, oldest undelivered |
+//! | `POST /v1/destinations/{name}/pause` (`{"reason":…}`) | stop sending to it (every instance) |
+//! | `POST /v1/destinations/{name}/resume` | send again (also after a 410 Gone) |
 //! | `GET /v1/deliveries?destination=&status=&after=&limit=` | list (no bodies) |
+//! | `GET /v1/deliveries/{delivery_id}` | one delivery, its body and every attempt |
 //! | `POST /v1/deliveries/{delivery_id}/redeliver` | send again from attempt 1 (also a dead one) |
-//! | `POST /v1/deliveries/{delivery_id}/discard` | give up on a dead or pending one |
+//! | `POST /v1/deliveries/redeliver` (`{"status":…, "destination", "event_type", "since", "until", "limit"}`) | re-queue up to `limit` (default 500, at most 1000) matching deliveries; `more` says whether to call again |
+//! | `POST /v1/deliveries/{delivery_id}/discard` (`{"reason":…}`) | give up on a dead or pending one |
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::{blocking, AdminError, AdminState};
-use crate::store::deliveries;
+use crate::forward::health;
+use crate::store::deliveries::{self, history, pauses, DeliveryFilter};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/deliveries", web::get().to(list))
+    cfg.route("/v1/destinations", web::get().to(destinations))
+        .route("/v1/destinations/{name}/pause", web::post().to(pause))
+        .route("/v1/destinations/{name}/resume", web::post().to(resume))
+        .route("/v1/deliveries", web::get().to(list))
+        .route("/v1/deliveries/redeliver", web::post().to(redeliver_filter))
+        .route("/v1/deliveries/{id}", web::get().to(show))
         .route("/v1/deliveries/{id}/redeliver", web::post().to(redeliver))
         .route("/v1/deliveries/{id}/discard", web::post().to(discard));
+}
+
+/// The per-destination gauges for `/metrics`.
+pub fn gauges(
+    state: &AdminState,
+    conn: &mut crate::store::DbConnection,
+    now: i64,
+) -> Result<String, crate::store::StoreError> {
+    let views = health::overview(conn, &(state.destinations)())?;
+    Ok(health::gauges(&views, now))
+}
+
+async fn destinations(state: web::Data<AdminState>) -> Result<HttpResponse, AdminError> {
+    let configured = (state.destinations)();
+    let views = blocking(&state, move |c| health::overview(c, &configured)).await?;
+    Ok(HttpResponse::Ok().json(json!({"destinations": views})))
+}
+
+fn known(state: &AdminState, name: &str) -> Result<(), AdminError> {
+    if (state.destinations)().iter().any(|d| d.name == name) {
+        Ok(())
+    } else {
+        Err(AdminError::NoSuchDestination(name.to_owned()))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Reason {
+    reason: String,
+}
+
+async fn pause(
+    state: web::Data<AdminState>,
+    name: web::Path<String>,
+    body: web::Json<Reason>,
+) -> Result<HttpResponse, AdminError> {
+    let name = name.into_inner();
+    known(&state, &name)?;
+    let reason = body.into_inner().reason;
+    if reason.trim().is_empty() {
+        return Err(AdminError::ReasonRequired);
+    }
+    let (n, r) = (name.clone(), format!("paused by an operator: {reason}"));
+    let now = crate::store::now_ms();
+    let newly = blocking(&state, move |c| pauses::pause(c, &n, now, &r)).await?;
+    tracing::warn!(destination = %name, reason = %reason, "destination paused by the admin API");
+    Ok(HttpResponse::Ok().json(json!({"destination": name, "paused": true, "was_paused": !newly})))
+}
+
+async fn resume(
+    state: web::Data<AdminState>,
+    name: web::Path<String>,
+) -> Result<HttpResponse, AdminError> {
+    let name = name.into_inner();
+    known(&state, &name)?;
+    let n = name.clone();
+    let was = blocking(&state, move |c| pauses::resume(c, &n)).await?;
+    tracing::info!(destination = %name, was_paused = was, "destination resumed by the admin API");
+    Ok(HttpResponse::Ok().json(json!({"destination": name, "paused": false, "was_paused": was})))
 }
 
 #[derive(Debug, Deserialize)]
@@ -51,6 +124,30 @@ async fn list(
     Ok(HttpResponse::Ok().json(json!({"deliveries": rows, "next_after": next})))
 }
 
+async fn show(
+    state: web::Data<AdminState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AdminError> {
+    let id = id.into_inner();
+    let lookup = id.clone();
+    let (delivery, attempts) = blocking(&state, move |c| {
+        let delivery = deliveries::get(c, &lookup)?;
+        let attempts = history::for_delivery(c, &lookup)?;
+        Ok::<_, crate::store::StoreError>((delivery, attempts))
+    })
+    .await?;
+    let delivery = delivery.ok_or(AdminError::NoSuchDelivery(id))?;
+    let attempts: Vec<serde_json::Value> = attempts
+        .iter()
+        .map(|a| {
+            let mut v = serde_json::to_value(a).unwrap_or_default();
+            v["request_headers"] = json!(a.headers());
+            v
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({"delivery": delivery, "attempts": attempts})))
+}
+
 async fn redeliver(
     state: web::Data<AdminState>,
     id: web::Path<String>,
@@ -68,18 +165,52 @@ async fn redeliver(
     Ok(HttpResponse::Ok().json(json!({"delivery_id": id, "status": "pending", "was": before})))
 }
 
+async fn redeliver_filter(
+    state: web::Data<AdminState>,
+    body: web::Json<serde_json::Value>,
+) -> Result<HttpResponse, AdminError> {
+    // `flatten` and `deny_unknown_fields` do not mix: split the limit off.
+    let mut body = body.into_inner();
+    let limit = body
+        .as_object_mut()
+        .and_then(|o| o.remove("limit"))
+        .map(|l| {
+            l.as_i64()
+                .ok_or_else(|| AdminError::InvalidFilter("limit: a number".to_owned()))
+        })
+        .transpose()?
+        .unwrap_or(500)
+        .clamp(1, 1000);
+    let filter: DeliveryFilter =
+        serde_json::from_value(body).map_err(|e| AdminError::InvalidFilter(e.to_string()))?;
+    filter.validate().map_err(AdminError::InvalidFilter)?;
+    let now = crate::store::now_ms();
+    let f = filter.clone();
+    let n = blocking(&state, move |c| {
+        deliveries::redeliver_matching(c, &f, now, limit)
+    })
+    .await?;
+    tracing::info!(requeued = n, status = %filter.status, destination = ?filter.destination, event_type = ?filter.event_type, "deliveries re-queued by filter through the admin API");
+    Ok(HttpResponse::Ok().json(json!({"requeued": n, "more": n as i64 == limit})))
+}
+
 async fn discard(
     state: web::Data<AdminState>,
     id: web::Path<String>,
+    body: web::Json<Reason>,
 ) -> Result<HttpResponse, AdminError> {
     let id = id.into_inner();
-    let lookup = id.clone();
-    let before = blocking(&state, move |c| deliveries::discard(c, &lookup))
+    let reason = body.into_inner().reason;
+    if reason.trim().is_empty() {
+        return Err(AdminError::ReasonRequired);
+    }
+    let (lookup, r) = (id.clone(), reason.clone());
+    let before = blocking(&state, move |c| deliveries::discard(c, &lookup, &r))
         .await?
         .ok_or_else(|| AdminError::NoSuchDelivery(id.clone()))?;
     if before != deliveries::status::DEAD && before != deliveries::status::PENDING {
         return Err(AdminError::DeliveryNotDiscardable { id, status: before });
     }
-    tracing::info!(delivery_id = %id, before = %before, "delivery discarded by the admin API");
+    tracing::info!(delivery_id = %id, before = %before, reason = %reason, "delivery discarded by the admin API");
     Ok(HttpResponse::Ok().json(json!({"delivery_id": id, "status": "discarded", "was": before})))
 }

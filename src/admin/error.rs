@@ -21,7 +21,7 @@ pub enum AdminError {
     /// re-queue the whole outbox.
     #[error("Say what to replay: a filter such as {{\"status\": \"dead\"}} or {{\"type\": \"invoice.*\", \"since\": <epoch ms>}}; an empty filter would re-queue the whole outbox")]
     EmptyFilter,
-    #[error("Say why the event is discarded: {{\"reason\": \"…\"}}")]
+    #[error("Say why: {{\"reason\": \"…\"}}")]
     ReasonRequired,
     #[error("No event {0}")]
     NoSuchEvent(String),
@@ -29,6 +29,8 @@ pub enum AdminError {
     NoSuchJob,
     #[error("No delivery {0}")]
     NoSuchDelivery(String),
+    #[error("No destination named {0:?} is configured")]
+    NoSuchDestination(String),
     #[error("Delivery {0} is being sent right now")]
     DeliveryInFlight(String),
     #[error("Delivery {id} is {status}: only dead or pending deliveries can be discarded")]
@@ -73,6 +75,7 @@ impl AdminError {
             AdminError::NoSuchEvent(_) => "no_such_event",
             AdminError::NoSuchJob => "no_such_job",
             AdminError::NoSuchDelivery(_) => "no_such_delivery",
+            AdminError::NoSuchDestination(_) => "no_such_destination",
             AdminError::DeliveryInFlight(_) => "in_flight",
             AdminError::DeliveryNotDiscardable { .. } => "not_discardable",
             AdminError::NotDead { .. } | AdminError::NotDiscardable(_) => "not_dead",
@@ -112,9 +115,10 @@ impl ResponseError for AdminError {
             | AdminError::EmptyFilter
             | AdminError::ReasonRequired
             | AdminError::Resync(ResyncError::UnknownId(_)) => StatusCode::BAD_REQUEST,
-            AdminError::NoSuchEvent(_) | AdminError::NoSuchJob | AdminError::NoSuchDelivery(_) => {
-                StatusCode::NOT_FOUND
-            }
+            AdminError::NoSuchEvent(_)
+            | AdminError::NoSuchJob
+            | AdminError::NoSuchDelivery(_)
+            | AdminError::NoSuchDestination(_) => StatusCode::NOT_FOUND,
             AdminError::DeliveryInFlight(_)
             | AdminError::DeliveryNotDiscardable { .. }
             | AdminError::NotDead { .. }

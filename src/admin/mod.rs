@@ -18,9 +18,9 @@
 //! | `GET /v1/jobs/{id}` | a job's progress and result (bounded: counts and the first entries) |
 //! | `GET /v1/jobs/{id}/items?offset=&limit=` | every entry of a job's result, paged (the sweep's drift) |
 //! | `GET /metrics` | Prometheus text format |
-//! | `/v1/deliveries…` | forwarding deliveries (see `deliveries.rs`) |
 //! | `/`, `/ui/…` | the browser inspector (see `ui/`) |
 //! | `/v1/customers/{id}/features…` | a customer's Stripe Entitlements features (see `features.rs`) |
+//! | `/v1/destinations…`, `/v1/deliveries…` | forwarding: destinations with their health, pause/resume; deliveries, their attempts, redelivery (see `deliveries.rs`) |
 
 pub mod auth;
 pub mod deliveries;
@@ -55,6 +55,8 @@ pub struct AdminState {
     pub jobs: jobs::Jobs,
     /// How long an inspector session lasts (`admin_session_hours`).
     pub session_ttl: std::time::Duration,
+    /// The forwarding destinations as configured now.
+    pub destinations: crate::forward::DestinationSource,
 }
 
 /// Builds the admin server on `listener`.
@@ -142,7 +144,13 @@ where
 async fn metrics(state: web::Data<AdminState>) -> Result<HttpResponse, AdminError> {
     let now = now_ms();
     let activity = state.activity.clone();
-    let gauges = blocking(&state, move |c| gauges::render(c, &activity, now)).await?;
+    let this = state.clone();
+    let gauges = blocking(&state, move |c| {
+        let mut out = gauges::render(c, &activity, now)?;
+        out.push_str(&deliveries::gauges(&this, c, now)?);
+        Ok::<_, crate::store::StoreError>(out)
+    })
+    .await?;
     let mut body = state.metrics.render();
     body.push_str(&gauges);
     Ok(HttpResponse::Ok()

@@ -167,7 +167,13 @@ impl ApplicationBuilder {
             &endpoints,
             destinations.as_ref(),
         )?;
-        let admin = parts::admin(&config, &store, activity, ops.clone())?;
+        let admin = parts::admin(
+            &config,
+            &store,
+            activity,
+            ops.clone(),
+            destinations.as_ref(),
+        )?;
         let schedules = ops
             .filter(|_| config.runner.enabled)
             .map(|ops| (ops, config.schedule.clone()));

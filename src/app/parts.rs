@@ -75,7 +75,12 @@ pub fn runner(
 ) -> anyhow::Result<Arc<Runner>> {
     let mut runner = Runner::new(store.clone(), handler, config.runner.options(), clock)
         .context("cannot start the job runner")?;
-    let hook = destinations.map(|d| forward::live_hook(d.clone(), After::Reconciled));
+    let access_updated = forward::Derived {
+        event_type: crate::reconcile::access_events::ACCESS_UPDATED,
+        derive: crate::reconcile::access_events::derive,
+    };
+    let hook =
+        destinations.map(|d| forward::live_hook(d.clone(), After::Reconciled, &[access_updated]));
     if let Some(hook) = hook {
         let wake = Arc::clone(forward_wake);
         runner = runner.with_finish_hook(hook, Arc::new(move || wake.notify_one()));
@@ -139,7 +144,7 @@ pub fn intake(
             runner_wake.notify_one();
             forward_wake.notify_one();
         })),
-        destinations.map(|d| forward::live_hook(d.clone(), After::Received)),
+        destinations.map(|d| forward::live_hook(d.clone(), After::Received, &[])),
     )
     .context("cannot start the intake writer")?;
     let state = web::Data::new(IntakeState {
@@ -189,6 +194,7 @@ pub fn admin(
     store: &Store,
     activity: Activity,
     ops: Option<Arc<ReconcileHandler>>,
+    destinations: Option<&Live<Vec<Destination>>>,
 ) -> anyhow::Result<Option<Listener>> {
     let Some(token) = &config.admin_token else {
         tracing::warn!("admin API disabled: set STRIPE_HOOKD_ADMIN_TOKEN (or the admin_token credential) to enable it");
@@ -212,6 +218,16 @@ pub fn admin(
             session_ttl: std::time::Duration::from_secs(
                 u64::from(config.admin_session_hours) * 3600,
             ),
+            destinations: match destinations {
+                Some(live) => {
+                    let live = live.clone();
+                    Arc::new(move || live.get().as_ref().clone())
+                }
+                None => {
+                    let configured = config.destinations.clone();
+                    Arc::new(move || configured.clone())
+                }
+            },
         },
     )?;
     tracing::info!(admin_addr = %addr, "admin API listening");

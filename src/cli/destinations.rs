@@ -1,12 +1,30 @@
-//! `stripe-hookd destinations …`: a fresh signing secret, and a signed ping
-//! to a configured destination.
+//! `stripe-hookd destinations …`: the configured destinations with their
+//! health, pause / resume (every instance, kept across restarts), a fresh
+//! signing secret, and a signed ping to a configured destination.
 
 use clap::Subcommand;
 
-use crate::config::{Config, ConfigError};
+use super::ops::fmt_time;
+use crate::config::{Config, ConfigError, Destination};
+use crate::forward::health;
+use crate::store::deliveries::pauses;
+use crate::store::EpochMs;
 
 #[derive(Debug, Subcommand)]
 pub enum DestinationsCommand {
+    /// List the configured destinations: paused, backlog, dead, last success, failing since.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop sending to a destination (every instance), saying why.
+    Pause {
+        name: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Send to a paused destination again (also one paused by a 410 Gone).
+    Resume { name: String },
     /// Print a fresh random signing secret (whsec_…) for a destination.
     Secret,
     /// Send a destination a signed stripe_hookd.ping event and show what it answered.
@@ -30,23 +48,39 @@ pub fn run(
             println!("{}", secret());
             Ok(())
         }
+        DestinationsCommand::List { json } => list(&config?, json),
+        DestinationsCommand::Pause { name, reason } => {
+            let config = config?;
+            configured(&config, &name)?;
+            if reason.trim().is_empty() {
+                anyhow::bail!("say why: --reason \"…\"");
+            }
+            let store = super::ops::open(&config)?;
+            let newly = pauses::pause(
+                &mut *store.conn()?,
+                &name,
+                crate::store::now_ms(),
+                &format!("paused by an operator: {reason}"),
+            )?;
+            tracing::warn!(destination = %name, reason = %reason, "destination paused from the command line");
+            println!(
+                "{name}: paused{}",
+                if newly { "" } else { " (it already was)" }
+            );
+            Ok(())
+        }
+        DestinationsCommand::Resume { name } => {
+            let config = config?;
+            configured(&config, &name)?;
+            let store = super::ops::open(&config)?;
+            let was = pauses::resume(&mut *store.conn()?, &name)?;
+            tracing::info!(destination = %name, was_paused = was, "destination resumed from the command line");
+            println!("{name}: {}", if was { "resumed" } else { "was not paused" });
+            Ok(())
+        }
         DestinationsCommand::Test { name } => {
             let config = config?;
-            let Some(d) = config.destinations.iter().find(|d| d.name == name) else {
-                let names: Vec<&str> = config
-                    .destinations
-                    .iter()
-                    .map(|d| d.name.as_str())
-                    .collect();
-                anyhow::bail!(
-                    "no destination named {name:?} (configured: {})",
-                    if names.is_empty() {
-                        "none".to_owned()
-                    } else {
-                        names.join(", ")
-                    }
-                );
-            };
+            let d = configured(&config, &name)?;
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
@@ -63,6 +97,79 @@ pub fn run(
             }
         }
     }
+}
+
+/// The destination named `name`, or an error listing the configured ones.
+fn configured<'a>(config: &'a Config, name: &str) -> anyhow::Result<&'a Destination> {
+    if let Some(d) = config.destinations.iter().find(|d| d.name == name) {
+        return Ok(d);
+    }
+    let names: Vec<&str> = config
+        .destinations
+        .iter()
+        .map(|d| d.name.as_str())
+        .collect();
+    anyhow::bail!(
+        "no destination named {name:?} (configured: {})",
+        if names.is_empty() {
+            "none".to_owned()
+        } else {
+            names.join(", ")
+        }
+    )
+}
+
+fn list(config: &Config, json: bool) -> anyhow::Result<()> {
+    let store = super::ops::open(config)?;
+    let views = health::overview(&mut *store.conn()?, &config.destinations)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&views)?);
+        return Ok(());
+    }
+    if views.is_empty() {
+        println!("no destinations configured ([[destinations]] in the config file)");
+    }
+    let at = |t: Option<i64>| t.map_or_else(|| "-".to_owned(), |t| fmt_time(EpochMs(t)));
+    for v in &views {
+        let h = &v.health;
+        println!(
+            "{} → {} (after {}, {})",
+            v.name,
+            v.url,
+            v.after,
+            if v.ordered { "ordered" } else { "unordered" }
+        );
+        match &v.paused {
+            Some(p) => println!(
+                "  PAUSED since {}: {}",
+                fmt_time(EpochMs(p.paused_at)),
+                p.reason
+            ),
+            None => println!("  running"),
+        }
+        println!(
+            "  backlog {} (oldest {}), dead {}",
+            h.backlog,
+            at(h.oldest_undelivered_at),
+            h.dead
+        );
+        println!(
+            "  last success {}, failing since {}",
+            at(h.last_success_at),
+            at(h.failing_since)
+        );
+        println!(
+            "  last attempt {}: HTTP {}{}",
+            at(h.last_attempt_at),
+            h.last_status
+                .map_or_else(|| "-".to_owned(), |s| s.to_string()),
+            h.last_error
+                .as_deref()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default()
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use crate::config::{self, Config};
 use crate::telemetry;
 
 mod backup;
+mod deliveries;
 mod demo;
 mod destinations;
 mod features;
@@ -90,7 +91,10 @@ pub enum Command {
     CatchUp(stripe_ops::CatchUpArgs),
     /// Create or update the Stripe endpoint (webhook endpoint, or --thin event destination) with the handled event types.
     Setup(setup::SetupArgs),
-    /// Forwarding destinations: a fresh secret, a signed test ping.
+    /// Forwarding deliveries: list, show with attempts, redeliver (by id or filter), discard.
+    #[command(subcommand)]
+    Deliveries(deliveries::DeliveriesCommand),
+    /// Forwarding destinations: list with health, pause/resume, a fresh secret, a signed test ping.
     #[command(subcommand)]
     Destinations(destinations::DestinationsCommand),
     /// Send realistic signed Stripe events to an endpoint (one, or a load test with --count).
@@ -185,6 +189,7 @@ pub fn main() -> ExitCode {
             Ok(false) => return ExitCode::FAILURE,
             other => other.map(|_| ()),
         },
+        Command::Deliveries(command) => deliveries::run(&config, command),
         Command::Trigger(_)
         | Command::Check { .. }
         | Command::Completions { .. }

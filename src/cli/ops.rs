@@ -124,14 +124,14 @@ pub fn parse_time(s: &str) -> Result<i64, String> {
     Err(format!("{s:?} is not a time: use RFC 3339 (2026-11-20T10:00:00Z), unix seconds, or an age such as 2h or 3d"))
 }
 
-fn open(config: &Config) -> anyhow::Result<Store> {
+pub(super) fn open(config: &Config) -> anyhow::Result<Store> {
     let store = Store::open(&config.database_url(), &config.database.store_options())
         .context("cannot open the database")?;
     store.check_ready().context("the database is not ready")?;
     Ok(store)
 }
 
-fn fmt_time(at: EpochMs) -> String {
+pub(super) fn fmt_time(at: EpochMs) -> String {
     let t = UNIX_EPOCH + Duration::from_millis(u64::try_from(at.as_i64()).unwrap_or(0));
     humantime::format_rfc3339_seconds(t).to_string()
 }

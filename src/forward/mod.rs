@@ -15,23 +15,29 @@
 //! The forwarder never names reconcile or Stripe: it reads the deliveries
 //! table and reuses the queue's clock and backoff.
 
+mod finish;
+pub mod health;
 mod send;
 
-pub use send::{ping, Ping};
+pub use send::{parse_retry_after, ping, Ping};
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use diesel::QueryResult;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{After, Destination};
+use crate::config::{wildcard, After, Destination};
 use crate::live::Live;
 use crate::queue::{backoff, Clock};
-use crate::store::deliveries::{self, Delivery, EventHook, Outcome};
-use crate::store::{Store, StoreError};
+use crate::store::deliveries::{
+    self, history, pauses, Delivery, EventHook, Finished, HookEvent, Outcome,
+};
+use crate::store::{Store, StoreError, Tx};
 
 /// Built from the configuration (`ForwardConfig::options`).
 #[derive(Debug, Clone)]
@@ -42,43 +48,88 @@ pub struct ForwardOptions {
     pub backoff_max: Duration,
 }
 
+/// Where the admin API reads the destinations as configured now.
+pub type DestinationSource = Arc<dyn Fn() -> Vec<Destination> + Send + Sync>;
+
+/// Events of stripe-hookd's own, derived inside the finishing transaction
+/// after the records were written (e.g. `stripe_hookd.access.updated`).
+#[derive(Clone, Copy)]
+pub struct Derived {
+    pub event_type: &'static str,
+    pub derive: fn(&mut Tx<'_>, &[HookEvent], i64) -> QueryResult<Vec<HookEvent>>,
+}
+
+/// Whether `d` lists `event_type` explicitly: stripe-hookd's own events
+/// (`stripe_hookd.…`) go only to destinations with a pattern of that
+/// prefix (`*` alone means every Stripe event).
+pub fn lists_own(d: &Destination, event_type: &str) -> bool {
+    d.events
+        .iter()
+        .any(|p| p.starts_with("stripe_hookd.") && wildcard(p, event_type))
+}
+
 /// The hook that records a delivery for each destination of `after` that
 /// wants the event, or `None` when no destination follows that step.
 pub fn hook(destinations: &[Destination], after: After) -> Option<EventHook> {
-    let wanted: Vec<Destination> = destinations
-        .iter()
-        .filter(|d| d.after == after)
-        .cloned()
-        .collect();
-    if wanted.is_empty() {
-        return None;
-    }
-    Some(Arc::new(move |tx, events, now| {
-        for event in events {
-            for d in wanted.iter().filter(|d| d.wants(&event.event_type)) {
-                deliveries::insert(tx, &d.name, event, now)?;
-            }
-        }
-        Ok(())
-    }))
+    let destinations = destinations.to_vec();
+    let follows = destinations.iter().any(|d| d.after == after);
+    follows.then(|| {
+        Arc::new(move |tx: &mut Tx<'_>, events: &[HookEvent], now: i64| {
+            record(tx, &destinations, after, &[], events, now)
+        }) as EventHook
+    })
 }
 
 /// [`hook`] over destinations that a configuration reload may replace
 /// (`app::reload`): each transaction records deliveries for the
-/// destinations configured when it runs.
-pub fn live_hook(destinations: Live<Vec<Destination>>, after: After) -> EventHook {
+/// destinations configured when it runs, plus the `derived` events
+/// (computed once per transaction, only when some destination lists their
+/// type, whatever its `after`) for the destinations that list them.
+pub fn live_hook(
+    destinations: Live<Vec<Destination>>,
+    after: After,
+    derived: &[Derived],
+) -> EventHook {
+    let derived = derived.to_vec();
     Arc::new(move |tx, events, now| {
         let destinations = destinations.get();
-        for event in events {
-            for d in destinations
-                .iter()
-                .filter(|d| d.after == after && d.wants(&event.event_type))
-            {
-                deliveries::insert(tx, &d.name, event, now)?;
+        record(tx, &destinations, after, &derived, events, now)
+    })
+}
+
+/// One transaction's delivery rows: the events for the destinations of
+/// `after` that want them, and the derived events for those that list them.
+fn record(
+    tx: &mut Tx<'_>,
+    destinations: &[Destination],
+    after: After,
+    derived: &[Derived],
+    events: &[HookEvent],
+    now: i64,
+) -> QueryResult<()> {
+    for event in events {
+        for d in destinations
+            .iter()
+            .filter(|d| d.after == after && d.wants(&event.event_type))
+        {
+            deliveries::insert(tx, &d.name, event, now)?;
+        }
+    }
+    for x in derived {
+        let listing: Vec<&Destination> = destinations
+            .iter()
+            .filter(|d| lists_own(d, x.event_type))
+            .collect();
+        if listing.is_empty() {
+            continue;
+        }
+        for event in (x.derive)(tx, events, now)? {
+            for d in &listing {
+                deliveries::insert(tx, &d.name, &event, now)?;
             }
         }
-        Ok(())
-    })
+    }
+    Ok(())
 }
 
 /// How the attempts of one round ended.
@@ -100,7 +151,8 @@ impl Tally {
     }
 }
 
-/// One destination, with its in-flight slots and pause switch.
+/// One destination, with its in-flight slots and pause switch (a cache of
+/// `destination_pauses`, read again each round).
 struct Target {
     config: Destination,
     slots: Arc<Semaphore>,
@@ -127,6 +179,7 @@ pub struct Forwarder {
     options: ForwardOptions,
     clock: Clock,
     worker_id: String,
+    finisher: finish::Finisher,
 }
 
 impl Forwarder {
@@ -139,16 +192,18 @@ impl Forwarder {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("stripe-hookd/", env!("CARGO_PKG_VERSION")))
+            .user_agent(send::USER_AGENT)
             .build()?;
         let targets = destinations.into_iter().map(Target::new).collect();
+        let worker_id = format!("fwd:{}:{:016x}", std::process::id(), rand::random::<u64>());
         Ok(Forwarder {
+            finisher: finish::Finisher::new(store.clone(), worker_id.clone()),
             store,
             targets: Live::new(targets),
             client,
             options,
             clock,
-            worker_id: format!("fwd:{}:{:016x}", std::process::id(), rand::random::<u64>()),
+            worker_id,
         })
     }
 
@@ -180,10 +235,16 @@ impl Forwarder {
         self.targets.set(targets);
     }
 
-    /// Whether the destination is paused (it answered 410 Gone).
+    /// The destinations this forwarder sends to now: the one place it
+    /// reads them from.
+    fn targets(&self) -> Arc<Vec<Arc<Target>>> {
+        self.targets.get()
+    }
+
+    /// Whether the destination was paused when last looked at (it answered
+    /// 410 Gone, or an operator paused it).
     pub fn is_paused(&self, destination: &str) -> bool {
-        self.targets
-            .get()
+        self.targets()
             .iter()
             .any(|t| t.config.name == destination && t.paused.load(Ordering::Relaxed))
     }
@@ -212,7 +273,7 @@ impl Forwarder {
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
         tracing::info!(
-            destinations = self.targets.get().len(),
+            destinations = self.targets().len(),
             worker = %self.worker_id,
             "forwarder started"
         );
@@ -235,11 +296,43 @@ impl Forwarder {
         Ok(())
     }
 
+    /// Reads which destinations are paused (by any instance).
+    async fn refresh_pauses(&self) -> Result<(), StoreError> {
+        let store = self.store.clone();
+        let paused: HashSet<String> = tokio::task::spawn_blocking(move || {
+            let mut conn = store.conn()?;
+            pauses::list(&mut conn)
+        })
+        .await
+        .map_err(|e| StoreError::Migration(format!("pause lookup task failed: {e}")))??
+        .into_iter()
+        .map(|p| p.destination)
+        .collect();
+        for target in self.targets().iter() {
+            let now_paused = paused.contains(&target.config.name);
+            if target.paused.swap(now_paused, Ordering::Relaxed) && !now_paused {
+                tracing::info!(destination = %target.config.name, "destination resumed");
+            }
+        }
+        Ok(())
+    }
+
     /// For each destination not paused: claims as many deliveries as it has
     /// free slots and starts them.
     async fn claim_into(self: &Arc<Self>, tasks: &mut JoinSet<Tally>) -> Result<(), StoreError> {
-        for target in self.targets.get().iter() {
+        self.refresh_pauses().await?;
+        for target in self.targets().iter() {
             if target.paused.load(Ordering::Relaxed) {
+                continue;
+            }
+            // Claim in batches: while some requests are in flight, wait
+            // until at least half the slots are free (one claim
+            // transaction per batch, not per finished request).
+            let (free, max) = (
+                target.slots.available_permits(),
+                target.config.max_in_flight,
+            );
+            if free == 0 || (free < max && free < max.div_ceil(2)) {
                 continue;
             }
             let mut permits = Vec::new();
@@ -272,6 +365,36 @@ impl Forwarder {
         .map_err(|e| StoreError::Migration(format!("claim task failed: {e}")))?
     }
 
+    /// Pauses `target` for every instance (it answered 410 Gone).
+    async fn pause(&self, target: &Target, delivery: &Delivery, now: i64) {
+        target.paused.store(true, Ordering::Relaxed);
+        let store = self.store.clone();
+        let name = target.config.name.clone();
+        let reason = format!("410 Gone answered to {}", delivery.delivery_id);
+        let stored = tokio::task::spawn_blocking(move || {
+            let mut conn = store.conn()?;
+            pauses::pause(&mut conn, &name, now, &reason)
+        })
+        .await;
+        let d = &target.config;
+        match stored {
+            Ok(Ok(_)) => tracing::error!(
+                destination = %d.name, delivery_id = %delivery.delivery_id,
+                event_id = %delivery.event_id, status = 410,
+                "destination answered 410 Gone: PAUSED for every instance until resumed (`stripe-hookd destinations resume {}`)",
+                d.name
+            ),
+            Ok(Err(e)) => tracing::error!(
+                destination = %d.name, delivery_id = %delivery.delivery_id, status = 410, error = %e,
+                "destination answered 410 Gone: paused in this process only, the pause could not be stored"
+            ),
+            Err(e) => tracing::error!(
+                destination = %d.name, delivery_id = %delivery.delivery_id, status = 410, error = %e,
+                "destination answered 410 Gone: paused in this process only, the pause could not be stored"
+            ),
+        }
+    }
+
     /// Sends one delivery and records how it ended.
     async fn attempt(
         self: Arc<Self>,
@@ -280,49 +403,52 @@ impl Forwarder {
         _permit: OwnedSemaphorePermit,
     ) -> Tally {
         let d = &target.config;
+        let started_at = self.clock.now_ms();
         let started = std::time::Instant::now();
-        let answer = send::send(&self.client, d, &delivery).await;
-        let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let sent = send::send(&self.client, d, &delivery).await;
+        let elapsed = started.elapsed();
+        let duration_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
         let now = self.clock.now_ms();
-        let outcome = match &answer {
+        let answer = &sent.answer;
+        let outcome = match answer {
             send::Answer::Delivered(_) => Outcome::Delivered,
-            failed => {
-                if let send::Answer::Gone = failed {
-                    target.paused.store(true, Ordering::Relaxed);
-                    tracing::error!(
-                        destination = %d.name, delivery_id = %delivery.delivery_id,
-                        event_id = %delivery.event_id, status = 410,
-                        "destination answered 410 Gone: PAUSED, nothing more is sent to it until stripe-hookd restarts"
-                    );
+            send::Answer::Gone => {
+                self.pause(target, &delivery, now).await;
+                // Due again as soon as the destination is resumed.
+                Outcome::Retry {
+                    next_attempt_at: now,
                 }
-                self.verdict(d, &delivery, failed.retry_after(), now)
             }
+            failed => self.verdict(d, &delivery, failed.retry_after(), now),
         };
         let (status, error) = (answer.status(), answer.error());
-        let store = self.store.clone();
-        let owner = self.worker_id.clone();
-        let recorded = {
-            let (outcome, error) = (outcome.clone(), error.clone());
-            tokio::task::spawn_blocking(move || {
-                let mut conn = store.conn()?;
-                deliveries::finish(
-                    &mut conn,
-                    delivery.id,
-                    &owner,
-                    &outcome,
-                    status,
-                    error.as_deref(),
-                    now,
-                )
+        let headers = serde_json::to_string(&sent.request_headers).unwrap_or_else(|_| "[]".into());
+        let recorded = self
+            .finisher
+            .record(Finished {
+                id: delivery.id,
+                attempt: history::NewAttempt {
+                    delivery_id: delivery.delivery_id.clone(),
+                    destination: d.name.clone(),
+                    attempt: delivery.attempts,
+                    started_at,
+                    duration_ms: i64::try_from(duration_ms).unwrap_or(i64::MAX),
+                    outcome: outcome.as_str().to_owned(),
+                    http_status: status.map(i32::from),
+                    error: error.clone(),
+                    request_headers: headers,
+                    response_body: sent.response_body,
+                },
+                outcome: outcome.clone(),
+                now,
             })
-            .await
-        };
+            .await;
         let status_field = status.map_or_else(|| "none".to_owned(), |s| s.to_string());
         metrics::histogram!(crate::metrics::DELIVERY_SECONDS, "destination" => d.name.clone())
-            .record(started.elapsed().as_secs_f64());
+            .record(elapsed.as_secs_f64());
         let mut tally = Tally::default();
         match recorded {
-            Ok(Ok(true)) => match outcome {
+            Ok(true) => match outcome {
                 Outcome::Delivered => {
                     tally.delivered = 1;
                     tracing::info!(
@@ -350,12 +476,9 @@ impl Forwarder {
                     );
                 }
             },
-            Ok(Ok(false)) => {
+            Ok(false) => {
                 tally.lost = 1;
                 tracing::warn!(destination = %d.name, delivery_id = %delivery.delivery_id, "lease lost before the attempt was recorded");
-            }
-            Ok(Err(e)) => {
-                tracing::error!(destination = %d.name, delivery_id = %delivery.delivery_id, error = %e, "cannot record a delivery attempt; it is sent again when its lease expires");
             }
             Err(e) => {
                 tracing::error!(destination = %d.name, delivery_id = %delivery.delivery_id, error = %e, "cannot record a delivery attempt; it is sent again when its lease expires");

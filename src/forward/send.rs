@@ -52,17 +52,29 @@ pub fn signature_header(secret: &str, t: i64, body: &[u8]) -> String {
     format!("t={t},v1={}", signature::sign(secret.as_bytes(), t, body))
 }
 
-/// The signed request for `body` (headers without the body's own).
+/// The signed request for `body` (headers without the body's own), and
+/// the headers as recorded in the attempt history: the signature's `v1`
+/// and the extra headers' values redacted.
 fn request(
     client: &reqwest::Client,
     d: &Destination,
     body: &[u8],
     delivery_id: &str,
     attempt: i32,
-) -> Result<reqwest::RequestBuilder, String> {
+) -> Result<(reqwest::RequestBuilder, Vec<(String, String)>), String> {
     // Wall time, not the runner's clock: the app checks the timestamp
     // against its own clock.
     let t = crate::store::now_ms() / 1000;
+    let mut shown = vec![
+        ("Content-Type".to_owned(), "application/json".to_owned()),
+        (
+            "Stripe-Signature".to_owned(),
+            format!("t={t},v1=[redacted]"),
+        ),
+        ("Stripe-Hookd-Delivery".to_owned(), delivery_id.to_owned()),
+        ("Stripe-Hookd-Attempt".to_owned(), attempt.to_string()),
+        ("User-Agent".to_owned(), USER_AGENT.to_owned()),
+    ];
     let mut request = client
         .post(d.url.clone())
         .timeout(d.timeout)
@@ -79,62 +91,121 @@ fn request(
         })?;
         value.set_sensitive(true);
         request = request.header(name.as_str(), value);
+        shown.push((name.clone(), "[redacted]".to_owned()));
     }
-    Ok(request)
+    Ok((request, shown))
 }
 
-pub async fn send(client: &reqwest::Client, d: &Destination, delivery: &Delivery) -> Answer {
+/// The user agent of every request.
+pub const USER_AGENT: &str = concat!("stripe-hookd/", env!("CARGO_PKG_VERSION"));
+
+/// How much of an answer's body is kept.
+pub const BODY_KEPT: usize = 2048;
+
+/// One attempt: what was sent and what came back.
+#[derive(Debug)]
+pub struct Sent {
+    pub answer: Answer,
+    /// The request headers, secrets redacted.
+    pub request_headers: Vec<(String, String)>,
+    /// The first [`BODY_KEPT`] bytes of the answer (lossy UTF-8).
+    pub response_body: Option<String>,
+}
+
+pub async fn send(client: &reqwest::Client, d: &Destination, delivery: &Delivery) -> Sent {
     let body = delivery.payload.clone().into_bytes();
-    let request = match request(client, d, &body, &delivery.delivery_id, delivery.attempts) {
-        Ok(request) => request,
-        Err(error) => {
-            return Answer::Failed {
-                status: None,
-                error,
-                retry_after: None,
+    let (request, request_headers) =
+        match request(client, d, &body, &delivery.delivery_id, delivery.attempts) {
+            Ok(request) => request,
+            Err(error) => {
+                return Sent {
+                    answer: Answer::Failed {
+                        status: None,
+                        error,
+                        retry_after: None,
+                    },
+                    request_headers: Vec::new(),
+                    response_body: None,
+                }
             }
-        }
-    };
-    let response = match request.body(body).send().await {
+        };
+    let (answer, response_body) = exchange(request.body(body)).await;
+    Sent {
+        answer,
+        request_headers,
+        response_body,
+    }
+}
+
+/// Sends the request; the answer and the first 2 KB of its body.
+async fn exchange(request: reqwest::RequestBuilder) -> (Answer, Option<String>) {
+    let mut response = match request.send().await {
         Ok(response) => response,
-        Err(e) => {
-            let kind = if e.is_timeout() {
-                "timed out"
-            } else if e.is_connect() {
-                "cannot connect"
-            } else {
-                "request failed"
-            };
-            return Answer::Failed {
-                status: None,
-                error: format!("{kind}: {e}"),
-                retry_after: None,
-            };
-        }
+        Err(e) => return (failed(&e), None),
     };
     let status = response.status();
-    if status.is_success() {
-        return Answer::Delivered(status.as_u16());
-    }
-    if status == reqwest::StatusCode::GONE {
-        return Answer::Gone;
-    }
     let retry_after = response
         .headers()
         .get(RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+        .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
+    let mut kept = Vec::new();
+    // Read no more than what is kept; an error reading the body of a 2xx
+    // does not undo the app's answer.
+    while kept.len() < BODY_KEPT {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                kept.extend_from_slice(&chunk[..chunk.len().min(BODY_KEPT - kept.len())])
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    let body = Some(String::from_utf8_lossy(&kept).into_owned());
+    if status.is_success() {
+        return (Answer::Delivered(status.as_u16()), body);
+    }
+    if status == reqwest::StatusCode::GONE {
+        return (Answer::Gone, body);
+    }
     let error = if status.is_redirection() {
         format!("answered {status}: redirects are not followed; configure the final URL")
     } else {
         format!("answered {status}")
     };
+    (
+        Answer::Failed {
+            status: Some(status.as_u16()),
+            error,
+            retry_after,
+        },
+        body,
+    )
+}
+
+fn failed(e: &reqwest::Error) -> Answer {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else {
+        "request failed"
+    };
     Answer::Failed {
-        status: Some(status.as_u16()),
-        error,
-        retry_after,
+        status: None,
+        error: format!("{kind}: {e}"),
+        retry_after: None,
     }
+}
+
+/// `Retry-After` as delay-seconds or an HTTP-date (RFC 9110 §10.2.3); a
+/// date in the past means now. `None` when it is neither.
+pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 /// What a destination answered to a ping.
@@ -170,6 +241,7 @@ pub async fn ping(d: &Destination) -> anyhow::Result<Ping> {
     let started = std::time::Instant::now();
     let response = request(&client, d, body.as_bytes(), &format!("dlv_ping_{id}"), 1)
         .map_err(anyhow::Error::msg)?
+        .0
         .body(body.clone())
         .send()
         .await?;
@@ -182,4 +254,37 @@ pub async fn ping(d: &Destination) -> anyhow::Result<Ping> {
         answer,
         duration_ms: started.elapsed().as_millis(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use super::parse_retry_after;
+
+    #[test]
+    fn retry_after_is_seconds_or_an_http_date() {
+        // Sun, 06 Nov 1994 08:49:37 GMT (RFC 9110's example).
+        let date = UNIX_EPOCH + Duration::from_secs(784_111_777);
+        let now = date - Duration::from_secs(90);
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(parse_retry_after(" 7 ", now), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now),
+            Some(Duration::from_secs(90))
+        );
+        assert_eq!(
+            parse_retry_after(
+                "Sun, 06 Nov 1994 08:49:37 GMT",
+                date + Duration::from_secs(5)
+            ),
+            Some(Duration::ZERO),
+            "a date in the past: now"
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-5", SystemTime::now()), None);
+    }
 }

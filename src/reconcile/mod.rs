@@ -26,6 +26,7 @@
 //! and catch-up go through each connected account (`connect.rs`).
 
 pub mod access;
+pub mod access_events;
 pub mod catchup;
 pub mod connect;
 pub mod entitlements;

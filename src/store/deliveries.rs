@@ -12,6 +12,9 @@ use std::sync::Arc;
 use diesel::prelude::*;
 use sha2::{Digest, Sha256};
 
+pub mod history;
+pub mod pauses;
+
 use super::schema::deliveries;
 use super::{with_tx, write_transaction, DbConnection, StoreError, Tx};
 
@@ -128,19 +131,25 @@ pub fn claim(
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     write_transaction(conn, |tx| {
         let candidates: Vec<i64> = with_tx!(tx, c => if ordered {
-            let first = diesel::alias!(deliveries as first_unfinished);
-            let heads = first
-                .filter(first.field(deliveries::destination).eq(destination))
-                .filter(
-                    first
-                        .field(deliveries::status)
-                        .eq_any([status::PENDING, status::DELIVERING]),
-                )
-                .group_by(first.field(deliveries::object_key))
-                .select(diesel::dsl::min(first.field(deliveries::id)));
+            // In id order, stopping at `limit`: a row is a candidate when
+            // no earlier unfinished row of its object exists (an index
+            // probe on (destination, object_key, id)), so a claim costs the
+            // rows it looks at, not the whole backlog.
+            let earlier = diesel::alias!(deliveries as earlier);
             deliveries::table
-                .filter(deliveries::id.nullable().eq_any(heads))
+                .filter(deliveries::destination.eq(destination))
                 .filter(claimable!(now))
+                .filter(diesel::dsl::not(diesel::dsl::exists(
+                    earlier
+                        .filter(earlier.field(deliveries::destination).eq(destination))
+                        .filter(earlier.field(deliveries::object_key).eq(deliveries::object_key))
+                        .filter(earlier.field(deliveries::id).lt(deliveries::id))
+                        .filter(
+                            earlier
+                                .field(deliveries::status)
+                                .eq_any([status::PENDING, status::DELIVERING]),
+                        ),
+                )))
                 .order(deliveries::id.asc())
                 .limit(limit)
                 .select(deliveries::id)
@@ -154,24 +163,25 @@ pub fn claim(
                 .select(deliveries::id)
                 .load(c)
         })?;
-        let mut claimed = Vec::with_capacity(candidates.len());
-        for id in candidates {
-            // Another instance may have taken it since: the update re-checks.
-            let rows: Vec<Delivery> = with_tx!(tx, c => diesel::update(
-                deliveries::table
-                    .filter(deliveries::id.eq(id))
-                    .filter(claimable!(now)),
-            )
-            .set((
-                deliveries::status.eq(status::DELIVERING),
-                deliveries::lease_owner.eq(owner),
-                deliveries::lease_expires_at.eq(now.saturating_add(lease_ms)),
-                deliveries::attempts.eq(deliveries::attempts + 1),
-            ))
-            .returning(Delivery::as_returning())
-            .get_results(c))?;
-            claimed.extend(rows);
+        if candidates.is_empty() {
+            return Ok(Vec::new());
         }
+        // One statement for all; another instance may have taken some
+        // since: the update re-checks each row.
+        let mut claimed: Vec<Delivery> = with_tx!(tx, c => diesel::update(
+            deliveries::table
+                .filter(deliveries::id.eq_any(&candidates))
+                .filter(claimable!(now)),
+        )
+        .set((
+            deliveries::status.eq(status::DELIVERING),
+            deliveries::lease_owner.eq(owner),
+            deliveries::lease_expires_at.eq(now.saturating_add(lease_ms)),
+            deliveries::attempts.eq(deliveries::attempts + 1),
+        ))
+        .returning(Delivery::as_returning())
+        .get_results(c))?;
+        claimed.sort_by_key(|d| d.id);
         Ok(claimed)
     })
 }
@@ -184,54 +194,97 @@ pub enum Outcome {
     Dead,
 }
 
-/// Ends an attempt, only while `owner` still holds the lease. Returns
-/// whether it did (false: the lease expired and another worker took it).
+impl Outcome {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::Delivered => "delivered",
+            Outcome::Retry { .. } => "retry",
+            Outcome::Dead => "dead",
+        }
+    }
+}
+
+/// One finished attempt, as recorded: the delivery's new state and the
+/// attempt's history row.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    /// The row id ([`Delivery::id`]).
+    pub id: i64,
+    pub attempt: history::NewAttempt,
+    pub outcome: Outcome,
+    /// When the attempt ended (epoch ms).
+    pub now: i64,
+}
+
+/// Ends attempts, each only while `owner` still holds its lease, with
+/// their history rows, in one transaction (the forwarder group-commits
+/// them). Returns, per attempt, whether it was recorded (false: the lease
+/// expired and another worker took it; no history row then either).
 pub fn finish(
     conn: &mut DbConnection,
-    id: i64,
     owner: &str,
-    outcome: &Outcome,
-    http_status: Option<u16>,
-    error: Option<&str>,
-    now: i64,
-) -> Result<bool, StoreError> {
-    let (new_status, next_at, delivered_at) = match outcome {
+    batch: &[Finished],
+) -> Result<Vec<bool>, StoreError> {
+    write_transaction(conn, |tx| {
+        let mut recorded = Vec::with_capacity(batch.len());
+        for f in batch {
+            let changed = finish_one(tx, owner, f)?;
+            if changed {
+                history::insert(tx, &f.attempt)?;
+            }
+            recorded.push(changed);
+        }
+        Ok(recorded)
+    })
+}
+
+fn finish_one(tx: &mut Tx<'_>, owner: &str, f: &Finished) -> QueryResult<bool> {
+    let now = f.now;
+    let (new_status, next_at, delivered_at) = match &f.outcome {
         Outcome::Delivered => (status::DELIVERED, None, Some(now)),
         Outcome::Retry { next_attempt_at } => (status::PENDING, Some(*next_attempt_at), None),
         Outcome::Dead => (status::DEAD, None, None),
     };
-    let http_status = http_status.map(i32::from);
-    let changed = write_transaction(conn, |tx| {
-        with_tx!(tx, c => {
-            let mine = deliveries::table
-                .filter(deliveries::id.eq(id))
-                .filter(deliveries::lease_owner.eq(owner))
-                .filter(deliveries::status.eq(status::DELIVERING));
-            match next_at {
-                Some(at) => diesel::update(mine)
-                    .set((
-                        deliveries::status.eq(new_status),
-                        deliveries::next_attempt_at.eq(at),
-                        deliveries::lease_owner.eq(None::<String>),
-                        deliveries::lease_expires_at.eq(None::<i64>),
-                        deliveries::last_status.eq(http_status),
-                        deliveries::last_error.eq(error),
-                    ))
-                    .execute(c),
-                None => diesel::update(mine)
-                    .set((
-                        deliveries::status.eq(new_status),
-                        deliveries::delivered_at.eq(delivered_at),
-                        deliveries::lease_owner.eq(None::<String>),
-                        deliveries::lease_expires_at.eq(None::<i64>),
-                        deliveries::last_status.eq(http_status),
-                        deliveries::last_error.eq(error),
-                    ))
-                    .execute(c),
-            }
-        })
+    let http_status = f.attempt.http_status;
+    let error = f.attempt.error.as_deref();
+    let changed = with_tx!(tx, c => {
+        let mine = deliveries::table
+            .filter(deliveries::id.eq(f.id))
+            .filter(deliveries::lease_owner.eq(owner))
+            .filter(deliveries::status.eq(status::DELIVERING));
+        match next_at {
+            Some(at) => diesel::update(mine)
+                .set((
+                    deliveries::status.eq(new_status),
+                    deliveries::next_attempt_at.eq(at),
+                    deliveries::lease_owner.eq(None::<String>),
+                    deliveries::lease_expires_at.eq(None::<i64>),
+                    deliveries::last_status.eq(http_status),
+                    deliveries::last_error.eq(error),
+                ))
+                .execute(c),
+            None => diesel::update(mine)
+                .set((
+                    deliveries::status.eq(new_status),
+                    deliveries::delivered_at.eq(delivered_at),
+                    deliveries::lease_owner.eq(None::<String>),
+                    deliveries::lease_expires_at.eq(None::<i64>),
+                    deliveries::last_status.eq(http_status),
+                    deliveries::last_error.eq(error),
+                ))
+                .execute(c),
+        }
     })?;
     Ok(changed == 1)
+}
+
+/// One delivery by its delivery id.
+pub fn get(conn: &mut DbConnection, delivery_id: &str) -> Result<Option<Delivery>, StoreError> {
+    Ok(super::with_conn!(conn, c => deliveries::table
+        .filter(deliveries::delivery_id.eq(delivery_id))
+        .select(Delivery::as_select())
+        .first(c)
+        .optional())?)
 }
 
 /// Every delivery, oldest first (tests and tools).
@@ -318,9 +371,14 @@ pub fn redeliver(
     })
 }
 
-/// Gives up on a dead or pending delivery (`discarded`; the next one of its
-/// object is no longer held back by it). Returns its status before.
-pub fn discard(conn: &mut DbConnection, delivery_id: &str) -> Result<Option<String>, StoreError> {
+/// Gives up on a dead or pending delivery (`discarded`, with the reason in
+/// `last_error`; the next one of its object is no longer held back by it).
+/// Returns its status before.
+pub fn discard(
+    conn: &mut DbConnection,
+    delivery_id: &str,
+    reason: &str,
+) -> Result<Option<String>, StoreError> {
     write_transaction(conn, |tx| {
         let before: Option<String> = with_tx!(tx, c => deliveries::table
             .filter(deliveries::delivery_id.eq(delivery_id))
@@ -331,9 +389,100 @@ pub fn discard(conn: &mut DbConnection, delivery_id: &str) -> Result<Option<Stri
             with_tx!(tx, c => diesel::update(
                 deliveries::table.filter(deliveries::delivery_id.eq(delivery_id)),
             )
-            .set(deliveries::status.eq(status::DISCARDED))
+            .set((
+                deliveries::status.eq(status::DISCARDED),
+                deliveries::last_error.eq(format!("discarded: {reason}")),
+            ))
             .execute(c))?;
         }
         Ok(before)
+    })
+}
+
+/// Which deliveries a redelivery by filter takes: all of one status
+/// (`dead`, `delivered` or `discarded`: one that leaves the status once
+/// re-queued, so repeated batches end), optionally of one destination, one
+/// event type (a trailing `*` matches a prefix), created in `[since, until)`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryFilter {
+    pub status: String,
+    #[serde(default)]
+    pub destination: Option<String>,
+    #[serde(default)]
+    pub event_type: Option<String>,
+    /// Epoch ms.
+    #[serde(default)]
+    pub since: Option<i64>,
+    /// Epoch ms.
+    #[serde(default)]
+    pub until: Option<i64>,
+}
+
+impl DeliveryFilter {
+    /// Refuses a status a redelivery would match again.
+    pub fn validate(&self) -> Result<(), String> {
+        match self.status.as_str() {
+            status::DEAD | status::DELIVERED | status::DISCARDED => Ok(()),
+            other => Err(format!(
+                "status {other:?}: redeliver by filter takes dead, delivered or discarded deliveries"
+            )),
+        }
+    }
+}
+
+/// Re-queues (from attempt 1, like [`redeliver`]) up to `limit` deliveries
+/// matching `filter`, oldest first. Returns how many; call again while it
+/// returns `limit`.
+pub fn redeliver_matching(
+    conn: &mut DbConnection,
+    filter: &DeliveryFilter,
+    now: i64,
+    limit: i64,
+) -> Result<usize, StoreError> {
+    write_transaction(conn, |tx| {
+        let ids: Vec<i64> = with_tx!(tx, c => {
+            let mut query = deliveries::table
+                .filter(deliveries::status.eq(&filter.status))
+                .order(deliveries::id.asc())
+                .limit(limit)
+                .select(deliveries::id)
+                .into_boxed();
+            if let Some(d) = &filter.destination {
+                query = query.filter(deliveries::destination.eq(d));
+            }
+            match filter.event_type.as_deref().map(|t| (t, t.strip_suffix('*'))) {
+                Some((_, Some(prefix))) => {
+                    let escaped = prefix.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+                    query = query.filter(deliveries::event_type.like(format!("{escaped}%")).escape('\\'));
+                }
+                Some((t, None)) => query = query.filter(deliveries::event_type.eq(t.to_owned())),
+                None => {}
+            }
+            if let Some(t) = filter.since {
+                query = query.filter(deliveries::created_at.ge(t));
+            }
+            if let Some(t) = filter.until {
+                query = query.filter(deliveries::created_at.lt(t));
+            }
+            query.load(c)
+        })?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let n = with_tx!(tx, c => diesel::update(
+            deliveries::table
+                .filter(deliveries::id.eq_any(&ids))
+                .filter(deliveries::status.eq(&filter.status)),
+        )
+        .set((
+            deliveries::status.eq(status::PENDING),
+            deliveries::attempts.eq(0),
+            deliveries::next_attempt_at.eq(now),
+            deliveries::created_at.eq(now),
+            deliveries::delivered_at.eq(None::<i64>),
+        ))
+        .execute(c))?;
+        Ok(n)
     })
 }

@@ -277,6 +277,38 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    delivery_attempts (id) {
+        id -> BigInt,
+        delivery_id -> Text,
+        destination -> Text,
+        attempt -> Integer,
+        started_at -> BigInt,
+        duration_ms -> BigInt,
+        outcome -> Text,
+        http_status -> Nullable<Integer>,
+        error -> Nullable<Text>,
+        request_headers -> Text,
+        response_body -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    destination_pauses (destination) {
+        destination -> Text,
+        paused_at -> BigInt,
+        reason -> Text,
+    }
+}
+
+diesel::table! {
+    access_snapshots (customer_id) {
+        customer_id -> Text,
+        access -> Text,
+        updated_at -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     webhook_events,
     event_attempts,
@@ -293,6 +325,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     entitlements,
     customer_features,
     customer_feature_fetches,
+    delivery_attempts,
+    destination_pauses,
+    access_snapshots,
 );
 
 diesel::table! {

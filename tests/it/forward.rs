@@ -18,7 +18,7 @@ use crate::backend_tests;
 use crate::fake_stripe::{set_subscription_status, FakeStripe};
 use crate::harness::{sign, snapshot_event, AppOptions, Backend, TestApp, TestDb};
 
-const APP_SECRET: &str = "whsec_the_apps_own_secret";
+pub(crate) const APP_SECRET: &str = "whsec_the_apps_own_secret";
 
 /// One request the app received, already verified.
 #[derive(Debug, Clone)]
@@ -31,19 +31,19 @@ pub struct Received {
     pub attempt: u32,
 }
 
-type Answer = Arc<dyn Fn(Received) -> BoxFuture<'static, u16> + Send + Sync>;
+pub(crate) type Answer = Arc<dyn Fn(Received) -> BoxFuture<'static, u16> + Send + Sync>;
 
 /// The application: checks `Stripe-Signature` with its own HMAC code and
 /// [`APP_SECRET`] (within Stripe's 300 s tolerance), records the request
 /// and answers what `answer` says.
-struct Receiver {
-    url: String,
+pub(crate) struct Receiver {
+    pub url: String,
     /// Requests answered 2xx, in the order they were answered.
     delivered: Arc<Mutex<Vec<Received>>>,
     /// Every verified request, in arrival order.
     seen: Arc<Mutex<Vec<Received>>>,
     /// Requests whose signature did not verify.
-    forged: Arc<Mutex<usize>>,
+    pub forged: Arc<Mutex<usize>>,
 }
 
 #[derive(Clone)]
@@ -55,7 +55,7 @@ struct ReceiverState {
 }
 
 impl Receiver {
-    fn start(answer: Answer) -> Receiver {
+    pub(crate) fn start(answer: Answer) -> Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind receiver");
         let addr = listener.local_addr().expect("addr");
         let state = ReceiverState {
@@ -84,14 +84,14 @@ impl Receiver {
         receiver
     }
 
-    fn always(status: u16) -> Receiver {
+    pub(crate) fn always(status: u16) -> Receiver {
         Receiver::start(Arc::new(move |_| async move { status }.boxed()))
     }
 
-    fn delivered(&self) -> Vec<Received> {
+    pub(crate) fn delivered(&self) -> Vec<Received> {
         self.delivered.lock().unwrap().clone()
     }
-    fn seen(&self) -> Vec<Received> {
+    pub(crate) fn seen(&self) -> Vec<Received> {
         self.seen.lock().unwrap().clone()
     }
     /// Delivered event ids of one object, in the order answered.
@@ -151,7 +151,7 @@ async fn receive(state: web::Data<ReceiverState>, req: HttpRequest, body: String
 }
 
 /// A destination named `app` at `url`, with the documented defaults.
-fn destination(url: &str, edit: impl FnOnce(&mut Destination)) -> Destination {
+pub(crate) fn destination(url: &str, edit: impl FnOnce(&mut Destination)) -> Destination {
     let toml =
         format!("[[destinations]]\nname = \"app\"\nurl = \"{url}\"\nsecret = \"{APP_SECRET}\"\n");
     let mut d = config::from_toml_str(&toml)
@@ -162,22 +162,22 @@ fn destination(url: &str, edit: impl FnOnce(&mut Destination)) -> Destination {
     d
 }
 
-fn with_destination(d: Destination) -> AppOptions {
+pub(crate) fn with_destination(d: Destination) -> AppOptions {
     AppOptions::default().config(move |c| {
         c.destinations = vec![d.clone()];
         c.forward.enabled = false;
     })
 }
 
-fn customer_event(event_type: &str, customer: &str) -> serde_json::Value {
+pub(crate) fn customer_event(event_type: &str, customer: &str) -> serde_json::Value {
     snapshot_event(event_type, json!({"id": customer, "object": "customer"}))
 }
 
-async fn rows(app: &TestApp) -> Vec<Delivery> {
+pub(crate) async fn rows(app: &TestApp) -> Vec<Delivery> {
     app.db(|c| deliveries::list(c).expect("deliveries")).await
 }
 
-fn forwarder(app: &TestApp) -> Arc<stripe_hookd::forward::Forwarder> {
+pub(crate) fn forwarder(app: &TestApp) -> Arc<stripe_hookd::forward::Forwarder> {
     app.forwarder.clone().expect("a forwarder")
 }
 
@@ -557,7 +557,7 @@ async fn while_the_app_handles_an_update_the_new_state_is_already_committed(back
 }
 
 /// Waits (generously) until the app has accepted `n` deliveries.
-async fn wait_delivered(app: &TestApp, app_side: &Receiver, n: usize) {
+pub(crate) async fn wait_delivered(app: &TestApp, app_side: &Receiver, n: usize) {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while app_side.delivered().len() < n {
         assert!(
@@ -717,6 +717,7 @@ async fn dead_deliveries_are_listed_redelivered_and_discarded_through_the_admin_
             .client
             .post(admin(&path))
             .bearer_auth(crate::harness::ADMIN_TOKEN)
+            .json(&json!({"reason": "the customer was merged"}))
             .send()
             .await
             .unwrap();

@@ -1,0 +1,3 @@
+DROP TABLE access_snapshots;
+DROP TABLE destination_pauses;
+DROP TABLE delivery_attempts;

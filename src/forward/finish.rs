@@ -1,0 +1,102 @@
+//! Group commit of finished attempts: each attempt task hands its outcome
+//! over and waits; whichever task finds no commit under way becomes the
+//! committer and writes everything handed over so far in one transaction
+//! (then looks again), so many short requests cost one commit, not one
+//! each. Nothing is acknowledged before its transaction committed.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use tokio::sync::oneshot;
+
+use crate::store::deliveries::{self, Finished};
+use crate::store::Store;
+
+/// At most this many attempts per transaction.
+const MAX_BATCH: usize = 512;
+
+type Waiter = oneshot::Sender<Result<bool, String>>;
+
+pub(super) struct Finisher {
+    store: Store,
+    owner: String,
+    handed: Mutex<Vec<(Finished, Waiter)>>,
+    committing: AtomicBool,
+}
+
+impl Finisher {
+    pub(super) fn new(store: Store, owner: String) -> Finisher {
+        Finisher {
+            store,
+            owner,
+            handed: Mutex::new(Vec::new()),
+            committing: AtomicBool::new(false),
+        }
+    }
+
+    /// Records `finished` (with the attempts handed over meanwhile).
+    /// `Ok(false)`: the lease was lost, nothing recorded.
+    pub(super) async fn record(&self, finished: Finished) -> Result<bool, String> {
+        let (tx, rx) = oneshot::channel();
+        self.lock().push((finished, tx));
+        self.commit_handed().await;
+        rx.await
+            .map_err(|_| "the committing task ended before recording the attempt".to_owned())?
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(Finished, Waiter)>> {
+        // A panic while holding the lock cannot leave the vector half
+        // changed (push / drain only): keep going.
+        self.handed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn commit_handed(&self) {
+        loop {
+            if self.committing.swap(true, Ordering::AcqRel) {
+                // The committer under way looks again after its commit.
+                return;
+            }
+            let batch: Vec<(Finished, Waiter)> = {
+                let mut handed = self.lock();
+                let n = handed.len().min(MAX_BATCH);
+                handed.drain(..n).collect()
+            };
+            if !batch.is_empty() {
+                self.commit(batch).await;
+            }
+            self.committing.store(false, Ordering::Release);
+            if self.lock().is_empty() {
+                return;
+            }
+        }
+    }
+
+    async fn commit(&self, batch: Vec<(Finished, Waiter)>) {
+        let (rows, waiters): (Vec<Finished>, Vec<Waiter>) = batch.into_iter().unzip();
+        let (store, owner) = (self.store.clone(), self.owner.clone());
+        let result = tokio::task::spawn_blocking(move || {
+            let mut conn = store.conn()?;
+            deliveries::finish(&mut conn, &owner, &rows)
+        })
+        .await;
+        match result {
+            Ok(Ok(recorded)) => {
+                for (waiter, ok) in waiters.into_iter().zip(recorded) {
+                    let _ = waiter.send(Ok(ok));
+                }
+            }
+            Ok(Err(e)) => {
+                let e = e.to_string();
+                for waiter in waiters {
+                    let _ = waiter.send(Err(e.clone()));
+                }
+            }
+            Err(e) => {
+                let e = format!("recording task failed: {e}");
+                for waiter in waiters {
+                    let _ = waiter.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! `stripe_hookd.access.updated`: when applying an event group changed a
+//! customer's access (the entitlements granting access now), an event of
+//! stripe-hookd's own, shaped like a Stripe event, for the forwarder.
+//!
+//! Runs in the transaction that finishes the group, after its records were
+//! written ([`derive`], called through the forwarder's finish hook), so the
+//! event exists exactly when the change does. Each customer's access as
+//! last announced is kept in `access_snapshots`; an event is made when the
+//! access now differs from it (no snapshot: as if no access).
+//!
+//! Only customers the group's events name (`data.object.customer`, or the
+//! customer itself) are looked at; access that ends by the clock alone (a
+//! `past_due` grace running out) makes no event.
+
+use diesel::prelude::*;
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+
+use super::entitlements::Entitlement;
+use crate::store::deliveries::HookEvent;
+use crate::store::schema::{access_snapshots, entitlements};
+use crate::store::{with_tx, Tx};
+
+/// The event type.
+pub const ACCESS_UPDATED: &str = "stripe_hookd.access.updated";
+
+/// The access.updated events for the customers of `events` whose access
+/// changed, recording the new access as announced.
+pub fn derive(tx: &mut Tx<'_>, events: &[HookEvent], now: i64) -> QueryResult<Vec<HookEvent>> {
+    // (customer, livemode, api_version, the events naming it)
+    let mut customers: Vec<(String, bool, Value, Vec<&str>)> = Vec::new();
+    for event in events {
+        let Ok(body) = serde_json::from_str::<Value>(&event.payload) else {
+            continue;
+        };
+        let Some(customer) = customer_of(&body) else {
+            continue;
+        };
+        let livemode = body["livemode"].as_bool().unwrap_or(false);
+        match customers.iter_mut().find(|(c, ..)| *c == customer) {
+            Some((.., ids)) => ids.push(&event.event_id),
+            None => customers.push((
+                customer,
+                livemode,
+                body["api_version"].clone(),
+                vec![&event.event_id],
+            )),
+        }
+    }
+    let mut out = Vec::new();
+    for (customer, livemode, api_version, sources) in customers {
+        let rows: Vec<Entitlement> = with_tx!(tx, c => entitlements::table
+            .filter(entitlements::customer_id.eq(&customer))
+            .order((entitlements::subscription_id.asc(), entitlements::item_id.asc()))
+            .select(Entitlement::as_select())
+            .load(c))?;
+        let access = access_now(&customer, &rows, now);
+        let stored: Option<String> = with_tx!(tx, c => access_snapshots::table
+            .filter(access_snapshots::customer_id.eq(&customer))
+            .select(access_snapshots::access)
+            .first(c)
+            .optional())?;
+        let before = stored
+            .and_then(|s| serde_json::from_str::<Value>(&s).ok())
+            .unwrap_or_else(|| access_now(&customer, &[], now));
+        let previous = changed_fields(&before, &access);
+        if previous.is_empty() {
+            continue;
+        }
+        let text = access.to_string();
+        with_tx!(tx, c => diesel::insert_into(access_snapshots::table)
+            .values((
+                access_snapshots::customer_id.eq(&customer),
+                access_snapshots::access.eq(&text),
+                access_snapshots::updated_at.eq(now),
+            ))
+            .on_conflict(access_snapshots::customer_id)
+            .do_update()
+            .set((
+                access_snapshots::access.eq(&text),
+                access_snapshots::updated_at.eq(now),
+            ))
+            .execute(c))?;
+        let id = event_id(&customer, &sources, &text);
+        let body = json!({
+            "id": id,
+            "object": "event",
+            // The causing event's: stripe-go's ConstructEvent compares it
+            // with the version it pins.
+            "api_version": api_version,
+            "created": now / 1000,
+            "livemode": livemode,
+            "pending_webhooks": 0,
+            "request": {"id": null, "idempotency_key": null},
+            "type": ACCESS_UPDATED,
+            "data": {"object": access, "previous_attributes": Value::Object(previous)},
+        });
+        out.push(HookEvent {
+            event_id: id,
+            event_type: ACCESS_UPDATED.to_owned(),
+            object_key: customer,
+            payload: body.to_string(),
+        });
+    }
+    Ok(out)
+}
+
+/// The customer an event is about: its `data.object.customer` (an id or an
+/// expanded object), or the object itself when it is a customer.
+fn customer_of(event: &Value) -> Option<String> {
+    let object = &event["data"]["object"];
+    if object["object"] == "customer" {
+        return object["id"].as_str().map(str::to_owned);
+    }
+    match &object["customer"] {
+        Value::String(id) => Some(id.clone()),
+        Value::Object(expanded) => expanded
+            .get("id")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        _ => None,
+    }
+}
+
+/// The customer's access at `now`: the entitlement rows that grant it, as
+/// the `data.object` of the event (times in epoch seconds, like Stripe's).
+pub fn access_now(customer: &str, rows: &[Entitlement], now: i64) -> Value {
+    let granted: Vec<Value> = rows
+        .iter()
+        .filter(|e| e.active_at(now))
+        .map(|e| {
+            json!({
+                "subscription": e.subscription_id,
+                "subscription_item": e.item_id,
+                "product": e.product_id,
+                "price": e.price_id,
+                "status": e.status,
+                "access_until": e.access_until.map(|t| t / 1000),
+                "account": e.account,
+            })
+        })
+        .collect();
+    json!({
+        "object": "stripe_hookd.access",
+        "customer": customer,
+        "has_access": !granted.is_empty(),
+        "entitlements": granted,
+    })
+}
+
+/// The fields of `before` that differ in `now`, with their old values
+/// (Stripe's `previous_attributes`).
+fn changed_fields(before: &Value, now: &Value) -> Map<String, Value> {
+    let mut previous = Map::new();
+    if let (Some(before), Some(now)) = (before.as_object(), now.as_object()) {
+        for (key, value) in now {
+            let old = before.get(key).cloned().unwrap_or(Value::Null);
+            if old != *value {
+                previous.insert(key.clone(), old);
+            }
+        }
+    }
+    previous
+}
+
+/// Stable for one change (the customer, the events that caused it, the
+/// access it led to).
+fn event_id(customer: &str, sources: &[&str], access: &str) -> String {
+    let digest = Sha256::digest(format!("{customer}\0{}\0{access}", sources.join(",")));
+    format!("evt_hookd_{}", &hex::encode(digest)[..24])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(status: &str, grants: bool) -> Entitlement {
+        Entitlement {
+            subscription_id: "sub_1".into(),
+            item_id: "si_1".into(),
+            customer_id: Some("cus_1".into()),
+            price_id: Some("price_1".into()),
+            product_id: Some("prod_1".into()),
+            status: status.into(),
+            grants,
+            access_until: Some(2_000_000_000_000),
+            updated_at: 0,
+            account: None,
+        }
+    }
+
+    #[test]
+    fn only_changed_fields_are_previous_attributes() {
+        let none = access_now("cus_1", &[], 0);
+        let active = access_now("cus_1", &[row("active", true)], 0);
+        let previous = changed_fields(&none, &active);
+        assert_eq!(previous["has_access"], false);
+        assert_eq!(previous["entitlements"], json!([]));
+        assert!(!previous.contains_key("customer"));
+        assert!(changed_fields(&active, &active).is_empty());
+        let canceled = access_now("cus_1", &[row("canceled", false)], 0);
+        assert_eq!(canceled, none, "a row that grants nothing is no access");
+    }
+
+    #[test]
+    fn the_customer_is_found_in_the_event() {
+        let sub = json!({"data": {"object": {"object": "subscription", "customer": "cus_9"}}});
+        let cus = json!({"data": {"object": {"object": "customer", "id": "cus_8"}}});
+        let expanded =
+            json!({"data": {"object": {"object": "invoice", "customer": {"id": "cus_7"}}}});
+        let none = json!({"data": {"object": {"object": "payment_intent", "customer": null}}});
+        assert_eq!(customer_of(&sub).as_deref(), Some("cus_9"));
+        assert_eq!(customer_of(&cus).as_deref(), Some("cus_8"));
+        assert_eq!(customer_of(&expanded).as_deref(), Some("cus_7"));
+        assert_eq!(customer_of(&none), None);
+    }
+}

@@ -1,0 +1,54 @@
+//! Paused destinations (`destination_pauses`): a 410 Gone from the app (or
+//! an operator) pauses a destination for every instance and across
+//! restarts, until a resume.
+
+use diesel::prelude::*;
+
+use crate::store::schema::destination_pauses;
+use crate::store::{with_conn, DbConnection, StoreError};
+
+/// A paused destination.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, serde::Serialize)]
+#[diesel(table_name = destination_pauses)]
+pub struct Pause {
+    pub destination: String,
+    pub paused_at: i64,
+    pub reason: String,
+}
+
+/// Pauses `destination` (a second pause keeps the first one's time and
+/// reason). Returns whether it was running until now.
+pub fn pause(
+    conn: &mut DbConnection,
+    destination: &str,
+    now: i64,
+    reason: &str,
+) -> Result<bool, StoreError> {
+    let n = with_conn!(conn, c => diesel::insert_into(destination_pauses::table)
+        .values((
+            destination_pauses::destination.eq(destination),
+            destination_pauses::paused_at.eq(now),
+            destination_pauses::reason.eq(reason),
+        ))
+        .on_conflict(destination_pauses::destination)
+        .do_nothing()
+        .execute(c))?;
+    Ok(n == 1)
+}
+
+/// Resumes `destination`. Returns whether it was paused.
+pub fn resume(conn: &mut DbConnection, destination: &str) -> Result<bool, StoreError> {
+    let n = with_conn!(conn, c => diesel::delete(
+        destination_pauses::table.filter(destination_pauses::destination.eq(destination)),
+    )
+    .execute(c))?;
+    Ok(n == 1)
+}
+
+/// Every paused destination.
+pub fn list(conn: &mut DbConnection) -> Result<Vec<Pause>, StoreError> {
+    Ok(with_conn!(conn, c => destination_pauses::table
+        .order(destination_pauses::destination.asc())
+        .select(Pause::as_select())
+        .load(c))?)
+}

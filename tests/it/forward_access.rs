@@ -1,0 +1,160 @@
+//! `stripe_hookd.access.updated`: a customer's access change, as a signed
+//! Stripe-shaped event, recorded in the finishing transaction, only for
+//! destinations that list it, with the same bytes on redelivery.
+
+use serde_json::Value;
+use stripe_hookd::store::deliveries;
+
+use crate::backend_tests;
+use crate::fake_stripe::{set_subscription_status, FakeStripe};
+use crate::forward::{destination, forwarder, rows, Receiver};
+use crate::harness::{snapshot_event, AppOptions, Backend, TestApp, TestDb};
+
+backend_tests!(access_changes_are_forwarded_as_stripe_shaped_events);
+
+const ACCESS: &str = "stripe_hookd.access.updated";
+
+async fn access_changes_are_forwarded_as_stripe_shaped_events(backend: Backend) {
+    let db = TestDb::new(backend);
+    let fake = FakeStripe::start().await.expect("fake stripe");
+    let s = stripe_hookd::trigger::Scenario::new(false, crate::harness::API_VERSION);
+    let sub = fake.subscription(&s, "active");
+    let listing = Receiver::always(200);
+    let everything = Receiver::always(200);
+    let d_listing = destination(&listing.url, |d| {
+        d.name = "listing".to_owned();
+        d.events = vec!["customer.subscription.*".to_owned(), ACCESS.to_owned()];
+    });
+    // `*` means every Stripe event, not stripe-hookd's own.
+    let d_all = destination(&everything.url, |d| d.name = "all".to_owned());
+    let app = TestApp::spawn_with(
+        &db,
+        AppOptions::default()
+            .admin()
+            .stripe(fake.base_url())
+            .config(move |c| {
+                c.destinations = vec![d_listing.clone(), d_all.clone()];
+                c.forward.enabled = false;
+            }),
+    )
+    .await;
+
+    let created = app
+        .deliver_ok(&snapshot_event(
+            "customer.subscription.created",
+            sub.clone(),
+        ))
+        .await;
+    app.runner.run_pending().await.unwrap();
+    // Recorded with the finish: the access event follows its cause.
+    let recorded = rows(&app).await;
+    let access_rows: Vec<_> = recorded.iter().filter(|r| r.event_type == ACCESS).collect();
+    assert_eq!(access_rows.len(), 1, "{recorded:?}");
+    assert_eq!(access_rows[0].destination, "listing");
+    assert_eq!(access_rows[0].object_key, s.customer);
+    forwarder(&app).run_pending().await.unwrap();
+    // Two objects (the subscription, the customer's access): no order
+    // between them.
+    let mut got = listing.delivered();
+    got.sort_by(|a, b| a.event_type.cmp(&b.event_type));
+    assert_eq!(
+        got.iter()
+            .map(|r| r.event_type.as_str())
+            .collect::<Vec<_>>(),
+        vec!["customer.subscription.created", ACCESS],
+    );
+    assert_eq!(got[0].event_id, created);
+    let granted: Value = serde_json::from_str(&got[1].body).unwrap();
+    assert_eq!(granted["object"], "event");
+    assert!(granted["id"].as_str().unwrap().starts_with("evt_hookd_"));
+    assert!(granted["created"].as_i64().unwrap() > 1_600_000_000);
+    assert_eq!(granted["livemode"], false);
+    assert_eq!(
+        granted["api_version"],
+        crate::harness::API_VERSION,
+        "the causing event's (stripe-go compares it)"
+    );
+    let access = &granted["data"]["object"];
+    assert_eq!(access["customer"], s.customer.as_str());
+    assert_eq!(access["has_access"], true);
+    assert_eq!(
+        access["entitlements"][0]["subscription"],
+        s.subscription.as_str()
+    );
+    assert_eq!(access["entitlements"][0]["status"], "active");
+    assert_eq!(granted["data"]["previous_attributes"]["has_access"], false);
+    assert!(
+        everything
+            .delivered()
+            .iter()
+            .all(|r| r.event_type != ACCESS),
+        "sent to a destination that does not list it"
+    );
+    assert_eq!(everything.delivered().len(), 1);
+
+    // An update that changes nothing about access: no access event.
+    app.deliver_ok(&snapshot_event(
+        "customer.subscription.updated",
+        sub.clone(),
+    ))
+    .await;
+    app.runner.run_pending().await.unwrap();
+    forwarder(&app).run_pending().await.unwrap();
+    assert_eq!(
+        listing
+            .delivered()
+            .iter()
+            .filter(|r| r.event_type == ACCESS)
+            .count(),
+        1
+    );
+
+    // Canceled at Stripe: access revoked.
+    fake.update(&s.subscription, |v| set_subscription_status(v, "canceled"));
+    app.deliver_ok(&snapshot_event("customer.subscription.deleted", sub))
+        .await;
+    app.runner.run_pending().await.unwrap();
+    forwarder(&app).run_pending().await.unwrap();
+    let got = listing.delivered();
+    let revoked: Vec<Value> = got
+        .iter()
+        .filter(|r| r.event_type == ACCESS)
+        .map(|r| serde_json::from_str(&r.body).unwrap())
+        .collect();
+    assert_eq!(revoked.len(), 2, "{got:?}");
+    assert_eq!(revoked[1]["data"]["object"]["has_access"], false);
+    assert_eq!(
+        revoked[1]["data"]["object"]["entitlements"],
+        serde_json::json!([])
+    );
+    assert_eq!(
+        revoked[1]["data"]["previous_attributes"]["has_access"],
+        true
+    );
+    assert_eq!(
+        revoked[1]["data"]["previous_attributes"]["entitlements"][0]["status"],
+        "active"
+    );
+    assert_eq!(*listing.forged.lock().unwrap(), 0, "signed like any event");
+
+    // Redelivered: the same bytes.
+    let first = got.iter().find(|r| r.event_type == ACCESS).unwrap().clone();
+    let res = app
+        .client
+        .post(app.admin_url(&format!("/v1/deliveries/{}/redeliver", first.delivery)))
+        .bearer_auth(crate::harness::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    forwarder(&app).run_pending().await.unwrap();
+    let again = listing.delivered().last().unwrap().clone();
+    assert_eq!(again.delivery, first.delivery);
+    assert_eq!(again.body, first.body, "redelivered byte for byte");
+    assert_eq!(
+        first.delivery,
+        deliveries::delivery_id("listing", &first.event_id)
+    );
+    app.stop().await;
+    fake.stop().await;
+}

@@ -1,0 +1,118 @@
+//! Forwarding at process level: the real binary, SIGKILLed while the app
+//! holds its request; the next process sends the delivery again, with the
+//! same Stripe-Hookd-Delivery id (at least once).
+
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+
+use crate::backend_tests;
+use crate::daemon::Daemon;
+use crate::harness::*;
+
+/// (delivery id, attempt) of each request the app received.
+type Seen = Arc<Mutex<Vec<(String, String)>>>;
+
+/// An app that holds its first request (never answers it) and answers the
+/// others 200.
+fn holding_app() -> (String, Seen) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().unwrap();
+    let seen: Seen = Arc::default();
+    let state = seen.clone();
+    let server = HttpServer::new(move || {
+        let state = state.clone();
+        App::new().default_service(web::to(move |req: HttpRequest| {
+            let state = state.clone();
+            async move {
+                let header = |n: &str| {
+                    req.headers()
+                        .get(n)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_owned()
+                };
+                let first = {
+                    let mut seen = state.lock().unwrap();
+                    seen.push((
+                        header("stripe-hookd-delivery"),
+                        header("stripe-hookd-attempt"),
+                    ));
+                    seen.len() == 1
+                };
+                if first {
+                    std::future::pending::<()>().await;
+                }
+                HttpResponse::Ok().body("ok")
+            }
+        }))
+    })
+    .workers(2)
+    .disable_signals()
+    .listen(listener)
+    .unwrap()
+    .run();
+    tokio::spawn(server);
+    (format!("http://{addr}/webhooks/stripe"), seen)
+}
+
+async fn wait_until(secs: u64, what: &str, seen: &Seen, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while seen.lock().unwrap().len() < n {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {:?}",
+            seen.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+backend_tests!(a_daemon_killed_mid_delivery_sends_it_again_after_restart);
+
+async fn a_daemon_killed_mid_delivery_sends_it_again_after_restart(backend: Backend) {
+    let db = TestDb::new(backend);
+    let (app_url, seen) = holding_app();
+    let destinations =
+        format!("[{{name=\"app\",url=\"{app_url}\",secret=\"whsec_process\",after=\"received\"}}]");
+    let env = [
+        ("STRIPE_HOOKD_DESTINATIONS", destinations.as_str()),
+        // The held request outlives the kill; the lease (which must outlast
+        // the request's time-out) is what the next process waits for.
+        ("STRIPE_HOOKD_FORWARD__TIMEOUT_SECS", "10"),
+        ("STRIPE_HOOKD_FORWARD__LEASE_SECS", "12"),
+        ("STRIPE_HOOKD_FORWARD__POLL_INTERVAL_MS", "100"),
+    ];
+    let mut first = Daemon::spawn(&db, &env);
+    let body = event_body("evt_fwd_kill", "customer.created", "cus_fwd_kill", false);
+    let res = client()
+        .post(first.url())
+        .header(
+            "stripe-signature",
+            signature_header(&[SECRET], now(), &body),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    wait_until(60, "the first attempt", &seen, 1).await;
+    first.kill();
+    assert!(
+        !first.log().contains("\"delivered\""),
+        "the first process recorded an answer it never got"
+    );
+
+    let _second = Daemon::spawn(&db, &env);
+    wait_until(120, "the delivery to be sent again", &seen, 2).await;
+    let seen = seen.lock().unwrap().clone();
+    let expected = stripe_hookd::store::deliveries::delivery_id("app", "evt_fwd_kill");
+    assert_eq!(seen[0], (expected.clone(), "1".to_owned()));
+    assert_eq!(
+        seen[1],
+        (expected, "2".to_owned()),
+        "same delivery id, next attempt"
+    );
+}
