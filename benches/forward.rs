@@ -111,6 +111,8 @@ async fn dead_app(url: &str, run: &Run, secs: u64) -> anyhow::Result<()> {
     }
     shutdown.cancel();
     task.await??;
+    // Before counting: the count below loads every row.
+    let after = rss_mib();
     let attempts: i64 = {
         let mut conn = store.conn()?;
         stripe_hookd::store::deliveries::list(&mut conn)?
@@ -119,8 +121,8 @@ async fn dead_app(url: &str, run: &Run, secs: u64) -> anyhow::Result<()> {
             .sum()
     };
     println!(
-        "dead app: {} deliveries queued over {} objects, forwarder ran {secs} s ({attempts} attempts, all refused): RSS {before:.1} MiB before, peak {peak:.1} MiB, after {:.1} MiB",
-        run.deliveries, run.objects, rss_mib()
+        "dead app: {} deliveries queued over {} objects, forwarder ran {secs} s ({attempts} attempts, all refused): RSS {before:.1} MiB before, peak {peak:.1} MiB, after {after:.1} MiB",
+        run.deliveries, run.objects
     );
     Ok(())
 }

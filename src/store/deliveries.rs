@@ -130,39 +130,56 @@ pub fn claim(
 ) -> Result<Vec<Delivery>, StoreError> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     write_transaction(conn, |tx| {
-        let candidates: Vec<i64> = with_tx!(tx, c => if ordered {
-            // In id order, stopping at `limit`: a row is a candidate when
-            // no earlier unfinished row of its object exists (an index
-            // probe on (destination, object_key, id)), so a claim costs the
-            // rows it looks at, not the whole backlog.
-            let earlier = diesel::alias!(deliveries as earlier);
-            deliveries::table
-                .filter(deliveries::destination.eq(destination))
-                .filter(claimable!(now))
-                .filter(diesel::dsl::not(diesel::dsl::exists(
+        // Due pending rows in id order (the index (destination, status, id),
+        // stopping at the limit), then abandoned ones (few: at most the
+        // deliveries in flight); ordered: only rows with no earlier
+        // unfinished row of their object (an index probe).
+        let earlier = diesel::alias!(deliveries as earlier);
+        let first_of_object = diesel::dsl::not(diesel::dsl::exists(
+            earlier
+                .filter(earlier.field(deliveries::destination).eq(destination))
+                .filter(
                     earlier
-                        .filter(earlier.field(deliveries::destination).eq(destination))
-                        .filter(earlier.field(deliveries::object_key).eq(deliveries::object_key))
-                        .filter(earlier.field(deliveries::id).lt(deliveries::id))
-                        .filter(
-                            earlier
-                                .field(deliveries::status)
-                                .eq_any([status::PENDING, status::DELIVERING]),
-                        ),
-                )))
-                .order(deliveries::id.asc())
-                .limit(limit)
-                .select(deliveries::id)
-                .load(c)
-        } else {
-            deliveries::table
-                .filter(deliveries::destination.eq(destination))
-                .filter(claimable!(now))
-                .order(deliveries::id.asc())
-                .limit(limit)
-                .select(deliveries::id)
-                .load(c)
-        })?;
+                        .field(deliveries::object_key)
+                        .eq(deliveries::object_key),
+                )
+                .filter(earlier.field(deliveries::id).lt(deliveries::id))
+                .filter(
+                    earlier
+                        .field(deliveries::status)
+                        .eq_any([status::PENDING, status::DELIVERING]),
+                ),
+        ));
+        let mut candidates: Vec<i64> = Vec::new();
+        for pending in [true, false] {
+            let found: Vec<i64> = with_tx!(tx, c => {
+                let mut query = deliveries::table
+                    .filter(deliveries::destination.eq(destination))
+                    .order(deliveries::id.asc())
+                    .limit(limit)
+                    .select(deliveries::id)
+                    .into_boxed();
+                query = if pending {
+                    query
+                        .filter(deliveries::status.eq(status::PENDING))
+                        // `+ 0`: not an index term, so SQLite walks
+                        // deliveries_claim in id order instead of sorting
+                        // every due row.
+                        .filter((deliveries::next_attempt_at + 0_i64).le(now))
+                } else {
+                    query
+                        .filter(deliveries::status.eq(status::DELIVERING))
+                        .filter(deliveries::lease_expires_at.lt(now))
+                };
+                if ordered {
+                    query = query.filter(first_of_object.clone());
+                }
+                query.load(c)
+            })?;
+            candidates.extend(found);
+        }
+        candidates.sort_unstable();
+        candidates.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
         if candidates.is_empty() {
             return Ok(Vec::new());
         }

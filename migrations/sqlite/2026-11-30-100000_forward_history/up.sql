@@ -40,3 +40,6 @@ CREATE TABLE access_snapshots (
     access           TEXT    NOT NULL,
     updated_at       BIGINT  NOT NULL
 );
+
+-- Claims: due deliveries of a destination in id order (stops at the limit).
+CREATE INDEX deliveries_claim ON deliveries (destination, status, id);
