@@ -8,6 +8,7 @@ mod admin_ops;
 mod daemon;
 mod fake_stripe;
 mod fetch_errors;
+mod finish_batch;
 mod forward;
 mod harness;
 mod install;
