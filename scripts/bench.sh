@@ -168,6 +168,7 @@ intake_vs_seed() {
     (cd "$seed" && STRIPE_WEBHOOK_SECRET=$secret PEER_DB="$work/peer.db" PEER_VENV="$venv" exec ./run.sh "$port" >"$work/seed.log" 2>&1) &
     local seed_pid=$!
     wait_http "http://127.0.0.1:$port/" || { echo "seed pattern did not start:"; cat "$work/seed.log"; exit 1; }
+    sleep 3   # the first worker answers; let the second finish starting
     wrk_run "run $run seed pattern" "http://127.0.0.1:$port/webhooks/stripe"
     local seed_rps=$w_rps
     kill -TERM "$seed_pid"; wait "$seed_pid" || true
