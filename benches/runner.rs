@@ -10,6 +10,8 @@
 //! # several instances (own pool and runner each) on one database, events
 //! # arriving over 30 objects while a 20 ms handler (a Stripe stand-in) runs:
 //! cargo bench --bench runner -- --events 3000 --objects 30 --delay-ms 20 --instances 3
+//! # the same on Postgres alone:
+//! BENCH_POSTGRES_URL=… cargo bench --features postgres --bench runner -- --postgres-only …
 //! ```
 //! With `--objects` the events are fed in while the runners work (one per
 //! object per batch, as deliveries arrive), not stored up front. Every
@@ -179,7 +181,8 @@ async fn run(label: &str, url: &str, run: &Run, errors: &AtomicUsize) -> anyhow:
         worker.await??;
     }
     println!(
-        "runner {label:8} events={n} objects={} delay={}ms instances={} concurrency={} elapsed={:.2}s throughput={:.0} events/s errors_logged={}",
+        "runner {label:8}{} events={n} objects={} delay={}ms instances={} concurrency={} elapsed={:.2}s throughput={:.0} events/s errors_logged={}",
+        if std::env::args().any(|a| a == "--per-group") { " (finishing per group)" } else { "" },
         run.objects,
         run.delay.as_millis(),
         run.instances,
@@ -201,6 +204,10 @@ fn main() -> anyhow::Result<()> {
         delay: Duration::from_millis(common::arg("--delay-ms", 0) as u64),
         instances: common::arg("--instances", 1),
     };
+    // `--per-group`: finish each group in its own savepoint on Postgres
+    // too (before set-based finishing), for a comparison in one run.
+    let per_group = std::env::args().any(|a| a == "--per-group");
+    queue::finish::bench_finish_per_group(per_group);
     let errors = Arc::new(AtomicUsize::new(0));
     let subscriber = tracing_subscriber::registry()
         .with(CountErrors(Arc::clone(&errors)))
@@ -216,7 +223,11 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async {
         let dir = tempfile::tempdir()?;
         let url = format!("sqlite://{}", dir.path().join("bench.db").display());
-        run("sqlite", &url, &run_options, &errors).await?;
+        // `--postgres-only`: skip the SQLite run (several instances are a
+        // Postgres setup).
+        if !std::env::args().any(|a| a == "--postgres-only") {
+            run("sqlite", &url, &run_options, &errors).await?;
+        }
         if let Ok(base) = std::env::var("BENCH_POSTGRES_URL") {
             if cfg!(feature = "postgres") {
                 run(

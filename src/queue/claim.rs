@@ -40,7 +40,7 @@ use super::{ClaimedEvent, EventGroup};
 #[cfg(feature = "postgres")]
 /// The first key of the two-key advisory locks on objects ("hk" in ASCII):
 /// the two-key space does not overlap the one-key migration lock.
-const OBJECT_LOCK_CLASS: i32 = 0x686b;
+pub(crate) const OBJECT_LOCK_CLASS: i32 = 0x686b;
 
 /// How often a claim that found work but lost every key to concurrent
 /// claims looks again before reporting nothing (those claims commit within

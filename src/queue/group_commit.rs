@@ -152,6 +152,12 @@ fn commit(store: &Store, mut batch: Vec<Job>) {
     let result = std::panic::catch_unwind(AssertUnwindSafe(|| -> Result<(), FinishError> {
         let mut conn = store.conn()?;
         write_transaction(&mut conn, |tx| -> Result<(), FinishError> {
+            let mut keys: Vec<&str> = batch.iter().map(Job::key).collect();
+            keys.dedup();
+            finish::lock_objects(tx, &keys)?;
+            let mut successes = Vec::new();
+            let mut replies = Vec::new();
+            let mut failures = Vec::new();
             for job in batch {
                 match job {
                     Job::Success {
@@ -161,10 +167,13 @@ fn commit(store: &Store, mut batch: Vec<Job>) {
                         now,
                         reply,
                     } => {
-                        let r = savepoint(tx, |tx| {
-                            finish::success_in(tx, &group, &handled, apply, now)
+                        successes.push(finish::Success {
+                            group,
+                            handled,
+                            apply,
+                            now,
                         });
-                        outcomes.push(Outcome::Success(reply, r));
+                        replies.push(reply);
                     }
                     Job::Failure {
                         group,
@@ -172,13 +181,32 @@ fn commit(store: &Store, mut batch: Vec<Job>) {
                         now,
                         verdicts,
                         reply,
-                    } => {
-                        let r = savepoint(tx, |tx| {
-                            finish::failure_in(tx, &group, &error, now, &verdicts)
-                        });
-                        outcomes.push(Outcome::Failure(reply, r));
-                    }
+                    } => failures.push((group, error, now, verdicts, reply)),
                 }
+            }
+            // Successes together (set-based on Postgres); failures (rare)
+            // one savepoint each.
+            let results = match finish::successes_in(tx, successes) {
+                Ok(results) => results,
+                Err(e) => {
+                    // The whole batch rolls back; the replies say why below.
+                    for reply in replies {
+                        outcomes.push(Outcome::Success(reply, Err(FinishError::LeaseLost)));
+                    }
+                    for (.., reply) in failures {
+                        outcomes.push(Outcome::Failure(reply, Err(FinishError::LeaseLost)));
+                    }
+                    return Err(e);
+                }
+            };
+            for (reply, r) in replies.into_iter().zip(results) {
+                outcomes.push(Outcome::Success(reply, r));
+            }
+            for (group, error, now, verdicts, reply) in failures {
+                let r = savepoint(tx, |tx| {
+                    finish::failure_in(tx, &group, &error, now, &verdicts)
+                });
+                outcomes.push(Outcome::Failure(reply, r));
             }
             Ok(())
         })

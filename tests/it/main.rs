@@ -11,6 +11,7 @@ mod daemon;
 mod demo;
 mod fake_stripe;
 mod fetch_errors;
+mod finish_batch;
 mod forward;
 mod forward_access;
 mod forward_ops;

@@ -1,0 +1,148 @@
+//! What `scripts/bench.sh` needs around an outside load generator (wrk):
+//!
+//! ```sh
+//! # N distinct payment_intent.succeeded deliveries, each signed now under
+//! # SECRET, written as ready HTTP/1.1 requests for benches/wrk/replay.lua
+//! # (each record: its length in 8 decimal digits, then the request):
+//! wrk_load requests --count N --secret SECRET --out FILE [--path /webhooks/stripe]
+//! # A Stripe stand-in for the daemon's runner: answers every object GET
+//! # with a realistic object of that id; prints its base URL on stdout and
+//! # serves until stdin closes or it is killed:
+//! wrk_load fake
+//! ```
+//! Signed at generation time: replay them within the endpoint's tolerance
+//! (300 s by default).
+
+use std::io::{BufWriter, Write};
+use std::net::TcpListener;
+
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use anyhow::Context;
+use stripe_hookd::trigger::scenario::new_id;
+use stripe_hookd::trigger::{signature_header, Scenario};
+
+fn flag(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
+fn requests(args: &[String]) -> anyhow::Result<()> {
+    let count: usize = flag(args, "--count")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    let secret = flag(args, "--secret").context("--secret whsec_… is required")?;
+    let out = flag(args, "--out").context("--out FILE is required")?;
+    let path = flag(args, "--path").unwrap_or_else(|| "/webhooks/stripe".to_owned());
+    // One realistic event; each request gets its own event id and payment
+    // intent id (distinct events, distinct objects), signed under `secret`.
+    let s = Scenario::new(false, "2025-03-31.basil");
+    let template = s
+        .event("payment_intent.succeeded")
+        .context("no payment_intent.succeeded fixture")?
+        .to_string();
+    let (evt, pi) = (
+        serde_json::from_str::<serde_json::Value>(&template)?["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        s.payment_intent.clone(),
+    );
+    anyhow::ensure!(
+        template.matches(&evt).count() == 1,
+        "the event id is not unique in the template"
+    );
+    let mut file = BufWriter::new(std::fs::File::create(&out).with_context(|| out.clone())?);
+    let mut bytes = 0usize;
+    for _ in 0..count {
+        // Random ids, as Stripe's are (sequential ones would make the
+        // unique index's inserts look cheaper than they are).
+        let body = template
+            .replace(&evt, &new_id("evt"))
+            .replace(&pi, &new_id("pi"));
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: Stripe/1.0 (+https://stripe.com/docs/webhooks)\r\n\
+             Accept: */*; q=0.5, application/xml\r\nCache-Control: no-cache\r\n\
+             Content-Type: application/json; charset=utf-8\r\nStripe-Signature: {}\r\nContent-Length: {}\r\n\r\n{body}",
+            signature_header(&secret, &body),
+            body.len()
+        );
+        write!(file, "{:08}", request.len())?;
+        file.write_all(request.as_bytes())?;
+        bytes += body.len();
+    }
+    file.flush()?;
+    eprintln!(
+        "wrote {count} signed payment_intent.succeeded deliveries to {out} (body {} bytes each)",
+        bytes / count.max(1)
+    );
+    Ok(())
+}
+
+/// Any object GET: a realistic object of that id, at once.
+async fn fake_stripe(req: HttpRequest) -> HttpResponse {
+    let path = req.path();
+    if path == "/v1/events" {
+        // The catch-up's listing: nothing missed.
+        return HttpResponse::Ok().json(serde_json::json!({
+            "object": "list", "data": [], "has_more": false, "url": "/v1/events"
+        }));
+    }
+    let id = path.rsplit('/').next().unwrap_or_default().to_owned();
+    let s = Scenario::new(false, "2025-03-31.basil");
+    let kind = if path.starts_with("/v1/subscriptions/") {
+        "customer.subscription.created"
+    } else if path.starts_with("/v1/invoices/") {
+        "invoice.paid"
+    } else if path.starts_with("/v1/payment_intents/") {
+        "payment_intent.succeeded"
+    } else if path.starts_with("/v1/disputes/") {
+        "charge.dispute.created"
+    } else if path.starts_with("/v1/checkout/sessions/") {
+        "checkout.session.completed"
+    } else {
+        "customer.created"
+    };
+    let mut object = s.object(kind).unwrap_or_default();
+    object["id"] = serde_json::json!(id);
+    HttpResponse::Ok()
+        .insert_header(("Request-Id", "req_bench"))
+        .json(object)
+}
+
+fn fake() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        println!("http://{}", listener.local_addr()?);
+        std::io::stdout().flush()?;
+        let server = HttpServer::new(|| App::new().default_service(web::to(fake_stripe)))
+            .workers(1)
+            .disable_signals()
+            .listen(listener)?
+            .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        // Serve until stdin closes (the script ends) or we are killed.
+        tokio::task::spawn_blocking(|| {
+            let mut sink = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink);
+        })
+        .await?;
+        handle.stop(false).await;
+        Ok(())
+    })
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().filter(|a| a != "--bench").collect();
+    match args.get(1).map(String::as_str) {
+        Some("requests") => requests(&args),
+        Some("fake") => fake(),
+        _ => anyhow::bail!("usage: wrk_load requests --count N --secret S --out FILE | fake"),
+    }
+}
