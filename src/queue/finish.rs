@@ -298,7 +298,7 @@ pub fn lock_objects(tx: &mut Tx<'_>, keys: &[&str]) -> QueryResult<()> {
 
 #[cfg(feature = "postgres")]
 mod set_based {
-    use diesel::sql_types::{Array, BigInt, Integer, Text};
+    use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text};
 
     use super::*;
 
@@ -337,7 +337,15 @@ mod set_based {
         let owned: std::collections::HashMap<String, Option<String>> = owned.into_iter().collect();
         let mut results = Vec::with_capacity(jobs.len());
         // The rows of the groups that end well: (event id, status, time, token).
-        let mut marks: (Vec<String>, Vec<&'static str>, Vec<i64>, Vec<String>) = Default::default();
+        // (event id, status, time, lease token, note: why an ignored event is)
+        #[allow(clippy::type_complexity)]
+        let mut marks: (
+            Vec<String>,
+            Vec<&'static str>,
+            Vec<i64>,
+            Vec<String>,
+            Vec<Option<String>>,
+        ) = Default::default();
         let mut leases: (Vec<String>, Vec<String>) = Default::default();
         for job in jobs {
             let group = &job.group;
@@ -368,15 +376,16 @@ mod set_based {
                 }
             }
             for e in &group.events {
-                let outcome = if job.handled.contains(&e.event_id) {
-                    status::DONE
+                let (outcome, note) = if job.handled.contains(&e.event_id) {
+                    (status::DONE, None)
                 } else {
-                    status::IGNORED
+                    (status::IGNORED, Some(super::ignored_note(&e.event_type)))
                 };
                 marks.0.push(e.event_id.clone());
                 marks.1.push(outcome);
                 marks.2.push(job.now);
                 marks.3.push(group.token.clone());
+                marks.4.push(note);
             }
             leases.0.push(group.key.clone());
             leases.1.push(group.token.clone());
@@ -387,14 +396,16 @@ mod set_based {
         }
         let changed = diesel::sql_query(
             "UPDATE webhook_events AS e \
-             SET status = v.st, lease_expires_at = NULL, last_error = NULL, processed_at = v.at \
-             FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[]) AS v(id, st, at, tok) \
+             SET status = v.st, lease_expires_at = NULL, last_error = v.note, processed_at = v.at \
+             FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[]) \
+               AS v(id, st, at, tok, note) \
              WHERE e.event_id = v.id AND e.status = 'processing' AND e.lease_owner = v.tok",
         )
         .bind::<Array<Text>, _>(&marks.0)
         .bind::<Array<Text>, _>(&marks.1)
         .bind::<Array<BigInt>, _>(&marks.2)
         .bind::<Array<Text>, _>(&marks.3)
+        .bind::<Array<Nullable<Text>>, _>(&marks.4)
         .execute(c)?;
         if changed != marks.0.len() {
             // Checked under the objects' locks a moment ago: something
@@ -403,13 +414,14 @@ mod set_based {
             return Err(FinishError::LeaseLost);
         }
         diesel::sql_query(
-            "UPDATE event_attempts AS a SET finished_at = v.at, outcome = v.st, error = NULL \
-             FROM unnest($1::text[], $2::text[], $3::bigint[]) AS v(id, st, at) \
+            "UPDATE event_attempts AS a SET finished_at = v.at, outcome = v.st, error = v.note \
+             FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[]) AS v(id, st, at, note) \
              WHERE a.event_id = v.id AND a.finished_at IS NULL",
         )
         .bind::<Array<Text>, _>(&marks.0)
         .bind::<Array<Text>, _>(&marks.1)
         .bind::<Array<BigInt>, _>(&marks.2)
+        .bind::<Array<Nullable<Text>>, _>(&marks.4)
         .execute(c)?;
         diesel::sql_query(
             "DELETE FROM object_leases AS l USING unnest($1::text[], $2::text[]) AS v(k, tok) \
