@@ -22,10 +22,7 @@ backend_tests!(
 );
 
 async fn setup(backend: Backend) -> (TestDb, FakeStripe, TestApp) {
-    let db = TestDb::new(backend);
-    let fake = FakeStripe::start().await.expect("fake stripe");
-    let app = TestApp::spawn_with(&db, AppOptions::default().admin().stripe(&fake.base_url)).await;
-    (db, fake, app)
+    with_fake_stripe(backend, AppOptions::admin).await
 }
 
 /// Starts a job and waits for its result.

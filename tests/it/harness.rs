@@ -161,6 +161,26 @@ impl AppOptions {
     }
 }
 
+/// A fresh database, the fake Stripe, and the daemon against it with
+/// `options` applied (e.g. `AppOptions::admin`, or `|o| o.config(quick_retries)`).
+pub async fn with_fake_stripe(
+    backend: Backend,
+    options: impl FnOnce(AppOptions) -> AppOptions,
+) -> (TestDb, crate::fake_stripe::FakeStripe, TestApp) {
+    let db = TestDb::new(backend);
+    let fake = crate::fake_stripe::FakeStripe::start()
+        .await
+        .expect("fake stripe");
+    let app = TestApp::spawn_with(&db, options(AppOptions::default().stripe(&fake.base_url))).await;
+    (db, fake, app)
+}
+
+/// Retries that a test can wait for: the runner's backoff from 1 s, at most 10 s.
+pub fn quick_retries(c: &mut Config) {
+    c.runner.backoff_base_ms = 1000;
+    c.runner.backoff_max_secs = 10;
+}
+
 /// The harness's config before a test's edits: the documented defaults,
 /// port 0, the test's database, two HTTP workers, workers off, one test-mode
 /// endpoint at `/webhooks/stripe` signed with [`SECRET`].

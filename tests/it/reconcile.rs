@@ -31,17 +31,7 @@ backend_tests!(
 );
 
 async fn setup(backend: Backend) -> (TestDb, FakeStripe, TestApp) {
-    let db = TestDb::new(backend);
-    let fake = FakeStripe::start().await.expect("fake stripe");
-    let app = TestApp::spawn_with(
-        &db,
-        AppOptions::default().stripe(&fake.base_url).config(|c| {
-            c.runner.backoff_base_ms = 1000;
-            c.runner.backoff_max_secs = 10;
-        }),
-    )
-    .await;
-    (db, fake, app)
+    with_fake_stripe(backend, |o| o.config(quick_retries)).await
 }
 
 fn basil() -> Scenario {
