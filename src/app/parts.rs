@@ -113,7 +113,12 @@ pub fn forwarder(
         config.forward.options(),
         clock,
     )
-    .context("cannot start the forwarder")?;
+    .context("cannot start the forwarder")?
+    .with_clock_events(forward::ClockEvents {
+        event_type: crate::reconcile::access_events::ACCESS_UPDATED,
+        every: std::time::Duration::from_secs(30),
+        derive: crate::reconcile::access_events::expired,
+    });
     Ok(Some(Arc::new(forwarder)))
 }
 

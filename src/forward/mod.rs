@@ -22,7 +22,7 @@ mod send;
 pub use send::{parse_retry_after, ping, Ping};
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -57,6 +57,16 @@ pub type DestinationSource = Arc<dyn Fn() -> Vec<Destination> + Send + Sync>;
 pub struct Derived {
     pub event_type: &'static str,
     pub derive: fn(&mut Tx<'_>, &[HookEvent], i64) -> QueryResult<Vec<HookEvent>>,
+}
+
+/// Events of stripe-hookd's own that the clock makes (no transaction
+/// causes them): `derive(tx, since, now)` gives those of the moments in
+/// `(since, now]`; the forwarder looks every `every`.
+#[derive(Clone, Copy)]
+pub struct ClockEvents {
+    pub event_type: &'static str,
+    pub every: Duration,
+    pub derive: fn(&mut Tx<'_>, i64, i64) -> QueryResult<Vec<HookEvent>>,
 }
 
 /// Whether `d` lists `event_type` explicitly: stripe-hookd's own events
@@ -180,6 +190,8 @@ pub struct Forwarder {
     clock: Clock,
     worker_id: String,
     finisher: finish::Finisher,
+    /// With the time (clock ms) up to which they were last looked for.
+    clock_events: Vec<(ClockEvents, AtomicI64)>,
 }
 
 impl Forwarder {
@@ -204,7 +216,55 @@ impl Forwarder {
             options,
             clock,
             worker_id,
+            clock_events: Vec::new(),
         })
+    }
+
+    /// Also records the deliveries of `events` (for the destinations that
+    /// list their type), looking from the start of the clock the first time.
+    pub fn with_clock_events(mut self, events: ClockEvents) -> Self {
+        self.clock_events.push((events, AtomicI64::new(0)));
+        self
+    }
+
+    /// Records the deliveries of the clock's events due since last time
+    /// (each kind at most every `every`, unless `force`); how many events.
+    async fn clock_events(&self, force: bool) -> Result<usize, StoreError> {
+        let mut made = 0;
+        let now = self.clock.now_ms();
+        for (events, checked) in &self.clock_events {
+            let since = checked.load(Ordering::Relaxed);
+            let every = i64::try_from(events.every.as_millis()).unwrap_or(i64::MAX);
+            if !force && now.saturating_sub(since) < every {
+                continue;
+            }
+            let listing: Vec<String> = self
+                .targets()
+                .iter()
+                .filter(|t| lists_own(&t.config, events.event_type))
+                .map(|t| t.config.name.clone())
+                .collect();
+            if listing.is_empty() {
+                continue;
+            }
+            let (store, derive) = (self.store.clone(), events.derive);
+            made += tokio::task::spawn_blocking(move || -> Result<usize, StoreError> {
+                let mut conn = store.conn()?;
+                crate::store::write_transaction(&mut conn, |tx| {
+                    let made = derive(tx, since, now)?;
+                    for event in &made {
+                        for name in &listing {
+                            deliveries::insert(tx, name, event, now)?;
+                        }
+                    }
+                    Ok::<_, StoreError>(made.len())
+                })
+            })
+            .await
+            .map_err(|e| StoreError::Migration(format!("clock events task failed: {e}")))??;
+            checked.store(now, Ordering::Relaxed);
+        }
+        Ok(made)
     }
 
     /// Sends to `destinations` from the next claim on (a configuration
@@ -254,6 +314,7 @@ impl Forwarder {
     pub async fn run_pending(self: &Arc<Self>) -> Result<Tally, StoreError> {
         let mut tasks = JoinSet::new();
         let mut tally = Tally::default();
+        self.clock_events(true).await?;
         loop {
             self.claim_into(&mut tasks).await?;
             match tasks.join_next().await {
@@ -279,6 +340,9 @@ impl Forwarder {
         );
         let mut tasks = JoinSet::new();
         loop {
+            if let Err(e) = self.clock_events(false).await {
+                tracing::error!(error = %e, "cannot record the clock's events; retrying");
+            }
             if let Err(e) = self.claim_into(&mut tasks).await {
                 tracing::error!(error = %e, "cannot claim deliveries; retrying");
             }

@@ -9,8 +9,10 @@
 //! access now differs from it (no snapshot: as if no access).
 //!
 //! Only customers the group's events name (`data.object.customer`, or the
-//! customer itself) are looked at; access that ends by the clock alone (a
-//! `past_due` grace running out) makes no event.
+//! customer itself; for a thin event, its related customer or the
+//! subscription's customer) are looked at. Access that ends by the clock alone (a
+//! `past_due` grace running out) is found by [`expired`], which the
+//! forwarder runs now and then.
 
 use diesel::prelude::*;
 use serde_json::{json, Map, Value};
@@ -18,7 +20,7 @@ use sha2::{Digest, Sha256};
 
 use super::entitlements::Entitlement;
 use crate::store::deliveries::HookEvent;
-use crate::store::schema::{access_snapshots, entitlements};
+use crate::store::schema::{access_snapshots, entitlements, subscriptions};
 use crate::store::{with_tx, Tx};
 
 /// The event type.
@@ -33,8 +35,12 @@ pub fn derive(tx: &mut Tx<'_>, events: &[HookEvent], now: i64) -> QueryResult<Ve
         let Ok(body) = serde_json::from_str::<Value>(&event.payload) else {
             continue;
         };
-        let Some(customer) = customer_of(&body) else {
-            continue;
+        let customer = match customer_of(&body) {
+            Some(customer) => customer,
+            None => match thin_customer(tx, &body)? {
+                Some(customer) => customer,
+                None => continue,
+            },
         };
         let livemode = body["livemode"].as_bool().unwrap_or(false);
         match customers.iter_mut().find(|(c, ..)| *c == customer) {
@@ -49,60 +55,116 @@ pub fn derive(tx: &mut Tx<'_>, events: &[HookEvent], now: i64) -> QueryResult<Ve
     }
     let mut out = Vec::new();
     for (customer, livemode, api_version, sources) in customers {
-        let rows: Vec<Entitlement> = with_tx!(tx, c => entitlements::table
-            .filter(entitlements::customer_id.eq(&customer))
-            .order((entitlements::subscription_id.asc(), entitlements::item_id.asc()))
-            .select(Entitlement::as_select())
-            .load(c))?;
-        let access = access_now(&customer, &rows, now);
-        let stored: Option<String> = with_tx!(tx, c => access_snapshots::table
-            .filter(access_snapshots::customer_id.eq(&customer))
-            .select(access_snapshots::access)
-            .first(c)
-            .optional())?;
-        let before = stored
-            .and_then(|s| serde_json::from_str::<Value>(&s).ok())
-            .unwrap_or_else(|| access_now(&customer, &[], now));
-        let previous = changed_fields(&before, &access);
-        if previous.is_empty() {
-            continue;
-        }
-        let text = access.to_string();
-        with_tx!(tx, c => diesel::insert_into(access_snapshots::table)
-            .values((
-                access_snapshots::customer_id.eq(&customer),
-                access_snapshots::access.eq(&text),
-                access_snapshots::updated_at.eq(now),
-            ))
-            .on_conflict(access_snapshots::customer_id)
-            .do_update()
-            .set((
-                access_snapshots::access.eq(&text),
-                access_snapshots::updated_at.eq(now),
-            ))
-            .execute(c))?;
-        let id = event_id(&customer, &sources, &text);
-        let body = json!({
-            "id": id,
-            "object": "event",
-            // The causing event's: stripe-go's ConstructEvent compares it
-            // with the version it pins.
-            "api_version": api_version,
-            "created": now / 1000,
-            "livemode": livemode,
-            "pending_webhooks": 0,
-            "request": {"id": null, "idempotency_key": null},
-            "type": ACCESS_UPDATED,
-            "data": {"object": access, "previous_attributes": Value::Object(previous)},
-        });
-        out.push(HookEvent {
-            event_id: id,
-            event_type: ACCESS_UPDATED.to_owned(),
-            object_key: customer,
-            payload: body.to_string(),
-        });
+        out.extend(announce(
+            tx,
+            &customer,
+            livemode,
+            api_version,
+            &sources,
+            now,
+        )?);
     }
     Ok(out)
+}
+
+/// The access.updated events for access that ended by the clock alone
+/// between `since` and `now` (a `past_due` grace or a canceled
+/// subscription's paid period running out): no Stripe event marks that
+/// moment, so the forwarder calls this now and then. A customer whose
+/// access as last announced is already the access now gets none, so a
+/// window looked at twice (or by two instances) announces once.
+pub fn expired(tx: &mut Tx<'_>, since: i64, now: i64) -> QueryResult<Vec<HookEvent>> {
+    let customers: Vec<Option<String>> = with_tx!(tx, c => entitlements::table
+        .filter(entitlements::access_until.gt(since))
+        .filter(entitlements::access_until.le(now))
+        .filter(entitlements::customer_id.is_not_null())
+        .select(entitlements::customer_id)
+        .distinct()
+        .load(c))?;
+    let mut out = Vec::new();
+    for customer in customers.into_iter().flatten() {
+        let livemode: Option<bool> = with_tx!(tx, c => subscriptions::table
+            .filter(subscriptions::customer_id.eq(&customer))
+            .select(subscriptions::livemode)
+            .first(c)
+            .optional())?;
+        // The moment makes the id: the same access reached again later is
+        // another change, not a duplicate.
+        let cause = format!("clock:{now}");
+        out.extend(announce(
+            tx,
+            &customer,
+            livemode.unwrap_or(false),
+            Value::Null,
+            &[cause.as_str()],
+            now,
+        )?);
+    }
+    Ok(out)
+}
+
+/// The event for `customer` when the access now differs from the access
+/// last announced (recorded as announced), or `None`.
+fn announce(
+    tx: &mut Tx<'_>,
+    customer: &str,
+    livemode: bool,
+    api_version: Value,
+    sources: &[&str],
+    now: i64,
+) -> QueryResult<Option<HookEvent>> {
+    let rows: Vec<Entitlement> = with_tx!(tx, c => entitlements::table
+        .filter(entitlements::customer_id.eq(customer))
+        .order((entitlements::subscription_id.asc(), entitlements::item_id.asc()))
+        .select(Entitlement::as_select())
+        .load(c))?;
+    let access = access_now(customer, &rows, now);
+    let stored: Option<String> = with_tx!(tx, c => access_snapshots::table
+        .filter(access_snapshots::customer_id.eq(customer))
+        .select(access_snapshots::access)
+        .first(c)
+        .optional())?;
+    let before = stored
+        .and_then(|s| serde_json::from_str::<Value>(&s).ok())
+        .unwrap_or_else(|| access_now(customer, &[], now));
+    let previous = changed_fields(&before, &access);
+    if previous.is_empty() {
+        return Ok(None);
+    }
+    let text = access.to_string();
+    with_tx!(tx, c => diesel::insert_into(access_snapshots::table)
+        .values((
+            access_snapshots::customer_id.eq(customer),
+            access_snapshots::access.eq(&text),
+            access_snapshots::updated_at.eq(now),
+        ))
+        .on_conflict(access_snapshots::customer_id)
+        .do_update()
+        .set((
+            access_snapshots::access.eq(&text),
+            access_snapshots::updated_at.eq(now),
+        ))
+        .execute(c))?;
+    let id = event_id(customer, sources, &text);
+    let body = json!({
+        "id": id,
+        "object": "event",
+        // The causing event's: stripe-go's ConstructEvent compares it
+        // with the version it pins (null for a change by the clock).
+        "api_version": api_version,
+        "created": now / 1000,
+        "livemode": livemode,
+        "pending_webhooks": 0,
+        "request": {"id": null, "idempotency_key": null},
+        "type": ACCESS_UPDATED,
+        "data": {"object": access, "previous_attributes": Value::Object(previous)},
+    });
+    Ok(Some(HookEvent {
+        event_id: id,
+        event_type: ACCESS_UPDATED.to_owned(),
+        object_key: customer.to_owned(),
+        payload: body.to_string(),
+    }))
 }
 
 /// The customer an event is about: its `data.object.customer` (an id or an
@@ -119,6 +181,31 @@ fn customer_of(event: &Value) -> Option<String> {
             .and_then(Value::as_str)
             .map(str::to_owned),
         _ => None,
+    }
+}
+
+/// The customer a thin event is about (it has no `data.object`): its
+/// related object when that is a customer, or the customer of the
+/// subscription just written in this transaction.
+fn thin_customer(tx: &mut Tx<'_>, event: &Value) -> QueryResult<Option<String>> {
+    if event["object"] != "v2.core.event" {
+        return Ok(None);
+    }
+    let related = &event["related_object"];
+    let Some(id) = related["id"].as_str() else {
+        return Ok(None);
+    };
+    match related["type"].as_str() {
+        Some("customer") => Ok(Some(id.to_owned())),
+        Some("subscription") => {
+            let customer: Option<Option<String>> = with_tx!(tx, c => subscriptions::table
+                .filter(subscriptions::id.eq(id))
+                .select(subscriptions::customer_id)
+                .first(c)
+                .optional())?;
+            Ok(customer.flatten())
+        }
+        _ => Ok(None),
     }
 }
 

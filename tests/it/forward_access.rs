@@ -10,7 +10,11 @@ use crate::fake_stripe::{set_subscription_status, FakeStripe};
 use crate::forward::{destination, forwarder, rows, Receiver};
 use crate::harness::{snapshot_event, AppOptions, Backend, TestApp, TestDb};
 
-backend_tests!(access_changes_are_forwarded_as_stripe_shaped_events);
+backend_tests!(
+    access_changes_are_forwarded_as_stripe_shaped_events,
+    access_ended_by_the_clock_is_forwarded,
+    a_thin_event_changes_access_too,
+);
 
 const ACCESS: &str = "stripe_hookd.access.updated";
 
@@ -155,6 +159,105 @@ async fn access_changes_are_forwarded_as_stripe_shaped_events(backend: Backend) 
         first.delivery,
         deliveries::delivery_id("listing", &first.event_id)
     );
+    app.stop().await;
+    fake.stop().await;
+}
+
+/// A past_due grace running out changes access with no Stripe event: the
+/// forwarder finds it and sends access.updated once.
+async fn access_ended_by_the_clock_is_forwarded(backend: Backend) {
+    let db = TestDb::new(backend);
+    let fake = FakeStripe::start().await.expect("fake stripe");
+    let s = stripe_hookd::trigger::Scenario::new(false, crate::harness::API_VERSION);
+    let sub = fake.subscription(&s, "past_due");
+    let app_side = Receiver::always(200);
+    let d = destination(&app_side.url, |d| d.events = vec![ACCESS.to_owned()]);
+    let clock = stripe_hookd::queue::Clock::default();
+    let options = AppOptions {
+        clock: clock.clone(),
+        ..AppOptions::default()
+    };
+    let app = TestApp::spawn_with(
+        &db,
+        options.stripe(fake.base_url()).config(move |c| {
+            c.destinations = vec![d.clone()];
+            c.forward.enabled = false;
+            c.entitlements.past_due_grace_hours = 1;
+        }),
+    )
+    .await;
+    app.deliver_ok(&snapshot_event("customer.subscription.updated", sub))
+        .await;
+    app.runner.run_pending().await.unwrap();
+    forwarder(&app).run_pending().await.unwrap();
+    let access = |app_side: &Receiver| -> Vec<Value> {
+        app_side
+            .delivered()
+            .iter()
+            .filter(|r| r.event_type == ACCESS)
+            .map(|r| serde_json::from_str(&r.body).unwrap())
+            .collect()
+    };
+    let got = access(&app_side);
+    assert_eq!(got.len(), 1, "past_due within its grace grants access");
+    assert_eq!(got[0]["data"]["object"]["has_access"], true);
+
+    // Within the grace: nothing changes.
+    clock.advance(std::time::Duration::from_secs(30 * 60));
+    forwarder(&app).run_pending().await.unwrap();
+    assert_eq!(access(&app_side).len(), 1);
+
+    // The grace runs out: no Stripe event, but access ended.
+    clock.advance(std::time::Duration::from_secs(60 * 60));
+    forwarder(&app).run_pending().await.unwrap();
+    let got = access(&app_side);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[1]["data"]["object"]["has_access"], false);
+    assert_eq!(got[1]["data"]["previous_attributes"]["has_access"], true);
+    assert_eq!(got[1]["livemode"], false);
+    assert_eq!(*app_side.forged.lock().unwrap(), 0, "signed like any event");
+
+    // Looked at again (or by another instance): announced once.
+    clock.advance(std::time::Duration::from_secs(60));
+    forwarder(&app).run_pending().await.unwrap();
+    assert_eq!(access(&app_side).len(), 2);
+    app.stop().await;
+    fake.stop().await;
+}
+
+/// A thin event has no `data.object`: its subscription's customer is found
+/// in the records just written.
+async fn a_thin_event_changes_access_too(backend: Backend) {
+    let db = TestDb::new(backend);
+    let fake = FakeStripe::start().await.expect("fake stripe");
+    let s = stripe_hookd::trigger::Scenario::new(false, crate::harness::API_VERSION);
+    fake.customer(&s);
+    fake.subscription(&s, "active");
+    let app_side = Receiver::always(200);
+    let d = destination(&app_side.url, |d| d.events = vec![ACCESS.to_owned()]);
+    let app = TestApp::spawn_with(
+        &db,
+        AppOptions::default()
+            .stripe(fake.base_url())
+            .config(move |c| {
+                c.destinations = vec![d.clone()];
+                c.forward.enabled = false;
+            }),
+    )
+    .await;
+    let thin = fake.thin_event("customer.subscription.updated", &s.subscription, None);
+    app.deliver_ok(&thin).await;
+    app.runner.run_pending().await.unwrap();
+    forwarder(&app).run_pending().await.unwrap();
+    let got: Vec<Value> = app_side
+        .delivered()
+        .iter()
+        .filter(|r| r.event_type == ACCESS)
+        .map(|r| serde_json::from_str(&r.body).unwrap())
+        .collect();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["data"]["object"]["customer"], s.customer.as_str());
+    assert_eq!(got[0]["data"]["object"]["has_access"], true);
     app.stop().await;
     fake.stop().await;
 }
