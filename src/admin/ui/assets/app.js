@@ -400,7 +400,7 @@ function objectView(view, id, current) {
       cus ? h("dl", { class: "facts" }, h("dt", {}, "Customer"), h("dd", {}, cus.id),
         h("dt", {}, "Email"), h("dd", {}, cus.email || "—"), h("dt", {}, "Name"), h("dd", {}, cus.name || "—"),
         cus.deleted ? [h("dt", {}, "Deleted"), h("dd", {}, "yes")] : null) : null,
-      h("div", { class: "actions" }, confirmed("Check drift", "Fetch " + id + " from Stripe and reconcile it?", async () => {
+      h("div", { class: "actions" }, confirmed("Resync from Stripe", "Fetch " + id + " from Stripe now and write what it says?", async () => {
         drift.replaceChildren(h("p", { class: "muted" }, "Asking Stripe…"));
         try { const r = await api("POST", "/v1/resync/" + encodeURIComponent(id)); drift.replaceChildren(h("p", {}, "Written from Stripe: " + (r.written.join(", ") || "nothing"))); }
         catch (e) { drift.replaceChildren(h("p", { class: "error" }, e.message)); }
