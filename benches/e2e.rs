@@ -14,40 +14,14 @@ mod common;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpServer};
 use stripe_hookd::app::Application;
 use stripe_hookd::store::outbox;
 use stripe_hookd::store::{now_ms, Store};
-use stripe_hookd::trigger::{self, Load, Scenario, Target};
+use stripe_hookd::trigger::{self, Load, Target};
 
 const KEY: &str = "sk_test_bench";
 const SECRET: &str = "whsec_bench";
-
-/// A fake Stripe that answers every object GET with a realistic object of
-/// that id (built from Stripe's fixtures), at once.
-async fn fake_stripe(req: HttpRequest) -> HttpResponse {
-    let path = req.path();
-    let id = path.rsplit('/').next().unwrap_or_default().to_owned();
-    let s = Scenario::new(false, "2025-03-31.basil");
-    let kind = if path.starts_with("/v1/subscriptions/") {
-        "customer.subscription.created"
-    } else if path.starts_with("/v1/invoices/") {
-        "invoice.paid"
-    } else if path.starts_with("/v1/payment_intents/") {
-        "payment_intent.succeeded"
-    } else if path.starts_with("/v1/disputes/") {
-        "charge.dispute.created"
-    } else if path.starts_with("/v1/checkout/sessions/") {
-        "checkout.session.completed"
-    } else {
-        "customer.created"
-    };
-    let mut object = s.object(kind).unwrap_or_default();
-    object["id"] = serde_json::json!(id);
-    HttpResponse::Ok()
-        .insert_header(("Request-Id", "req_bench"))
-        .json(object)
-}
 
 fn percentile(sorted: &[i64], p: f64) -> i64 {
     if sorted.is_empty() {
@@ -199,11 +173,12 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let fake = format!("http://{}", listener.local_addr()?);
-        let server = HttpServer::new(|| App::new().default_service(web::to(fake_stripe)))
-            .workers(2)
-            .disable_signals()
-            .listen(listener)?
-            .run();
+        let server =
+            HttpServer::new(|| App::new().default_service(web::to(common::stripe_any_object)))
+                .workers(2)
+                .disable_signals()
+                .listen(listener)?
+                .run();
         tokio::spawn(server);
         let dir = tempfile::tempdir()?;
         let url = format!("sqlite://{}", dir.path().join("e2e.db").display());

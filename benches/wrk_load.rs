@@ -13,10 +13,12 @@
 //! Signed at generation time: replay them within the endpoint's tolerance
 //! (300 s by default).
 
+mod common;
+
 use std::io::{BufWriter, Write};
 use std::net::TcpListener;
 
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use stripe_hookd::trigger::scenario::new_id;
 use stripe_hookd::trigger::{signature_header, Scenario};
@@ -80,37 +82,6 @@ fn requests(args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Any object GET: a realistic object of that id, at once.
-async fn fake_stripe(req: HttpRequest) -> HttpResponse {
-    let path = req.path();
-    if path == "/v1/events" {
-        // The catch-up's listing: nothing missed.
-        return HttpResponse::Ok().json(serde_json::json!({
-            "object": "list", "data": [], "has_more": false, "url": "/v1/events"
-        }));
-    }
-    let id = path.rsplit('/').next().unwrap_or_default().to_owned();
-    let s = Scenario::new(false, "2025-03-31.basil");
-    let kind = if path.starts_with("/v1/subscriptions/") {
-        "customer.subscription.created"
-    } else if path.starts_with("/v1/invoices/") {
-        "invoice.paid"
-    } else if path.starts_with("/v1/payment_intents/") {
-        "payment_intent.succeeded"
-    } else if path.starts_with("/v1/disputes/") {
-        "charge.dispute.created"
-    } else if path.starts_with("/v1/checkout/sessions/") {
-        "checkout.session.completed"
-    } else {
-        "customer.created"
-    };
-    let mut object = s.object(kind).unwrap_or_default();
-    object["id"] = serde_json::json!(id);
-    HttpResponse::Ok()
-        .insert_header(("Request-Id", "req_bench"))
-        .json(object)
-}
-
 fn fake() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -120,11 +91,12 @@ fn fake() -> anyhow::Result<()> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         println!("http://{}", listener.local_addr()?);
         std::io::stdout().flush()?;
-        let server = HttpServer::new(|| App::new().default_service(web::to(fake_stripe)))
-            .workers(1)
-            .disable_signals()
-            .listen(listener)?
-            .run();
+        let server =
+            HttpServer::new(|| App::new().default_service(web::to(common::stripe_any_object)))
+                .workers(1)
+                .disable_signals()
+                .listen(listener)?
+                .run();
         let handle = server.handle();
         tokio::spawn(server);
         // Serve until stdin closes (the script ends) or we are killed.

@@ -93,3 +93,35 @@ pub fn fill_done(conn: &mut DbConnection, n: usize) -> anyhow::Result<()> {
     )?;
     Ok(())
 }
+
+/// A fake Stripe for the benches: any object GET gets a realistic object of
+/// that id (built from Stripe's fixtures) at once; the event list is empty.
+pub async fn stripe_any_object(req: actix_web::HttpRequest) -> actix_web::HttpResponse {
+    let path = req.path();
+    if path == "/v1/events" {
+        // The catch-up's listing: nothing missed.
+        return actix_web::HttpResponse::Ok().json(serde_json::json!({
+            "object": "list", "data": [], "has_more": false, "url": "/v1/events"
+        }));
+    }
+    let id = path.rsplit('/').next().unwrap_or_default().to_owned();
+    let s = stripe_hookd::trigger::Scenario::new(false, "2025-03-31.basil");
+    let kind = if path.starts_with("/v1/subscriptions/") {
+        "customer.subscription.created"
+    } else if path.starts_with("/v1/invoices/") {
+        "invoice.paid"
+    } else if path.starts_with("/v1/payment_intents/") {
+        "payment_intent.succeeded"
+    } else if path.starts_with("/v1/disputes/") {
+        "charge.dispute.created"
+    } else if path.starts_with("/v1/checkout/sessions/") {
+        "checkout.session.completed"
+    } else {
+        "customer.created"
+    };
+    let mut object = s.object(kind).unwrap_or_default();
+    object["id"] = serde_json::json!(id);
+    actix_web::HttpResponse::Ok()
+        .insert_header(("Request-Id", "req_bench"))
+        .json(object)
+}
