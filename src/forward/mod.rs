@@ -56,7 +56,7 @@ pub type DestinationSource = Arc<dyn Fn() -> Vec<Destination> + Send + Sync>;
 #[derive(Clone, Copy)]
 pub struct Derived {
     pub event_type: &'static str,
-    pub derive: fn(&mut Tx<'_>, &[HookEvent], i64) -> QueryResult<Vec<HookEvent>>,
+    pub derive: fn(&mut Tx<'_>, &[HookEvent<'_>], i64) -> QueryResult<Vec<HookEvent<'static>>>,
 }
 
 /// Events of stripe-hookd's own that the clock makes (no transaction
@@ -66,7 +66,7 @@ pub struct Derived {
 pub struct ClockEvents {
     pub event_type: &'static str,
     pub every: Duration,
-    pub derive: fn(&mut Tx<'_>, i64, i64) -> QueryResult<Vec<HookEvent>>,
+    pub derive: fn(&mut Tx<'_>, i64, i64) -> QueryResult<Vec<HookEvent<'static>>>,
 }
 
 /// Whether `d` lists `event_type` explicitly: stripe-hookd's own events
@@ -84,7 +84,7 @@ pub fn hook(destinations: &[Destination], after: After) -> Option<EventHook> {
     let destinations = destinations.to_vec();
     let follows = destinations.iter().any(|d| d.after == after);
     follows.then(|| {
-        Arc::new(move |tx: &mut Tx<'_>, events: &[HookEvent], now: i64| {
+        Arc::new(move |tx: &mut Tx<'_>, events: &[HookEvent<'_>], now: i64| {
             record(tx, &destinations, after, &[], events, now)
         }) as EventHook
     })
@@ -114,7 +114,7 @@ fn record(
     destinations: &[Destination],
     after: After,
     derived: &[Derived],
-    events: &[HookEvent],
+    events: &[HookEvent<'_>],
     now: i64,
 ) -> QueryResult<()> {
     for event in events {

@@ -480,14 +480,14 @@ impl Runner {
                 .await;
         };
         let hook = Arc::clone(hook);
-        let events: Vec<HookEvent> = group
+        let events: Vec<HookEvent<'static>> = group
             .events
             .iter()
             .map(|e| HookEvent {
-                event_id: e.event_id.clone(),
-                event_type: e.event_type.clone(),
-                object_key: e.object_key.clone(),
-                payload: e.payload.clone(),
+                event_id: e.event_id.clone().into(),
+                event_type: e.event_type.clone().into(),
+                object_key: e.object_key.clone().into(),
+                payload: e.payload.clone().into(),
             })
             .collect();
         let with_hook: Apply = Box::new(move |tx| {

@@ -28,7 +28,11 @@ pub const ACCESS_UPDATED: &str = "stripe_hookd.access.updated";
 
 /// The access.updated events for the customers of `events` whose access
 /// changed, recording the new access as announced.
-pub fn derive(tx: &mut Tx<'_>, events: &[HookEvent], now: i64) -> QueryResult<Vec<HookEvent>> {
+pub fn derive(
+    tx: &mut Tx<'_>,
+    events: &[HookEvent<'_>],
+    now: i64,
+) -> QueryResult<Vec<HookEvent<'static>>> {
     // (customer, livemode, api_version, the events naming it)
     let mut customers: Vec<(String, bool, Value, Vec<&str>)> = Vec::new();
     for event in events {
@@ -73,7 +77,7 @@ pub fn derive(tx: &mut Tx<'_>, events: &[HookEvent], now: i64) -> QueryResult<Ve
 /// moment, so the forwarder calls this now and then. A customer whose
 /// access as last announced is already the access now gets none, so a
 /// window looked at twice (or by two instances) announces once.
-pub fn expired(tx: &mut Tx<'_>, since: i64, now: i64) -> QueryResult<Vec<HookEvent>> {
+pub fn expired(tx: &mut Tx<'_>, since: i64, now: i64) -> QueryResult<Vec<HookEvent<'static>>> {
     let customers: Vec<Option<String>> = with_tx!(tx, c => entitlements::table
         .filter(entitlements::access_until.gt(since))
         .filter(entitlements::access_until.le(now))
@@ -112,7 +116,7 @@ fn announce(
     api_version: Value,
     sources: &[&str],
     now: i64,
-) -> QueryResult<Option<HookEvent>> {
+) -> QueryResult<Option<HookEvent<'static>>> {
     let rows: Vec<Entitlement> = with_tx!(tx, c => entitlements::table
         .filter(entitlements::customer_id.eq(customer))
         .order((entitlements::subscription_id.asc(), entitlements::item_id.asc()))
@@ -160,10 +164,10 @@ fn announce(
         "data": {"object": access, "previous_attributes": Value::Object(previous)},
     });
     Ok(Some(HookEvent {
-        event_id: id,
-        event_type: ACCESS_UPDATED.to_owned(),
-        object_key: customer.to_owned(),
-        payload: body.to_string(),
+        event_id: id.into(),
+        event_type: ACCESS_UPDATED.into(),
+        object_key: customer.to_owned().into(),
+        payload: body.to_string().into(),
     }))
 }
 

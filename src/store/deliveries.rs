@@ -7,6 +7,7 @@
 //! queue and the intake call the hook without knowing what it writes; the
 //! composition root builds it from the configured destinations.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use diesel::prelude::*;
@@ -26,18 +27,21 @@ pub mod status {
     pub const DISCARDED: &str = "discarded";
 }
 
-/// An event at the step a hook follows.
+/// An event at the step a hook follows. Borrowed where the step already
+/// holds the event (the intake's commit: no copy of the body unless a
+/// delivery is recorded), owned where the hook makes it.
 #[derive(Debug, Clone)]
-pub struct HookEvent {
-    pub event_id: String,
-    pub event_type: String,
-    pub object_key: String,
-    pub payload: String,
+pub struct HookEvent<'a> {
+    pub event_id: Cow<'a, str>,
+    pub event_type: Cow<'a, str>,
+    pub object_key: Cow<'a, str>,
+    pub payload: Cow<'a, str>,
 }
 
 /// Runs inside the transaction of a step (events, the step's time in epoch
 /// ms); an error rolls the step back.
-pub type EventHook = Arc<dyn Fn(&mut Tx<'_>, &[HookEvent], i64) -> QueryResult<()> + Send + Sync>;
+pub type EventHook =
+    Arc<dyn Fn(&mut Tx<'_>, &[HookEvent<'_>], i64) -> QueryResult<()> + Send + Sync>;
 
 /// The delivery id the app deduplicates on: stable per event × destination.
 pub fn delivery_id(destination: &str, event_id: &str) -> String {
@@ -60,14 +64,19 @@ struct NewDelivery<'a> {
 
 /// Records a delivery of `event` to `destination` (once: a second call for
 /// the same pair changes nothing).
-pub fn insert(tx: &mut Tx<'_>, destination: &str, event: &HookEvent, now: i64) -> QueryResult<()> {
+pub fn insert(
+    tx: &mut Tx<'_>,
+    destination: &str,
+    event: &HookEvent<'_>,
+    now: i64,
+) -> QueryResult<()> {
     let row = NewDelivery {
         delivery_id: delivery_id(destination, &event.event_id),
         destination,
-        event_id: &event.event_id,
-        event_type: &event.event_type,
-        object_key: &event.object_key,
-        payload: &event.payload,
+        event_id: event.event_id.as_ref(),
+        event_type: event.event_type.as_ref(),
+        object_key: event.object_key.as_ref(),
+        payload: event.payload.as_ref(),
         next_attempt_at: now,
         created_at: now,
     };

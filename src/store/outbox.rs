@@ -209,10 +209,10 @@ pub fn insert_batch_with(
                 .zip(&outcomes)
                 .filter(|(_, o)| **o == Inserted::Stored)
                 .map(|(e, _)| HookEvent {
-                    event_id: e.event_id.clone(),
-                    event_type: e.event_type.clone(),
-                    object_key: e.object_key.clone(),
-                    payload: e.payload.clone(),
+                    event_id: e.event_id.as_str().into(),
+                    event_type: e.event_type.as_str().into(),
+                    object_key: e.object_key.as_str().into(),
+                    payload: e.payload.as_str().into(),
                 })
                 .collect();
             if !stored.is_empty() {
