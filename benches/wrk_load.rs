@@ -9,6 +9,9 @@
 //! # with a realistic object of that id; prints its base URL on stdout and
 //! # serves until stdin closes or it is killed:
 //! wrk_load fake
+//! # An application that takes every forwarded delivery and does nothing
+//! # (200 at once), for the forwarding benchmark; same URL/stdin contract:
+//! wrk_load noop
 //! ```
 //! Signed at generation time: replay them within the endpoint's tolerance
 //! (300 s by default).
@@ -83,6 +86,31 @@ fn requests(args: &[String]) -> anyhow::Result<()> {
 }
 
 fn fake() -> anyhow::Result<()> {
+    serve(|| App::new().default_service(web::to(common::stripe_any_object)))
+}
+
+/// Answers 200 to everything, reading the body first (as an app would).
+fn noop() -> anyhow::Result<()> {
+    serve(|| {
+        App::new().default_service(web::to(|_body: web::Bytes| async {
+            actix_web::HttpResponse::Ok().body("ok")
+        }))
+    })
+}
+
+/// Serves `app` on one worker at a free port; prints its base URL on stdout
+/// and serves until stdin closes (the script ends) or the process is killed.
+fn serve<F, A>(app: F) -> anyhow::Result<()>
+where
+    F: Fn() -> App<A> + Send + Clone + 'static,
+    A: actix_web::dev::ServiceFactory<
+            actix_web::dev::ServiceRequest,
+            Config = (),
+            Response = actix_web::dev::ServiceResponse,
+            Error = actix_web::Error,
+            InitError = (),
+        > + 'static,
+{
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -91,15 +119,13 @@ fn fake() -> anyhow::Result<()> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         println!("http://{}", listener.local_addr()?);
         std::io::stdout().flush()?;
-        let server =
-            HttpServer::new(|| App::new().default_service(web::to(common::stripe_any_object)))
-                .workers(1)
-                .disable_signals()
-                .listen(listener)?
-                .run();
+        let server = HttpServer::new(app)
+            .workers(1)
+            .disable_signals()
+            .listen(listener)?
+            .run();
         let handle = server.handle();
         tokio::spawn(server);
-        // Serve until stdin closes (the script ends) or we are killed.
         tokio::task::spawn_blocking(|| {
             let mut sink = Vec::new();
             let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink);
@@ -115,6 +141,7 @@ fn main() -> anyhow::Result<()> {
     match args.get(1).map(String::as_str) {
         Some("requests") => requests(&args),
         Some("fake") => fake(),
-        _ => anyhow::bail!("usage: wrk_load requests --count N --secret S --out FILE | fake"),
+        Some("noop") => noop(),
+        _ => anyhow::bail!("usage: wrk_load requests --count N --secret S --out FILE | fake | noop"),
     }
 }

@@ -1,37 +1,71 @@
 #!/usr/bin/env bash
 # The intake's latency at 1,000 events/s offered, without and with forwarding
 # running (docs/performance.md, "Intake latency while forwarding"): daemon X
-# (SQLite FULL, runner off) takes `stripe-hookd trigger` load; in the second
-# half it forwards every event (after = "received") to daemon Y, a second
-# stripe-hookd on the same machine standing in for the application.
-# Usage: scripts/bench-forwarding.sh   (needs curl and sqlite3)
+# (SQLite FULL, runner off) takes `stripe-hookd trigger` load; then it
+# forwards every event (after = "received") to an application: a no-op
+# receiver (answers 200 at once, `wrk_load noop`), then a second stripe-hookd
+# (Y, which stores and fsyncs what it gets on the same disk and cores).
+# Usage: scripts/bench-forwarding.sh [RUNS]   (RUNS per case, default 3; needs curl, python3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/stripe-hookd/target}"
+runs=${1:-3}
 cargo build --release --quiet --bin stripe-hookd
 bin="$CARGO_TARGET_DIR/release/stripe-hookd"
+noop_exe=$(cargo bench --no-run --message-format=json --bench wrk_load 2>/dev/null |
+  python3 -c 'import json,sys
+for l in sys.stdin:
+    m=json.loads(l)
+    if m.get("reason")=="compiler-artifact" and m.get("executable") and m["target"]["name"]=="wrk_load": print(m["executable"])' | tail -1)
 w=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$w"; }
+trap cleanup EXIT
 secret=whsec_benchintake0000000000000000; appsecret=whsec_benchapp00000000000000000000
+echo "commit $(git rev-parse --short HEAD), $(nproc) cores, $(uptime | sed 's/.*load/load/')"
 summary() { python3 -c '
 import json,sys
 r=json.load(sys.stdin); l=r["latency_ms"]
 print("%.0f req/s, p50 %.2f ms, p99 %.2f ms, max %.2f ms, statuses %s" % (r["requests_per_sec"], l["p50"], l["p99"], l["max"], r["statuses"]))'; }
-wait_up() { for _ in $(seq 100); do curl -fs "$1/healthz" >/dev/null && return 0; sleep 0.1; done; return 1; }
-run() { # label destinations
+wait_up() { for _ in $(seq 100); do curl -fs "$1" >/dev/null && return 0; sleep 0.1; done; return 1; }
+count() { python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchone()[0])' "$1" "$2"; }
+
+# The no-op application: serves until its stdin closes.
+mkfifo "$w/noop.in"
+"$noop_exe" noop <"$w/noop.in" >"$w/noop.url" 2>"$w/noop.log" &
+pids+=($!)
+exec 9>"$w/noop.in"
+for _ in $(seq 100); do [ -s "$w/noop.url" ] && break; sleep 0.1; done
+noop_url=$(head -1 "$w/noop.url")
+
+run() { # label destinations start-Y
   rm -rf "$w"/x "$w"/y; mkdir -p "$w"/x "$w"/y
-  STRIPE_WEBHOOK_SECRET=$appsecret STRIPE_API_KEY=sk_test_bench STRIPE_HOOKD_LISTEN=127.0.0.1:18402 STRIPE_HOOKD_STATE_DIR=$w/y \
-    STRIPE_HOOKD_RUNNER__ENABLED=false "$bin" serve >"$w/y.log" 2>&1 & local ypid=$!
+  local ypid=""
+  if [ "$3" = yes ]; then
+    STRIPE_WEBHOOK_SECRET=$appsecret STRIPE_API_KEY=sk_test_bench STRIPE_HOOKD_LISTEN=127.0.0.1:18402 STRIPE_HOOKD_STATE_DIR=$w/y \
+      STRIPE_HOOKD_RUNNER__ENABLED=false "$bin" serve >"$w/y.log" 2>&1 &
+    ypid=$!; pids+=("$ypid")
+    wait_up http://127.0.0.1:18402/healthz
+  fi
   STRIPE_WEBHOOK_SECRET=$secret STRIPE_API_KEY=sk_test_bench STRIPE_HOOKD_LISTEN=127.0.0.1:18401 STRIPE_HOOKD_STATE_DIR=$w/x \
-    STRIPE_HOOKD_RUNNER__ENABLED=false STRIPE_HOOKD_DESTINATIONS="$2" "$bin" serve >"$w/x.log" 2>&1 & local xpid=$!
-  wait_up http://127.0.0.1:18401; wait_up http://127.0.0.1:18402
+    STRIPE_HOOKD_RUNNER__ENABLED=false STRIPE_HOOKD_DESTINATIONS="$2" "$bin" serve >"$w/x.log" 2>&1 &
+  local xpid=$!; pids+=("$xpid")
+  wait_up http://127.0.0.1:18401/healthz
   "$bin" trigger --url http://127.0.0.1:18401/webhooks/stripe --secret $secret --json --count 2000 --concurrency 64 >/dev/null
-  for i in 1 2 3; do
+  for i in $(seq 1 "$runs"); do
     echo "$1 run $i, 5,000 events offered at 1,000/s: $("$bin" trigger --url http://127.0.0.1:18401/webhooks/stripe --secret $secret --json --count 5000 --rate 1000 --concurrency 64 | summary)"
   done
   sleep 3
-  echo "$1: forwarded to the app so far: $(sqlite3 "$w/y/stripe-hookd.db" 'select count(*) from webhook_events' 2>/dev/null || echo n/a) events stored by the app"
-  kill -TERM $xpid $ypid; wait $xpid $ypid 2>/dev/null || true
+  kill -TERM "$xpid"; wait "$xpid" 2>/dev/null || true
+  local db="$w/x/stripe-hookd.db"
+  if [ "$2" != "[]" ]; then
+    echo "$1: $(count "$db" "select count(*) from deliveries where status = 'delivered'") of $(count "$db" 'select count(*) from deliveries') deliveries delivered 3 s after the load"
+  fi
+  if [ -n "$ypid" ]; then
+    echo "$1: the app (Y) stored $(count "$w/y/stripe-hookd.db" 'select count(*) from webhook_events') events"
+    kill -TERM "$ypid"; wait "$ypid" 2>/dev/null || true
+  fi
 }
-run "no forwarding" "[]"
-run "forwarding (after=received)" "[{name=\"app\",url=\"http://127.0.0.1:18402/webhooks/stripe\",secret=\"$appsecret\",after=\"received\"}]"
-rm -rf "$w"
+run "no forwarding" "[]" no
+run "forwarding to a no-op app" "[{name=\"app\",url=\"$noop_url/webhooks/stripe\",secret=\"$appsecret\",after=\"received\"}]" no
+run "forwarding to a second stripe-hookd" "[{name=\"app\",url=\"http://127.0.0.1:18402/webhooks/stripe\",secret=\"$appsecret\",after=\"received\"}]" yes

@@ -5,8 +5,8 @@
 #
 #   scripts/package.sh [--dev] [OUT_DIR]     (default OUT_DIR: $CARGO_TARGET_DIR/debian)
 #
-# --dev packages a dev-profile build (CI: reuses the test build's
-# dependencies; slower binary, same contents). Needs cargo-deb
+# --dev packages a dev-profile build with the tests' features (CI: reuses
+# the test build; slower binary, same files). Needs cargo-deb
 # (`cargo install cargo-deb`) and dpkg-dev.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +16,10 @@ target=$(cargo metadata --format-version 1 --no-deps | sed -E 's/.*"target_direc
 out=${1:-$target/debian}
 command -v cargo-deb >/dev/null || { echo "cargo-deb not found: cargo install cargo-deb" >&2; exit 1; }
 
-cargo build --locked --profile "$profile" --features postgres --bin stripe-hookd
+# --dev builds with the features the tests were built with (CI: no second
+# compile of the crate); the release package has exactly postgres.
+if [ "$profile" = dev ]; then features=--all-features; else features="--features postgres"; fi
+cargo build --locked --profile "$profile" $features --bin stripe-hookd
 built="$target/$([ "$profile" = dev ] && echo debug || echo "$profile")/stripe-hookd"
 
 # cargo-deb reads assets from target/release/…: stage them in a target dir of

@@ -39,6 +39,10 @@ use crate::store::deliveries::{
 };
 use crate::store::{Store, StoreError, Tx};
 
+/// After a local commit wakes the forwarder, how long it lets further
+/// commits gather before it claims.
+const CLAIM_WINDOW: Duration = Duration::from_millis(5);
+
 /// Built from the configuration (`ForwardConfig::options`).
 #[derive(Debug, Clone)]
 pub struct ForwardOptions {
@@ -346,11 +350,21 @@ impl Forwarder {
             if let Err(e) = self.claim_into(&mut tasks).await {
                 tracing::error!(error = %e, "cannot claim deliveries; retrying");
             }
-            tokio::select! {
+            let woken_by_commit = tokio::select! {
                 () = shutdown.cancelled() => break,
-                () = wake.notified() => {}
-                Some(_) = tasks.join_next() => {}
-                () = tokio::time::sleep(self.options.poll_interval) => {}
+                () = wake.notified() => true,
+                Some(_) = tasks.join_next() => false,
+                () = tokio::time::sleep(self.options.poll_interval) => false,
+            };
+            if woken_by_commit {
+                // Let the deliveries committed in the next moments join this
+                // claim: one claim (and one finish) per batch, not per event,
+                // so the forwarder takes the write lock far less often than
+                // the intake commits (docs/performance.md).
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    () = tokio::time::sleep(CLAIM_WINDOW) => {}
+                }
             }
             while tasks.try_join_next().is_some() {}
         }

@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::store::deliveries::EventHook;
 use crate::store::outbox::{self, Inserted, NewEvent};
-use crate::store::Store;
+use crate::store::{Lane, Store};
 
 /// Called after every commit that stored at least one new event (the runner
 /// uses it to wake its workers at once).
@@ -174,7 +174,8 @@ impl Writer {
             .store
             .conn()
             .map_err(|e| CommitError::Store(e.to_string()))?;
-        let outcomes = outbox::insert_batch_with(&mut conn, events, self.on_stored.as_ref())
+        let outcomes =
+            outbox::insert_batch_in(&mut conn, Lane::Intake, events, self.on_stored.as_ref())
             .map_err(|e| CommitError::Store(e.to_string()))?;
         if outcomes.len() == events.len() {
             Ok(outcomes)

@@ -16,7 +16,7 @@ use crate::store::schema::{
     charges, checkout_sessions, customers, disputes, entitlements, invoices, payment_intents,
     subscription_items, subscriptions,
 };
-use crate::store::{with_tx, DbConnection, StoreError, Tx};
+use crate::store::{with_tx, write_transaction, DbConnection, StoreError, Tx};
 use crate::stripe::objects::{self, ms, SubscriptionStatus};
 
 use super::rows::metadata;
@@ -60,10 +60,13 @@ pub fn next_fetch_seq(conn: &mut DbConnection) -> Result<i64, StoreError> {
         value: i64,
     }
     let next: Next = match conn {
-        DbConnection::Sqlite(c) => diesel::sql_query(
-            "UPDATE fetch_sequence SET value = value + 1 WHERE id = 1 RETURNING value",
-        )
-        .get_result(c)?,
+        // A write like any other: it takes its turn at the write gate.
+        DbConnection::Sqlite(..) => write_transaction(conn, |tx| {
+            with_tx!(tx, c => diesel::sql_query(
+                "UPDATE fetch_sequence SET value = value + 1 WHERE id = 1 RETURNING value",
+            )
+            .get_result(c))
+        })?,
         #[cfg(feature = "postgres")]
         DbConnection::Postgres(c) => {
             diesel::sql_query("SELECT nextval('fetch_sequence') AS value").get_result(c)?

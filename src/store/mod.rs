@@ -7,13 +7,16 @@
 
 pub mod deliveries;
 pub mod events;
+pub mod gate;
 pub mod outbox;
 pub mod schema;
 pub mod time;
 
+pub use gate::Lane;
 pub use time::EpochMs;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
@@ -35,7 +38,7 @@ const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/po
 macro_rules! with_conn {
     ($conn:expr, $c:ident => $body:expr) => {
         match $conn {
-            $crate::store::DbConnection::Sqlite($c) => $body,
+            $crate::store::DbConnection::Sqlite($c, _) => $body,
             #[cfg(feature = "postgres")]
             $crate::store::DbConnection::Postgres($c) => $body,
         }
@@ -71,15 +74,34 @@ pub enum Tx<'a> {
 }
 
 /// Runs `f` in a write transaction and commits if it returns `Ok`:
-/// `BEGIN IMMEDIATE` on SQLite (the write lock up front, so the busy timeout
-/// applies), `BEGIN` on Postgres.
+/// on SQLite after the pool's [`gate::WriteGate`] gave this writer its turn,
+/// then `BEGIN IMMEDIATE` (the write lock up front); `BEGIN` on Postgres.
+/// Background work; the intake's commits use [`write_transaction_in`].
 pub fn write_transaction<T, E, F>(conn: &mut DbConnection, f: F) -> Result<T, E>
 where
     F: FnOnce(&mut Tx<'_>) -> Result<T, E>,
     E: From<diesel::result::Error>,
 {
+    write_transaction_in(conn, Lane::Background, f)
+}
+
+/// [`write_transaction`] in the given lane of SQLite's write gate (Postgres
+/// has no gate: its writers do not share one lock).
+pub fn write_transaction_in<T, E, F>(conn: &mut DbConnection, lane: Lane, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut Tx<'_>) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
     match conn {
-        DbConnection::Sqlite(c) => c.immediate_transaction(|c| f(&mut Tx::Sqlite(c))),
+        DbConnection::Sqlite(c, gate) => {
+            let _turn = gate.enter(lane).map_err(|busy| {
+                diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::Unknown,
+                    Box::new(busy.to_string()),
+                )
+            })?;
+            c.immediate_transaction(|c| f(&mut Tx::Sqlite(c)))
+        }
         #[cfg(feature = "postgres")]
         DbConnection::Postgres(c) => c.transaction(|c| f(&mut Tx::Postgres(c))),
     }
@@ -115,9 +137,10 @@ impl Backend {
     }
 }
 
-/// A live connection to either backend.
+/// A live connection to either backend; a SQLite connection carries its
+/// pool's write gate.
 pub enum DbConnection {
-    Sqlite(SqliteConnection),
+    Sqlite(SqliteConnection, Arc<gate::WriteGate>),
     #[cfg(feature = "postgres")]
     Postgres(PgConnection),
 }
@@ -125,7 +148,7 @@ pub enum DbConnection {
 impl DbConnection {
     pub fn backend(&self) -> Backend {
         match self {
-            DbConnection::Sqlite(_) => Backend::Sqlite,
+            DbConnection::Sqlite(..) => Backend::Sqlite,
             #[cfg(feature = "postgres")]
             DbConnection::Postgres(_) => Backend::Postgres,
         }
@@ -227,6 +250,8 @@ fn redact_password(url: &str) -> String {
 pub struct ConnectionManager {
     target: Target,
     busy_timeout: Duration,
+    /// Shared by every SQLite connection this manager opens.
+    gate: Arc<gate::WriteGate>,
 }
 
 impl ConnectionManager {
@@ -234,6 +259,7 @@ impl ConnectionManager {
         ConnectionManager {
             target,
             busy_timeout,
+            gate: Arc::new(gate::WriteGate::new(busy_timeout)),
         }
     }
 
@@ -246,7 +272,7 @@ impl ConnectionManager {
                     "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
                     self.busy_timeout.as_millis()
                 ))?;
-                Ok(DbConnection::Sqlite(conn))
+                Ok(DbConnection::Sqlite(conn, Arc::clone(&self.gate)))
             }
             #[cfg(feature = "postgres")]
             Target::Postgres(url) => Ok(DbConnection::Postgres(PgConnection::establish(url)?)),
@@ -353,7 +379,7 @@ impl Store {
     pub fn migrate(&self) -> Result<Vec<String>, StoreError> {
         let mut conn = self.conn()?;
         let applied = match &mut *conn {
-            DbConnection::Sqlite(c) => run_migrations(c, SQLITE_MIGRATIONS)?,
+            DbConnection::Sqlite(c, _) => run_migrations(c, SQLITE_MIGRATIONS)?,
             #[cfg(feature = "postgres")]
             DbConnection::Postgres(c) => {
                 diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
@@ -371,7 +397,7 @@ impl Store {
     pub fn pending_migrations(&self) -> Result<Vec<String>, StoreError> {
         let mut conn = self.conn()?;
         let pending = match &mut *conn {
-            DbConnection::Sqlite(c) => c
+            DbConnection::Sqlite(c, _) => c
                 .pending_migrations(SQLITE_MIGRATIONS)
                 .map(|m| m.iter().map(|m| m.name().to_string()).collect()),
             #[cfg(feature = "postgres")]
@@ -474,7 +500,7 @@ mod tests {
         // Held at once: four distinct connections.
         let mut conns: Vec<PooledConnection> = (0..4).map(|_| store.conn().unwrap()).collect();
         for (n, conn) in conns.iter_mut().enumerate() {
-            let DbConnection::Sqlite(c) = &mut **conn else {
+            let DbConnection::Sqlite(c, _) = &mut **conn else {
                 panic!("a SQLite URL gave another backend");
             };
             let mode: Vec<JournalMode> = diesel::sql_query("PRAGMA journal_mode").load(c).unwrap();

@@ -11,7 +11,7 @@ use diesel::sql_types::Text;
 
 use super::deliveries::{EventHook, HookEvent};
 use super::schema::webhook_events;
-use super::{with_conn, write_transaction, DbConnection, EpochMs, StoreError, Tx};
+use super::{with_conn, write_transaction_in, DbConnection, EpochMs, Lane, StoreError, Tx};
 
 /// Event statuses as stored, as strings (raw SQL and metrics labels use
 /// these; Rust code holds an [`EventStatus`]).
@@ -201,7 +201,18 @@ pub fn insert_batch_with(
     events: &[NewEvent],
     on_stored: Option<&EventHook>,
 ) -> Result<Vec<Inserted>, StoreError> {
-    write_transaction(conn, |tx| {
+    insert_batch_in(conn, Lane::Background, events, on_stored)
+}
+
+/// [`insert_batch_with`] in the given lane of SQLite's write gate: the
+/// intake's commits go in [`Lane::Intake`], ahead of background writers.
+pub fn insert_batch_in(
+    conn: &mut DbConnection,
+    lane: Lane,
+    events: &[NewEvent],
+    on_stored: Option<&EventHook>,
+) -> Result<Vec<Inserted>, StoreError> {
+    write_transaction_in(conn, lane, |tx| {
         let outcomes = insert_in(tx, events)?;
         if let Some(hook) = on_stored {
             let stored: Vec<HookEvent> = events

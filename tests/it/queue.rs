@@ -184,7 +184,7 @@ async fn app_with(
 async fn effects(app: &TestApp) -> HashMap<String, i64> {
     let rows: Vec<String> = app
         .db(|c| match c {
-            DbConnection::Sqlite(c) => test_effects::table
+            DbConnection::Sqlite(c, _) => test_effects::table
                 .select(test_effects::event_id)
                 .load(c)
                 .unwrap(),
