@@ -233,7 +233,12 @@ pub async fn list_remote(client: &StripeClient, thin: bool) -> Result<Vec<Remote
                     None if is_webhook_destination(v) => {
                         if let Some(id) = v.get("id").and_then(Value::as_str) {
                             let one = client
-                                .get_v2(&format!("{DESTINATIONS}/{id}"), &include, None, Priority::Live)
+                                .get_v2(
+                                    &format!("{DESTINATIONS}/{id}"),
+                                    &include,
+                                    None,
+                                    Priority::Live,
+                                )
                                 .await?;
                             out.extend(Remote::from_v2(&one.json));
                         }

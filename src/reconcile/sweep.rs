@@ -323,7 +323,13 @@ pub(super) struct Differ {
 }
 
 impl Differ {
-    pub(super) fn push(&mut self, object: &str, field: &str, local: Option<String>, stripe: Option<String>) {
+    pub(super) fn push(
+        &mut self,
+        object: &str,
+        field: &str,
+        local: Option<String>,
+        stripe: Option<String>,
+    ) {
         if local == stripe {
             return;
         }

@@ -55,7 +55,8 @@ pub const SUMMARY_WITHOUT_CUSTOMER: &str = "v1.entitlements.active_entitlement_s
 /// The family that reconciles an object type: [`Family::of_object`], and a
 /// refund's charge.
 fn family_of_object(object_type: &str) -> Option<Family> {
-    Family::of_object(object_type).or_else(|| (object_type == REFUND_OBJECT).then_some(Family::Charge))
+    Family::of_object(object_type)
+        .or_else(|| (object_type == REFUND_OBJECT).then_some(Family::Charge))
 }
 
 /// Whether an event type is a thin event's (`v1.…`, `v2.…`).

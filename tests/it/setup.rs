@@ -201,7 +201,10 @@ async fn setup_thin_creates_an_event_destination_with_v1_types() {
     // Disabled by someone (Stripe's disable: status_details say `user`):
     // setup enables it again.
     client
-        .post_json(&format!("/v2/core/event_destinations/{id}/disable"), &json!({}))
+        .post_json(
+            &format!("/v2/core/event_destinations/{id}/disable"),
+            &json!({}),
+        )
         .await
         .unwrap();
     assert_eq!(fake.event_destinations()[0]["status"], "disabled");
@@ -312,15 +315,13 @@ async fn check_compares_the_stripe_side_endpoint_with_the_daemons_needs(backend:
         "{thin_disabled:?}"
     );
     let fix = thin_disabled[0].fix.as_deref().unwrap();
-    assert!(
-        fix.contains("--thin") && fix.contains("catch-up"),
-        "{fix}"
-    );
+    assert!(fix.contains("--thin") && fix.contains("catch-up"), "{fix}");
 
     // Enabled, but Stripe reports other status details: shown as a warning.
     fake.edit_endpoint(&destination, |e| {
         e["status"] = json!("enabled");
-        e["status_details"] = json!({"disabled": null, "failing": {"since": "2026-11-29T10:00:00.000Z"}});
+        e["status_details"] =
+            json!({"disabled": null, "failing": {"since": "2026-11-29T10:00:00.000Z"}});
     });
     let details = endpoint_checks(&db, &fake, true).await;
     assert_eq!(details[0].verdict, Verdict::Warn, "{details:?}");

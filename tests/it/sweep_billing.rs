@@ -13,7 +13,7 @@ use stripe_hookd::trigger::Scenario;
 
 use crate::admin::{get, run_job};
 use crate::backend_tests;
-use crate::fake_stripe::{charge_shape, Fault, FakeStripe};
+use crate::fake_stripe::{charge_shape, FakeStripe, Fault};
 use crate::harness::*;
 
 backend_tests!(
@@ -54,7 +54,11 @@ fn drift_of(report: &Value, object: &str) -> Vec<(String, Option<String>, Option
         .collect()
 }
 
-fn drifted(field: &str, local: Option<&str>, stripe: Option<&str>) -> (String, Option<String>, Option<String>) {
+fn drifted(
+    field: &str,
+    local: Option<&str>,
+    stripe: Option<&str>,
+) -> (String, Option<String>, Option<String>) {
     (
         field.to_owned(),
         local.map(str::to_owned),
@@ -63,7 +67,10 @@ fn drifted(field: &str, local: Option<&str>, stripe: Option<&str>) -> (String, O
 }
 
 /// A local charge's (status, amount_refunded, refunded, disputed).
-async fn local_charge(app: &TestApp, id: &str) -> Option<(Option<String>, Option<i64>, bool, bool)> {
+async fn local_charge(
+    app: &TestApp,
+    id: &str,
+) -> Option<(Option<String>, Option<i64>, bool, bool)> {
     let id = id.to_owned();
     app.db(move |c| {
         with_conn!(c, c => charges::table
@@ -103,9 +110,13 @@ async fn the_sweep_compares_charges_and_customer_features(backend: Backend) {
     let s = basil();
     fake.customer(&s);
     let ch = fake.charge(&s, "succeeded");
-    app.deliver_ok(&snapshot_event("customer.created", fake.get(&s.customer).unwrap()))
+    app.deliver_ok(&snapshot_event(
+        "customer.created",
+        fake.get(&s.customer).unwrap(),
+    ))
+    .await;
+    app.deliver_ok(&snapshot_event("charge.succeeded", ch))
         .await;
-    app.deliver_ok(&snapshot_event("charge.succeeded", ch)).await;
     app.runner.run_pending().await.unwrap();
 
     // Entitlements not in use (no feature at Stripe, none stored): one
@@ -133,8 +144,11 @@ async fn the_sweep_compares_charges_and_customer_features(backend: Backend) {
     // listed): its local features are still compared.
     let s2 = basil();
     fake.customer(&s2);
-    app.deliver_ok(&snapshot_event("customer.created", fake.get(&s2.customer).unwrap()))
-        .await;
+    app.deliver_ok(&snapshot_event(
+        "customer.created",
+        fake.get(&s2.customer).unwrap(),
+    ))
+    .await;
     fake.set_active_entitlements(&s2.customer, None, &[("pro", "feat_pro")]);
     app.deliver_ok(&snapshot_event(SUMMARY, summary(&s2.customer)))
         .await;
@@ -204,7 +218,10 @@ async fn the_sweep_compares_charges_and_customer_features(backend: Backend) {
     assert!(features(&app, &s2.customer).await.is_empty());
 
     let report = sweep(&app, true).await;
-    assert_eq!(report["drift_total"], 0, "a second sweep finds nothing: {report}");
+    assert_eq!(
+        report["drift_total"], 0,
+        "a second sweep finds nothing: {report}"
+    );
     app.stop().await;
     fake.stop().await;
 }

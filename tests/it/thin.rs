@@ -485,7 +485,11 @@ async fn a_thin_refund_update_reconciles_the_refunds_charge(backend: Backend) {
     assert_eq!(status_of(&app, &snapshot_id).await, "done");
     assert_eq!(status_of(&app, &twin_id).await, "done");
     assert_eq!(fake.count("/v1/refunds/"), refunds, "no refund fetch");
-    assert_eq!(fake.count("/v1/charges/"), charges_before + 1, "one charge fetch");
+    assert_eq!(
+        fake.count("/v1/charges/"),
+        charges_before + 1,
+        "one charge fetch"
+    );
     assert_eq!(
         local_charge(&app, &s.charge).await,
         Some((Some(2000), true, None))
@@ -509,12 +513,41 @@ async fn a_thin_refund_update_reconciles_the_refunds_charge(backend: Backend) {
     let fetches: Vec<_> = fake
         .requests()
         .into_iter()
-        .filter(|r| r.path == format!("/v1/refunds/{refund_id}") || r.path == format!("/v1/charges/{}", s2.charge))
+        .filter(|r| {
+            r.path == format!("/v1/refunds/{refund_id}")
+                || r.path == format!("/v1/charges/{}", s2.charge)
+        })
         .collect();
     assert_eq!(fetches.len(), 2, "{fetches:?}");
     assert!(fetches
         .iter()
         .all(|r| r.account.as_deref() == Some("acct_refunds")));
+
+    // Stripe could not generate a refund's event, and says so when it is
+    // resolved: the refund's charge is resynced.
+    let s3 = scenario();
+    fake.charge(&s3, "succeeded");
+    let refund = fake.refund(&s3.charge, 300);
+    let mut full = v2::full_event(
+        "v2.core.health.event_generation_failure.resolved",
+        None,
+        None,
+    );
+    full["data"] = json!({
+        "impact": {
+            "context": null,
+            "event_type": "charge.refund.updated",
+            "related_object": {"id": refund["id"], "type": "refund", "url": format!("/v1/refunds/{}", refund["id"].as_str().unwrap())}
+        }
+    });
+    let id = app.deliver_ok(&fake.push_thin_event(full)).await;
+    app.runner.run_pending().await.unwrap();
+    assert_eq!(status_of(&app, &id).await, "done");
+    assert_eq!(
+        local_charge(&app, &s3.charge).await,
+        Some((Some(300), false, None)),
+        "the refund's charge was resynced"
+    );
 
     // A refund Stripe does not know names no charge: done, nothing written.
     let unknown = fake.push_thin_event(v2::full_event(

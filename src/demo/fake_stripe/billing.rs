@@ -248,7 +248,12 @@ fn owned_by(state: &State, account: Option<&str>, object: &str) -> Vec<Value> {
     let mut items: Vec<Value> = lock(&state.objects)
         .values()
         .filter(|o| o["object"] == json!(object))
-        .filter(|o| owners.get(o["id"].as_str().unwrap_or("")).map(String::as_str) == account)
+        .filter(|o| {
+            owners
+                .get(o["id"].as_str().unwrap_or(""))
+                .map(String::as_str)
+                == account
+        })
         .cloned()
         .collect();
     items.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));

@@ -271,7 +271,12 @@ async fn enable_destination(
 
 /// Stripe's disable (by a user: `status_details.disabled.reason: user`)
 /// and enable (no status details).
-fn set_destination_status(req: &HttpRequest, id: &str, state: &State, enabled: bool) -> HttpResponse {
+fn set_destination_status(
+    req: &HttpRequest,
+    id: &str,
+    state: &State,
+    enabled: bool,
+) -> HttpResponse {
     if let Some(refused) = refuse(req, state) {
         return refused;
     }
