@@ -169,6 +169,8 @@ pub struct Findings {
     /// Its API version, when it is not the pin.
     pub other_version: Option<String>,
     pub disabled: bool,
+    /// Stripe's reason, when it is a disabled event destination.
+    pub disabled_reason: Option<String>,
 }
 
 impl Findings {
@@ -204,6 +206,7 @@ pub fn compare(remote: &Remote, pin: &str) -> Findings {
             .clone()
             .filter(|v| !remote.thin && v != pin),
         disabled: remote.disabled,
+        disabled_reason: remote.disabled_reason.clone().filter(|_| remote.disabled),
     }
 }
 
@@ -578,7 +581,10 @@ pub fn command(config: &Config, args: SetupArgs) -> anyhow::Result<()> {
             println!("  event types no handler uses: {}", f.extra.join(", "));
         }
         if f.disabled {
-            println!("  it was disabled");
+            match &f.disabled_reason {
+                Some(reason) => println!("  it was disabled (Stripe's reason: {reason})"),
+                None => println!("  it was disabled"),
+            }
         }
     }
     println!("  {} event types", report.enabled_events);

@@ -210,7 +210,9 @@ async fn setup_thin_creates_an_event_destination_with_v1_types() {
     assert_eq!(fake.event_destinations()[0]["status"], "disabled");
     let enabled = setup::run(&client, &options(true)).await.unwrap();
     assert_eq!(enabled.action, Action::Updated);
-    assert!(enabled.findings.unwrap().disabled);
+    let findings = enabled.findings.unwrap();
+    assert!(findings.disabled);
+    assert_eq!(findings.disabled_reason.as_deref(), Some("user"));
     let d = &fake.event_destinations()[0];
     assert_eq!(d["status"], "enabled", "{d}");
     assert!(d["status_details"].is_null(), "{d}");
