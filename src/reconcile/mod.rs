@@ -14,7 +14,7 @@
 //! | `customer.subscription.*`               | `/v1/subscriptions/{id}`       |
 //! | `invoice.*` (not `invoice.upcoming`)    | `/v1/invoices/{id}`            |
 //! | `charge.dispute.*`                      | `/v1/disputes/{id}` (+ its charge) |
-//! | `charge.*` (other), `charge.refund.updated` | `/v1/charges/{id}` (a refund's: its `charge`; thin: `/v1/refunds/{id}` first) |
+//! | `charge.*` (other), `charge.refund.updated`, `refund.*` | `/v1/charges/{id}` (a refund's: its `charge`; thin: `/v1/refunds/{id}` first) |
 //! | `checkout.session.*`                    | `/v1/checkout/sessions/{id}` (+ its customer and subscription) |
 //! | `customer.created/updated/deleted`      | `/v1/customers/{id}`           |
 //! | `entitlements.active_entitlement_summary.updated` | `/v1/entitlements/active_entitlements?customer=` (every page; `features.rs`) |
@@ -76,8 +76,9 @@ impl Family {
             Some(Family::Invoice)
         } else if event_type.starts_with("charge.dispute.") {
             Some(Family::Dispute)
-        } else if event_type.starts_with("charge.") {
-            // `charge.refund.updated` carries a refund: its charge is fetched.
+        } else if event_type.starts_with("charge.") || event_type.starts_with("refund.") {
+            // `charge.refund.updated` and `refund.*` carry a refund: its
+            // charge is fetched.
             Some(Family::Charge)
         } else if event_type.starts_with("checkout.session.") {
             Some(Family::CheckoutSession)

@@ -12,8 +12,8 @@
 //! newer state (the writes are guarded by the order of fetches): either
 //! way the twin applies once. See docs/thin-events.md.
 //!
-//! A refund (`charge.refund.updated`, thin `v1.charge.refund.updated`) is
-//! not a record of ours: its charge is. A snapshot event carries the refund
+//! A refund (`charge.refund.updated`, `refund.*`, and their thin `v1.`
+//! twins) is not a record of ours: its charge is. A snapshot event carries the refund
 //! and so its `charge`; a thin one names only the refund, which is fetched
 //! (`GET /v1/refunds/{id}`, as the `context` account) for its `charge`, and
 //! that charge is reconciled like for any `charge.*` event
@@ -248,6 +248,15 @@ mod tests {
         assert!(handles(&refund, |_| false));
         let snapshot = event("charge.refund.updated", Some(REFUND_OBJECT));
         assert_eq!(family_of(&snapshot), Some(Family::Charge));
+        // So are the `refund.*` events, by their object or their name.
+        assert_eq!(
+            family_of(&event("v1.refund.updated", Some(REFUND_OBJECT))),
+            Some(Family::Charge)
+        );
+        assert!(handles(
+            &event("refund.created", Some(REFUND_OBJECT)),
+            |t| { Family::of_event(t).is_some() }
+        ));
         // The thin entitlements summary names no object: ignored.
         assert!(!handles(&event(SUMMARY_WITHOUT_CUSTOMER, None), all));
         // v1 resources we do not reconcile, v2 resources and the ping: ignored.

@@ -495,6 +495,26 @@ async fn a_thin_refund_update_reconciles_the_refunds_charge(backend: Backend) {
         Some((Some(2000), true, None))
     );
 
+    // The newer refund events (`refund.created/updated/failed`) too, in
+    // either style: routed by their object, the refund.
+    let s5 = scenario();
+    fake.charge(&s5, "succeeded");
+    let third = fake.refund(&s5.charge, 100);
+    let snapshot_id = app
+        .deliver_ok(&snapshot_event("refund.created", third.clone()))
+        .await;
+    let thin_id = app
+        .deliver_ok(&fake.thin_event("refund.updated", third["id"].as_str().unwrap(), None))
+        .await;
+    let tally = app.runner.run_pending().await.unwrap();
+    assert_eq!(tally.done, 2, "{tally:?}");
+    assert_eq!(status_of(&app, &snapshot_id).await, "done");
+    assert_eq!(status_of(&app, &thin_id).await, "done");
+    assert_eq!(
+        local_charge(&app, &s5.charge).await,
+        Some((Some(100), false, None))
+    );
+
     // A connected account's refund: both fetches carry its Stripe-Account.
     let s2 = scenario();
     let ch = fake.charge(&s2, "succeeded");
