@@ -380,12 +380,8 @@ async fn stripe_endpoints(config: &Config) -> Vec<Check> {
         let f = compare(remote, &config.stripe.api_version);
         let name = format!("{} {} ({})", kind, remote.id, remote.url);
         if f.disabled {
-            out.push(check(
-                "stripe-endpoint",
-                Verdict::Fail,
-                format!("{name} is disabled at Stripe: nothing is delivered"),
-                Some(&format!("fix what made deliveries fail (journalctl -u stripe-hookd), then re-enable it ({setup_fix} does) and run stripe-hookd catch-up")),
-            ));
+            let (detail, fix) = disabled(&name, remote, &setup_fix);
+            out.push(check("stripe-endpoint", Verdict::Fail, detail, Some(&fix)));
         } else if !f.missing.is_empty() {
             out.push(check(
                 "stripe-endpoint",
@@ -406,6 +402,13 @@ async fn stripe_endpoints(config: &Config) -> Vec<Check> {
                     config.stripe.api_version
                 ),
                 Some("docs/upgrading.md, \"Moving the Stripe API version pin\""),
+            ));
+        } else if let Some(details) = &remote.status_details {
+            out.push(check(
+                "stripe-endpoint",
+                Verdict::Warn,
+                format!("{name} is enabled, and Stripe reports status details for it: {details}"),
+                Some("read them in the Dashboard (Developers → Event destinations → this destination) and act on what they say"),
             ));
         } else if f.all_events || !f.extra.is_empty() {
             out.push(check(
@@ -435,6 +438,32 @@ async fn stripe_endpoints(config: &Config) -> Vec<Check> {
         }
     }
     out
+}
+
+/// What `check` says of a disabled webhook endpoint or event destination:
+/// why (an event destination's `status_details.disabled.reason`), and what
+/// to do. Nothing is delivered while it is disabled; what Stripe sent
+/// meanwhile is fetched by catch-up once it is enabled again.
+fn disabled(name: &str, remote: &crate::cli::setup::Remote, setup_fix: &str) -> (String, String) {
+    let catch_up = "then run `stripe-hookd catch-up` for the events of the time it was off";
+    match remote.disabled_reason.as_deref() {
+        Some("user") => (
+            format!("{name} is disabled at Stripe (status_details.disabled.reason: user — someone turned it off in the Dashboard or through the API): nothing is delivered"),
+            format!("if it was not turned off on purpose, enable it again ({setup_fix} does, or Dashboard → Developers → Event destinations → Enable), {catch_up}"),
+        ),
+        Some(reason) => (
+            format!("{name} is disabled at Stripe (status_details.disabled.reason: {reason}): nothing is delivered"),
+            format!("remove the cause Stripe names, enable it again ({setup_fix} does), {catch_up}"),
+        ),
+        None if remote.thin => (
+            format!("{name} is disabled at Stripe (no reason given): nothing is delivered"),
+            format!("enable it again ({setup_fix} does), {catch_up}"),
+        ),
+        None => (
+            format!("{name} is disabled at Stripe: nothing is delivered (Stripe disables an endpoint that has failed deliveries for several days, or someone turned it off)"),
+            format!("fix what made deliveries fail (journalctl -u stripe-hookd; the Dashboard shows the failed deliveries), enable it again ({setup_fix} does), {catch_up}"),
+        ),
+    }
 }
 
 /// Prints the checks; returns whether all passed (warnings pass).

@@ -74,7 +74,7 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// The drift sweep: compare every subscription and customer with Stripe, fix and report drift.
+    /// The drift sweep: compare subscriptions, customers, recent charges and customer features with Stripe, fix and report drift.
     Reconcile {
         /// Report what differs without changing anything.
         #[arg(long)]

@@ -59,6 +59,13 @@ pub struct Remote {
     /// Webhook endpoints only (thin payloads are unversioned).
     pub api_version: Option<String>,
     pub disabled: bool,
+    /// Why Stripe says it is disabled (an event destination's
+    /// `status_details.disabled.reason`: `user`, …); webhook endpoints say
+    /// nothing.
+    pub disabled_reason: Option<String>,
+    /// Any other `status_details` Stripe reports for an event destination
+    /// (none are published besides `disabled` today): shown by `check`.
+    pub status_details: Option<Value>,
     pub thin: bool,
     /// Made by `setup` (carries its metadata).
     pub ours: bool,
@@ -76,16 +83,37 @@ impl Remote {
                 .and_then(Value::as_str)
                 .map(str::to_owned),
             disabled: v.get("status").and_then(Value::as_str) == Some("disabled"),
+            disabled_reason: None,
+            status_details: None,
             thin: false,
             ours: is_ours(v),
         })
     }
 
-    /// A `/v2/core/event_destinations` object of type `webhook_endpoint`.
+    /// A `/v2/core/event_destinations` object of type `webhook_endpoint`,
+    /// retrieved or listed with `include=webhook_endpoint.url` (without it
+    /// Stripe answers `url: null`, and this is `None`).
     pub fn from_v2(v: &Value) -> Option<Remote> {
         if v.get("type").and_then(Value::as_str) != Some("webhook_endpoint") {
             return None;
         }
+        let details = v.get("status_details").filter(|d| !d.is_null());
+        let disabled_reason = details
+            .and_then(|d| d.pointer("/disabled/reason"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        // What else Stripe says about its status (a key other than
+        // `disabled`, with a value).
+        let status_details = details
+            .and_then(Value::as_object)
+            .map(|d| {
+                d.iter()
+                    .filter(|(k, v)| k.as_str() != "disabled" && !v.is_null())
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect::<serde_json::Map<String, Value>>()
+            })
+            .filter(|d| !d.is_empty())
+            .map(Value::Object);
         Some(Remote {
             id: v.get("id")?.as_str()?.to_owned(),
             url: v.pointer("/webhook_endpoint/url")?.as_str()?.to_owned(),
@@ -95,6 +123,8 @@ impl Remote {
                 .and_then(Value::as_str)
                 .map(str::to_owned),
             disabled: v.get("status").and_then(Value::as_str) == Some("disabled"),
+            disabled_reason,
+            status_details,
             thin: v.get("event_payload").and_then(Value::as_str) == Some("thin"),
             ours: is_ours(v),
         })
@@ -139,6 +169,8 @@ pub struct Findings {
     /// Its API version, when it is not the pin.
     pub other_version: Option<String>,
     pub disabled: bool,
+    /// Stripe's reason, when it is a disabled event destination.
+    pub disabled_reason: Option<String>,
 }
 
 impl Findings {
@@ -174,7 +206,17 @@ pub fn compare(remote: &Remote, pin: &str) -> Findings {
             .clone()
             .filter(|v| !remote.thin && v != pin),
         disabled: remote.disabled,
+        disabled_reason: remote.disabled_reason.clone().filter(|_| remote.disabled),
     }
+}
+
+/// Stripe's event destinations (v2).
+const DESTINATIONS: &str = "/v2/core/event_destinations";
+/// The `include` that makes Stripe show a destination's URL.
+const INCLUDE_URL: &str = "webhook_endpoint.url";
+
+fn is_webhook_destination(v: &Value) -> bool {
+    v.get("type").and_then(Value::as_str) == Some("webhook_endpoint")
 }
 
 /// The Stripe-side endpoints of one kind (webhook endpoints, or thin event
@@ -182,9 +224,31 @@ pub fn compare(remote: &Remote, pin: &str) -> Findings {
 pub async fn list_remote(client: &StripeClient, thin: bool) -> Result<Vec<Remote>, StripeError> {
     let mut out = Vec::new();
     if thin {
-        let mut pages = client.v2_pages("/v2/core/event_destinations", &[], Priority::Live);
+        // Stripe shows a destination's URL only when asked to.
+        let include = [("include", INCLUDE_URL)];
+        let mut pages = client.v2_pages(DESTINATIONS, &include, Priority::Live);
         while let Some(page) = pages.next().await? {
-            out.extend(page.iter().filter_map(Remote::from_v2));
+            for v in &page {
+                match Remote::from_v2(v) {
+                    Some(remote) => out.push(remote),
+                    // A page without the URL (a later page whose link
+                    // dropped `include`): retrieve the destination itself.
+                    None if is_webhook_destination(v) => {
+                        if let Some(id) = v.get("id").and_then(Value::as_str) {
+                            let one = client
+                                .get_v2(
+                                    &format!("{DESTINATIONS}/{id}"),
+                                    &include,
+                                    None,
+                                    Priority::Live,
+                                )
+                                .await?;
+                            out.extend(Remote::from_v2(&one.json));
+                        }
+                    }
+                    None => {}
+                }
+            }
         }
     } else {
         let mut pages = client.pages("/v1/webhook_endpoints", &[], Priority::Live);
@@ -517,7 +581,10 @@ pub fn command(config: &Config, args: SetupArgs) -> anyhow::Result<()> {
             println!("  event types no handler uses: {}", f.extra.join(", "));
         }
         if f.disabled {
-            println!("  it was disabled");
+            match &f.disabled_reason {
+                Some(reason) => println!("  it was disabled (Stripe's reason: {reason})"),
+                None => println!("  it was disabled"),
+            }
         }
     }
     println!("  {} event types", report.enabled_events);

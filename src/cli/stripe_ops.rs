@@ -105,9 +105,11 @@ pub fn reconcile(config: &Config, dry_run: bool, all: bool, json: bool) -> anyho
         return Ok(());
     }
     println!(
-        "checked {} subscriptions and {} customers; {} field(s) of {} object(s) drifted{}",
+        "checked {} subscriptions, {} customers, {} charges and {} customers' features; {} field(s) of {} object(s) drifted{}",
         report.subscriptions_checked,
         report.customers_checked,
+        report.charges_checked,
+        report.customer_features_checked,
         report.drift_total,
         report.drifted_objects,
         if dry_run {
@@ -116,6 +118,9 @@ pub fn reconcile(config: &Config, dry_run: bool, all: bool, json: bool) -> anyho
             format!("; {} object(s) fixed", report.fixed)
         }
     );
+    for skipped in &report.skipped {
+        println!("skipped: {skipped}");
+    }
     if !report.drift_by_field.is_empty() {
         let by_field: Vec<String> = report
             .drift_by_field

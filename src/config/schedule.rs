@@ -15,7 +15,7 @@ pub struct ScheduleConfig {
     pub catch_up_interval_mins: u64,
     /// Only events whose delivery Stripe marked failed.
     pub catch_up_only_failed: bool,
-    /// Compare every subscription and customer with Stripe and fix drift; 0 = off.
+    /// Compare subscriptions, customers, recent charges and customer features with Stripe and fix drift; 0 = off.
     pub sweep_interval_hours: u64,
 }
 

@@ -57,7 +57,9 @@ pub const SUBSCRIBED: &[&str] = &[
 ];
 
 /// Snapshot types with no thin twin we can process: the summary names its
-/// customer only in `data.object`, which a thin event does not carry.
+/// customer only in `data.object`; Stripe's thin twin
+/// ([`super::thin::SUMMARY_WITHOUT_CUSTOMER`]) has no `related_object` and
+/// its full event no `data`, so it names no customer (docs/thin-events.md).
 pub const SNAPSHOT_ONLY: &[&str] = &[super::features::SUMMARY_EVENT];
 
 /// The thin events a destination is subscribed to besides the `v1.` ones:
@@ -99,5 +101,10 @@ mod tests {
             .iter()
             .all(|t| t.starts_with("v1.") || t.starts_with("v2.")));
         assert_eq!(thin.len(), SUBSCRIBED.len() + THIN_EXTRA.len());
+        // The thin summary names no customer: a destination is not subscribed to it.
+        assert!(!thin.contains(&super::super::thin::SUMMARY_WITHOUT_CUSTOMER.to_owned()));
+        assert!(SNAPSHOT_ONLY
+            .iter()
+            .all(|t| format!("v1.{t}") == super::super::thin::SUMMARY_WITHOUT_CUSTOMER));
     }
 }

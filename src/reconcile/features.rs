@@ -62,9 +62,20 @@ pub async fn fetch(
     customer: &str,
     account: Option<&str>,
 ) -> Result<CustomerFeatures, HandlerError> {
+    fetch_at(client, cx, customer, account, Priority::Live).await
+}
+
+/// [`fetch`] at a priority (the drift sweep's are background calls).
+pub async fn fetch_at(
+    client: &StripeClient,
+    cx: &HandlerContext,
+    customer: &str,
+    account: Option<&str>,
+    priority: Priority,
+) -> Result<CustomerFeatures, HandlerError> {
     let stamp = fetch_stamp(cx).await?;
     let params = [("customer", customer)];
-    let mut pages = client.pages(PATH, &params, Priority::Live).account(account);
+    let mut pages = client.pages(PATH, &params, priority).account(account);
     let mut entitlements = Vec::new();
     loop {
         match pages.next().await {

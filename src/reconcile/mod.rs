@@ -14,7 +14,7 @@
 //! | `customer.subscription.*`               | `/v1/subscriptions/{id}`       |
 //! | `invoice.*` (not `invoice.upcoming`)    | `/v1/invoices/{id}`            |
 //! | `charge.dispute.*`                      | `/v1/disputes/{id}` (+ its charge) |
-//! | `charge.*` (other), `charge.refund.updated` | `/v1/charges/{id}` (a refund's: its `charge`) |
+//! | `charge.*` (other), `charge.refund.updated`, `refund.*` | `/v1/charges/{id}` (a refund's: its `charge`; thin: `/v1/refunds/{id}` first) |
 //! | `checkout.session.*`                    | `/v1/checkout/sessions/{id}` (+ its customer and subscription) |
 //! | `customer.created/updated/deleted`      | `/v1/customers/{id}`           |
 //! | `entitlements.active_entitlement_summary.updated` | `/v1/entitlements/active_entitlements?customer=` (every page; `features.rs`) |
@@ -36,6 +36,8 @@ pub mod records;
 pub mod rows;
 pub mod schedule;
 pub mod sweep;
+pub mod sweep_charges;
+pub mod sweep_features;
 pub mod thin;
 
 use std::sync::Arc;
@@ -74,8 +76,9 @@ impl Family {
             Some(Family::Invoice)
         } else if event_type.starts_with("charge.dispute.") {
             Some(Family::Dispute)
-        } else if event_type.starts_with("charge.") {
-            // `charge.refund.updated` carries a refund: its charge is fetched.
+        } else if event_type.starts_with("charge.") || event_type.starts_with("refund.") {
+            // `charge.refund.updated` and `refund.*` carry a refund: its
+            // charge is fetched.
             Some(Family::Charge)
         } else if event_type.starts_with("checkout.session.") {
             Some(Family::CheckoutSession)
@@ -484,12 +487,28 @@ impl Handler for ReconcileHandler {
             let family = thin::family_of(first).ok_or_else(|| {
                 HandlerError::permanent(format!("no handler for {}", first.event_type))
             })?;
-            let id = match first.object_type.as_deref() {
-                // `charge.refund.updated`: the refund's charge is the record.
-                Some("refund") => object_field(&first.payload, "charge"),
-                _ => first.object_id.clone(),
-            }
-            .ok_or_else(|| HandlerError::permanent("the event names no object id"))?;
+            let object_id = first
+                .object_id
+                .clone()
+                .ok_or_else(|| HandlerError::permanent("the event names no object id"))?;
+            let id = if first.object_type.as_deref() == Some(thin::REFUND_OBJECT) {
+                // `charge.refund.updated` (either style): the refund's charge is the record.
+                let account = first.account.as_deref();
+                match thin::charge_of_refund(&this.client, &object_id, account, &group.events)
+                    .await?
+                {
+                    Some(charge) => charge,
+                    None => {
+                        tracing::info!(
+                            event_id = %first.event_id, refund = %object_id,
+                            "the refund names no charge Stripe knows: nothing written"
+                        );
+                        return Ok(Box::new(|_: &mut crate::store::Tx<'_>| Ok(())) as Apply);
+                    }
+                }
+            } else {
+                object_id
+            };
             for event in &group.events {
                 if let Some(version) = &event.api_version {
                     if *version != this.options.api_version {

@@ -60,7 +60,7 @@ pub async fn run(
                     }
                     match sweep::run(&handler, &store, false, &|_| {}).await {
                         Ok(r) => tracing::info!(
-                            checked = r.subscriptions_checked + r.customers_checked,
+                            checked = r.checked(),
                             drifted_objects = r.drifted_objects,
                             drift_total = r.drift_total,
                             fixed = r.fixed,

@@ -11,6 +11,12 @@
 //! the items (price, product, quantity) and the entitlements derived from
 //! them (products, status) — everything access depends on.
 //!
+//! Then, per account, the charges created in the last
+//! [`super::sweep_charges::WINDOW_DAYS`] days (`sweep_charges.rs`: status,
+//! amount refunded, refunded, disputed) and, where Stripe's Entitlements
+//! product is in use, each customer's active features (`sweep_features.rs`:
+//! the set of lookup keys).
+//!
 //! The report is bounded: counts (objects, fields, per field) and the first
 //! [`DRIFT_SHOWN`] drift entries; the whole list stays with the report
 //! ([`SweepReport::all_drift`]) for the admin API to page through. Customer
@@ -52,6 +58,12 @@ pub struct SweepReport {
     pub dry_run: bool,
     pub subscriptions_checked: usize,
     pub customers_checked: usize,
+    /// Charges created in the window ([`super::sweep_charges::WINDOW_DAYS`]).
+    pub charges_checked: usize,
+    /// Customers whose active features (Stripe's Entitlements) were compared.
+    pub customer_features_checked: usize,
+    /// Parts not run, and why (a restricted key that may not read them).
+    pub skipped: Vec<String>,
     /// Objects written (0 in a dry run).
     pub fixed: usize,
     /// Objects with at least one drifted field.
@@ -70,6 +82,14 @@ pub struct SweepReport {
 }
 
 impl SweepReport {
+    /// Objects checked, of every kind.
+    pub fn checked(&self) -> usize {
+        self.subscriptions_checked
+            + self.customers_checked
+            + self.charges_checked
+            + self.customer_features_checked
+    }
+
     fn add(&mut self, drift: Vec<Drift>) {
         self.drifted_objects += 1;
         for d in drift {
@@ -140,7 +160,8 @@ pub async fn run(
     Ok(report)
 }
 
-/// Sweeps one account's subscriptions and customers into `report`.
+/// Sweeps one account's subscriptions, customers, charges and customer
+/// features into `report`.
 async fn sweep_account(
     handler: &ReconcileHandler,
     store: &Store,
@@ -148,11 +169,12 @@ async fn sweep_account(
     report: &mut SweepReport,
     progress: &(dyn Fn(&SweepProgress) + Send + Sync),
 ) -> Result<(), SweepError> {
-    let dry_run = report.dry_run;
     let cx = HandlerContext {
         store: store.clone(),
         clock: Clock::default(),
     };
+    // The customers Stripe lists, whose features are compared after.
+    let mut customer_ids: Vec<String> = Vec::new();
     for (family, path, extra) in [
         (
             Family::Subscription,
@@ -183,37 +205,59 @@ async fn sweep_account(
                 let record = record_from_json(family, object, stamp)
                     .map_err(|e| SweepError::Other(e.message))?;
                 let drift = compare(store, &record).await?;
-                match family {
-                    Family::Subscription => report.subscriptions_checked += 1,
-                    _ => report.customers_checked += 1,
+                match &record {
+                    Record::Customer(row) => {
+                        report.customers_checked += 1;
+                        customer_ids.push(row.id.clone());
+                    }
+                    _ => report.subscriptions_checked += 1,
                 }
-                metrics::counter!(crate::metrics::SWEEP_OBJECTS, "kind" => phase).increment(1);
-                if !drift.is_empty() {
-                    for d in &drift {
-                        metrics::counter!(crate::metrics::SWEEP_DRIFT, "field" => d.field.clone())
-                            .increment(1);
-                        tracing::debug!(object = %d.object, field = %d.field, local = ?d.local, stripe = ?d.stripe, dry_run, "drift found");
-                    }
-                    if report.drifted_objects < DRIFT_SHOWN {
-                        let fields: Vec<&str> = drift.iter().map(|d| d.field.as_str()).collect();
-                        tracing::warn!(object = %drift[0].object, account = account.unwrap_or(""), fields = %fields.join(","), dry_run, "drift found");
-                    }
-                    report.add(drift);
-                    if !dry_run {
-                        handler
-                            .write(store, vec![record], account.map(str::to_owned))
-                            .await
-                            .map_err(|e| SweepError::Other(e.to_string()))?;
-                        report.fixed += 1;
-                    }
-                }
+                settle(handler, store, account, report, phase, drift, record).await?;
             }
             progress(&SweepProgress {
                 phase,
-                checked: report.subscriptions_checked + report.customers_checked,
+                checked: report.checked(),
                 drifted: report.drifted_objects,
             });
         }
+    }
+    super::sweep_charges::sweep(handler, store, account, report, progress).await?;
+    super::sweep_features::sweep(handler, store, account, &customer_ids, report, progress).await?;
+    Ok(())
+}
+
+/// One checked object of `kind`: counted; its drift (if any) logged and
+/// reported, and — unless this is a dry run — `record` (fetched from
+/// `account`, stamped before its fetch) written, guarded by that stamp.
+pub(super) async fn settle(
+    handler: &ReconcileHandler,
+    store: &Store,
+    account: Option<&str>,
+    report: &mut SweepReport,
+    kind: &'static str,
+    drift: Vec<Drift>,
+    record: Record,
+) -> Result<(), SweepError> {
+    let dry_run = report.dry_run;
+    metrics::counter!(crate::metrics::SWEEP_OBJECTS, "kind" => kind).increment(1);
+    if drift.is_empty() {
+        return Ok(());
+    }
+    for d in &drift {
+        metrics::counter!(crate::metrics::SWEEP_DRIFT, "field" => d.field.clone()).increment(1);
+        tracing::debug!(object = %d.object, field = %d.field, local = ?d.local, stripe = ?d.stripe, dry_run, "drift found");
+    }
+    if report.drifted_objects < DRIFT_SHOWN {
+        let fields: Vec<&str> = drift.iter().map(|d| d.field.as_str()).collect();
+        tracing::warn!(object = %drift[0].object, account = account.unwrap_or(""), fields = %fields.join(","), dry_run, "drift found");
+    }
+    report.add(drift);
+    if !dry_run {
+        handler
+            .write(store, vec![record], account.map(str::to_owned))
+            .await
+            .map_err(|e| SweepError::Other(e.to_string()))?;
+        report.fixed += 1;
     }
     Ok(())
 }
@@ -251,7 +295,7 @@ struct LocalCustomer {
     gone: bool,
 }
 
-fn s<T: ToString>(v: Option<T>) -> Option<String> {
+pub(super) fn s<T: ToString>(v: Option<T>) -> Option<String> {
     v.map(|v| v.to_string())
 }
 
@@ -274,12 +318,18 @@ fn raw_field(raw: &str, field: &str) -> Option<String> {
 
 /// Collects the fields that differ.
 #[derive(Default)]
-struct Differ {
-    drift: Vec<Drift>,
+pub(super) struct Differ {
+    pub(super) drift: Vec<Drift>,
 }
 
 impl Differ {
-    fn push(&mut self, object: &str, field: &str, local: Option<String>, stripe: Option<String>) {
+    pub(super) fn push(
+        &mut self,
+        object: &str,
+        field: &str,
+        local: Option<String>,
+        stripe: Option<String>,
+    ) {
         if local == stripe {
             return;
         }

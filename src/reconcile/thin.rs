@@ -11,10 +11,23 @@
 //! second fetch reads the same current object and its write is a no-op or a
 //! newer state (the writes are guarded by the order of fetches): either
 //! way the twin applies once. See docs/thin-events.md.
+//!
+//! A refund (`charge.refund.updated`, `refund.*`, and their thin `v1.`
+//! twins) is not a record of ours: its charge is. A snapshot event carries the refund
+//! and so its `charge`; a thin one names only the refund, which is fetched
+//! (`GET /v1/refunds/{id}`, as the `context` account) for its `charge`, and
+//! that charge is reconciled like for any `charge.*` event
+//! ([`charge_of_refund`]).
+//!
+//! Stripe's thin `v1.entitlements.active_entitlement_summary.updated`
+//! carries no `related_object` (the summary has no id or URL of its own)
+//! and its full event no `data`: nothing in it names the customer, so it
+//! ends `ignored` ([`SUMMARY_WITHOUT_CUSTOMER`]); the snapshot event, or
+//! the drift sweep, keeps `customer_features` in step.
 
 use serde::Deserialize;
 
-use super::Family;
+use super::{handler_error, object_field, Family};
 use crate::queue::{ClaimedEvent, HandlerError};
 use crate::stripe::{Priority, StripeClient};
 
@@ -26,6 +39,25 @@ pub const GENERATION_FAILURE_RESOLVED: &str = "v2.core.health.event_generation_f
 
 /// The prefix of thin events about API v1 resources.
 const V1_PREFIX: &str = "v1.";
+
+/// The object of `charge.refund.updated` (`data.object.object`, or the
+/// thin event's `related_object.type`): reconciled as its charge.
+pub const REFUND_OBJECT: &str = "refund";
+
+/// The thin twin of `entitlements.active_entitlement_summary.updated`.
+/// Stripe publishes it (stripe-python's
+/// `V1EntitlementsActiveEntitlementSummaryUpdatedEventNotification`), but
+/// unlike every other `v1.` notification it has no `related_object`, and
+/// its full event declares no `data`: it does not say whose entitlements
+/// changed. It ends `ignored` (see docs/thin-events.md).
+pub const SUMMARY_WITHOUT_CUSTOMER: &str = "v1.entitlements.active_entitlement_summary.updated";
+
+/// The family that reconciles an object type: [`Family::of_object`], and a
+/// refund's charge.
+fn family_of_object(object_type: &str) -> Option<Family> {
+    Family::of_object(object_type)
+        .or_else(|| (object_type == REFUND_OBJECT).then_some(Family::Charge))
+}
 
 /// Whether an event type is a thin event's (`v1.…`, `v2.…`).
 pub fn is_thin_type(event_type: &str) -> bool {
@@ -42,13 +74,59 @@ pub fn family_of(event: &ClaimedEvent) -> Option<Family> {
         if !event.event_type.starts_with(V1_PREFIX) {
             return None;
         }
-        return event.object_type.as_deref().and_then(Family::of_object);
+        return event.object_type.as_deref().and_then(family_of_object);
     }
     event
         .object_type
         .as_deref()
-        .and_then(Family::of_object)
+        .and_then(family_of_object)
         .or_else(|| Family::of_event(&event.event_type))
+}
+
+/// The charge a refund belongs to, `None` when there is none to reconcile.
+/// A snapshot event among `events` carries the refund, and a refund never
+/// changes its charge, so its `charge` is taken as it is; otherwise (thin
+/// events only) the refund is fetched as `account` and its `charge` read.
+/// A refund Stripe does not know (`resource_missing`), or one without a
+/// charge, names nothing: logged, and `None`.
+pub async fn charge_of_refund(
+    client: &StripeClient,
+    refund: &str,
+    account: Option<&str>,
+    events: &[ClaimedEvent],
+) -> Result<Option<String>, HandlerError> {
+    if let Some(charge) = events
+        .iter()
+        .filter(|e| !is_thin_type(&e.event_type))
+        .find_map(|e| object_field(&e.payload, "charge"))
+    {
+        return Ok(Some(charge));
+    }
+    let path = format!("/v1/refunds/{refund}");
+    let response = match client.get(&path, &[], account).await {
+        Ok(response) => response,
+        Err(e) if e.is_missing(refund) => {
+            tracing::warn!(
+                refund, account = account.unwrap_or(""), error = %e,
+                "refund not found at Stripe: no charge to reconcile"
+            );
+            return Ok(None);
+        }
+        Err(e) => return Err(handler_error(e)),
+    };
+    let charge = &response.json["charge"];
+    let charge = charge
+        .as_str()
+        .or_else(|| charge["id"].as_str())
+        .map(str::to_owned);
+    if charge.is_none() {
+        tracing::warn!(
+            refund,
+            account = account.unwrap_or(""),
+            "the refund names no charge: nothing to reconcile"
+        );
+    }
+    Ok(charge)
 }
 
 /// Whether the reconcile handler takes `event` (see [`family_of`]).
@@ -117,7 +195,7 @@ pub async fn failed_object(
     let Some(related) = impact.related_object else {
         return Ok(None);
     };
-    let Some(family) = Family::of_object(&related.object_type) else {
+    let Some(family) = family_of_object(&related.object_type) else {
         tracing::info!(
             event_id = %event.event_id, object = %related.id, object_type = %related.object_type,
             "event generation failure resolved for an object type we do not reconcile"
@@ -125,6 +203,10 @@ pub async fn failed_object(
         return Ok(None);
     };
     let account = impact.context.filter(|c| !c.is_empty());
+    if related.object_type == REFUND_OBJECT {
+        let charge = charge_of_refund(client, &related.id, account.as_deref(), &[]).await?;
+        return Ok(charge.map(|charge| (family, charge, account)));
+    }
     Ok(Some((family, related.id, account)))
 }
 
@@ -160,6 +242,23 @@ mod tests {
         // A name we have never listed still routes by its object.
         let odd = event("v1.invoice.some_new_thing", Some("invoice"));
         assert_eq!(family_of(&odd), Some(Family::Invoice));
+        // A refund is reconciled as its charge, in either style.
+        let refund = event("v1.charge.refund.updated", Some(REFUND_OBJECT));
+        assert_eq!(family_of(&refund), Some(Family::Charge));
+        assert!(handles(&refund, |_| false));
+        let snapshot = event("charge.refund.updated", Some(REFUND_OBJECT));
+        assert_eq!(family_of(&snapshot), Some(Family::Charge));
+        // So are the `refund.*` events, by their object or their name.
+        assert_eq!(
+            family_of(&event("v1.refund.updated", Some(REFUND_OBJECT))),
+            Some(Family::Charge)
+        );
+        assert!(handles(
+            &event("refund.created", Some(REFUND_OBJECT)),
+            |t| { Family::of_event(t).is_some() }
+        ));
+        // The thin entitlements summary names no object: ignored.
+        assert!(!handles(&event(SUMMARY_WITHOUT_CUSTOMER, None), all));
         // v1 resources we do not reconcile, v2 resources and the ping: ignored.
         assert!(!handles(&event("v1.product.updated", Some("product")), all));
         assert!(!handles(

@@ -30,6 +30,7 @@ mod signature_vectors;
 mod simulation;
 mod stripe_client;
 mod sweep;
+mod sweep_billing;
 mod systemd;
 mod thin;
 mod trigger;

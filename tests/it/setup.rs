@@ -1,8 +1,10 @@
 //! `stripe-hookd setup` and the endpoint part of `check`, against the fake
 //! Stripe's webhook endpoints and event destinations: create once (the
 //! secret shown only then), find it again and change nothing, repair what
-//! the Dashboard changed; `check` reports a missing, disabled, incomplete or
-//! differently versioned Stripe-side endpoint.
+//! the Dashboard changed (a disabled destination is enabled again); `check`
+//! reports a missing, disabled (with Stripe's reason and what to do),
+//! incomplete or differently versioned Stripe-side endpoint, and any other
+//! status details Stripe gives.
 
 use std::time::Duration;
 
@@ -177,6 +179,15 @@ async fn setup_thin_creates_an_event_destination_with_v1_types() {
     assert_eq!(again.action, Action::UpToDate);
     assert!(again.secret.is_none());
 
+    // Stripe shows a destination's URL only when asked: the list asked.
+    assert!(
+        fake.requests().iter().any(|r| r.method == "GET"
+            && r.path == "/v2/core/event_destinations"
+            && r.query.contains("include=webhook_endpoint.url")),
+        "{:?}",
+        fake.requests()
+    );
+
     let id = created.id.clone().unwrap();
     fake.edit_endpoint(&id, |e| e["enabled_events"] = json!(["v1.invoice.paid"]));
     let repaired = setup::run(&client, &options(true)).await.unwrap();
@@ -186,6 +197,26 @@ async fn setup_thin_creates_an_event_destination_with_v1_types() {
         serde_json::from_value(fake.event_destinations()[0]["enabled_events"].clone()).unwrap();
     events.sort();
     assert_eq!(events, event_types::wanted(true));
+
+    // Disabled by someone (Stripe's disable: status_details say `user`):
+    // setup enables it again.
+    client
+        .post_json(
+            &format!("/v2/core/event_destinations/{id}/disable"),
+            &json!({}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(fake.event_destinations()[0]["status"], "disabled");
+    let enabled = setup::run(&client, &options(true)).await.unwrap();
+    assert_eq!(enabled.action, Action::Updated);
+    let findings = enabled.findings.unwrap();
+    assert!(findings.disabled);
+    assert_eq!(findings.disabled_reason.as_deref(), Some("user"));
+    let d = &fake.event_destinations()[0];
+    assert_eq!(d["status"], "enabled", "{d}");
+    assert!(d["status_details"].is_null(), "{d}");
+    assert_eq!(fake.event_destinations().len(), 1);
     fake.stop().await;
 }
 
@@ -251,14 +282,52 @@ async fn check_compares_the_stripe_side_endpoint_with_the_daemons_needs(backend:
     let disabled = endpoint_checks(&db, &fake, false).await;
     assert_eq!(disabled[0].verdict, Verdict::Fail, "{disabled:?}");
     assert!(disabled[0].detail.contains("disabled"), "{disabled:?}");
+    let fix = disabled[0].fix.as_deref().unwrap();
+    assert!(
+        fix.contains("stripe-hookd setup") && fix.contains("catch-up"),
+        "{fix}"
+    );
 
     // A thin endpoint is looked for among the event destinations.
     let thin_missing = endpoint_checks(&db, &fake, true).await;
     assert_eq!(thin_missing[0].verdict, Verdict::Warn, "{thin_missing:?}");
     assert!(thin_missing[0].fix.as_deref().unwrap().contains("--thin"));
-    setup::run(&client, &options(true)).await.unwrap();
+    let destination = setup::run(&client, &options(true))
+        .await
+        .unwrap()
+        .id
+        .unwrap();
     let thin_ok = endpoint_checks(&db, &fake, true).await;
     assert_eq!(thin_ok[0].verdict, Verdict::Ok, "{thin_ok:?}");
+
+    // Disabled (Stripe's `status_details.disabled.reason`): FAIL, with the
+    // reason and what to do.
+    client
+        .post_json(
+            &format!("/v2/core/event_destinations/{destination}/disable"),
+            &json!({}),
+        )
+        .await
+        .unwrap();
+    let thin_disabled = endpoint_checks(&db, &fake, true).await;
+    assert_eq!(thin_disabled[0].verdict, Verdict::Fail, "{thin_disabled:?}");
+    assert!(
+        thin_disabled[0].detail.contains("disabled")
+            && thin_disabled[0].detail.contains("reason: user"),
+        "{thin_disabled:?}"
+    );
+    let fix = thin_disabled[0].fix.as_deref().unwrap();
+    assert!(fix.contains("--thin") && fix.contains("catch-up"), "{fix}");
+
+    // Enabled, but Stripe reports other status details: shown as a warning.
+    fake.edit_endpoint(&destination, |e| {
+        e["status"] = json!("enabled");
+        e["status_details"] =
+            json!({"disabled": null, "failing": {"since": "2026-11-29T10:00:00.000Z"}});
+    });
+    let details = endpoint_checks(&db, &fake, true).await;
+    assert_eq!(details[0].verdict, Verdict::Warn, "{details:?}");
+    assert!(details[0].detail.contains("failing"), "{details:?}");
     fake.stop().await;
 }
 

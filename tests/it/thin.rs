@@ -2,7 +2,9 @@
 //! runner against the fake Stripe: routed by `related_object.type`,
 //! fetched as the `context` account, applied once with a snapshot twin,
 //! v2 resources and the ping ignored, a generation failure resynced, and
-//! catch-up listing `/v2/core/events` page by page.
+//! catch-up listing `/v2/core/events` page by page. A thin refund update
+//! reconciles the refund's charge; the thin entitlements summary (which
+//! names no customer) is ignored and says why.
 
 use std::time::Duration;
 
@@ -10,7 +12,7 @@ use diesel::prelude::*;
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use stripe_hookd::reconcile::catchup::{self, CatchUpOptions};
-use stripe_hookd::store::schema::{checkout_sessions, invoices, subscriptions};
+use stripe_hookd::store::schema::{charges, checkout_sessions, invoices, subscriptions};
 use stripe_hookd::store::{outbox, with_conn, DbConnection};
 use stripe_hookd::stripe::{ClientOptions, StripeClient};
 use stripe_hookd::trigger::Scenario;
@@ -28,6 +30,8 @@ backend_tests!(
     catch_up_lists_thin_events_page_by_page,
     a_thin_event_with_a_bad_created_is_refused,
     an_accounts_v2_customer_links_checkout_without_a_customer_fetch,
+    a_thin_refund_update_reconciles_the_refunds_charge,
+    the_thin_entitlements_summary_names_no_customer_and_is_ignored,
 );
 
 async fn setup(backend: Backend) -> (TestDb, FakeStripe, TestApp) {
@@ -420,6 +424,191 @@ async fn an_accounts_v2_customer_links_checkout_without_a_customer_fetch(backend
         Some("active"),
         "the subscription is still fetched"
     );
+    app.stop().await;
+    fake.stop().await;
+}
+
+/// A local charge's (amount_refunded, refunded, account), if stored.
+async fn local_charge(app: &TestApp, id: &str) -> Option<(Option<i64>, bool, Option<String>)> {
+    let id = id.to_owned();
+    app.db(move |c: &mut DbConnection| {
+        with_conn!(c, c => charges::table
+            .filter(charges::id.eq(&id))
+            .select((charges::amount_refunded, charges::refunded, charges::account))
+            .first::<(Option<i64>, bool, Option<String>)>(c)
+            .optional()
+            .unwrap())
+    })
+    .await
+}
+
+/// `v1.charge.refund.updated` names a refund (`related_object.type:
+/// refund`): the refund is fetched as the `context` account for its
+/// `charge`, and that charge is reconciled. With its snapshot twin (whose
+/// refund carries the charge) waiting too, the refund is not fetched at
+/// all, and the charge once.
+async fn a_thin_refund_update_reconciles_the_refunds_charge(backend: Backend) {
+    let (_db, fake, app) = setup(backend).await;
+    let s = scenario();
+    fake.charge(&s, "succeeded");
+    let refund = fake.refund(&s.charge, 500);
+    let refund_id = refund["id"].as_str().unwrap().to_owned();
+    let thin = fake.thin_event("charge.refund.updated", &refund_id, None);
+    assert_eq!(thin["related_object"]["type"], "refund");
+    assert_eq!(
+        thin["related_object"]["url"],
+        format!("/v1/refunds/{refund_id}")
+    );
+    let id = app.deliver_ok(&thin).await;
+    let tally = app.runner.run_pending().await.unwrap();
+    assert_eq!(tally.done, 1, "{tally:?}");
+    assert_eq!(status_of(&app, &id).await, "done");
+    assert_eq!(
+        local_charge(&app, &s.charge).await,
+        Some((Some(500), false, None)),
+        "the refund's charge, as Stripe shows it now"
+    );
+    assert_eq!(fake.count(&format!("/v1/refunds/{refund_id}")), 1);
+    assert_eq!(fake.count(&format!("/v1/charges/{}", s.charge)), 1);
+
+    // The snapshot event and its thin twin together: the snapshot's refund
+    // names the charge, so one charge fetch serves both and the refund is
+    // not fetched.
+    let second = fake.refund(&s.charge, 1500);
+    let snapshot = snapshot_event("charge.refund.updated", second.clone());
+    let twin = fake.thin_twin(&snapshot);
+    let snapshot_id = app.deliver_ok(&snapshot).await;
+    let twin_id = app.deliver_ok(&twin).await;
+    let (refunds, charges_before) = (fake.count("/v1/refunds/"), fake.count("/v1/charges/"));
+    let tally = app.runner.run_pending().await.unwrap();
+    assert_eq!(tally.done, 2, "{tally:?}");
+    assert_eq!(status_of(&app, &snapshot_id).await, "done");
+    assert_eq!(status_of(&app, &twin_id).await, "done");
+    assert_eq!(fake.count("/v1/refunds/"), refunds, "no refund fetch");
+    assert_eq!(
+        fake.count("/v1/charges/"),
+        charges_before + 1,
+        "one charge fetch"
+    );
+    assert_eq!(
+        local_charge(&app, &s.charge).await,
+        Some((Some(2000), true, None))
+    );
+
+    // The newer refund events (`refund.created/updated/failed`) too, in
+    // either style: routed by their object, the refund.
+    let s5 = scenario();
+    fake.charge(&s5, "succeeded");
+    let third = fake.refund(&s5.charge, 100);
+    let snapshot_id = app
+        .deliver_ok(&snapshot_event("refund.created", third.clone()))
+        .await;
+    let thin_id = app
+        .deliver_ok(&fake.thin_event("refund.updated", third["id"].as_str().unwrap(), None))
+        .await;
+    let tally = app.runner.run_pending().await.unwrap();
+    assert_eq!(tally.done, 2, "{tally:?}");
+    assert_eq!(status_of(&app, &snapshot_id).await, "done");
+    assert_eq!(status_of(&app, &thin_id).await, "done");
+    assert_eq!(
+        local_charge(&app, &s5.charge).await,
+        Some((Some(100), false, None))
+    );
+
+    // A connected account's refund: both fetches carry its Stripe-Account.
+    let s2 = scenario();
+    let ch = fake.charge(&s2, "succeeded");
+    fake.remove(&s2.charge);
+    fake.put_in("acct_refunds", ch);
+    let refund = fake.refund(&s2.charge, 700);
+    let refund_id = refund["id"].as_str().unwrap().to_owned();
+    let thin = fake.thin_event("charge.refund.updated", &refund_id, Some("acct_refunds"));
+    let id = app.deliver_ok(&thin).await;
+    app.runner.run_pending().await.unwrap();
+    assert_eq!(status_of(&app, &id).await, "done");
+    assert_eq!(
+        local_charge(&app, &s2.charge).await,
+        Some((Some(700), false, Some("acct_refunds".to_owned())))
+    );
+    let fetches: Vec<_> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            r.path == format!("/v1/refunds/{refund_id}")
+                || r.path == format!("/v1/charges/{}", s2.charge)
+        })
+        .collect();
+    assert_eq!(fetches.len(), 2, "{fetches:?}");
+    assert!(fetches
+        .iter()
+        .all(|r| r.account.as_deref() == Some("acct_refunds")));
+
+    // Stripe could not generate a refund's event, and says so when it is
+    // resolved: the refund's charge is resynced.
+    let s3 = scenario();
+    fake.charge(&s3, "succeeded");
+    let refund = fake.refund(&s3.charge, 300);
+    let mut full = v2::full_event(
+        "v2.core.health.event_generation_failure.resolved",
+        None,
+        None,
+    );
+    full["data"] = json!({
+        "impact": {
+            "context": null,
+            "event_type": "charge.refund.updated",
+            "related_object": {"id": refund["id"], "type": "refund", "url": format!("/v1/refunds/{}", refund["id"].as_str().unwrap())}
+        }
+    });
+    let id = app.deliver_ok(&fake.push_thin_event(full)).await;
+    app.runner.run_pending().await.unwrap();
+    assert_eq!(status_of(&app, &id).await, "done");
+    assert_eq!(
+        local_charge(&app, &s3.charge).await,
+        Some((Some(300), false, None)),
+        "the refund's charge was resynced"
+    );
+
+    // A refund Stripe does not know names no charge: done, nothing written.
+    let unknown = fake.push_thin_event(v2::full_event(
+        "v1.charge.refund.updated",
+        Some(("refund", "re_unknown_to_stripe")),
+        None,
+    ));
+    let charges_before = fake.count("/v1/charges/");
+    let id = app.deliver_ok(&unknown).await;
+    app.runner.run_pending().await.unwrap();
+    assert_eq!(status_of(&app, &id).await, "done");
+    assert_eq!(fake.count("/v1/refunds/re_unknown_to_stripe"), 1);
+    assert_eq!(fake.count("/v1/charges/"), charges_before);
+    app.stop().await;
+    fake.stop().await;
+}
+
+/// Stripe's thin `v1.entitlements.active_entitlement_summary.updated`
+/// has no `related_object` and so names no customer: stored, answered
+/// 200, `ignored` with a note that says where the reason is written, and
+/// nothing fetched.
+async fn the_thin_entitlements_summary_names_no_customer_and_is_ignored(backend: Backend) {
+    let (_db, fake, app) = setup(backend).await;
+    let notification = fake.push_thin_event(v2::full_event(
+        "v1.entitlements.active_entitlement_summary.updated",
+        None,
+        None,
+    ));
+    assert!(notification.get("related_object").is_none());
+    let id = app.deliver_ok(&notification).await;
+    let tally = app.runner.run_pending().await.unwrap();
+    assert_eq!(tally.ignored, 1, "{tally:?}");
+    let row = stored(&app, &id).await;
+    assert_eq!(row.status.to_string(), "ignored");
+    let note = row.last_error.unwrap_or_default();
+    assert!(
+        note.contains("v1.entitlements.active_entitlement_summary.updated")
+            && note.contains("docs/architecture.md"),
+        "{note}"
+    );
+    assert!(fake.requests().is_empty(), "{:?}", fake.requests());
     app.stop().await;
     fake.stop().await;
 }

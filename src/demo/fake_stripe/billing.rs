@@ -1,6 +1,7 @@
-//! The fake's billing routes beyond the core families: charges, a
-//! customer's active entitlements (Stripe's Entitlements product), the
-//! platform's connected accounts, and a connected account's events.
+//! The fake's billing routes beyond the core families: charges (retrieve
+//! and list), refunds, a customer's active entitlements and the account's
+//! features (Stripe's Entitlements product), the platform's connected
+//! accounts, and a connected account's events.
 //!
 //! Active entitlements have no customer field of their own: the fake keeps
 //! each customer's list under a private key in its object map
@@ -33,6 +34,7 @@ pub fn charge_shape(s: &Scenario, status: &str) -> Value {
     c["customer"] = json!(s.customer);
     c["payment_intent"] = json!(s.payment_intent);
     c["livemode"] = json!(s.livemode);
+    c["created"] = json!(crate::store::now_ms() / 1000);
     c["amount"] = json!(2000);
     c["currency"] = json!("usd");
     c["status"] = json!(status);
@@ -63,6 +65,36 @@ impl FakeStripe {
             c["amount_refunded"] = json!(refunded);
             c["refunded"] = json!(refunded >= c["amount"].as_i64().unwrap_or(0));
         });
+    }
+
+    /// Refunds `amount` of a stored charge as Stripe does: the charge shows
+    /// it ([`FakeStripe::refund_charge`]) and a refund object (Stripe's
+    /// published shape) is stored in the charge's account and returned.
+    pub fn refund(&self, charge: &str, amount: i64) -> Value {
+        self.refund_charge(charge, amount);
+        let c = self.get(charge).unwrap_or_else(|| json!({}));
+        let refund = json!({
+            "id": new_id("re"),
+            "object": "refund",
+            "amount": amount,
+            "balance_transaction": new_id("txn"),
+            "charge": charge,
+            "created": crate::store::now_ms() / 1000,
+            "currency": c["currency"].as_str().unwrap_or("usd"),
+            "destination_details": null,
+            "metadata": {},
+            "payment_intent": c["payment_intent"].clone(),
+            "reason": null,
+            "receipt_number": null,
+            "source_transfer_reversal": null,
+            "status": "succeeded",
+            "transfer_reversal": null,
+        });
+        let owner = lock(&self.state.accounts).get(charge).cloned();
+        match owner {
+            Some(account) => self.put_in(&account, refund),
+            None => self.put(refund),
+        }
     }
 
     /// Sets a customer's active entitlements: `(lookup_key, feature id)`
@@ -121,6 +153,36 @@ pub(super) fn answer(
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     Some(match segments.as_slice() {
         ["v1", "charges", id] => retrieve(state, "charge", id, expand, account),
+        ["v1", "refunds", id] => retrieve(state, "refund", id, expand, account),
+        // The account's charges (`created[gte]` honoured), oldest id first.
+        ["v1", "charges"] => {
+            let gte = query
+                .get("created[gte]")
+                .and_then(|v| v.parse::<i64>().ok())
+                .unwrap_or(i64::MIN);
+            let mut items = owned_by(state, account, "charge");
+            items.retain(|c| c["created"].as_i64().unwrap_or(0) >= gte);
+            list(items, "/v1/charges", query)
+        }
+        // The account's features: here, every feature one of its
+        // customers' active entitlements names (Stripe keeps features
+        // apart from customers; the fake has no other use for them).
+        ["v1", "entitlements", "features"] => {
+            let mut features: Vec<Value> = Vec::new();
+            for lists in owned_by(state, account, "fake.active_entitlements") {
+                for e in lists["data"].as_array().into_iter().flatten() {
+                    if features.iter().all(|f| f["id"] != e["feature"]) {
+                        features.push(json!({
+                            "id": e["feature"], "object": "entitlements.feature", "active": true,
+                            "livemode": e["livemode"], "lookup_key": e["lookup_key"],
+                            "metadata": {}, "name": e["lookup_key"],
+                        }));
+                    }
+                }
+            }
+            features.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+            list(features, "/v1/entitlements/features", query)
+        }
         ["v1", "entitlements", "active_entitlements"] => {
             let Some(customer) = query.get("customer") else {
                 return Some(super::stripe_error(
@@ -177,4 +239,23 @@ pub(super) fn answer(
         }
         _ => return None,
     })
+}
+
+/// The stored objects of type `object` that live in `account` (`None`: the
+/// platform's own), sorted by id.
+fn owned_by(state: &State, account: Option<&str>, object: &str) -> Vec<Value> {
+    let owners = lock(&state.accounts).clone();
+    let mut items: Vec<Value> = lock(&state.objects)
+        .values()
+        .filter(|o| o["object"] == json!(object))
+        .filter(|o| {
+            owners
+                .get(o["id"].as_str().unwrap_or(""))
+                .map(String::as_str)
+                == account
+        })
+        .cloned()
+        .collect();
+    items.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    items
 }

@@ -2,9 +2,12 @@
 //! bodies) and event destinations (`/v2/core/event_destinations`, JSON
 //! bodies): list, retrieve, create (the signing secret is shown only in the
 //! create answer; for a destination only with
-//! `include[]=webhook_endpoint.signing_secret`) and update. As at Stripe, a
+//! `include[]=webhook_endpoint.signing_secret`) and update; a destination
+//! is also disabled and enabled (`…/{id}/disable`, `…/{id}/enable`, which
+//! set `status` and `status_details` as Stripe does). As at Stripe, a
 //! webhook endpoint's `api_version` is set at creation and cannot be
-//! updated.
+//! updated, and a listed or retrieved destination shows its
+//! `webhook_endpoint.url` only with `include=webhook_endpoint.url`.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
@@ -35,7 +38,32 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/v2/core/event_destinations/{id}",
             web::post().to(update_destination),
+        )
+        .route(
+            "/v2/core/event_destinations/{id}/disable",
+            web::post().to(disable_destination),
+        )
+        .route(
+            "/v2/core/event_destinations/{id}/enable",
+            web::post().to(enable_destination),
         );
+}
+
+/// Whether a v2 GET asked for `include=webhook_endpoint.url` (v2 repeats
+/// an array's key).
+fn includes_url(req: &HttpRequest) -> bool {
+    form(req.query_string().as_bytes())
+        .iter()
+        .any(|(k, v)| k == "include" && v == "webhook_endpoint.url")
+}
+
+/// A destination as a GET shows it: the URL only when asked for.
+fn shown(destination: &Value, url: bool) -> Value {
+    let mut d = destination.clone();
+    if !url && d["webhook_endpoint"].is_object() {
+        d["webhook_endpoint"]["url"] = Value::Null;
+    }
+    d
 }
 
 fn now() -> i64 {
@@ -199,7 +227,11 @@ async fn list_destinations(req: HttpRequest, state: web::Data<State>) -> HttpRes
     if let Some(refused) = refuse(&req, &state) {
         return refused;
     }
-    let items = lock(&state.event_destinations).clone();
+    let url = includes_url(&req);
+    let items: Vec<Value> = lock(&state.event_destinations)
+        .iter()
+        .map(|d| shown(d, url))
+        .collect();
     ok(&json!({"data": items, "next_page_url": null, "previous_page_url": null}))
 }
 
@@ -216,9 +248,51 @@ async fn get_destination(
         .iter()
         .find(|e| e["id"] == json!(id))
     {
-        Some(e) => ok(e),
+        Some(e) => ok(&shown(e, includes_url(&req))),
         None => missing("event destination", &id),
     }
+}
+
+async fn disable_destination(
+    req: HttpRequest,
+    id: web::Path<String>,
+    state: web::Data<State>,
+) -> HttpResponse {
+    set_destination_status(&req, &id.into_inner(), &state, false)
+}
+
+async fn enable_destination(
+    req: HttpRequest,
+    id: web::Path<String>,
+    state: web::Data<State>,
+) -> HttpResponse {
+    set_destination_status(&req, &id.into_inner(), &state, true)
+}
+
+/// Stripe's disable (by a user: `status_details.disabled.reason: user`)
+/// and enable (no status details).
+fn set_destination_status(
+    req: &HttpRequest,
+    id: &str,
+    state: &State,
+    enabled: bool,
+) -> HttpResponse {
+    if let Some(refused) = refuse(req, state) {
+        return refused;
+    }
+    let mut destinations = lock(&state.event_destinations);
+    let Some(destination) = destinations.iter_mut().find(|e| e["id"] == json!(id)) else {
+        return missing("event destination", id);
+    };
+    if enabled {
+        destination["status"] = json!("enabled");
+        destination["status_details"] = Value::Null;
+    } else {
+        destination["status"] = json!("disabled");
+        destination["status_details"] = json!({"disabled": {"reason": "user"}});
+    }
+    destination["updated"] = json!(rfc3339(now()));
+    ok(destination)
 }
 
 /// Applies a JSON body's fields to an event destination.

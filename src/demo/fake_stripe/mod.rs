@@ -57,6 +57,8 @@ pub enum Fault {
     ProxyNotFound,
     /// 409 `lock_timeout`: another request holds the object.
     Conflict,
+    /// 403: a restricted key without the permission this call needs.
+    Forbidden,
 }
 
 /// One request the fake received.
@@ -495,6 +497,14 @@ async fn serve(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
                 "invalid_request_error",
                 Some("lock_timeout"),
                 "This object cannot be accessed right now because another API request or Stripe process is currently accessing it. If you see this error intermittently, retry the request.",
+            )
+        }
+        Some(Fault::Forbidden) => {
+            return stripe_error(
+                403,
+                "invalid_request_error",
+                None,
+                &format!("The provided key 'rk_test_****' does not have the required permissions for this endpoint ({path})."),
             )
         }
         Some(Fault::ServerError(status)) => {

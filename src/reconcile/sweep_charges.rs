@@ -1,0 +1,118 @@
+//! The drift sweep's charges: every charge created in the last
+//! [`WINDOW_DAYS`] days (`GET /v1/charges?created[gte]=…`, page by page at
+//! background priority, as the account), compared with the local row —
+//! `status`, `amount_refunded`, `refunded`, `disputed`, and whether the row
+//! exists and is not marked gone — and written when it drifted (unless dry
+//! run), guarded by the page's fetch stamp like every other record.
+//!
+//! Bounded by the window: a charge is refunded or disputed within months
+//! of its creation (card networks allow disputes for about 120 days), and
+//! listing every charge an account ever made would cost a page per hundred
+//! of them at every sweep. An older charge is brought in step by its own
+//! events, or by `resync ch_…`.
+
+use diesel::prelude::*;
+
+use super::records::Record;
+use super::sweep::{s, settle, Differ, SweepError, SweepProgress, SweepReport};
+use super::{fetch_stamp, record_from_json, Family, ReconcileHandler};
+use crate::queue::{Clock, HandlerContext};
+use crate::store::schema::charges;
+use crate::store::{with_conn, Store, StoreError};
+use crate::stripe::Priority;
+
+/// How far back (by `created`) the sweep compares charges.
+pub const WINDOW_DAYS: i64 = 180;
+
+const PHASE: &str = "charges";
+
+/// The columns of a local charge the sweep compares.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = charges)]
+struct LocalCharge {
+    status: Option<String>,
+    amount_refunded: Option<i64>,
+    refunded: bool,
+    disputed: bool,
+    gone: bool,
+}
+
+/// Sweeps `account`'s charges of the window into `report`.
+pub(super) async fn sweep(
+    handler: &ReconcileHandler,
+    store: &Store,
+    account: Option<&str>,
+    report: &mut SweepReport,
+    progress: &(dyn Fn(&SweepProgress) + Send + Sync),
+) -> Result<(), SweepError> {
+    let cx = HandlerContext {
+        store: store.clone(),
+        clock: Clock::default(),
+    };
+    let since = (cx.clock.now_ms() / 1000 - WINDOW_DAYS * 24 * 3600).to_string();
+    let params = [("created[gte]", since.as_str())];
+    let mut pages = handler
+        .client()
+        .pages("/v1/charges", &params, Priority::Background)
+        .account(account);
+    loop {
+        // Taken before the page is fetched: the overwrite guard.
+        let stamp = fetch_stamp(&cx)
+            .await
+            .map_err(|e| SweepError::Other(e.message))?;
+        let Some(data) = pages.next().await? else {
+            break;
+        };
+        for object in &data {
+            let record = record_from_json(Family::Charge, object, stamp)
+                .map_err(|e| SweepError::Other(e.message))?;
+            let drift = compare(store, &record).await?;
+            report.charges_checked += 1;
+            settle(handler, store, account, report, PHASE, drift, record).await?;
+        }
+        progress(&SweepProgress {
+            phase: PHASE,
+            checked: report.checked(),
+            drifted: report.drifted_objects,
+        });
+    }
+    Ok(())
+}
+
+/// Compares a charge as Stripe lists it with the local row.
+async fn compare(store: &Store, record: &Record) -> Result<Vec<super::sweep::Drift>, SweepError> {
+    let Record::Charge(row) = record else {
+        return Ok(Vec::new());
+    };
+    let store = store.clone();
+    let row = row.clone();
+    tokio::task::spawn_blocking(move || -> Result<Vec<super::sweep::Drift>, SweepError> {
+        let mut conn = store.conn()?;
+        let local: Option<LocalCharge> = with_conn!(&mut *conn, c => charges::table
+            .filter(charges::id.eq(&row.id))
+            .select(LocalCharge::as_select())
+            .first(c)
+            .optional())
+        .map_err(StoreError::from)?;
+        let mut d = Differ::default();
+        let id = row.id.as_str();
+        match local {
+            None => d.push(id, "(record)", None, Some("present".to_owned())),
+            Some(l) => {
+                d.push(id, "status", l.status, row.status.clone());
+                d.push(
+                    id,
+                    "amount_refunded",
+                    s(l.amount_refunded),
+                    s(row.amount_refunded),
+                );
+                d.push(id, "refunded", s(Some(l.refunded)), s(Some(row.refunded)));
+                d.push(id, "disputed", s(Some(l.disputed)), s(Some(row.disputed)));
+                d.push(id, "gone", s(Some(l.gone)), s(Some(false)));
+            }
+        }
+        Ok(d.drift)
+    })
+    .await
+    .map_err(|e| SweepError::Other(e.to_string()))?
+}
