@@ -301,7 +301,8 @@ async fn two_instances_announce_one_access_change_once() {
         .await;
     app.runner.run_pending().await.unwrap();
 
-    let event = |id: &str, customer: &str| HookEvent {
+    let event = |id: &str, customer: &str| {
+        HookEvent {
         event_id: id.to_owned().into(),
         event_type: "invoice.paid".into(),
         object_key: format!("in_{id}").into(),
@@ -311,6 +312,7 @@ async fn two_instances_announce_one_access_change_once() {
         })
         .to_string()
         .into(),
+    }
     };
     let (event_a, event_b) = (
         event("evt_race_a", &s.customer),
