@@ -371,3 +371,79 @@ async fn two_instances_announce_one_access_change_once() {
     app.stop().await;
     fake.stop().await;
 }
+
+/// Two batches finishing groups of two customers in opposite orders (one
+/// transaction each, as the group commit does): A then B in one, B then A
+/// in the other. Neither waits for the other forever nor for Postgres's
+/// deadlock detector: the one that would take its second lock out of key
+/// order only tries it, and its group fails with that reason (the runner
+/// retries it); the other announces both.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opposite_lock_orders_in_two_batches_do_not_deadlock() {
+    use std::sync::{Arc, Barrier};
+
+    use stripe_hookd::reconcile::access_events;
+    use stripe_hookd::store::deliveries::HookEvent;
+    use stripe_hookd::store::{write_transaction, StoreError};
+
+    let db = TestDb::new(Backend::Postgres);
+    let fake = FakeStripe::start().await.expect("fake stripe");
+    let app = TestApp::spawn_with(&db, AppOptions::default().stripe(fake.base_url())).await;
+    let mut customers = Vec::new();
+    for _ in 0..2 {
+        let s = stripe_hookd::trigger::Scenario::new(false, crate::harness::API_VERSION);
+        let sub = fake.subscription(&s, "active");
+        app.deliver_ok(&snapshot_event("customer.subscription.created", sub))
+            .await;
+        customers.push(s.customer.clone());
+    }
+    // No destination lists access.updated: no snapshot, both have a change.
+    app.runner.run_pending().await.unwrap();
+
+    fn event(id: &str, customer: &str) -> HookEvent<'static> {
+        HookEvent {
+            event_id: id.to_owned().into(),
+            event_type: "invoice.paid".into(),
+            object_key: format!("in_{id}").into(),
+            payload: serde_json::json!({
+                "id": id, "object": "event", "type": "invoice.paid",
+                "data": {"object": {"object": "invoice", "id": format!("in_{id}"), "customer": customer}},
+            })
+            .to_string()
+            .into(),
+        }
+    }
+    let now = app.runner.clock().now_ms();
+    let both_hold_one = Arc::new(Barrier::new(2));
+    let batch = |first: String, second: String, tag: &'static str| {
+        let (store, barrier) = (app.store.clone(), both_hold_one.clone());
+        std::thread::spawn(move || -> Result<usize, String> {
+            let mut conn = store.conn().unwrap();
+            write_transaction(&mut conn, |tx| -> Result<usize, StoreError> {
+                let a = access_events::derive(tx, &[event(&format!("evt_{tag}_1"), &first)], now)?;
+                barrier.wait();
+                let b = access_events::derive(tx, &[event(&format!("evt_{tag}_2"), &second)], now)?;
+                Ok(a.len() + b.len())
+            })
+            .map_err(|e| e.to_string())
+        })
+    };
+    let one = batch(customers[0].clone(), customers[1].clone(), "one");
+    let other = batch(customers[1].clone(), customers[0].clone(), "other");
+    let (one, other) =
+        tokio::task::spawn_blocking(move || (one.join().unwrap(), other.join().unwrap()))
+            .await
+            .unwrap();
+    let (announced, refused) = match (&one, &other) {
+        (Ok(n), Err(e)) | (Err(e), Ok(n)) => (*n, e.clone()),
+        _ => panic!("exactly one batch gives way: {one:?} / {other:?}"),
+    };
+    assert_eq!(announced, 2, "the other batch announces both changes");
+    assert!(
+        refused.contains("being announced by another transaction"),
+        "given way by trying the out-of-order lock, not by the deadlock detector: {refused}"
+    );
+    app.stop().await;
+    fake.stop().await;
+}
