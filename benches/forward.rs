@@ -8,18 +8,21 @@
 //! BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test \
 //!   cargo bench --features postgres --bench forward            # both
 //! cargo bench --bench forward -- --deliveries 20000 --objects 200 --in-flight 32
-//! cargo bench --bench forward -- --dead-app 100000 --dead-secs 20   # memory, app down
+//! cargo bench --bench forward -- --dead-app 100000 --objects 100000 --speed 1000   # memory, app down
 //! ```
 //!
-//! `--dead-app N`: N deliveries queued for an app that refuses connections;
-//! the forwarder runs for `--dead-secs` seconds (claiming, failing, backing
-//! off) and the process's resident memory is printed before and after:
-//! it stays flat (the forwarder holds at most `max_in_flight` deliveries
-//! per destination, whatever the backlog).
+//! `--dead-app N`: N deliveries queued for an app that refuses connections,
+//! sent until every one is `dead`: the forwarder's clock runs `--speed`
+//! times as fast as the wall clock (default 1000: the 72 h retry budget of
+//! `forward.max_age_hours` elapses in about 4 1/2 minutes), so each
+//! delivery goes through its backoff cycles until its budget is spent.
+//! Every `--sample-secs` (5) the process's resident memory, the attempts
+//! made, the backlog and the dead are printed; at the end the minimum,
+//! maximum and last RSS. `--dead-secs` (900) bounds the run (wall clock).
 
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 mod common;
 
@@ -79,8 +82,41 @@ fn fill(store: &Store, receiver: &str, run: &Run) -> anyhow::Result<stripe_hookd
     Ok(config)
 }
 
-/// `--dead-app`: memory with a large backlog for an app that is down.
-async fn dead_app(url: &str, run: &Run, secs: u64) -> anyhow::Result<()> {
+/// `--dead-app`: how long and how fast the app-down run goes.
+struct DeadApp {
+    /// Wall-clock bound of the run.
+    secs: u64,
+    /// How many times as fast as the wall clock the forwarder's clock runs.
+    speed: u64,
+    sample_secs: u64,
+}
+
+/// Attempts made (counted at claim), deliveries not yet finished, dead.
+#[derive(diesel::QueryableByName)]
+struct Progress {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    attempts: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    backlog: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    dead: i64,
+}
+
+fn progress(store: &Store) -> anyhow::Result<Progress> {
+    use diesel::RunQueryDsl;
+    let mut conn = store.conn()?;
+    let query = diesel::sql_query(
+        "SELECT CAST(COALESCE(SUM(attempts), 0) AS BIGINT) AS attempts, \
+                CAST(COALESCE(SUM(CASE WHEN status IN ('pending', 'delivering') THEN 1 ELSE 0 END), 0) AS BIGINT) AS backlog, \
+                CAST(COALESCE(SUM(CASE WHEN status = 'dead' THEN 1 ELSE 0 END), 0) AS BIGINT) AS dead \
+         FROM deliveries",
+    );
+    Ok(stripe_hookd::store::with_conn!(&mut *conn, c => query.get_result::<Progress>(c))?)
+}
+
+/// `--dead-app`: memory with a large backlog for an app that is down, over
+/// the whole retry budget (a fast clock), until every delivery is dead.
+async fn dead_app(url: &str, run: &Run, dead: &DeadApp) -> anyhow::Result<()> {
     // A port nothing listens on: every attempt is refused at once.
     let closed = TcpListener::bind("127.0.0.1:0")?;
     let receiver = format!("http://{}/hook", closed.local_addr()?);
@@ -93,36 +129,84 @@ async fn dead_app(url: &str, run: &Run, secs: u64) -> anyhow::Result<()> {
     )?;
     store.migrate()?;
     let config = fill(&store, &receiver, run)?;
+    let destination = &config.destinations[0];
     let before = rss_mib();
+    let clock = Clock::default();
     let forwarder = Arc::new(Forwarder::new(
         store.clone(),
         config.destinations.clone(),
         config.forward.options(),
-        Clock::default(),
+        clock.clone(),
     )?);
+    // The fast clock: every 50 ms of wall time, 50 ms x speed of clock time.
+    let ticker = {
+        let (clock, speed) = (clock.clone(), dead.speed.max(1));
+        tokio::spawn(async move {
+            let tick = Duration::from_millis(50);
+            let mut interval = tokio::time::interval(tick);
+            loop {
+                interval.tick().await;
+                clock.advance(tick * u32::try_from(speed - 1).unwrap_or(u32::MAX));
+            }
+        })
+    };
     let shutdown = tokio_util::sync::CancellationToken::new();
     let task = tokio::spawn(
         Arc::clone(&forwarder).run(Arc::new(tokio::sync::Notify::new()), shutdown.clone()),
     );
-    let mut peak = before;
-    for _ in 0..secs {
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-        peak = peak.max(rss_mib());
-    }
+    println!(
+        "dead app: {} deliveries over {} objects, max_in_flight {}, budget {} attempts / {} h, clock x{}; RSS before {before:.1} MiB",
+        run.deliveries,
+        run.objects,
+        destination.max_in_flight,
+        destination.max_attempts,
+        destination.max_age.as_secs() / 3600,
+        dead.speed
+    );
+    let started = Instant::now();
+    let clock_started = clock.now_ms();
+    let mut series: Vec<f64> = Vec::new();
+    let last = loop {
+        tokio::time::sleep(Duration::from_secs(dead.sample_secs.max(1))).await;
+        let rss = rss_mib();
+        series.push(rss);
+        let p = {
+            let store = store.clone();
+            tokio::task::spawn_blocking(move || progress(&store)).await??
+        };
+        println!(
+            "  t={:>4} s  clock +{:>5.1} h  RSS {rss:>6.1} MiB  attempts {:>8}  backlog {:>6}  dead {:>6}",
+            started.elapsed().as_secs(),
+            (clock.now_ms() - clock_started) as f64 / 3_600_000.0,
+            p.attempts,
+            p.backlog,
+            p.dead
+        );
+        if p.backlog == 0 || started.elapsed() >= Duration::from_secs(dead.secs) {
+            break p;
+        }
+    };
     shutdown.cancel();
     task.await??;
-    // Before counting: the count below loads every row.
-    let after = rss_mib();
-    let attempts: i64 = {
-        let mut conn = store.conn()?;
-        stripe_hookd::store::deliveries::list(&mut conn)?
-            .iter()
-            .map(|d| i64::from(d.attempts))
-            .sum()
-    };
+    ticker.abort();
+    let min = series.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = series.iter().copied().fold(0.0, f64::max);
     println!(
-        "dead app: {} deliveries queued over {} objects, forwarder ran {secs} s ({attempts} attempts, all refused): RSS {before:.1} MiB before, peak {peak:.1} MiB, after {after:.1} MiB",
-        run.deliveries, run.objects
+        "dead app: {} s, {} attempts (all refused, each recorded with its history row), {} dead, {} left; RSS before {before:.1} MiB, while running min {min:.1} / max {max:.1} / last {:.1} MiB",
+        started.elapsed().as_secs(),
+        last.attempts,
+        last.dead,
+        last.backlog,
+        series.last().copied().unwrap_or(0.0)
+    );
+    println!(
+        "RSS series (MiB, every {} s): {}",
+        dead.sample_secs,
+        series
+            .iter()
+            .map(|r| format!("{r:.0}"))
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     Ok(())
 }
@@ -166,7 +250,11 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let dead_secs = common::arg("--dead-secs", 20) as u64;
+    let dead_app_run = DeadApp {
+        secs: common::arg("--dead-secs", 900) as u64,
+        speed: common::arg("--speed", 1000) as u64,
+        sample_secs: common::arg("--sample-secs", 5) as u64,
+    };
     let dead = common::arg("--dead-app", 0);
     runtime.block_on(async {
         if dead > 0 {
@@ -176,7 +264,7 @@ fn main() -> anyhow::Result<()> {
                 deliveries: dead,
                 ..options
             };
-            return dead_app(&url, &run, dead_secs).await;
+            return dead_app(&url, &run, &dead_app_run).await;
         }
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let receiver = format!("http://{}/hook", listener.local_addr()?);

@@ -205,7 +205,8 @@ async fn discard(
         return Err(AdminError::ReasonRequired);
     }
     let (lookup, r) = (id.clone(), reason.clone());
-    let before = blocking(&state, move |c| deliveries::discard(c, &lookup, &r))
+    let now = crate::store::now_ms();
+    let before = blocking(&state, move |c| deliveries::discard(c, &lookup, &r, now))
         .await?
         .ok_or_else(|| AdminError::NoSuchDelivery(id.clone()))?;
     if before != deliveries::status::DEAD && before != deliveries::status::PENDING {

@@ -226,7 +226,9 @@ pub fn run(config: &Config, command: DeliveriesCommand) -> anyhow::Result<()> {
             if reason.trim().is_empty() {
                 anyhow::bail!("say why: --reason \"…\"");
             }
-            match deliveries::discard(conn, &delivery_id, &reason)?.as_deref() {
+            match deliveries::discard(conn, &delivery_id, &reason, crate::store::now_ms())?
+                .as_deref()
+            {
                 None => anyhow::bail!("no delivery {delivery_id}"),
                 Some(b @ (deliveries::status::DEAD | deliveries::status::PENDING)) => {
                     tracing::info!(delivery_id = %delivery_id, before = %b, reason = %reason, "delivery discarded from the command line");

@@ -231,16 +231,40 @@ async fn prune_loop(runner: Arc<Runner>, shutdown: CancellationToken) {
         let older_than = runner.clock().now_ms().saturating_sub(retention_ms);
         let store = runner.store().clone();
         let batch = options.prune_batch;
-        let result = tokio::task::spawn_blocking(move || -> Result<usize, StoreError> {
+        let result = tokio::task::spawn_blocking(move || {
             let mut conn = store.conn()?;
-            retention::prune(&mut conn, older_than, batch)
+            let events = retention::prune(&mut conn, older_than, batch);
+            // Finished deliveries (and their attempts) go by the same
+            // horizon, whatever became of the events' pruning.
+            let deliveries =
+                crate::store::deliveries::retention::prune(&mut conn, older_than, batch);
+            Ok::<_, StoreError>((events, deliveries))
         })
         .await;
-        match result {
-            Ok(Ok(0)) => {}
-            Ok(Ok(n)) => tracing::info!(pruned = n, "pruned finished events past retention"),
-            Ok(Err(e)) => tracing::error!(error = %e, "pruning failed"),
-            Err(e) => tracing::error!(error = %e, "pruning failed"),
+        let (events, forwarded) = match result {
+            Ok(Ok(both)) => both,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "pruning failed");
+                continue;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "pruning failed");
+                continue;
+            }
+        };
+        match events {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(pruned = n, "pruned finished events past retention"),
+            Err(e) => tracing::error!(error = %e, "pruning events failed"),
+        }
+        match forwarded {
+            Ok(p) if p.deliveries == 0 => {}
+            Ok(p) => tracing::info!(
+                deliveries = p.deliveries,
+                attempts = p.attempts,
+                "pruned delivered and discarded deliveries past retention, with their attempts"
+            ),
+            Err(e) => tracing::error!(error = %e, "pruning deliveries failed"),
         }
     }
 }

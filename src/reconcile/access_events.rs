@@ -13,6 +13,14 @@
 //! subscription's customer) are looked at. Access that ends by the clock alone (a
 //! `past_due` grace running out) is found by [`expired`], which the
 //! forwarder runs now and then.
+//!
+//! Once per change, also with several Postgres instances: two transactions
+//! finishing events of one customer at once (a subscription's and an
+//! invoice's), or two instances' expiry sweeps, could both read the old
+//! snapshot and both announce. A change is therefore written only under
+//! the customer's transaction-scoped advisory lock, and compared again once
+//! the lock is held ([`lock_access`]; SQLite's single writer serialises
+//! already).
 
 use diesel::prelude::*;
 use serde_json::{json, Map, Value};
@@ -57,6 +65,8 @@ pub fn derive(
             )),
         }
     }
+    // Locks in key order (see `lock_access`).
+    customers.sort_by_key(|(customer, ..)| access_lock_key(customer));
     let mut out = Vec::new();
     for (customer, livemode, api_version, sources) in customers {
         out.extend(announce(
@@ -85,8 +95,11 @@ pub fn expired(tx: &mut Tx<'_>, since: i64, now: i64) -> QueryResult<Vec<HookEve
         .select(entitlements::customer_id)
         .distinct()
         .load(c))?;
+    let mut customers: Vec<String> = customers.into_iter().flatten().collect();
+    // Locks in key order (see `lock_access`).
+    customers.sort_by_key(|customer| access_lock_key(customer));
     let mut out = Vec::new();
-    for customer in customers.into_iter().flatten() {
+    for customer in customers {
         let livemode: Option<bool> = with_tx!(tx, c => subscriptions::table
             .filter(subscriptions::customer_id.eq(&customer))
             .select(subscriptions::livemode)
@@ -108,7 +121,9 @@ pub fn expired(tx: &mut Tx<'_>, since: i64, now: i64) -> QueryResult<Vec<HookEve
 }
 
 /// The event for `customer` when the access now differs from the access
-/// last announced (recorded as announced), or `None`.
+/// last announced (recorded as announced), or `None`. A change is looked
+/// at again under the customer's lock: another transaction may have
+/// announced it meanwhile (then it is not announced twice).
 fn announce(
     tx: &mut Tx<'_>,
     customer: &str,
@@ -117,23 +132,16 @@ fn announce(
     sources: &[&str],
     now: i64,
 ) -> QueryResult<Option<HookEvent<'static>>> {
-    let rows: Vec<Entitlement> = with_tx!(tx, c => entitlements::table
-        .filter(entitlements::customer_id.eq(customer))
-        .order((entitlements::subscription_id.asc(), entitlements::item_id.asc()))
-        .select(Entitlement::as_select())
-        .load(c))?;
-    let access = access_now(customer, &rows, now);
-    let stored: Option<String> = with_tx!(tx, c => access_snapshots::table
-        .filter(access_snapshots::customer_id.eq(customer))
-        .select(access_snapshots::access)
-        .first(c)
-        .optional())?;
-    let before = stored
-        .and_then(|s| serde_json::from_str::<Value>(&s).ok())
-        .unwrap_or_else(|| access_now(customer, &[], now));
-    let previous = changed_fields(&before, &access);
+    let (mut access, mut previous) = compare(tx, customer, now)?;
     if previous.is_empty() {
         return Ok(None);
+    }
+    if lock_access(tx, customer)? {
+        // Statements from now on see what the lock's last holder committed.
+        (access, previous) = compare(tx, customer, now)?;
+        if previous.is_empty() {
+            return Ok(None);
+        }
     }
     let text = access.to_string();
     with_tx!(tx, c => diesel::insert_into(access_snapshots::table)
@@ -169,6 +177,127 @@ fn announce(
         object_key: customer.to_owned().into(),
         payload: body.to_string().into(),
     }))
+}
+
+/// The customer's access now, and the fields in which it differs from the
+/// access last announced (empty: no change).
+fn compare(tx: &mut Tx<'_>, customer: &str, now: i64) -> QueryResult<(Value, Map<String, Value>)> {
+    let rows: Vec<Entitlement> = with_tx!(tx, c => entitlements::table
+        .filter(entitlements::customer_id.eq(customer))
+        .order((entitlements::subscription_id.asc(), entitlements::item_id.asc()))
+        .select(Entitlement::as_select())
+        .load(c))?;
+    let access = access_now(customer, &rows, now);
+    let stored: Option<String> = with_tx!(tx, c => access_snapshots::table
+        .filter(access_snapshots::customer_id.eq(customer))
+        .select(access_snapshots::access)
+        .first(c)
+        .optional())?;
+    let before = stored
+        .and_then(|s| serde_json::from_str::<Value>(&s).ok())
+        .unwrap_or_else(|| access_now(customer, &[], now));
+    let previous = changed_fields(&before, &access);
+    Ok((access, previous))
+}
+
+/// The first key of the two-key advisory locks on customers' access ("ha"
+/// in ASCII): not the object locks' class (`queue::claim`, "hk"), and the
+/// two-key space does not overlap the one-key migration lock.
+#[cfg(feature = "postgres")]
+const ACCESS_LOCK_CLASS: i32 = 0x6861;
+
+/// The second key: from the customer id (two customers sharing one only
+/// wait for each other).
+fn access_lock_key(customer: &str) -> i32 {
+    let digest = Sha256::digest(customer.as_bytes());
+    i32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]])
+}
+
+/// Takes `customer`'s access lock until the transaction ends: true on
+/// Postgres, false on SQLite (one writer: nothing to lock).
+///
+/// No deadlock with the finisher's object locks nor between customers:
+/// a transaction that takes access locks has taken every object lock it
+/// will need already (the group commit locks the objects of its whole
+/// batch in its first statement; the expiry sweep takes none), so nobody
+/// holding an access lock waits for an object lock. And a transaction
+/// waits only for a key above every access key it holds (each call of
+/// [`derive`] / [`expired`] locks in key order, and the highest key held
+/// is kept in a transaction-local setting); a key below it, met when a
+/// later group of the same batch names another customer, is only tried:
+/// if another transaction holds it, this group fails with that reason and
+/// the runner retries it (its savepoint is rolled back, the rest of the
+/// batch commits). A cycle of waits would need keys rising all the way
+/// round back to the first: there is none.
+fn lock_access(tx: &mut Tx<'_>, customer: &str) -> QueryResult<bool> {
+    match tx {
+        #[cfg(feature = "postgres")]
+        Tx::Postgres(c) => pg::lock_access(c, customer).map(|()| true),
+        _ => {
+            let _ = customer;
+            Ok(false)
+        }
+    }
+}
+
+#[cfg(feature = "postgres")]
+mod pg {
+    use diesel::prelude::*;
+    use diesel::result::{DatabaseErrorKind, Error};
+    use diesel::sql_types::{Bool, Integer, Nullable, Text};
+
+    /// The highest access key this transaction holds (a transaction-local
+    /// setting: undone with a rolled-back savepoint, like its locks).
+    const HELD: &str = "stripe_hookd.access_lock";
+
+    #[derive(QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = Nullable<Text>)]
+        value: Option<String>,
+    }
+
+    #[derive(QueryableByName)]
+    struct Tried {
+        #[diesel(sql_type = Bool)]
+        got: bool,
+    }
+
+    pub(super) fn lock_access(c: &mut PgConnection, customer: &str) -> QueryResult<()> {
+        let key = super::access_lock_key(customer);
+        let held: Option<i32> = diesel::sql_query("SELECT current_setting($1, true) AS value")
+            .bind::<Text, _>(HELD)
+            .get_result::<Setting>(c)?
+            .value
+            .and_then(|v| v.parse().ok());
+        match held {
+            Some(highest) if key == highest => Ok(()),
+            Some(highest) if key < highest => {
+                let tried = diesel::sql_query("SELECT pg_try_advisory_xact_lock($1, $2) AS got")
+                    .bind::<Integer, _>(super::ACCESS_LOCK_CLASS)
+                    .bind::<Integer, _>(key)
+                    .get_result::<Tried>(c)?;
+                if tried.got {
+                    Ok(())
+                } else {
+                    Err(Error::DatabaseError(
+                        DatabaseErrorKind::Unknown,
+                        Box::new(format!(
+                            "the access of customer {customer} is being announced by another transaction (its lock is taken out of order here: not waited for, to rule out a deadlock); retried"
+                        )),
+                    ))
+                }
+            }
+            _ => diesel::sql_query(
+                "SELECT set_config($3, $2::text, true) AS value \
+                 FROM (SELECT pg_advisory_xact_lock($1, $2)) AS locked",
+            )
+            .bind::<Integer, _>(super::ACCESS_LOCK_CLASS)
+            .bind::<Integer, _>(key)
+            .bind::<Text, _>(HELD)
+            .get_result::<Setting>(c)
+            .map(|_| ()),
+        }
+    }
 }
 
 /// The customer an event is about: its `data.object.customer` (an id or an

@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 
 pub mod history;
 pub mod pauses;
+pub mod retention;
 
 use super::schema::deliveries;
 use super::{with_tx, write_transaction, DbConnection, StoreError, Tx};
@@ -108,6 +109,8 @@ pub struct Delivery {
     pub delivered_at: Option<i64>,
     pub last_status: Option<i32>,
     pub last_error: Option<String>,
+    /// When an operator discarded it (epoch ms); what retention counts from.
+    pub discarded_at: Option<i64>,
 }
 
 /// Due (pending, `next_attempt_at <= now`) or abandoned (delivering, lease
@@ -338,6 +341,8 @@ pub struct DeliverySummary {
     pub delivered_at: Option<i64>,
     pub last_status: Option<i32>,
     pub last_error: Option<String>,
+    /// When an operator discarded it (epoch ms); what retention counts from.
+    pub discarded_at: Option<i64>,
 }
 
 /// Deliveries after id `after`, oldest first, optionally of one destination
@@ -390,6 +395,7 @@ pub fn redeliver(
                 deliveries::next_attempt_at.eq(now),
                 deliveries::created_at.eq(now),
                 deliveries::delivered_at.eq(None::<i64>),
+                deliveries::discarded_at.eq(None::<i64>),
             ))
             .execute(c))?;
         }
@@ -397,13 +403,15 @@ pub fn redeliver(
     })
 }
 
-/// Gives up on a dead or pending delivery (`discarded`, with the reason in
-/// `last_error`; the next one of its object is no longer held back by it).
-/// Returns its status before.
+/// Gives up on a dead or pending delivery (`discarded` at `now`, with the
+/// reason in `last_error`; the next one of its object is no longer held
+/// back by it; pruned `runner.retention_days` after `now`). Returns its
+/// status before.
 pub fn discard(
     conn: &mut DbConnection,
     delivery_id: &str,
     reason: &str,
+    now: i64,
 ) -> Result<Option<String>, StoreError> {
     write_transaction(conn, |tx| {
         let before: Option<String> = with_tx!(tx, c => deliveries::table
@@ -418,6 +426,7 @@ pub fn discard(
             .set((
                 deliveries::status.eq(status::DISCARDED),
                 deliveries::last_error.eq(format!("discarded: {reason}")),
+                deliveries::discarded_at.eq(now),
             ))
             .execute(c))?;
         }
@@ -507,6 +516,7 @@ pub fn redeliver_matching(
             deliveries::next_attempt_at.eq(now),
             deliveries::created_at.eq(now),
             deliveries::delivered_at.eq(None::<i64>),
+            deliveries::discarded_at.eq(None::<i64>),
         ))
         .execute(c))?;
         Ok(n)

@@ -60,6 +60,7 @@ diesel::table! {
         delivered_at -> Nullable<BigInt>,
         last_status -> Nullable<Integer>,
         last_error -> Nullable<Text>,
+        discarded_at -> Nullable<BigInt>,
     }
 }
 

@@ -261,3 +261,189 @@ async fn a_thin_event_changes_access_too(backend: Backend) {
     app.stop().await;
     fake.stop().await;
 }
+
+/// Two Postgres instances finishing events of one customer at the same
+/// moment (a subscription's and an invoice's) each derive the customer's
+/// access against the snapshot last announced. Forced interleaving: A has
+/// derived (its snapshot written, not committed) when B derives; A commits
+/// only once B waits on a lock. Exactly one access.updated comes of it.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_announce_one_access_change_once() {
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+
+    use diesel::sql_types::{Integer, Nullable, Text};
+    use diesel::{Connection, RunQueryDsl};
+    use stripe_hookd::reconcile::access_events;
+    use stripe_hookd::store::deliveries::HookEvent;
+    use stripe_hookd::store::{with_conn, write_transaction, StoreError};
+
+    #[derive(diesel::QueryableByName)]
+    struct Pid {
+        #[diesel(sql_type = Integer)]
+        pid: i32,
+    }
+    #[derive(diesel::QueryableByName)]
+    struct Waiting {
+        #[diesel(sql_type = Nullable<Text>)]
+        wait_event_type: Option<String>,
+    }
+
+    let db = TestDb::new(Backend::Postgres);
+    let fake = FakeStripe::start().await.expect("fake stripe");
+    let s = stripe_hookd::trigger::Scenario::new(false, crate::harness::API_VERSION);
+    let sub = fake.subscription(&s, "active");
+    // No destination lists access.updated: the finish writes the
+    // entitlements and announces nothing, so there is no snapshot yet.
+    let app = TestApp::spawn_with(&db, AppOptions::default().stripe(fake.base_url())).await;
+    app.deliver_ok(&snapshot_event("customer.subscription.created", sub))
+        .await;
+    app.runner.run_pending().await.unwrap();
+
+    let event = |id: &str, customer: &str| {
+        HookEvent {
+        event_id: id.to_owned().into(),
+        event_type: "invoice.paid".into(),
+        object_key: format!("in_{id}").into(),
+        payload: serde_json::json!({
+            "id": id, "object": "event", "type": "invoice.paid",
+            "data": {"object": {"object": "invoice", "id": format!("in_{id}"), "customer": customer}},
+        })
+        .to_string()
+        .into(),
+    }
+    };
+    let (event_a, event_b) = (
+        event("evt_race_a", &s.customer),
+        event("evt_race_b", &s.customer),
+    );
+    let now = app.runner.clock().now_ms();
+    let (pid_tx, pid_rx) = mpsc::channel::<i32>();
+    let (derived_tx, derived_rx) = mpsc::channel::<()>();
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+
+    let (store, url) = (app.store.clone(), db.url.clone());
+    let a = std::thread::spawn(move || {
+        let mut conn = store.conn().unwrap();
+        let b_pid = pid_rx.recv().unwrap();
+        let mut watcher = diesel::PgConnection::establish(&url).unwrap();
+        write_transaction(&mut conn, |tx| -> Result<usize, StoreError> {
+            let made = access_events::derive(tx, &[event_a], now)?;
+            derived_tx.send(()).unwrap();
+            // Commit once B waits on a lock (or has finished without
+            // waiting); a generous deadline, never a failure by itself.
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while Instant::now() < deadline && done_rx.try_recv().is_err() {
+                let waiting: Waiting = diesel::sql_query(
+                    "SELECT wait_event_type::text AS wait_event_type FROM pg_stat_activity WHERE pid = $1",
+                )
+                .bind::<Integer, _>(b_pid)
+                .get_result(&mut watcher)
+                .unwrap();
+                if waiting.wait_event_type.as_deref() == Some("Lock") {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Ok(made.len())
+        })
+        .unwrap()
+    });
+    let store = app.store.clone();
+    let b = std::thread::spawn(move || {
+        let mut conn = store.conn().unwrap();
+        let pid: Pid = with_conn!(&mut *conn, c => diesel::sql_query("SELECT pg_backend_pid() AS pid").get_result(c)).unwrap();
+        pid_tx.send(pid.pid).unwrap();
+        derived_rx.recv().unwrap();
+        let made = write_transaction(&mut conn, |tx| {
+            access_events::derive(tx, &[event_b], now).map_err(StoreError::from)
+        })
+        .unwrap();
+        let _ = done_tx.send(());
+        made.len()
+    });
+    let (a, b) = tokio::task::spawn_blocking(move || (a.join().unwrap(), b.join().unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(a, 1, "the first to derive announces the change");
+    assert_eq!(b, 0, "announced twice: the second read the old snapshot");
+    app.stop().await;
+    fake.stop().await;
+}
+
+/// Two batches finishing groups of two customers in opposite orders (one
+/// transaction each, as the group commit does): A then B in one, B then A
+/// in the other. Neither waits for the other forever nor for Postgres's
+/// deadlock detector: the one that would take its second lock out of key
+/// order only tries it, and its group fails with that reason (the runner
+/// retries it); the other announces both.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opposite_lock_orders_in_two_batches_do_not_deadlock() {
+    use std::sync::{Arc, Barrier};
+
+    use stripe_hookd::reconcile::access_events;
+    use stripe_hookd::store::deliveries::HookEvent;
+    use stripe_hookd::store::{write_transaction, StoreError};
+
+    let db = TestDb::new(Backend::Postgres);
+    let fake = FakeStripe::start().await.expect("fake stripe");
+    let app = TestApp::spawn_with(&db, AppOptions::default().stripe(fake.base_url())).await;
+    let mut customers = Vec::new();
+    for _ in 0..2 {
+        let s = stripe_hookd::trigger::Scenario::new(false, crate::harness::API_VERSION);
+        let sub = fake.subscription(&s, "active");
+        app.deliver_ok(&snapshot_event("customer.subscription.created", sub))
+            .await;
+        customers.push(s.customer.clone());
+    }
+    // No destination lists access.updated: no snapshot, both have a change.
+    app.runner.run_pending().await.unwrap();
+
+    fn event(id: &str, customer: &str) -> HookEvent<'static> {
+        HookEvent {
+            event_id: id.to_owned().into(),
+            event_type: "invoice.paid".into(),
+            object_key: format!("in_{id}").into(),
+            payload: serde_json::json!({
+                "id": id, "object": "event", "type": "invoice.paid",
+                "data": {"object": {"object": "invoice", "id": format!("in_{id}"), "customer": customer}},
+            })
+            .to_string()
+            .into(),
+        }
+    }
+    let now = app.runner.clock().now_ms();
+    let both_hold_one = Arc::new(Barrier::new(2));
+    let batch = |first: String, second: String, tag: &'static str| {
+        let (store, barrier) = (app.store.clone(), both_hold_one.clone());
+        std::thread::spawn(move || -> Result<usize, String> {
+            let mut conn = store.conn().unwrap();
+            write_transaction(&mut conn, |tx| -> Result<usize, StoreError> {
+                let a = access_events::derive(tx, &[event(&format!("evt_{tag}_1"), &first)], now)?;
+                barrier.wait();
+                let b = access_events::derive(tx, &[event(&format!("evt_{tag}_2"), &second)], now)?;
+                Ok(a.len() + b.len())
+            })
+            .map_err(|e| e.to_string())
+        })
+    };
+    let one = batch(customers[0].clone(), customers[1].clone(), "one");
+    let other = batch(customers[1].clone(), customers[0].clone(), "other");
+    let (one, other) =
+        tokio::task::spawn_blocking(move || (one.join().unwrap(), other.join().unwrap()))
+            .await
+            .unwrap();
+    let (announced, refused) = match (&one, &other) {
+        (Ok(n), Err(e)) | (Err(e), Ok(n)) => (*n, e.clone()),
+        _ => panic!("exactly one batch gives way: {one:?} / {other:?}"),
+    };
+    assert_eq!(announced, 2, "the other batch announces both changes");
+    assert!(
+        refused.contains("being announced by another transaction"),
+        "given way by trying the out-of-order lock, not by the deadlock detector: {refused}"
+    );
+    app.stop().await;
+    fake.stop().await;
+}

@@ -16,6 +16,7 @@ mod forward;
 mod forward_access;
 mod forward_ops;
 mod forward_processes;
+mod forward_retention;
 mod harness;
 mod install;
 mod intake;
