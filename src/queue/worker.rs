@@ -176,11 +176,16 @@ impl BackendConfig for OutboxBackend {
     }
 }
 
+/// Runs the handler and queues the finish; the slot is free once the finish
+/// is queued (the object's lease still guards it until it commits), and
+/// the rest ([`super::Finishing`]: the commit's outcome, logs, metrics)
+/// runs on its own task.
 async fn process_task(
     group: EventGroup,
     runner: Data<Arc<Runner>>,
 ) -> Result<(), std::convert::Infallible> {
-    runner.process(group).await;
+    let finishing = runner.start(group).await;
+    tokio::spawn(finishing);
     Ok(())
 }
 
@@ -206,14 +211,31 @@ pub async fn run(
     }));
     let grace = runner.options().shutdown_grace;
     let prune = tokio::spawn(prune_loop(Arc::clone(&runner), shutdown.clone()));
+    let stop = shutdown.clone();
+    let mut grace_over = Box::pin(async move {
+        stop.cancelled().await;
+        tokio::time::sleep(grace).await;
+    });
+    let mut over = false;
     tokio::select! {
         result = &mut run => {
             result.map_err(|e| anyhow::anyhow!("job runner stopped: {e}"))?;
         }
-        () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
+        () = &mut grace_over => {
             drop(run);
-            tracing::warn!(grace_secs = grace.as_secs(), "shutdown grace period over; releasing unfinished events");
+            over = true;
         }
+    }
+    // Finishes already queued commit (within the same grace period), so
+    // that their groups are not released and run again.
+    if !over {
+        tokio::select! {
+            () = runner.finishes_settled() => {}
+            () = &mut grace_over => over = true,
+        }
+    }
+    if over {
+        tracing::warn!(grace_secs = grace.as_secs(), "shutdown grace period over; releasing unfinished events");
     }
     runner.release_claimed().await;
     prune.abort();
