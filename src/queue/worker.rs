@@ -235,7 +235,10 @@ pub async fn run(
         }
     }
     if over {
-        tracing::warn!(grace_secs = grace.as_secs(), "shutdown grace period over; releasing unfinished events");
+        tracing::warn!(
+            grace_secs = grace.as_secs(),
+            "shutdown grace period over; releasing unfinished events"
+        );
     }
     runner.release_claimed().await;
     prune.abort();

@@ -216,7 +216,10 @@ async fn a_finish_whose_commit_fails_is_a_failed_attempt_and_runs_again(backend:
     );
     let row = rows(t).await.remove("evt_orphan").unwrap();
     assert_ne!(row.status, "done", "{row:?}");
-    assert!(children(t).await.is_empty(), "the commit's writes were undone");
+    assert!(
+        children(t).await.is_empty(),
+        "the commit's writes were undone"
+    );
 
     // The cause goes: the next attempt commits.
     app.db(|c| {
