@@ -250,7 +250,8 @@ pub struct Success {
 /// locks (one statement, key order), which groups still hold their lease
 /// (one), each group's `apply` in its own savepoint (only groups that have
 /// one), then the events' marks, their attempt rows and the object leases
-/// of every group that succeeded (one statement each). A group whose lease
+/// of every group that succeeded (one statement, three data-modifying
+/// CTEs). A group whose lease
 /// is lost, or whose `apply` fails, is left untouched, as before. SQLite
 /// (in-process, one writer, fsync-bound) finishes each in a savepoint.
 pub fn successes_in(

@@ -13,6 +13,10 @@
 //! The runner knows nothing of Stripe objects: handlers come in through the
 //! [`Handler`] trait. [`Runner::run_pending`] processes everything due, for
 //! tests and tools; [`worker::run`] drives the same steps on apalis workers.
+//! A worker lets go of a group once its finish is queued
+//! ([`Runner::start`]); the group stays claimed (its lease on the object
+//! held) and its outcome is reported only once that finish's transaction
+//! ended.
 
 pub mod backoff;
 pub mod claim;

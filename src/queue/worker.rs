@@ -5,7 +5,11 @@
 //! no second write to lose. The backend claims groups (with leases) when
 //! woken by the intake (`Notify`) or by the poll interval, and hands them to
 //! apalis one at a time; apalis runs up to `concurrency` of them at once and
-//! asks for the next only when a worker is free. A claim takes one group
+//! asks for the next only when a worker is free. A worker is free once its
+//! group's finish is queued ([`Runner::start`]): the commit, and what waits
+//! for its outcome, runs on its own task while the object lease keeps the
+//! object from every other claim, so the finishes of more groups share
+//! each commit. A claim takes one group
 //! per free worker ([`Runner::claim_size`]; a buffer's worth more only while
 //! handlers are fast next to the lease), so a lease starts ticking when its work can
 //! start, not while it waits behind slow handlers. Claim errors
