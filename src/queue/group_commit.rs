@@ -13,6 +13,14 @@ use super::finish::{self, FailedAs, FinishError};
 use super::{Apply, EventGroup};
 use crate::store::{savepoint, write_transaction, Backend, Store};
 
+/// Benchmarks only: finishing threads on Postgres (0: the default, 4).
+static PG_THREADS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+#[doc(hidden)]
+pub fn bench_finisher_threads(n: usize) {
+    PG_THREADS.store(n, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Most finishes in one transaction.
 const MAX_BATCH: usize = 64;
 
@@ -57,7 +65,10 @@ impl Finisher {
         let rx = Arc::new(Mutex::new(rx));
         let threads = match store.backend() {
             Backend::Sqlite => 1,
-            Backend::Postgres => 4,
+            Backend::Postgres => match PG_THREADS.load(std::sync::atomic::Ordering::Relaxed) {
+                0 => 4,
+                n => n,
+            },
         };
         for n in 0..threads {
             let (store, rx) = (store.clone(), Arc::clone(&rx));
