@@ -7,6 +7,8 @@
 //! BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test \
 //!   cargo bench --features postgres --bench e2e           # both
 //! cargo bench --bench e2e -- --events 5000 --rate 500
+//! # the runner's throughput alone, on Postgres alone:
+//! BENCH_POSTGRES_URL=… cargo bench --features postgres --bench e2e -- --postgres-only --runner-only
 //! ```
 
 mod common;
@@ -104,6 +106,9 @@ async fn run(label: &str, url: &str, fake: &str, n: usize, rate: usize) -> anyho
     println!("runner   {label:8} reconcile handlers{how}, fake Stripe: {n} events in {elapsed:.2}s = {:.0} events/s", n as f64 / elapsed);
     token.cancel();
     task.await??;
+    if std::env::args().any(|a| a == "--runner-only") {
+        return Ok(());
+    }
 
     // 2. End-to-end lag at a fixed offered rate through the real intake.
     let dir2 = tempfile::tempdir()?;
@@ -167,6 +172,8 @@ fn main() -> anyhow::Result<()> {
     // way before set-based finishing), for a comparison in one run.
     let per_group = std::env::args().any(|a| a == "--per-group");
     stripe_hookd::queue::finish::bench_finish_per_group(per_group);
+    // `--finisher-threads N`: finishing threads on Postgres (default 4).
+    stripe_hookd::queue::group_commit::bench_finisher_threads(common::arg("--finisher-threads", 0));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -182,7 +189,9 @@ fn main() -> anyhow::Result<()> {
         tokio::spawn(server);
         let dir = tempfile::tempdir()?;
         let url = format!("sqlite://{}", dir.path().join("e2e.db").display());
-        run("sqlite", &url, &fake, n, rate).await?;
+        if !std::env::args().any(|a| a == "--postgres-only") {
+            run("sqlite", &url, &fake, n, rate).await?;
+        }
         if let Ok(base) = std::env::var("BENCH_POSTGRES_URL") {
             if cfg!(feature = "postgres") {
                 run("postgres", &common::fresh_pg(&base, "e2e")?, &fake, n, rate).await?;

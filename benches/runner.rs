@@ -208,6 +208,8 @@ fn main() -> anyhow::Result<()> {
     // too (before set-based finishing), for a comparison in one run.
     let per_group = std::env::args().any(|a| a == "--per-group");
     queue::finish::bench_finish_per_group(per_group);
+    // `--finisher-threads N`: finishing threads on Postgres (default 4).
+    queue::group_commit::bench_finisher_threads(common::arg("--finisher-threads", 0));
     let errors = Arc::new(AtomicUsize::new(0));
     let subscriber = tracing_subscriber::registry()
         .with(CountErrors(Arc::clone(&errors)))

@@ -250,10 +250,24 @@ pub struct Success {
 /// locks (one statement, key order), which groups still hold their lease
 /// (one), each group's `apply` in its own savepoint (only groups that have
 /// one), then the events' marks, their attempt rows and the object leases
-/// of every group that succeeded (one statement each). A group whose lease
+/// of every group that succeeded (one statement, three data-modifying
+/// CTEs). A group whose lease
 /// is lost, or whose `apply` fails, is left untouched, as before. SQLite
 /// (in-process, one writer, fsync-bound) finishes each in a savepoint.
 pub fn successes_in(
+    tx: &mut Tx<'_>,
+    jobs: Vec<Success>,
+) -> Result<Vec<Result<(), FinishError>>, FinishError> {
+    let mut keys: Vec<&str> = jobs.iter().map(|j| j.group.key.as_str()).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    lock_objects(tx, &keys)?;
+    successes_locked(tx, jobs)
+}
+
+/// [`successes_in`] for a caller that already holds the locks of every
+/// job's object ([`lock_objects`]): one round trip fewer per batch.
+pub fn successes_locked(
     tx: &mut Tx<'_>,
     jobs: Vec<Success>,
 ) -> Result<Vec<Result<(), FinishError>>, FinishError> {
@@ -302,6 +316,12 @@ mod set_based {
 
     use super::*;
 
+    #[derive(QueryableByName)]
+    struct Changed {
+        #[diesel(sql_type = BigInt)]
+        changed: i64,
+    }
+
     pub fn lock_objects(c: &mut diesel::PgConnection, keys: &[&str]) -> QueryResult<()> {
         if keys.is_empty() {
             return Ok(());
@@ -320,11 +340,7 @@ mod set_based {
         c: &mut diesel::PgConnection,
         jobs: Vec<Success>,
     ) -> Result<Vec<Result<(), FinishError>>, FinishError> {
-        let mut keys: Vec<&str> = jobs.iter().map(|j| j.group.key.as_str()).collect();
-        keys.sort_unstable();
-        keys.dedup();
-        lock_objects(c, &keys)?;
-        // Which events are still ours: leased under their group's token.
+        // The caller holds the objects' locks. Which events are still ours: leased under their group's token.
         let ids: Vec<&str> = jobs
             .iter()
             .flat_map(|j| j.group.events.iter().map(|e| e.event_id.as_str()))
@@ -394,42 +410,37 @@ mod set_based {
         if marks.0.is_empty() {
             return Ok(results);
         }
-        let changed = diesel::sql_query(
-            "UPDATE webhook_events AS e \
-             SET status = v.st, lease_expires_at = NULL, last_error = v.note, processed_at = v.at \
-             FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[]) \
-               AS v(id, st, at, tok, note) \
-             WHERE e.event_id = v.id AND e.status = 'processing' AND e.lease_owner = v.tok",
+        // The events' marks, their attempt rows and the object leases in one
+        // statement (data-modifying CTEs all run, read or not); the count
+        // is of the events changed.
+        let changed: Vec<Changed> = diesel::sql_query(
+            "WITH v AS (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[]) \
+               AS v(id, st, at, tok, note)), \
+             e AS (UPDATE webhook_events AS e \
+               SET status = v.st, lease_expires_at = NULL, last_error = v.note, processed_at = v.at \
+               FROM v WHERE e.event_id = v.id AND e.status = 'processing' AND e.lease_owner = v.tok \
+               RETURNING 1), \
+             a AS (UPDATE event_attempts AS a SET finished_at = v.at, outcome = v.st, error = v.note \
+               FROM v WHERE a.event_id = v.id AND a.finished_at IS NULL RETURNING 1), \
+             l AS (DELETE FROM object_leases AS l USING unnest($6::text[], $7::text[]) AS w(k, tok) \
+               WHERE l.object_key = w.k AND l.owner = w.tok RETURNING 1) \
+             SELECT (SELECT count(*) FROM e) AS changed",
         )
         .bind::<Array<Text>, _>(&marks.0)
         .bind::<Array<Text>, _>(&marks.1)
         .bind::<Array<BigInt>, _>(&marks.2)
         .bind::<Array<Text>, _>(&marks.3)
         .bind::<Array<Nullable<Text>>, _>(&marks.4)
-        .execute(c)?;
-        if changed != marks.0.len() {
+        .bind::<Array<Text>, _>(&leases.0)
+        .bind::<Array<Text>, _>(&leases.1)
+        .load(c)?;
+        let changed = changed.first().map_or(0, |c| c.changed);
+        if usize::try_from(changed).ok() != Some(marks.0.len()) {
             // Checked under the objects' locks a moment ago: something
             // changed leased events without the lock. Undo the whole batch
             // (its leases expire and the events run again).
             return Err(FinishError::LeaseLost);
         }
-        diesel::sql_query(
-            "UPDATE event_attempts AS a SET finished_at = v.at, outcome = v.st, error = v.note \
-             FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[]) AS v(id, st, at, note) \
-             WHERE a.event_id = v.id AND a.finished_at IS NULL",
-        )
-        .bind::<Array<Text>, _>(&marks.0)
-        .bind::<Array<Text>, _>(&marks.1)
-        .bind::<Array<BigInt>, _>(&marks.2)
-        .bind::<Array<Nullable<Text>>, _>(&marks.4)
-        .execute(c)?;
-        diesel::sql_query(
-            "DELETE FROM object_leases AS l USING unnest($1::text[], $2::text[]) AS v(k, tok) \
-             WHERE l.object_key = v.k AND l.owner = v.tok",
-        )
-        .bind::<Array<Text>, _>(&leases.0)
-        .bind::<Array<Text>, _>(&leases.1)
-        .execute(c)?;
         Ok(results)
     }
 }

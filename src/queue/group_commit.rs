@@ -3,6 +3,7 @@
 //! savepoint so that one failure cannot undo its neighbours. A finish is
 //! reported done only after the transaction holding it committed.
 
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 
@@ -12,10 +13,18 @@ use super::finish::{self, FailedAs, FinishError};
 use super::{Apply, EventGroup};
 use crate::store::{savepoint, write_transaction, Backend, Store};
 
+/// Benchmarks only: finishing threads on Postgres (0: the default, 4).
+static PG_THREADS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+#[doc(hidden)]
+pub fn bench_finisher_threads(n: usize) {
+    PG_THREADS.store(n, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Most finishes in one transaction.
 const MAX_BATCH: usize = 64;
 
-type Verdicts = Vec<(String, FailedAs)>;
+pub type Verdicts = Vec<(String, FailedAs)>;
 
 enum Job {
     Success {
@@ -56,7 +65,10 @@ impl Finisher {
         let rx = Arc::new(Mutex::new(rx));
         let threads = match store.backend() {
             Backend::Sqlite => 1,
-            Backend::Postgres => 4,
+            Backend::Postgres => match PG_THREADS.load(std::sync::atomic::Ordering::Relaxed) {
+                0 => 4,
+                n => n,
+            },
         };
         for n in 0..threads {
             let (store, rx) = (store.clone(), Arc::clone(&rx));
@@ -71,49 +83,55 @@ impl Finisher {
         Ok(Finisher { tx })
     }
 
-    pub async fn success(
+    /// Queues a successful group's finish now (before the returned future
+    /// is first polled) and answers once the transaction holding it ended.
+    pub fn success(
         &self,
         group: EventGroup,
         handled: Vec<String>,
         apply: Option<Apply>,
         now: i64,
-    ) -> Result<(), FinishError> {
+    ) -> impl Future<Output = Result<(), FinishError>> + Send + 'static {
         let (reply, answer) = oneshot::channel();
-        self.tx
-            .send(Job::Success {
-                group,
-                handled,
-                apply,
-                now,
-                reply,
-            })
-            .map_err(|_| FinishError::Commit("the finisher has stopped".to_owned()))?;
-        answer
-            .await
-            .map_err(|_| FinishError::Commit("the finisher has stopped".to_owned()))?
+        let sent = self.tx.send(Job::Success {
+            group,
+            handled,
+            apply,
+            now,
+            reply,
+        });
+        async move {
+            sent.map_err(|_| stopped())?;
+            answer.await.map_err(|_| stopped())?
+        }
     }
 
-    pub async fn failure(
+    /// Queues a failed group's finish now (before the returned future is
+    /// first polled) and answers once the transaction holding it ended.
+    pub fn failure(
         &self,
         group: EventGroup,
         error: String,
         now: i64,
         verdicts: Vec<FailedAs>,
-    ) -> Result<Verdicts, FinishError> {
+    ) -> impl Future<Output = Result<Verdicts, FinishError>> + Send + 'static {
         let (reply, answer) = oneshot::channel();
-        self.tx
-            .send(Job::Failure {
-                group,
-                error,
-                now,
-                verdicts,
-                reply,
-            })
-            .map_err(|_| FinishError::Commit("the finisher has stopped".to_owned()))?;
-        answer
-            .await
-            .map_err(|_| FinishError::Commit("the finisher has stopped".to_owned()))?
+        let sent = self.tx.send(Job::Failure {
+            group,
+            error,
+            now,
+            verdicts,
+            reply,
+        });
+        async move {
+            sent.map_err(|_| stopped())?;
+            answer.await.map_err(|_| stopped())?
+        }
     }
+}
+
+fn stopped() -> FinishError {
+    FinishError::Commit("the finisher has stopped".to_owned())
 }
 
 /// Blocks for one job, then takes what else is queued.
@@ -186,7 +204,7 @@ fn commit(store: &Store, mut batch: Vec<Job>) {
             }
             // Successes together (set-based on Postgres); failures (rare)
             // one savepoint each.
-            let results = match finish::successes_in(tx, successes) {
+            let results = match finish::successes_locked(tx, successes) {
                 Ok(results) => results,
                 Err(e) => {
                     // The whole batch rolls back; the replies say why below.

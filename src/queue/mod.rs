@@ -13,6 +13,10 @@
 //! The runner knows nothing of Stripe objects: handlers come in through the
 //! [`Handler`] trait. [`Runner::run_pending`] processes everything due, for
 //! tests and tools; [`worker::run`] drives the same steps on apalis workers.
+//! A worker lets go of a group once its finish is queued
+//! ([`Runner::start`]); the group stays claimed (its lease on the object
+//! held) and its outcome is reported only once that finish's transaction
+//! ended.
 
 pub mod backoff;
 pub mod claim;
@@ -31,6 +35,7 @@ use std::time::Duration;
 use diesel::prelude::*;
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
+use tracing::Instrument;
 
 use crate::store::deliveries::{EventHook, HookEvent};
 use crate::store::schema::webhook_events;
@@ -222,6 +227,41 @@ impl Tally {
     }
 }
 
+/// How many finishes each worker may leave queued (not yet committed)
+/// while it takes its next group: enough for batches of several groups per
+/// commit, few enough that a finisher that falls behind holds the workers
+/// back rather than piling up claimed groups.
+pub const QUEUED_FINISHES_PER_WORKER: usize = 4;
+
+/// The rest of a group's processing once its finish is queued (see
+/// [`Runner::start`]): await it for the group's [`Tally`].
+#[must_use = "the group stays claimed until its Finishing is awaited"]
+pub struct Finishing(BoxFuture<'static, Tally>);
+
+impl std::future::Future for Finishing {
+    type Output = Tally;
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Tally> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
+/// A group's finish, queued by its worker.
+enum Queued {
+    Success {
+        handled_ids: Vec<String>,
+        answer: BoxFuture<'static, Result<(), FinishError>>,
+        _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    },
+    Failure {
+        error: HandlerError,
+        answer: BoxFuture<'static, Result<group_commit::Verdicts, FinishError>>,
+        _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    },
+}
+
 /// Claims, runs handlers and finishes attempts. Shared by the apalis workers
 /// and by [`Runner::run_pending`].
 pub struct Runner {
@@ -241,6 +281,10 @@ pub struct Runner {
     /// shutdown waits for a claim under way and then sees its groups.
     claims_open: Mutex<bool>,
     finisher: group_commit::Finisher,
+    /// One permit per finish queued and not yet committed (see
+    /// [`Runner::start`]).
+    finishing: Arc<tokio::sync::Semaphore>,
+    finishing_max: usize,
     /// Runs in each finishing transaction of a successful group (with all
     /// its events, done and ignored), then `finished` after the commit.
     on_finish: Option<(EventHook, Arc<dyn Fn() + Send + Sync>)>,
@@ -255,8 +299,14 @@ impl Runner {
     ) -> std::io::Result<Runner> {
         let finisher = group_commit::Finisher::start(store.clone())?;
         let lease_ms = u64::try_from(options.lease.as_millis()).unwrap_or(u64::MAX);
+        let finishing_max = options
+            .concurrency
+            .max(1)
+            .saturating_mul(QUEUED_FINISHES_PER_WORKER);
         Ok(Runner {
             finisher,
+            finishing: Arc::new(tokio::sync::Semaphore::new(finishing_max)),
+            finishing_max,
             store,
             handler,
             options,
@@ -342,9 +392,11 @@ impl Runner {
     /// buffer (fewer claims per group; two rounds of such groups are short
     /// next to the lease); never when they are slow (a slow Stripe API),
     /// where leases would run out in the buffer.
+    /// Groups whose finish is queued do not hold a worker.
     pub fn claim_size(&self) -> usize {
         let concurrency = self.options.concurrency.max(1);
-        let free = concurrency.saturating_sub(self.unfinished()).max(1);
+        let busy = self.unfinished().saturating_sub(self.finishing());
+        let free = concurrency.saturating_sub(busy).max(1);
         let lease_ms = u64::try_from(self.options.lease.as_millis()).unwrap_or(u64::MAX);
         if self.recent_ms.load(Ordering::Relaxed).saturating_mul(16) < lease_ms {
             free + 2 * concurrency
@@ -380,30 +432,66 @@ impl Runner {
     }
 
     /// Runs one claimed group to its end: handler, then one transaction.
-    #[tracing::instrument(skip_all, fields(object = %group.key, events = group.events.len()))]
     pub async fn process(self: &Arc<Self>, group: EventGroup) -> Tally {
-        let started = std::time::Instant::now();
-        let tally = self.process_inner(&group).await;
-        lock(&self.claimed).retain(|g| !(g.token == group.token && g.key == group.key));
-        self.took(started.elapsed());
-        metrics::histogram!(crate::metrics::ATTEMPT_SECONDS)
-            .record(started.elapsed().as_secs_f64());
-        for (outcome, n) in [
-            ("done", tally.done),
-            ("ignored", tally.ignored),
-            ("retry", tally.retried),
-            ("dead", tally.dead),
-            ("lease_lost", tally.lost),
-        ] {
-            if n > 0 {
-                metrics::counter!(crate::metrics::ATTEMPTS, "outcome" => outcome)
-                    .increment(n as u64);
-            }
-        }
-        tally
+        self.start(group).await.await
     }
 
-    async fn process_inner(self: &Arc<Self>, group: &EventGroup) -> Tally {
+    /// Runs a group's handler and queues its finish; returns once the
+    /// finish is queued, not committed. The returned [`Finishing`] waits for
+    /// the commit and does everything that needs its real outcome (the
+    /// group's tally, logs, metrics, the finish hook's `finished`, the
+    /// failed attempt when the commit failed); until it ends, the group
+    /// counts as claimed (a shutdown releases it) and its object lease
+    /// keeps every other claim off the object. A worker can take its next
+    /// group meanwhile, so that more groups share each commit. At most
+    /// [`QUEUED_FINISHES_PER_WORKER`] × concurrency finishes wait at once:
+    /// beyond that `start` waits (the finisher is behind).
+    pub async fn start(self: &Arc<Self>, group: EventGroup) -> Finishing {
+        let span = tracing::info_span!("process", object = %group.key, events = group.events.len());
+        let started = std::time::Instant::now();
+        let queued = self.handle_and_queue(&group).instrument(span.clone()).await;
+        let this = Arc::clone(self);
+        let rest = async move {
+            let tally = this.complete(&group, queued).await;
+            lock(&this.claimed).retain(|g| !(g.token == group.token && g.key == group.key));
+            this.took(started.elapsed());
+            metrics::histogram!(crate::metrics::ATTEMPT_SECONDS)
+                .record(started.elapsed().as_secs_f64());
+            for (outcome, n) in [
+                ("done", tally.done),
+                ("ignored", tally.ignored),
+                ("retry", tally.retried),
+                ("dead", tally.dead),
+                ("lease_lost", tally.lost),
+            ] {
+                if n > 0 {
+                    metrics::counter!(crate::metrics::ATTEMPTS, "outcome" => outcome)
+                        .increment(n as u64);
+                }
+            }
+            tally
+        };
+        Finishing(Box::pin(rest.instrument(span)))
+    }
+
+    /// How many finishes are queued and not yet committed.
+    pub fn finishing(&self) -> usize {
+        self.finishing_max
+            .saturating_sub(self.finishing.available_permits())
+    }
+
+    /// Waits until no finish is queued (shutdown: before releasing what is
+    /// left, so that groups whose finish is about to commit are not run
+    /// again).
+    pub async fn finishes_settled(&self) {
+        let n = u32::try_from(self.finishing_max).unwrap_or(u32::MAX);
+        // Never closed: an error cannot happen; nothing to wait for then.
+        drop(self.finishing.acquire_many(n).await);
+    }
+
+    /// The handler's part (the worker's slot): runs the handler, then
+    /// queues the group's finish (success or failure).
+    async fn handle_and_queue(self: &Arc<Self>, group: &EventGroup) -> Queued {
         let handled: Vec<ClaimedEvent> = group
             .events
             .iter()
@@ -436,48 +524,88 @@ impl Runner {
                 Ok(Ok(result)) => result.map(Some),
             }
         };
-        let error = match result {
-            Ok(apply) => match self.finish_success(group, handled_ids.clone(), apply).await {
-                Ok(()) => {
-                    for e in &group.events {
-                        let outcome = if handled_ids.contains(&e.event_id) {
-                            "done"
-                        } else {
-                            "ignored"
-                        };
-                        tracing::info!(
-                            event_id = %e.event_id, event_type = %e.event_type, attempt = e.attempts,
-                            outcome, "event {outcome}"
-                        );
-                    }
-                    return Tally {
-                        done: handled_ids.len(),
-                        ignored: group.events.len() - handled_ids.len(),
-                        ..Tally::default()
-                    };
+        // The semaphore is never closed; without a permit the finish goes
+        // unbounded rather than not at all.
+        let permit = Arc::clone(&self.finishing).acquire_owned().await.ok();
+        match result {
+            Ok(apply) => {
+                let answer = self.queue_success(group, handled_ids.clone(), apply);
+                Queued::Success {
+                    handled_ids,
+                    answer: Box::pin(answer),
+                    _permit: permit,
                 }
-                Err(FinishError::LeaseLost) => return self.lost(group),
-                Err(FinishError::Handler(e)) => e,
-                Err(FinishError::Store(e)) => HandlerError::retry(format!("database: {e}")),
-                Err(e @ FinishError::Commit(_)) => HandlerError::retry(e.to_string()),
-            },
-            Err(e) => e,
-        };
-        self.fail(group, error).await
+            }
+            Err(error) => {
+                let answer = self.queue_failure(group, &error);
+                Queued::Failure {
+                    error,
+                    answer: Box::pin(answer),
+                    _permit: permit,
+                }
+            }
+        }
     }
 
-    async fn finish_success(
-        self: &Arc<Self>,
+    /// After the handler: waits for the finish's commit and reports its
+    /// real outcome (a failed commit or apply becomes a failed attempt).
+    async fn complete(self: &Arc<Self>, group: &EventGroup, queued: Queued) -> Tally {
+        let (error, answer, _permit) = match queued {
+            Queued::Success {
+                handled_ids,
+                answer,
+                _permit,
+            } => {
+                let error = match answer.await {
+                    Ok(()) => {
+                        if let Some((_, finished)) = &self.on_finish {
+                            finished();
+                        }
+                        for e in &group.events {
+                            let outcome = if handled_ids.contains(&e.event_id) {
+                                "done"
+                            } else {
+                                "ignored"
+                            };
+                            tracing::info!(
+                                event_id = %e.event_id, event_type = %e.event_type, attempt = e.attempts,
+                                outcome, "event {outcome}"
+                            );
+                        }
+                        return Tally {
+                            done: handled_ids.len(),
+                            ignored: group.events.len() - handled_ids.len(),
+                            ..Tally::default()
+                        };
+                    }
+                    Err(FinishError::LeaseLost) => return self.lost(group),
+                    Err(FinishError::Handler(e)) => e,
+                    Err(FinishError::Store(e)) => HandlerError::retry(format!("database: {e}")),
+                    Err(e @ FinishError::Commit(_)) => HandlerError::retry(e.to_string()),
+                };
+                let answer = self.queue_failure(group, &error);
+                (error, answer.await, _permit)
+            }
+            Queued::Failure {
+                error,
+                answer,
+                _permit,
+            } => (error, answer.await, _permit),
+        };
+        self.failed(group, &error, answer)
+    }
+
+    /// Queues the finish of a group whose handler succeeded (with the
+    /// finish hook's writes, when there is one).
+    fn queue_success(
+        &self,
         group: &EventGroup,
         handled: Vec<String>,
         apply: Option<Apply>,
-    ) -> Result<(), FinishError> {
+    ) -> impl std::future::Future<Output = Result<(), FinishError>> + Send + 'static {
         let now = self.clock.now_ms();
-        let Some((hook, finished)) = &self.on_finish else {
-            return self
-                .finisher
-                .success(group.clone(), handled, apply, now)
-                .await;
+        let Some((hook, _)) = &self.on_finish else {
+            return self.finisher.success(group.clone(), handled, apply, now);
         };
         let hook = Arc::clone(hook);
         let events: Vec<HookEvent<'static>> = group
@@ -499,22 +627,34 @@ impl Runner {
         });
         self.finisher
             .success(group.clone(), handled, Some(with_hook), now)
-            .await?;
-        finished();
-        Ok(())
     }
 
-    async fn fail(self: &Arc<Self>, group: &EventGroup, error: HandlerError) -> Tally {
+    /// Queues a failed attempt: each event retried after its backoff, or
+    /// dead.
+    fn queue_failure(
+        &self,
+        group: &EventGroup,
+        error: &HandlerError,
+    ) -> impl std::future::Future<Output = Result<group_commit::Verdicts, FinishError>> + Send + 'static
+    {
         let now = self.clock.now_ms();
         let verdicts: Vec<FailedAs> = group
             .events
             .iter()
-            .map(|e| self.verdict(e, &error, now))
+            .map(|e| self.verdict(e, error, now))
             .collect();
-        let result = self
-            .finisher
+        self.finisher
             .failure(group.clone(), error.message.clone(), now, verdicts)
-            .await;
+    }
+
+    /// What a recorded failed attempt (or its failure) comes to.
+    fn failed(
+        &self,
+        group: &EventGroup,
+        error: &HandlerError,
+        result: Result<group_commit::Verdicts, FinishError>,
+    ) -> Tally {
+        let now = self.clock.now_ms();
         match result {
             Ok(verdicts) => {
                 let mut tally = Tally::default();

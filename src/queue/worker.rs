@@ -5,7 +5,11 @@
 //! no second write to lose. The backend claims groups (with leases) when
 //! woken by the intake (`Notify`) or by the poll interval, and hands them to
 //! apalis one at a time; apalis runs up to `concurrency` of them at once and
-//! asks for the next only when a worker is free. A claim takes one group
+//! asks for the next only when a worker is free. A worker is free once its
+//! group's finish is queued ([`Runner::start`]): the commit, and what waits
+//! for its outcome, runs on its own task while the object lease keeps the
+//! object from every other claim, so the finishes of more groups share
+//! each commit. A claim takes one group
 //! per free worker ([`Runner::claim_size`]; a buffer's worth more only while
 //! handlers are fast next to the lease), so a lease starts ticking when its work can
 //! start, not while it waits behind slow handlers. Claim errors
@@ -176,11 +180,16 @@ impl BackendConfig for OutboxBackend {
     }
 }
 
+/// Runs the handler and queues the finish; the slot is free once the finish
+/// is queued (the object's lease still guards it until it commits), and
+/// the rest ([`super::Finishing`]: the commit's outcome, logs, metrics)
+/// runs on its own task.
 async fn process_task(
     group: EventGroup,
     runner: Data<Arc<Runner>>,
 ) -> Result<(), std::convert::Infallible> {
-    runner.process(group).await;
+    let finishing = runner.start(group).await;
+    tokio::spawn(finishing);
     Ok(())
 }
 
@@ -206,14 +215,34 @@ pub async fn run(
     }));
     let grace = runner.options().shutdown_grace;
     let prune = tokio::spawn(prune_loop(Arc::clone(&runner), shutdown.clone()));
+    let stop = shutdown.clone();
+    let mut grace_over = Box::pin(async move {
+        stop.cancelled().await;
+        tokio::time::sleep(grace).await;
+    });
+    let mut over = false;
     tokio::select! {
         result = &mut run => {
             result.map_err(|e| anyhow::anyhow!("job runner stopped: {e}"))?;
         }
-        () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
+        () = &mut grace_over => {
             drop(run);
-            tracing::warn!(grace_secs = grace.as_secs(), "shutdown grace period over; releasing unfinished events");
+            over = true;
         }
+    }
+    // Finishes already queued commit (within the same grace period), so
+    // that their groups are not released and run again.
+    if !over {
+        tokio::select! {
+            () = runner.finishes_settled() => {}
+            () = &mut grace_over => over = true,
+        }
+    }
+    if over {
+        tracing::warn!(
+            grace_secs = grace.as_secs(),
+            "shutdown grace period over; releasing unfinished events"
+        );
     }
     runner.release_claimed().await;
     prune.abort();

@@ -12,6 +12,7 @@ mod demo;
 mod fake_stripe;
 mod fetch_errors;
 mod finish_batch;
+mod finish_queued;
 mod forward;
 mod forward_access;
 mod forward_ops;
