@@ -6,12 +6,15 @@
 # receiver (answers 200 at once, `wrk_load noop`), then a second stripe-hookd
 # (Y, which stores and fsyncs what it gets on the same disk and cores).
 # Usage: scripts/bench-forwarding.sh [RUNS]   (RUNS per case, default 3; needs curl, python3)
+#   HOOKD_BIN=PATH  measure that stripe-hookd binary (e.g. an older build) instead of building this one
+#   CASES="none noop hookd"  which cases to run
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/stripe-hookd/target}"
 runs=${1:-3}
-cargo build --release --quiet --bin stripe-hookd
-bin="$CARGO_TARGET_DIR/release/stripe-hookd"
+if [ -z "${HOOKD_BIN:-}" ]; then cargo build --release --quiet --bin stripe-hookd; fi
+bin="${HOOKD_BIN:-$CARGO_TARGET_DIR/release/stripe-hookd}"
+cases=${CASES:-none noop hookd}
 noop_exe=$(cargo bench --no-run --message-format=json --bench wrk_load 2>/dev/null |
   python3 -c 'import json,sys
 for l in sys.stdin:
@@ -22,7 +25,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$w"; }
 trap cleanup EXIT
 secret=whsec_benchintake0000000000000000; appsecret=whsec_benchapp00000000000000000000
-echo "commit $(git rev-parse --short HEAD), $(nproc) cores, $(uptime | sed 's/.*load/load/')"
+echo "binary $bin ($("$bin" --version)), $(nproc) cores, $(uptime | sed 's/.*load/load/')"
 summary() { python3 -c '
 import json,sys
 r=json.load(sys.stdin); l=r["latency_ms"]
@@ -66,6 +69,11 @@ run() { # label destinations start-Y
     kill -TERM "$ypid"; wait "$ypid" 2>/dev/null || true
   fi
 }
-run "no forwarding" "[]" no
-run "forwarding to a no-op app" "[{name=\"app\",url=\"$noop_url/webhooks/stripe\",secret=\"$appsecret\",after=\"received\"}]" no
-run "forwarding to a second stripe-hookd" "[{name=\"app\",url=\"http://127.0.0.1:18402/webhooks/stripe\",secret=\"$appsecret\",after=\"received\"}]" yes
+for c in $cases; do
+  case $c in
+    none) run "no forwarding" "[]" no ;;
+    noop) run "forwarding to a no-op app" "[{name=\"app\",url=\"$noop_url/webhooks/stripe\",secret=\"$appsecret\",after=\"received\"}]" no ;;
+    hookd) run "forwarding to a second stripe-hookd" "[{name=\"app\",url=\"http://127.0.0.1:18402/webhooks/stripe\",secret=\"$appsecret\",after=\"received\"}]" yes ;;
+    *) echo "unknown case $c (none, noop, hookd)" >&2; exit 2 ;;
+  esac
+done
