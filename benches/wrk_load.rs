@@ -142,6 +142,8 @@ fn main() -> anyhow::Result<()> {
         Some("requests") => requests(&args),
         Some("fake") => fake(),
         Some("noop") => noop(),
-        _ => anyhow::bail!("usage: wrk_load requests --count N --secret S --out FILE | fake | noop"),
+        _ => {
+            anyhow::bail!("usage: wrk_load requests --count N --secret S --out FILE | fake | noop")
+        }
     }
 }

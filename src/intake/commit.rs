@@ -176,7 +176,7 @@ impl Writer {
             .map_err(|e| CommitError::Store(e.to_string()))?;
         let outcomes =
             outbox::insert_batch_in(&mut conn, Lane::Intake, events, self.on_stored.as_ref())
-            .map_err(|e| CommitError::Store(e.to_string()))?;
+                .map_err(|e| CommitError::Store(e.to_string()))?;
         if outcomes.len() == events.len() {
             Ok(outcomes)
         } else {

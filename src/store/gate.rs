@@ -147,7 +147,10 @@ mod tests {
     fn until_waiting(gate: &WriteGate, lane: Lane, n: usize) {
         let deadline = Instant::now() + LONG;
         while *gate.lock().waiting(lane) < n {
-            assert!(Instant::now() < deadline, "{n} {lane:?} writers never queued");
+            assert!(
+                Instant::now() < deadline,
+                "{n} {lane:?} writers never queued"
+            );
             std::thread::sleep(Duration::from_millis(1));
         }
     }
@@ -160,7 +163,11 @@ mod tests {
             gate.enter(Lane::Intake).err(),
             Some(Busy(Duration::from_millis(20)))
         );
-        assert_eq!(gate.lock().intake_waiting, 0, "a writer that gave up is not counted");
+        assert_eq!(
+            gate.lock().intake_waiting,
+            0,
+            "a writer that gave up is not counted"
+        );
         drop(turn);
         assert!(gate.enter(Lane::Intake).is_ok());
     }
@@ -200,6 +207,9 @@ mod tests {
             at, MAX_INTAKE_STREAK as usize,
             "the background writer goes after {MAX_INTAKE_STREAK} intake turns: {order:?}"
         );
-        assert!(order[..at].iter().all(|n| n.starts_with("intake")), "{order:?}");
+        assert!(
+            order[..at].iter().all(|n| n.starts_with("intake")),
+            "{order:?}"
+        );
     }
 }
