@@ -30,11 +30,12 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::records::Record;
+use super::rows::Stamp;
 use super::{fetch_stamp, record_from_json, Family, ReconcileHandler};
 use crate::queue::{Clock, HandlerContext};
 use crate::store::schema::{customers, entitlements, subscription_items, subscriptions};
 use crate::store::{with_conn, Store, StoreError};
-use crate::stripe::{objects, Priority, StripeError};
+use crate::stripe::{objects, Pager, Priority, StripeError};
 
 /// One field that differs between the local record and Stripe.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -193,14 +194,7 @@ async fn sweep_account(
             .client()
             .pages(path, &params, Priority::Background)
             .account(account);
-        loop {
-            // Taken before the page is fetched: the overwrite guard.
-            let stamp = fetch_stamp(&cx)
-                .await
-                .map_err(|e| SweepError::Other(e.message))?;
-            let Some(data) = pages.next().await? else {
-                break;
-            };
+        while let Some((data, stamp)) = next_stamped_page(&mut pages, &cx).await? {
             for object in &data {
                 let record = record_from_json(family, object, stamp)
                     .map_err(|e| SweepError::Other(e.message))?;
@@ -533,4 +527,15 @@ fn compare_subscription(
         Some(sub.status.to_string()),
     );
     Ok(())
+}
+/// The next page of a listing with its fetch stamp, taken before the page
+/// was fetched (the overwrite guard); `None` after the last page.
+pub(super) async fn next_stamped_page(
+    pages: &mut Pager<'_>,
+    cx: &HandlerContext,
+) -> Result<Option<(Vec<Value>, Stamp)>, SweepError> {
+    let stamp = fetch_stamp(cx)
+        .await
+        .map_err(|e| SweepError::Other(e.message))?;
+    Ok(pages.next().await?.map(|data| (data, stamp)))
 }

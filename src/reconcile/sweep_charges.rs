@@ -14,8 +14,8 @@
 use diesel::prelude::*;
 
 use super::records::Record;
-use super::sweep::{s, settle, Differ, SweepError, SweepProgress, SweepReport};
-use super::{fetch_stamp, record_from_json, Family, ReconcileHandler};
+use super::sweep::{next_stamped_page, s, settle, Differ, SweepError, SweepProgress, SweepReport};
+use super::{record_from_json, Family, ReconcileHandler};
 use crate::queue::{Clock, HandlerContext};
 use crate::store::schema::charges;
 use crate::store::{with_conn, Store, StoreError};
@@ -55,14 +55,7 @@ pub(super) async fn sweep(
         .client()
         .pages("/v1/charges", &params, Priority::Background)
         .account(account);
-    loop {
-        // Taken before the page is fetched: the overwrite guard.
-        let stamp = fetch_stamp(&cx)
-            .await
-            .map_err(|e| SweepError::Other(e.message))?;
-        let Some(data) = pages.next().await? else {
-            break;
-        };
+    while let Some((data, stamp)) = next_stamped_page(&mut pages, &cx).await? {
         for object in &data {
             let record = record_from_json(Family::Charge, object, stamp)
                 .map_err(|e| SweepError::Other(e.message))?;
