@@ -58,6 +58,7 @@ pub fn reconcile_handler(config: &Config) -> anyhow::Result<Option<Arc<Reconcile
             past_due_grace: Duration::from_secs(grace_hours.saturating_mul(3600)),
             thin_catch_up: crate::reconcile::catchup::CatchUpOptions::thin_for(config),
             connect: config.endpoints.iter().any(|e| e.connect),
+            charge_window: config.schedule.sweep_charge_window(),
         },
     )))
 }

@@ -271,6 +271,7 @@ impl RawConfig {
         self.intake.validate()?;
         self.runner.validate()?;
         runner::check_retention(&self.runner, &self.schedule)?;
+        self.schedule.validate()?;
         self.database.validate()?;
         self.log.validate()?;
         self.forward.validate()?;

@@ -302,3 +302,35 @@ fn destinations_come_from_the_environment() {
     assert!(config.destinations[0].wants("customer.updated"));
     assert!(!config.destinations[0].wants("invoice.paid"));
 }
+
+/// The drift sweep's charge window: 1 to 365 days, or 0 for no charges; a
+/// value out of range or not a whole number of days stops the start with
+/// the key's name.
+#[test]
+fn the_sweep_charge_window_is_checked() {
+    let window = |value: &str| {
+        from_toml_str(&format!("[schedule]\nsweep_charge_window_days = {value}"))
+            .map(|c| c.schedule.sweep_charge_window())
+            .map_err(|e| e.to_string())
+    };
+    let day = std::time::Duration::from_secs(24 * 3600);
+    assert_eq!(
+        from_toml_str("").unwrap().schedule.sweep_charge_window(),
+        Some(day * 180),
+        "the default"
+    );
+    assert_eq!(window("0"), Ok(None));
+    assert_eq!(window("1"), Ok(Some(day)));
+    assert_eq!(window("365"), Ok(Some(day * 365)));
+    let err = window("366").unwrap_err();
+    assert!(err.contains("schedule.sweep_charge_window_days"), "{err}");
+    assert!(err.contains("366 days is more than the 365 allowed"), "{err}");
+    assert!(err.contains("or 0 for none"), "{err}");
+    for mistyped in ["\"180d\"", "-1", "90.5", "true"] {
+        let err = window(mistyped).unwrap_err();
+        assert!(
+            err.contains("sweep_charge_window_days"),
+            "{mistyped} → {err}"
+        );
+    }
+}

@@ -285,6 +285,9 @@ pub struct Runner {
     /// [`Runner::start`]).
     finishing: Arc<tokio::sync::Semaphore>,
     finishing_max: usize,
+    /// Set once a shutdown waits for the queued finishes
+    /// ([`Runner::finishes_settled`]).
+    settling: std::sync::atomic::AtomicBool,
     /// Runs in each finishing transaction of a successful group (with all
     /// its events, done and ignored), then `finished` after the commit.
     on_finish: Option<(EventHook, Arc<dyn Fn() + Send + Sync>)>,
@@ -307,6 +310,7 @@ impl Runner {
             finisher,
             finishing: Arc::new(tokio::sync::Semaphore::new(finishing_max)),
             finishing_max,
+            settling: std::sync::atomic::AtomicBool::new(false),
             store,
             handler,
             options,
@@ -484,9 +488,16 @@ impl Runner {
     /// left, so that groups whose finish is about to commit are not run
     /// again).
     pub async fn finishes_settled(&self) {
+        self.settling.store(true, Ordering::Relaxed);
         let n = u32::try_from(self.finishing_max).unwrap_or(u32::MAX);
         // Never closed: an error cannot happen; nothing to wait for then.
         drop(self.finishing.acquire_many(n).await);
+    }
+
+    /// Whether a shutdown began waiting for the queued finishes (tests:
+    /// the state in which a held finish must still commit).
+    pub fn settling(&self) -> bool {
+        self.settling.load(Ordering::Relaxed)
     }
 
     /// The handler's part (the worker's slot): runs the handler, then

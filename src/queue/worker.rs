@@ -233,6 +233,10 @@ pub async fn run(
     // Finishes already queued commit (within the same grace period), so
     // that their groups are not released and run again.
     if !over {
+        let queued = runner.finishing();
+        if queued > 0 {
+            tracing::info!(queued, "shutdown: waiting for queued finishes to commit");
+        }
         tokio::select! {
             () = runner.finishes_settled() => {}
             () = &mut grace_over => over = true,

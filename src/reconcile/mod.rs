@@ -156,6 +156,9 @@ pub struct ReconcileOptions {
     /// A Connect endpoint is configured: the sweep and catch-up also go
     /// through every connected account Stripe lists (`GET /v1/accounts`).
     pub connect: bool,
+    /// How far back (by `created`) the drift sweep compares charges; `None`:
+    /// it compares none (`schedule.sweep_charge_window_days`).
+    pub charge_window: Option<Duration>,
 }
 
 /// The queue handler for every family above.

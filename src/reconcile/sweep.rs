@@ -12,7 +12,8 @@
 //! them (products, status) — everything access depends on.
 //!
 //! Then, per account, the charges created in the last
-//! [`super::sweep_charges::WINDOW_DAYS`] days (`sweep_charges.rs`: status,
+//! `schedule.sweep_charge_window_days` (default 180; 0: none) days
+//! ([`super::ReconcileOptions::charge_window`]; `sweep_charges.rs`: status,
 //! amount refunded, refunded, disputed) and, where Stripe's Entitlements
 //! product is in use, each customer's active features (`sweep_features.rs`:
 //! the set of lookup keys).
@@ -59,7 +60,7 @@ pub struct SweepReport {
     pub dry_run: bool,
     pub subscriptions_checked: usize,
     pub customers_checked: usize,
-    /// Charges created in the window ([`super::sweep_charges::WINDOW_DAYS`]).
+    /// Charges created in the window ([`super::ReconcileOptions::charge_window`]).
     pub charges_checked: usize,
     /// Customers whose active features (Stripe's Entitlements) were compared.
     pub customer_features_checked: usize,

@@ -1,6 +1,8 @@
-//! The drift sweep's charges: every charge created in the last
-//! [`WINDOW_DAYS`] days (`GET /v1/charges?created[gte]=…`, page by page at
-//! background priority, as the account), compared with the local row —
+//! The drift sweep's charges: every charge created in the window
+//! (`schedule.sweep_charge_window_days`, default 180 days;
+//! [`super::ReconcileOptions::charge_window`]; `GET
+//! /v1/charges?created[gte]=…`, page by page at background priority, as the
+//! account), compared with the local row —
 //! `status`, `amount_refunded`, `refunded`, `disputed`, and whether the row
 //! exists and is not marked gone — and written when it drifted (unless dry
 //! run), guarded by the page's fetch stamp like every other record.
@@ -9,7 +11,7 @@
 //! of its creation (card networks allow disputes for about 120 days), and
 //! listing every charge an account ever made would cost a page per hundred
 //! of them at every sweep. An older charge is brought in step by its own
-//! events, or by `resync ch_…`.
+//! events, or by `resync ch_…`. A window of 0 days compares no charges.
 
 use diesel::prelude::*;
 
@@ -20,9 +22,6 @@ use crate::queue::{Clock, HandlerContext};
 use crate::store::schema::charges;
 use crate::store::{with_conn, Store, StoreError};
 use crate::stripe::Priority;
-
-/// How far back (by `created`) the sweep compares charges.
-pub const WINDOW_DAYS: i64 = 180;
 
 const PHASE: &str = "charges";
 
@@ -45,11 +44,15 @@ pub(super) async fn sweep(
     report: &mut SweepReport,
     progress: &(dyn Fn(&SweepProgress) + Send + Sync),
 ) -> Result<(), SweepError> {
+    let Some(window) = handler.options().charge_window else {
+        return Ok(());
+    };
     let cx = HandlerContext {
         store: store.clone(),
         clock: Clock::default(),
     };
-    let since = (cx.clock.now_ms() / 1000 - WINDOW_DAYS * 24 * 3600).to_string();
+    let window_secs = i64::try_from(window.as_secs()).unwrap_or(i64::MAX);
+    let since = (cx.clock.now_ms() / 1000).saturating_sub(window_secs).to_string();
     let params = [("created[gte]", since.as_str())];
     let mut pages = handler
         .client()

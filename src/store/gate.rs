@@ -13,9 +13,17 @@
 //! get every [`MAX_INTAKE_STREAK`]-th turn while they wait, so a busy intake
 //! slows them but never stops them.
 //!
-//! Writes outside [`super::write_transaction`] (single autocommit statements)
-//! do not pass the gate; they fall back to SQLite's busy handler as before.
+//! Every write of the daemon while it serves is a
+//! [`super::write_transaction`] and passes the gate: the intake's commits,
+//! the runner's claims, finishes, releases and pruning, the forwarder's
+//! claims, finishes and pauses, the reconcile writes, admin and CLI
+//! operations (replay, discard, redelivery, pause and resume of a
+//! destination) and the inspector's sessions. Outside it are only the
+//! connection's own set-up (`PRAGMA`s), migrations (before serving) and
+//! `VACUUM INTO` of a backup (a read of this database); those, and any
+//! other process writing to the file, meet SQLite's busy handler.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -66,6 +74,8 @@ pub struct WriteGate {
     changed: Condvar,
     /// The longest wait for a turn: the pool's busy timeout.
     timeout: Duration,
+    /// Turns given so far.
+    turns: AtomicU64,
 }
 
 /// The gate stayed shut for the whole wait (the same limit as SQLite's busy
@@ -80,7 +90,13 @@ impl WriteGate {
             state: Mutex::default(),
             changed: Condvar::new(),
             timeout,
+            turns: AtomicU64::new(0),
         }
+    }
+
+    /// How many turns the gate has given (tests: whether a write passed it).
+    pub fn turns(&self) -> u64 {
+        self.turns.load(Ordering::Relaxed)
     }
 
     /// Waits for this lane's turn (at most the gate's timeout); the turn ends
@@ -105,6 +121,7 @@ impl WriteGate {
         }
         *state.waiting(lane) -= 1;
         state.held = true;
+        self.turns.fetch_add(1, Ordering::Relaxed);
         state.intake_streak = match lane {
             Lane::Intake => state.intake_streak.saturating_add(1),
             Lane::Background => 0,

@@ -154,6 +154,17 @@ impl DbConnection {
         }
     }
 
+    /// How many turns this connection's pool's write gate has given (SQLite;
+    /// `None` on Postgres, which has no gate). Tests: whether a write
+    /// passed the gate.
+    pub fn write_gate_turns(&self) -> Option<u64> {
+        match self {
+            DbConnection::Sqlite(_, gate) => Some(gate.turns()),
+            #[cfg(feature = "postgres")]
+            DbConnection::Postgres(_) => None,
+        }
+    }
+
     /// Runs raw SQL statements (tests use this to inject faults).
     pub fn batch_execute(&mut self, sql: &str) -> Result<(), StoreError> {
         with_conn!(self, c => c.batch_execute(sql))?;

@@ -362,6 +362,17 @@ impl TestApp {
             .await
     }
 
+    /// Asks the application to stop (as SIGTERM does) without waiting;
+    /// [`TestApp::stop`] then waits for it.
+    pub fn begin_stop(&self) {
+        self.token.cancel();
+    }
+
+    /// Whether the application has ended (after [`TestApp::begin_stop`]).
+    pub fn has_stopped(&self) -> bool {
+        self.task.as_ref().is_none_or(|t| t.is_finished())
+    }
+
     /// Stops the application gracefully and waits for it.
     pub async fn stop(mut self) {
         self.token.cancel();

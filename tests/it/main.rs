@@ -36,3 +36,4 @@ mod sweep_billing;
 mod systemd;
 mod thin;
 mod trigger;
+mod write_gate;

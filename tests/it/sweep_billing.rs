@@ -6,7 +6,6 @@
 use diesel::prelude::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use stripe_hookd::reconcile::sweep_charges::WINDOW_DAYS;
 use stripe_hookd::store::schema::charges;
 use stripe_hookd::store::with_conn;
 use stripe_hookd::trigger::Scenario;
@@ -19,7 +18,11 @@ use crate::harness::*;
 backend_tests!(
     the_sweep_compares_charges_and_customer_features,
     a_key_that_may_not_read_entitlements_skips_the_features,
+    the_charge_window_is_the_configured_one,
 );
+
+/// `schedule.sweep_charge_window_days` by default.
+const WINDOW_DAYS: i64 = 180;
 
 const SUMMARY: &str = "entitlements.active_entitlement_summary.updated";
 
@@ -242,6 +245,51 @@ async fn a_key_that_may_not_read_entitlements_skips_the_features(backend: Backen
     );
     assert_eq!(report["customers_checked"], 1, "the rest of the sweep ran");
     assert_eq!(fake.count("/v1/entitlements/active_entitlements"), 0);
+    app.stop().await;
+    fake.stop().await;
+}
+
+/// `schedule.sweep_charge_window_days` decides which charges the sweep
+/// lists and compares: created within that many days; 0 lists none.
+async fn the_charge_window_is_the_configured_one(backend: Backend) {
+    let window = |days: u32| {
+        move |o: AppOptions| {
+            o.admin()
+                .config(move |c| c.schedule.sweep_charge_window_days = days)
+        }
+    };
+    let (db, fake, app) = with_fake_stripe(backend, window(10)).await;
+    let created_days_ago = |days: i64| {
+        let s = basil();
+        let mut charge = charge_shape(&s, "succeeded");
+        charge["created"] = json!(now() - days * 24 * 3600);
+        fake.put(charge);
+        s.charge
+    };
+    let recent = created_days_ago(9);
+    let older = created_days_ago(11);
+
+    let report = sweep(&app, true).await;
+    assert_eq!(report["charges_checked"], 1, "{report}");
+    assert_eq!(
+        drift_of(&report, &recent),
+        [drifted("(record)", None, Some("present"))],
+        "within 10 days: listed, and missing here"
+    );
+    assert!(
+        drift_of(&report, &older).is_empty(),
+        "older than 10 days: not listed: {report}"
+    );
+    app.stop().await;
+
+    // 0: the sweep lists no charges at all.
+    let listed = fake.count("/v1/charges");
+    assert!(listed > 0);
+    let app = TestApp::spawn_with(&db, window(0)(AppOptions::default().stripe(&fake.base_url))).await;
+    let report = sweep(&app, true).await;
+    assert_eq!(report["charges_checked"], 0, "{report}");
+    assert_eq!(report["drifted_objects"], 0, "{report}");
+    assert_eq!(fake.count("/v1/charges"), listed, "no charge listed");
     app.stop().await;
     fake.stop().await;
 }

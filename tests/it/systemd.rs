@@ -351,3 +351,33 @@ async fn check_reports_each_failure_with_a_fix_and_a_non_zero_exit() {
     );
     fake.stop().await;
 }
+
+/// A charge window for the drift sweep out of range, or not a whole number
+/// of days, stops `serve` before it listens, with the key's name.
+#[test]
+fn serve_refuses_a_bad_sweep_charge_window() {
+    let db = TestDb::new(Backend::Sqlite);
+    for (value, says) in [
+        ("366", "366 days is more than the 365 allowed"),
+        ("half-a-year", "sweep_charge_window_days"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_stripe-hookd"))
+            .arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("STRIPE_HOOKD_STATE_DIR", db.dir())
+            .env("STRIPE_WEBHOOK_SECRET", SECRET)
+            .env("DATABASE_URL", &db.url)
+            .env("STRIPE_HOOKD_LISTEN", "127.0.0.1:0")
+            .env("STRIPE_HOOKD_SCHEDULE__SWEEP_CHARGE_WINDOW_DAYS", value)
+            .output()
+            .expect("run serve");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{value}: {out:?}");
+        assert!(stderr.contains(says), "{value}: {stderr}");
+        assert!(
+            stderr.contains("sweep_charge_window_days"),
+            "{value}: {stderr}"
+        );
+    }
+}

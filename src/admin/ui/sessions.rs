@@ -4,7 +4,7 @@
 use diesel::prelude::*;
 
 use crate::store::schema::admin_sessions;
-use crate::store::{with_conn, DbConnection, StoreError};
+use crate::store::{with_conn, with_tx, write_transaction, DbConnection, StoreError};
 
 /// A live session, as the middleware finds it.
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -21,9 +21,10 @@ pub fn hash_id(id: &str) -> String {
     hex::encode(super::super::auth::digest(id))
 }
 
-/// Stores a new session, and drops the expired ones on the way.
+/// Stores a new session, and drops the expired ones on the way (one write
+/// transaction: on SQLite it waits its turn at the write gate).
 pub fn create(conn: &mut DbConnection, session: &Session, now: i64) -> Result<(), StoreError> {
-    with_conn!(conn, c => {
+    write_transaction(conn, |tx| with_tx!(tx, c => {
         diesel::delete(admin_sessions::table.filter(admin_sessions::expires_at.le(now)))
             .execute(c)?;
         diesel::insert_into(admin_sessions::table)
@@ -34,7 +35,7 @@ pub fn create(conn: &mut DbConnection, session: &Session, now: i64) -> Result<()
                 admin_sessions::expires_at.eq(session.expires_at),
             ))
             .execute(c)
-    })?;
+    }))?;
     Ok(())
 }
 
@@ -55,9 +56,11 @@ pub fn find(
 
 /// Ends a session (sign-out); whether it existed.
 pub fn delete(conn: &mut DbConnection, id_hash: &str) -> Result<bool, StoreError> {
-    let n = with_conn!(conn, c => diesel::delete(
-        admin_sessions::table.filter(admin_sessions::id_hash.eq(id_hash))
-    )
-    .execute(c))?;
+    let n = write_transaction(conn, |tx| {
+        with_tx!(tx, c => diesel::delete(
+            admin_sessions::table.filter(admin_sessions::id_hash.eq(id_hash))
+        )
+        .execute(c))
+    })?;
     Ok(n > 0)
 }

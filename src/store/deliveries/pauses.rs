@@ -5,7 +5,7 @@
 use diesel::prelude::*;
 
 use crate::store::schema::destination_pauses;
-use crate::store::{with_conn, DbConnection, StoreError};
+use crate::store::{with_conn, with_tx, write_transaction, DbConnection, StoreError};
 
 /// A paused destination.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, serde::Serialize)]
@@ -17,31 +17,37 @@ pub struct Pause {
 }
 
 /// Pauses `destination` (a second pause keeps the first one's time and
-/// reason). Returns whether it was running until now.
+/// reason). Returns whether it was running until now. A write transaction,
+/// like every write that can run while the intake is busy: on SQLite it
+/// waits its turn at the write gate.
 pub fn pause(
     conn: &mut DbConnection,
     destination: &str,
     now: i64,
     reason: &str,
 ) -> Result<bool, StoreError> {
-    let n = with_conn!(conn, c => diesel::insert_into(destination_pauses::table)
-        .values((
-            destination_pauses::destination.eq(destination),
-            destination_pauses::paused_at.eq(now),
-            destination_pauses::reason.eq(reason),
-        ))
-        .on_conflict(destination_pauses::destination)
-        .do_nothing()
-        .execute(c))?;
+    let n = write_transaction(conn, |tx| {
+        with_tx!(tx, c => diesel::insert_into(destination_pauses::table)
+            .values((
+                destination_pauses::destination.eq(destination),
+                destination_pauses::paused_at.eq(now),
+                destination_pauses::reason.eq(reason),
+            ))
+            .on_conflict(destination_pauses::destination)
+            .do_nothing()
+            .execute(c))
+    })?;
     Ok(n == 1)
 }
 
 /// Resumes `destination`. Returns whether it was paused.
 pub fn resume(conn: &mut DbConnection, destination: &str) -> Result<bool, StoreError> {
-    let n = with_conn!(conn, c => diesel::delete(
-        destination_pauses::table.filter(destination_pauses::destination.eq(destination)),
-    )
-    .execute(c))?;
+    let n = write_transaction(conn, |tx| {
+        with_tx!(tx, c => diesel::delete(
+            destination_pauses::table.filter(destination_pauses::destination.eq(destination)),
+        )
+        .execute(c))
+    })?;
     Ok(n == 1)
 }
 
