@@ -353,15 +353,19 @@ async fn check_reports_each_failure_with_a_fix_and_a_non_zero_exit() {
 }
 
 /// A charge window for the drift sweep out of range, or not a whole number
-/// of days, stops `serve` before it listens, with the key's name.
+/// of days, stops `serve` before it listens, with the key's name; the same
+/// environment with a window in range serves.
 #[test]
 fn serve_refuses_a_bad_sweep_charge_window() {
     let db = TestDb::new(Backend::Sqlite);
+    const KEY: &str = "STRIPE_HOOKD_SCHEDULE__SWEEP_CHARGE_WINDOW_DAYS";
+    // Serves: reports its address (Daemon::spawn waits for it).
+    drop(Daemon::spawn(&db, &[(KEY, "365")]));
     for (value, says) in [
         ("366", "366 days is more than the 365 allowed"),
         ("half-a-year", "invalid type"),
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_stripe-hookd"))
+        let mut child = Command::new(env!("CARGO_BIN_EXE_stripe-hookd"))
             .arg("serve")
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -369,12 +373,31 @@ fn serve_refuses_a_bad_sweep_charge_window() {
             .env("STRIPE_WEBHOOK_SECRET", SECRET)
             .env("DATABASE_URL", &db.url)
             .env("STRIPE_HOOKD_LISTEN", "127.0.0.1:0")
-            .env("STRIPE_HOOKD_SCHEDULE__SWEEP_CHARGE_WINDOW_DAYS", value)
-            .output()
-            .expect("run serve");
+            .env("STRIPE_HOOKD_ADMIN_LISTEN", "127.0.0.1:0")
+            .env("STRIPE_API_KEY", "sk_test_process_tests")
+            .env("STRIPE_API_BASE", "http://127.0.0.1:9")
+            .env(KEY, value)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn serve");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("serve's status") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("serve went on with {KEY}={value}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr)
+            .expect("read stderr");
         // A type error names the variable's key in capitals.
-        let stderr = String::from_utf8_lossy(&out.stderr).to_lowercase();
-        assert!(!out.status.success(), "{value}: {out:?}");
+        let stderr = stderr.to_lowercase();
+        assert!(!status.success(), "{value}: {status:?}");
         assert!(stderr.contains(says), "{value}: {stderr}");
         assert!(
             stderr.contains("schedule.sweep_charge_window_days"),
