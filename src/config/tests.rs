@@ -324,7 +324,10 @@ fn the_sweep_charge_window_is_checked() {
     assert_eq!(window("365"), Ok(Some(day * 365)));
     let err = window("366").unwrap_err();
     assert!(err.contains("schedule.sweep_charge_window_days"), "{err}");
-    assert!(err.contains("366 days is more than the 365 allowed"), "{err}");
+    assert!(
+        err.contains("366 days is more than the 365 allowed"),
+        "{err}"
+    );
     assert!(err.contains("or 0 for none"), "{err}");
     for mistyped in ["\"180d\"", "-1", "90.5", "true"] {
         let err = window(mistyped).unwrap_err();

@@ -52,7 +52,9 @@ pub(super) async fn sweep(
         clock: Clock::default(),
     };
     let window_secs = i64::try_from(window.as_secs()).unwrap_or(i64::MAX);
-    let since = (cx.clock.now_ms() / 1000).saturating_sub(window_secs).to_string();
+    let since = (cx.clock.now_ms() / 1000)
+        .saturating_sub(window_secs)
+        .to_string();
     let params = [("created[gte]", since.as_str())];
     let mut pages = handler
         .client()

@@ -415,7 +415,11 @@ async fn shutdown_commits_the_finishes_already_queued(backend: Backend) {
         attempts(t, "evt_queued").await
     );
     gate.open();
-    eventually("the shutdown to end", move || async move { t.has_stopped() }).await;
+    eventually(
+        "the shutdown to end",
+        move || async move { t.has_stopped() },
+    )
+    .await;
     all_done_once(t, &ids).await;
     app.stop().await;
 }

@@ -285,7 +285,8 @@ async fn the_charge_window_is_the_configured_one(backend: Backend) {
     // 0: the sweep lists no charges at all.
     let listed = fake.count("/v1/charges");
     assert!(listed > 0);
-    let app = TestApp::spawn_with(&db, window(0)(AppOptions::default().stripe(&fake.base_url))).await;
+    let app =
+        TestApp::spawn_with(&db, window(0)(AppOptions::default().stripe(&fake.base_url))).await;
     let report = sweep(&app, true).await;
     assert_eq!(report["charges_checked"], 0, "{report}");
     assert_eq!(report["drifted_objects"], 0, "{report}");

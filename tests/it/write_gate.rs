@@ -13,7 +13,10 @@ use crate::harness::*;
 fn turns_of<T>(c: &mut DbConnection, write: impl FnOnce(&mut DbConnection) -> T) -> (u64, T) {
     let before = c.write_gate_turns().expect("a SQLite gate");
     let result = write(c);
-    (c.write_gate_turns().expect("a SQLite gate") - before, result)
+    (
+        c.write_gate_turns().expect("a SQLite gate") - before,
+        result,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -37,7 +40,10 @@ async fn pauses_and_sessions_wait_their_turn_at_the_write_gate() {
             expires_at: now + 3_600_000,
         };
         let (turns, ()) = turns_of(c, |c| sessions::create(c, &session, now).unwrap());
-        assert_eq!(turns, 1, "a session stored (and the expired ones dropped) in one turn");
+        assert_eq!(
+            turns, 1,
+            "a session stored (and the expired ones dropped) in one turn"
+        );
         assert!(sessions::find(c, &session.id_hash, now).unwrap().is_some());
         let (turns, existed) = turns_of(c, |c| sessions::delete(c, &session.id_hash).unwrap());
         assert!(existed);

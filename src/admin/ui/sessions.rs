@@ -24,18 +24,20 @@ pub fn hash_id(id: &str) -> String {
 /// Stores a new session, and drops the expired ones on the way (one write
 /// transaction: on SQLite it waits its turn at the write gate).
 pub fn create(conn: &mut DbConnection, session: &Session, now: i64) -> Result<(), StoreError> {
-    write_transaction(conn, |tx| with_tx!(tx, c => {
-        diesel::delete(admin_sessions::table.filter(admin_sessions::expires_at.le(now)))
-            .execute(c)?;
-        diesel::insert_into(admin_sessions::table)
-            .values((
-                admin_sessions::id_hash.eq(&session.id_hash),
-                admin_sessions::csrf_token.eq(&session.csrf_token),
-                admin_sessions::created_at.eq(session.created_at),
-                admin_sessions::expires_at.eq(session.expires_at),
-            ))
-            .execute(c)
-    }))?;
+    write_transaction(conn, |tx| {
+        with_tx!(tx, c => {
+            diesel::delete(admin_sessions::table.filter(admin_sessions::expires_at.le(now)))
+                .execute(c)?;
+            diesel::insert_into(admin_sessions::table)
+                .values((
+                    admin_sessions::id_hash.eq(&session.id_hash),
+                    admin_sessions::csrf_token.eq(&session.csrf_token),
+                    admin_sessions::created_at.eq(session.created_at),
+                    admin_sessions::expires_at.eq(session.expires_at),
+                ))
+                .execute(c)
+        })
+    })?;
     Ok(())
 }
 
