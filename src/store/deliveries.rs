@@ -18,7 +18,7 @@ pub mod pauses;
 pub mod retention;
 
 use super::schema::deliveries;
-use super::{with_tx, write_transaction, DbConnection, StoreError, Tx};
+use super::{relaxed_transaction, with_tx, write_transaction, DbConnection, StoreError, Tx};
 
 pub mod status {
     pub const PENDING: &str = "pending";
@@ -141,7 +141,9 @@ pub fn claim(
     limit: usize,
 ) -> Result<Vec<Delivery>, StoreError> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    write_transaction(conn, |tx| {
+    // Relaxed: a claim lost to a power cut is a lease nobody holds any more;
+    // the delivery is claimed and sent again (same delivery id).
+    relaxed_transaction(conn, |tx| {
         // Due pending rows in id order (the index (destination, status, id),
         // stopping at the limit), then abandoned ones (few: at most the
         // deliveries in flight); ordered: only rows with no earlier
@@ -254,7 +256,10 @@ pub fn finish(
     owner: &str,
     batch: &[Finished],
 ) -> Result<Vec<bool>, StoreError> {
-    write_transaction(conn, |tx| {
+    // Relaxed: an outcome lost to a power cut (never to a crash of the
+    // process) leaves the delivery in flight; it is sent again once the
+    // lease expires, under the same delivery id (at least once).
+    relaxed_transaction(conn, |tx| {
         let mut recorded = Vec::with_capacity(batch.len());
         for f in batch {
             let changed = finish_one(tx, owner, f)?;

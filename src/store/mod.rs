@@ -5,6 +5,7 @@
 //! written once and checked by the compiler against each. The backend is
 //! chosen from the database URL's scheme, never by trial.
 
+pub mod checkpoint;
 pub mod deliveries;
 pub mod events;
 pub mod gate;
@@ -92,6 +93,47 @@ where
     F: FnOnce(&mut Tx<'_>) -> Result<T, E>,
     E: From<diesel::result::Error>,
 {
+    transaction(conn, lane, Durability::Flushed, f)
+}
+
+/// How a write transaction's COMMIT reaches the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// On disk before COMMIT returns (SQLite `synchronous=FULL`; Postgres
+    /// `synchronous_commit` as configured, on by default).
+    Flushed,
+    /// Written but not waited for: COMMIT returns before the flush. A crash
+    /// of the process loses nothing; a power loss or OS crash may lose the
+    /// last such commits (never a part of one, never one without the
+    /// commits before it). Only for writes whose loss is harmless: a lease
+    /// that is taken again, a delivery sent again under the same delivery
+    /// id (at least once, docs/forwarding.md). On SQLite the next flushed
+    /// commit (an intake batch, within milliseconds under load) flushes
+    /// these too: the WAL is one file, written in order.
+    Relaxed,
+}
+
+/// [`write_transaction`] whose commit is [`Durability::Relaxed`]: for the
+/// forwarder's claims and finishes, which would otherwise hold SQLite's
+/// write lock (and the intake's next turn) through an fsync each.
+pub fn relaxed_transaction<T, E, F>(conn: &mut DbConnection, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut Tx<'_>) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    transaction(conn, Lane::Background, Durability::Relaxed, f)
+}
+
+fn transaction<T, E, F>(
+    conn: &mut DbConnection,
+    lane: Lane,
+    durability: Durability,
+    f: F,
+) -> Result<T, E>
+where
+    F: FnOnce(&mut Tx<'_>) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
     match conn {
         DbConnection::Sqlite(c, gate) => {
             let _turn = gate.enter(lane).map_err(|busy| {
@@ -100,10 +142,25 @@ where
                     Box::new(busy.to_string()),
                 )
             })?;
-            c.immediate_transaction(|c| f(&mut Tx::Sqlite(c)))
+            if durability == Durability::Flushed {
+                return c.immediate_transaction(|c| f(&mut Tx::Sqlite(c)));
+            }
+            // A connection setting, read at COMMIT: set for this transaction
+            // and put back whatever happened in it, so the connection goes
+            // back to the pool flushing as every pooled connection does.
+            c.batch_execute("PRAGMA synchronous = NORMAL")?;
+            let result = c.immediate_transaction(|c| f(&mut Tx::Sqlite(c)));
+            c.batch_execute(SQLITE_SYNCHRONOUS)?;
+            result
         }
         #[cfg(feature = "postgres")]
-        DbConnection::Postgres(c) => c.transaction(|c| f(&mut Tx::Postgres(c))),
+        DbConnection::Postgres(c) => c.transaction(|c| {
+            if durability == Durability::Relaxed {
+                // Ends with the transaction.
+                c.batch_execute("SET LOCAL synchronous_commit = off")?;
+            }
+            f(&mut Tx::Postgres(c))
+        }),
     }
 }
 
@@ -189,6 +246,8 @@ pub enum StoreError {
     Query(#[from] diesel::result::Error),
     #[error("database migrations failed: {0}")]
     Migration(String),
+    #[error("cannot start the SQLite checkpoint thread: {0}")]
+    CheckpointThread(std::io::Error),
 }
 
 /// Where a database URL points, parsed from its scheme.
@@ -256,6 +315,10 @@ fn redact_password(url: &str) -> String {
     }
 }
 
+/// Every pooled SQLite connection's durability: a commit is in the WAL on
+/// disk before it returns.
+const SQLITE_SYNCHRONOUS: &str = "PRAGMA synchronous = FULL";
+
 /// Opens connections with the session settings every connection needs.
 #[derive(Debug)]
 pub struct ConnectionManager {
@@ -280,8 +343,9 @@ impl ConnectionManager {
                 let mut conn = SqliteConnection::establish(&path.to_string_lossy())?;
                 // busy_timeout first: the journal-mode switch may need the lock.
                 conn.batch_execute(&format!(
-                    "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
-                    self.busy_timeout.as_millis()
+                    "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; {SQLITE_SYNCHRONOUS}; PRAGMA foreign_keys = ON; {};",
+                    self.busy_timeout.as_millis(),
+                    checkpoint::POOLED_CONNECTION,
                 ))?;
                 Ok(DbConnection::Sqlite(conn, Arc::clone(&self.gate)))
             }
@@ -329,6 +393,8 @@ pub struct StoreOptions {
 pub struct Store {
     pool: Pool,
     target: Target,
+    /// SQLite: the WAL checkpoint thread, running while any clone lives.
+    checkpointer: Option<Arc<checkpoint::Checkpointer>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -358,8 +424,17 @@ impl Store {
         }
         let manager = ConnectionManager::new(target.clone(), options.busy_timeout);
         // Establish one connection by hand first: its error says why (r2d2's
-        // build error only says it timed out).
-        drop(manager.establish()?);
+        // build error only says it timed out). On SQLite it then serves the
+        // checkpoint thread.
+        let first = manager.establish()?;
+        let checkpointer = match first {
+            DbConnection::Sqlite(conn, gate) => Some(Arc::new(
+                checkpoint::Checkpointer::start(conn, gate)
+                    .map_err(StoreError::CheckpointThread)?,
+            )),
+            #[cfg(feature = "postgres")]
+            DbConnection::Postgres(_) => None,
+        };
         let pool = r2d2::Pool::builder()
             .max_size(options.pool_size)
             // No connection is ever opened behind the caller's back: one
@@ -370,11 +445,22 @@ impl Store {
             .build(manager)?;
         // The database answers now, not at the first use.
         drop(pool.get()?);
-        Ok(Store { pool, target })
+        Ok(Store {
+            pool,
+            target,
+            checkpointer,
+        })
     }
 
     pub fn backend(&self) -> Backend {
         self.target.backend()
+    }
+
+    /// SQLite: what the WAL checkpoint thread has done.
+    pub fn checkpoints(&self) -> Option<&checkpoint::Stats> {
+        self.checkpointer
+            .as_deref()
+            .map(checkpoint::Checkpointer::stats)
     }
 
     pub fn target(&self) -> &Target {
@@ -522,7 +608,150 @@ mod tests {
             assert_eq!(busy[0].timeout, 1234, "connection {n}");
             let fk: Vec<ForeignKeys> = diesel::sql_query("PRAGMA foreign_keys").load(c).unwrap();
             assert_eq!(fk[0].foreign_keys, 1, "connection {n}");
+            let auto: Vec<AutoCheckpoint> = diesel::sql_query("PRAGMA wal_autocheckpoint")
+                .load(c)
+                .unwrap();
+            assert_eq!(
+                auto[0].wal_autocheckpoint, 0,
+                "connection {n}: no checkpoint inside a COMMIT (the checkpoint thread does them)"
+            );
         }
+    }
+
+    #[derive(QueryableByName)]
+    struct AutoCheckpoint {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        wal_autocheckpoint: i32,
+    }
+
+    fn sqlite_store(dir: &tempfile::TempDir, name: &str) -> Store {
+        let url = format!("sqlite://{}", dir.path().join(name).display());
+        let options = StoreOptions {
+            pool_size: 2,
+            busy_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+        };
+        Store::open(&url, &options).unwrap()
+    }
+
+    fn synchronous(tx: &mut Tx<'_>) -> i32 {
+        let Tx::Sqlite(c) = tx else {
+            panic!("SQLite expected")
+        };
+        let sync: Vec<Synchronous> = diesel::sql_query("PRAGMA synchronous").load(*c).unwrap();
+        sync[0].synchronous
+    }
+
+    /// A relaxed commit does not wait for the fsync (NORMAL); every other
+    /// write does (FULL), also on the same connection after a relaxed one
+    /// that failed.
+    #[test]
+    fn relaxed_sqlite_transactions_skip_the_flush_and_leave_the_connection_flushing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sqlite_store(&dir, "relaxed.db");
+        let mut conn = store.conn().unwrap();
+        let inside: i32 = relaxed_transaction(&mut conn, |tx| {
+            Ok::<_, diesel::result::Error>(synchronous(tx))
+        })
+        .unwrap();
+        assert_eq!(inside, 1, "synchronous=NORMAL inside a relaxed transaction");
+        let failed: Result<(), diesel::result::Error> = relaxed_transaction(&mut conn, |_| {
+            Err(diesel::result::Error::RollbackTransaction)
+        });
+        assert!(failed.is_err());
+        for lane in [Lane::Background, Lane::Intake] {
+            let inside: i32 = write_transaction_in(&mut conn, lane, |tx| {
+                Ok::<_, diesel::result::Error>(synchronous(tx))
+            })
+            .unwrap();
+            assert_eq!(inside, 2, "{lane:?}: synchronous=FULL after relaxed ones");
+        }
+    }
+
+    /// On Postgres a relaxed transaction sets `synchronous_commit = off` for
+    /// itself only (`TEST_POSTGRES_URL`; skipped without it).
+    #[cfg(feature = "postgres")]
+    #[test]
+    fn relaxed_postgres_transactions_turn_synchronous_commit_off_for_themselves() {
+        #[derive(QueryableByName)]
+        struct Setting {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            synchronous_commit: String,
+        }
+        fn setting(tx: &mut Tx<'_>) -> String {
+            let Tx::Postgres(c) = tx else {
+                panic!("Postgres expected")
+            };
+            let rows: Vec<Setting> = diesel::sql_query("SHOW synchronous_commit")
+                .load(*c)
+                .unwrap();
+            rows[0].synchronous_commit.clone()
+        }
+        let Ok(url) = std::env::var("TEST_POSTGRES_URL") else {
+            eprintln!("TEST_POSTGRES_URL unset: skipped");
+            return;
+        };
+        let options = StoreOptions {
+            pool_size: 1,
+            busy_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+        };
+        let store = Store::open(&url, &options).unwrap();
+        let mut conn = store.conn().unwrap();
+        let before =
+            write_transaction(&mut conn, |tx| Ok::<_, diesel::result::Error>(setting(tx))).unwrap();
+        assert_ne!(before, "off", "the server's default is flushed");
+        let relaxed =
+            relaxed_transaction(&mut conn, |tx| Ok::<_, diesel::result::Error>(setting(tx)))
+                .unwrap();
+        assert_eq!(relaxed, "off");
+        let after =
+            write_transaction(&mut conn, |tx| Ok::<_, diesel::result::Error>(setting(tx))).unwrap();
+        assert_eq!(after, before, "SET LOCAL ends with its transaction");
+    }
+
+    /// With no checkpoint inside COMMITs, the checkpoint thread copies the
+    /// WAL into the database, so SQLite starts it over: 50 transactions of
+    /// ~160 KiB (~2,000 frames in all, 8 MiB) leave a WAL file of about one
+    /// transaction. The writer waits for a checkpoint pass after each, so
+    /// the test does not depend on the machine's speed.
+    #[test]
+    fn the_checkpoint_thread_keeps_the_wal_short() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sqlite_store(&dir, "wal.db");
+        let stats = store
+            .checkpoints()
+            .expect("a SQLite store has a checkpoint thread");
+        let mut conn = store.conn().unwrap();
+        conn.batch_execute("CREATE TABLE blobs (id INTEGER PRIMARY KEY, data BLOB NOT NULL)")
+            .unwrap();
+        for round in 0..50 {
+            write_transaction(&mut conn, |tx| {
+                let Tx::Sqlite(c) = tx else { unreachable!() };
+                c.batch_execute(
+                    "INSERT INTO blobs (data) SELECT randomblob(16000) FROM \
+                     (WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10) SELECT i FROM n)",
+                )
+            })
+            .unwrap();
+            let passes = stats.passes();
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            while stats.passes() == passes {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "round {round}: no checkpoint pass in 60 s"
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        assert_eq!(stats.failures(), 0);
+        let wal = std::fs::metadata(dir.path().join("wal.db-wal"))
+            .unwrap()
+            .len();
+        assert!(
+            wal < 1024 * 1024,
+            "the WAL file grew to {wal} bytes for 8 MiB written: it is not started over"
+        );
     }
 
     #[test]
