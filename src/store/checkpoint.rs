@@ -12,12 +12,13 @@
 //!
 //! SQLite starts the WAL over (rather than appending) only after a
 //! checkpoint that reached its end, and one that runs while writers go on
-//! rarely does: under steady writes the file would grow without end. So
-//! when more than [`RESTART_FRAMES`] are left after a pass, the thread takes
-//! one background turn at the gate and checkpoints again: only the frames
-//! written during the first pass are left to copy, and the next writer
-//! starts the WAL from its beginning (`journal_size_limit` then trims the
-//! file).
+//! rarely does: under steady writes the file would grow without end (and
+//! every commit would extend it, a slower fsync than rewriting in place).
+//! So when the WAL is longer than [`RESTART_FRAMES`], the thread takes one
+//! background turn at the gate and checkpoints again: only the frames
+//! written during the first pass are left to copy, no writer comes in
+//! between, and the next writer starts the WAL from its beginning
+//! (`journal_size_limit` then trims the file).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -38,9 +39,8 @@ pub(super) const POOLED_CONNECTION: &str =
 /// How often the checkpoint thread copies the WAL into the database.
 pub const INTERVAL: Duration = Duration::from_millis(100);
 
-/// Frames (pages) left in the WAL after a pass beyond which the next pass
-/// waits for a turn at the gate, so that it reaches the end (16 MiB with
-/// 4 KiB pages).
+/// WAL length in frames (pages) beyond which a pass is repeated with a
+/// turn at the gate, so that the WAL starts over (16 MiB with 4 KiB pages).
 pub const RESTART_FRAMES: i32 = 4096;
 
 /// What the checkpoint thread has done (tests read it).
@@ -157,7 +157,10 @@ fn checkpoint(
     stats: &Stats,
 ) -> Result<Pass, Failed> {
     let pass = passive(conn, stats)?;
-    if pass.left() <= RESTART_FRAMES {
+    // Reaching the end is not enough: the WAL starts over only when a writer
+    // begins while nothing in it is left to copy, and writers come in
+    // between passes. Inside a turn at the gate none does.
+    if pass.log <= RESTART_FRAMES {
         return Ok(pass);
     }
     let _turn = gate.enter(Lane::Background)?;

@@ -754,6 +754,67 @@ mod tests {
         );
     }
 
+    /// Under writes that never pause a pass rarely catches the WAL's end,
+    /// and a writer always comes between passes: only the gated pass (no
+    /// writer in between) lets SQLite start the WAL over. The writer stops
+    /// once the thread has made one; the WAL is then short again.
+    #[test]
+    fn a_long_wal_is_started_over_under_writes_that_never_pause() {
+        #[derive(QueryableByName)]
+        struct Pass {
+            #[diesel(sql_type = diesel::sql_types::Integer)]
+            log: i32,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let store = sqlite_store(&dir, "busy.db");
+        store
+            .conn()
+            .unwrap()
+            .batch_execute("CREATE TABLE blobs (id INTEGER PRIMARY KEY, data BLOB NOT NULL)")
+            .unwrap();
+        let write = |conn: &mut DbConnection| {
+            write_transaction(conn, |tx| {
+                let Tx::Sqlite(c) = tx else { unreachable!() };
+                c.batch_execute(
+                    "INSERT INTO blobs (data) SELECT randomblob(16000) FROM \
+                     (WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10) SELECT i FROM n)",
+                )
+            })
+            .unwrap();
+        };
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let stats = store
+            .checkpoints()
+            .expect("a SQLite store has a checkpoint thread");
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let mut conn = store.conn().unwrap();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    write(&mut conn);
+                }
+            });
+            let deadline = std::time::Instant::now() + Duration::from_secs(120);
+            while stats.gated() == 0 && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+        assert!(stats.gated() > 0, "no gated pass in 120 s of writes");
+        let mut conn = store.conn().unwrap();
+        write(&mut conn);
+        let DbConnection::Sqlite(c, _) = &mut *conn else {
+            unreachable!()
+        };
+        let wal: Vec<Pass> = diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)")
+            .load(c)
+            .unwrap();
+        assert!(
+            wal[0].log < checkpoint::RESTART_FRAMES,
+            "the WAL holds {} frames after a gated pass: it was not started over",
+            wal[0].log
+        );
+    }
+
     #[test]
     fn passwords_are_redacted() {
         assert_eq!(
