@@ -126,7 +126,11 @@ impl WriteGate {
             Lane::Intake => state.intake_streak.saturating_add(1),
             Lane::Background => 0,
         };
-        Ok(Turn { gate: self })
+        Ok(Turn {
+            gate: self,
+            lane,
+            since: Instant::now(),
+        })
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -143,12 +147,25 @@ impl WriteGate {
 #[derive(Debug)]
 pub struct Turn<'a> {
     gate: &'a WriteGate,
+    lane: Lane,
+    since: Instant,
 }
+
+/// A turn held longer is logged (debug): every other writer waited for it.
+pub const SLOW_TURN: Duration = Duration::from_millis(20);
 
 impl Drop for Turn<'_> {
     fn drop(&mut self) {
         self.gate.lock().held = false;
         self.gate.changed.notify_all();
+        let held = self.since.elapsed();
+        if held >= SLOW_TURN {
+            tracing::debug!(
+                lane = ?self.lane,
+                held_ms = held.as_millis(),
+                "slow SQLite write turn: every other writer waited"
+            );
+        }
     }
 }
 
