@@ -312,6 +312,7 @@ pub fn lock_objects(tx: &mut Tx<'_>, keys: &[&str]) -> QueryResult<()> {
 
 #[cfg(feature = "postgres")]
 mod set_based {
+    use diesel::connection::SimpleConnection;
     use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text};
 
     use super::*;
@@ -334,6 +335,35 @@ mod set_based {
         .bind::<Array<Text>, _>(keys)
         .execute(c)
         .map(|_| ())
+    }
+
+    /// Runs a group's `apply` in a savepoint of its own, in one round trip
+    /// (diesel's savepoints take two: `SAVEPOINT` and `RELEASE`). The
+    /// savepoint is not released: Postgres releases it with the
+    /// transaction, and a later one of the same name hides it. Only a failed
+    /// apply costs a second round trip (`ROLLBACK TO SAVEPOINT`), which
+    /// undoes its writes alone (diesel's transaction manager, marked
+    /// "requires rollback" by a failed statement, is repaired by that
+    /// statement's success). `Err` only when the transaction cannot go on
+    /// (the batch then rolls back as a whole).
+    fn apply_in_savepoint(
+        c: &mut diesel::PgConnection,
+        apply: Apply,
+    ) -> Result<Result<(), FinishError>, FinishError> {
+        c.batch_execute("SAVEPOINT hookd_apply")?;
+        let applied =
+            match std::panic::catch_unwind(AssertUnwindSafe(|| apply(&mut Tx::Postgres(c)))) {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(FinishError::Handler(e)),
+                Err(panic) => Err(FinishError::Handler(HandlerError::retry(format!(
+                    "handler panicked while applying: {}",
+                    super::super::panic_message(&panic)
+                )))),
+            };
+        if applied.is_err() {
+            c.batch_execute("ROLLBACK TO SAVEPOINT hookd_apply")?;
+        }
+        Ok(applied)
     }
 
     pub fn successes(
@@ -373,20 +403,7 @@ mod set_based {
                 continue;
             }
             if let Some(apply) = job.apply {
-                let applied = crate::store::savepoint(
-                    &mut Tx::Postgres(c),
-                    |tx| -> Result<(), FinishError> {
-                        match std::panic::catch_unwind(AssertUnwindSafe(|| apply(tx))) {
-                            Ok(Ok(())) => Ok(()),
-                            Ok(Err(e)) => Err(FinishError::Handler(e)),
-                            Err(panic) => Err(FinishError::Handler(HandlerError::retry(format!(
-                                "handler panicked while applying: {}",
-                                super::super::panic_message(&panic)
-                            )))),
-                        }
-                    },
-                );
-                if let Err(e) = applied {
+                if let Err(e) = apply_in_savepoint(c, apply)? {
                     results.push(Err(e));
                     continue;
                 }
