@@ -19,12 +19,16 @@
 //!    keys' advisory locks are held, so every finish of these objects that
 //!    committed before is seen.
 //!
+//! Both statements are prepared once per connection ([`Cached`]): planned
+//! anew on every claim, they cost Postgres more than running them.
+//!
 //! Objects whose events another worker finished meanwhile (a lease won, no
 //! event left) are let go in one more statement, only when that happens.
 
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text};
+use diesel::sql_types::{Array, Nullable, Text};
 
+use crate::store::prepared::{Bind, Cached};
 use crate::store::StoreError;
 
 use super::claim::OBJECT_LOCK_CLASS;
@@ -37,6 +41,11 @@ pub(super) enum Claimed {
     /// There was work, but concurrent claims held every key.
     Contended,
 }
+
+/// [`KEYS_SQL`] in diesel's statement cache.
+struct KeysQuery;
+/// [`CLAIM_SQL`] in diesel's statement cache.
+struct ClaimQuery;
 
 #[derive(QueryableByName)]
 struct ClaimedRow {
@@ -53,7 +62,9 @@ struct ClaimedRow {
 /// the order of each key's first candidate, and of those the first
 /// `$4` whose advisory lock this transaction gets without waiting. The
 /// try-lock is volatile, so it is not pushed below the ordering: keys are
-/// tried in order and trying stops once `$4` are held. One more row, with
+/// tried in order and trying stops once `$4` are held. (`NOT IN`, which
+/// Postgres runs as one hash of the leased keys, rather than `<> ALL`,
+/// which it runs as a scan of them for every candidate.) One more row, with
 /// no key, says that there were candidates (so that a claim that won no
 /// key knows whether others hold them or there is no work).
 const KEYS_SQL: &str = "\
@@ -61,12 +72,12 @@ WITH c AS (\
   SELECT id, object_key, priority FROM (\
     (SELECT id, object_key, priority FROM webhook_events \
       WHERE status = 'pending' AND next_attempt_at <= $1 \
-        AND object_key <> ALL (SELECT object_key FROM object_leases WHERE expires_at >= $1) \
+        AND object_key NOT IN (SELECT object_key FROM object_leases WHERE expires_at >= $1) \
       ORDER BY priority, next_attempt_at LIMIT $2) \
     UNION ALL \
     (SELECT id, object_key, priority FROM webhook_events \
       WHERE status = 'processing' AND lease_expires_at < $1 \
-        AND object_key <> ALL (SELECT object_key FROM object_leases WHERE expires_at >= $1) \
+        AND object_key NOT IN (SELECT object_key FROM object_leases WHERE expires_at >= $1) \
       LIMIT $2)\
   ) u ORDER BY priority, id LIMIT $2\
 ), k AS (\
@@ -77,7 +88,11 @@ WITH c AS (\
 UNION ALL (SELECT NULL::text AS key FROM k LIMIT 1)";
 
 /// Leases, events, attempts (step 3). `$1` keys, `$2` token, `$3` lease
-/// expiry, `$4` now, `$5` worker.
+/// expiry, `$4` now, `$5` worker. The open attempts are found per claimed
+/// event through the `event_id` index (the `LATERAL … OFFSET 0` keeps the
+/// planner from turning it into a join that reads every attempt row: with
+/// no statistics, as on a new database, it chose a sequential scan of
+/// `event_attempts`, which grows with the history kept).
 const CLAIM_SQL: &str = "\
 WITH l AS (\
   INSERT INTO object_leases (object_key, owner, expires_at) \
@@ -100,7 +115,10 @@ WITH l AS (\
 ), ab AS (\
   UPDATE event_attempts AS a \
   SET finished_at = $4, outcome = 'abandoned', error = 'lease expired: the worker stopped without finishing' \
-  WHERE a.event_id IN (SELECT event_id FROM u) AND a.finished_at IS NULL\
+  WHERE a.id = ANY (ARRAY(\
+    SELECT o.id FROM u CROSS JOIN LATERAL (\
+      SELECT x.id FROM event_attempts AS x \
+      WHERE x.event_id = u.event_id AND x.finished_at IS NULL OFFSET 0) AS o))\
 ), at AS (\
   INSERT INTO event_attempts (event_id, attempt, worker, started_at) \
   SELECT event_id, attempts, $5, $4 FROM u\
@@ -121,12 +139,16 @@ pub(super) fn claim_once(
     let expires = now.saturating_add(lease_ms);
     let begin = "BEGIN; SET LOCAL synchronous_commit = off";
     let claimed = crate::store::pg_transaction_with(c, begin, |c| -> QueryResult<Claimed> {
-        let keys: Vec<KeyRow> = diesel::sql_query(KEYS_SQL)
-            .bind::<BigInt, _>(now)
-            .bind::<BigInt, _>(limit)
-            .bind::<Integer, _>(OBJECT_LOCK_CLASS)
-            .bind::<BigInt, _>(max)
-            .load(c)?;
+        let keys: Vec<KeyRow> = Cached::<KeysQuery>::new(
+            KEYS_SQL,
+            vec![
+                Bind::BigInt(now),
+                Bind::BigInt(limit),
+                Bind::Integer(OBJECT_LOCK_CLASS),
+                Bind::BigInt(max),
+            ],
+        )
+        .load(c)?;
         if keys.is_empty() {
             return Ok(Claimed::Nothing);
         }
@@ -134,13 +156,17 @@ pub(super) fn claim_once(
         if keys.is_empty() {
             return Ok(Claimed::Contended);
         }
-        let rows: Vec<ClaimedRow> = diesel::sql_query(CLAIM_SQL)
-            .bind::<Array<Text>, _>(&keys)
-            .bind::<Text, _>(token)
-            .bind::<BigInt, _>(expires)
-            .bind::<BigInt, _>(now)
-            .bind::<Text, _>(worker)
-            .load(c)?;
+        let rows: Vec<ClaimedRow> = Cached::<ClaimQuery>::new(
+            CLAIM_SQL,
+            vec![
+                Bind::Texts(&keys),
+                Bind::Text(token),
+                Bind::BigInt(expires),
+                Bind::BigInt(now),
+                Bind::Text(worker),
+            ],
+        )
+        .load(c)?;
         let acquired = rows.first().map(|r| r.acquired.clone());
         let events: Vec<ClaimedEvent> = rows.into_iter().map(|r| r.event).collect();
         // Objects whose events another worker finished meanwhile: let go.

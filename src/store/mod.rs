@@ -9,6 +9,8 @@ pub mod deliveries;
 pub mod events;
 pub mod gate;
 pub mod outbox;
+#[cfg(feature = "postgres")]
+pub mod prepared;
 pub mod schema;
 pub mod time;
 
