@@ -219,7 +219,7 @@ fn main() -> anyhow::Result<()> {
     // `--portable-claim`: claim on Postgres with one statement per step
     // and a synchronous commit (before `claim_pg`), for a comparison.
     queue::claim::bench_portable_claim(std::env::args().any(|a| a == "--portable-claim"));
-    // `--finisher-threads N`: finishing threads on Postgres (default 4).
+    // `--finisher-threads N`: finishing threads on Postgres (default 2).
     queue::group_commit::bench_finisher_threads(common::arg("--finisher-threads", 0));
     let errors = Arc::new(AtomicUsize::new(0));
     let subscriber = tracing_subscriber::registry()
