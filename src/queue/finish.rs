@@ -441,7 +441,7 @@ mod set_based {
         // so that the attempt rows are found through their index: joined to
         // `v` alone, a planner without statistics (a new database) read
         // every attempt row of the history in each finish.
-        let changed: Vec<Changed> = Cached::<MarkFinished>::new(
+        let changed: Vec<Changed> = Cached::<MarkFinished>::planned_each_time(
             "WITH v AS (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[]) \
                AS v(id, st, at, tok, note)), \
              e AS (UPDATE webhook_events AS e \

@@ -33,6 +33,8 @@ pub enum Bind<'a> {
 pub struct Cached<'a, M> {
     sql: &'static str,
     binds: Vec<Bind<'a>>,
+    /// False: planned anew on every call (see [`Cached::planned_each_time`]).
+    cache: bool,
     marker: PhantomData<M>,
 }
 
@@ -41,7 +43,19 @@ impl<'a, M> Cached<'a, M> {
         Cached {
             sql,
             binds,
+            cache: true,
             marker: PhantomData,
+        }
+    }
+
+    /// Not prepared: Postgres plans it on every call, with the tables'
+    /// sizes of the moment. For a statement whose best plan changes as a
+    /// table grows: a prepared statement's generic plan is fixed after its
+    /// fifth run and kept (until an `ANALYZE` invalidates it).
+    pub fn planned_each_time(sql: &'static str, binds: Vec<Bind<'a>>) -> Self {
+        Cached {
+            cache: false,
+            ..Cached::new(sql, binds)
         }
     }
 }
@@ -59,6 +73,9 @@ impl<M> diesel::RunQueryDsl<diesel::PgConnection> for Cached<'_, M> {}
 
 impl<M> QueryFragment<Pg> for Cached<'_, M> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        if !self.cache {
+            out.unsafe_to_cache_prepared();
+        }
         // Each `$n` becomes a bind of its own (diesel numbers them anew).
         let mut rest = self.sql;
         while let Some(at) = rest.find('$') {
