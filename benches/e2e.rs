@@ -172,7 +172,7 @@ fn main() -> anyhow::Result<()> {
     // way before set-based finishing), for a comparison in one run.
     let per_group = std::env::args().any(|a| a == "--per-group");
     stripe_hookd::queue::finish::bench_finish_per_group(per_group);
-    // `--finisher-threads N`: finishing threads on Postgres (default 4).
+    // `--finisher-threads N`: finishing threads on Postgres (default 2).
     stripe_hookd::queue::group_commit::bench_finisher_threads(common::arg("--finisher-threads", 0));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

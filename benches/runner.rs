@@ -182,7 +182,15 @@ async fn run(label: &str, url: &str, run: &Run, errors: &AtomicUsize) -> anyhow:
     }
     println!(
         "runner {label:8}{} events={n} objects={} delay={}ms instances={} concurrency={} elapsed={:.2}s throughput={:.0} events/s errors_logged={}",
-        if std::env::args().any(|a| a == "--per-group") { " (finishing per group)" } else { "" },
+        match (
+            std::env::args().any(|a| a == "--per-group"),
+            std::env::args().any(|a| a == "--portable-claim"),
+        ) {
+            (false, false) => "",
+            (true, false) => " (finishing per group)",
+            (false, true) => " (portable claim)",
+            (true, true) => " (finishing per group, portable claim)",
+        },
         run.objects,
         run.delay.as_millis(),
         run.instances,
@@ -208,7 +216,10 @@ fn main() -> anyhow::Result<()> {
     // too (before set-based finishing), for a comparison in one run.
     let per_group = std::env::args().any(|a| a == "--per-group");
     queue::finish::bench_finish_per_group(per_group);
-    // `--finisher-threads N`: finishing threads on Postgres (default 4).
+    // `--portable-claim`: claim on Postgres with one statement per step
+    // and a synchronous commit (before `claim_pg`), for a comparison.
+    queue::claim::bench_portable_claim(std::env::args().any(|a| a == "--portable-claim"));
+    // `--finisher-threads N`: finishing threads on Postgres (default 2).
     queue::group_commit::bench_finisher_threads(common::arg("--finisher-threads", 0));
     let errors = Arc::new(AtomicUsize::new(0));
     let subscriber = tracing_subscriber::registry()

@@ -211,13 +211,34 @@ pub fn claim(
     let max_groups = max_groups.max(1);
     for _ in 0..CONTENDED_RETRIES {
         let token = next_token();
-        match claim_once(conn, worker, &token, now, lease_ms, max_groups)? {
+        let claimed = match conn {
+            #[cfg(feature = "postgres")]
+            DbConnection::Postgres(c) if !PORTABLE.load(std::sync::atomic::Ordering::Relaxed) => {
+                match super::claim_pg::claim_once(c, worker, &token, now, lease_ms, max_groups)? {
+                    super::claim_pg::Claimed::Groups(g) => Claimed::Groups(g),
+                    super::claim_pg::Claimed::Nothing => Claimed::Nothing,
+                    super::claim_pg::Claimed::Contended => Claimed::Contended,
+                }
+            }
+            _ => claim_once(conn, worker, &token, now, lease_ms, max_groups)?,
+        };
+        match claimed {
             Claimed::Groups(groups) => return Ok(groups),
             Claimed::Nothing => return Ok(Vec::new()),
             Claimed::Contended => std::thread::sleep(std::time::Duration::from_millis(5)),
         }
     }
     Ok(Vec::new())
+}
+
+/// Benchmarks and tests only: claim on Postgres with the portable
+/// statements (one per step, a synchronous commit) instead of
+/// `claim_pg`'s, to compare the two in one build.
+static PORTABLE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[doc(hidden)]
+pub fn bench_portable_claim(on: bool) {
+    PORTABLE.store(on, std::sync::atomic::Ordering::Relaxed);
 }
 
 enum Claimed {

@@ -312,9 +312,16 @@ pub fn lock_objects(tx: &mut Tx<'_>, keys: &[&str]) -> QueryResult<()> {
 
 #[cfg(feature = "postgres")]
 mod set_based {
-    use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text};
+    use diesel::connection::SimpleConnection;
+    use diesel::sql_types::BigInt;
 
     use super::*;
+    use crate::store::prepared::{Bind, Cached};
+
+    /// The objects' locks, prepared once per connection (see [`Cached`]).
+    struct LockObjects;
+    /// The batch's marks, attempt rows and leases, prepared likewise.
+    struct MarkFinished;
 
     #[derive(QueryableByName)]
     struct Changed {
@@ -327,13 +334,44 @@ mod set_based {
             return Ok(());
         }
         // A function scan yields the array's elements in order.
-        diesel::sql_query(
+        Cached::<LockObjects>::new(
             "SELECT pg_advisory_xact_lock($1, hashtext(k)) FROM unnest($2::text[]) AS k",
+            vec![
+                Bind::Integer(super::super::claim::OBJECT_LOCK_CLASS),
+                Bind::TextRefs(keys),
+            ],
         )
-        .bind::<Integer, _>(super::super::claim::OBJECT_LOCK_CLASS)
-        .bind::<Array<Text>, _>(keys)
         .execute(c)
         .map(|_| ())
+    }
+
+    /// Runs a group's `apply` in a savepoint of its own, in one round trip
+    /// (diesel's savepoints take two: `SAVEPOINT` and `RELEASE`). The
+    /// savepoint is not released: Postgres releases it with the
+    /// transaction, and a later one of the same name hides it. Only a failed
+    /// apply costs a second round trip (`ROLLBACK TO SAVEPOINT`), which
+    /// undoes its writes alone (diesel's transaction manager, marked
+    /// "requires rollback" by a failed statement, is repaired by that
+    /// statement's success). `Err` only when the transaction cannot go on
+    /// (the batch then rolls back as a whole).
+    fn apply_in_savepoint(
+        c: &mut diesel::PgConnection,
+        apply: Apply,
+    ) -> Result<Result<(), FinishError>, FinishError> {
+        c.batch_execute("SAVEPOINT hookd_apply")?;
+        let applied =
+            match std::panic::catch_unwind(AssertUnwindSafe(|| apply(&mut Tx::Postgres(c)))) {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(FinishError::Handler(e)),
+                Err(panic) => Err(FinishError::Handler(HandlerError::retry(format!(
+                    "handler panicked while applying: {}",
+                    super::super::panic_message(&panic)
+                )))),
+            };
+        if applied.is_err() {
+            c.batch_execute("ROLLBACK TO SAVEPOINT hookd_apply")?;
+        }
+        Ok(applied)
     }
 
     pub fn successes(
@@ -373,20 +411,7 @@ mod set_based {
                 continue;
             }
             if let Some(apply) = job.apply {
-                let applied = crate::store::savepoint(
-                    &mut Tx::Postgres(c),
-                    |tx| -> Result<(), FinishError> {
-                        match std::panic::catch_unwind(AssertUnwindSafe(|| apply(tx))) {
-                            Ok(Ok(())) => Ok(()),
-                            Ok(Err(e)) => Err(FinishError::Handler(e)),
-                            Err(panic) => Err(FinishError::Handler(HandlerError::retry(format!(
-                                "handler panicked while applying: {}",
-                                super::super::panic_message(&panic)
-                            )))),
-                        }
-                    },
-                );
-                if let Err(e) = applied {
+                if let Err(e) = apply_in_savepoint(c, apply)? {
                     results.push(Err(e));
                     continue;
                 }
@@ -412,8 +437,11 @@ mod set_based {
         }
         // The events' marks, their attempt rows and the object leases in one
         // statement (data-modifying CTEs all run, read or not); the count
-        // is of the events changed.
-        let changed: Vec<Changed> = diesel::sql_query(
+        // is of the events changed. `a.event_id = ANY($1)` repeats the join
+        // so that the attempt rows are found through their index: joined to
+        // `v` alone, a planner without statistics (a new database) read
+        // every attempt row of the history in each finish.
+        let changed: Vec<Changed> = Cached::<MarkFinished>::planned_each_time(
             "WITH v AS (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[]) \
                AS v(id, st, at, tok, note)), \
              e AS (UPDATE webhook_events AS e \
@@ -421,18 +449,21 @@ mod set_based {
                FROM v WHERE e.event_id = v.id AND e.status = 'processing' AND e.lease_owner = v.tok \
                RETURNING 1), \
              a AS (UPDATE event_attempts AS a SET finished_at = v.at, outcome = v.st, error = v.note \
-               FROM v WHERE a.event_id = v.id AND a.finished_at IS NULL RETURNING 1), \
+               FROM v WHERE a.event_id = v.id AND a.event_id = ANY($1::text[]) AND a.finished_at IS NULL \
+               RETURNING 1), \
              l AS (DELETE FROM object_leases AS l USING unnest($6::text[], $7::text[]) AS w(k, tok) \
                WHERE l.object_key = w.k AND l.owner = w.tok RETURNING 1) \
              SELECT (SELECT count(*) FROM e) AS changed",
+            vec![
+                Bind::Texts(&marks.0),
+                Bind::TextRefs(&marks.1),
+                Bind::BigInts(&marks.2),
+                Bind::Texts(&marks.3),
+                Bind::NullableTexts(&marks.4),
+                Bind::Texts(&leases.0),
+                Bind::Texts(&leases.1),
+            ],
         )
-        .bind::<Array<Text>, _>(&marks.0)
-        .bind::<Array<Text>, _>(&marks.1)
-        .bind::<Array<BigInt>, _>(&marks.2)
-        .bind::<Array<Text>, _>(&marks.3)
-        .bind::<Array<Nullable<Text>>, _>(&marks.4)
-        .bind::<Array<Text>, _>(&leases.0)
-        .bind::<Array<Text>, _>(&leases.1)
         .load(c)?;
         let changed = changed.first().map_or(0, |c| c.changed);
         if usize::try_from(changed).ok() != Some(marks.0.len()) {

@@ -13,7 +13,15 @@ use super::finish::{self, FailedAs, FinishError};
 use super::{Apply, EventGroup};
 use crate::store::{savepoint, write_transaction, Backend, Store};
 
-/// Benchmarks only: finishing threads on Postgres (0: the default, 4).
+/// Finishing threads on Postgres. Two: with a statement's worth of round
+/// trips per batch (set-based finish, prepared statements), more threads
+/// make smaller batches that contend on the same pages; one is fastest
+/// with nothing to write (the no-op runner) and slower when the finish
+/// carries the reconcile handlers' writes (docs/performance.md, "Fewer
+/// round trips per claim and per finish").
+const PG_DEFAULT_THREADS: usize = 2;
+
+/// Benchmarks only: finishing threads on Postgres (0: the default, 2).
 static PG_THREADS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 #[doc(hidden)]
@@ -66,7 +74,7 @@ impl Finisher {
         let threads = match store.backend() {
             Backend::Sqlite => 1,
             Backend::Postgres => match PG_THREADS.load(std::sync::atomic::Ordering::Relaxed) {
-                0 => 4,
+                0 => PG_DEFAULT_THREADS,
                 n => n,
             },
         };

@@ -20,6 +20,8 @@
 
 pub mod backoff;
 pub mod claim;
+#[cfg(feature = "postgres")]
+mod claim_pg;
 pub mod finish;
 pub mod group_commit;
 pub mod retention;
@@ -43,7 +45,7 @@ use crate::store::{now_ms, Store, StoreError, Tx};
 use finish::{FailedAs, FinishError};
 
 /// One claimed event, as a handler sees it.
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = webhook_events)]
 pub struct ClaimedEvent {
     pub id: i64,

@@ -10,6 +10,8 @@ pub mod deliveries;
 pub mod events;
 pub mod gate;
 pub mod outbox;
+#[cfg(feature = "postgres")]
+pub mod prepared;
 pub mod schema;
 pub mod time;
 
@@ -161,6 +163,30 @@ where
             }
             f(&mut Tx::Postgres(c))
         }),
+    }
+}
+
+/// Runs `f` in a Postgres transaction opened by `begin` (one round trip:
+/// `BEGIN` and any `SET LOCAL` sent together), committed if it returns `Ok`,
+/// rolled back otherwise — diesel's `transaction` with another `BEGIN`.
+#[cfg(feature = "postgres")]
+pub fn pg_transaction_with<T, E, F>(c: &mut PgConnection, begin: &str, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut PgConnection) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    AnsiTransactionManager::begin_transaction_sql(c, begin)?;
+    match f(c) {
+        Ok(value) => {
+            AnsiTransactionManager::commit_transaction(c)?;
+            Ok(value)
+        }
+        Err(error) => match AnsiTransactionManager::rollback_transaction(c) {
+            // The first error says why; a broken manager follows from it.
+            Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(error),
+            Err(rollback) => Err(rollback.into()),
+        },
     }
 }
 

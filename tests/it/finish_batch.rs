@@ -152,3 +152,104 @@ async fn a_batch_finishes_each_group_as_it_would_alone(backend: Backend) {
     .await
     .unwrap();
 }
+
+backend_tests!(a_failed_apply_undoes_its_own_writes_only);
+
+/// A row written by an apply (`test_applied`, made by the test).
+fn writing(mark: &'static str, then: Option<&'static str>) -> Apply {
+    Box::new(move |tx| {
+        stripe_hookd::store::with_tx!(tx, c => {
+            diesel::sql_query("INSERT INTO test_applied (mark) VALUES ($1)")
+                .bind::<diesel::sql_types::Text, _>(mark)
+                .execute(c)?;
+            match then {
+                None => Ok(()),
+                // Fails in the database: the transaction is aborted until
+                // the failed apply's writes are rolled back.
+                Some("statement") => {
+                    diesel::sql_query("INSERT INTO test_applied (mark) VALUES ($1)")
+                        .bind::<diesel::sql_types::Text, _>(mark)
+                        .execute(c)?;
+                    Ok(())
+                }
+                Some(why) => Err(HandlerError::retry(why)),
+            }
+        })
+    })
+}
+
+/// Each group's apply runs in a savepoint of its own: an apply that wrote
+/// and then failed (its own error, or a statement the database refused)
+/// leaves nothing behind, and the groups after it still finish in the
+/// same transaction.
+async fn a_failed_apply_undoes_its_own_writes_only(backend: Backend) {
+    let db = TestDb::new(backend);
+    let url = db.url.clone();
+    tokio::task::spawn_blocking(move || {
+        let defaults = config::from_toml_str("").unwrap();
+        let store = Store::open(&url, &defaults.database.store_options()).unwrap();
+        store.migrate().unwrap();
+        let mut conn = store.conn().unwrap();
+        conn.batch_execute("CREATE TABLE test_applied (mark TEXT PRIMARY KEY)")
+            .unwrap();
+        let now = now_ms();
+        let events: Vec<NewEvent> = ["sub_a", "sub_b", "sub_c", "sub_d"]
+            .iter()
+            .map(|obj| new_event(&format!("evt_{obj}"), obj, now))
+            .collect();
+        outbox::insert_batch(&mut conn, &events).unwrap();
+        let mut token = || "test-worker/1".to_owned();
+        let groups = claim::claim(&mut conn, "test-worker", &mut token, now, 60_000, 10).unwrap();
+        assert_eq!(groups.len(), 4);
+        let applies = [
+            ("sub_a", writing("a", None)),
+            ("sub_b", writing("b", Some("failed after writing"))),
+            ("sub_c", writing("c", Some("statement"))),
+            ("sub_d", writing("d", None)),
+        ];
+        let jobs: Vec<Success> = applies
+            .into_iter()
+            .map(|(key, apply)| {
+                let group = groups.iter().find(|g| g.key == key).cloned().unwrap();
+                let handled = group.events.iter().map(|e| e.event_id.clone()).collect();
+                Success {
+                    group,
+                    handled,
+                    apply: Some(apply),
+                    now: now + 1_000,
+                }
+            })
+            .collect();
+        let results = write_transaction(&mut conn, |tx| finish::successes_in(tx, jobs)).unwrap();
+        assert!(results[0].is_ok(), "{:?}", results[0]);
+        assert!(
+            matches!(results[1], Err(FinishError::Handler(_))),
+            "{:?}",
+            results[1]
+        );
+        assert!(
+            matches!(results[2], Err(FinishError::Handler(_))),
+            "{:?}",
+            results[2]
+        );
+        assert!(results[3].is_ok(), "{:?}", results[3]);
+
+        #[derive(QueryableByName)]
+        struct Mark {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            mark: String,
+        }
+        let marks: Vec<Mark> = stripe_hookd::store::with_conn!(&mut *conn, c => {
+            diesel::sql_query("SELECT mark FROM test_applied ORDER BY mark").load(c).unwrap()
+        });
+        let marks: Vec<String> = marks.into_iter().map(|m| m.mark).collect();
+        assert_eq!(marks, ["a", "d"], "only the applies that succeeded wrote");
+        let mut status = |id: &str| outbox::get(&mut conn, id).unwrap().unwrap().status;
+        assert_eq!(status("evt_sub_a").as_str(), "done");
+        assert_eq!(status("evt_sub_b").as_str(), "processing");
+        assert_eq!(status("evt_sub_c").as_str(), "processing");
+        assert_eq!(status("evt_sub_d").as_str(), "done");
+    })
+    .await
+    .unwrap();
+}

@@ -7,6 +7,7 @@ mod admin;
 mod admin_ops;
 mod billing;
 mod browser;
+mod claim;
 mod daemon;
 mod demo;
 mod fake_stripe;

@@ -1,0 +1,68 @@
+//! The claim itself (`queue::claim::claim`), on both backends: which events
+//! of an object a claim takes.
+
+use stripe_hookd::config;
+use stripe_hookd::queue::claim;
+use stripe_hookd::store::outbox::{self, NewEvent};
+use stripe_hookd::store::{now_ms, EpochMs, Store};
+
+use crate::backend_tests;
+use crate::harness::{Backend, TestDb};
+
+backend_tests!(a_claim_takes_only_the_due_events_of_an_object);
+
+fn event(id: &str, object: &str, now: i64, due: i64) -> NewEvent {
+    NewEvent {
+        event_id: id.to_owned(),
+        endpoint: "default".into(),
+        event_type: "customer.subscription.updated".into(),
+        api_version: None,
+        livemode: false,
+        account: None,
+        object_type: Some("subscription".into()),
+        object_id: Some(object.to_owned()),
+        object_key: object.to_owned(),
+        stripe_created: now / 1000,
+        received_at: EpochMs(now),
+        queued_at: EpochMs(now),
+        payload: "{}".into(),
+        headers: "{}".into(),
+        secret_index: 0,
+        next_attempt_at: EpochMs(due),
+        priority: outbox::LIVE,
+    }
+}
+
+/// An object with a retry waiting out its backoff and a new event due now:
+/// the claim takes the new event and leaves the retry for its time (the
+/// backoff holds even when the object is claimed for another event).
+async fn a_claim_takes_only_the_due_events_of_an_object(backend: Backend) {
+    let db = TestDb::new(backend);
+    let url = db.url.clone();
+    tokio::task::spawn_blocking(move || {
+        let defaults = config::from_toml_str("").unwrap();
+        let store = Store::open(&url, &defaults.database.store_options()).unwrap();
+        store.migrate().unwrap();
+        let mut conn = store.conn().unwrap();
+        let now = now_ms();
+        let events = [
+            event("evt_backoff", "sub_x", now - 10_000, now + 3_600_000),
+            event("evt_due", "sub_x", now, now),
+        ];
+        outbox::insert_batch(&mut conn, &events).unwrap();
+        let mut token = || "test-worker/1".to_owned();
+        let groups = claim::claim(&mut conn, "test-worker", &mut token, now, 60_000, 10).unwrap();
+        assert_eq!(groups.len(), 1);
+        let ids: Vec<&str> = groups[0]
+            .events
+            .iter()
+            .map(|e| e.event_id.as_str())
+            .collect();
+        assert_eq!(ids, ["evt_due"], "the retry in backoff was taken early");
+        let backoff = outbox::get(&mut conn, "evt_backoff").unwrap().unwrap();
+        assert_eq!(backoff.status.as_str(), "pending");
+        assert_eq!(backoff.attempts, 0);
+    })
+    .await
+    .unwrap();
+}
