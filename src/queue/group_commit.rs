@@ -29,6 +29,17 @@ pub fn bench_finisher_threads(n: usize) {
     PG_THREADS.store(n, std::sync::atomic::Ordering::Relaxed);
 }
 
+/// How many finishing threads [`Finisher::start`] starts on `backend`.
+pub fn threads(backend: Backend) -> usize {
+    match backend {
+        Backend::Sqlite => 1,
+        Backend::Postgres => match PG_THREADS.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => PG_DEFAULT_THREADS,
+            n => n,
+        },
+    }
+}
+
 /// Most finishes in one transaction.
 const MAX_BATCH: usize = 64;
 
@@ -71,14 +82,7 @@ impl Finisher {
     pub fn start(store: Store) -> std::io::Result<Finisher> {
         let (tx, rx) = mpsc::unbounded_channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
-        let threads = match store.backend() {
-            Backend::Sqlite => 1,
-            Backend::Postgres => match PG_THREADS.load(std::sync::atomic::Ordering::Relaxed) {
-                0 => PG_DEFAULT_THREADS,
-                n => n,
-            },
-        };
-        for n in 0..threads {
+        for n in 0..threads(store.backend()) {
             let (store, rx) = (store.clone(), Arc::clone(&rx));
             std::thread::Builder::new()
                 .name(format!("hookd-finisher-{n}"))

@@ -355,14 +355,14 @@ async fn all_done_once(app: &TestApp, ids: &[String]) {
 /// committed, not released as unfinished (and then lost to its own
 /// finish, which finds its lease gone). The finishes of `in_held*` are
 /// held uncommitted inside their transactions, one per finishing thread
-/// (one on SQLite, four on Postgres: `group_commit::Finisher::start`), so
+/// (`group_commit::threads`: one on SQLite, two on Postgres), so
 /// that the finish of `in_queued` waits in the finisher's queue, not in a
 /// transaction, when the shutdown begins.
 async fn shutdown_commits_the_finishes_already_queued(backend: Backend) {
-    let finishing_threads = match backend {
-        Backend::Sqlite => 1,
-        Backend::Postgres => 4,
-    };
+    let finishing_threads = stripe_hookd::queue::group_commit::threads(match backend {
+        Backend::Sqlite => stripe_hookd::store::Backend::Sqlite,
+        Backend::Postgres => stripe_hookd::store::Backend::Postgres,
+    });
     let db = TestDb::new(backend);
     let gate = Arc::new(ApplyGate::default());
     let handler = ChildHandler {
