@@ -137,7 +137,7 @@ pub(super) fn claim_once(
     let limit = i64::try_from(max_groups.saturating_mul(4)).unwrap_or(i64::MAX);
     let max = i64::try_from(max_groups).unwrap_or(i64::MAX);
     let expires = now.saturating_add(lease_ms);
-    let begin = "BEGIN; SET LOCAL synchronous_commit = off";
+    let begin = crate::store::PG_RELAXED_BEGIN;
     let claimed = crate::store::pg_transaction_with(c, begin, |c| -> QueryResult<Claimed> {
         let keys: Vec<KeyRow> = Cached::<KeysQuery>::new(
             KEYS_SQL,

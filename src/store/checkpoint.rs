@@ -98,10 +98,6 @@ impl Checkpointer {
 
 #[derive(QueryableByName, Debug, Clone, Copy)]
 struct Pass {
-    /// 1 when another checkpoint was running (the next pass will do).
-    #[diesel(sql_type = Integer)]
-    #[allow(dead_code)]
-    busy: i32,
     /// Frames in the WAL.
     #[diesel(sql_type = Integer)]
     log: i32,

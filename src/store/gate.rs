@@ -18,7 +18,9 @@
 //! the runner's claims, finishes, releases and pruning, the forwarder's
 //! claims, finishes and pauses, the reconcile writes, admin and CLI
 //! operations (replay, discard, redelivery, pause and resume of a
-//! destination) and the inspector's sessions. Outside it are only the
+//! destination) and the inspector's sessions; the relaxed ones
+//! ([`super::relaxed_transaction`]) too, and the checkpoint thread's pass
+//! that starts the WAL over (`checkpoint.rs`). Outside it are only the
 //! connection's own set-up (`PRAGMA`s), migrations (before serving) and
 //! `VACUUM INTO` of a backup (a read of this database); those, and any
 //! other process writing to the file, meet SQLite's busy handler.

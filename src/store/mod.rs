@@ -156,15 +156,19 @@ where
             result
         }
         #[cfg(feature = "postgres")]
-        DbConnection::Postgres(c) => c.transaction(|c| {
-            if durability == Durability::Relaxed {
-                // Ends with the transaction.
-                c.batch_execute("SET LOCAL synchronous_commit = off")?;
+        DbConnection::Postgres(c) => match durability {
+            Durability::Flushed => c.transaction(|c| f(&mut Tx::Postgres(c))),
+            Durability::Relaxed => {
+                pg_transaction_with(c, PG_RELAXED_BEGIN, |c| f(&mut Tx::Postgres(c)))
             }
-            f(&mut Tx::Postgres(c))
-        }),
+        },
     }
 }
+
+/// Opens a [`Durability::Relaxed`] transaction on Postgres in one round
+/// trip; the setting ends with the transaction.
+#[cfg(feature = "postgres")]
+pub const PG_RELAXED_BEGIN: &str = "BEGIN; SET LOCAL synchronous_commit = off";
 
 /// Runs `f` in a Postgres transaction opened by `begin` (one round trip:
 /// `BEGIN` and any `SET LOCAL` sent together), committed if it returns `Ok`,
