@@ -17,7 +17,7 @@ pub mod history;
 pub mod pauses;
 pub mod retention;
 
-use super::schema::deliveries;
+use super::schema::{deliveries, delivery_payloads};
 use super::{relaxed_transaction, with_tx, write_transaction, DbConnection, StoreError, Tx};
 
 pub mod status {
@@ -58,13 +58,13 @@ struct NewDelivery<'a> {
     event_id: &'a str,
     event_type: &'a str,
     object_key: &'a str,
-    payload: &'a str,
     next_attempt_at: i64,
     created_at: i64,
 }
 
 /// Records a delivery of `event` to `destination` (once: a second call for
-/// the same pair changes nothing).
+/// the same pair changes nothing). The body goes to `delivery_payloads`,
+/// apart from the row that every claim and finish rewrites.
 pub fn insert(
     tx: &mut Tx<'_>,
     destination: &str,
@@ -77,19 +77,28 @@ pub fn insert(
         event_id: event.event_id.as_ref(),
         event_type: event.event_type.as_ref(),
         object_key: event.object_key.as_ref(),
-        payload: event.payload.as_ref(),
         next_attempt_at: now,
         created_at: now,
     };
-    with_tx!(tx, c => diesel::insert_into(deliveries::table)
-        .values(&row)
-        .on_conflict((deliveries::event_id, deliveries::destination))
-        .do_nothing()
-        .execute(c))?;
-    Ok(())
+    let payload = event.payload.as_ref();
+    with_tx!(tx, c => {
+        let id: Option<i64> = diesel::insert_into(deliveries::table)
+            .values(&row)
+            .on_conflict((deliveries::event_id, deliveries::destination))
+            .do_nothing()
+            .returning(deliveries::id)
+            .get_result(c)
+            .optional()?;
+        if let Some(id) = id {
+            diesel::insert_into(delivery_payloads::table)
+                .values((delivery_payloads::id.eq(id), delivery_payloads::payload.eq(payload)))
+                .execute(c)?;
+        }
+        Ok::<_, diesel::result::Error>(())
+    })
 }
 
-/// A delivery row.
+/// A delivery row with its body: select it from [`with_payload`].
 #[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
 #[diesel(table_name = deliveries)]
 pub struct Delivery {
@@ -99,6 +108,8 @@ pub struct Delivery {
     pub event_id: String,
     pub event_type: String,
     pub object_key: String,
+    #[diesel(select_expression = delivery_payloads::payload)]
+    #[diesel(select_expression_type = delivery_payloads::payload)]
     pub payload: String,
     pub status: String,
     pub attempts: i32,
@@ -111,6 +122,11 @@ pub struct Delivery {
     pub last_error: Option<String>,
     /// When an operator discarded it (epoch ms); what retention counts from.
     pub discarded_at: Option<i64>,
+}
+
+/// Deliveries with their bodies (every delivery has one).
+fn with_payload() -> diesel::dsl::InnerJoin<deliveries::table, delivery_payloads::table> {
+    deliveries::table.inner_join(delivery_payloads::table)
 }
 
 /// Due (pending, `next_attempt_at <= now`) or abandoned (delivering, lease
@@ -198,21 +214,31 @@ pub fn claim(
             return Ok(Vec::new());
         }
         // One statement for all; another instance may have taken some
-        // since: the update re-checks each row.
-        let mut claimed: Vec<Delivery> = with_tx!(tx, c => diesel::update(
-            deliveries::table
-                .filter(deliveries::id.eq_any(&candidates))
-                .filter(claimable!(now)),
-        )
-        .set((
-            deliveries::status.eq(status::DELIVERING),
-            deliveries::lease_owner.eq(owner),
-            deliveries::lease_expires_at.eq(now.saturating_add(lease_ms)),
-            deliveries::attempts.eq(deliveries::attempts + 1),
-        ))
-        .returning(Delivery::as_returning())
-        .get_results(c))?;
-        claimed.sort_by_key(|d| d.id);
+        // since: the update re-checks each row. Then the claimed rows with
+        // their bodies (read only: the bodies' pages stay clean).
+        let claimed = with_tx!(tx, c => {
+            let claimed: Vec<i64> = diesel::update(
+                deliveries::table
+                    .filter(deliveries::id.eq_any(&candidates))
+                    .filter(claimable!(now)),
+            )
+            .set((
+                deliveries::status.eq(status::DELIVERING),
+                deliveries::lease_owner.eq(owner),
+                deliveries::lease_expires_at.eq(now.saturating_add(lease_ms)),
+                deliveries::attempts.eq(deliveries::attempts + 1),
+            ))
+            .returning(deliveries::id)
+            .get_results(c)?;
+            if claimed.is_empty() {
+                return Ok(Vec::new());
+            }
+            with_payload()
+                .filter(deliveries::id.eq_any(&claimed))
+                .order(deliveries::id.asc())
+                .select(Delivery::as_select())
+                .load(c)
+        })?;
         Ok(claimed)
     })
 }
@@ -314,7 +340,7 @@ fn finish_one(tx: &mut Tx<'_>, owner: &str, f: &Finished) -> QueryResult<bool> {
 
 /// One delivery by its delivery id.
 pub fn get(conn: &mut DbConnection, delivery_id: &str) -> Result<Option<Delivery>, StoreError> {
-    Ok(super::with_conn!(conn, c => deliveries::table
+    Ok(super::with_conn!(conn, c => with_payload()
         .filter(deliveries::delivery_id.eq(delivery_id))
         .select(Delivery::as_select())
         .first(c)
@@ -323,7 +349,7 @@ pub fn get(conn: &mut DbConnection, delivery_id: &str) -> Result<Option<Delivery
 
 /// Every delivery, oldest first (tests and tools).
 pub fn list(conn: &mut DbConnection) -> Result<Vec<Delivery>, StoreError> {
-    Ok(super::with_conn!(conn, c => deliveries::table
+    Ok(super::with_conn!(conn, c => with_payload()
         .order(deliveries::id.asc())
         .select(Delivery::as_select())
         .load(c))?)

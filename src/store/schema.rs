@@ -50,7 +50,6 @@ diesel::table! {
         event_id -> Text,
         event_type -> Text,
         object_key -> Text,
-        payload -> Text,
         status -> Text,
         attempts -> Integer,
         next_attempt_at -> BigInt,
@@ -310,11 +309,22 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// A delivery's body (`deliveries.id`), written once with it.
+    delivery_payloads (id) {
+        id -> BigInt,
+        payload -> Text,
+    }
+}
+
+diesel::joinable!(delivery_payloads -> deliveries (id));
+
 diesel::allow_tables_to_appear_in_same_query!(
     webhook_events,
     event_attempts,
     object_leases,
     deliveries,
+    delivery_payloads,
     customers,
     subscriptions,
     subscription_items,

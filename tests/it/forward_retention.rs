@@ -46,6 +46,22 @@ async fn attempts_of(app: &TestApp, event_id: &str) -> usize {
         .await
 }
 
+/// Bodies (`delivery_payloads`) whose delivery is gone.
+async fn orphaned_bodies(app: &TestApp) -> i64 {
+    use diesel::prelude::*;
+    use stripe_hookd::store::schema::{deliveries, delivery_payloads};
+    app.db(|conn| {
+        stripe_hookd::with_conn!(conn, c => delivery_payloads::table
+            .filter(diesel::dsl::not(diesel::dsl::exists(
+                deliveries::table.filter(deliveries::id.eq(delivery_payloads::id)),
+            )))
+            .count()
+            .get_result::<i64>(c)
+            .unwrap())
+    })
+    .await
+}
+
 async fn finished_deliveries_past_retention_go_with_their_attempts(backend: Backend) {
     let db = TestDb::new(backend);
     // customer.deleted is refused (500) forever; the rest is delivered.
@@ -114,6 +130,7 @@ async fn finished_deliveries_past_retention_go_with_their_attempts(backend: Back
         },
         "the delivery delivered and the one discarded on day 0, with their attempt each"
     );
+    assert_eq!(orphaned_bodies(&app).await, 0, "bodies of pruned deliveries kept");
     for gone in [&old_delivered, &old_discarded] {
         assert_eq!(status_of(&app, gone).await, None, "{gone} kept");
         assert_eq!(attempts_of(&app, gone).await, 0, "attempts of {gone} kept");

@@ -23,6 +23,7 @@ mod harness;
 mod install;
 mod intake;
 mod log_output;
+mod migrate;
 #[cfg(feature = "test-hooks")]
 mod processes;
 mod queue;
