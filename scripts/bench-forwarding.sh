@@ -5,9 +5,13 @@
 # forwards every event (after = "received") to an application: a no-op
 # receiver (answers 200 at once, `wrk_load noop`), then a second stripe-hookd
 # (Y, which stores and fsyncs what it gets on the same disk and cores).
+# With the runner on (reconcile handlers against a local fake Stripe, rate
+# limit lifted): `runner` forwards nothing, `reconciled` forwards every event
+# to the no-op app once reconciled (the default `after`), so the delivery
+# rows are written by the runner's finishes, not by the intake's commits.
 # Usage: scripts/bench-forwarding.sh [RUNS]   (RUNS per case, default 3; needs curl, python3)
 #   HOOKD_BIN=PATH  measure that stripe-hookd binary (e.g. an older build) instead of building this one
-#   CASES="none noop hookd"  which cases to run
+#   CASES="none noop hookd runner reconciled"  which cases to run (default: the first three)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/stripe-hookd/target}"
@@ -41,8 +45,20 @@ exec 9>"$w/noop.in"
 for _ in $(seq 100); do [ -s "$w/noop.url" ] && break; sleep 0.1; done
 noop_url=$(head -1 "$w/noop.url")
 
-run() { # label destinations start-Y
+# The fake Stripe the runner fetches from (any id: a realistic object).
+mkfifo "$w/fake.in"
+"$noop_exe" fake <"$w/fake.in" >"$w/fake.url" 2>"$w/fake.log" &
+pids+=($!)
+exec 8>"$w/fake.in"
+for _ in $(seq 100); do [ -s "$w/fake.url" ] && break; sleep 0.1; done
+fake_url=$(head -1 "$w/fake.url")
+
+run() { # label destinations start-Y [runner]
   rm -rf "$w"/x "$w"/y; mkdir -p "$w"/x "$w"/y
+  local runner=(STRIPE_HOOKD_RUNNER__ENABLED=false)
+  if [ "${4:-}" = runner ]; then
+    runner=(STRIPE_HOOKD_RUNNER__ENABLED=true STRIPE_API_BASE="$fake_url" STRIPE_HOOKD_STRIPE__REQUESTS_PER_SEC=100000)
+  fi
   local ypid=""
   if [ "$3" = yes ]; then
     STRIPE_WEBHOOK_SECRET=$appsecret STRIPE_API_KEY=sk_test_bench STRIPE_HOOKD_LISTEN=127.0.0.1:18402 STRIPE_HOOKD_STATE_DIR=$w/y \
@@ -50,8 +66,8 @@ run() { # label destinations start-Y
     ypid=$!; pids+=("$ypid")
     wait_up http://127.0.0.1:18402/healthz
   fi
-  STRIPE_WEBHOOK_SECRET=$secret STRIPE_API_KEY=sk_test_bench STRIPE_HOOKD_LISTEN=127.0.0.1:18401 STRIPE_HOOKD_STATE_DIR=$w/x \
-    STRIPE_HOOKD_RUNNER__ENABLED=false STRIPE_HOOKD_DESTINATIONS="$2" "$bin" serve >"$w/x.log" 2>&1 &
+  env STRIPE_WEBHOOK_SECRET=$secret STRIPE_API_KEY=sk_test_bench STRIPE_HOOKD_LISTEN=127.0.0.1:18401 STRIPE_HOOKD_STATE_DIR=$w/x \
+    "${runner[@]}" STRIPE_HOOKD_DESTINATIONS="$2" "$bin" serve >"$w/x.log" 2>&1 &
   local xpid=$!; pids+=("$xpid")
   wait_up http://127.0.0.1:18401/healthz
   "$bin" trigger --url http://127.0.0.1:18401/webhooks/stripe --secret $secret --json --count 2000 --concurrency 64 >/dev/null
@@ -61,6 +77,9 @@ run() { # label destinations start-Y
   sleep 3
   kill -TERM "$xpid"; wait "$xpid" 2>/dev/null || true
   local db="$w/x/stripe-hookd.db"
+  if [ "${4:-}" = runner ]; then
+    echo "$1: $(count "$db" "select count(*) from webhook_events where status in ('done', 'ignored')") of $(count "$db" 'select count(*) from webhook_events') events done 3 s after the load"
+  fi
   if [ "$2" != "[]" ]; then
     echo "$1: $(count "$db" "select count(*) from deliveries where status = 'delivered'") of $(count "$db" 'select count(*) from deliveries') deliveries delivered 3 s after the load"
   fi
@@ -74,6 +93,8 @@ for c in $cases; do
     none) run "no forwarding" "[]" no ;;
     noop) run "forwarding to a no-op app" "[{name=\"app\",url=\"$noop_url/webhooks/stripe\",secret=\"$appsecret\",after=\"received\"}]" no ;;
     hookd) run "forwarding to a second stripe-hookd" "[{name=\"app\",url=\"http://127.0.0.1:18402/webhooks/stripe\",secret=\"$appsecret\",after=\"received\"}]" yes ;;
-    *) echo "unknown case $c (none, noop, hookd)" >&2; exit 2 ;;
+    runner) run "runner on, no forwarding" "[]" no runner ;;
+    reconciled) run "runner on, forwarding once reconciled" "[{name=\"app\",url=\"$noop_url/webhooks/stripe\",secret=\"$appsecret\"}]" no runner ;;
+    *) echo "unknown case $c (none, noop, hookd, runner, reconciled)" >&2; exit 2 ;;
   esac
 done

@@ -478,12 +478,16 @@ impl Forwarder {
         self: Arc<Self>,
         target: &Target,
         delivery: Delivery,
-        _permit: OwnedSemaphorePermit,
+        permit: OwnedSemaphorePermit,
     ) -> Tally {
         let d = &target.config;
         let started_at = self.clock.now_ms();
         let started = std::time::Instant::now();
         let sent = send::send(&self.client, d, &delivery).await;
+        // The slot counts requests to the app: free once answered, while
+        // the outcome waits for its (group) commit. The delivery keeps its
+        // lease until then, so it is not claimed again meanwhile.
+        drop(permit);
         let elapsed = started.elapsed();
         let duration_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
         let now = self.clock.now_ms();
