@@ -130,7 +130,11 @@ async fn finished_deliveries_past_retention_go_with_their_attempts(backend: Back
         },
         "the delivery delivered and the one discarded on day 0, with their attempt each"
     );
-    assert_eq!(orphaned_bodies(&app).await, 0, "bodies of pruned deliveries kept");
+    assert_eq!(
+        orphaned_bodies(&app).await,
+        0,
+        "bodies of pruned deliveries kept"
+    );
     for gone in [&old_delivered, &old_discarded] {
         assert_eq!(status_of(&app, gone).await, None, "{gone} kept");
         assert_eq!(attempts_of(&app, gone).await, 0, "attempts of {gone} kept");
