@@ -37,21 +37,20 @@ print("%.0f req/s, p50 %.2f ms, p99 %.2f ms, max %.2f ms, statuses %s" % (r["req
 wait_up() { for _ in $(seq 100); do curl -fs "$1" >/dev/null && return 0; sleep 0.1; done; return 1; }
 count() { python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchone()[0])' "$1" "$2"; }
 
-# The no-op application: serves until its stdin closes.
-mkfifo "$w/noop.in"
-"$noop_exe" noop <"$w/noop.in" >"$w/noop.url" 2>"$w/noop.log" &
-pids+=($!)
-exec 9>"$w/noop.in"
-for _ in $(seq 100); do [ -s "$w/noop.url" ] && break; sleep 0.1; done
-noop_url=$(head -1 "$w/noop.url")
-
-# The fake Stripe the runner fetches from (any id: a realistic object).
-mkfifo "$w/fake.in"
-"$noop_exe" fake <"$w/fake.in" >"$w/fake.url" 2>"$w/fake.log" &
-pids+=($!)
-exec 8>"$w/fake.in"
-for _ in $(seq 100); do [ -s "$w/fake.url" ] && break; sleep 0.1; done
-fake_url=$(head -1 "$w/fake.url")
+# `wrk_load MODE` serves until its stdin closes: the fifo is held open on
+# descriptor FD for the script's life; its URL goes to variable VAR.
+serve() { # mode fd var
+  mkfifo "$w/$1.in"
+  "$noop_exe" "$1" <"$w/$1.in" >"$w/$1.url" 2>"$w/$1.log" &
+  pids+=($!)
+  eval "exec $2>\"\$w/$1.in\""
+  for _ in $(seq 100); do [ -s "$w/$1.url" ] && break; sleep 0.1; done
+  printf -v "$3" '%s' "$(head -1 "$w/$1.url")"
+}
+# The no-op application, and the fake Stripe the runner fetches from (any
+# id: a realistic object).
+serve noop 9 noop_url
+serve fake 8 fake_url
 
 run() { # label destinations start-Y [runner]
   rm -rf "$w"/x "$w"/y; mkdir -p "$w"/x "$w"/y

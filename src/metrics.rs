@@ -15,6 +15,9 @@ pub const WEBHOOK_REQUESTS: &str = "hookd_webhook_requests_total";
 pub const SIGNATURE_FAILURES: &str = "hookd_signature_failures_total";
 pub const ATTEMPTS: &str = "hookd_event_attempts_total";
 pub const ATTEMPT_SECONDS: &str = "hookd_event_processing_seconds";
+/// One intake transaction: the write lock's turn, the inserts, the COMMIT
+/// and its fsync (a slow disk shows here first).
+pub const INTAKE_COMMIT_SECONDS: &str = "hookd_intake_commit_seconds";
 pub const STRIPE_REQUESTS: &str = "hookd_stripe_api_requests_total";
 pub const STRIPE_SECONDS: &str = "hookd_stripe_api_request_seconds";
 pub const OUTBOX_EVENTS: &str = "hookd_outbox_events";

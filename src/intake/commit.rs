@@ -139,7 +139,11 @@ impl Writer {
     fn commit(&self, batch: Vec<Job>) {
         let (events, replies): (Vec<NewEvent>, Vec<_>) =
             batch.into_iter().map(|j| (j.event, j.reply)).unzip();
-        match self.insert(&events) {
+        let started = std::time::Instant::now();
+        let inserted = self.insert(&events);
+        metrics::histogram!(crate::metrics::INTAKE_COMMIT_SECONDS)
+            .record(started.elapsed().as_secs_f64());
+        match inserted {
             Ok(outcomes) => {
                 self.committed(&outcomes);
                 for (reply, outcome) in replies.into_iter().zip(outcomes) {

@@ -629,5 +629,6 @@ async fn metrics_move_when_events_flow(backend: Backend) {
         ) >= 2.0
     );
     assert!(text.contains("hookd_event_processing_seconds_bucket"));
+    assert!(metric(&text, "hookd_intake_commit_seconds_count", &[]) >= 1.0);
     app.stop().await;
 }

@@ -56,6 +56,10 @@ async fn a_delivery_queued_before_its_body_moved_keeps_its_body(backend: Backend
                 migrate_before(&mut c, "postgres", "20261201000001");
                 diesel::sql_query(&insert).execute(&mut c).unwrap();
             }
+            #[cfg(not(feature = "postgres"))]
+            Backend::Postgres => {
+                unreachable!("postgres tests are only generated with the postgres feature")
+            }
         }
         let defaults = config::from_toml_str("").unwrap();
         let store = Store::open(&url, &defaults.database.store_options()).unwrap();
