@@ -12,6 +12,9 @@
 # Usage: scripts/bench-forwarding.sh [RUNS]   (RUNS per case, default 3; needs curl, python3)
 #   HOOKD_BIN=PATH  measure that stripe-hookd binary (e.g. an older build) instead of building this one
 #   CASES="none noop hookd runner reconciled"  which cases to run (default: the first three)
+# Each run also prints how many of daemon X's intake commits took over 5, 10
+# and 25 ms (`hookd_intake_commit_seconds` from its admin /metrics, scraped
+# before and after the run; "n/a" for a build without that metric).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/stripe-hookd/target}"
@@ -34,6 +37,26 @@ summary() { python3 -c '
 import json,sys
 r=json.load(sys.stdin); l=r["latency_ms"]
 print("%.0f req/s, p50 %.2f ms, p99 %.2f ms, max %.2f ms, statuses %s" % (r["requests_per_sec"], l["p50"], l["p99"], l["max"], r["statuses"]))'; }
+admin=benchadmintoken000000000000
+scrape() { curl -s -H "Authorization: Bearer $admin" http://127.0.0.1:18491/metrics >"$1" || true; }
+slow_commits() { python3 - "$1" "$2" <<'PY'
+import re, sys
+def read(path):
+    found = {}
+    for line in open(path):
+        m = re.match(r'hookd_intake_commit_seconds_(?:bucket\{le="([^"]+)"\}|count) (\S+)', line)
+        if m:
+            found[m.group(1) or "count"] = float(m.group(2))
+    return found
+before, after = read(sys.argv[1]), read(sys.argv[2])
+if "count" not in after:
+    print("commits n/a")
+else:
+    n = after["count"] - before.get("count", 0)
+    over = lambda le: int(n - (after[le] - before.get(le, 0)))
+    print("%d commits, over 5 ms %d, 10 ms %d, 25 ms %d" % (n, over("0.005"), over("0.01"), over("0.025")))
+PY
+}
 wait_up() { for _ in $(seq 100); do curl -fs "$1" >/dev/null && return 0; sleep 0.1; done; return 1; }
 count() { python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchone()[0])' "$1" "$2"; }
 
@@ -66,12 +89,16 @@ run() { # label destinations start-Y [runner]
     wait_up http://127.0.0.1:18402/healthz
   fi
   env STRIPE_WEBHOOK_SECRET=$secret STRIPE_API_KEY=sk_test_bench STRIPE_HOOKD_LISTEN=127.0.0.1:18401 STRIPE_HOOKD_STATE_DIR=$w/x \
-    "${runner[@]}" STRIPE_HOOKD_DESTINATIONS="$2" "$bin" serve >"$w/x.log" 2>&1 &
+    STRIPE_HOOKD_ADMIN_TOKEN=$admin STRIPE_HOOKD_ADMIN_LISTEN=127.0.0.1:18491 "${runner[@]}" STRIPE_HOOKD_DESTINATIONS="$2" "$bin" serve >"$w/x.log" 2>&1 &
   local xpid=$!; pids+=("$xpid")
   wait_up http://127.0.0.1:18401/healthz
   "$bin" trigger --url http://127.0.0.1:18401/webhooks/stripe --secret $secret --json --count 2000 --concurrency 64 >/dev/null
   for i in $(seq 1 "$runs"); do
-    echo "$1 run $i, 5,000 events offered at 1,000/s: $("$bin" trigger --url http://127.0.0.1:18401/webhooks/stripe --secret $secret --json --count 5000 --rate 1000 --concurrency 64 | summary)"
+    scrape "$w/before"
+    local result
+    result=$("$bin" trigger --url http://127.0.0.1:18401/webhooks/stripe --secret $secret --json --count 5000 --rate 1000 --concurrency 64 | summary)
+    scrape "$w/after"
+    echo "$1 run $i, 5,000 events offered at 1,000/s: $result; $(slow_commits "$w/before" "$w/after")"
   done
   sleep 3
   kill -TERM "$xpid"; wait "$xpid" 2>/dev/null || true

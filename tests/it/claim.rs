@@ -7,29 +7,14 @@ use stripe_hookd::store::outbox::{self, NewEvent};
 use stripe_hookd::store::{now_ms, EpochMs, Store};
 
 use crate::backend_tests;
-use crate::harness::{Backend, TestDb};
+use crate::harness::{stored_event, Backend, TestDb};
 
 backend_tests!(a_claim_takes_only_the_due_events_of_an_object);
 
 fn event(id: &str, object: &str, now: i64, due: i64) -> NewEvent {
     NewEvent {
-        event_id: id.to_owned(),
-        endpoint: "default".into(),
-        event_type: "customer.subscription.updated".into(),
-        api_version: None,
-        livemode: false,
-        account: None,
-        object_type: Some("subscription".into()),
-        object_id: Some(object.to_owned()),
-        object_key: object.to_owned(),
-        stripe_created: now / 1000,
-        received_at: EpochMs(now),
-        queued_at: EpochMs(now),
-        payload: "{}".into(),
-        headers: "{}".into(),
-        secret_index: 0,
         next_attempt_at: EpochMs(due),
-        priority: outbox::LIVE,
+        ..stored_event(id, object, now)
     }
 }
 

@@ -13,31 +13,9 @@ use stripe_hookd::store::outbox::{self, NewEvent};
 use stripe_hookd::store::{now_ms, write_transaction, EpochMs, Store};
 
 use crate::backend_tests;
-use crate::harness::{Backend, TestDb};
+use crate::harness::{stored_event, Backend, TestDb};
 
 backend_tests!(a_batch_finishes_each_group_as_it_would_alone);
-
-fn new_event(id: &str, object: &str, now: i64) -> NewEvent {
-    NewEvent {
-        event_id: id.to_owned(),
-        endpoint: "default".into(),
-        event_type: "customer.subscription.updated".into(),
-        api_version: None,
-        livemode: false,
-        account: None,
-        object_type: Some("subscription".into()),
-        object_id: Some(object.to_owned()),
-        object_key: object.to_owned(),
-        stripe_created: now / 1000,
-        received_at: EpochMs(now),
-        queued_at: EpochMs(now),
-        payload: "{}".into(),
-        headers: "{}".into(),
-        secret_index: 0,
-        next_attempt_at: EpochMs(now),
-        priority: outbox::LIVE,
-    }
-}
 
 fn counting(n: &Arc<AtomicUsize>) -> Apply {
     let n = Arc::clone(n);
@@ -70,7 +48,7 @@ async fn a_batch_finishes_each_group_as_it_would_alone(backend: Backend) {
             ("evt_plain", "sub_plain"),
         ]
         .iter()
-        .map(|(id, obj)| new_event(id, obj, now))
+        .map(|(id, obj)| stored_event(id, obj, now))
         .collect();
         outbox::insert_batch(&mut conn, &events).unwrap();
         let mut seq = 0;
@@ -195,7 +173,7 @@ async fn a_failed_apply_undoes_its_own_writes_only(backend: Backend) {
         let now = now_ms();
         let events: Vec<NewEvent> = ["sub_a", "sub_b", "sub_c", "sub_d"]
             .iter()
-            .map(|obj| new_event(&format!("evt_{obj}"), obj, now))
+            .map(|obj| stored_event(&format!("evt_{obj}"), obj, now))
             .collect();
         outbox::insert_batch(&mut conn, &events).unwrap();
         let mut token = || "test-worker/1".to_owned();

@@ -434,3 +434,28 @@ pub fn event_body(id: &str, event_type: &str, object_id: &str, livemode: bool) -
 }
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+/// An outbox row for `object` (a subscription event), received and due at
+/// `now` (epoch ms): bulk loading without HTTP.
+pub fn stored_event(id: &str, object: &str, now: i64) -> stripe_hookd::store::outbox::NewEvent {
+    use stripe_hookd::store::{outbox, EpochMs};
+    outbox::NewEvent {
+        event_id: id.to_owned(),
+        endpoint: "default".into(),
+        event_type: "customer.subscription.updated".into(),
+        api_version: None,
+        livemode: false,
+        account: None,
+        object_type: Some("subscription".into()),
+        object_id: Some(object.to_owned()),
+        object_key: object.to_owned(),
+        stripe_created: now / 1000,
+        received_at: EpochMs(now),
+        queued_at: EpochMs(now),
+        payload: "{}".into(),
+        headers: "{}".into(),
+        secret_index: 0,
+        next_attempt_at: EpochMs(now),
+        priority: outbox::LIVE,
+    }
+}

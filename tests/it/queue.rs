@@ -768,26 +768,11 @@ async fn live_events_are_claimed_before_replayed_ones(backend: Backend) {
     app.stop().await;
 }
 
-/// A stored event for `object`, due now (bulk loading without HTTP).
+/// A stored event for `object`, due now, at the pinned API version.
 fn new_event(id: &str, object: &str, now: i64) -> NewEvent {
     NewEvent {
-        event_id: id.to_owned(),
-        endpoint: "default".into(),
-        event_type: "customer.subscription.updated".into(),
         api_version: Some(API_VERSION.into()),
-        livemode: false,
-        account: None,
-        object_type: Some("subscription".into()),
-        object_id: Some(object.to_owned()),
-        object_key: object.to_owned(),
-        stripe_created: now / 1000,
-        received_at: EpochMs(now),
-        queued_at: EpochMs(now),
-        payload: "{}".into(),
-        headers: "{}".into(),
-        secret_index: 0,
-        next_attempt_at: EpochMs(now),
-        priority: outbox::LIVE,
+        ..stored_event(id, object, now)
     }
 }
 
