@@ -1,13 +1,12 @@
 //! The claim itself (`queue::claim::claim`), on both backends: which events
 //! of an object a claim takes.
 
-use stripe_hookd::config;
 use stripe_hookd::queue::claim;
 use stripe_hookd::store::outbox::{self, NewEvent};
-use stripe_hookd::store::{now_ms, EpochMs, Store};
+use stripe_hookd::store::{now_ms, EpochMs};
 
 use crate::backend_tests;
-use crate::harness::{stored_event, Backend, TestDb};
+use crate::harness::{open_store, stored_event, Backend, TestDb};
 
 backend_tests!(a_claim_takes_only_the_due_events_of_an_object);
 
@@ -25,8 +24,7 @@ async fn a_claim_takes_only_the_due_events_of_an_object(backend: Backend) {
     let db = TestDb::new(backend);
     let url = db.url.clone();
     tokio::task::spawn_blocking(move || {
-        let defaults = config::from_toml_str("").unwrap();
-        let store = Store::open(&url, &defaults.database.store_options()).unwrap();
+        let store = open_store(&url);
         store.migrate().unwrap();
         let mut conn = store.conn().unwrap();
         let now = now_ms();

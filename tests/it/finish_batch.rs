@@ -6,14 +6,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use diesel::prelude::*;
-use stripe_hookd::config;
 use stripe_hookd::queue::finish::{self, FinishError, Success};
 use stripe_hookd::queue::{claim, Apply, EventGroup, HandlerError};
 use stripe_hookd::store::outbox::{self, NewEvent};
-use stripe_hookd::store::{now_ms, write_transaction, EpochMs, Store};
+use stripe_hookd::store::{now_ms, write_transaction, EpochMs};
 
 use crate::backend_tests;
-use crate::harness::{stored_event, Backend, TestDb};
+use crate::harness::{open_store, stored_event, Backend, TestDb};
 
 backend_tests!(a_batch_finishes_each_group_as_it_would_alone);
 
@@ -33,8 +32,7 @@ async fn a_batch_finishes_each_group_as_it_would_alone(backend: Backend) {
     let db = TestDb::new(backend);
     let url = db.url.clone();
     tokio::task::spawn_blocking(move || {
-        let defaults = config::from_toml_str("").unwrap();
-        let store = Store::open(&url, &defaults.database.store_options()).unwrap();
+        let store = open_store(&url);
         store.migrate().unwrap();
         let mut conn = store.conn().unwrap();
         let now = now_ms();
@@ -164,8 +162,7 @@ async fn a_failed_apply_undoes_its_own_writes_only(backend: Backend) {
     let db = TestDb::new(backend);
     let url = db.url.clone();
     tokio::task::spawn_blocking(move || {
-        let defaults = config::from_toml_str("").unwrap();
-        let store = Store::open(&url, &defaults.database.store_options()).unwrap();
+        let store = open_store(&url);
         store.migrate().unwrap();
         let mut conn = store.conn().unwrap();
         conn.batch_execute("CREATE TABLE test_applied (mark TEXT PRIMARY KEY)")

@@ -459,3 +459,10 @@ pub fn stored_event(id: &str, object: &str, now: i64) -> stripe_hookd::store::ou
         priority: outbox::LIVE,
     }
 }
+
+/// A store on `url` with the default options, not migrated (blocking: call
+/// from `spawn_blocking`).
+pub fn open_store(url: &str) -> Store {
+    let defaults = config::from_toml_str("").expect("default config");
+    Store::open(url, &defaults.database.store_options()).expect("open the store")
+}

@@ -3,11 +3,10 @@
 
 use diesel::{Connection, RunQueryDsl};
 use diesel_migrations::{FileBasedMigrations, MigrationHarness};
-use stripe_hookd::config;
-use stripe_hookd::store::{deliveries, Store};
+use stripe_hookd::store::deliveries;
 
 use crate::backend_tests;
-use crate::harness::{Backend, TestDb};
+use crate::harness::{open_store, Backend, TestDb};
 
 backend_tests!(a_delivery_queued_before_its_body_moved_keeps_its_body);
 
@@ -61,8 +60,7 @@ async fn a_delivery_queued_before_its_body_moved_keeps_its_body(backend: Backend
                 unreachable!("postgres tests are only generated with the postgres feature")
             }
         }
-        let defaults = config::from_toml_str("").unwrap();
-        let store = Store::open(&url, &defaults.database.store_options()).unwrap();
+        let store = open_store(&url);
         let applied = store.migrate().unwrap();
         assert_eq!(
             applied.first().map(String::as_str),
