@@ -14,7 +14,9 @@
 #   CASES="none noop hookd runner reconciled"  which cases to run (default: the first three)
 # Each run also prints how many of daemon X's intake commits took over 5, 10
 # and 25 ms (`hookd_intake_commit_seconds` from its admin /metrics, scraped
-# before and after the run; "n/a" for a build without that metric).
+# before and after the run; "n/a" for a build without that metric), and
+# each case how many bytes X handed to write calls per event it stored
+# (`wchar` of /proc/PID/io: the WAL, the checkpoint's copy and the log).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/stripe-hookd/target}"
@@ -101,8 +103,13 @@ run() { # label destinations start-Y [runner]
     echo "$1 run $i, 5,000 events offered at 1,000/s: $result; $(slow_commits "$w/before" "$w/after")"
   done
   sleep 3
+  local wchar
+  wchar=$(awk '$1 == "wchar:" {print $2}' "/proc/$xpid/io")
   kill -TERM "$xpid"; wait "$xpid" 2>/dev/null || true
   local db="$w/x/stripe-hookd.db"
+  local stored
+  stored=$(count "$db" 'select count(*) from webhook_events')
+  echo "$1: X wrote $(python3 -c "print('%.1f' % ($wchar / $stored / 1024))") KB per event stored ($stored events)"
   if [ "${4:-}" = runner ]; then
     echo "$1: $(count "$db" "select count(*) from webhook_events where status in ('done', 'ignored')") of $(count "$db" 'select count(*) from webhook_events') events done 3 s after the load"
   fi
