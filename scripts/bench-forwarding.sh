@@ -11,6 +11,8 @@
 # rows are written by the runner's finishes, not by the intake's commits.
 # Usage: scripts/bench-forwarding.sh [RUNS]   (RUNS per case, default 3; needs curl, python3)
 #   HOOKD_BIN=PATH  measure that stripe-hookd binary (e.g. an older build) instead of building this one
+#   LOAD_BIN=PATH   the stripe-hookd whose `trigger` offers the load (default: HOOKD_BIN), so that
+#                   builds older than `trigger --rate` (e.g. 65fd5c5, the issues' "today") get the same generator
 #   CASES="none noop hookd runner reconciled"  which cases to run (default: the first three)
 # Each run also prints how many of daemon X's intake commits took over 5, 10
 # and 25 ms (`hookd_intake_commit_seconds` from its admin /metrics, scraped
@@ -23,6 +25,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/stripe-hookd/target}"
 runs=${1:-3}
 if [ -z "${HOOKD_BIN:-}" ]; then cargo build --release --quiet --bin stripe-hookd; fi
 bin="${HOOKD_BIN:-$CARGO_TARGET_DIR/release/stripe-hookd}"
+load="${LOAD_BIN:-$bin}"
 cases=${CASES:-none noop hookd}
 noop_exe=$(cargo bench --no-run --message-format=json --bench wrk_load 2>/dev/null |
   python3 -c 'import json,sys
@@ -90,15 +93,18 @@ run() { # label destinations start-Y [runner]
     ypid=$!; pids+=("$ypid")
     wait_up http://127.0.0.1:18402/healthz
   fi
+  # No destinations: the variable is left out (builds before forwarding refuse it).
+  local forward=()
+  if [ "$2" != "[]" ]; then forward=(STRIPE_HOOKD_DESTINATIONS="$2"); fi
   env STRIPE_WEBHOOK_SECRET=$secret STRIPE_API_KEY=sk_test_bench STRIPE_HOOKD_LISTEN=127.0.0.1:18401 STRIPE_HOOKD_STATE_DIR=$w/x \
-    STRIPE_HOOKD_ADMIN_TOKEN=$admin STRIPE_HOOKD_ADMIN_LISTEN=127.0.0.1:18491 "${runner[@]}" STRIPE_HOOKD_DESTINATIONS="$2" "$bin" serve >"$w/x.log" 2>&1 &
+    STRIPE_HOOKD_ADMIN_TOKEN=$admin STRIPE_HOOKD_ADMIN_LISTEN=127.0.0.1:18491 "${runner[@]}" "${forward[@]}" "$bin" serve >"$w/x.log" 2>&1 &
   local xpid=$!; pids+=("$xpid")
   wait_up http://127.0.0.1:18401/healthz
-  "$bin" trigger --url http://127.0.0.1:18401/webhooks/stripe --secret $secret --json --count 2000 --concurrency 64 >/dev/null
+  "$load" trigger --url http://127.0.0.1:18401/webhooks/stripe --secret $secret --json --count 2000 --concurrency 64 >/dev/null
   for i in $(seq 1 "$runs"); do
     scrape "$w/before"
     local result
-    result=$("$bin" trigger --url http://127.0.0.1:18401/webhooks/stripe --secret $secret --json --count 5000 --rate 1000 --concurrency 64 | summary)
+    result=$("$load" trigger --url http://127.0.0.1:18401/webhooks/stripe --secret $secret --json --count 5000 --rate 1000 --concurrency 64 | summary)
     scrape "$w/after"
     echo "$1 run $i, 5,000 events offered at 1,000/s: $result; $(slow_commits "$w/before" "$w/after")"
   done

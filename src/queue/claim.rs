@@ -213,7 +213,9 @@ pub fn claim(
         let token = next_token();
         let claimed = match conn {
             #[cfg(feature = "postgres")]
-            DbConnection::Postgres(c) if !PORTABLE.load(std::sync::atomic::Ordering::Relaxed) => {
+            DbConnection::Postgres(c, _)
+                if !PORTABLE.load(std::sync::atomic::Ordering::Relaxed) =>
+            {
                 match super::claim_pg::claim_once(c, worker, &token, now, lease_ms, max_groups)? {
                     super::claim_pg::Claimed::Groups(g) => Claimed::Groups(g),
                     super::claim_pg::Claimed::Nothing => Claimed::Nothing,

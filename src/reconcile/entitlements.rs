@@ -12,7 +12,7 @@ use crate::store::{with_conn, DbConnection, StoreError};
 use crate::stripe::objects::SubscriptionStatus;
 
 #[derive(Debug, Clone, Insertable, Queryable, Selectable, PartialEq, Eq, serde::Serialize)]
-#[diesel(table_name = entitlements)]
+#[diesel(table_name = entitlements, treat_none_as_default_value = false)]
 pub struct Entitlement {
     pub subscription_id: String,
     pub item_id: String,

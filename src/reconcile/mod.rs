@@ -304,9 +304,7 @@ impl ReconcileHandler {
                 account: account.clone(),
             };
             for record in &records {
-                if records::write(tx, record, &cx)? {
-                    records::set_account(tx, record, account.as_deref())?;
-                }
+                records::write(tx, record, &cx)?;
             }
             Ok(())
         })

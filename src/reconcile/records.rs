@@ -16,7 +16,7 @@ use crate::store::schema::{
     charges, checkout_sessions, customers, disputes, entitlements, invoices, payment_intents,
     subscription_items, subscriptions,
 };
-use crate::store::{with_tx, write_transaction, DbConnection, StoreError, Tx};
+use crate::store::{relaxed_transaction, with_tx, DbConnection, StoreError, Tx};
 use crate::stripe::objects::{self, ms, SubscriptionStatus};
 
 use super::rows::metadata;
@@ -49,10 +49,30 @@ macro_rules! upsert_guarded {
     }};
 }
 
+/// Inserts `$rows` (a slice). One row, the usual case (a subscription of
+/// one item), is a statement diesel prepares once per connection; several
+/// rows are one statement of their own shape, planned on every call.
+macro_rules! insert_rows {
+    ($c:ident, $table:ident, $rows:expr) => {{
+        let rows: &[_] = $rows;
+        match rows {
+            [] => Ok(0),
+            [one] => diesel::insert_into($table::table).values(one).execute($c),
+            many => diesel::insert_into($table::table).values(many).execute($c),
+        }
+    }};
+}
+
 /// Takes the next number in the order of fetches: a Postgres sequence
 /// shared by every instance, or SQLite's counter row. Call it right before
 /// the request to Stripe; it commits at once (no transaction is held while
 /// the request runs).
+///
+/// On SQLite the counter's commit is relaxed (no fsync of its own): a
+/// record stamped N is committed after the counter reached N, in the same
+/// WAL, so a flushed record implies a flushed counter, and a counter lost
+/// to a power cut takes every record stamped with it along. One fsync per
+/// fetch, under the intake's lock, is what this saves.
 pub fn next_fetch_seq(conn: &mut DbConnection) -> Result<i64, StoreError> {
     #[derive(QueryableByName)]
     struct Next {
@@ -61,15 +81,21 @@ pub fn next_fetch_seq(conn: &mut DbConnection) -> Result<i64, StoreError> {
     }
     let next: Next = match conn {
         // A write like any other: it takes its turn at the write gate.
-        DbConnection::Sqlite(..) => write_transaction(conn, |tx| {
+        DbConnection::Sqlite(..) => relaxed_transaction(conn, |tx| {
             with_tx!(tx, c => diesel::sql_query(
                 "UPDATE fetch_sequence SET value = value + 1 WHERE id = 1 RETURNING value",
             )
             .get_result(c))
         })?,
         #[cfg(feature = "postgres")]
-        DbConnection::Postgres(c) => {
-            diesel::sql_query("SELECT nextval('fetch_sequence') AS value").get_result(c)?
+        DbConnection::Postgres(c, _) => {
+            // Prepared once per connection: one statement per fetch.
+            struct NextFetchSeq;
+            crate::store::prepared::Cached::<NextFetchSeq>::new(
+                "SELECT nextval('fetch_sequence') AS value",
+                Vec::new(),
+            )
+            .get_result(c)?
         }
     };
     Ok(next.value)
@@ -121,16 +147,19 @@ pub struct WriteContext {
     pub account: Option<String>,
 }
 
-/// Writes one record; returns whether it changed the stored state (false:
-/// a newer fetch was already stored).
+/// Writes one record, with the Connect account it was fetched from
+/// (`cx.account`); returns whether it changed the stored state (false: a
+/// newer fetch was already stored).
 pub fn write(tx: &mut Tx<'_>, record: &Record, cx: &WriteContext) -> QueryResult<bool> {
+    // The account goes in with the row (no statement of its own).
+    let account = cx.account.clone();
     let written = with_tx!(tx, c => match record {
-        Record::Customer(row) => upsert_guarded!(c, customers, row),
-        Record::Invoice(row) => upsert_guarded!(c, invoices, row),
-        Record::PaymentIntent(row) => upsert_guarded!(c, payment_intents, row),
-        Record::CheckoutSession(row) => upsert_guarded!(c, checkout_sessions, row),
-        Record::Dispute(row) => upsert_guarded!(c, disputes, row),
-        Record::Charge(row) => upsert_guarded!(c, charges, row),
+        Record::Customer(row) => upsert_guarded!(c, customers, &CustomerRow { account, ..row.clone() }),
+        Record::Invoice(row) => upsert_guarded!(c, invoices, &InvoiceRow { account, ..row.clone() }),
+        Record::PaymentIntent(row) => upsert_guarded!(c, payment_intents, &PaymentIntentRow { account, ..row.clone() }),
+        Record::CheckoutSession(row) => upsert_guarded!(c, checkout_sessions, &CheckoutSessionRow { account, ..row.clone() }),
+        Record::Dispute(row) => upsert_guarded!(c, disputes, &DisputeRow { account, ..row.clone() }),
+        Record::Charge(row) => upsert_guarded!(c, charges, &ChargeRow { account, ..row.clone() }),
         Record::Subscription(..) | Record::Gone(..) | Record::Features(..) => 0,
     });
     match record {
@@ -144,7 +173,13 @@ pub fn write(tx: &mut Tx<'_>, record: &Record, cx: &WriteContext) -> QueryResult
     }
     match record {
         Record::Subscription(sub, raw, stamp) => write_subscription(tx, sub, raw, *stamp, cx),
-        Record::Gone(family, id, stamp) => mark_gone(tx, *family, id, *stamp, cx),
+        Record::Gone(family, id, stamp) => {
+            let marked = mark_gone(tx, *family, id, *stamp, cx)?;
+            if marked {
+                set_account(tx, *family, id, cx.account.as_deref())?;
+            }
+            Ok(marked)
+        }
         Record::Features(f) => super::features::write(tx, f, cx.account.as_deref(), cx.now),
         _ => Ok(written > 0),
     }
@@ -184,11 +219,18 @@ fn write_subscription(
     stamp: Stamp,
     cx: &WriteContext,
 ) -> QueryResult<bool> {
-    let previous: Option<(String, Option<i64>)> = with_tx!(tx, c => subscriptions::table
-        .filter(subscriptions::id.eq(&sub.id))
-        .select((subscriptions::status, subscriptions::past_due_since))
-        .first(c)
-        .optional())?;
+    // Only a past_due subscription keeps something of the stored row (when
+    // its grace began): no read for the others.
+    let previous: Option<(String, Option<i64>)> =
+        if matches!(sub.status, SubscriptionStatus::PastDue) {
+            with_tx!(tx, c => subscriptions::table
+            .filter(subscriptions::id.eq(&sub.id))
+            .select((subscriptions::status, subscriptions::past_due_since))
+            .first(c)
+            .optional())?
+        } else {
+            None
+        };
     let previous = previous.map(|(status, since)| (SubscriptionStatus::from(status), since));
     let past_due_since = access::past_due_since(
         &sub.status,
@@ -217,6 +259,7 @@ fn write_subscription(
         fetched_at: stamp.at,
         updated_at: cx.now,
         fetch_seq: stamp.seq,
+        account: cx.account.clone(),
     };
     let written = with_tx!(tx, c => upsert_guarded!(c, subscriptions, &row));
     if written == 0 {
@@ -237,7 +280,7 @@ fn write_subscription(
         .collect();
     with_tx!(tx, c => {
         diesel::delete(subscription_items::table.filter(subscription_items::subscription_id.eq(&sub.id))).execute(c)?;
-        diesel::insert_into(subscription_items::table).values(&items).execute(c)
+        insert_rows!(c, subscription_items, &items)
     })?;
     write_entitlements(tx, &row, &items, cx)?;
     Ok(true)
@@ -287,7 +330,7 @@ fn write_entitlements(
     }
     with_tx!(tx, c => {
         diesel::delete(entitlements::table.filter(entitlements::subscription_id.eq(&sub.id))).execute(c)?;
-        diesel::insert_into(entitlements::table).values(&rows).execute(c)
+        insert_rows!(c, entitlements, &rows)
     })?;
     Ok(())
 }
@@ -422,14 +465,15 @@ macro_rules! per_family {
     }};
 }
 
-/// Records the Connect account a record was fetched from (`None`: the
-/// platform), so that later fetches of it send the same `Stripe-Account`.
-/// Called after [`write`] changed the row.
-pub fn set_account(tx: &mut Tx<'_>, record: &Record, account: Option<&str>) -> QueryResult<()> {
-    if let Record::Features(_) = record {
-        return Ok(()); // written with the rows
-    }
-    let (family, id) = record.key();
+/// Records the Connect account a record marked gone was fetched from
+/// (`None`: the platform), so that later fetches of it send the same
+/// `Stripe-Account`. The other records carry it in their rows.
+fn set_account(
+    tx: &mut Tx<'_>,
+    family: super::Family,
+    id: &str,
+    account: Option<&str>,
+) -> QueryResult<()> {
     with_tx!(tx, c => per_family!(family, t => diesel::update(t::table.filter(t::id.eq(id)))
         .set(t::account.eq(account))
         .execute(c)))?;

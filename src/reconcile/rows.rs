@@ -20,7 +20,7 @@ pub struct Stamp {
 }
 
 #[derive(Debug, Clone, Insertable, AsChangeset)]
-#[diesel(table_name = customers, treat_none_as_null = true)]
+#[diesel(table_name = customers, treat_none_as_null = true, treat_none_as_default_value = false)]
 pub struct CustomerRow {
     pub id: String,
     pub livemode: bool,
@@ -33,6 +33,9 @@ pub struct CustomerRow {
     pub fetched_at: i64,
     pub updated_at: i64,
     pub fetch_seq: i64,
+    /// The Connect account it was fetched from (`None`: the platform); set
+    /// by the write (`records::write`), which knows the account.
+    pub account: Option<String>,
 }
 
 impl CustomerRow {
@@ -49,12 +52,13 @@ impl CustomerRow {
             fetched_at: stamp.at,
             updated_at: now,
             fetch_seq: stamp.seq,
+            account: None,
         }
     }
 }
 
 #[derive(Debug, Clone, Insertable, AsChangeset)]
-#[diesel(table_name = subscriptions, treat_none_as_null = true)]
+#[diesel(table_name = subscriptions, treat_none_as_null = true, treat_none_as_default_value = false)]
 pub struct SubscriptionRow {
     pub id: String,
     pub customer_id: Option<String>,
@@ -76,10 +80,13 @@ pub struct SubscriptionRow {
     pub fetched_at: i64,
     pub updated_at: i64,
     pub fetch_seq: i64,
+    /// The Connect account it was fetched from (`None`: the platform); set
+    /// by the write (`records::write`), which knows the account.
+    pub account: Option<String>,
 }
 
 #[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = subscription_items)]
+#[diesel(table_name = subscription_items, treat_none_as_default_value = false)]
 pub struct ItemRow {
     pub id: String,
     pub subscription_id: String,
@@ -91,7 +98,7 @@ pub struct ItemRow {
 }
 
 #[derive(Debug, Clone, Insertable, AsChangeset)]
-#[diesel(table_name = invoices, treat_none_as_null = true)]
+#[diesel(table_name = invoices, treat_none_as_null = true, treat_none_as_default_value = false)]
 pub struct InvoiceRow {
     pub id: String,
     pub customer_id: Option<String>,
@@ -111,6 +118,9 @@ pub struct InvoiceRow {
     pub fetched_at: i64,
     pub updated_at: i64,
     pub fetch_seq: i64,
+    /// The Connect account it was fetched from (`None`: the platform); set
+    /// by the write (`records::write`), which knows the account.
+    pub account: Option<String>,
 }
 
 impl InvoiceRow {
@@ -134,12 +144,13 @@ impl InvoiceRow {
             fetched_at: stamp.at,
             updated_at: now,
             fetch_seq: stamp.seq,
+            account: None,
         }
     }
 }
 
 #[derive(Debug, Clone, Insertable, AsChangeset)]
-#[diesel(table_name = payment_intents, treat_none_as_null = true)]
+#[diesel(table_name = payment_intents, treat_none_as_null = true, treat_none_as_default_value = false)]
 pub struct PaymentIntentRow {
     pub id: String,
     pub customer_id: Option<String>,
@@ -155,6 +166,9 @@ pub struct PaymentIntentRow {
     pub fetched_at: i64,
     pub updated_at: i64,
     pub fetch_seq: i64,
+    /// The Connect account it was fetched from (`None`: the platform); set
+    /// by the write (`records::write`), which knows the account.
+    pub account: Option<String>,
 }
 
 impl PaymentIntentRow {
@@ -174,12 +188,13 @@ impl PaymentIntentRow {
             fetched_at: stamp.at,
             updated_at: now,
             fetch_seq: stamp.seq,
+            account: None,
         }
     }
 }
 
 #[derive(Debug, Clone, Insertable, AsChangeset)]
-#[diesel(table_name = checkout_sessions, treat_none_as_null = true)]
+#[diesel(table_name = checkout_sessions, treat_none_as_null = true, treat_none_as_default_value = false)]
 pub struct CheckoutSessionRow {
     pub id: String,
     pub client_reference_id: Option<String>,
@@ -197,6 +212,9 @@ pub struct CheckoutSessionRow {
     pub fetched_at: i64,
     pub updated_at: i64,
     pub fetch_seq: i64,
+    /// The Connect account it was fetched from (`None`: the platform); set
+    /// by the write (`records::write`), which knows the account.
+    pub account: Option<String>,
 }
 
 impl CheckoutSessionRow {
@@ -218,12 +236,13 @@ impl CheckoutSessionRow {
             fetched_at: stamp.at,
             updated_at: now,
             fetch_seq: stamp.seq,
+            account: None,
         }
     }
 }
 
 #[derive(Debug, Clone, Insertable, AsChangeset)]
-#[diesel(table_name = disputes, treat_none_as_null = true)]
+#[diesel(table_name = disputes, treat_none_as_null = true, treat_none_as_default_value = false)]
 pub struct DisputeRow {
     pub id: String,
     pub charge_id: Option<String>,
@@ -238,6 +257,9 @@ pub struct DisputeRow {
     pub fetched_at: i64,
     pub updated_at: i64,
     pub fetch_seq: i64,
+    /// The Connect account it was fetched from (`None`: the platform); set
+    /// by the write (`records::write`), which knows the account.
+    pub account: Option<String>,
 }
 
 impl DisputeRow {
@@ -256,12 +278,13 @@ impl DisputeRow {
             fetched_at: stamp.at,
             updated_at: now,
             fetch_seq: stamp.seq,
+            account: None,
         }
     }
 }
 
 #[derive(Debug, Clone, Insertable, AsChangeset)]
-#[diesel(table_name = charges, treat_none_as_null = true)]
+#[diesel(table_name = charges, treat_none_as_null = true, treat_none_as_default_value = false)]
 pub struct ChargeRow {
     pub id: String,
     pub customer_id: Option<String>,
@@ -284,6 +307,9 @@ pub struct ChargeRow {
     pub fetched_at: i64,
     pub updated_at: i64,
     pub fetch_seq: i64,
+    /// The Connect account it was fetched from (`None`: the platform); set
+    /// by the write (`records::write`), which knows the account.
+    pub account: Option<String>,
 }
 
 impl ChargeRow {
@@ -310,6 +336,7 @@ impl ChargeRow {
             fetched_at: stamp.at,
             updated_at: now,
             fetch_seq: stamp.seq,
+            account: None,
         }
     }
 }

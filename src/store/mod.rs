@@ -43,7 +43,7 @@ macro_rules! with_conn {
         match $conn {
             $crate::store::DbConnection::Sqlite($c, _) => $body,
             #[cfg(feature = "postgres")]
-            $crate::store::DbConnection::Postgres($c) => $body,
+            $crate::store::DbConnection::Postgres($c, _) => $body,
         }
     };
 }
@@ -109,14 +109,15 @@ pub enum Durability {
     /// last such commits (never a part of one, never one without the
     /// commits before it). Only for writes whose loss is harmless: a lease
     /// that is taken again, a delivery sent again under the same delivery
-    /// id (at least once, docs/forwarding.md). On SQLite the next flushed
+    /// id (at least once, docs/forwarding.md), SQLite's fetch counter (a
+    /// record stamped with a lost number is lost with it). On SQLite the next flushed
     /// commit (an intake batch, within milliseconds under load) flushes
     /// these too: the WAL is one file, written in order.
     Relaxed,
 }
 
 /// [`write_transaction`] whose commit is [`Durability::Relaxed`]: for the
-/// forwarder's claims and finishes, which would otherwise hold SQLite's
+/// forwarder's claims and finishes and the fetch counter, which would otherwise hold SQLite's
 /// write lock (and the intake's next turn) through an fsync each.
 pub fn relaxed_transaction<T, E, F>(conn: &mut DbConnection, f: F) -> Result<T, E>
 where
@@ -156,7 +157,7 @@ where
             result
         }
         #[cfg(feature = "postgres")]
-        DbConnection::Postgres(c) => match durability {
+        DbConnection::Postgres(c, _) => match durability {
             Durability::Flushed => c.transaction(|c| f(&mut Tx::Postgres(c))),
             Durability::Relaxed => {
                 pg_transaction_with(c, PG_RELAXED_BEGIN, |c| f(&mut Tx::Postgres(c)))
@@ -228,16 +229,29 @@ impl Backend {
 /// pool's write gate.
 pub enum DbConnection {
     Sqlite(SqliteConnection, Arc<gate::WriteGate>),
+    /// With the time its last test query passed (see [`PG_RECHECK_AFTER`]).
     #[cfg(feature = "postgres")]
-    Postgres(PgConnection),
+    Postgres(PgConnection, std::time::Instant),
 }
+
+/// A pooled Postgres connection whose test query (`SELECT 1`) passed less
+/// than this long ago is handed out again without one: the test is a
+/// round trip per check-out, under load as many as the statements of a
+/// reconciled event. So a connection in steady use is tested once a
+/// second, and one idle longer before its next use (a server restart or
+/// an idle cut by a proxy then costs no caller an error). A dead
+/// connection (server restarted) can be handed out for up to this long:
+/// its use fails with the database's error, as a statement under way at
+/// the restart does, and the next test discards it.
+#[cfg(feature = "postgres")]
+pub const PG_RECHECK_AFTER: Duration = Duration::from_secs(1);
 
 impl DbConnection {
     pub fn backend(&self) -> Backend {
         match self {
             DbConnection::Sqlite(..) => Backend::Sqlite,
             #[cfg(feature = "postgres")]
-            DbConnection::Postgres(_) => Backend::Postgres,
+            DbConnection::Postgres(..) => Backend::Postgres,
         }
     }
 
@@ -248,7 +262,7 @@ impl DbConnection {
         match self {
             DbConnection::Sqlite(_, gate) => Some(gate.turns()),
             #[cfg(feature = "postgres")]
-            DbConnection::Postgres(_) => None,
+            DbConnection::Postgres(..) => None,
         }
     }
 
@@ -380,7 +394,10 @@ impl ConnectionManager {
                 Ok(DbConnection::Sqlite(conn, Arc::clone(&self.gate)))
             }
             #[cfg(feature = "postgres")]
-            Target::Postgres(url) => Ok(DbConnection::Postgres(PgConnection::establish(url)?)),
+            Target::Postgres(url) => Ok(DbConnection::Postgres(
+                PgConnection::establish(url)?,
+                std::time::Instant::now(),
+            )),
             #[cfg(not(feature = "postgres"))]
             Target::Postgres(_) => Err(StoreError::Url(
                 "this build has no Postgres support".to_owned(),
@@ -398,7 +415,18 @@ impl r2d2::ManageConnection for ConnectionManager {
     }
 
     fn is_valid(&self, conn: &mut DbConnection) -> Result<(), StoreError> {
-        conn.batch_execute("SELECT 1")
+        match conn {
+            #[cfg(feature = "postgres")]
+            DbConnection::Postgres(c, tested) => {
+                if tested.elapsed() >= PG_RECHECK_AFTER {
+                    c.batch_execute("SELECT 1")?;
+                    *tested = std::time::Instant::now();
+                }
+                Ok(())
+            }
+            // In-process: the test costs no round trip.
+            DbConnection::Sqlite(..) => conn.batch_execute("SELECT 1"),
+        }
     }
 
     fn has_broken(&self, conn: &mut DbConnection) -> bool {
@@ -463,7 +491,7 @@ impl Store {
                     .map_err(StoreError::CheckpointThread)?,
             )),
             #[cfg(feature = "postgres")]
-            DbConnection::Postgres(_) => None,
+            DbConnection::Postgres(..) => None,
         };
         let pool = r2d2::Pool::builder()
             .max_size(options.pool_size)
@@ -508,7 +536,7 @@ impl Store {
         let applied = match &mut *conn {
             DbConnection::Sqlite(c, _) => run_migrations(c, SQLITE_MIGRATIONS)?,
             #[cfg(feature = "postgres")]
-            DbConnection::Postgres(c) => {
+            DbConnection::Postgres(c, _) => {
                 diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
                     .execute(c)?;
                 let result = run_migrations(c, POSTGRES_MIGRATIONS);
@@ -528,7 +556,7 @@ impl Store {
                 .pending_migrations(SQLITE_MIGRATIONS)
                 .map(|m| m.iter().map(|m| m.name().to_string()).collect()),
             #[cfg(feature = "postgres")]
-            DbConnection::Postgres(c) => c
+            DbConnection::Postgres(c, _) => c
                 .pending_migrations(POSTGRES_MIGRATIONS)
                 .map(|m| m.iter().map(|m| m.name().to_string()).collect()),
         };

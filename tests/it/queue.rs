@@ -189,7 +189,7 @@ async fn effects(app: &TestApp) -> HashMap<String, i64> {
                 .load(c)
                 .unwrap(),
             #[cfg(feature = "postgres")]
-            DbConnection::Postgres(c) => test_effects::table
+            DbConnection::Postgres(c, _) => test_effects::table
                 .select(test_effects::event_id)
                 .load(c)
                 .unwrap(),

@@ -28,6 +28,7 @@ backend_tests!(
     an_api_key_of_the_wrong_mode_is_a_permanent_error,
     billing_scenarios_end_to_end,
     fetch_order_does_not_follow_the_instances_clocks,
+    a_past_due_subscription_keeps_its_grace_start_across_writes,
 );
 
 async fn setup(backend: Backend) -> (TestDb, FakeStripe, TestApp) {
@@ -252,6 +253,37 @@ async fn subscription_deleted_before_created_ends_canceled_and_revoked(backend: 
     assert!(
         access(&app, &s.customer, now_ms()).await.is_empty(),
         "access revoked"
+    );
+    app.stop().await;
+    fake.stop().await;
+}
+
+/// The grace of a past_due subscription runs from the first write that saw
+/// it past_due: a later write of it, still past_due, keeps that start (the
+/// write reads the stored row only in that case), so the grace does not
+/// grow with every update Stripe sends.
+async fn a_past_due_subscription_keeps_its_grace_start_across_writes(backend: Backend) {
+    let (_db, fake, app) = setup(backend).await;
+    let s = basil();
+    fake.customer(&s);
+    let past_due = fake.subscription(&s, "past_due");
+    let mut grace_ends = Vec::new();
+    for round in 0..2 {
+        app.deliver_ok(&snapshot_event(
+            "customer.subscription.updated",
+            past_due.clone(),
+        ))
+        .await;
+        app.runner.run_pending().await.unwrap();
+        let rows = access(&app, &s.customer, now_ms()).await;
+        assert_eq!(rows.len(), 1, "round {round}: access during the grace");
+        grace_ends.push(rows[0].access_until.expect("a grace end"));
+        // The second write comes later by the clock.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        grace_ends[0], grace_ends[1],
+        "the second past_due write kept the grace's start"
     );
     app.stop().await;
     fake.stop().await;
