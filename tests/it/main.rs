@@ -24,6 +24,8 @@ mod install;
 mod intake;
 mod log_output;
 mod migrate;
+#[cfg(feature = "postgres")]
+mod pool;
 #[cfg(feature = "test-hooks")]
 mod processes;
 mod queue;
