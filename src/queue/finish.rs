@@ -248,8 +248,8 @@ pub struct Success {
 /// On Postgres, in a fixed number of statements whatever the batch size
 /// (round trips, not rows, are what a finish costs there): the objects'
 /// locks (one statement, key order), which groups still hold their lease
-/// (one), each group's `apply` in its own savepoint (only groups that have
-/// one), then the events' marks, their attempt rows and the object leases
+/// (one), the groups' `apply`s under one savepoint (each in a savepoint of
+/// its own only when one fails), then the events' marks, their attempt rows and the object leases
 /// of every group that succeeded (one statement, three data-modifying
 /// CTEs). A group whose lease
 /// is lost, or whose `apply` fails, is left untouched, as before. SQLite
@@ -356,22 +356,52 @@ mod set_based {
     /// (the batch then rolls back as a whole).
     fn apply_in_savepoint(
         c: &mut diesel::PgConnection,
-        apply: Apply,
+        apply: &Apply,
     ) -> Result<Result<(), FinishError>, FinishError> {
         c.batch_execute("SAVEPOINT hookd_apply")?;
-        let applied =
-            match std::panic::catch_unwind(AssertUnwindSafe(|| apply(&mut Tx::Postgres(c)))) {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(FinishError::Handler(e)),
-                Err(panic) => Err(FinishError::Handler(HandlerError::retry(format!(
-                    "handler panicked while applying: {}",
-                    super::super::panic_message(&panic)
-                )))),
-            };
+        let applied = run_apply(c, apply);
         if applied.is_err() {
             c.batch_execute("ROLLBACK TO SAVEPOINT hookd_apply")?;
         }
         Ok(applied)
+    }
+
+    /// Runs `applies` in order, each group's writes undone alone if its
+    /// apply fails. One savepoint for them all (one round trip per batch,
+    /// not one per group: a reconciled event's statements are few, so this
+    /// was one in eight); only when an apply fails, back to it and each
+    /// again in a savepoint of its own ([`apply_in_savepoint`]): an apply
+    /// runs again only after its first run was undone. `Err` only when the
+    /// transaction cannot go on.
+    fn apply_all(
+        c: &mut diesel::PgConnection,
+        applies: &[&Apply],
+    ) -> Result<Vec<Result<(), FinishError>>, FinishError> {
+        if applies.is_empty() {
+            return Ok(Vec::new());
+        }
+        c.batch_execute("SAVEPOINT hookd_applies")?;
+        let all_applied = applies.iter().all(|apply| run_apply(c, apply).is_ok());
+        if all_applied {
+            return Ok(applies.iter().map(|_| Ok(())).collect());
+        }
+        c.batch_execute("ROLLBACK TO SAVEPOINT hookd_applies")?;
+        applies
+            .iter()
+            .map(|apply| apply_in_savepoint(c, apply))
+            .collect()
+    }
+
+    /// One apply, its panic an error of the group.
+    fn run_apply(c: &mut diesel::PgConnection, apply: &Apply) -> Result<(), FinishError> {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| apply(&mut Tx::Postgres(c)))) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(FinishError::Handler(e)),
+            Err(panic) => Err(FinishError::Handler(HandlerError::retry(format!(
+                "handler panicked while applying: {}",
+                super::super::panic_message(&panic)
+            )))),
+        }
     }
 
     pub fn successes(
@@ -401,17 +431,31 @@ mod set_based {
             Vec<Option<String>>,
         ) = Default::default();
         let mut leases: (Vec<String>, Vec<String>) = Default::default();
-        for job in jobs {
+        let ours: Vec<bool> = jobs
+            .iter()
+            .map(|job| {
+                let group = &job.group;
+                group.events.iter().all(|e| {
+                    owned.get(&e.event_id).and_then(|o| o.as_deref()) == Some(group.token.as_str())
+                })
+            })
+            .collect();
+        let applies: Vec<&Apply> = jobs
+            .iter()
+            .zip(&ours)
+            .filter(|(_, ours)| **ours)
+            .filter_map(|(job, _)| job.apply.as_ref())
+            .collect();
+        let applied = apply_all(c, &applies)?;
+        let mut applied = applied.into_iter();
+        for (job, ours) in jobs.into_iter().zip(ours) {
             let group = &job.group;
-            let ours = group.events.iter().all(|e| {
-                owned.get(&e.event_id).and_then(|o| o.as_deref()) == Some(group.token.as_str())
-            });
             if !ours {
                 results.push(Err(FinishError::LeaseLost));
                 continue;
             }
-            if let Some(apply) = job.apply {
-                if let Err(e) = apply_in_savepoint(c, apply)? {
+            if job.apply.is_some() {
+                if let Some(Err(e)) = applied.next() {
                     results.push(Err(e));
                     continue;
                 }

@@ -76,7 +76,7 @@ pub struct EventGroup {
 }
 
 /// Domain writes that commit together with the events' `done` mark.
-pub type Apply = Box<dyn FnOnce(&mut Tx<'_>) -> Result<(), HandlerError> + Send>;
+pub type Apply = Box<dyn Fn(&mut Tx<'_>) -> Result<(), HandlerError> + Send>;
 
 /// Why a handler could not apply a group.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -632,7 +632,7 @@ impl Runner {
             })
             .collect();
         let with_hook: Apply = Box::new(move |tx| {
-            if let Some(apply) = apply {
+            if let Some(apply) = &apply {
                 apply(tx)?;
             }
             hook(tx, &events, now)

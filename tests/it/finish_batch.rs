@@ -154,10 +154,12 @@ fn writing(mark: &'static str, then: Option<&'static str>) -> Apply {
     })
 }
 
-/// Each group's apply runs in a savepoint of its own: an apply that wrote
-/// and then failed (its own error, or a statement the database refused)
-/// leaves nothing behind, and the groups after it still finish in the
-/// same transaction.
+/// Each group's apply is undone alone: an apply that wrote and then failed
+/// (its own error, or a statement the database refused) leaves nothing
+/// behind, the groups before it keep their writes (on Postgres written
+/// again, once: the batch's savepoint is rolled back and every apply runs
+/// in a savepoint of its own), and the groups after it still finish in
+/// the same transaction.
 async fn a_failed_apply_undoes_its_own_writes_only(backend: Backend) {
     let db = TestDb::new(backend);
     let url = db.url.clone();

@@ -122,7 +122,7 @@ impl Handler for ChildHandler {
                 }
             }
             let apply: Apply = Box::new(move |tx| {
-                if let Some(gate) = gate {
+                if let Some(gate) = &gate {
                     gate.wait();
                 }
                 for id in &ids {
