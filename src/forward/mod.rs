@@ -347,20 +347,26 @@ impl Forwarder {
             if let Err(e) = self.clock_events(false).await {
                 tracing::error!(error = %e, "cannot record the clock's events; retrying");
             }
-            if let Err(e) = self.claim_into(&mut tasks).await {
-                tracing::error!(error = %e, "cannot claim deliveries; retrying");
-            }
+            let backlog = match self.claim_into(&mut tasks).await {
+                Ok(backlog) => backlog,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot claim deliveries; retrying");
+                    false
+                }
+            };
             let woken_by_commit = tokio::select! {
                 () = shutdown.cancelled() => break,
                 () = wake.notified() => true,
                 Some(_) = tasks.join_next() => false,
                 () = tokio::time::sleep(self.options.poll_interval) => false,
             };
-            if woken_by_commit {
-                // Let the deliveries committed in the next moments join this
-                // claim: one claim (and one finish) per batch, not per event,
-                // so the forwarder takes the write lock far less often than
-                // the intake commits (docs/performance.md).
+            if woken_by_commit && !backlog {
+                // Caught up: let the deliveries committed in the next
+                // moments join this claim: one claim (and one finish) per
+                // batch, not per event, so the forwarder takes the write
+                // lock far less often than the intake commits
+                // (docs/performance.md). With a backlog there is a batch
+                // already: no waiting.
                 tokio::select! {
                     () = shutdown.cancelled() => break,
                     () = tokio::time::sleep(CLAIM_WINDOW) => {}
@@ -396,8 +402,10 @@ impl Forwarder {
     }
 
     /// For each destination not paused: claims as many deliveries as it has
-    /// free slots and starts them.
-    async fn claim_into(self: &Arc<Self>, tasks: &mut JoinSet<Tally>) -> Result<(), StoreError> {
+    /// free slots and starts them. Whether some destination may have more
+    /// due than it claimed (its claim filled every slot it asked for).
+    async fn claim_into(self: &Arc<Self>, tasks: &mut JoinSet<Tally>) -> Result<bool, StoreError> {
+        let mut backlog = false;
         self.refresh_pauses().await?;
         for target in self.targets().iter() {
             if target.paused.load(Ordering::Relaxed) {
@@ -421,12 +429,13 @@ impl Forwarder {
                 continue;
             }
             let claimed = self.claim(target, permits.len()).await?;
+            backlog |= claimed.len() == permits.len();
             for (delivery, permit) in claimed.into_iter().zip(permits) {
                 let (this, target) = (Arc::clone(self), Arc::clone(target));
                 tasks.spawn(async move { this.attempt(&target, delivery, permit).await });
             }
         }
-        Ok(())
+        Ok(backlog)
     }
 
     async fn claim(&self, target: &Target, limit: usize) -> Result<Vec<Delivery>, StoreError> {
