@@ -249,10 +249,10 @@ pub struct Success {
 /// (round trips, not rows, are what a finish costs there): the objects'
 /// locks (one statement, key order), which groups still hold their lease
 /// (one), the groups' `apply`s under one savepoint (each in a savepoint of
-/// its own only when one fails), then the events' marks, their attempt rows and the object leases
-/// of every group that succeeded (one statement, three data-modifying
-/// CTEs). A group whose lease
-/// is lost, or whose `apply` fails, is left untouched, as before. SQLite
+/// its own only when one fails), then the events' marks, their attempt
+/// rows and the object leases of every group that succeeded (one
+/// statement, three data-modifying CTEs). A group whose lease is lost, or
+/// whose `apply` fails, is left untouched, as before. SQLite
 /// (in-process, one writer, fsync-bound) finishes each in a savepoint.
 pub fn successes_in(
     tx: &mut Tx<'_>,

@@ -25,14 +25,17 @@ pub use super::rows::{
     Stamp, SubscriptionRow,
 };
 
-/// Inserts `$row`, or updates the existing row only if its `fetch_seq` is
-/// not newer than ours. Evaluates to the number of rows written (0: a newer
-/// fetch is already stored).
+/// Inserts `$row` with the Connect account it was fetched from (`None`:
+/// the platform; written with the row, no statement of its own), or
+/// updates the existing row only if its `fetch_seq` is not newer than ours.
+/// Evaluates to the number of rows written (0: a newer fetch is already
+/// stored).
 macro_rules! upsert_guarded {
-    ($c:ident, $table:ident, $row:expr) => {{
+    ($c:ident, $table:ident, $row:expr, $account:expr) => {{
         let row = $row;
+        let with_account = (row, $table::account.eq($account));
         let inserted = diesel::insert_into($table::table)
-            .values(row)
+            .values(with_account)
             .on_conflict_do_nothing()
             .execute($c)?;
         if inserted == 1 {
@@ -43,7 +46,7 @@ macro_rules! upsert_guarded {
                     .filter($table::id.eq(&row.id))
                     .filter($table::fetch_seq.le(row.fetch_seq)),
             )
-            .set(row)
+            .set(with_account)
             .execute($c)?
         }
     }};
@@ -151,15 +154,14 @@ pub struct WriteContext {
 /// (`cx.account`); returns whether it changed the stored state (false: a
 /// newer fetch was already stored).
 pub fn write(tx: &mut Tx<'_>, record: &Record, cx: &WriteContext) -> QueryResult<bool> {
-    // The account goes in with the row (no statement of its own).
-    let account = cx.account.clone();
+    let account = cx.account.as_deref();
     let written = with_tx!(tx, c => match record {
-        Record::Customer(row) => upsert_guarded!(c, customers, &CustomerRow { account, ..row.clone() }),
-        Record::Invoice(row) => upsert_guarded!(c, invoices, &InvoiceRow { account, ..row.clone() }),
-        Record::PaymentIntent(row) => upsert_guarded!(c, payment_intents, &PaymentIntentRow { account, ..row.clone() }),
-        Record::CheckoutSession(row) => upsert_guarded!(c, checkout_sessions, &CheckoutSessionRow { account, ..row.clone() }),
-        Record::Dispute(row) => upsert_guarded!(c, disputes, &DisputeRow { account, ..row.clone() }),
-        Record::Charge(row) => upsert_guarded!(c, charges, &ChargeRow { account, ..row.clone() }),
+        Record::Customer(row) => upsert_guarded!(c, customers, row, account),
+        Record::Invoice(row) => upsert_guarded!(c, invoices, row, account),
+        Record::PaymentIntent(row) => upsert_guarded!(c, payment_intents, row, account),
+        Record::CheckoutSession(row) => upsert_guarded!(c, checkout_sessions, row, account),
+        Record::Dispute(row) => upsert_guarded!(c, disputes, row, account),
+        Record::Charge(row) => upsert_guarded!(c, charges, row, account),
         Record::Subscription(..) | Record::Gone(..) | Record::Features(..) => 0,
     });
     match record {
@@ -259,9 +261,8 @@ fn write_subscription(
         fetched_at: stamp.at,
         updated_at: cx.now,
         fetch_seq: stamp.seq,
-        account: cx.account.clone(),
     };
-    let written = with_tx!(tx, c => upsert_guarded!(c, subscriptions, &row));
+    let written = with_tx!(tx, c => upsert_guarded!(c, subscriptions, &row, cx.account.as_deref()));
     if written == 0 {
         return Ok(false);
     }

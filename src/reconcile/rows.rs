@@ -33,9 +33,6 @@ pub struct CustomerRow {
     pub fetched_at: i64,
     pub updated_at: i64,
     pub fetch_seq: i64,
-    /// The Connect account it was fetched from (`None`: the platform); set
-    /// by the write (`records::write`), which knows the account.
-    pub account: Option<String>,
 }
 
 impl CustomerRow {
@@ -52,7 +49,6 @@ impl CustomerRow {
             fetched_at: stamp.at,
             updated_at: now,
             fetch_seq: stamp.seq,
-            account: None,
         }
     }
 }
@@ -80,9 +76,6 @@ pub struct SubscriptionRow {
     pub fetched_at: i64,
     pub updated_at: i64,
     pub fetch_seq: i64,
-    /// The Connect account it was fetched from (`None`: the platform); set
-    /// by the write (`records::write`), which knows the account.
-    pub account: Option<String>,
 }
 
 #[derive(Debug, Clone, Insertable)]
@@ -118,9 +111,6 @@ pub struct InvoiceRow {
     pub fetched_at: i64,
     pub updated_at: i64,
     pub fetch_seq: i64,
-    /// The Connect account it was fetched from (`None`: the platform); set
-    /// by the write (`records::write`), which knows the account.
-    pub account: Option<String>,
 }
 
 impl InvoiceRow {
@@ -144,7 +134,6 @@ impl InvoiceRow {
             fetched_at: stamp.at,
             updated_at: now,
             fetch_seq: stamp.seq,
-            account: None,
         }
     }
 }
@@ -166,9 +155,6 @@ pub struct PaymentIntentRow {
     pub fetched_at: i64,
     pub updated_at: i64,
     pub fetch_seq: i64,
-    /// The Connect account it was fetched from (`None`: the platform); set
-    /// by the write (`records::write`), which knows the account.
-    pub account: Option<String>,
 }
 
 impl PaymentIntentRow {
@@ -188,7 +174,6 @@ impl PaymentIntentRow {
             fetched_at: stamp.at,
             updated_at: now,
             fetch_seq: stamp.seq,
-            account: None,
         }
     }
 }
@@ -212,9 +197,6 @@ pub struct CheckoutSessionRow {
     pub fetched_at: i64,
     pub updated_at: i64,
     pub fetch_seq: i64,
-    /// The Connect account it was fetched from (`None`: the platform); set
-    /// by the write (`records::write`), which knows the account.
-    pub account: Option<String>,
 }
 
 impl CheckoutSessionRow {
@@ -236,7 +218,6 @@ impl CheckoutSessionRow {
             fetched_at: stamp.at,
             updated_at: now,
             fetch_seq: stamp.seq,
-            account: None,
         }
     }
 }
@@ -257,9 +238,6 @@ pub struct DisputeRow {
     pub fetched_at: i64,
     pub updated_at: i64,
     pub fetch_seq: i64,
-    /// The Connect account it was fetched from (`None`: the platform); set
-    /// by the write (`records::write`), which knows the account.
-    pub account: Option<String>,
 }
 
 impl DisputeRow {
@@ -278,7 +256,6 @@ impl DisputeRow {
             fetched_at: stamp.at,
             updated_at: now,
             fetch_seq: stamp.seq,
-            account: None,
         }
     }
 }
@@ -307,9 +284,6 @@ pub struct ChargeRow {
     pub fetched_at: i64,
     pub updated_at: i64,
     pub fetch_seq: i64,
-    /// The Connect account it was fetched from (`None`: the platform); set
-    /// by the write (`records::write`), which knows the account.
-    pub account: Option<String>,
 }
 
 impl ChargeRow {
@@ -336,7 +310,6 @@ impl ChargeRow {
             fetched_at: stamp.at,
             updated_at: now,
             fetch_seq: stamp.seq,
-            account: None,
         }
     }
 }
