@@ -22,14 +22,16 @@ fn main() {
         .filter(|c| !c.trim().is_empty())
         .or_else(|| {
             // Rebuild when HEAD moves: HEAD itself, the branch it names, packed refs.
-            for path in ["HEAD", "packed-refs"] {
+            // Only files that exist: cargo counts a missing one as changed
+            // on every build (a clone without `packed-refs` rebuilt the
+            // crate at each `cargo` command).
+            let mut paths = vec!["HEAD".to_owned(), "packed-refs".to_owned()];
+            paths.extend(git(&["symbolic-ref", "-q", "HEAD"]));
+            for path in &paths {
                 if let Some(file) = git(&["rev-parse", "--git-path", path]) {
-                    println!("cargo:rerun-if-changed={file}");
-                }
-            }
-            if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
-                if let Some(file) = git(&["rev-parse", "--git-path", &branch]) {
-                    println!("cargo:rerun-if-changed={file}");
+                    if std::path::Path::new(&file).exists() {
+                        println!("cargo:rerun-if-changed={file}");
+                    }
                 }
             }
             git(&["rev-parse", "--short=12", "HEAD"])
