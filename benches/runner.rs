@@ -25,7 +25,9 @@ mod common;
 
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
-use stripe_hookd::queue::{self, Apply, Clock, EventGroup, Handler, HandlerError, Runner};
+use stripe_hookd::queue::{
+    self, apply_fn, Apply, Clock, EventGroup, Handler, HandlerError, Runner,
+};
 use stripe_hookd::store::outbox;
 use stripe_hookd::store::{now_ms, Store};
 use tokio::sync::Notify;
@@ -50,7 +52,7 @@ impl Handler for Noop {
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
-            let apply: Apply = Box::new(|_| Ok(()));
+            let apply: Apply = apply_fn(|_| Ok(()));
             Ok(apply)
         }
         .boxed()

@@ -49,15 +49,17 @@ pub fn finish_success(
     apply: Option<Apply>,
     now: i64,
 ) -> Result<(), FinishError> {
-    write_transaction(conn, |tx| success_in(tx, group, handled, apply, now))
+    write_transaction(conn, |tx| success_in(tx, group, handled, apply, None, now))
 }
 
-/// [`finish_success`] inside an open transaction.
+/// [`finish_success`] inside an open transaction, with `then` written after
+/// `apply`.
 pub fn success_in(
     tx: &mut Tx<'_>,
     group: &EventGroup,
     handled: &[String],
     apply: Option<Apply>,
+    then: Option<Apply>,
     now: i64,
 ) -> Result<(), FinishError> {
     super::claim::lock_object(tx, &group.key)?;
@@ -88,20 +90,47 @@ pub fn success_in(
         if changed != group.events.len() {
             return Err(FinishError::LeaseLost);
         }
-        if let Some(apply) = apply {
-            match std::panic::catch_unwind(AssertUnwindSafe(|| apply(tx))) {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(FinishError::Handler(e)),
-                Err(panic) => {
-                    return Err(FinishError::Handler(HandlerError::retry(format!(
-                        "handler panicked while applying: {}",
-                        super::panic_message(&panic)
-                    ))))
-                }
-            }
+        for writes in [&apply, &then].into_iter().flatten() {
+            run_writes(tx, writes)?;
         }
         free_object(tx, token, &group.key)?;
         Ok(())
+    }
+}
+
+/// Runs one group's writes, a panic an error of the group.
+fn run_writes(tx: &mut Tx<'_>, writes: &Apply) -> Result<(), FinishError> {
+    caught(std::panic::catch_unwind(AssertUnwindSafe(|| {
+        writes.write(tx)
+    })))
+}
+
+/// Writes several groups' `batch` at once, when one of its kinds knows how
+/// ([`super::Writes::write_batch`]); `None`: none does, nothing written.
+#[cfg(feature = "postgres")]
+fn run_batch(tx: &mut Tx<'_>, batch: &[&Apply]) -> Option<Result<(), FinishError>> {
+    if batch.len() < 2 {
+        return None;
+    }
+    let found = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        batch.iter().find_map(|w| w.write_batch(tx, batch))
+    }));
+    match found {
+        Ok(None) => None,
+        Ok(Some(result)) => Some(caught(Ok(result))),
+        Err(panic) => Some(caught(Err(panic))),
+    }
+}
+
+/// A handler's result, or its panic, as the finish's.
+fn caught(result: std::thread::Result<Result<(), HandlerError>>) -> Result<(), FinishError> {
+    match result {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(FinishError::Handler(e)),
+        Err(panic) => Err(FinishError::Handler(HandlerError::retry(format!(
+            "handler panicked while applying: {}",
+            super::panic_message(&panic)
+        )))),
     }
 }
 
@@ -238,6 +267,9 @@ pub struct Success {
     pub group: EventGroup,
     pub handled: Vec<String>,
     pub apply: Option<Apply>,
+    /// Written after `apply`, in the same transaction (the runner's finish
+    /// hook); never batched.
+    pub then: Option<Apply>,
     pub now: i64,
 }
 
@@ -280,7 +312,7 @@ pub fn successes_locked(
             .into_iter()
             .map(|j| {
                 crate::store::savepoint(tx, |tx| {
-                    success_in(tx, &j.group, &j.handled, j.apply, j.now)
+                    success_in(tx, &j.group, &j.handled, j.apply, j.then, j.now)
                 })
             })
             .collect()),
@@ -345,63 +377,77 @@ mod set_based {
         .map(|_| ())
     }
 
-    /// Runs a group's `apply` in a savepoint of its own, in one round trip
-    /// (diesel's savepoints take two: `SAVEPOINT` and `RELEASE`). The
-    /// savepoint is not released: Postgres releases it with the
-    /// transaction, and a later one of the same name hides it. Only a failed
-    /// apply costs a second round trip (`ROLLBACK TO SAVEPOINT`), which
-    /// undoes its writes alone (diesel's transaction manager, marked
-    /// "requires rollback" by a failed statement, is repaired by that
-    /// statement's success). `Err` only when the transaction cannot go on
-    /// (the batch then rolls back as a whole).
+    /// Runs a group's writes (`apply`, then `then`) in a savepoint of its
+    /// own, in one round trip (diesel's savepoints take two: `SAVEPOINT`
+    /// and `RELEASE`). The savepoint is not released: Postgres releases it
+    /// with the transaction, and a later one of the same name hides it.
+    /// Only a failed apply costs a second round trip (`ROLLBACK TO
+    /// SAVEPOINT`), which undoes its writes alone (diesel's transaction
+    /// manager, marked "requires rollback" by a failed statement, is
+    /// repaired by that statement's success). `Err` only when the
+    /// transaction cannot go on (the batch then rolls back as a whole).
     fn apply_in_savepoint(
         c: &mut diesel::PgConnection,
-        apply: &Apply,
+        writes: &GroupWrites<'_>,
     ) -> Result<Result<(), FinishError>, FinishError> {
         c.batch_execute("SAVEPOINT hookd_apply")?;
-        let applied = run_apply(c, apply);
+        let applied = run_group(c, writes);
         if applied.is_err() {
             c.batch_execute("ROLLBACK TO SAVEPOINT hookd_apply")?;
         }
         Ok(applied)
     }
 
-    /// Runs `applies` in order, each group's writes undone alone if its
-    /// apply fails. One savepoint for them all (one round trip per batch,
-    /// not one per group: a reconciled event's statements are few, so this
-    /// was one in eight); only when an apply fails, back to it and each
-    /// again in a savepoint of its own ([`apply_in_savepoint`]): an apply
-    /// runs again only after its first run was undone. `Err` only when the
+    /// One group's writes: its apply, then what follows it.
+    type GroupWrites<'a> = (Option<&'a Apply>, Option<&'a Apply>);
+
+    fn run_group(
+        c: &mut diesel::PgConnection,
+        (apply, then): &GroupWrites<'_>,
+    ) -> Result<(), FinishError> {
+        for writes in [apply, then].into_iter().flatten() {
+            super::run_writes(&mut Tx::Postgres(c), writes)?;
+        }
+        Ok(())
+    }
+
+    /// Runs the groups' writes, each group's undone alone if they fail.
+    /// The applies go first, all at once where their kind knows how
+    /// ([`super::super::Writes::write_batch`]: one statement for many
+    /// groups' rows), else one by one in order; then each group's `then`.
+    /// One savepoint for them all (one round trip per batch, not one per
+    /// group); only when a write fails, back to it and each group again in
+    /// a savepoint of its own ([`apply_in_savepoint`]): a group is written
+    /// again only after its first writes were undone. `Err` only when the
     /// transaction cannot go on.
     fn apply_all(
         c: &mut diesel::PgConnection,
-        applies: &[&Apply],
+        groups: &[GroupWrites<'_>],
     ) -> Result<Vec<Result<(), FinishError>>, FinishError> {
-        if applies.is_empty() {
-            return Ok(Vec::new());
+        if groups.iter().all(|(a, t)| a.is_none() && t.is_none()) {
+            return Ok(groups.iter().map(|_| Ok(())).collect());
         }
         c.batch_execute("SAVEPOINT hookd_applies")?;
-        let all_applied = applies.iter().all(|apply| run_apply(c, apply).is_ok());
-        if all_applied {
-            return Ok(applies.iter().map(|_| Ok(())).collect());
+        let applies: Vec<&Apply> = groups.iter().filter_map(|(a, _)| *a).collect();
+        let applied = match super::run_batch(&mut Tx::Postgres(c), &applies) {
+            Some(result) => result.is_ok(),
+            None => applies
+                .iter()
+                .all(|a| super::run_writes(&mut Tx::Postgres(c), a).is_ok()),
+        };
+        let all_written = applied
+            && groups
+                .iter()
+                .filter_map(|(_, t)| *t)
+                .all(|t| super::run_writes(&mut Tx::Postgres(c), t).is_ok());
+        if all_written {
+            return Ok(groups.iter().map(|_| Ok(())).collect());
         }
         c.batch_execute("ROLLBACK TO SAVEPOINT hookd_applies")?;
-        applies
+        groups
             .iter()
-            .map(|apply| apply_in_savepoint(c, apply))
+            .map(|writes| apply_in_savepoint(c, writes))
             .collect()
-    }
-
-    /// One apply, its panic an error of the group.
-    fn run_apply(c: &mut diesel::PgConnection, apply: &Apply) -> Result<(), FinishError> {
-        match std::panic::catch_unwind(AssertUnwindSafe(|| apply(&mut Tx::Postgres(c)))) {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(FinishError::Handler(e)),
-            Err(panic) => Err(FinishError::Handler(HandlerError::retry(format!(
-                "handler panicked while applying: {}",
-                super::super::panic_message(&panic)
-            )))),
-        }
     }
 
     pub fn successes(
@@ -440,13 +486,13 @@ mod set_based {
                 })
             })
             .collect();
-        let applies: Vec<&Apply> = jobs
+        let writes: Vec<GroupWrites<'_>> = jobs
             .iter()
             .zip(&ours)
             .filter(|(_, ours)| **ours)
-            .filter_map(|(job, _)| job.apply.as_ref())
+            .map(|(job, _)| (job.apply.as_ref(), job.then.as_ref()))
             .collect();
-        let applied = apply_all(c, &applies)?;
+        let applied = apply_all(c, &writes)?;
         let mut applied = applied.into_iter();
         for (job, ours) in jobs.into_iter().zip(ours) {
             let group = &job.group;
@@ -454,11 +500,9 @@ mod set_based {
                 results.push(Err(FinishError::LeaseLost));
                 continue;
             }
-            if job.apply.is_some() {
-                if let Some(Err(e)) = applied.next() {
-                    results.push(Err(e));
-                    continue;
-                }
+            if let Some(Err(e)) = applied.next() {
+                results.push(Err(e));
+                continue;
             }
             for e in &group.events {
                 let (outcome, note) = if job.handled.contains(&e.event_id) {

@@ -50,6 +50,7 @@ enum Job {
         group: EventGroup,
         handled: Vec<String>,
         apply: Option<Apply>,
+        then: Option<Apply>,
         now: i64,
         reply: oneshot::Sender<Result<(), FinishError>>,
     },
@@ -104,11 +105,25 @@ impl Finisher {
         apply: Option<Apply>,
         now: i64,
     ) -> impl Future<Output = Result<(), FinishError>> + Send + 'static {
+        self.success_then(group, handled, apply, None, now)
+    }
+
+    /// [`Finisher::success`], with `then` written after `apply` in the same
+    /// transaction (the runner's finish hook).
+    pub fn success_then(
+        &self,
+        group: EventGroup,
+        handled: Vec<String>,
+        apply: Option<Apply>,
+        then: Option<Apply>,
+        now: i64,
+    ) -> impl Future<Output = Result<(), FinishError>> + Send + 'static {
         let (reply, answer) = oneshot::channel();
         let sent = self.tx.send(Job::Success {
             group,
             handled,
             apply,
+            then,
             now,
             reply,
         });
@@ -194,6 +209,7 @@ fn commit(store: &Store, mut batch: Vec<Job>) {
                         group,
                         handled,
                         apply,
+                        then,
                         now,
                         reply,
                     } => {
@@ -201,6 +217,7 @@ fn commit(store: &Store, mut batch: Vec<Job>) {
                             group,
                             handled,
                             apply,
+                            then,
                             now,
                         });
                         replies.push(reply);

@@ -76,7 +76,51 @@ pub struct EventGroup {
 }
 
 /// Domain writes that commit together with the events' `done` mark.
-pub type Apply = Box<dyn Fn(&mut Tx<'_>) -> Result<(), HandlerError> + Send>;
+pub type Apply = Box<dyn Writes>;
+
+/// A handler's domain writes for one group, run in the transaction that
+/// finishes it. A closure is one ([`apply_fn`]); a handler whose writes are
+/// cheaper several groups at a time (one statement for many rows) also
+/// implements [`Writes::write_batch`].
+pub trait Writes: Send + 'static {
+    /// Writes this group's changes.
+    fn write(&self, tx: &mut Tx<'_>) -> Result<(), HandlerError>;
+
+    /// Writes `batch` (the writes of the groups of one finish batch, in
+    /// order, `self` among them) all at once, where this kind knows how;
+    /// `None` (the default): it does not, and nothing was written. An
+    /// `Err` is the batch's: the finish undoes what was written and writes
+    /// each group alone, so that the failure stays with its own group.
+    fn write_batch(&self, _tx: &mut Tx<'_>, _batch: &[&Apply]) -> Option<Result<(), HandlerError>> {
+        None
+    }
+
+    /// For [`Writes::write_batch`] to find its own kind in a batch.
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// A closure as a group's writes.
+struct FnWrites<F>(F);
+
+impl<F> Writes for FnWrites<F>
+where
+    F: Fn(&mut Tx<'_>) -> Result<(), HandlerError> + Send + 'static,
+{
+    fn write(&self, tx: &mut Tx<'_>) -> Result<(), HandlerError> {
+        (self.0)(tx)
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// `f` as a group's writes.
+pub fn apply_fn<F>(f: F) -> Apply
+where
+    F: Fn(&mut Tx<'_>) -> Result<(), HandlerError> + Send + 'static,
+{
+    Box::new(FnWrites(f))
+}
 
 /// Why a handler could not apply a group.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -618,7 +662,9 @@ impl Runner {
     ) -> impl std::future::Future<Output = Result<(), FinishError>> + Send + 'static {
         let now = self.clock.now_ms();
         let Some((hook, _)) = &self.on_finish else {
-            return self.finisher.success(group.clone(), handled, apply, now);
+            return self
+                .finisher
+                .success_then(group.clone(), handled, apply, None, now);
         };
         let hook = Arc::clone(hook);
         let events: Vec<HookEvent<'static>> = group
@@ -631,15 +677,12 @@ impl Runner {
                 payload: e.payload.clone().into(),
             })
             .collect();
-        let with_hook: Apply = Box::new(move |tx| {
-            if let Some(apply) = &apply {
-                apply(tx)?;
-            }
+        let then: Apply = apply_fn(move |tx| {
             hook(tx, &events, now)
                 .map_err(|e| HandlerError::retry(format!("recording what follows the finish: {e}")))
         });
         self.finisher
-            .success(group.clone(), handled, Some(with_hook), now)
+            .success_then(group.clone(), handled, apply, Some(then), now)
     }
 
     /// Queues a failed attempt: each event retried after its backoff, or

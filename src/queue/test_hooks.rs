@@ -9,7 +9,7 @@ use diesel::prelude::*;
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 
-use super::{Apply, EventGroup, Handler, HandlerContext, HandlerError};
+use super::{apply_fn, Apply, EventGroup, Handler, HandlerContext, HandlerError};
 use crate::store::{with_tx, DbConnection, StoreError};
 
 diesel::table! {
@@ -59,7 +59,7 @@ impl Handler for EffectsHandler {
         async move {
             tokio::time::sleep(delay).await;
             let ids: Vec<String> = group.events.iter().map(|e| e.event_id.clone()).collect();
-            let apply: Apply = Box::new(move |tx| {
+            let apply: Apply = apply_fn(move |tx| {
                 for id in &ids {
                     with_tx!(tx, c => diesel::insert_into(test_effects::table)
                         .values((test_effects::event_id.eq(id), test_effects::worker.eq(&worker)))

@@ -39,6 +39,7 @@ pub mod sweep;
 pub mod sweep_charges;
 pub mod sweep_features;
 pub mod thin;
+pub mod writes;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,7 +52,7 @@ use crate::config::Mode;
 use crate::queue::{Apply, Clock, EventGroup, Handler, HandlerContext, HandlerError};
 use crate::store::{now_ms, Store, StoreError};
 use crate::stripe::{StripeClient, StripeError};
-use records::{Record, Stamp, WriteContext};
+use records::{Record, Stamp};
 
 /// The object families we reconcile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -286,7 +287,7 @@ impl ReconcileHandler {
             let mut conn = store
                 .conn()
                 .map_err(|e| ResyncError::Store(e.to_string()))?;
-            crate::store::write_transaction(&mut conn, |tx| apply(tx))
+            crate::store::write_transaction(&mut conn, |tx| apply.write(tx))
                 .map_err(|e| ResyncError::Store(e.to_string()))
         })
         .await
@@ -297,17 +298,7 @@ impl ReconcileHandler {
     /// as fetched from `account` (`None`: the platform).
     pub fn apply(&self, records: Vec<Record>, clock: Clock, account: Option<String>) -> Apply {
         let grace_ms = i64::try_from(self.options.past_due_grace.as_millis()).unwrap_or(i64::MAX);
-        Box::new(move |tx| {
-            let cx = WriteContext {
-                now: clock.now_ms(),
-                past_due_grace_ms: grace_ms,
-                account: account.clone(),
-            };
-            for record in &records {
-                records::write(tx, record, &cx)?;
-            }
-            Ok(())
-        })
+        Box::new(writes::RecordWrites::new(records, clock, account, grace_ms))
     }
 }
 
@@ -470,7 +461,7 @@ impl Handler for ReconcileHandler {
                 // Keyed by its own id: alone in its group.
                 let Some((family, id, account)) = thin::failed_object(&this.client, first).await?
                 else {
-                    return Ok(Box::new(|_: &mut crate::store::Tx<'_>| Ok(())) as Apply);
+                    return Ok(crate::queue::apply_fn(|_| Ok(())));
                 };
                 let records = this.fetch(&cx, family, &id, account.as_deref()).await?;
                 return Ok(this.apply(records, cx.clock, account));
@@ -504,7 +495,7 @@ impl Handler for ReconcileHandler {
                             event_id = %first.event_id, refund = %object_id,
                             "the refund names no charge Stripe knows: nothing written"
                         );
-                        return Ok(Box::new(|_: &mut crate::store::Tx<'_>| Ok(())) as Apply);
+                        return Ok(crate::queue::apply_fn(|_| Ok(())));
                     }
                 }
             } else {

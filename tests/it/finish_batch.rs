@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use diesel::prelude::*;
 use stripe_hookd::queue::finish::{self, FinishError, Success};
-use stripe_hookd::queue::{claim, Apply, EventGroup, HandlerError};
+use stripe_hookd::queue::{apply_fn, claim, Apply, EventGroup, HandlerError};
 use stripe_hookd::store::outbox::{self, NewEvent};
 use stripe_hookd::store::{now_ms, write_transaction, EpochMs};
 
@@ -18,14 +18,14 @@ backend_tests!(a_batch_finishes_each_group_as_it_would_alone);
 
 fn counting(n: &Arc<AtomicUsize>) -> Apply {
     let n = Arc::clone(n);
-    Box::new(move |_| {
+    apply_fn(move |_| {
         n.fetch_add(1, Ordering::SeqCst);
         Ok(())
     })
 }
 
 fn failing() -> Apply {
-    Box::new(|_| Err(HandlerError::retry("apply failed")))
+    apply_fn(|_| Err(HandlerError::retry("apply failed")))
 }
 
 async fn a_batch_finishes_each_group_as_it_would_alone(backend: Backend) {
@@ -85,6 +85,7 @@ async fn a_batch_finishes_each_group_as_it_would_alone(backend: Backend) {
                 group: g,
                 handled,
                 apply,
+                then: None,
                 now: now + 3_000,
             });
         }
@@ -133,7 +134,7 @@ backend_tests!(a_failed_apply_undoes_its_own_writes_only);
 
 /// A row written by an apply (`test_applied`, made by the test).
 fn writing(mark: &'static str, then: Option<&'static str>) -> Apply {
-    Box::new(move |tx| {
+    apply_fn(move |tx| {
         stripe_hookd::store::with_tx!(tx, c => {
             diesel::sql_query("INSERT INTO test_applied (mark) VALUES ($1)")
                 .bind::<diesel::sql_types::Text, _>(mark)
@@ -193,6 +194,7 @@ async fn a_failed_apply_undoes_its_own_writes_only(backend: Backend) {
                     group,
                     handled,
                     apply: Some(apply),
+                    then: None,
                     now: now + 1_000,
                 }
             })
@@ -229,4 +231,307 @@ async fn a_failed_apply_undoes_its_own_writes_only(backend: Backend) {
     })
     .await
     .unwrap();
+}
+
+backend_tests!(reconciled_subscriptions_of_a_batch_end_as_if_written_one_by_one);
+
+/// A subscription as Stripe shows it: `id`, `status`, and one item per id
+/// in `items`.
+fn subscription(id: &str, status: &str, items: &[&str]) -> serde_json::Value {
+    let s = stripe_hookd::trigger::Scenario::new(false, "2025-03-31.basil");
+    let mut sub = s
+        .object("customer.subscription.created")
+        .expect("a subscription shape");
+    sub["id"] = serde_json::json!(id);
+    sub["customer"] = serde_json::json!(format!("cus_of_{id}"));
+    stripe_hookd::demo::fake_stripe::set_subscription_status(&mut sub, status);
+    let item = sub["items"]["data"][0].clone();
+    sub["items"]["data"] = items
+        .iter()
+        .map(|item_id| {
+            let mut item = item.clone();
+            item["id"] = serde_json::json!(item_id);
+            item["subscription"] = serde_json::json!(id);
+            item
+        })
+        .collect();
+    sub
+}
+
+/// The reconcile handler's writes for `subs` (each fetched at its `seq`).
+fn reconciled(subs: &[(serde_json::Value, i64)]) -> Apply {
+    use stripe_hookd::reconcile::{record_from_json, records::Stamp, writes::RecordWrites, Family};
+    let records = subs
+        .iter()
+        .map(|(json, seq)| {
+            let stamp = Stamp {
+                seq: *seq,
+                at: now_ms(),
+            };
+            record_from_json(Family::Subscription, json, stamp).unwrap()
+        })
+        .collect();
+    let grace_ms = 3 * 24 * 3_600_000;
+    Box::new(RecordWrites::new(
+        records,
+        Default::default(),
+        None,
+        grace_ms,
+    ))
+}
+
+/// (status, fetch_seq, past_due_since) of a stored subscription; its item
+/// ids; its entitlement rows' (item id, status).
+type Stored = (
+    Option<(String, i64, Option<i64>)>,
+    Vec<String>,
+    Vec<(String, String)>,
+);
+
+fn stored(conn: &mut stripe_hookd::store::DbConnection, id: &str) -> Stored {
+    use stripe_hookd::store::schema::{
+        entitlements as e, subscription_items as i, subscriptions as s,
+    };
+    stripe_hookd::store::with_conn!(conn, c => {
+        let row = s::table
+            .filter(s::id.eq(id))
+            .select((s::status, s::fetch_seq, s::past_due_since))
+            .first(c)
+            .optional()
+            .unwrap();
+        let items = i::table
+            .filter(i::subscription_id.eq(id))
+            .order(i::id.asc())
+            .select(i::id)
+            .load(c)
+            .unwrap();
+        let rows = e::table
+            .filter(e::subscription_id.eq(id))
+            .order(e::item_id.asc())
+            .select((e::item_id, e::status))
+            .load(c)
+            .unwrap();
+        (row, items, rows)
+    })
+}
+
+/// The reconcile handler's writes of several groups in one finish (on
+/// Postgres, their subscriptions in one statement each for the rows, the
+/// items and the entitlements) end as the same writes one after the other
+/// would: the latest fetch of a subscription fetched twice wins in either
+/// order, an older fetch than the stored one changes nothing, a `past_due`
+/// one keeps its stored grace start, and a failed group's writes are undone
+/// alone. (That the batch's statements themselves are used, not the
+/// one-by-one writes a failed batch falls back to, is
+/// `the_batch_write_of_subscriptions_…` below.)
+async fn reconciled_subscriptions_of_a_batch_end_as_if_written_one_by_one(backend: Backend) {
+    let db = TestDb::new(backend);
+    let url = db.url.clone();
+    tokio::task::spawn_blocking(move || {
+        let store = open_store(&url);
+        store.migrate().unwrap();
+        let mut conn = store.conn().unwrap();
+        let now = now_ms();
+        // Stored before the batch: `sub_kept` at fetch 100, `sub_pd` past_due.
+        let before = [
+            (subscription("sub_kept", "active", &["si_kept"]), 100),
+            (subscription("sub_pd", "past_due", &["si_pd"]), 101),
+        ];
+        write_transaction(&mut conn, |tx| reconciled(&before).write(tx)).unwrap();
+        let (grace_start, ..) = stored(&mut conn, "sub_pd");
+        let grace_start = grace_start.unwrap().2.expect("a grace start");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+
+        let keys = ["g_a", "g_b", "g_c", "g_d", "g_e", "g_f"];
+        let events: Vec<NewEvent> = keys
+            .iter()
+            .map(|k| stored_event(&format!("evt_{k}"), k, now))
+            .collect();
+        outbox::insert_batch(&mut conn, &events).unwrap();
+        let mut token = || "test-worker/1".to_owned();
+        let groups = claim::claim(&mut conn, "test-worker", &mut token, now, 60_000, 10).unwrap();
+        assert_eq!(groups.len(), keys.len());
+        let mut finish = |batch: Vec<(&str, Apply)>| {
+            let jobs: Vec<Success> = batch
+                .into_iter()
+                .map(|(key, apply)| {
+                    let group = groups.iter().find(|g| g.key == key).cloned().unwrap();
+                    let handled = group.events.iter().map(|e| e.event_id.clone()).collect();
+                    Success {
+                        group,
+                        handled,
+                        apply: Some(apply),
+                        then: None,
+                        now: now + 1_000,
+                    }
+                })
+                .collect();
+            write_transaction(&mut conn, |tx| finish::successes_in(tx, jobs)).unwrap()
+        };
+        let results = finish(vec![
+            // `sub_x` fetched twice: the later fetch (12, canceled) in a later group…
+            (
+                "g_a",
+                reconciled(&[
+                    (subscription("sub_x", "active", &["si_x1"]), 10),
+                    (subscription("sub_new", "trialing", &["si_n1", "si_n2"]), 11),
+                ]),
+            ),
+            (
+                "g_b",
+                reconciled(&[(subscription("sub_x", "canceled", &["si_x1"]), 12)]),
+            ),
+            // …`sub_y`'s later fetch in an earlier group; an older fetch of `sub_kept`.
+            (
+                "g_c",
+                reconciled(&[
+                    (subscription("sub_y", "canceled", &["si_y1"]), 14),
+                    (subscription("sub_kept", "canceled", &["si_stale"]), 50),
+                    (subscription("sub_pd", "past_due", &["si_pd"]), 102),
+                ]),
+            ),
+            (
+                "g_d",
+                reconciled(&[(subscription("sub_y", "active", &["si_y1"]), 13)]),
+            ),
+        ]);
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        // A group that wrote and then failed, beside one that did not.
+        let failed = reconciled(&[(subscription("sub_failed", "active", &["si_f"]), 15)]);
+        let results = finish(vec![
+            (
+                "g_e",
+                apply_fn(move |tx| {
+                    failed.write(tx)?;
+                    Err(HandlerError::retry("failed after writing"))
+                }),
+            ),
+            (
+                "g_f",
+                reconciled(&[(subscription("sub_f", "active", &["si_g"]), 16)]),
+            ),
+        ]);
+        assert!(
+            matches!(results[0], Err(FinishError::Handler(_))),
+            "{:?}",
+            results[0]
+        );
+        assert!(results[1].is_ok(), "{:?}", results[1]);
+
+        let owned = |v: &[&str]| -> Vec<String> { v.iter().map(|s| s.to_string()).collect() };
+        let rows = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
+        };
+        let (x, x_items, x_rows) = stored(&mut conn, "sub_x");
+        assert_eq!(x.map(|r| (r.0, r.1)), Some(("canceled".to_owned(), 12)));
+        assert_eq!(x_items, owned(&["si_x1"]));
+        assert_eq!(x_rows, rows(&[("si_x1", "canceled")]));
+        let (y, _, y_rows) = stored(&mut conn, "sub_y");
+        assert_eq!(y.map(|r| (r.0, r.1)), Some(("canceled".to_owned(), 14)));
+        assert_eq!(y_rows, rows(&[("si_y1", "canceled")]));
+        let (n, n_items, n_rows) = stored(&mut conn, "sub_new");
+        assert_eq!(n.map(|r| (r.0, r.1)), Some(("trialing".to_owned(), 11)));
+        assert_eq!(n_items, owned(&["si_n1", "si_n2"]));
+        assert_eq!(
+            n_rows,
+            rows(&[("si_n1", "trialing"), ("si_n2", "trialing")])
+        );
+        // The stored fetch (100) is newer than the batch's (50): untouched.
+        let (kept, kept_items, kept_rows) = stored(&mut conn, "sub_kept");
+        assert_eq!(kept.map(|r| (r.0, r.1)), Some(("active".to_owned(), 100)));
+        assert_eq!(kept_items, owned(&["si_kept"]));
+        assert_eq!(kept_rows, rows(&[("si_kept", "active")]));
+        let (pd, ..) = stored(&mut conn, "sub_pd");
+        assert_eq!(
+            pd,
+            Some(("past_due".to_owned(), 102, Some(grace_start))),
+            "a past_due rewrite keeps when the grace began"
+        );
+        assert_eq!(stored(&mut conn, "sub_failed"), (None, vec![], vec![]));
+        let (f, ..) = stored(&mut conn, "sub_f");
+        assert_eq!(f.map(|r| (r.0, r.1)), Some(("active".to_owned(), 16)));
+    })
+    .await
+    .unwrap();
+}
+
+/// `records::write_subscriptions` itself (Postgres: what a finish batch of
+/// reconciled groups runs): the same subscription twice, in either order,
+/// and a fetch older than the stored one, in one call that succeeds. (A
+/// failure here would be hidden in a finish, which then writes each group
+/// alone.)
+#[cfg(feature = "postgres")]
+#[test]
+fn the_batch_write_of_subscriptions_takes_each_ones_latest_fetch() {
+    use stripe_hookd::reconcile::records::{self, Record, Stamp, SubscriptionWrite, WriteContext};
+    use stripe_hookd::reconcile::{record_from_json, Family};
+    let db = TestDb::new(Backend::Postgres);
+    let store = open_store(&db.url);
+    store.migrate().unwrap();
+    let mut conn = store.conn().unwrap();
+    let cx = WriteContext {
+        now: now_ms(),
+        past_due_grace_ms: 0,
+        account: None,
+    };
+    let fetched = |subs: &[(serde_json::Value, i64)]| -> Vec<Record> {
+        subs.iter()
+            .map(|(json, seq)| {
+                let stamp = Stamp {
+                    seq: *seq,
+                    at: now_ms(),
+                };
+                record_from_json(Family::Subscription, json, stamp).unwrap()
+            })
+            .collect()
+    };
+    let mut write = |records: &[Record]| {
+        let subs: Vec<SubscriptionWrite<'_>> = records
+            .iter()
+            .map(|r| match r {
+                Record::Subscription(sub, raw, stamp) => SubscriptionWrite {
+                    sub,
+                    raw,
+                    stamp: *stamp,
+                    cx: &cx,
+                },
+                other => panic!("not a subscription: {other:?}"),
+            })
+            .collect();
+        match &mut *conn {
+            stripe_hookd::store::DbConnection::Postgres(c, _) => {
+                c.transaction(|c| records::write_subscriptions(c, &subs))
+            }
+            _ => panic!("a Postgres store"),
+        }
+    };
+    write(&fetched(&[(
+        subscription("sub_kept", "active", &["si_k"]),
+        100,
+    )]))
+    .unwrap();
+    write(&fetched(&[
+        (subscription("sub_a", "active", &["si_a"]), 1),
+        (subscription("sub_a", "canceled", &["si_a"]), 3),
+        (subscription("sub_b", "canceled", &["si_b"]), 4),
+        (subscription("sub_b", "active", &["si_b"]), 2),
+        (subscription("sub_kept", "canceled", &["si_k"]), 5),
+    ]))
+    .expect("one statement per table, each subscription written once");
+    for (id, status, seq) in [
+        ("sub_a", "canceled", 3),
+        ("sub_b", "canceled", 4),
+        ("sub_kept", "active", 100),
+    ] {
+        let (row, _, rows) = stored(&mut conn, id);
+        assert_eq!(
+            row.map(|r| (r.0, r.1)),
+            Some((status.to_owned(), seq)),
+            "{id}"
+        );
+        assert_eq!(rows.len(), 1, "{id}");
+        assert_eq!(rows[0].1, status, "{id}: its entitlement row");
+    }
 }

@@ -13,7 +13,7 @@ use diesel::prelude::*;
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use stripe_hookd::queue::{
-    Apply, EventGroup, Handler, HandlerContext, HandlerError, QUEUED_FINISHES_PER_WORKER,
+    apply_fn, Apply, EventGroup, Handler, HandlerContext, HandlerError, QUEUED_FINISHES_PER_WORKER,
 };
 use stripe_hookd::store::outbox::{self, StoredEvent};
 use stripe_hookd::store::with_tx;
@@ -121,7 +121,7 @@ impl Handler for ChildHandler {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
             }
-            let apply: Apply = Box::new(move |tx| {
+            let apply: Apply = apply_fn(move |tx| {
                 if let Some(gate) = &gate {
                     gate.wait();
                 }

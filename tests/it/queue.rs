@@ -9,7 +9,9 @@ use std::time::Duration;
 use diesel::prelude::*;
 use futures_util::future::{join_all, BoxFuture};
 use futures_util::FutureExt;
-use stripe_hookd::queue::{finish, Apply, Clock, EventGroup, Handler, HandlerError, Runner};
+use stripe_hookd::queue::{
+    apply_fn, finish, Apply, Clock, EventGroup, Handler, HandlerError, Runner,
+};
 use stripe_hookd::store::events::{self, EventFilter};
 use stripe_hookd::store::outbox::{self, NewEvent, StoredEvent};
 use stripe_hookd::store::{now_ms, with_tx, DbConnection, EpochMs, Store};
@@ -143,7 +145,7 @@ impl Handler for TestHandler {
                 .iter()
                 .map(|e| (e.event_id.clone(), group.key.clone()))
                 .collect();
-            let apply: Apply = Box::new(move |tx| {
+            let apply: Apply = apply_fn(move |tx| {
                 for (event_id, key) in &rows {
                     with_tx!(tx, c => diesel::insert_into(test_effects::table)
                         .values((test_effects::event_id.eq(event_id), test_effects::object_key.eq(key)))
@@ -480,7 +482,7 @@ async fn an_expired_lease_is_claimed_again_and_applied_once(backend: Backend) {
     let ids: Vec<String> = group.events.iter().map(|e| e.event_id.clone()).collect();
     let applied = Arc::new(AtomicUsize::new(0));
     let flag = Arc::clone(&applied);
-    let late: Apply = Box::new(move |_| {
+    let late: Apply = apply_fn(move |_| {
         flag.fetch_add(1, Ordering::SeqCst);
         Ok(())
     });
