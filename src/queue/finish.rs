@@ -443,6 +443,10 @@ mod set_based {
         if all_written {
             return Ok(groups.iter().map(|_| Ok(())).collect());
         }
+        tracing::debug!(
+            groups = groups.len(),
+            "a write of the finish batch failed: each group written again alone"
+        );
         c.batch_execute("ROLLBACK TO SAVEPOINT hookd_applies")?;
         groups
             .iter()

@@ -357,37 +357,191 @@ pub struct SubscriptionWrite<'a> {
     pub cx: &'a WriteContext,
 }
 
+/// Of several fetches of one object, the latest (`key`: its id and fetch
+/// seq), in first-seen order: the others would lose to it under the guard
+/// in whatever order they were written, and one statement cannot write a
+/// row twice.
+#[cfg(feature = "postgres")]
+fn latest<T>(items: Vec<T>, key: impl Fn(&T) -> (&str, i64)) -> Vec<T> {
+    let mut kept: Vec<T> = Vec::with_capacity(items.len());
+    let mut at: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for item in items {
+        let (id, seq) = key(&item);
+        match at.get(id) {
+            Some(&i) if key(&kept[i]).1 >= seq => {}
+            Some(&i) => kept[i] = item,
+            None => {
+                at.insert(id.to_owned(), kept.len());
+                kept.push(item);
+            }
+        }
+    }
+    kept
+}
+
+/// Upserts `$rows` (`(row, account)` pairs, each object once) in one
+/// statement, each guarded like [`upsert_guarded!`] (`ON CONFLICT … DO
+/// UPDATE … WHERE` the stored fetch is not newer); `$col`s are the table's
+/// columns besides `id` and `account`. Evaluates to the ids written.
+#[cfg(feature = "postgres")]
+macro_rules! upsert_many {
+    ($c:ident, $t:ident, $rows:expr, [$($col:ident),+ $(,)?]) => {{
+        use diesel::upsert::excluded;
+        let values: Vec<_> = $rows
+            .iter()
+            .map(|(row, account)| (*row, $t::account.eq(*account)))
+            .collect();
+        if values.is_empty() {
+            Vec::new()
+        } else {
+            let upsert = diesel::insert_into($t::table)
+                .values(values)
+                .on_conflict($t::id)
+                .do_update()
+                .set(($($t::$col.eq(excluded($t::$col)),)+ $t::account.eq(excluded($t::account))));
+            diesel::query_dsl::methods::FilterDsl::filter(
+                upsert,
+                $t::fetch_seq.le(excluded($t::fetch_seq)),
+            )
+            .returning($t::id)
+            .get_results::<String>($c)?
+        }
+    }};
+}
+
+/// Writes the records of several groups (a finish batch's, each with its
+/// group's context) as [`write`] would one after the other: customers,
+/// invoices, payment intents and Checkout Sessions one statement per
+/// table, subscriptions as [`write_subscriptions`] says; charges, disputes
+/// (their link), gone marks and features one by one, first. Records of
+/// different objects do not depend on each other, and the guard orders
+/// those of one whichever is written first.
+#[cfg(feature = "postgres")]
+pub fn write_many(
+    c: &mut diesel::PgConnection,
+    records: &[(&Record, &WriteContext)],
+) -> QueryResult<()> {
+    let mut customers = Vec::new();
+    let mut invoices = Vec::new();
+    let mut payment_intents = Vec::new();
+    let mut sessions = Vec::new();
+    let mut subscriptions = Vec::new();
+    for (record, cx) in records {
+        let account = cx.account.as_deref();
+        match record {
+            Record::Customer(row) => customers.push((row, account)),
+            Record::Invoice(row) => invoices.push((row, account)),
+            Record::PaymentIntent(row) => payment_intents.push((row, account)),
+            Record::CheckoutSession(row) => sessions.push((row, account)),
+            Record::Subscription(sub, raw, stamp) => subscriptions.push(SubscriptionWrite {
+                sub,
+                raw,
+                stamp: *stamp,
+                cx,
+            }),
+            other => {
+                write(&mut Tx::Postgres(c), other, cx)?;
+            }
+        }
+    }
+    let customers = latest(customers, |(r, _)| (r.id.as_str(), r.fetch_seq));
+    upsert_many!(
+        c,
+        customers,
+        customers,
+        [livemode, email, name, deleted, metadata, raw, gone, fetched_at, updated_at, fetch_seq]
+    );
+    let invoices = latest(invoices, |(r, _)| (r.id.as_str(), r.fetch_seq));
+    upsert_many!(
+        c,
+        invoices,
+        invoices,
+        [
+            customer_id,
+            subscription_id,
+            status,
+            livemode,
+            currency,
+            amount_due,
+            amount_paid,
+            amount_remaining,
+            billing_reason,
+            hosted_invoice_url,
+            period_start,
+            period_end,
+            raw,
+            gone,
+            fetched_at,
+            updated_at,
+            fetch_seq,
+        ]
+    );
+    let payment_intents = latest(payment_intents, |(r, _)| (r.id.as_str(), r.fetch_seq));
+    upsert_many!(
+        c,
+        payment_intents,
+        payment_intents,
+        [
+            customer_id,
+            status,
+            livemode,
+            amount,
+            amount_received,
+            currency,
+            latest_charge_id,
+            last_payment_error,
+            raw,
+            gone,
+            fetched_at,
+            updated_at,
+            fetch_seq,
+        ]
+    );
+    let sessions = latest(sessions, |(r, _)| (r.id.as_str(), r.fetch_seq));
+    upsert_many!(
+        c,
+        checkout_sessions,
+        sessions,
+        [
+            client_reference_id,
+            customer_id,
+            subscription_id,
+            payment_intent_id,
+            mode,
+            status,
+            payment_status,
+            livemode,
+            amount_total,
+            currency,
+            raw,
+            gone,
+            fetched_at,
+            updated_at,
+            fetch_seq,
+        ]
+    );
+    write_subscriptions(c, &subscriptions)
+}
+
 /// Writes the subscriptions of several groups (a finish batch's) as
 /// [`write`] would one after the other, in five statements whatever their
 /// number (six when one is `past_due`): the guarded upserts, then the items
 /// and the entitlement rows of those written, each replaced.
 ///
-/// Of several fetches of one subscription, only the latest is written: the
-/// others would lose to it under the guard in whatever order they were
-/// written, and one statement cannot write a row twice. (A `past_due` one
-/// then takes its grace start from the stored row, not from an earlier
-/// fetch of the same batch: the same moment, to the millisecond.)
+/// Of several fetches of one subscription, only the latest is written
+/// ([`latest`]). (A `past_due` one then takes its grace start from the
+/// stored row, not from an earlier fetch of the same batch: the same
+/// moment, to the millisecond.)
 #[cfg(feature = "postgres")]
 pub fn write_subscriptions(
     c: &mut diesel::PgConnection,
     subs: &[SubscriptionWrite<'_>],
 ) -> QueryResult<()> {
     use crate::store::prepared::{Bind, Cached};
-    use diesel::upsert::excluded;
     use std::collections::{HashMap, HashSet};
 
-    let mut latest: Vec<&SubscriptionWrite<'_>> = Vec::with_capacity(subs.len());
-    let mut at: HashMap<&str, usize> = HashMap::new();
-    for w in subs {
-        match at.get(w.sub.id.as_str()) {
-            Some(&i) if latest[i].stamp.seq >= w.stamp.seq => {}
-            Some(&i) => latest[i] = w,
-            None => {
-                at.insert(&w.sub.id, latest.len());
-                latest.push(w);
-            }
-        }
-    }
+    let latest: Vec<&SubscriptionWrite<'_>> =
+        latest(subs.iter().collect(), |w| (w.sub.id.as_str(), w.stamp.seq));
     if latest.is_empty() {
         return Ok(());
     }
@@ -422,49 +576,37 @@ pub fn write_subscriptions(
             subscription_row(w.sub, w.raw, w.stamp, previous, w.cx.now)
         })
         .collect();
-    let values: Vec<_> = rows
+    let rows_with_account: Vec<(&SubscriptionRow, Option<&str>)> = rows
         .iter()
         .zip(&latest)
-        .map(|(row, w)| (row, subscriptions::account.eq(w.cx.account.as_deref())))
+        .map(|(row, w)| (row, w.cx.account.as_deref()))
         .collect();
-    use subscriptions as s;
-    let upsert = diesel::insert_into(s::table)
-        .values(values)
-        .on_conflict(s::id)
-        .do_update()
-        .set((
-            (
-                s::customer_id.eq(excluded(s::customer_id)),
-                s::status.eq(excluded(s::status)),
-                s::livemode.eq(excluded(s::livemode)),
-                s::cancel_at_period_end.eq(excluded(s::cancel_at_period_end)),
-                s::cancel_at.eq(excluded(s::cancel_at)),
-                s::canceled_at.eq(excluded(s::canceled_at)),
-                s::ended_at.eq(excluded(s::ended_at)),
-                s::trial_start.eq(excluded(s::trial_start)),
-                s::trial_end.eq(excluded(s::trial_end)),
-                s::current_period_start.eq(excluded(s::current_period_start)),
-            ),
-            (
-                s::current_period_end.eq(excluded(s::current_period_end)),
-                s::latest_invoice_id.eq(excluded(s::latest_invoice_id)),
-                s::past_due_since.eq(excluded(s::past_due_since)),
-                s::metadata.eq(excluded(s::metadata)),
-                s::raw.eq(excluded(s::raw)),
-                s::gone.eq(excluded(s::gone)),
-                s::fetched_at.eq(excluded(s::fetched_at)),
-                s::updated_at.eq(excluded(s::updated_at)),
-                s::fetch_seq.eq(excluded(s::fetch_seq)),
-                s::account.eq(excluded(s::account)),
-            ),
-        ));
-    // The guard, as `ON CONFLICT … DO UPDATE … WHERE`.
-    let written: HashSet<String> = diesel::query_dsl::methods::FilterDsl::filter(
-        upsert,
-        s::fetch_seq.le(excluded(s::fetch_seq)),
+    let written: HashSet<String> = upsert_many!(
+        c,
+        subscriptions,
+        rows_with_account,
+        [
+            customer_id,
+            status,
+            livemode,
+            cancel_at_period_end,
+            cancel_at,
+            canceled_at,
+            ended_at,
+            trial_start,
+            trial_end,
+            current_period_start,
+            current_period_end,
+            latest_invoice_id,
+            past_due_since,
+            metadata,
+            raw,
+            gone,
+            fetched_at,
+            updated_at,
+            fetch_seq,
+        ]
     )
-    .returning(s::id)
-    .get_results::<String>(c)?
     .into_iter()
     .collect();
     if written.is_empty() {

@@ -1,8 +1,10 @@
 //! A reconciled group's writes: its records, each guarded by its fetch's
 //! stamp. Alone, one record after the other ([`records::write`]); in a
-//! Postgres finish batch, the subscriptions of every group of the batch at
-//! once ([`records::write_subscriptions`]: five statements for the batch,
-//! not five per subscription), the other records one after the other.
+//! Postgres finish batch, the records of every group of the batch at once
+//! ([`records::write_many`]: one statement per table for customers,
+//! invoices, payment intents and Checkout Sessions, five for the
+//! subscriptions with their items and entitlement rows, not one to five
+//! per record).
 
 use super::records::{self, Record, WriteContext};
 use crate::queue::{Apply, Clock, HandlerError, Writes};
@@ -67,9 +69,10 @@ impl Writes for RecordWrites {
     }
 }
 
-/// Writes `batch` in order, except that the subscriptions of its
-/// [`RecordWrites`] are written last, all together. Records of different
-/// objects do not depend on each other, and the guard orders those of one.
+/// Writes `batch`: the writes of other kinds first, in order, then the
+/// records of every [`RecordWrites`] together ([`records::write_many`]).
+/// Records of different objects do not depend on each other, and the
+/// guard orders those of one.
 #[cfg(feature = "postgres")]
 fn write_together(c: &mut diesel::PgConnection, batch: &[&Apply]) -> Result<(), HandlerError> {
     let ours: Vec<(&RecordWrites, WriteContext)> = batch
@@ -82,24 +85,10 @@ fn write_together(c: &mut diesel::PgConnection, batch: &[&Apply]) -> Result<(), 
             writes.write(&mut Tx::Postgres(c))?;
         }
     }
-    let mut subscriptions = Vec::new();
-    for (writes, cx) in &ours {
-        for record in &writes.records {
-            match record {
-                Record::Subscription(sub, raw, stamp) => {
-                    subscriptions.push(records::SubscriptionWrite {
-                        sub,
-                        raw,
-                        stamp: *stamp,
-                        cx,
-                    })
-                }
-                other => {
-                    records::write(&mut Tx::Postgres(c), other, cx)?;
-                }
-            }
-        }
-    }
-    records::write_subscriptions(c, &subscriptions)?;
+    let records: Vec<(&Record, &WriteContext)> = ours
+        .iter()
+        .flat_map(|(writes, cx)| writes.records.iter().map(move |r| (r, cx)))
+        .collect();
+    records::write_many(c, &records)?;
     Ok(())
 }

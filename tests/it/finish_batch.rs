@@ -535,3 +535,149 @@ fn the_batch_write_of_subscriptions_takes_each_ones_latest_fetch() {
         assert_eq!(rows[0].1, status, "{id}: its entitlement row");
     }
 }
+
+backend_tests!(reconciled_records_of_every_family_in_a_batch_end_as_if_written_one_by_one);
+
+/// An object of `family` as Stripe shows it (the scenario's shape for
+/// `event_type`), with `id` and `field` = `value`.
+fn object(event_type: &str, id: &str, field: &str, value: &str) -> serde_json::Value {
+    let s = stripe_hookd::trigger::Scenario::new(false, "2025-03-31.basil");
+    let mut json = s.object(event_type).expect("a shape");
+    json["id"] = serde_json::json!(id);
+    json[field] = serde_json::json!(value);
+    json
+}
+
+/// `(field, fetch_seq)` of a stored row.
+fn field_of(
+    conn: &mut stripe_hookd::store::DbConnection,
+    table: &str,
+    field: &str,
+    id: &str,
+) -> Option<(Option<String>, i64)> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        value: Option<String>,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        fetch_seq: i64,
+    }
+    let sql = format!("SELECT {field} AS value, fetch_seq FROM {table} WHERE id = '{id}'");
+    let rows: Vec<Row> = stripe_hookd::store::with_conn!(conn, c => {
+        diesel::sql_query(sql).load(c).unwrap()
+    });
+    rows.into_iter().next().map(|r| (r.value, r.fetch_seq))
+}
+
+/// Customers, invoices, payment intents and Checkout Sessions of several
+/// groups in one finish (on Postgres one statement per table) end as the
+/// same writes one after the other would: a stored row is updated by a
+/// newer fetch (every family), the latest of two fetches wins in either
+/// order, and an older fetch than the stored one changes nothing.
+async fn reconciled_records_of_every_family_in_a_batch_end_as_if_written_one_by_one(
+    backend: Backend,
+) {
+    use stripe_hookd::reconcile::{record_from_json, records::Stamp, writes::RecordWrites, Family};
+    let db = TestDb::new(backend);
+    let url = db.url.clone();
+    tokio::task::spawn_blocking(move || {
+        let store = open_store(&url);
+        store.migrate().unwrap();
+        let mut conn = store.conn().unwrap();
+        let now = now_ms();
+        let writes = |records: &[(Family, serde_json::Value, i64)]| -> Apply {
+            let records = records
+                .iter()
+                .map(|(family, json, seq)| {
+                    let stamp = Stamp {
+                        seq: *seq,
+                        at: now_ms(),
+                    };
+                    record_from_json(*family, json, stamp).unwrap()
+                })
+                .collect();
+            Box::new(RecordWrites::new(records, Default::default(), None, 0))
+        };
+        let customer = |id, email| object("customer.created", id, "email", email);
+        let invoice = |id, status| object("invoice.paid", id, "status", status);
+        let intent = |id, status| object("payment_intent.succeeded", id, "status", status);
+        let session = |id, status| object("checkout.session.completed", id, "status", status);
+        let (cus, inv, pi, cs) = (
+            Family::Customer,
+            Family::Invoice,
+            Family::PaymentIntent,
+            Family::CheckoutSession,
+        );
+        // Stored before the batch: one of each at fetch 5, one invoice at 100.
+        let before = writes(&[
+            (cus, customer("cus_upd", "old@example.com"), 5),
+            (inv, invoice("in_upd", "draft"), 5),
+            (pi, intent("pi_upd", "processing"), 5),
+            (cs, session("cs_upd", "open"), 5),
+            (inv, invoice("in_kept", "paid"), 100),
+        ]);
+        write_transaction(&mut conn, |tx| before.write(tx)).unwrap();
+
+        let keys = ["g_a", "g_b", "g_c"];
+        let events: Vec<NewEvent> = keys
+            .iter()
+            .map(|k| stored_event(&format!("evt_{k}"), k, now))
+            .collect();
+        outbox::insert_batch(&mut conn, &events).unwrap();
+        let mut token = || "test-worker/1".to_owned();
+        let groups = claim::claim(&mut conn, "test-worker", &mut token, now, 60_000, 10).unwrap();
+        let applies = [
+            writes(&[
+                (inv, invoice("in_two", "open"), 10),
+                (cus, customer("cus_two", "new@example.com"), 11),
+                (cus, customer("cus_upd", "new@example.com"), 20),
+            ]),
+            writes(&[
+                (inv, invoice("in_two", "paid"), 12),
+                (inv, invoice("in_upd", "paid"), 21),
+                (pi, intent("pi_upd", "succeeded"), 22),
+            ]),
+            writes(&[
+                (cus, customer("cus_two", "older@example.com"), 9),
+                (inv, invoice("in_kept", "void"), 50),
+                (cs, session("cs_upd", "complete"), 23),
+            ]),
+        ];
+        let jobs: Vec<Success> = keys
+            .iter()
+            .zip(applies)
+            .map(|(key, apply)| {
+                let group = groups.iter().find(|g| g.key == *key).cloned().unwrap();
+                let handled = group.events.iter().map(|e| e.event_id.clone()).collect();
+                Success {
+                    group,
+                    handled,
+                    apply: Some(apply),
+                    then: None,
+                    now: now + 1_000,
+                }
+            })
+            .collect();
+        let results = write_transaction(&mut conn, |tx| finish::successes_in(tx, jobs)).unwrap();
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+
+        let expect = [
+            ("customers", "email", "cus_upd", "new@example.com", 20),
+            ("customers", "email", "cus_two", "new@example.com", 11),
+            ("invoices", "status", "in_upd", "paid", 21),
+            ("invoices", "status", "in_two", "paid", 12),
+            ("invoices", "status", "in_kept", "paid", 100),
+            ("payment_intents", "status", "pi_upd", "succeeded", 22),
+            ("checkout_sessions", "status", "cs_upd", "complete", 23),
+        ];
+        for (table, field, id, value, seq) in expect {
+            assert_eq!(
+                field_of(&mut conn, table, field, id),
+                Some((Some(value.to_owned()), seq)),
+                "{table} {id}"
+            );
+        }
+    })
+    .await
+    .unwrap();
+}
