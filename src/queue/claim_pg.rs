@@ -1,7 +1,8 @@
 //! The Postgres claim ([`super::claim`]'s steps) in three statements and an
 //! asynchronous commit: round trips, not rows, are what a claim costs there.
 //!
-//! 1. `BEGIN; SET LOCAL synchronous_commit = off` (one round trip). A claim
+//! 1. `BEGIN; SET LOCAL synchronous_commit = off` and no bitmap scans
+//!    ([`CLAIM_BEGIN`]; one round trip). A claim
 //!    only leases events: if Postgres crashes before the claim's WAL reached
 //!    the disk, the claim is gone as a whole — the events are still
 //!    unclaimed and are taken again, and the worker's finish finds its lease
@@ -41,6 +42,19 @@ pub(super) enum Claimed {
     /// There was work, but concurrent claims held every key.
     Contended,
 }
+
+/// Opens a claim's transaction: relaxed like the other queue writes
+/// ([`crate::store::PG_RELAXED_BEGIN`]), and with no bitmap scans, so that
+/// [`KEYS_SQL`] reads the due-events index in order, as a plain index scan.
+/// A bitmap scan (what the planner takes for a generic plan, or without
+/// statistics) visits every `pending` entry of the index, including those of
+/// the events claimed since the last vacuum (their old versions), on every
+/// claim; a plain index scan stops at the first few due events and marks
+/// the dead entries it passes so that later scans skip them. Profiled on
+/// the e2e bench (5,000 events waiting): the candidate query's Postgres
+/// time fell from 370 to 60 ms.
+const CLAIM_BEGIN: &str =
+    "BEGIN; SET LOCAL synchronous_commit = off; SET LOCAL enable_bitmapscan = off";
 
 /// [`KEYS_SQL`] in diesel's statement cache.
 struct KeysQuery;
@@ -137,8 +151,7 @@ pub(super) fn claim_once(
     let limit = i64::try_from(max_groups.saturating_mul(4)).unwrap_or(i64::MAX);
     let max = i64::try_from(max_groups).unwrap_or(i64::MAX);
     let expires = now.saturating_add(lease_ms);
-    let begin = crate::store::PG_RELAXED_BEGIN;
-    let claimed = crate::store::pg_transaction_with(c, begin, |c| -> QueryResult<Claimed> {
+    let claimed = crate::store::pg_transaction_with(c, CLAIM_BEGIN, |c| -> QueryResult<Claimed> {
         let keys: Vec<KeyRow> = Cached::<KeysQuery>::new(
             KEYS_SQL,
             vec![
