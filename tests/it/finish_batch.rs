@@ -28,6 +28,43 @@ fn failing() -> Apply {
     apply_fn(|_| Err(HandlerError::retry("apply failed")))
 }
 
+/// One stored event per object of `keys`, each claimed as a group of its
+/// own (one lease token).
+fn claimed_groups(
+    conn: &mut stripe_hookd::store::DbConnection,
+    keys: &[&str],
+    now: i64,
+) -> Vec<EventGroup> {
+    let events: Vec<NewEvent> = keys
+        .iter()
+        .map(|k| stored_event(&format!("evt_{k}"), k, now))
+        .collect();
+    outbox::insert_batch(conn, &events).unwrap();
+    let mut token = || "test-worker/1".to_owned();
+    let groups = claim::claim(conn, "test-worker", &mut token, now, 60_000, 10).unwrap();
+    assert_eq!(groups.len(), keys.len());
+    groups
+}
+
+/// The finishes of `groups`' groups named in `batch`, each with its apply,
+/// every event handled, at `now`.
+fn successes(groups: &[EventGroup], batch: Vec<(&str, Apply)>, now: i64) -> Vec<Success> {
+    batch
+        .into_iter()
+        .map(|(key, apply)| {
+            let group = groups.iter().find(|g| g.key == key).cloned().unwrap();
+            let handled = group.events.iter().map(|e| e.event_id.clone()).collect();
+            Success {
+                group,
+                handled,
+                apply: Some(apply),
+                then: None,
+                now,
+            }
+        })
+        .collect()
+}
+
 async fn a_batch_finishes_each_group_as_it_would_alone(backend: Backend) {
     let db = TestDb::new(backend);
     let url = db.url.clone();
@@ -171,34 +208,14 @@ async fn a_failed_apply_undoes_its_own_writes_only(backend: Backend) {
         conn.batch_execute("CREATE TABLE test_applied (mark TEXT PRIMARY KEY)")
             .unwrap();
         let now = now_ms();
-        let events: Vec<NewEvent> = ["sub_a", "sub_b", "sub_c", "sub_d"]
-            .iter()
-            .map(|obj| stored_event(&format!("evt_{obj}"), obj, now))
-            .collect();
-        outbox::insert_batch(&mut conn, &events).unwrap();
-        let mut token = || "test-worker/1".to_owned();
-        let groups = claim::claim(&mut conn, "test-worker", &mut token, now, 60_000, 10).unwrap();
-        assert_eq!(groups.len(), 4);
+        let groups = claimed_groups(&mut conn, &["sub_a", "sub_b", "sub_c", "sub_d"], now);
         let applies = [
             ("sub_a", writing("a", None)),
             ("sub_b", writing("b", Some("failed after writing"))),
             ("sub_c", writing("c", Some("statement"))),
             ("sub_d", writing("d", None)),
         ];
-        let jobs: Vec<Success> = applies
-            .into_iter()
-            .map(|(key, apply)| {
-                let group = groups.iter().find(|g| g.key == key).cloned().unwrap();
-                let handled = group.events.iter().map(|e| e.event_id.clone()).collect();
-                Success {
-                    group,
-                    handled,
-                    apply: Some(apply),
-                    then: None,
-                    now: now + 1_000,
-                }
-            })
-            .collect();
+        let jobs = successes(&groups, applies.into(), now + 1_000);
         let results = write_transaction(&mut conn, |tx| finish::successes_in(tx, jobs)).unwrap();
         assert!(results[0].is_ok(), "{:?}", results[0]);
         assert!(
@@ -343,29 +360,9 @@ async fn reconciled_subscriptions_of_a_batch_end_as_if_written_one_by_one(backen
         std::thread::sleep(std::time::Duration::from_millis(5));
 
         let keys = ["g_a", "g_b", "g_c", "g_d", "g_e", "g_f"];
-        let events: Vec<NewEvent> = keys
-            .iter()
-            .map(|k| stored_event(&format!("evt_{k}"), k, now))
-            .collect();
-        outbox::insert_batch(&mut conn, &events).unwrap();
-        let mut token = || "test-worker/1".to_owned();
-        let groups = claim::claim(&mut conn, "test-worker", &mut token, now, 60_000, 10).unwrap();
-        assert_eq!(groups.len(), keys.len());
+        let groups = claimed_groups(&mut conn, &keys, now);
         let mut finish = |batch: Vec<(&str, Apply)>| {
-            let jobs: Vec<Success> = batch
-                .into_iter()
-                .map(|(key, apply)| {
-                    let group = groups.iter().find(|g| g.key == key).cloned().unwrap();
-                    let handled = group.events.iter().map(|e| e.event_id.clone()).collect();
-                    Success {
-                        group,
-                        handled,
-                        apply: Some(apply),
-                        then: None,
-                        now: now + 1_000,
-                    }
-                })
-                .collect();
+            let jobs = successes(&groups, batch, now + 1_000);
             write_transaction(&mut conn, |tx| finish::successes_in(tx, jobs)).unwrap()
         };
         let results = finish(vec![
@@ -618,14 +615,7 @@ async fn reconciled_records_of_every_family_in_a_batch_end_as_if_written_one_by_
         ]);
         write_transaction(&mut conn, |tx| before.write(tx)).unwrap();
 
-        let keys = ["g_a", "g_b", "g_c"];
-        let events: Vec<NewEvent> = keys
-            .iter()
-            .map(|k| stored_event(&format!("evt_{k}"), k, now))
-            .collect();
-        outbox::insert_batch(&mut conn, &events).unwrap();
-        let mut token = || "test-worker/1".to_owned();
-        let groups = claim::claim(&mut conn, "test-worker", &mut token, now, 60_000, 10).unwrap();
+        let groups = claimed_groups(&mut conn, &["g_a", "g_b", "g_c"], now);
         let applies = [
             writes(&[
                 (inv, invoice("in_two", "open"), 10),
@@ -643,21 +633,11 @@ async fn reconciled_records_of_every_family_in_a_batch_end_as_if_written_one_by_
                 (cs, session("cs_upd", "complete"), 23),
             ]),
         ];
-        let jobs: Vec<Success> = keys
-            .iter()
-            .zip(applies)
-            .map(|(key, apply)| {
-                let group = groups.iter().find(|g| g.key == *key).cloned().unwrap();
-                let handled = group.events.iter().map(|e| e.event_id.clone()).collect();
-                Success {
-                    group,
-                    handled,
-                    apply: Some(apply),
-                    then: None,
-                    now: now + 1_000,
-                }
-            })
-            .collect();
+        let jobs = successes(
+            &groups,
+            ["g_a", "g_b", "g_c"].into_iter().zip(applies).collect(),
+            now + 1_000,
+        );
         let results = write_transaction(&mut conn, |tx| finish::successes_in(tx, jobs)).unwrap();
         assert!(results.iter().all(Result::is_ok), "{results:?}");
 
