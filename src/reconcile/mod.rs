@@ -50,7 +50,7 @@ use serde::de::DeserializeOwned;
 
 use crate::config::Mode;
 use crate::queue::{Apply, Clock, EventGroup, Handler, HandlerContext, HandlerError};
-use crate::store::{now_ms, Store, StoreError};
+use crate::store::{now_ms, Store};
 use crate::stripe::{StripeClient, StripeError};
 use records::{Record, Stamp};
 
@@ -176,7 +176,7 @@ impl ReconcileHandler {
     /// Fetches one object now and turns it into records (used by the
     /// handler, and by `resync`). Each request to Stripe is stamped with its
     /// place in the order of fetches, taken from the database just before it
-    /// starts (see [`records::next_fetch_seq`]).
+    /// starts (see [`crate::store::fetch_order`]).
     pub async fn fetch(
         &self,
         cx: &HandlerContext,
@@ -316,13 +316,11 @@ fn object_field(payload: &str, field: &str) -> Option<String> {
 /// Stamps a fetch about to start: its place in the order of fetches (from
 /// the database, on a blocking thread) and the time by `cx`'s clock.
 pub async fn fetch_stamp(cx: &HandlerContext) -> Result<Stamp, HandlerError> {
-    let store = cx.store.clone();
-    let seq = tokio::task::spawn_blocking(move || -> Result<i64, StoreError> {
-        records::next_fetch_seq(&mut *store.conn()?)
-    })
-    .await
-    .map_err(|e| HandlerError::retry(format!("fetch order: {e}")))?
-    .map_err(|e| HandlerError::retry(format!("fetch order: {e}")))?;
+    let seq = cx
+        .store
+        .next_fetch_seq()
+        .await
+        .map_err(|e| HandlerError::retry(format!("fetch order: {e}")))?;
     Ok(Stamp {
         seq,
         at: cx.clock.now_ms(),

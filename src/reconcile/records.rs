@@ -1,7 +1,7 @@
 //! Writing local billing records, and the entitlement rows derived from a
 //! subscription by [`super::access`]'s rule. Every write is an upsert guarded by
 //! the fetch's place in the order of fetches ([`Stamp::seq`], a number the
-//! database hands out when the fetch starts, see [`next_fetch_seq`]): a fetch
+//! database hands out when the fetch starts, see [`crate::store::fetch_order`]): a fetch
 //! that started earlier never overwrites one that started later, whichever
 //! instance made them and whatever their clocks say. Neither a wall clock
 //! (instances' clocks differ, and clocks step) nor Stripe's `event.created`
@@ -16,7 +16,7 @@ use crate::store::schema::{
     charges, checkout_sessions, customers, disputes, entitlements, invoices, payment_intents,
     subscription_items, subscriptions,
 };
-use crate::store::{relaxed_transaction, with_tx, DbConnection, StoreError, Tx};
+use crate::store::{with_tx, Tx};
 use crate::stripe::objects::{self, ms, SubscriptionStatus};
 
 use super::rows::metadata;
@@ -64,44 +64,6 @@ macro_rules! insert_rows {
             many => diesel::insert_into($table::table).values(many).execute($c),
         }
     }};
-}
-
-/// Takes the next number in the order of fetches: a Postgres sequence
-/// shared by every instance, or SQLite's counter row. Call it right before
-/// the request to Stripe; it commits at once (no transaction is held while
-/// the request runs).
-///
-/// On SQLite the counter's commit is relaxed (no fsync of its own): a
-/// record stamped N is committed after the counter reached N, in the same
-/// WAL, so a flushed record implies a flushed counter, and a counter lost
-/// to a power cut takes every record stamped with it along. One fsync per
-/// fetch, under the intake's lock, is what this saves.
-pub fn next_fetch_seq(conn: &mut DbConnection) -> Result<i64, StoreError> {
-    #[derive(QueryableByName)]
-    struct Next {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        value: i64,
-    }
-    let next: Next = match conn {
-        // A write like any other: it takes its turn at the write gate.
-        DbConnection::Sqlite(..) => relaxed_transaction(conn, |tx| {
-            with_tx!(tx, c => diesel::sql_query(
-                "UPDATE fetch_sequence SET value = value + 1 WHERE id = 1 RETURNING value",
-            )
-            .get_result(c))
-        })?,
-        #[cfg(feature = "postgres")]
-        DbConnection::Postgres(c, _) => {
-            // Prepared once per connection: one statement per fetch.
-            struct NextFetchSeq;
-            crate::store::prepared::Cached::<NextFetchSeq>::new(
-                "SELECT nextval('fetch_sequence') AS value",
-                Vec::new(),
-            )
-            .get_result(c)?
-        }
-    };
-    Ok(next.value)
 }
 
 /// A fetched object, ready to be written.

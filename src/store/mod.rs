@@ -8,6 +8,7 @@
 pub mod checkpoint;
 pub mod deliveries;
 pub mod events;
+pub mod fetch_order;
 pub mod gate;
 pub mod outbox;
 #[cfg(feature = "postgres")]
@@ -292,6 +293,10 @@ pub enum StoreError {
     Migration(String),
     #[error("cannot start the SQLite checkpoint thread: {0}")]
     CheckpointThread(std::io::Error),
+    #[error("cannot start the fetch order thread: {0}")]
+    FetchOrderThread(std::io::Error),
+    #[error("the order of fetches: {0}")]
+    FetchOrder(String),
 }
 
 /// Where a database URL points, parsed from its scheme.
@@ -453,6 +458,8 @@ pub struct Store {
     target: Target,
     /// SQLite: the WAL checkpoint thread, running while any clone lives.
     checkpointer: Option<Arc<checkpoint::Checkpointer>>,
+    /// Hands out the order of fetches, running while any clone lives.
+    fetch_order: Arc<fetch_order::FetchOrder>,
 }
 
 impl std::fmt::Debug for Store {
@@ -503,10 +510,14 @@ impl Store {
             .build(manager)?;
         // The database answers now, not at the first use.
         drop(pool.get()?);
+        let fetch_order = Arc::new(
+            fetch_order::FetchOrder::start(pool.clone()).map_err(StoreError::FetchOrderThread)?,
+        );
         Ok(Store {
             pool,
             target,
             checkpointer,
+            fetch_order,
         })
     }
 
@@ -528,6 +539,12 @@ impl Store {
     /// A connection from the pool (blocking: call from a blocking thread).
     pub fn conn(&self) -> Result<PooledConnection, StoreError> {
         Ok(self.pool.get()?)
+    }
+
+    /// The next number in the order of fetches ([`fetch_order`]): take it
+    /// right before the request to Stripe.
+    pub async fn next_fetch_seq(&self) -> Result<i64, StoreError> {
+        self.fetch_order.next().await
     }
 
     /// Applies pending migrations; returns the versions applied.

@@ -29,6 +29,7 @@ backend_tests!(
     billing_scenarios_end_to_end,
     fetch_order_does_not_follow_the_instances_clocks,
     a_past_due_subscription_keeps_its_grace_start_across_writes,
+    fetches_that_start_together_get_distinct_places_in_the_order,
 );
 
 async fn setup(backend: Backend) -> (TestDb, FakeStripe, TestApp) {
@@ -857,4 +858,33 @@ async fn fetch_order_does_not_follow_the_instances_clocks(backend: Backend) {
     fast.stop().await;
     slow.stop().await;
     fake.stop().await;
+}
+
+/// The order of fetches hands out numbers several at a time when fetches
+/// start together (`store::fetch_order`): 300 fetches starting at once, on
+/// two stores of one database (two instances), get 600 distinct numbers,
+/// and a fetch that starts after them all gets a larger one than any.
+async fn fetches_that_start_together_get_distinct_places_in_the_order(backend: Backend) {
+    let db = TestDb::new(backend);
+    let url = db.url.clone();
+    let (one, two) = tokio::task::spawn_blocking(move || {
+        let one = open_store(&url);
+        one.migrate().unwrap();
+        (one, open_store(&url))
+    })
+    .await
+    .unwrap();
+    let asks = (0..300).flat_map(|_| [one.next_fetch_seq(), two.next_fetch_seq()]);
+    let numbers: Vec<i64> = futures_util::future::join_all(asks)
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let distinct: std::collections::HashSet<i64> = numbers.iter().copied().collect();
+    assert_eq!(distinct.len(), 600, "every fetch its own place");
+    let later = one.next_fetch_seq().await.unwrap();
+    assert!(
+        numbers.iter().all(|n| *n < later),
+        "{later} comes after every earlier fetch"
+    );
 }
