@@ -98,19 +98,9 @@ impl Finisher {
 
     /// Queues a successful group's finish now (before the returned future
     /// is first polled) and answers once the transaction holding it ended.
+    /// `then` (the runner's finish hook) is written after `apply`, in the
+    /// same transaction.
     pub fn success(
-        &self,
-        group: EventGroup,
-        handled: Vec<String>,
-        apply: Option<Apply>,
-        now: i64,
-    ) -> impl Future<Output = Result<(), FinishError>> + Send + 'static {
-        self.success_then(group, handled, apply, None, now)
-    }
-
-    /// [`Finisher::success`], with `then` written after `apply` in the same
-    /// transaction (the runner's finish hook).
-    pub fn success_then(
         &self,
         group: EventGroup,
         handled: Vec<String>,

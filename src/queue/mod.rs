@@ -661,28 +661,26 @@ impl Runner {
         apply: Option<Apply>,
     ) -> impl std::future::Future<Output = Result<(), FinishError>> + Send + 'static {
         let now = self.clock.now_ms();
-        let Some((hook, _)) = &self.on_finish else {
-            return self
-                .finisher
-                .success_then(group.clone(), handled, apply, None, now);
-        };
-        let hook = Arc::clone(hook);
-        let events: Vec<HookEvent<'static>> = group
-            .events
-            .iter()
-            .map(|e| HookEvent {
-                event_id: e.event_id.clone().into(),
-                event_type: e.event_type.clone().into(),
-                object_key: e.object_key.clone().into(),
-                payload: e.payload.clone().into(),
+        let then = self.on_finish.as_ref().map(|(hook, _)| {
+            let hook = Arc::clone(hook);
+            let events: Vec<HookEvent<'static>> = group
+                .events
+                .iter()
+                .map(|e| HookEvent {
+                    event_id: e.event_id.clone().into(),
+                    event_type: e.event_type.clone().into(),
+                    object_key: e.object_key.clone().into(),
+                    payload: e.payload.clone().into(),
+                })
+                .collect();
+            apply_fn(move |tx| {
+                hook(tx, &events, now).map_err(|e| {
+                    HandlerError::retry(format!("recording what follows the finish: {e}"))
+                })
             })
-            .collect();
-        let then: Apply = apply_fn(move |tx| {
-            hook(tx, &events, now)
-                .map_err(|e| HandlerError::retry(format!("recording what follows the finish: {e}")))
         });
         self.finisher
-            .success_then(group.clone(), handled, apply, Some(then), now)
+            .success(group.clone(), handled, apply, then, now)
     }
 
     /// Queues a failed attempt: each event retried after its backoff, or

@@ -314,7 +314,8 @@ fn object_field(payload: &str, field: &str) -> Option<String> {
 }
 
 /// Stamps a fetch about to start: its place in the order of fetches (from
-/// the database, on a blocking thread) and the time by `cx`'s clock.
+/// the database, through the store's fetch-order thread) and the time by
+/// `cx`'s clock.
 pub async fn fetch_stamp(cx: &HandlerContext) -> Result<Stamp, HandlerError> {
     let seq = cx
         .store

@@ -341,15 +341,16 @@ fn latest<T>(items: Vec<T>, key: impl Fn(&T) -> (&str, i64)) -> Vec<T> {
     kept
 }
 
-/// Upserts `$rows` (`(row, account)` pairs, each object once) in one
-/// statement, each guarded like [`upsert_guarded!`] (`ON CONFLICT … DO
-/// UPDATE … WHERE` the stored fetch is not newer); `$col`s are the table's
-/// columns besides `id` and `account`. Evaluates to the ids written.
+/// Upserts the latest fetch of each object of `$rows` (`(row, account)`
+/// pairs, [`latest`]) in one statement, each guarded like
+/// [`upsert_guarded!`] (`ON CONFLICT … DO UPDATE … WHERE` the stored fetch
+/// is not newer); `$col`s are the table's columns besides `id` and
+/// `account`. Evaluates to the ids written.
 #[cfg(feature = "postgres")]
 macro_rules! upsert_many {
     ($c:ident, $t:ident, $rows:expr, [$($col:ident),+ $(,)?]) => {{
         use diesel::upsert::excluded;
-        let values: Vec<_> = $rows
+        let values: Vec<_> = latest($rows, |(row, _)| (row.id.as_str(), row.fetch_seq))
             .iter()
             .map(|(row, account)| (*row, $t::account.eq(*account)))
             .collect();
@@ -406,14 +407,12 @@ pub fn write_many(
             }
         }
     }
-    let customers = latest(customers, |(r, _)| (r.id.as_str(), r.fetch_seq));
     upsert_many!(
         c,
         customers,
         customers,
         [livemode, email, name, deleted, metadata, raw, gone, fetched_at, updated_at, fetch_seq]
     );
-    let invoices = latest(invoices, |(r, _)| (r.id.as_str(), r.fetch_seq));
     upsert_many!(
         c,
         invoices,
@@ -438,7 +437,6 @@ pub fn write_many(
             fetch_seq,
         ]
     );
-    let payment_intents = latest(payment_intents, |(r, _)| (r.id.as_str(), r.fetch_seq));
     upsert_many!(
         c,
         payment_intents,
@@ -459,7 +457,6 @@ pub fn write_many(
             fetch_seq,
         ]
     );
-    let sessions = latest(sessions, |(r, _)| (r.id.as_str(), r.fetch_seq));
     upsert_many!(
         c,
         checkout_sessions,
@@ -502,12 +499,12 @@ pub fn write_subscriptions(
     use crate::store::prepared::{Bind, Cached};
     use std::collections::{HashMap, HashSet};
 
-    let latest: Vec<&SubscriptionWrite<'_>> =
+    let fetches: Vec<&SubscriptionWrite<'_>> =
         latest(subs.iter().collect(), |w| (w.sub.id.as_str(), w.stamp.seq));
-    if latest.is_empty() {
+    if fetches.is_empty() {
         return Ok(());
     }
-    let past_due: Vec<&str> = latest
+    let past_due: Vec<&str> = fetches
         .iter()
         .filter(|w| matches!(w.sub.status, SubscriptionStatus::PastDue))
         .map(|w| w.sub.id.as_str())
@@ -528,7 +525,7 @@ pub fn write_subscriptions(
             .map(|(id, status, since)| (id, (status, since)))
             .collect()
     };
-    let rows: Vec<SubscriptionRow> = latest
+    let rows: Vec<SubscriptionRow> = fetches
         .iter()
         .map(|w| {
             let previous = match w.sub.status {
@@ -540,7 +537,7 @@ pub fn write_subscriptions(
         .collect();
     let rows_with_account: Vec<(&SubscriptionRow, Option<&str>)> = rows
         .iter()
-        .zip(&latest)
+        .zip(&fetches)
         .map(|(row, w)| (row, w.cx.account.as_deref()))
         .collect();
     let written: HashSet<String> = upsert_many!(
@@ -576,7 +573,7 @@ pub fn write_subscriptions(
     }
     let mut items = Vec::new();
     let mut entitlements = Vec::new();
-    for (row, w) in rows.iter().zip(&latest) {
+    for (row, w) in rows.iter().zip(&fetches) {
         if written.contains(&row.id) {
             let own = item_rows(w.sub);
             entitlements.extend(entitlement_rows(row, &own, w.cx));

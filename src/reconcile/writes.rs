@@ -75,14 +75,11 @@ impl Writes for RecordWrites {
 /// guard orders those of one.
 #[cfg(feature = "postgres")]
 fn write_together(c: &mut diesel::PgConnection, batch: &[&Apply]) -> Result<(), HandlerError> {
-    let ours: Vec<(&RecordWrites, WriteContext)> = batch
-        .iter()
-        .filter_map(|w| w.as_any().downcast_ref::<RecordWrites>())
-        .map(|w| (w, w.context()))
-        .collect();
+    let mut ours: Vec<(&RecordWrites, WriteContext)> = Vec::with_capacity(batch.len());
     for writes in batch {
-        if writes.as_any().downcast_ref::<RecordWrites>().is_none() {
-            writes.write(&mut Tx::Postgres(c))?;
+        match writes.as_any().downcast_ref::<RecordWrites>() {
+            Some(records) => ours.push((records, records.context())),
+            None => writes.write(&mut Tx::Postgres(c))?,
         }
     }
     let records: Vec<(&Record, &WriteContext)> = ours
