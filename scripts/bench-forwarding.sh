@@ -13,12 +13,15 @@
 #   HOOKD_BIN=PATH  measure that stripe-hookd binary (e.g. an older build) instead of building this one
 #   LOAD_BIN=PATH   the stripe-hookd whose `trigger` offers the load (default: HOOKD_BIN), so that
 #                   builds older than `trigger --rate` (e.g. 65fd5c5, the issues' "today") get the same generator
-#   CASES="none noop hookd runner reconciled"  which cases to run (default: the first three)
+#   CASES="none noop recorded hookd runner reconciled"  which cases to run (default: none noop hookd);
+#                   recorded: the deliveries of `noop` written by the intake, the forwarder off
 # Each run also prints how many of daemon X's intake commits took over 5, 10
 # and 25 ms (`hookd_intake_commit_seconds` from its admin /metrics, scraped
 # before and after the run; "n/a" for a build without that metric), and
 # each case how many bytes X handed to write calls per event it stored
-# (`wchar` of /proc/PID/io: the WAL, the checkpoint's copy and the log).
+# (`wchar` of /proc/PID/io: the WAL, the checkpoint's copy and the log)
+# and how much CPU time X used per event stored (user + system, start-up
+# and the 3 s after the load included).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/stripe-hookd/target}"
@@ -62,6 +65,8 @@ else:
     print("%d commits, over 5 ms %d, 10 ms %d, 25 ms %d" % (n, over("0.005"), over("0.01"), over("0.025")))
 PY
 }
+# utime + stime of process $1, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 wait_up() { for _ in $(seq 100); do curl -fs "$1" >/dev/null && return 0; sleep 0.1; done; return 1; }
 count() { python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchone()[0])' "$1" "$2"; }
 
@@ -78,10 +83,13 @@ serve() { # mode fd var
 # The no-op application, and the fake Stripe the runner fetches from (any
 # id: a realistic object).
 serve noop 9 noop_url
+noop_pid=${pids[-1]}
 serve fake 8 fake_url
 
 run() { # label destinations start-Y [runner]
   rm -rf "$w"/x "$w"/y; mkdir -p "$w"/x "$w"/y
+  local app_cpu0
+  app_cpu0=$(cpu_ticks "$noop_pid")
   local runner=(STRIPE_HOOKD_RUNNER__ENABLED=false)
   if [ "${4:-}" = runner ]; then
     runner=(STRIPE_HOOKD_RUNNER__ENABLED=true STRIPE_API_BASE="$fake_url" STRIPE_HOOKD_STRIPE__REQUESTS_PER_SEC=100000)
@@ -97,7 +105,7 @@ run() { # label destinations start-Y [runner]
   local forward=()
   if [ "$2" != "[]" ]; then forward=(STRIPE_HOOKD_DESTINATIONS="$2"); fi
   env STRIPE_WEBHOOK_SECRET=$secret STRIPE_API_KEY=sk_test_bench STRIPE_HOOKD_LISTEN=127.0.0.1:18401 STRIPE_HOOKD_STATE_DIR=$w/x \
-    STRIPE_HOOKD_ADMIN_TOKEN=$admin STRIPE_HOOKD_ADMIN_LISTEN=127.0.0.1:18491 "${runner[@]}" "${forward[@]}" "$bin" serve >"$w/x.log" 2>&1 &
+    STRIPE_HOOKD_ADMIN_TOKEN=$admin STRIPE_HOOKD_ADMIN_LISTEN=127.0.0.1:18491 "${runner[@]}" "${forward[@]}" "${extra_env[@]}" "$bin" serve >"$w/x.log" 2>&1 &
   local xpid=$!; pids+=("$xpid")
   wait_up http://127.0.0.1:18401/healthz
   "$load" trigger --url http://127.0.0.1:18401/webhooks/stripe --secret $secret --json --count 2000 --concurrency 64 >/dev/null
@@ -109,17 +117,19 @@ run() { # label destinations start-Y [runner]
     echo "$1 run $i, 5,000 events offered at 1,000/s: $result; $(slow_commits "$w/before" "$w/after")"
   done
   sleep 3
-  local wchar
+  local wchar cpu
   wchar=$(awk '$1 == "wchar:" {print $2}' "/proc/$xpid/io")
+  cpu=$(cpu_ticks "$xpid")
   kill -TERM "$xpid"; wait "$xpid" 2>/dev/null || true
   local db="$w/x/stripe-hookd.db"
   local stored
   stored=$(count "$db" 'select count(*) from webhook_events')
-  echo "$1: X wrote $(python3 -c "print('%.1f' % ($wchar / $stored / 1024))") KB per event stored ($stored events)"
+  echo "$1: X wrote $(python3 -c "print('%.1f' % ($wchar / $stored / 1024))") KB and used $(python3 -c "print('%.0f' % ($cpu * 1e6 / $(getconf CLK_TCK) / $stored))") µs of CPU per event stored ($stored events)"
   if [ "${4:-}" = runner ]; then
     echo "$1: $(count "$db" "select count(*) from webhook_events where status in ('done', 'ignored')") of $(count "$db" 'select count(*) from webhook_events') events done 3 s after the load"
   fi
   if [ "$2" != "[]" ]; then
+    [ "$3" = yes ] || echo "$1: the no-op app used $(python3 -c "print('%.0f' % (($(cpu_ticks "$noop_pid") - $app_cpu0) * 1e6 / $(getconf CLK_TCK) / $stored))") µs of CPU per event stored"
     echo "$1: $(count "$db" "select count(*) from deliveries where status = 'delivered'") of $(count "$db" 'select count(*) from deliveries') deliveries delivered 3 s after the load"
   fi
   if [ -n "$ypid" ]; then
@@ -127,13 +137,17 @@ run() { # label destinations start-Y [runner]
     kill -TERM "$ypid"; wait "$ypid" 2>/dev/null || true
   fi
 }
+extra_env=()
 for c in $cases; do
+  extra_env=()
   case $c in
     none) run "no forwarding" "[]" no ;;
     noop) run "forwarding to a no-op app" "[{name=\"app\",url=\"$noop_url/webhooks/stripe\",secret=\"$appsecret\",after=\"received\"}]" no ;;
+    recorded) extra_env=(STRIPE_HOOKD_FORWARD__ENABLED=false)
+      run "deliveries recorded, forwarder off" "[{name=\"app\",url=\"$noop_url/webhooks/stripe\",secret=\"$appsecret\",after=\"received\"}]" no ;;
     hookd) run "forwarding to a second stripe-hookd" "[{name=\"app\",url=\"http://127.0.0.1:18402/webhooks/stripe\",secret=\"$appsecret\",after=\"received\"}]" yes ;;
     runner) run "runner on, no forwarding" "[]" no runner ;;
     reconciled) run "runner on, forwarding once reconciled" "[{name=\"app\",url=\"$noop_url/webhooks/stripe\",secret=\"$appsecret\"}]" no runner ;;
-    *) echo "unknown case $c (none, noop, hookd, runner, reconciled)" >&2; exit 2 ;;
+    *) echo "unknown case $c (none, noop, recorded, hookd, runner, reconciled)" >&2; exit 2 ;;
   esac
 done

@@ -55,6 +55,31 @@ impl Finisher {
             .map_err(|_| "the committing task ended before recording the attempt".to_owned())?
     }
 
+    /// Takes the attempts handed over and not yet being committed, for a
+    /// claim to record in its own transaction
+    /// ([`deliveries::finish_and_claim`]); the claim answers them with
+    /// [`Taken::answer`], or gives them back with [`Finisher::give_back`].
+    pub(super) fn take(&self) -> Taken {
+        let handed: Vec<(Finished, Waiter)> = {
+            let mut handed = self.lock();
+            let n = handed.len().min(MAX_BATCH);
+            handed.drain(..n).collect()
+        };
+        let (rows, waiters) = handed.into_iter().unzip();
+        Taken { rows, waiters }
+    }
+
+    /// Hands back what [`Finisher::take`] took (the claim's transaction
+    /// failed) and commits it on its own.
+    pub(super) async fn give_back(&self, taken: Taken) {
+        if taken.rows.is_empty() {
+            return;
+        }
+        self.lock()
+            .extend(taken.rows.into_iter().zip(taken.waiters));
+        self.commit_handed().await;
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(Finished, Waiter)>> {
         // A panic while holding the lock cannot leave the vector half
         // changed (push / drain only): keep going.
@@ -91,23 +116,46 @@ impl Finisher {
             deliveries::finish(&mut conn, &owner, &rows)
         })
         .await;
-        match result {
-            Ok(Ok(recorded)) => {
-                for (waiter, ok) in waiters.into_iter().zip(recorded) {
-                    let _ = waiter.send(Ok(ok));
-                }
+        let result = match result {
+            Ok(Ok(recorded)) => Ok(recorded),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(e) => Err(format!("recording task failed: {e}")),
+        };
+        answer(waiters, result);
+    }
+}
+
+/// Attempts taken for a claim's transaction ([`Finisher::take`]).
+pub(super) struct Taken {
+    pub(super) rows: Vec<Finished>,
+    waiters: Vec<Waiter>,
+}
+
+impl Taken {
+    /// Tells each attempt's task whether it was recorded, once the claim's
+    /// transaction committed.
+    pub(super) fn answer(self, recorded: Vec<bool>) {
+        answer(self.waiters, Ok(recorded));
+    }
+
+    /// Tells each attempt's task that it was not recorded (it is sent
+    /// again once its lease expires).
+    pub(super) fn fail(self, error: &str) {
+        answer(self.waiters, Err(error.to_owned()));
+    }
+}
+
+fn answer(waiters: Vec<Waiter>, result: Result<Vec<bool>, String>) {
+    match result {
+        Ok(recorded) => {
+            for (waiter, ok) in waiters.into_iter().zip(recorded) {
+                // The task may have ended (shutdown): nothing to tell.
+                let _ = waiter.send(Ok(ok));
             }
-            Ok(Err(e)) => {
-                let e = e.to_string();
-                for waiter in waiters {
-                    let _ = waiter.send(Err(e.clone()));
-                }
-            }
-            Err(e) => {
-                let e = format!("recording task failed: {e}");
-                for waiter in waiters {
-                    let _ = waiter.send(Err(e.clone()));
-                }
+        }
+        Err(e) => {
+            for waiter in waiters {
+                let _ = waiter.send(Err(e.clone()));
             }
         }
     }

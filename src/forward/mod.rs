@@ -438,18 +438,48 @@ impl Forwarder {
         Ok(backlog)
     }
 
+    /// Claims up to `limit` deliveries of `target`, recording in the same
+    /// transaction the attempts that ended meanwhile (their tasks wait for
+    /// the finisher's next commit otherwise).
     async fn claim(&self, target: &Target, limit: usize) -> Result<Vec<Delivery>, StoreError> {
         let store = self.store.clone();
         let (name, ordered) = (target.config.name.clone(), target.config.ordered);
         let owner = self.worker_id.clone();
         let now = self.clock.now_ms();
         let lease_ms = i64::try_from(self.options.lease.as_millis()).unwrap_or(i64::MAX);
-        tokio::task::spawn_blocking(move || {
-            let mut conn = store.conn()?;
-            deliveries::claim(&mut conn, &name, ordered, &owner, now, lease_ms, limit)
+        let mut taken = self.finisher.take();
+        let rows = std::mem::take(&mut taken.rows);
+        let result = tokio::task::spawn_blocking(move || {
+            let wanted = deliveries::Claim {
+                destination: &name,
+                ordered,
+                owner: &owner,
+                now,
+                lease_ms,
+                limit,
+            };
+            let done = store.conn().and_then(|mut conn| {
+                deliveries::finish_and_claim(&mut conn, &owner, &rows, &wanted)
+            });
+            (done, rows)
         })
-        .await
-        .map_err(|e| StoreError::Migration(format!("claim task failed: {e}")))?
+        .await;
+        match result {
+            Ok((Ok((recorded, claimed)), _)) => {
+                taken.answer(recorded);
+                Ok(claimed)
+            }
+            Ok((Err(e), rows)) => {
+                taken.rows = rows;
+                self.finisher.give_back(taken).await;
+                Err(e)
+            }
+            Err(e) => {
+                let e = format!("claim task failed: {e}");
+                taken.fail(&e);
+                Err(StoreError::Migration(e))
+            }
+        }
     }
 
     /// Pauses `target` for every instance (it answered 410 Gone).

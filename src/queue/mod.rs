@@ -671,6 +671,7 @@ impl Runner {
                     event_type: e.event_type.clone().into(),
                     object_key: e.object_key.clone().into(),
                     payload: e.payload.clone().into(),
+                    in_outbox: true,
                 })
                 .collect();
             apply_fn(move |tx| {

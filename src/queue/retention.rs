@@ -4,6 +4,7 @@
 
 use diesel::prelude::*;
 
+use crate::store::deliveries;
 use crate::store::outbox::status;
 use crate::store::schema::{event_attempts, webhook_events};
 use crate::store::{with_tx, write_transaction, DbConnection, StoreError};
@@ -17,17 +18,19 @@ pub fn prune_batch(
 ) -> Result<usize, StoreError> {
     let limit = i64::try_from(batch).unwrap_or(i64::MAX);
     let deleted = write_transaction(conn, |tx| -> Result<usize, diesel::result::Error> {
+        let ids: Vec<String> = with_tx!(tx, c => webhook_events::table
+            .filter(webhook_events::status.eq_any([status::DONE, status::IGNORED]))
+            .filter(webhook_events::processed_at.lt(older_than))
+            .order(webhook_events::id.asc())
+            .limit(limit)
+            .select(webhook_events::event_id)
+            .load(c))?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        // Deliveries that read their body from these events get a copy.
+        deliveries::keep_bodies_of(tx, &ids)?;
         with_tx!(tx, c => {
-            let ids: Vec<String> = webhook_events::table
-                .filter(webhook_events::status.eq_any([status::DONE, status::IGNORED]))
-                .filter(webhook_events::processed_at.lt(older_than))
-                .order(webhook_events::id.asc())
-                .limit(limit)
-                .select(webhook_events::event_id)
-                .load(c)?;
-            if ids.is_empty() {
-                return Ok(0);
-            }
             diesel::delete(event_attempts::table.filter(event_attempts::event_id.eq_any(&ids))).execute(c)?;
             diesel::delete(webhook_events::table.filter(webhook_events::event_id.eq_any(&ids))).execute(c)
         })

@@ -176,6 +176,7 @@ fn announce(
         event_type: ACCESS_UPDATED.into(),
         object_key: customer.to_owned().into(),
         payload: body.to_string().into(),
+        in_outbox: false,
     }))
 }
 

@@ -17,7 +17,7 @@ pub mod history;
 pub mod pauses;
 pub mod retention;
 
-use super::schema::{deliveries, delivery_payloads};
+use super::schema::{deliveries, delivery_payloads, webhook_events};
 use super::{relaxed_transaction, with_tx, write_transaction, DbConnection, StoreError, Tx};
 
 pub mod status {
@@ -37,6 +37,11 @@ pub struct HookEvent<'a> {
     pub event_type: Cow<'a, str>,
     pub object_key: Cow<'a, str>,
     pub payload: Cow<'a, str>,
+    /// `payload` is the body the outbox stores for `event_id` (a Stripe
+    /// event, at the intake or the runner's finish): its deliveries read
+    /// it from there instead of writing a copy. stripe-hookd's own events
+    /// (false) have theirs copied to `delivery_payloads`.
+    pub in_outbox: bool,
 }
 
 /// Runs inside the transaction of a step (events, the step's time in epoch
@@ -63,8 +68,11 @@ struct NewDelivery<'a> {
 }
 
 /// Records a delivery of `event` to `destination` (once: a second call for
-/// the same pair changes nothing). The body goes to `delivery_payloads`,
-/// apart from the row that every claim and finish rewrites.
+/// the same pair changes nothing). The body stays where it is when the
+/// outbox holds it (`in_outbox`: one row written, not two; pruning an
+/// event copies it first, [`keep_bodies_of`]); otherwise it goes to
+/// `delivery_payloads`, apart from the row that every claim and finish
+/// rewrites.
 pub fn insert(
     tx: &mut Tx<'_>,
     destination: &str,
@@ -81,6 +89,14 @@ pub fn insert(
         created_at: now,
     };
     let payload = event.payload.as_ref();
+    if event.in_outbox {
+        return with_tx!(tx, c => diesel::insert_into(deliveries::table)
+            .values(&row)
+            .on_conflict((deliveries::event_id, deliveries::destination))
+            .do_nothing()
+            .execute(c)
+            .map(drop));
+    }
     with_tx!(tx, c => {
         let id: Option<i64> = diesel::insert_into(deliveries::table)
             .values(&row)
@@ -108,8 +124,8 @@ pub struct Delivery {
     pub event_id: String,
     pub event_type: String,
     pub object_key: String,
-    #[diesel(select_expression = delivery_payloads::payload)]
-    #[diesel(select_expression_type = delivery_payloads::payload)]
+    #[diesel(select_expression = body())]
+    #[diesel(select_expression_type = body)]
     pub payload: String,
     pub status: String,
     pub attempts: i32,
@@ -124,9 +140,46 @@ pub struct Delivery {
     pub discarded_at: Option<i64>,
 }
 
-/// Deliveries with their bodies (every delivery has one).
-fn with_payload() -> diesel::dsl::InnerJoin<deliveries::table, delivery_payloads::table> {
-    deliveries::table.inner_join(delivery_payloads::table)
+diesel::define_sql_function! {
+    fn coalesce(x: diesel::sql_types::Nullable<diesel::sql_types::Text>, y: diesel::sql_types::Nullable<diesel::sql_types::Text>) -> diesel::sql_types::Nullable<diesel::sql_types::Text>;
+}
+
+/// Deliveries with their bodies: a copy of their own, or their event's in
+/// the outbox.
+#[diesel::dsl::auto_type]
+fn with_payload() -> _ {
+    deliveries::table
+        .left_join(delivery_payloads::table)
+        .left_join(webhook_events::table.on(webhook_events::event_id.eq(deliveries::event_id)))
+}
+
+/// A delivery's body in [`with_payload`]: every delivery has one, its own
+/// or its event's (an event leaves the outbox only after its deliveries
+/// have copies, [`keep_bodies_of`]).
+#[diesel::dsl::auto_type]
+fn body() -> _ {
+    coalesce(
+        delivery_payloads::payload.nullable(),
+        webhook_events::payload.nullable(),
+    )
+    .assume_not_null()
+}
+
+/// Copies the outbox's body of each of `event_ids` to the deliveries that
+/// read it from there, before the events are pruned.
+pub fn keep_bodies_of(tx: &mut Tx<'_>, event_ids: &[String]) -> QueryResult<usize> {
+    with_tx!(tx, c => {
+        let uncopied = deliveries::table
+            .inner_join(webhook_events::table.on(webhook_events::event_id.eq(deliveries::event_id)))
+            .left_join(delivery_payloads::table)
+            .filter(deliveries::event_id.eq_any(event_ids))
+            .filter(delivery_payloads::id.nullable().is_null())
+            .select((deliveries::id, webhook_events::payload));
+        diesel::insert_into(delivery_payloads::table)
+            .values(uncopied)
+            .into_columns((delivery_payloads::id, delivery_payloads::payload))
+            .execute(c)
+    })
 }
 
 /// Due (pending, `next_attempt_at <= now`) or abandoned (delivering, lease
@@ -156,10 +209,63 @@ pub fn claim(
     lease_ms: i64,
     limit: usize,
 ) -> Result<Vec<Delivery>, StoreError> {
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let wanted = Claim {
+        destination,
+        ordered,
+        owner,
+        now,
+        lease_ms,
+        limit,
+    };
+    Ok(finish_and_claim(conn, owner, &[], &wanted)?.1)
+}
+
+/// What [`finish_and_claim`] claims: up to `limit` deliveries of
+/// `destination` for `owner` until `now + lease_ms` (as [`claim`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Claim<'a> {
+    pub destination: &'a str,
+    pub ordered: bool,
+    pub owner: &'a str,
+    pub now: i64,
+    pub lease_ms: i64,
+    pub limit: usize,
+}
+
+/// Ends the attempts `finished` by `owner` (as [`finish`]), then claims
+/// (as [`claim`]), in one transaction: the forwarder's claims take the
+/// attempts that ended since the last commit along, so a busy destination
+/// costs one write transaction per batch, not two, and the rows and index
+/// pages both rewrite (neighbours in id order) are written once
+/// (docs/performance.md). Finishing first lets a delivery just delivered
+/// release the next one of its object in the same claim.
+pub fn finish_and_claim(
+    conn: &mut DbConnection,
+    owner: &str,
+    finished: &[Finished],
+    wanted: &Claim<'_>,
+) -> Result<(Vec<bool>, Vec<Delivery>), StoreError> {
     // Relaxed: a claim lost to a power cut is a lease nobody holds any more;
-    // the delivery is claimed and sent again (same delivery id).
+    // the delivery is claimed and sent again (same delivery id); an outcome
+    // lost so is an attempt sent again (see [`finish`]).
     relaxed_transaction(conn, |tx| {
+        let recorded = finish_in(tx, owner, finished)?;
+        let claimed = claim_in(tx, wanted)?;
+        Ok((recorded, claimed))
+    })
+}
+
+fn claim_in(tx: &mut Tx<'_>, wanted: &Claim<'_>) -> Result<Vec<Delivery>, StoreError> {
+    let Claim {
+        destination,
+        ordered,
+        owner,
+        now,
+        lease_ms,
+        limit,
+    } = *wanted;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    {
         // Due pending rows in id order (the index (destination, status, id),
         // stopping at the limit), then abandoned ones (few: at most the
         // deliveries in flight); ordered: only rows with no earlier
@@ -240,7 +346,7 @@ pub fn claim(
                 .load(c)
         })?;
         Ok(claimed)
-    })
+    }
 }
 
 /// How one attempt ended.
@@ -285,17 +391,19 @@ pub fn finish(
     // Relaxed: an outcome lost to a power cut (never to a crash of the
     // process) leaves the delivery in flight; it is sent again once the
     // lease expires, under the same delivery id (at least once).
-    relaxed_transaction(conn, |tx| {
-        let mut recorded = Vec::with_capacity(batch.len());
-        for f in batch {
-            let changed = finish_one(tx, owner, f)?;
-            if changed {
-                history::insert(tx, &f.attempt)?;
-            }
-            recorded.push(changed);
+    Ok(relaxed_transaction(conn, |tx| finish_in(tx, owner, batch))?)
+}
+
+fn finish_in(tx: &mut Tx<'_>, owner: &str, batch: &[Finished]) -> QueryResult<Vec<bool>> {
+    let mut recorded = Vec::with_capacity(batch.len());
+    for f in batch {
+        let changed = finish_one(tx, owner, f)?;
+        if changed {
+            history::insert(tx, &f.attempt)?;
         }
-        Ok(recorded)
-    })
+        recorded.push(changed);
+    }
+    Ok(recorded)
 }
 
 fn finish_one(tx: &mut Tx<'_>, owner: &str, f: &Finished) -> QueryResult<bool> {

@@ -224,6 +224,7 @@ pub fn insert_batch_in(
                     event_type: e.event_type.as_str().into(),
                     object_key: e.object_key.as_str().into(),
                     payload: e.payload.as_str().into(),
+                    in_outbox: true,
                 })
                 .collect();
             if !stored.is_empty() {

@@ -312,6 +312,7 @@ async fn two_instances_announce_one_access_change_once() {
         })
         .to_string()
         .into(),
+        in_outbox: false,
     }
     };
     let (event_a, event_b) = (
@@ -412,6 +413,7 @@ async fn opposite_lock_orders_in_two_batches_do_not_deadlock() {
             })
             .to_string()
             .into(),
+            in_outbox: false,
         }
     }
     let now = app.runner.clock().now_ms();

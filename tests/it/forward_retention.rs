@@ -13,11 +13,12 @@ use crate::backend_tests;
 use crate::forward::{
     customer_event, destination, forwarder, rows, with_destination, Received, Receiver,
 };
-use crate::harness::{Backend, TestApp, TestDb};
+use crate::harness::{AppOptions, Backend, TestApp, TestDb};
 
 backend_tests!(
     finished_deliveries_past_retention_go_with_their_attempts,
     the_runners_prune_loop_prunes_finished_deliveries,
+    a_delivery_keeps_its_body_when_its_event_leaves_the_outbox,
 );
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -60,6 +61,102 @@ async fn orphaned_bodies(app: &TestApp) -> i64 {
             .unwrap())
     })
     .await
+}
+
+/// How many deliveries have a body of their own (`delivery_payloads`).
+async fn copied_bodies(app: &TestApp) -> i64 {
+    use diesel::prelude::*;
+    use stripe_hookd::store::schema::delivery_payloads;
+    app.db(|conn| {
+        stripe_hookd::with_conn!(conn, c => delivery_payloads::table
+            .count()
+            .get_result::<i64>(c)
+            .unwrap())
+    })
+    .await
+}
+
+/// A delivery of a Stripe event reads its body from the outbox (recording
+/// it writes no copy, by the intake or by the runner's finish); pruning the
+/// event copies the body first, so a dead delivery redelivered once its
+/// event is gone still sends the original body byte for byte.
+async fn a_delivery_keeps_its_body_when_its_event_leaves_the_outbox(backend: Backend) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let db = TestDb::new(backend);
+    let refuse = Arc::new(AtomicBool::new(true));
+    let answer = Arc::clone(&refuse);
+    let app_side = Receiver::start(Arc::new(move |_r: Received| {
+        let status = if answer.load(Ordering::SeqCst) {
+            500
+        } else {
+            200
+        };
+        async move { status }.boxed()
+    }));
+    // Two destinations: one recorded by the intake, one by the finish.
+    let reconciled = destination(&app_side.url, |d| d.max_attempts = 1);
+    let received = destination(&app_side.url, |d| {
+        d.name = "early".into();
+        d.after = stripe_hookd::config::After::Received;
+        d.max_attempts = 1;
+    });
+    let options = AppOptions::default().config(move |c| {
+        c.destinations = vec![reconciled.clone(), received.clone()];
+        c.forward.enabled = false;
+    });
+    let clock = options.clock.clone();
+    let app = TestApp::spawn_with(&db, options).await;
+    let fwd = forwarder(&app);
+
+    // Spacing of its own: what is sent is these bytes, not a re-encoding.
+    let id = "evt_body_kept";
+    let raw = format!(
+        "{{ \"id\": \"{id}\",  \"object\": \"event\", \"type\": \"customer.created\", \"api_version\": \"{}\", \"created\": 1700000000, \"livemode\": false, \"pending_webhooks\": 1, \"request\": {{\"id\": null, \"idempotency_key\": null}},\n  \"data\": {{\"object\": {{\"id\": \"cus_body\", \"object\": \"customer\"}}}} }}",
+        crate::harness::API_VERSION
+    );
+    assert_eq!(app.deliver(&raw).await.status(), 200);
+    app.runner.run_pending().await.unwrap();
+    assert_eq!(rows(&app).await.len(), 2, "one delivery per destination");
+    assert_eq!(
+        copied_bodies(&app).await,
+        0,
+        "no copy while the outbox holds the body"
+    );
+    fwd.run_pending().await.unwrap();
+    for d in rows(&app).await {
+        assert_eq!(d.status, "dead", "{}", d.destination);
+        assert_eq!(d.payload, raw, "{}", d.destination);
+    }
+
+    // Four days later the event leaves the outbox (three days' retention).
+    clock.advance(4 * DAY);
+    let older_than = clock.now_ms() - i64::try_from((3 * DAY).as_millis()).unwrap();
+    let pruned = app
+        .db(move |c| stripe_hookd::queue::retention::prune(c, older_than, 10).unwrap())
+        .await;
+    assert_eq!(pruned, 1, "the event pruned");
+    assert_eq!(
+        copied_bodies(&app).await,
+        2,
+        "each delivery got a copy first"
+    );
+
+    // Redelivered once the app answers again: the original bytes.
+    refuse.store(false, Ordering::SeqCst);
+    let now = clock.now_ms();
+    for name in ["app", "early"] {
+        let delivery = deliveries::delivery_id(name, id);
+        app.db(move |c| deliveries::redeliver(c, &delivery, now).unwrap())
+            .await;
+    }
+    let tally = fwd.run_pending().await.unwrap();
+    assert_eq!(tally.delivered, 2, "{tally:?}");
+    let delivered = app_side.delivered();
+    assert_eq!(delivered.len(), 2);
+    for r in delivered {
+        assert_eq!(r.body, raw, "delivery {}", r.delivery);
+    }
+    app.stop().await;
 }
 
 async fn finished_deliveries_past_retention_go_with_their_attempts(backend: Backend) {

@@ -1,0 +1,1 @@
+CREATE INDEX deliveries_due ON deliveries (status, next_attempt_at);
