@@ -43,6 +43,13 @@ use crate::store::{Store, StoreError, Tx};
 /// commits gather before it claims.
 const CLAIM_WINDOW: Duration = Duration::from_millis(5);
 
+/// How often the background loop reads which destinations are paused
+/// (by an operator, or by another instance that was answered 410). The
+/// loop turns on every local commit and every answered request: reading
+/// the pauses each time cost a database read per event
+/// (docs/performance.md). A 410 answered here pauses at once.
+const PAUSES_EVERY: Duration = Duration::from_millis(100);
+
 /// Built from the configuration (`ForwardConfig::options`).
 #[derive(Debug, Clone)]
 pub struct ForwardOptions {
@@ -165,6 +172,15 @@ impl Tally {
     }
 }
 
+/// When a claim round reads the destinations' pauses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pauses {
+    /// Every round (tests and tools: [`Forwarder::run_pending`]).
+    Read,
+    /// At most every [`PAUSES_EVERY`] (the background loop).
+    Every,
+}
+
 /// One destination, with its in-flight slots and pause switch (a cache of
 /// `destination_pauses`, read again each round).
 struct Target {
@@ -196,6 +212,8 @@ pub struct Forwarder {
     finisher: finish::Finisher,
     /// With the time (clock ms) up to which they were last looked for.
     clock_events: Vec<(ClockEvents, AtomicI64)>,
+    /// When the pauses were last read ([`PAUSES_EVERY`]).
+    pauses_read: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl Forwarder {
@@ -221,6 +239,7 @@ impl Forwarder {
             clock,
             worker_id,
             clock_events: Vec::new(),
+            pauses_read: std::sync::Mutex::new(None),
         })
     }
 
@@ -320,7 +339,7 @@ impl Forwarder {
         let mut tally = Tally::default();
         self.clock_events(true).await?;
         loop {
-            self.claim_into(&mut tasks).await?;
+            self.claim_into(&mut tasks, Pauses::Read).await?;
             match tasks.join_next().await {
                 None => return Ok(tally),
                 Some(Ok(t)) => tally.add(&t),
@@ -347,7 +366,7 @@ impl Forwarder {
             if let Err(e) = self.clock_events(false).await {
                 tracing::error!(error = %e, "cannot record the clock's events; retrying");
             }
-            let backlog = match self.claim_into(&mut tasks).await {
+            let backlog = match self.claim_into(&mut tasks, Pauses::Every).await {
                 Ok(backlog) => backlog,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot claim deliveries; retrying");
@@ -380,8 +399,18 @@ impl Forwarder {
         Ok(())
     }
 
-    /// Reads which destinations are paused (by any instance).
-    async fn refresh_pauses(&self) -> Result<(), StoreError> {
+    /// Reads which destinations are paused (by any instance), or only when
+    /// [`PAUSES_EVERY`] passed since the last time (`Pauses::Every`).
+    async fn refresh_pauses(&self, when: Pauses) -> Result<(), StoreError> {
+        {
+            let mut read = self.pauses_read.lock().unwrap_or_else(|p| p.into_inner());
+            let now = std::time::Instant::now();
+            let fresh = read.is_some_and(|at| now.duration_since(at) < PAUSES_EVERY);
+            if when == Pauses::Every && fresh {
+                return Ok(());
+            }
+            *read = Some(now);
+        }
         let store = self.store.clone();
         let paused: HashSet<String> = tokio::task::spawn_blocking(move || {
             let mut conn = store.conn()?;
@@ -404,9 +433,13 @@ impl Forwarder {
     /// For each destination not paused: claims as many deliveries as it has
     /// free slots and starts them. Whether some destination may have more
     /// due than it claimed (its claim filled every slot it asked for).
-    async fn claim_into(self: &Arc<Self>, tasks: &mut JoinSet<Tally>) -> Result<bool, StoreError> {
+    async fn claim_into(
+        self: &Arc<Self>,
+        tasks: &mut JoinSet<Tally>,
+        pauses: Pauses,
+    ) -> Result<bool, StoreError> {
         let mut backlog = false;
-        self.refresh_pauses().await?;
+        self.refresh_pauses(pauses).await?;
         for target in self.targets().iter() {
             if target.paused.load(Ordering::Relaxed) {
                 continue;

@@ -29,6 +29,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use diesel::sqlite::SqliteConnection;
+
+use super::writer::Writer;
+
 /// Whose write it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lane {
@@ -78,6 +82,8 @@ pub struct WriteGate {
     timeout: Duration,
     /// Turns given so far.
     turns: AtomicU64,
+    /// The connection the turns write on (none: the writer's own).
+    writer: Option<Writer>,
 }
 
 /// The gate stayed shut for the whole wait (the same limit as SQLite's busy
@@ -93,6 +99,28 @@ impl WriteGate {
             changed: Condvar::new(),
             timeout,
             turns: AtomicU64::new(0),
+            writer: None,
+        }
+    }
+
+    /// A gate whose turns all write on `writer`'s one connection.
+    pub fn with_writer(timeout: Duration, writer: Writer) -> Self {
+        WriteGate {
+            writer: Some(writer),
+            ..WriteGate::new(timeout)
+        }
+    }
+
+    /// Runs a turn's writes `f` on the gate's writer connection, or on
+    /// `own` when the gate has none. Call it holding a [`Turn`].
+    pub fn write<T>(
+        &self,
+        own: &mut SqliteConnection,
+        f: impl FnOnce(&mut SqliteConnection) -> T,
+    ) -> T {
+        match &self.writer {
+            Some(writer) => writer.write(own, f),
+            None => f(own),
         }
     }
 

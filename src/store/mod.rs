@@ -15,6 +15,7 @@ pub mod outbox;
 pub mod prepared;
 pub mod schema;
 pub mod time;
+pub mod writer;
 
 pub use gate::Lane;
 pub use time::EpochMs;
@@ -146,16 +147,19 @@ where
                     Box::new(busy.to_string()),
                 )
             })?;
-            if durability == Durability::Flushed {
-                return c.immediate_transaction(|c| f(&mut Tx::Sqlite(c)));
-            }
-            // A connection setting, read at COMMIT: set for this transaction
-            // and put back whatever happened in it, so the connection goes
-            // back to the pool flushing as every pooled connection does.
-            c.batch_execute("PRAGMA synchronous = NORMAL")?;
-            let result = c.immediate_transaction(|c| f(&mut Tx::Sqlite(c)));
-            c.batch_execute(SQLITE_SYNCHRONOUS)?;
-            result
+            gate.write(c, |c| {
+                if durability == Durability::Flushed {
+                    return c.immediate_transaction(|c| f(&mut Tx::Sqlite(c)));
+                }
+                // A connection setting, read at COMMIT: set for this
+                // transaction and put back whatever happened in it, so the
+                // connection's next transaction flushes as every
+                // connection's does.
+                c.batch_execute("PRAGMA synchronous = NORMAL")?;
+                let result = c.immediate_transaction(|c| f(&mut Tx::Sqlite(c)));
+                c.batch_execute(SQLITE_SYNCHRONOUS)?;
+                result
+            })
         }
         #[cfg(feature = "postgres")]
         DbConnection::Postgres(c, _) => match durability {
@@ -368,6 +372,21 @@ fn redact_password(url: &str) -> String {
 /// disk before it returns.
 const SQLITE_SYNCHRONOUS: &str = "PRAGMA synchronous = FULL";
 
+/// Opens a SQLite connection with the settings every connection needs.
+fn open_sqlite(
+    path: &std::path::Path,
+    busy_timeout: Duration,
+) -> Result<SqliteConnection, StoreError> {
+    let mut conn = SqliteConnection::establish(&path.to_string_lossy())?;
+    // busy_timeout first: the journal-mode switch may need the lock.
+    conn.batch_execute(&format!(
+        "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; {SQLITE_SYNCHRONOUS}; PRAGMA foreign_keys = ON; {};",
+        busy_timeout.as_millis(),
+        checkpoint::POOLED_CONNECTION,
+    ))?;
+    Ok(conn)
+}
+
 /// Opens connections with the session settings every connection needs.
 #[derive(Debug)]
 pub struct ConnectionManager {
@@ -379,25 +398,28 @@ pub struct ConnectionManager {
 
 impl ConnectionManager {
     pub fn new(target: Target, busy_timeout: Duration) -> Self {
+        let gate = match &target {
+            Target::Sqlite(path) => {
+                let path = path.clone();
+                let open: writer::Open =
+                    Box::new(move || open_sqlite(&path, busy_timeout).map_err(|e| e.to_string()));
+                gate::WriteGate::with_writer(busy_timeout, writer::Writer::new(open))
+            }
+            Target::Postgres(_) => gate::WriteGate::new(busy_timeout),
+        };
         ConnectionManager {
             target,
             busy_timeout,
-            gate: Arc::new(gate::WriteGate::new(busy_timeout)),
+            gate: Arc::new(gate),
         }
     }
 
     pub fn establish(&self) -> Result<DbConnection, StoreError> {
         match &self.target {
-            Target::Sqlite(path) => {
-                let mut conn = SqliteConnection::establish(&path.to_string_lossy())?;
-                // busy_timeout first: the journal-mode switch may need the lock.
-                conn.batch_execute(&format!(
-                    "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; {SQLITE_SYNCHRONOUS}; PRAGMA foreign_keys = ON; {};",
-                    self.busy_timeout.as_millis(),
-                    checkpoint::POOLED_CONNECTION,
-                ))?;
-                Ok(DbConnection::Sqlite(conn, Arc::clone(&self.gate)))
-            }
+            Target::Sqlite(path) => Ok(DbConnection::Sqlite(
+                open_sqlite(path, self.busy_timeout)?,
+                Arc::clone(&self.gate),
+            )),
             #[cfg(feature = "postgres")]
             Target::Postgres(url) => Ok(DbConnection::Postgres(
                 PgConnection::establish(url)?,
@@ -690,6 +712,91 @@ mod tests {
                 auto[0].wal_autocheckpoint, 0,
                 "connection {n}: no checkpoint inside a COMMIT (the checkpoint thread does them)"
             );
+        }
+    }
+
+    #[derive(QueryableByName)]
+    struct LastRowid {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        id: i64,
+    }
+
+    /// Every write transaction of a pool runs on one connection (its page
+    /// cache and prepared statements stay warm: store/writer.rs), flushing
+    /// like a pooled one; a transaction that panicked leaves it usable.
+    #[test]
+    fn write_transactions_from_every_pooled_connection_share_one_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("writer.db").display());
+        let options = StoreOptions {
+            pool_size: 2,
+            busy_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+        };
+        let store = Store::open(&url, &options).unwrap();
+        let (mut a, mut b) = (store.conn().unwrap(), store.conn().unwrap());
+        let setup = |c: &mut SqliteConnection| {
+            c.batch_execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+        };
+        write_transaction(&mut a, |tx| setup(on_sqlite(tx))).unwrap();
+        let insert = |c: &mut SqliteConnection, v: &str| -> QueryResult<i64> {
+            diesel::sql_query("INSERT INTO t (v) VALUES (?)")
+                .bind::<diesel::sql_types::Text, _>(v)
+                .execute(c)?;
+            Ok(diesel::sql_query("SELECT last_insert_rowid() AS id")
+                .get_result::<LastRowid>(c)?
+                .id)
+        };
+        let last_rowid = |c: &mut SqliteConnection| -> QueryResult<i64> {
+            Ok(diesel::sql_query("SELECT last_insert_rowid() AS id")
+                .get_result::<LastRowid>(c)?
+                .id)
+        };
+        let id = write_transaction(&mut a, |tx| insert(on_sqlite(tx), "from a")).unwrap();
+        // last_insert_rowid() is per connection: b's write sees a's insert.
+        let seen = write_transaction(&mut b, |tx| last_rowid(on_sqlite(tx))).unwrap();
+        assert_eq!(
+            seen, id,
+            "b's write transaction ran on the connection a's insert used"
+        );
+        let sync = write_transaction(&mut b, |tx| {
+            diesel::sql_query("PRAGMA synchronous").load::<Synchronous>(on_sqlite(tx))
+        })
+        .unwrap();
+        assert_eq!(
+            sync[0].synchronous, 2,
+            "the writer flushes its commits (FULL)"
+        );
+
+        // A panic inside a transaction: the next write opens a new writer.
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _: QueryResult<()> = write_transaction(&mut a, |tx| {
+                insert(on_sqlite(tx), "rolled back")?;
+                panic!("a handler bug");
+            });
+        }));
+        assert!(panicked.is_err());
+        let after = write_transaction(&mut b, |tx| insert(on_sqlite(tx), "after")).unwrap();
+        let count: i64 = diesel::sql_query("SELECT count(*) AS id FROM t")
+            .get_result::<LastRowid>(match &mut *a {
+                DbConnection::Sqlite(c, _) => c,
+                #[cfg(feature = "postgres")]
+                DbConnection::Postgres(..) => panic!("a SQLite URL gave another backend"),
+            })
+            .unwrap()
+            .id;
+        assert_eq!(
+            count, 2,
+            "the panicked transaction's insert was rolled back"
+        );
+        assert!(after > id);
+    }
+
+    fn on_sqlite<'a>(tx: &'a mut Tx<'_>) -> &'a mut SqliteConnection {
+        match tx {
+            Tx::Sqlite(c) => c,
+            #[cfg(feature = "postgres")]
+            Tx::Postgres(_) => panic!("a SQLite URL gave another backend"),
         }
     }
 

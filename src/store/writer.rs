@@ -1,0 +1,94 @@
+//! One SQLite connection for every write transaction of a pool.
+//!
+//! SQLite lets one connection write at a time, and the [`WriteGate`]
+//! already hands the turns out one by one; what the writers' own pooled
+//! connections added was a cold page cache. A connection throws its whole
+//! page cache away when it starts a transaction and finds that another
+//! connection committed since its last one. With the intake, the runner and
+//! the forwarder each writing on a connection of its own, nearly every
+//! transaction found that, and read every B-tree page it touched again with
+//! a `pread` of the WAL or the database file: the intake's commits read
+//! ~5 pages each while the forwarder ran, and the forwarder ~17 per
+//! delivery (docs/performance.md). Written through this one connection, a
+//! write transaction finds the pages the previous writer left in the cache,
+//! and the statements every writer prepared.
+//!
+//! The connection is opened on first use and opened again after a
+//! transaction left it unusable (a panic inside one, or a transaction
+//! manager diesel reports broken).
+//!
+//! [`WriteGate`]: super::gate::WriteGate
+
+use std::sync::{Mutex, MutexGuard};
+
+use diesel::connection::{AnsiTransactionManager, TransactionManager};
+use diesel::sqlite::SqliteConnection;
+
+/// Opens the writer connection, with the settings of a pooled one.
+pub type Open = Box<dyn Fn() -> Result<SqliteConnection, String> + Send + Sync>;
+
+pub struct Writer {
+    conn: Mutex<Option<SqliteConnection>>,
+    open: Open,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer").finish_non_exhaustive()
+    }
+}
+
+impl Writer {
+    pub fn new(open: Open) -> Writer {
+        Writer {
+            conn: Mutex::new(None),
+            open,
+        }
+    }
+
+    /// Runs `f` on the writer connection; call it holding a turn of the
+    /// gate (nobody else waits on the lock then). When the connection cannot
+    /// be opened, `f` runs on `fallback` (the caller's pooled connection),
+    /// as every write did before this connection existed.
+    pub fn write<T>(
+        &self,
+        fallback: &mut SqliteConnection,
+        f: impl FnOnce(&mut SqliteConnection) -> T,
+    ) -> T {
+        let mut slot = self.lock();
+        if slot.is_none() {
+            match (self.open)() {
+                Ok(conn) => *slot = Some(conn),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot open the SQLite writer connection; writing on a pooled one");
+                    return f(fallback);
+                }
+            }
+        }
+        let Some(conn) = slot.as_mut() else {
+            return f(fallback);
+        };
+        let result = f(conn);
+        if AnsiTransactionManager::is_broken_transaction_manager(conn) {
+            tracing::warn!(
+                "the SQLite writer connection is unusable after a transaction; opening a new one"
+            );
+            *slot = None;
+        }
+        result
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<SqliteConnection>> {
+        match self.conn.lock() {
+            Ok(slot) => slot,
+            // A panic inside a transaction: the connection may be inside it
+            // still. Closing it rolls that back; the next write opens another.
+            Err(poisoned) => {
+                let mut slot = poisoned.into_inner();
+                *slot = None;
+                self.conn.clear_poison();
+                slot
+            }
+        }
+    }
+}
