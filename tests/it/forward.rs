@@ -12,7 +12,7 @@ use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use serde_json::json;
 use stripe_hookd::config::{self, After, Destination};
-use stripe_hookd::store::deliveries::{self, Delivery};
+use stripe_hookd::store::deliveries::{self, history, Delivery};
 
 use crate::backend_tests;
 use crate::fake_stripe::{set_subscription_status, FakeStripe};
@@ -191,6 +191,7 @@ backend_tests!(
     a_slow_delivery_holds_back_only_its_own_object,
     while_the_app_handles_an_update_the_new_state_is_already_committed,
     a_worker_killed_mid_delivery_leaves_it_to_be_sent_again,
+    a_claim_records_the_attempts_that_ended_first,
     redirects_are_not_followed,
     dead_deliveries_are_listed_redelivered_and_discarded_through_the_admin_api,
 );
@@ -598,6 +599,103 @@ async fn a_worker_killed_mid_delivery_leaves_it_to_be_sent_again(backend: Backen
     assert_eq!(got[0].attempt, 2);
     assert_eq!(got[0].delivery, deliveries::delivery_id("app", &id));
     assert_eq!(rows(&app).await[0].status, "delivered");
+}
+
+/// The forwarder's claim records the attempts that ended meanwhile in its
+/// own transaction, first: a delivery just delivered releases the next one
+/// of its object in the same claim; an attempt whose lease another worker
+/// holds is not recorded.
+async fn a_claim_records_the_attempts_that_ended_first(backend: Backend) {
+    let db = TestDb::new(backend);
+    let app_side = Receiver::always(200);
+    let options = with_destination(destination(&app_side.url, |_| {}));
+    let clock = options.clock.clone();
+    let app = TestApp::spawn_with(&db, options).await;
+    let first = app
+        .deliver_ok(&customer_event("customer.created", "cus_fc"))
+        .await;
+    let second = app
+        .deliver_ok(&customer_event("customer.updated", "cus_fc"))
+        .await;
+    app.runner.run_pending().await.unwrap();
+    let now = clock.now_ms();
+    let taken = app
+        .db(move |c| deliveries::claim(c, "app", true, "w", now, 60_000, 8).unwrap())
+        .await;
+    assert_eq!(taken.len(), 1, "ordered: only the object's first");
+    assert_eq!(taken[0].event_id, first);
+    let attempt = |d: &deliveries::Delivery, owner_note: &str| deliveries::Finished {
+        id: d.id,
+        attempt: history::NewAttempt {
+            delivery_id: d.delivery_id.clone(),
+            destination: "app".into(),
+            attempt: d.attempts,
+            started_at: now,
+            duration_ms: 1,
+            outcome: "delivered".into(),
+            http_status: Some(200),
+            error: None,
+            request_headers: "[]".into(),
+            response_body: Some(owner_note.into()),
+        },
+        outcome: deliveries::Outcome::Delivered,
+        now,
+    };
+    // Another worker's attempt of the same delivery: its lease is not held.
+    let foreign = attempt(&taken[0], "foreign");
+    let (recorded, claimed) = app
+        .db(move |c| {
+            let wanted = deliveries::Claim {
+                destination: "app",
+                ordered: true,
+                owner: "other",
+                now,
+                lease_ms: 60_000,
+                limit: 8,
+            };
+            deliveries::finish_and_claim(c, "other", &[foreign], &wanted).unwrap()
+        })
+        .await;
+    assert_eq!(recorded, vec![false], "not the lease holder");
+    assert!(
+        claimed.is_empty(),
+        "the second still waits behind the first"
+    );
+
+    let mine = attempt(&taken[0], "mine");
+    let (recorded, claimed) = app
+        .db(move |c| {
+            let wanted = deliveries::Claim {
+                destination: "app",
+                ordered: true,
+                owner: "w",
+                now,
+                lease_ms: 60_000,
+                limit: 8,
+            };
+            deliveries::finish_and_claim(c, "w", &[mine], &wanted).unwrap()
+        })
+        .await;
+    assert_eq!(recorded, vec![true]);
+    assert_eq!(
+        claimed.len(),
+        1,
+        "released by the finish in the same transaction"
+    );
+    assert_eq!(claimed[0].event_id, second);
+    let rows = rows(&app).await;
+    assert_eq!(rows[0].status, "delivered");
+    assert_eq!(rows[1].status, "delivering");
+    let id = deliveries::delivery_id("app", &first);
+    let recorded = app
+        .db(move |c| history::for_delivery(c, &id).unwrap())
+        .await;
+    assert_eq!(recorded.len(), 1, "one attempt recorded");
+    assert_eq!(
+        recorded[0].response_body.as_deref(),
+        Some("mine"),
+        "the lease holder's"
+    );
 }
 
 /// A 3xx is an error, not followed: the delivery is retried, and the
