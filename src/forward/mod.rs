@@ -491,9 +491,9 @@ impl Forwarder {
                 lease_ms,
                 limit,
             };
-            let done = store.conn().and_then(|mut conn| {
-                deliveries::finish_and_claim(&mut conn, &owner, &rows, &wanted)
-            });
+            let done = store
+                .conn()
+                .and_then(|mut conn| deliveries::finish_and_claim(&mut conn, &rows, &wanted));
             (done, rows)
         })
         .await;

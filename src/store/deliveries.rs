@@ -217,7 +217,7 @@ pub fn claim(
         lease_ms,
         limit,
     };
-    Ok(finish_and_claim(conn, owner, &[], &wanted)?.1)
+    Ok(finish_and_claim(conn, &[], &wanted)?.1)
 }
 
 /// What [`finish_and_claim`] claims: up to `limit` deliveries of
@@ -232,7 +232,7 @@ pub struct Claim<'a> {
     pub limit: usize,
 }
 
-/// Ends the attempts `finished` by `owner` (as [`finish`]), then claims
+/// Ends the attempts `finished` by the claim's owner (as [`finish`]), then claims
 /// (as [`claim`]), in one transaction: the forwarder's claims take the
 /// attempts that ended since the last commit along, so a busy destination
 /// costs one write transaction per batch, not two, and the rows and index
@@ -241,7 +241,6 @@ pub struct Claim<'a> {
 /// release the next one of its object in the same claim.
 pub fn finish_and_claim(
     conn: &mut DbConnection,
-    owner: &str,
     finished: &[Finished],
     wanted: &Claim<'_>,
 ) -> Result<(Vec<bool>, Vec<Delivery>), StoreError> {
@@ -249,7 +248,7 @@ pub fn finish_and_claim(
     // the delivery is claimed and sent again (same delivery id); an outcome
     // lost so is an attempt sent again (see [`finish`]).
     relaxed_transaction(conn, |tx| {
-        let recorded = finish_in(tx, owner, finished)?;
+        let recorded = finish_in(tx, wanted.owner, finished)?;
         let claimed = claim_in(tx, wanted)?;
         Ok((recorded, claimed))
     })
@@ -265,88 +264,86 @@ fn claim_in(tx: &mut Tx<'_>, wanted: &Claim<'_>) -> Result<Vec<Delivery>, StoreE
         limit,
     } = *wanted;
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    {
-        // Due pending rows in id order (the index (destination, status, id),
-        // stopping at the limit), then abandoned ones (few: at most the
-        // deliveries in flight); ordered: only rows with no earlier
-        // unfinished row of their object (an index probe).
-        let earlier = diesel::alias!(deliveries as earlier);
-        let first_of_object = diesel::dsl::not(diesel::dsl::exists(
-            earlier
-                .filter(earlier.field(deliveries::destination).eq(destination))
-                .filter(
-                    earlier
-                        .field(deliveries::object_key)
-                        .eq(deliveries::object_key),
-                )
-                .filter(earlier.field(deliveries::id).lt(deliveries::id))
-                .filter(
-                    earlier
-                        .field(deliveries::status)
-                        .eq_any([status::PENDING, status::DELIVERING]),
-                ),
-        ));
-        let mut candidates: Vec<i64> = Vec::new();
-        for pending in [true, false] {
-            let found: Vec<i64> = with_tx!(tx, c => {
-                let mut query = deliveries::table
-                    .filter(deliveries::destination.eq(destination))
-                    .order(deliveries::id.asc())
-                    .limit(limit)
-                    .select(deliveries::id)
-                    .into_boxed();
-                query = if pending {
-                    query
-                        .filter(deliveries::status.eq(status::PENDING))
-                        // `+ 0`: not an index term, so SQLite walks
-                        // deliveries_claim in id order instead of sorting
-                        // every due row.
-                        .filter((deliveries::next_attempt_at + 0_i64).le(now))
-                } else {
-                    query
-                        .filter(deliveries::status.eq(status::DELIVERING))
-                        .filter(deliveries::lease_expires_at.lt(now))
-                };
-                if ordered {
-                    query = query.filter(first_of_object.clone());
-                }
-                query.load(c)
-            })?;
-            candidates.extend(found);
-        }
-        candidates.sort_unstable();
-        candidates.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-        if candidates.is_empty() {
+    // Due pending rows in id order (the index (destination, status, id),
+    // stopping at the limit), then abandoned ones (few: at most the
+    // deliveries in flight); ordered: only rows with no earlier
+    // unfinished row of their object (an index probe).
+    let earlier = diesel::alias!(deliveries as earlier);
+    let first_of_object = diesel::dsl::not(diesel::dsl::exists(
+        earlier
+            .filter(earlier.field(deliveries::destination).eq(destination))
+            .filter(
+                earlier
+                    .field(deliveries::object_key)
+                    .eq(deliveries::object_key),
+            )
+            .filter(earlier.field(deliveries::id).lt(deliveries::id))
+            .filter(
+                earlier
+                    .field(deliveries::status)
+                    .eq_any([status::PENDING, status::DELIVERING]),
+            ),
+    ));
+    let mut candidates: Vec<i64> = Vec::new();
+    for pending in [true, false] {
+        let found: Vec<i64> = with_tx!(tx, c => {
+            let mut query = deliveries::table
+                .filter(deliveries::destination.eq(destination))
+                .order(deliveries::id.asc())
+                .limit(limit)
+                .select(deliveries::id)
+                .into_boxed();
+            query = if pending {
+                query
+                    .filter(deliveries::status.eq(status::PENDING))
+                    // `+ 0`: not an index term, so SQLite walks
+                    // deliveries_claim in id order instead of sorting
+                    // every due row.
+                    .filter((deliveries::next_attempt_at + 0_i64).le(now))
+            } else {
+                query
+                    .filter(deliveries::status.eq(status::DELIVERING))
+                    .filter(deliveries::lease_expires_at.lt(now))
+            };
+            if ordered {
+                query = query.filter(first_of_object.clone());
+            }
+            query.load(c)
+        })?;
+        candidates.extend(found);
+    }
+    candidates.sort_unstable();
+    candidates.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    if candidates.is_empty() {
+        return Ok(Vec::new());
+    }
+    // One statement for all; another instance may have taken some
+    // since: the update re-checks each row. Then the claimed rows with
+    // their bodies (read only: the bodies' pages stay clean).
+    let claimed = with_tx!(tx, c => {
+        let claimed: Vec<i64> = diesel::update(
+            deliveries::table
+                .filter(deliveries::id.eq_any(&candidates))
+                .filter(claimable!(now)),
+        )
+        .set((
+            deliveries::status.eq(status::DELIVERING),
+            deliveries::lease_owner.eq(owner),
+            deliveries::lease_expires_at.eq(now.saturating_add(lease_ms)),
+            deliveries::attempts.eq(deliveries::attempts + 1),
+        ))
+        .returning(deliveries::id)
+        .get_results(c)?;
+        if claimed.is_empty() {
             return Ok(Vec::new());
         }
-        // One statement for all; another instance may have taken some
-        // since: the update re-checks each row. Then the claimed rows with
-        // their bodies (read only: the bodies' pages stay clean).
-        let claimed = with_tx!(tx, c => {
-            let claimed: Vec<i64> = diesel::update(
-                deliveries::table
-                    .filter(deliveries::id.eq_any(&candidates))
-                    .filter(claimable!(now)),
-            )
-            .set((
-                deliveries::status.eq(status::DELIVERING),
-                deliveries::lease_owner.eq(owner),
-                deliveries::lease_expires_at.eq(now.saturating_add(lease_ms)),
-                deliveries::attempts.eq(deliveries::attempts + 1),
-            ))
-            .returning(deliveries::id)
-            .get_results(c)?;
-            if claimed.is_empty() {
-                return Ok(Vec::new());
-            }
-            with_payload()
-                .filter(deliveries::id.eq_any(&claimed))
-                .order(deliveries::id.asc())
-                .select(Delivery::as_select())
-                .load(c)
-        })?;
-        Ok(claimed)
-    }
+        with_payload()
+            .filter(deliveries::id.eq_any(&claimed))
+            .order(deliveries::id.asc())
+            .select(Delivery::as_select())
+            .load(c)
+    })?;
+    Ok(claimed)
 }
 
 /// How one attempt ended.

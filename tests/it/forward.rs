@@ -601,6 +601,18 @@ async fn a_worker_killed_mid_delivery_leaves_it_to_be_sent_again(backend: Backen
     assert_eq!(rows(&app).await[0].status, "delivered");
 }
 
+/// What `owner` claims of destination `app` at `now` (ordered, up to 8).
+fn claim_for(owner: &str, now: i64) -> deliveries::Claim<'_> {
+    deliveries::Claim {
+        destination: "app",
+        ordered: true,
+        owner,
+        now,
+        lease_ms: 60_000,
+        limit: 8,
+    }
+}
+
 /// The forwarder's claim records the attempts that ended meanwhile in its
 /// own transaction, first: a delivery just delivered releases the next one
 /// of its object in the same claim; an attempt whose lease another worker
@@ -644,17 +656,7 @@ async fn a_claim_records_the_attempts_that_ended_first(backend: Backend) {
     // Another worker's attempt of the same delivery: its lease is not held.
     let foreign = attempt(&taken[0], "foreign");
     let (recorded, claimed) = app
-        .db(move |c| {
-            let wanted = deliveries::Claim {
-                destination: "app",
-                ordered: true,
-                owner: "other",
-                now,
-                lease_ms: 60_000,
-                limit: 8,
-            };
-            deliveries::finish_and_claim(c, "other", &[foreign], &wanted).unwrap()
-        })
+        .db(move |c| deliveries::finish_and_claim(c, &[foreign], &claim_for("other", now)).unwrap())
         .await;
     assert_eq!(recorded, vec![false], "not the lease holder");
     assert!(
@@ -664,17 +666,7 @@ async fn a_claim_records_the_attempts_that_ended_first(backend: Backend) {
 
     let mine = attempt(&taken[0], "mine");
     let (recorded, claimed) = app
-        .db(move |c| {
-            let wanted = deliveries::Claim {
-                destination: "app",
-                ordered: true,
-                owner: "w",
-                now,
-                lease_ms: 60_000,
-                limit: 8,
-            };
-            deliveries::finish_and_claim(c, "w", &[mine], &wanted).unwrap()
-        })
+        .db(move |c| deliveries::finish_and_claim(c, &[mine], &claim_for("w", now)).unwrap())
         .await;
     assert_eq!(recorded, vec![true]);
     assert_eq!(
