@@ -113,11 +113,11 @@ impl WriteGate {
 
     /// Runs a turn's writes `f` on the gate's writer connection, or on
     /// `own` when the gate has none. Call it holding a [`Turn`].
-    pub fn write<T>(
+    pub fn write<T, E>(
         &self,
         own: &mut SqliteConnection,
-        f: impl FnOnce(&mut SqliteConnection) -> T,
-    ) -> T {
+        f: impl FnOnce(&mut SqliteConnection) -> Result<T, E>,
+    ) -> Result<T, E> {
         match &self.writer {
             Some(writer) => writer.write(own, f),
             None => f(own),

@@ -792,6 +792,45 @@ mod tests {
         assert!(after > id);
     }
 
+    /// A failed write that left the writer connection no longer flushing
+    /// (a relaxed write whose `synchronous` could not be put back): the
+    /// next write gets a new connection, which flushes.
+    #[test]
+    fn a_writer_left_relaxed_by_a_failed_write_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relaxed.db");
+        let busy = Duration::from_secs(5);
+        let open_path = path.clone();
+        let writer = writer::Writer::new(Box::new(move || {
+            open_sqlite(&open_path, busy).map_err(|e| e.to_string())
+        }));
+        let mut own = open_sqlite(&path, busy).unwrap();
+        let synchronous = |c: &mut SqliteConnection| {
+            diesel::sql_query("PRAGMA synchronous")
+                .get_result::<Synchronous>(c)
+                .map(|s| s.synchronous)
+        };
+        let failed: Result<(), diesel::result::Error> = writer.write(&mut own, |c| {
+            c.batch_execute("PRAGMA synchronous = NORMAL")?;
+            Err(diesel::result::Error::RollbackTransaction)
+        });
+        assert!(failed.is_err());
+        assert_eq!(
+            writer.write(&mut own, synchronous).unwrap(),
+            2,
+            "FULL again"
+        );
+        // A successful write is trusted as it leaves the connection.
+        writer
+            .write(&mut own, |c| c.batch_execute("PRAGMA synchronous = NORMAL"))
+            .unwrap();
+        assert_eq!(
+            writer.write(&mut own, synchronous).unwrap(),
+            1,
+            "the same connection"
+        );
+    }
+
     fn on_sqlite<'a>(tx: &'a mut Tx<'_>) -> &'a mut SqliteConnection {
         match tx {
             Tx::Sqlite(c) => c,

@@ -14,8 +14,9 @@
 //! and the statements every writer prepared.
 //!
 //! The connection is opened on first use and opened again after a
-//! transaction left it unusable (a panic inside one, or a transaction
-//! manager diesel reports broken).
+//! transaction left it unusable: a panic inside one, a transaction manager
+//! diesel reports broken, or a failed write after which it no longer
+//! answers or no longer flushes its commits (`synchronous=FULL`).
 //!
 //! [`WriteGate`]: super::gate::WriteGate
 
@@ -50,11 +51,11 @@ impl Writer {
     /// gate (nobody else waits on the lock then). When the connection cannot
     /// be opened, `f` runs on `fallback` (the caller's pooled connection),
     /// as every write did before this connection existed.
-    pub fn write<T>(
+    pub fn write<T, E>(
         &self,
         fallback: &mut SqliteConnection,
-        f: impl FnOnce(&mut SqliteConnection) -> T,
-    ) -> T {
+        f: impl FnOnce(&mut SqliteConnection) -> Result<T, E>,
+    ) -> Result<T, E> {
         let mut slot = self.lock();
         if slot.is_none() {
             match (self.open)() {
@@ -69,7 +70,9 @@ impl Writer {
             return f(fallback);
         };
         let result = f(conn);
-        if AnsiTransactionManager::is_broken_transaction_manager(conn) {
+        if AnsiTransactionManager::is_broken_transaction_manager(conn)
+            || (result.is_err() && !flushing(conn))
+        {
             tracing::warn!(
                 "the SQLite writer connection is unusable after a transaction; opening a new one"
             );
@@ -91,4 +94,22 @@ impl Writer {
             }
         }
     }
+}
+
+#[derive(diesel::QueryableByName)]
+struct Synchronous {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    synchronous: i32,
+}
+
+/// Whether `conn` answers and commits with `synchronous=FULL`, as every
+/// write but a relaxed one (which sets NORMAL for its transaction and puts
+/// FULL back) must find it: checked after a failed write, so that a
+/// connection left relaxed or dead is not the one the next intake commit
+/// gets.
+fn flushing(conn: &mut SqliteConnection) -> bool {
+    use diesel::RunQueryDsl;
+    diesel::sql_query("PRAGMA synchronous")
+        .get_result::<Synchronous>(conn)
+        .is_ok_and(|s| s.synchronous == 2)
 }
