@@ -46,8 +46,8 @@ const CLAIM_WINDOW: Duration = Duration::from_millis(5);
 /// How often the background loop reads which destinations are paused
 /// (by an operator, or by another instance that was answered 410). The
 /// loop turns on every local commit and every answered request: reading
-/// the pauses each time cost a database read per event
-/// (docs/performance.md). A 410 answered here pauses at once.
+/// the pauses each time cost a database read (and a blocking task) per
+/// event. A 410 answered here pauses at once.
 const PAUSES_EVERY: Duration = Duration::from_millis(100);
 
 /// Built from the configuration (`ForwardConfig::options`).
@@ -182,7 +182,7 @@ enum Pauses {
 }
 
 /// One destination, with its in-flight slots and pause switch (a cache of
-/// `destination_pauses`, read again each round).
+/// `destination_pauses`, read again at most every [`PAUSES_EVERY`]).
 struct Target {
     config: Destination,
     slots: Arc<Semaphore>,
