@@ -195,33 +195,16 @@ macro_rules! claimable {
     };
 }
 
-/// Claims up to `limit` deliveries of `destination` for `owner` until
-/// `now + lease_ms`, counting the attempt. Ordered: only the first
-/// unfinished delivery of each object is a candidate, so a later one waits
-/// while an earlier one is pending, retrying or in flight (a dead one no
-/// longer holds it back).
-pub fn claim(
-    conn: &mut DbConnection,
-    destination: &str,
-    ordered: bool,
-    owner: &str,
-    now: i64,
-    lease_ms: i64,
-    limit: usize,
-) -> Result<Vec<Delivery>, StoreError> {
-    let wanted = Claim {
-        destination,
-        ordered,
-        owner,
-        now,
-        lease_ms,
-        limit,
-    };
-    Ok(finish_and_claim(conn, &[], &wanted)?.1)
+/// Claims what `wanted` says, counting the attempt: up to `limit`
+/// deliveries of `destination` for `owner` until `now + lease_ms`.
+/// Ordered: only the first unfinished delivery of each object is a
+/// candidate, so a later one waits while an earlier one is pending,
+/// retrying or in flight (a dead one no longer holds it back).
+pub fn claim(conn: &mut DbConnection, wanted: &Claim<'_>) -> Result<Vec<Delivery>, StoreError> {
+    Ok(finish_and_claim(conn, &[], wanted)?.1)
 }
 
-/// What [`finish_and_claim`] claims: up to `limit` deliveries of
-/// `destination` for `owner` until `now + lease_ms` (as [`claim`]).
+/// What a claim takes ([`claim`], [`finish_and_claim`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Claim<'a> {
     pub destination: &'a str,

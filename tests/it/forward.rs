@@ -584,7 +584,7 @@ async fn a_worker_killed_mid_delivery_leaves_it_to_be_sent_again(backend: Backen
     app.runner.run_pending().await.unwrap();
     let now = clock.now_ms();
     let taken = app
-        .db(move |c| deliveries::claim(c, "app", true, "killed-worker", now, 60_000, 8).unwrap())
+        .db(move |c| deliveries::claim(c, &claim_for("killed-worker", now)).unwrap())
         .await;
     assert_eq!(taken.len(), 1);
     forwarder(&app).run_pending().await.unwrap();
@@ -632,7 +632,7 @@ async fn a_claim_records_the_attempts_that_ended_first(backend: Backend) {
     app.runner.run_pending().await.unwrap();
     let now = clock.now_ms();
     let taken = app
-        .db(move |c| deliveries::claim(c, "app", true, "w", now, 60_000, 8).unwrap())
+        .db(move |c| deliveries::claim(c, &claim_for("w", now)).unwrap())
         .await;
     assert_eq!(taken.len(), 1, "ordered: only the object's first");
     assert_eq!(taken[0].event_id, first);
