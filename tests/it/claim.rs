@@ -6,7 +6,7 @@ use stripe_hookd::store::outbox::{self, NewEvent};
 use stripe_hookd::store::{now_ms, EpochMs};
 
 use crate::backend_tests;
-use crate::harness::{open_store, stored_event, Backend, TestDb};
+use crate::harness::{on_migrated_db, stored_event, Backend};
 
 backend_tests!(a_claim_takes_only_the_due_events_of_an_object);
 
@@ -21,12 +21,7 @@ fn event(id: &str, object: &str, now: i64, due: i64) -> NewEvent {
 /// the claim takes the new event and leaves the retry for its time (the
 /// backoff holds even when the object is claimed for another event).
 async fn a_claim_takes_only_the_due_events_of_an_object(backend: Backend) {
-    let db = TestDb::new(backend);
-    let url = db.url.clone();
-    tokio::task::spawn_blocking(move || {
-        let store = open_store(&url);
-        store.migrate().unwrap();
-        let mut conn = store.conn().unwrap();
+    on_migrated_db(backend, move |mut conn| {
         let now = now_ms();
         let events = [
             event("evt_backoff", "sub_x", now - 10_000, now + 3_600_000),
@@ -46,6 +41,5 @@ async fn a_claim_takes_only_the_due_events_of_an_object(backend: Backend) {
         assert_eq!(backoff.status.as_str(), "pending");
         assert_eq!(backoff.attempts, 0);
     })
-    .await
-    .unwrap();
+    .await;
 }

@@ -12,7 +12,7 @@ use stripe_hookd::store::outbox::{self, NewEvent};
 use stripe_hookd::store::{now_ms, write_transaction, EpochMs};
 
 use crate::backend_tests;
-use crate::harness::{open_store, stored_event, Backend, TestDb};
+use crate::harness::{on_migrated_db, open_store, stored_event, Backend, TestDb};
 
 backend_tests!(a_batch_finishes_each_group_as_it_would_alone);
 
@@ -66,12 +66,7 @@ fn successes(groups: &[EventGroup], batch: Vec<(&str, Apply)>, now: i64) -> Vec<
 }
 
 async fn a_batch_finishes_each_group_as_it_would_alone(backend: Backend) {
-    let db = TestDb::new(backend);
-    let url = db.url.clone();
-    tokio::task::spawn_blocking(move || {
-        let store = open_store(&url);
-        store.migrate().unwrap();
-        let mut conn = store.conn().unwrap();
+    on_migrated_db(backend, move |mut conn| {
         let now = now_ms();
         // Four objects; `sub_ok` has two events (one handled, one not).
         // `sub_lost` comes first, so that a claim of one group takes it.
@@ -163,8 +158,7 @@ async fn a_batch_finishes_each_group_as_it_would_alone(backend: Backend) {
         // Attempt rows: closed for the finished events only.
         assert_eq!(open, ["evt_bad", "evt_lost"]);
     })
-    .await
-    .unwrap();
+    .await;
 }
 
 backend_tests!(a_failed_apply_undoes_its_own_writes_only);
@@ -199,12 +193,7 @@ fn writing(mark: &'static str, then: Option<&'static str>) -> Apply {
 /// in a savepoint of its own), and the groups after it still finish in
 /// the same transaction.
 async fn a_failed_apply_undoes_its_own_writes_only(backend: Backend) {
-    let db = TestDb::new(backend);
-    let url = db.url.clone();
-    tokio::task::spawn_blocking(move || {
-        let store = open_store(&url);
-        store.migrate().unwrap();
-        let mut conn = store.conn().unwrap();
+    on_migrated_db(backend, move |mut conn| {
         conn.batch_execute("CREATE TABLE test_applied (mark TEXT PRIMARY KEY)")
             .unwrap();
         let now = now_ms();
@@ -246,8 +235,7 @@ async fn a_failed_apply_undoes_its_own_writes_only(backend: Backend) {
         assert_eq!(status("evt_sub_c").as_str(), "processing");
         assert_eq!(status("evt_sub_d").as_str(), "done");
     })
-    .await
-    .unwrap();
+    .await;
 }
 
 backend_tests!(reconciled_subscriptions_of_a_batch_end_as_if_written_one_by_one);
@@ -342,12 +330,7 @@ fn stored(conn: &mut stripe_hookd::store::DbConnection, id: &str) -> Stored {
 /// one-by-one writes a failed batch falls back to, is
 /// `the_batch_write_of_subscriptions_…` below.)
 async fn reconciled_subscriptions_of_a_batch_end_as_if_written_one_by_one(backend: Backend) {
-    let db = TestDb::new(backend);
-    let url = db.url.clone();
-    tokio::task::spawn_blocking(move || {
-        let store = open_store(&url);
-        store.migrate().unwrap();
-        let mut conn = store.conn().unwrap();
+    on_migrated_db(backend, move |mut conn| {
         let now = now_ms();
         // Stored before the batch: `sub_kept` at fetch 100, `sub_pd` past_due.
         let before = [
@@ -450,8 +433,7 @@ async fn reconciled_subscriptions_of_a_batch_end_as_if_written_one_by_one(backen
         let (f, ..) = stored(&mut conn, "sub_f");
         assert_eq!(f.map(|r| (r.0, r.1)), Some(("active".to_owned(), 16)));
     })
-    .await
-    .unwrap();
+    .await;
 }
 
 /// `records::write_subscriptions` itself (Postgres: what a finish batch of
@@ -575,12 +557,7 @@ async fn reconciled_records_of_every_family_in_a_batch_end_as_if_written_one_by_
     backend: Backend,
 ) {
     use stripe_hookd::reconcile::{record_from_json, records::Stamp, writes::RecordWrites, Family};
-    let db = TestDb::new(backend);
-    let url = db.url.clone();
-    tokio::task::spawn_blocking(move || {
-        let store = open_store(&url);
-        store.migrate().unwrap();
-        let mut conn = store.conn().unwrap();
+    on_migrated_db(backend, move |mut conn| {
         let now = now_ms();
         let writes = |records: &[(Family, serde_json::Value, i64)]| -> Apply {
             let records = records
@@ -658,6 +635,5 @@ async fn reconciled_records_of_every_family_in_a_batch_end_as_if_written_one_by_
             );
         }
     })
-    .await
-    .unwrap();
+    .await;
 }

@@ -466,3 +466,24 @@ pub fn open_store(url: &str) -> Store {
     let defaults = config::from_toml_str("").expect("default config");
     Store::open(url, &defaults.database.store_options()).expect("open the store")
 }
+
+/// Runs `f` on a blocking thread with a connection of a migrated store on a
+/// fresh database of `backend` (the store and the database are kept until
+/// `f` returns): the set-up of the store-level tests.
+pub async fn on_migrated_db<T: Send + 'static>(
+    backend: Backend,
+    f: impl FnOnce(stripe_hookd::store::PooledConnection) -> T + Send + 'static,
+) -> T {
+    let db = TestDb::new(backend);
+    let url = db.url.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let store = open_store(&url);
+        store.migrate().expect("migrations");
+        let conn = store.conn().expect("a connection");
+        f(conn)
+    })
+    .await
+    .expect("the test's blocking part");
+    drop(db);
+    result
+}
