@@ -57,26 +57,26 @@ impl Finisher {
 
     /// Takes the attempts handed over and not yet being committed, for a
     /// claim to record in its own transaction
-    /// ([`deliveries::finish_and_claim`]); the claim answers them with
-    /// [`Taken::answer`], or gives them back with [`Finisher::give_back`].
-    pub(super) fn take(&self) -> Taken {
+    /// ([`deliveries::finish_and_claim`]); the claim answers their tasks
+    /// through the [`Waiters`], or gives them back with
+    /// [`Finisher::give_back`].
+    pub(super) fn take(&self) -> (Vec<Finished>, Waiters) {
         let handed: Vec<(Finished, Waiter)> = {
             let mut handed = self.lock();
             let n = handed.len().min(MAX_BATCH);
             handed.drain(..n).collect()
         };
         let (rows, waiters) = handed.into_iter().unzip();
-        Taken { rows, waiters }
+        (rows, Waiters(waiters))
     }
 
     /// Hands back what [`Finisher::take`] took (the claim's transaction
     /// failed) and commits it on its own.
-    pub(super) async fn give_back(&self, taken: Taken) {
-        if taken.rows.is_empty() {
+    pub(super) async fn give_back(&self, rows: Vec<Finished>, waiters: Waiters) {
+        if rows.is_empty() {
             return;
         }
-        self.lock()
-            .extend(taken.rows.into_iter().zip(taken.waiters));
+        self.lock().extend(rows.into_iter().zip(waiters.0));
         self.commit_handed().await;
     }
 
@@ -125,23 +125,21 @@ impl Finisher {
     }
 }
 
-/// Attempts taken for a claim's transaction ([`Finisher::take`]).
-pub(super) struct Taken {
-    pub(super) rows: Vec<Finished>,
-    waiters: Vec<Waiter>,
-}
+/// The tasks of the attempts taken for a claim's transaction
+/// ([`Finisher::take`]), in the order of their rows.
+pub(super) struct Waiters(Vec<Waiter>);
 
-impl Taken {
+impl Waiters {
     /// Tells each attempt's task whether it was recorded, once the claim's
     /// transaction committed.
     pub(super) fn answer(self, recorded: Vec<bool>) {
-        answer(self.waiters, Ok(recorded));
+        answer(self.0, Ok(recorded));
     }
 
     /// Tells each attempt's task that it was not recorded (it is sent
     /// again once its lease expires).
     pub(super) fn fail(self, error: &str) {
-        answer(self.waiters, Err(error.to_owned()));
+        answer(self.0, Err(error.to_owned()));
     }
 }
 

@@ -480,8 +480,7 @@ impl Forwarder {
         let owner = self.worker_id.clone();
         let now = self.clock.now_ms();
         let lease_ms = i64::try_from(self.options.lease.as_millis()).unwrap_or(i64::MAX);
-        let mut taken = self.finisher.take();
-        let rows = std::mem::take(&mut taken.rows);
+        let (rows, waiters) = self.finisher.take();
         let result = tokio::task::spawn_blocking(move || {
             let wanted = deliveries::Claim {
                 destination: &name,
@@ -499,17 +498,16 @@ impl Forwarder {
         .await;
         match result {
             Ok((Ok((recorded, claimed)), _)) => {
-                taken.answer(recorded);
+                waiters.answer(recorded);
                 Ok(claimed)
             }
             Ok((Err(e), rows)) => {
-                taken.rows = rows;
-                self.finisher.give_back(taken).await;
+                self.finisher.give_back(rows, waiters).await;
                 Err(e)
             }
             Err(e) => {
                 let e = format!("claim task failed: {e}");
-                taken.fail(&e);
+                waiters.fail(&e);
                 Err(StoreError::Migration(e))
             }
         }
