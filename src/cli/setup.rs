@@ -6,10 +6,17 @@
 //! ([`crate::reconcile::event_types`]).
 //!
 //! Idempotent: it finds its own endpoint again (the one with its metadata
-//! and this URL, else one with this URL) and updates it only when it
-//! differs; it creates one only when none exists. Stripe shows a signing
-//! secret only in the answer that creates the endpoint, so the secret is
-//! printed (or written with `--secret-file`) then, and never again.
+//! and this URL) and creates one only when none exists. It only ever adds:
+//! an event type the handlers need and the endpoint lacks, and turning a
+//! disabled endpoint on again. It never removes a type, never narrows `*`
+//! (the app behind a destination may want every type), and never touches
+//! an endpoint with this URL that it did not create unless told to
+//! (`--adopt`). The dry run and the normal run print the exact change.
+//!
+//! Stripe shows a signing secret only in the answer that creates the
+//! endpoint, so the secret is printed (or written with `--secret-file`)
+//! then, and never again: the file's directory is checked before anything
+//! is created, and if the write still fails the secret is printed instead.
 //!
 //! The comparison of a Stripe-side endpoint with what the daemon needs is
 //! shared with `check`.
@@ -46,6 +53,10 @@ pub struct SetupArgs {
     /// Show what would change without changing anything.
     #[arg(long)]
     pub dry_run: bool,
+    /// Let setup add what it lacks to an endpoint with this URL that it did
+    /// not create (it never removes a type), and mark it as setup's.
+    #[arg(long)]
+    pub adopt: bool,
     #[arg(long)]
     pub json: bool,
 }
@@ -173,10 +184,64 @@ pub struct Findings {
     pub disabled_reason: Option<String>,
 }
 
-impl Findings {
-    /// Nothing to change (a version that differs cannot be changed in place).
-    pub fn up_to_date(&self) -> bool {
-        self.missing.is_empty() && self.extra.is_empty() && !self.all_events && !self.disabled
+/// What `setup` changes on an endpoint that exists: it only adds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Change {
+    /// Handled types it lacks, added to the ones it has.
+    pub add_events: Vec<String>,
+    /// It is disabled: turn it on again.
+    pub enable: bool,
+    /// Made elsewhere, taken over with `--adopt`: setup's metadata is added
+    /// (its description and other metadata are left as they are).
+    pub adopt: bool,
+}
+
+impl Change {
+    /// What `setup` would change on `remote`, given how it compares.
+    pub fn of(remote: &Remote, findings: &Findings) -> Change {
+        Change {
+            add_events: findings.missing.clone(),
+            enable: findings.disabled,
+            adopt: !remote.ours,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.add_events.is_empty() && !self.enable && !self.adopt
+    }
+
+    /// The endpoint's event types after the change: the ones it has (`*`
+    /// included), then the added ones.
+    fn enabled_events(&self, remote: &Remote) -> Vec<String> {
+        let mut events = remote.enabled_events.clone();
+        events.extend(self.add_events.iter().cloned());
+        events
+    }
+
+    /// One line per part of the change (`would` in a dry run).
+    pub fn lines(&self, dry_run: bool) -> Vec<String> {
+        let (add, enable, adopt) = if dry_run {
+            ("would add", "would enable it again", "would adopt it")
+        } else {
+            ("added", "enabled it again", "adopted it")
+        };
+        let mut out = Vec::new();
+        if !self.add_events.is_empty() {
+            out.push(format!(
+                "{add} {} event type(s): {}",
+                self.add_events.len(),
+                self.add_events.join(", ")
+            ));
+        }
+        if self.enable {
+            out.push(enable.to_owned());
+        }
+        if self.adopt {
+            out.push(format!(
+                "{adopt} (metadata {METADATA_KEY}={METADATA_VALUE})"
+            ));
+        }
+        out
     }
 }
 
@@ -259,8 +324,8 @@ pub async fn list_remote(client: &StripeClient, thin: bool) -> Result<Vec<Remote
     Ok(out)
 }
 
-/// Our endpoint for `url` among `remotes`: the one `setup` made, else any
-/// with this URL.
+/// The endpoint for `url` among `remotes`: the one `setup` made, else any
+/// with this URL (which `setup` touches only with `--adopt`).
 pub fn find<'a>(remotes: &'a [Remote], url: &str) -> Option<&'a Remote> {
     remotes
         .iter()
@@ -288,11 +353,15 @@ pub struct SetupReport {
     pub url: String,
     pub enabled_events: usize,
     pub api_version: Option<String>,
-    /// What differed before an update (or would, in a dry run).
+    /// How the endpoint compared with what the daemon needs.
     pub findings: Option<Findings>,
+    /// What was changed (or would be, in a dry run).
+    pub change: Option<Change>,
     pub warnings: Vec<String>,
     /// Where the new secret was written.
     pub secret_file: Option<PathBuf>,
+    /// Why it could not be written there (the secret is printed instead).
+    pub secret_file_error: Option<String>,
     /// Only on create; never serialised.
     #[serde(skip)]
     pub secret: Option<SecretString>,
@@ -303,6 +372,8 @@ pub struct SetupOptions {
     pub url: String,
     pub thin: bool,
     pub dry_run: bool,
+    /// Change an endpoint with this URL that `setup` did not create.
+    pub adopt: bool,
     /// The pinned API version (a new webhook endpoint is created at it).
     pub api_version: String,
 }
@@ -327,31 +398,42 @@ pub async fn run(client: &StripeClient, options: &SetupOptions) -> anyhow::Resul
         enabled_events: wanted.len(),
         api_version: (!options.thin).then(|| options.api_version.clone()),
         findings: None,
+        change: None,
         warnings: Vec::new(),
         secret_file: None,
+        secret_file_error: None,
         secret: None,
     };
     match find(&remotes, &options.url) {
         Some(remote) => {
+            anyhow::ensure!(
+                remote.ours || options.adopt,
+                "the {kind} {} already delivers to {} and setup did not create it, so setup changes nothing on it; `stripe-hookd check` shows what it lacks, and `setup --adopt` adds that (it never removes an event type)",
+                remote.id,
+                options.url
+            );
             let findings = compare(remote, &options.api_version);
             report.id = Some(remote.id.clone());
             report.api_version = remote.api_version.clone();
+            report.enabled_events = remote.enabled_events.len();
             if let Some(version) = &findings.other_version {
                 report.warnings.push(format!(
                     "the endpoint sends events at API version {version}, not the pinned {}; Stripe cannot change an endpoint's version (objects are re-fetched at the pin, so reconciling is not affected): docs/upgrading.md says how to move it",
                     options.api_version
                 ));
             }
-            if findings.up_to_date() {
-                report.findings = Some(findings);
+            let change = Change::of(remote, &findings);
+            report.findings = Some(findings);
+            if change.is_empty() {
                 return Ok(report);
             }
-            report.findings = Some(findings.clone());
+            report.enabled_events = change.enabled_events(remote).len();
+            report.change = Some(change.clone());
             if options.dry_run {
                 report.action = Action::WouldUpdate;
                 return Ok(report);
             }
-            update(client, remote, &options.url, &wanted, findings.disabled).await?;
+            update(client, remote, &change).await?;
             report.action = Action::Updated;
         }
         None if options.dry_run => report.action = Action::WouldCreate,
@@ -457,25 +539,28 @@ fn form_of(url: &str, events: &[String]) -> Vec<(String, String)> {
     form
 }
 
-async fn update(
-    client: &StripeClient,
-    remote: &Remote,
-    url: &str,
-    wanted: &[String],
-    disabled: bool,
-) -> anyhow::Result<()> {
+/// Applies `change` to `remote`: only what it names is sent, so the rest of
+/// the endpoint (its other types, description, metadata) stays as it is.
+async fn update(client: &StripeClient, remote: &Remote, change: &Change) -> anyhow::Result<()> {
+    let events = change.enabled_events(remote);
     if remote.thin {
-        let body = json!({
-            "description": DESCRIPTION,
-            "enabled_events": wanted,
-            "metadata": metadata(),
-            "webhook_endpoint": {"url": url},
-        });
-        client
-            .post_json(&format!("/v2/core/event_destinations/{}", remote.id), &body)
-            .await
-            .context("cannot update the event destination")?;
-        if disabled {
+        let mut body = serde_json::Map::new();
+        if !change.add_events.is_empty() {
+            body.insert("enabled_events".to_owned(), json!(events));
+        }
+        if change.adopt {
+            body.insert("metadata".to_owned(), metadata());
+        }
+        if !body.is_empty() {
+            client
+                .post_json(
+                    &format!("/v2/core/event_destinations/{}", remote.id),
+                    &Value::Object(body),
+                )
+                .await
+                .context("cannot update the event destination")?;
+        }
+        if change.enable {
             client
                 .post_json(
                     &format!("/v2/core/event_destinations/{}/enable", remote.id),
@@ -485,8 +570,21 @@ async fn update(
                 .context("cannot enable the event destination")?;
         }
     } else {
-        let mut form = form_of(url, wanted);
-        if disabled {
+        let mut form = Vec::new();
+        if !change.add_events.is_empty() {
+            form.extend(
+                events
+                    .iter()
+                    .map(|e| ("enabled_events[]".to_owned(), e.clone())),
+            );
+        }
+        if change.adopt {
+            form.push((
+                format!("metadata[{METADATA_KEY}]"),
+                METADATA_VALUE.to_owned(),
+            ));
+        }
+        if change.enable {
             form.push(("disabled".to_owned(), "false".to_owned()));
         }
         client
@@ -497,34 +595,55 @@ async fn update(
     Ok(())
 }
 
-/// Writes `secret` to `path` with mode 0600 (through a temporary file in
-/// the same directory, renamed over it).
-pub fn write_secret(path: &Path, secret: &SecretString) -> anyhow::Result<()> {
-    let dir = path
-        .parent()
+fn secret_dir(path: &Path) -> &Path {
+    path.parent()
         .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name()
-            .map_or("secret".into(), |n| n.to_string_lossy())
-    ));
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options
-        .open(&tmp)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
+        .unwrap_or(Path::new("."))
+}
+
+/// A new temporary file beside `path`: mode 0600 from its creation, under a
+/// name of its own (never a leftover of an earlier run, whose mode could be
+/// wider), removed unless persisted.
+fn secret_temp(path: &Path) -> anyhow::Result<tempfile::NamedTempFile> {
+    let dir = secret_dir(path);
+    tempfile::Builder::new()
+        .prefix(".stripe-hookd-secret.")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a file in {}", dir.display()))
+}
+
+/// Checks, before anything is created at Stripe, that the secret can be
+/// written to `path`: its directory takes a new file, and `path` is not a
+/// directory.
+pub fn check_secret_path(path: &Path) -> anyhow::Result<()> {
+    secret_temp(path)?;
+    anyhow::ensure!(!path.is_dir(), "{} is a directory", path.display());
+    Ok(())
+}
+
+/// Writes `secret` to `path` with mode 0600 (through a new temporary file
+/// in the same directory, renamed over it).
+pub fn write_secret(path: &Path, secret: &SecretString) -> anyhow::Result<()> {
+    let mut file = secret_temp(path)?;
     file.write_all(secret.expose_secret().as_bytes())
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
+        .and_then(|()| file.as_file().sync_all())
+        .with_context(|| format!("cannot write a file in {}", secret_dir(path).display()))?;
+    file.persist(path)
+        .map_err(|e| e.error)
         .with_context(|| format!("cannot move the secret into {}", path.display()))?;
     Ok(())
+}
+
+/// Writes a new endpoint's secret to `path`; when that fails (after the
+/// endpoint was created, so the secret cannot be asked for again), keeps
+/// why, and the secret stays in the report to be printed instead.
+fn keep_secret(report: &mut SetupReport, path: &Path) {
+    if let Some(secret) = &report.secret {
+        match write_secret(path, secret) {
+            Ok(()) => report.secret_file = Some(path.to_path_buf()),
+            Err(e) => report.secret_file_error = Some(format!("{e:#}")),
+        }
+    }
 }
 
 /// The `setup` command.
@@ -536,17 +655,31 @@ pub fn command(config: &Config, args: SetupArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    if let Some(path) = &args.secret_file {
+        check_secret_path(path).with_context(|| {
+            format!(
+                "--secret-file {}: the new signing secret could not be written there (nothing was changed at Stripe)",
+                path.display()
+            )
+        })?;
+    }
     let setup = SetupOptions {
         url: args.url.clone(),
         thin: args.thin,
         dry_run: args.dry_run,
+        adopt: args.adopt,
         api_version: config.stripe.api_version.clone(),
     };
     let mut report = runtime.block_on(run(&client, &setup))?;
-    if let (Some(path), Some(secret)) = (&args.secret_file, &report.secret) {
-        write_secret(path, secret)?;
-        report.secret_file = Some(path.clone());
+    if let Some(path) = &args.secret_file {
+        keep_secret(&mut report, path);
     }
+    let unwritten = report.secret_file_error.as_ref().map(|e| {
+        anyhow::anyhow!(
+            "the endpoint was created, but its signing secret could not be written to {} ({e}): it was printed instead; store it now, Stripe shows it only once",
+            args.secret_file.as_deref().unwrap_or(Path::new("")).display()
+        )
+    });
     if args.json {
         let mut out = serde_json::to_value(&report)?;
         if report.secret_file.is_none() {
@@ -555,7 +688,7 @@ pub fn command(config: &Config, args: SetupArgs) -> anyhow::Result<()> {
             }
         }
         println!("{out}");
-        return Ok(());
+        return unwritten.map_or(Ok(()), Err);
     }
     let what = if args.thin {
         "event destination (thin events)"
@@ -570,21 +703,24 @@ pub fn command(config: &Config, args: SetupArgs) -> anyhow::Result<()> {
         Action::WouldCreate => println!("would create a {what} for {}", report.url),
         Action::WouldUpdate => println!("would update the {what} {id} for {}", report.url),
     }
+    if let Some(change) = &report.change {
+        for line in change.lines(report.action == Action::WouldUpdate) {
+            println!("  {line}");
+        }
+    }
     if let Some(f) = &report.findings {
-        if !f.missing.is_empty() {
-            println!("  missing event types: {}", f.missing.join(", "));
+        if let Some(reason) = f.disabled_reason.as_ref().filter(|_| f.disabled) {
+            println!("  it was disabled (Stripe's reason: {reason})");
         }
         if f.all_events {
-            println!("  it was subscribed to every event type (*)");
+            println!("  it sends every event type (*); setup leaves that as it is");
         }
         if !f.extra.is_empty() {
-            println!("  event types no handler uses: {}", f.extra.join(", "));
-        }
-        if f.disabled {
-            match &f.disabled_reason {
-                Some(reason) => println!("  it was disabled (Stripe's reason: {reason})"),
-                None => println!("  it was disabled"),
-            }
+            println!(
+                "  it also sends {} type(s) no handler uses (stored and ignored; setup never removes a type): {}",
+                f.extra.len(),
+                f.extra.join(", ")
+            );
         }
     }
     println!("  {} event types", report.enabled_events);
@@ -602,10 +738,66 @@ pub fn command(config: &Config, args: SetupArgs) -> anyhow::Result<()> {
         ),
         _ => {}
     }
+    if let Some(unwritten) = unwritten {
+        return Err(unwritten);
+    }
     if args.thin {
         println!(
             "  set thin = true on this endpoint in the config (catch-up then lists thin events)"
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn created() -> SetupReport {
+        SetupReport {
+            action: Action::Created,
+            id: Some("we_1".to_owned()),
+            kind: "webhook_endpoint",
+            url: "https://hooks.example.com/webhooks/stripe".to_owned(),
+            enabled_events: 1,
+            api_version: None,
+            findings: None,
+            change: None,
+            warnings: Vec::new(),
+            secret_file: None,
+            secret_file_error: None,
+            secret: Some(SecretString::from("whsec_new".to_owned())),
+        }
+    }
+
+    #[test]
+    fn a_secret_that_cannot_be_written_stays_in_the_report_to_be_printed() {
+        let dir = tempfile::tempdir().unwrap();
+        // A directory where the file should go: the rename fails.
+        let path = dir.path().join("webhook_secret");
+        std::fs::create_dir(&path).unwrap();
+        let mut report = created();
+        keep_secret(&mut report, &path);
+        assert!(report.secret_file.is_none());
+        assert!(report.secret.is_some(), "kept, to be printed");
+        let why = report.secret_file_error.unwrap();
+        assert!(why.contains("webhook_secret"), "{why}");
+        assert!(check_secret_path(&path).is_err(), "found before creating");
+
+        let path = dir.path().join("secret");
+        let mut report = created();
+        keep_secret(&mut report, &path);
+        assert_eq!(report.secret_file.as_deref(), Some(path.as_path()));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "whsec_new");
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(".stripe-hookd-secret.")
+            })
+            .collect();
+        assert!(leftovers.is_empty(), "no temporary file left");
+    }
 }

@@ -41,6 +41,7 @@ fn options(thin: bool) -> SetupOptions {
         url: URL.to_owned(),
         thin,
         dry_run: false,
+        adopt: false,
         api_version: API_VERSION.to_owned(),
     }
 }
@@ -95,7 +96,9 @@ async fn setup_creates_a_webhook_endpoint_once_and_then_keeps_it_right() {
     assert_eq!(again.id, created.id);
     assert_eq!(posts(&fake), before, "nothing written when up to date");
 
-    // Someone disabled it and removed an event type in the Dashboard.
+    // Someone disabled it, removed an event type and added one of their own
+    // in the Dashboard: setup adds back what is missing and enables it, and
+    // keeps the type it does not use (the app may want it).
     let id = created.id.clone().unwrap();
     fake.edit_endpoint(&id, |e| {
         e["status"] = json!("disabled");
@@ -109,6 +112,9 @@ async fn setup_creates_a_webhook_endpoint_once_and_then_keeps_it_right() {
         .missing
         .contains(&"customer.subscription.updated".to_owned()));
     assert_eq!(findings.extra, vec!["product.updated".to_owned()]);
+    let change = repaired.change.unwrap();
+    assert_eq!(change.add_events, findings.missing);
+    assert!(change.enable && !change.adopt, "{change:?}");
     assert!(repaired.secret.is_none(), "an update shows no secret");
     let endpoints = fake.webhook_endpoints();
     assert_eq!(endpoints.len(), 1, "updated in place, not duplicated");
@@ -116,7 +122,10 @@ async fn setup_creates_a_webhook_endpoint_once_and_then_keeps_it_right() {
     let mut events: Vec<String> =
         serde_json::from_value(endpoints[0]["enabled_events"].clone()).unwrap();
     events.sort();
-    assert_eq!(events, event_types::wanted(false));
+    let mut expected = event_types::wanted(false);
+    expected.push("product.updated".to_owned());
+    expected.sort();
+    assert_eq!(events, expected, "added to, never narrowed");
 
     // An endpoint at another version: kept (Stripe cannot change it), warned about.
     fake.edit_endpoint(&id, |e| e["api_version"] = json!("2025-03-31.basil"));
@@ -131,10 +140,12 @@ async fn setup_creates_a_webhook_endpoint_once_and_then_keeps_it_right() {
         warned.warnings
     );
 
-    // The secret file, as the systemd credential reads it.
+    // The secret file, as the systemd credential reads it; a temporary
+    // file left by an earlier run (mode 0644) must not lend its mode.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("webhook_secret");
     std::fs::write(&path, "whsec_old").unwrap();
+    std::fs::write(dir.path().join(".webhook_secret.tmp"), "").unwrap();
     setup::write_secret(&path, secret).unwrap();
     assert_eq!(
         std::fs::read_to_string(&path).unwrap(),
@@ -146,6 +157,102 @@ async fn setup_creates_a_webhook_endpoint_once_and_then_keeps_it_right() {
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
     }
+    fake.stop().await;
+}
+
+/// An endpoint the operator made in the Dashboard, sending every type (`*`)
+/// to the URL setup is asked for: setup changes nothing on it unless told
+/// to adopt it, and then only adds its metadata — `*`, the description and
+/// the other metadata stay.
+#[tokio::test]
+async fn setup_never_narrows_or_takes_over_an_endpoint_it_did_not_create() {
+    let fake = FakeStripe::start().await.expect("fake stripe");
+    let client = client(&fake);
+    let made = client
+        .post_form(
+            "/v1/webhook_endpoints",
+            &[
+                ("url".to_owned(), URL.to_owned()),
+                ("enabled_events[]".to_owned(), "*".to_owned()),
+                (
+                    "description".to_owned(),
+                    "ours, from the Dashboard".to_owned(),
+                ),
+                ("metadata[team]".to_owned(), "billing".to_owned()),
+            ],
+        )
+        .await
+        .unwrap();
+    let id = made.json["id"].as_str().unwrap().to_owned();
+    let before = posts(&fake);
+
+    for dry_run in [false, true] {
+        let refused = setup::run(
+            &client,
+            &SetupOptions {
+                dry_run,
+                ..options(false)
+            },
+        )
+        .await
+        .unwrap_err();
+        let message = format!("{refused:#}");
+        assert!(
+            message.contains(&id)
+                && message.contains("did not create")
+                && message.contains("--adopt"),
+            "{message}"
+        );
+    }
+    assert_eq!(posts(&fake), before, "nothing written without --adopt");
+
+    let dry = setup::run(
+        &client,
+        &SetupOptions {
+            dry_run: true,
+            adopt: true,
+            ..options(false)
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(dry.action, Action::WouldUpdate);
+    let change = dry.change.unwrap();
+    assert!(
+        change.adopt && change.add_events.is_empty() && !change.enable,
+        "{change:?}"
+    );
+    assert_eq!(
+        change.lines(true),
+        vec![format!(
+            "would adopt it (metadata {}={})",
+            setup::METADATA_KEY,
+            setup::METADATA_VALUE
+        )]
+    );
+    assert_eq!(posts(&fake), before, "a dry run changes nothing");
+
+    let adopted = setup::run(
+        &client,
+        &SetupOptions {
+            adopt: true,
+            ..options(false)
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(adopted.action, Action::Updated);
+    let endpoints = fake.webhook_endpoints();
+    assert_eq!(endpoints.len(), 1);
+    let ep = &endpoints[0];
+    assert_eq!(ep["enabled_events"], json!(["*"]), "`*` is never narrowed");
+    assert_eq!(ep["description"], "ours, from the Dashboard");
+    assert_eq!(ep["metadata"]["team"], "billing");
+    assert_eq!(ep["metadata"][setup::METADATA_KEY], setup::METADATA_VALUE);
+
+    // Now it is setup's: found as such, nothing to change.
+    let again = setup::run(&client, &options(false)).await.unwrap();
+    assert_eq!(again.action, Action::UpToDate);
     fake.stop().await;
 }
 
@@ -333,6 +440,16 @@ async fn check_compares_the_stripe_side_endpoint_with_the_daemons_needs(backend:
 
 /// Runs the real binary's `setup` against the fake; returns (exit code, stdout).
 fn setup_command(dir: &std::path::Path, base: &str, args: &[&str]) -> (Option<i32>, String) {
+    let (code, out, _) = setup_command_err(dir, base, args);
+    (code, out)
+}
+
+/// [`setup_command`], with stderr too.
+fn setup_command_err(
+    dir: &std::path::Path,
+    base: &str,
+    args: &[&str],
+) -> (Option<i32>, String, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_stripe-hookd"))
         .arg("setup")
         .args(args)
@@ -346,6 +463,7 @@ fn setup_command(dir: &std::path::Path, base: &str, args: &[&str]) -> (Option<i3
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
     )
 }
 
@@ -392,5 +510,31 @@ async fn the_setup_command_shows_the_secret_once_or_writes_it_to_the_credential(
 
     let (code, out) = setup_command(dir.path(), &base, &["--url", "hooks.example.com/x"]);
     assert_ne!(code, Some(0), "{out}");
+
+    // A secret file that cannot be written is found before anything is
+    // created at Stripe (else the only copy of the secret would be lost).
+    let created_before = fake.event_destinations().len();
+    let nowhere = dir.path().join("no-such-directory").join("webhook_secret");
+    let (code, out, err) = setup_command_err(
+        dir.path(),
+        &base,
+        &[
+            "--url",
+            "https://other.example.com/webhooks/stripe",
+            "--thin",
+            "--secret-file",
+            nowhere.to_str().unwrap(),
+        ],
+    );
+    assert_ne!(code, Some(0), "{out}");
+    assert!(
+        err.contains("no-such-directory") && err.contains("nothing was changed at Stripe"),
+        "{err}"
+    );
+    assert_eq!(
+        fake.event_destinations().len(),
+        created_before,
+        "nothing created"
+    );
     fake.stop().await;
 }
