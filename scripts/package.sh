@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds the Debian package (cargo-deb, [package.metadata.deb] in Cargo.toml):
 # the binary with Postgres support, the unit, the example config, the man
-# page, completions and docs.
+# page, completions and docs. Plain `cargo deb` builds the same release
+# package; this script also checks that debian/assets/ is fresh and can
+# package a dev build.
 #
 #   scripts/package.sh [--dev] [OUT_DIR]     (default OUT_DIR: $CARGO_TARGET_DIR/debian)
 #
@@ -22,23 +24,22 @@ if [ "$profile" = dev ]; then features=--all-features; else features="--features
 cargo build --locked --profile "$profile" $features --bin stripe-hookd
 built="$target/$([ "$profile" = dev ] && echo debug || echo "$profile")/stripe-hookd"
 
-# cargo-deb reads assets from target/release/…: stage them in a target dir of
-# their own so a dev build never lands in the real release directory.
+# The generated files (man page, completions, packaged unit) are committed in
+# debian/assets/ (scripts/deb-assets.sh): refuse to package stale ones.
+fresh=$(mktemp -d)
+trap 'rm -rf "$fresh"' EXIT
+scripts/deb-assets.sh "$built" "$fresh" >/dev/null
+if ! diff -r debian/assets "$fresh" >&2; then
+  echo "debian/assets/ is stale: run scripts/deb-assets.sh and commit what it writes" >&2
+  exit 1
+fi
+
+# cargo-deb reads the binary from target/release/: stage it in a target dir
+# of its own so a dev build never lands in the real release directory.
 stage="$target/deb-stage"
 rm -rf "$stage"
-assets="$stage/release/deb-assets"
-mkdir -p "$assets"
+mkdir -p "$stage/release"
 cp "$built" "$stage/release/stripe-hookd"
-"$built" man | gzip -9n > "$assets/stripe-hookd.1.gz"
-"$built" completions bash > "$assets/stripe-hookd.bash"
-"$built" completions zsh > "$assets/_stripe-hookd"
-"$built" completions fish > "$assets/stripe-hookd.fish"
-# The package installs the binary in /usr/bin and the docs in /usr/share/doc.
-sed -e 's#/usr/local/bin/stripe-hookd#/usr/bin/stripe-hookd#' \
-    -e 's#file:///usr/local/share/doc/stripe-hookd/README.md#man:stripe-hookd(1) file:///usr/share/doc/stripe-hookd/README.md#' \
-    systemd/stripe-hookd.service > "$assets/stripe-hookd.service"
-grep -q '^ExecStart=/usr/bin/stripe-hookd serve$' "$assets/stripe-hookd.service" \
-  || { echo "packaged unit: ExecStart not rewritten to /usr/bin" >&2; exit 1; }
 
 mkdir -p "$out"
 CARGO_TARGET_DIR="$stage" cargo deb --no-build --strip --output "$out/"

@@ -25,7 +25,9 @@ pub fn man() -> anyhow::Result<()> {
     let page = clap_mangen::Man::new(Cli::command())
         .section("1")
         .manual("stripe-hookd manual")
-        .source(format!("stripe-hookd {VERSION}"));
+        // The release, not the commit: the page is the same for every
+        // build of a version (debian/assets/ holds it, checked by a test).
+        .source(format!("stripe-hookd {}", env!("CARGO_PKG_VERSION")));
     let mut roff = Vec::new();
     page.render(&mut roff)?;
     emit(&roff)

@@ -85,6 +85,37 @@ fn the_man_page_is_roff_for_section_one_with_every_subcommand() {
     }
 }
 
+/// `cargo deb` alone packages the committed debian/assets/: each must be
+/// what this build generates (the man page and completions from the clap
+/// definition, the unit with the package's paths).
+#[test]
+fn debian_assets_are_what_the_binary_generates() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let unit = std::fs::read_to_string(root.join("systemd/stripe-hookd.service")).unwrap();
+    let packaged_unit = unit
+        .replace("/usr/local/bin/stripe-hookd", "/usr/bin/stripe-hookd")
+        .replace(
+            "file:///usr/local/share/doc/stripe-hookd/README.md",
+            "man:stripe-hookd(1) file:///usr/share/doc/stripe-hookd/README.md",
+        );
+    assert!(packaged_unit.contains("\nExecStart=/usr/bin/stripe-hookd serve\n"));
+    let expected = [
+        ("stripe-hookd.1", stdout(&hookd(&["man"]))),
+        ("stripe-hookd.bash", stdout(&hookd(&["completions", "bash"]))),
+        ("_stripe-hookd", stdout(&hookd(&["completions", "zsh"]))),
+        ("stripe-hookd.fish", stdout(&hookd(&["completions", "fish"]))),
+        ("stripe-hookd.service", packaged_unit),
+    ];
+    for (name, generated) in expected {
+        let committed = std::fs::read_to_string(root.join("debian/assets").join(name))
+            .unwrap_or_default();
+        assert!(
+            committed == generated,
+            "debian/assets/{name} is stale: run scripts/deb-assets.sh and commit what it writes"
+        );
+    }
+}
+
 #[test]
 fn version_names_the_git_commit_it_was_built_from() {
     let version = stdout(&hookd(&["--version"]));
