@@ -101,14 +101,20 @@ fn debian_assets_are_what_the_binary_generates() {
     assert!(packaged_unit.contains("\nExecStart=/usr/bin/stripe-hookd serve\n"));
     let expected = [
         ("stripe-hookd.1", stdout(&hookd(&["man"]))),
-        ("stripe-hookd.bash", stdout(&hookd(&["completions", "bash"]))),
+        (
+            "stripe-hookd.bash",
+            stdout(&hookd(&["completions", "bash"])),
+        ),
         ("_stripe-hookd", stdout(&hookd(&["completions", "zsh"]))),
-        ("stripe-hookd.fish", stdout(&hookd(&["completions", "fish"]))),
+        (
+            "stripe-hookd.fish",
+            stdout(&hookd(&["completions", "fish"])),
+        ),
         ("stripe-hookd.service", packaged_unit),
     ];
     for (name, generated) in expected {
-        let committed = std::fs::read_to_string(root.join("debian/assets").join(name))
-            .unwrap_or_default();
+        let committed =
+            std::fs::read_to_string(root.join("debian/assets").join(name)).unwrap_or_default();
         assert!(
             committed == generated,
             "debian/assets/{name} is stale: run scripts/deb-assets.sh and commit what it writes"
