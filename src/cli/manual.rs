@@ -22,7 +22,7 @@ pub fn completions(shell: Shell) -> anyhow::Result<()> {
 
 /// Writes the man page (roff, section 1) to stdout.
 pub fn man() -> anyhow::Result<()> {
-    let page = clap_mangen::Man::new(Cli::command())
+    let page = clap_mangen::Man::new(Cli::command().version(env!("CARGO_PKG_VERSION")))
         .section("1")
         .manual("stripe-hookd manual")
         // The release, not the commit: the page is the same for every
