@@ -41,5 +41,5 @@ fn main() {
         Some(commit) => format!("{version} (git {})", commit.trim()),
         None => version.to_owned(),
     };
-    println!("cargo:rustc-env=STRIPE_HOOKD_VERSION={full}");
+    println!("cargo:rustc-env=HOOKD_BUILD_RELEASE={full}");
 }

@@ -59,6 +59,7 @@ fn fill(store: &Store, receiver: &str, run: &Run) -> anyhow::Result<stripe_hookd
     ))?;
     let hook = forward::hook(&config.destinations, After::Received)
         .ok_or_else(|| anyhow::anyhow!("no hook"))?;
+    store.hooks().set_received(hook);
     let now = stripe_hookd::store::now_ms();
     let payload = format!(
         "{{\"id\":\"evt\",\"object\":\"event\",\"pad\":\"{}\"}}",
@@ -77,7 +78,7 @@ fn fill(store: &Store, receiver: &str, run: &Run) -> anyhow::Result<stripe_hookd
     }
     let mut conn = store.conn()?;
     for chunk in events.chunks(500) {
-        outbox::insert_batch_with(&mut conn, chunk, Some(&hook))?;
+        outbox::insert_batch(&mut conn, chunk)?;
     }
     Ok(config)
 }

@@ -151,6 +151,9 @@ impl ApplicationBuilder {
         let destinations = forwarder
             .as_ref()
             .map(|_| Live::new(config.destinations.clone()));
+        if let Some(destinations) = &destinations {
+            parts::doors(&store, destinations);
+        }
         let runner = parts::runner(
             &config,
             &store,
@@ -165,7 +168,6 @@ impl ApplicationBuilder {
             [&wake, &forward_wake],
             &activity,
             &endpoints,
-            destinations.as_ref(),
         )?;
         let admin = parts::admin(
             &config,

@@ -21,6 +21,7 @@ use crate::live::Live;
 use crate::metrics::Activity;
 use crate::queue::{Clock, Handler, Runner};
 use crate::reconcile::{ReconcileHandler, ReconcileOptions};
+use crate::store::deliveries::EventHook;
 use crate::store::{Backend, Store};
 use crate::stripe::StripeClient;
 
@@ -63,9 +64,27 @@ pub fn reconcile_handler(config: &Config) -> anyhow::Result<Option<Arc<Reconcile
     )))
 }
 
+/// Sets the store's doors ([`crate::store::hooks`]) for `destinations`:
+/// every insert into the outbox records the deliveries of `after =
+/// "received"` destinations, and every transaction that wrote a customer's
+/// entitlement rows announces the access change to the destinations that
+/// list `stripe_hookd.access.updated`, whoever wrote them.
+pub fn doors(store: &Store, destinations: &Live<Vec<Destination>>) {
+    use crate::reconcile::access_events;
+    store
+        .hooks()
+        .set_received(forward::live_hook(destinations.clone(), After::Received));
+    store.hooks().set_access(forward::derived_hook(
+        destinations.clone(),
+        access_events::ACCESS_UPDATED,
+        access_events::announce_changes,
+    ));
+}
+
 /// The job runner over the store's outbox; it records the deliveries of
-/// `after = "reconciled"` destinations in each finishing transaction and
-/// then wakes the forwarder.
+/// `after = "reconciled"` destinations in each finishing transaction (and
+/// notes the customers its events name, whose access the transaction's end
+/// compares), then wakes the forwarder.
 pub fn runner(
     config: &Config,
     store: &Store,
@@ -76,13 +95,12 @@ pub fn runner(
 ) -> anyhow::Result<Arc<Runner>> {
     let mut runner = Runner::new(store.clone(), handler, config.runner.options(), clock)
         .context("cannot start the job runner")?;
-    let access_updated = forward::Derived {
-        event_type: crate::reconcile::access_events::ACCESS_UPDATED,
-        derive: crate::reconcile::access_events::derive,
-    };
-    let hook =
-        destinations.map(|d| forward::live_hook(d.clone(), After::Reconciled, &[access_updated]));
-    if let Some(hook) = hook {
+    if let Some(destinations) = destinations {
+        let deliveries = forward::live_hook(destinations.clone(), After::Reconciled);
+        let hook: EventHook = Arc::new(move |tx, events, now| {
+            deliveries(tx, events, now)?;
+            crate::reconcile::access_events::note_events(tx, events, now)
+        });
         let wake = Arc::clone(forward_wake);
         runner = runner.with_finish_hook(hook, Arc::new(move || wake.notify_one()));
     }
@@ -123,8 +141,8 @@ pub fn forwarder(
     Ok(Some(Arc::new(forwarder)))
 }
 
-/// The public webhook listener: group commit into the outbox (with the
-/// deliveries of `after = "received"` destinations), waking the local
+/// The public webhook listener: group commit into the outbox (through its
+/// one door, see [`doors`]), waking the local
 /// runner and forwarder after each commit.
 pub fn intake(
     config: &Config,
@@ -132,7 +150,6 @@ pub fn intake(
     wakes: [&Arc<Notify>; 2],
     activity: &Activity,
     endpoints: &[Arc<EndpointState>],
-    destinations: Option<&Live<Vec<Destination>>>,
 ) -> anyhow::Result<Listener> {
     let writers = config.intake.writers.unwrap_or(match store.backend() {
         Backend::Sqlite => 1,
@@ -150,7 +167,6 @@ pub fn intake(
             runner_wake.notify_one();
             forward_wake.notify_one();
         })),
-        destinations.map(|d| forward::live_hook(d.clone(), After::Received, &[])),
     )
     .context("cannot start the intake writer")?;
     let state = web::Data::new(IntakeState {

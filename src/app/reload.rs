@@ -34,7 +34,7 @@ use secrecy::ExposeSecret;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{self, Config, ConfigError, Destination, Endpoint};
+use crate::config::{self, After, Config, ConfigError, Destination, Endpoint};
 use crate::forward::Forwarder;
 use crate::intake::EndpointState;
 use crate::live::Live;
@@ -134,6 +134,48 @@ pub struct DestinationTargets {
     pub cell: Live<Vec<Destination>>,
     pub forwarder: Arc<Forwarder>,
     pub wake: Arc<Notify>,
+}
+
+/// How far back a switch to `received` looks for events finished under the
+/// old setting (recording is once per event × destination: looking too far
+/// back records nothing twice).
+const SWITCH_MARGIN_MS: i64 = 5 * 60 * 1000;
+
+/// The new destinations that follow `received` where they followed
+/// `reconciled`: the finish no longer records their deliveries, and the
+/// intake recorded none for the events already in the outbox.
+fn switched_to_received(old: &[Destination], new: &[Destination]) -> Vec<Destination> {
+    new.iter()
+        .filter(|d| d.after == After::Received)
+        .filter(|d| {
+            old.iter()
+                .any(|o| o.name == d.name && o.after == After::Reconciled)
+        })
+        .cloned()
+        .collect()
+}
+
+/// Records the deliveries of the events in flight for destinations that
+/// switched to `received` (on a blocking thread; logged either way, as
+/// nothing the operator asked for may vanish silently).
+fn record_switched(store: crate::store::Store, switched: Vec<Destination>, since: i64) {
+    let names: Vec<String> = switched.iter().map(|d| d.name.clone()).collect();
+    let run = move || match crate::forward::record_switched(&store, &switched, since) {
+        Ok(events) => tracing::info!(
+            destinations = %names.join(","),
+            events_looked_at = events,
+            "destinations now follow received: the events in flight are recorded for them"
+        ),
+        Err(e) => tracing::error!(
+            destinations = %names.join(","),
+            error = %e,
+            "destinations now follow received, but recording the events in flight for them failed: those events are not forwarded to them"
+        ),
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => drop(runtime.spawn_blocking(run)),
+        Err(_) => run(),
+    }
 }
 
 /// What a reload would change, or why it cannot.
@@ -272,9 +314,15 @@ impl Reloader {
             state.set_secrets(&endpoint.secrets);
         }
         if let Some(d) = &self.targets.destinations {
+            let switched =
+                switched_to_received(&self.current.config.destinations, &new.config.destinations);
+            let since = crate::store::now_ms() - SWITCH_MARGIN_MS;
             d.cell.set(new.config.destinations.clone());
             d.forwarder
                 .set_destinations(new.config.destinations.clone());
+            if !switched.is_empty() {
+                record_switched(d.forwarder.store().clone(), switched, since);
+            }
             d.wake.notify_one();
         }
         self.current = new;

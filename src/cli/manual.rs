@@ -9,7 +9,7 @@ use clap_complete::Shell;
 use super::Cli;
 
 /// The binary's version with the git commit it was built from, when known.
-pub const VERSION: &str = env!("STRIPE_HOOKD_VERSION");
+pub const VERSION: &str = env!("HOOKD_BUILD_RELEASE");
 
 /// Writes the completion script for `shell` to stdout.
 pub fn completions(shell: Shell) -> anyhow::Result<()> {

@@ -62,14 +62,6 @@ pub struct ForwardOptions {
 /// Where the admin API reads the destinations as configured now.
 pub type DestinationSource = Arc<dyn Fn() -> Vec<Destination> + Send + Sync>;
 
-/// Events of stripe-hookd's own, derived inside the finishing transaction
-/// after the records were written (e.g. `stripe_hookd.access.updated`).
-#[derive(Clone, Copy)]
-pub struct Derived {
-    pub event_type: &'static str,
-    pub derive: fn(&mut Tx<'_>, &[HookEvent<'_>], i64) -> QueryResult<Vec<HookEvent<'static>>>,
-}
-
 /// Events of stripe-hookd's own that the clock makes (no transaction
 /// causes them): `derive(tx, since, now)` gives those of the moments in
 /// `(since, now]`; the forwarder looks every `every`.
@@ -96,35 +88,99 @@ pub fn hook(destinations: &[Destination], after: After) -> Option<EventHook> {
     let follows = destinations.iter().any(|d| d.after == after);
     follows.then(|| {
         Arc::new(move |tx: &mut Tx<'_>, events: &[HookEvent<'_>], now: i64| {
-            record(tx, &destinations, after, &[], events, now)
+            record(tx, &destinations, after, events, now)
         }) as EventHook
     })
 }
 
 /// [`hook`] over destinations that a configuration reload may replace
 /// (`app::reload`): each transaction records deliveries for the
-/// destinations configured when it runs, plus the `derived` events
-/// (computed once per transaction, only when some destination lists their
-/// type, whatever its `after`) for the destinations that list them.
-pub fn live_hook(
-    destinations: Live<Vec<Destination>>,
-    after: After,
-    derived: &[Derived],
-) -> EventHook {
-    let derived = derived.to_vec();
+/// destinations configured when it runs.
+pub fn live_hook(destinations: Live<Vec<Destination>>, after: After) -> EventHook {
     Arc::new(move |tx, events, now| {
         let destinations = destinations.get();
-        record(tx, &destinations, after, &derived, events, now)
+        record(tx, &destinations, after, events, now)
     })
 }
 
+/// Events of stripe-hookd's own that a change of stored state makes
+/// (`stripe_hookd.access.updated`): `derive` turns the changes a
+/// transaction made into events, and records what it announced.
+pub type DeriveFn<C> = fn(&mut Tx<'_>, &[C], i64) -> QueryResult<Vec<HookEvent<'static>>>;
+
+/// What [`derived_hook`] gives: run in a transaction with its changes.
+pub type ChangeHook<C> = Arc<dyn Fn(&mut Tx<'_>, &[C], i64) -> QueryResult<()> + Send + Sync>;
+
+/// The hook that records, for the destinations that list `event_type`
+/// (configured when the transaction runs), the events `derive` makes of a
+/// transaction's changes; nothing is derived while no destination lists
+/// the type.
+pub fn derived_hook<C: 'static>(
+    destinations: Live<Vec<Destination>>,
+    event_type: &'static str,
+    derive: DeriveFn<C>,
+) -> ChangeHook<C> {
+    Arc::new(move |tx, changes, now| {
+        let destinations = destinations.get();
+        let listing: Vec<&Destination> = destinations
+            .iter()
+            .filter(|d| lists_own(d, event_type))
+            .collect();
+        if listing.is_empty() {
+            return Ok(());
+        }
+        for event in derive(tx, changes, now)? {
+            for d in &listing {
+                deliveries::insert(tx, &d.name, &event, now)?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// After a reload made the destinations `switched` follow `received`
+/// where they followed `reconciled`: records their deliveries of the
+/// events the finish will no longer give them (those not finished yet) and
+/// of those finished since `since` (a finish racing the switch). Recording
+/// is once per event × destination, so an event recorded already is not
+/// recorded again. Returns how many events were looked at.
+pub fn record_switched(
+    store: &Store,
+    switched: &[Destination],
+    since: i64,
+) -> Result<usize, StoreError> {
+    let Some(hook) = hook(switched, After::Received) else {
+        return Ok(0);
+    };
+    let mut conn = store.conn()?;
+    let (mut after_id, mut seen) = (0, 0);
+    loop {
+        let events = crate::store::outbox::unfinished_or_since(&mut conn, since, after_id, 500)?;
+        let Some(last) = events.last() else {
+            return Ok(seen);
+        };
+        after_id = last.id;
+        seen += events.len();
+        let events: Vec<HookEvent<'_>> = events
+            .iter()
+            .map(|e| HookEvent {
+                event_id: e.event_id.as_str().into(),
+                event_type: e.event_type.as_str().into(),
+                object_key: e.object_key.as_str().into(),
+                payload: e.payload.as_str().into(),
+                in_outbox: true,
+            })
+            .collect();
+        crate::store::write_transaction(&mut conn, |tx| hook(tx, &events, crate::store::now_ms()))?;
+    }
+}
+
 /// One transaction's delivery rows: the events for the destinations of
-/// `after` that want them, and the derived events for those that list them.
+/// `after` that want them.
 fn record(
     tx: &mut Tx<'_>,
     destinations: &[Destination],
     after: After,
-    derived: &[Derived],
     events: &[HookEvent<'_>],
     now: i64,
 ) -> QueryResult<()> {
@@ -134,20 +190,6 @@ fn record(
             .filter(|d| d.after == after && d.wants(&event.event_type))
         {
             deliveries::insert(tx, &d.name, event, now)?;
-        }
-    }
-    for x in derived {
-        let listing: Vec<&Destination> = destinations
-            .iter()
-            .filter(|d| lists_own(d, x.event_type))
-            .collect();
-        if listing.is_empty() {
-            continue;
-        }
-        for event in (x.derive)(tx, events, now)? {
-            for d in &listing {
-                deliveries::insert(tx, &d.name, &event, now)?;
-            }
         }
     }
     Ok(())
@@ -288,6 +330,11 @@ impl Forwarder {
             checked.store(now, Ordering::Relaxed);
         }
         Ok(made)
+    }
+
+    /// The store it reads its deliveries from.
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// Sends to `destinations` from the next claim on (a configuration

@@ -18,7 +18,6 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store::deliveries::EventHook;
 use crate::store::outbox::{self, Inserted, NewEvent};
 use crate::store::{Lane, Store};
 
@@ -56,14 +55,12 @@ pub struct CommitQueue {
 }
 
 impl CommitQueue {
-    /// Starts `options.writers` writer threads on `store`. `on_stored` runs
-    /// inside each transaction with the events it stores (what the intake's
-    /// caller wants written with them, e.g. deliveries).
+    /// Starts `options.writers` writer threads on `store` (whose `received`
+    /// hook runs inside each transaction with the events it stores).
     pub fn start(
         store: Store,
         options: &CommitOptions,
         on_commit: Option<OnCommit>,
-        on_stored: Option<EventHook>,
     ) -> std::io::Result<CommitQueue> {
         let (tx, rx) = mpsc::channel(options.queue_capacity);
         let rx = Arc::new(Mutex::new(rx));
@@ -73,7 +70,6 @@ impl CommitQueue {
                 rx: Arc::clone(&rx),
                 max_batch: options.max_batch.max(1),
                 on_commit: on_commit.clone(),
-                on_stored: on_stored.clone(),
             };
             std::thread::Builder::new()
                 .name(format!("hookd-writer-{n}"))
@@ -105,7 +101,6 @@ struct Writer {
     rx: Arc<Mutex<mpsc::Receiver<Job>>>,
     max_batch: usize,
     on_commit: Option<OnCommit>,
-    on_stored: Option<EventHook>,
 }
 
 impl Writer {
@@ -178,9 +173,8 @@ impl Writer {
             .store
             .conn()
             .map_err(|e| CommitError::Store(e.to_string()))?;
-        let outcomes =
-            outbox::insert_batch_in(&mut conn, Lane::Intake, events, self.on_stored.as_ref())
-                .map_err(|e| CommitError::Store(e.to_string()))?;
+        let outcomes = outbox::insert_batch_in(&mut conn, Lane::Intake, events)
+            .map_err(|e| CommitError::Store(e.to_string()))?;
         if outcomes.len() == events.len() {
             Ok(outcomes)
         } else {

@@ -213,7 +213,7 @@ pub fn claim(
         let token = next_token();
         let claimed = match conn {
             #[cfg(feature = "postgres")]
-            DbConnection::Postgres(c, _)
+            DbConnection::Postgres(c, ..)
                 if !PORTABLE.load(std::sync::atomic::Ordering::Relaxed) =>
             {
                 match super::claim_pg::claim_once(c, worker, &token, now, lease_ms, max_groups)? {

@@ -27,6 +27,7 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::entitlements::Entitlement;
+use crate::store::access_changes::{self, AccessChange, Cause};
 use crate::store::deliveries::HookEvent;
 use crate::store::schema::{access_snapshots, entitlements, subscriptions};
 use crate::store::{with_tx, Tx};
@@ -34,15 +35,10 @@ use crate::store::{with_tx, Tx};
 /// The event type.
 pub const ACCESS_UPDATED: &str = "stripe_hookd.access.updated";
 
-/// The access.updated events for the customers of `events` whose access
-/// changed, recording the new access as announced.
-pub fn derive(
-    tx: &mut Tx<'_>,
-    events: &[HookEvent<'_>],
-    now: i64,
-) -> QueryResult<Vec<HookEvent<'static>>> {
-    // (customer, livemode, api_version, the events naming it)
-    let mut customers: Vec<(String, bool, Value, Vec<&str>)> = Vec::new();
+/// The customers `events` name, each with what the event says of it (its
+/// mode, its API version, the ids of the events naming it).
+fn changes_of(tx: &mut Tx<'_>, events: &[HookEvent<'_>]) -> QueryResult<Vec<AccessChange>> {
+    let mut customers: Vec<AccessChange> = Vec::new();
     for event in events {
         let Ok(body) = serde_json::from_str::<Value>(&event.payload) else {
             continue;
@@ -54,27 +50,74 @@ pub fn derive(
                 None => continue,
             },
         };
-        let livemode = body["livemode"].as_bool().unwrap_or(false);
-        match customers.iter_mut().find(|(c, ..)| *c == customer) {
-            Some((.., ids)) => ids.push(&event.event_id),
-            None => customers.push((
+        let id = event.event_id.to_string();
+        match customers.iter_mut().find(|c| c.customer == customer) {
+            Some(change) => change.causes.push(id),
+            None => customers.push(AccessChange {
                 customer,
-                livemode,
-                body["api_version"].clone(),
-                vec![&event.event_id],
-            )),
+                livemode: body["livemode"].as_bool().unwrap_or(false),
+                api_version: body["api_version"].as_str().map(str::to_owned),
+                causes: vec![id],
+            }),
         }
     }
+    Ok(customers)
+}
+
+/// Notes the customers that `events` name as changed in the open
+/// transaction (the runner's finish: their records were just written),
+/// so that the transaction's end compares their access and announces a
+/// change with these events as its cause ([`crate::store::hooks`]).
+pub fn note_events(tx: &mut Tx<'_>, events: &[HookEvent<'_>], now: i64) -> QueryResult<()> {
+    for change in changes_of(tx, events)? {
+        for id in &change.causes {
+            let cause = Cause::Event {
+                id,
+                api_version: change.api_version.as_deref(),
+            };
+            access_changes::note(&change.customer, change.livemode, cause, now)?;
+        }
+    }
+    Ok(())
+}
+
+/// The access.updated events for the customers of `events` whose access
+/// changed, recording the new access as announced ([`announce_changes`]
+/// of the customers they name).
+pub fn derive(
+    tx: &mut Tx<'_>,
+    events: &[HookEvent<'_>],
+    now: i64,
+) -> QueryResult<Vec<HookEvent<'static>>> {
+    let changes = changes_of(tx, events)?;
+    announce_changes(tx, &changes, now)
+}
+
+/// The access.updated events for the customers of `changes` whose access
+/// now differs from the access last announced, recording it as announced:
+/// what ends every transaction that wrote entitlement rows
+/// ([`crate::store::hooks::AccessHook`]).
+pub fn announce_changes(
+    tx: &mut Tx<'_>,
+    changes: &[AccessChange],
+    now: i64,
+) -> QueryResult<Vec<HookEvent<'static>>> {
+    let mut changes: Vec<&AccessChange> = changes.iter().collect();
     // Locks in key order (see `lock_access`).
-    customers.sort_by_key(|(customer, ..)| access_lock_key(customer));
+    changes.sort_by_key(|c| access_lock_key(&c.customer));
     let mut out = Vec::new();
-    for (customer, livemode, api_version, sources) in customers {
+    for change in changes {
+        let api_version = change
+            .api_version
+            .as_deref()
+            .map_or(Value::Null, |v| Value::String(v.to_owned()));
+        let causes: Vec<&str> = change.causes.iter().map(String::as_str).collect();
         out.extend(announce(
             tx,
-            &customer,
-            livemode,
+            &change.customer,
+            change.livemode,
             api_version,
-            &sources,
+            &causes,
             now,
         )?);
     }
@@ -174,7 +217,9 @@ fn announce(
     Ok(Some(HookEvent {
         event_id: id.into(),
         event_type: ACCESS_UPDATED.into(),
-        object_key: customer.to_owned().into(),
+        // Ordered among themselves only, not behind the `customer.*` events
+        // of the same customer (their object key is the customer id).
+        object_key: format!("{ACCESS_UPDATED}:{customer}").into(),
         payload: body.to_string().into(),
         in_outbox: false,
     }))

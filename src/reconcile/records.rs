@@ -12,6 +12,7 @@ use diesel::prelude::*;
 
 use super::access::{self, Facts};
 use super::entitlements::Entitlement;
+use crate::store::access_changes::{self, Cause};
 use crate::store::schema::{
     charges, checkout_sessions, customers, disputes, entitlements, invoices, payment_intents,
     subscription_items, subscriptions,
@@ -208,7 +209,20 @@ fn write_subscription(
         diesel::delete(entitlements::table.filter(entitlements::subscription_id.eq(&sub.id))).execute(c)?;
         insert_rows!(c, entitlements, &entitlements)
     })?;
+    note_access(&row, stamp, cx.now)?;
     Ok(true)
+}
+
+/// Notes that the entitlement rows of `row`'s customer were written (see
+/// [`crate::store::access_changes`]): every write of entitlement rows
+/// ends here, so the transaction announces the change whoever wrote it.
+fn note_access(row: &SubscriptionRow, stamp: Stamp, now: i64) -> QueryResult<()> {
+    match &row.customer_id {
+        Some(customer) => {
+            access_changes::note(customer, row.livemode, Cause::Fetch(stamp.seq), now)
+        }
+        None => Ok(()),
+    }
 }
 
 /// The row of a fetched subscription; `previous` is the stored row's status
@@ -609,14 +623,32 @@ pub fn write_subscriptions(
     insert_rows!(c, subscription_items, &items)?;
     delete_rows_of!(DeleteEntitlements, "entitlements")?;
     insert_rows!(c, entitlements, &entitlements)?;
+    for (row, w) in rows.iter().zip(&fetches) {
+        if written.contains(&row.id.as_str()) {
+            note_access(row, w.stamp, w.cx.now)?;
+        }
+    }
     Ok(())
 }
 
 /// A subscription Stripe no longer shows grants nothing.
-fn revoke_entitlements(tx: &mut Tx<'_>, subscription_id: &str, now: i64) -> QueryResult<()> {
+fn revoke_entitlements(
+    tx: &mut Tx<'_>,
+    subscription_id: &str,
+    stamp: Stamp,
+    now: i64,
+) -> QueryResult<()> {
     with_tx!(tx, c => diesel::update(entitlements::table.filter(entitlements::subscription_id.eq(subscription_id)))
         .set((entitlements::grants.eq(false), entitlements::status.eq("gone"), entitlements::access_until.eq(None::<i64>), entitlements::updated_at.eq(now)))
         .execute(c))?;
+    let owner: Option<(Option<String>, bool)> = with_tx!(tx, c => subscriptions::table
+        .filter(subscriptions::id.eq(subscription_id))
+        .select((subscriptions::customer_id, subscriptions::livemode))
+        .first(c)
+        .optional())?;
+    if let Some((Some(customer), livemode)) = owner {
+        access_changes::note(&customer, livemode, Cause::Fetch(stamp.seq), now)?;
+    }
     Ok(())
 }
 
@@ -681,7 +713,7 @@ fn mark_gone(
             charges::gone.eq(true), charges::fetched_at.eq(fetched_at), charges::updated_at.eq(now), charges::fetch_seq.eq(seq))),
     });
     if family == Family::Subscription && n > 0 {
-        revoke_entitlements(tx, id, cx.now)?;
+        revoke_entitlements(tx, id, stamp, cx.now)?;
     }
     Ok(n > 0)
 }

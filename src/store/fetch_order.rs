@@ -103,7 +103,7 @@ pub fn next_numbers(conn: &mut DbConnection, n: usize) -> Result<Vec<i64>, Store
             Ok((last.value - count + 1..=last.value).collect())
         }
         #[cfg(feature = "postgres")]
-        DbConnection::Postgres(c, _) => {
+        DbConnection::Postgres(c, ..) => {
             // Prepared once per connection.
             struct NextFetchSeqs;
             let numbers: Vec<Next> = super::prepared::Cached::<NextFetchSeqs>::new(

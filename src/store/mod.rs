@@ -5,11 +5,13 @@
 //! written once and checked by the compiler against each. The backend is
 //! chosen from the database URL's scheme, never by trial.
 
+pub mod access_changes;
 pub mod checkpoint;
 pub mod deliveries;
 pub mod events;
 pub mod fetch_order;
 pub mod gate;
+pub mod hooks;
 pub mod outbox;
 #[cfg(feature = "postgres")]
 pub mod prepared;
@@ -43,9 +45,9 @@ const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/po
 macro_rules! with_conn {
     ($conn:expr, $c:ident => $body:expr) => {
         match $conn {
-            $crate::store::DbConnection::Sqlite($c, _) => $body,
+            $crate::store::DbConnection::Sqlite($c, ..) => $body,
             #[cfg(feature = "postgres")]
-            $crate::store::DbConnection::Postgres($c, _) => $body,
+            $crate::store::DbConnection::Postgres($c, ..) => $body,
         }
     };
 }
@@ -139,8 +141,10 @@ where
     F: FnOnce(&mut Tx<'_>) -> Result<T, E>,
     E: From<diesel::result::Error>,
 {
+    let hooks = Arc::clone(conn.hooks());
+    let f = |tx: &mut Tx<'_>| access_changes::within(tx, &hooks, f);
     match conn {
-        DbConnection::Sqlite(c, gate) => {
+        DbConnection::Sqlite(c, gate, _) => {
             let _turn = gate.enter(lane).map_err(|busy| {
                 diesel::result::Error::DatabaseError(
                     diesel::result::DatabaseErrorKind::Unknown,
@@ -162,7 +166,7 @@ where
             })
         }
         #[cfg(feature = "postgres")]
-        DbConnection::Postgres(c, _) => match durability {
+        DbConnection::Postgres(c, ..) => match durability {
             Durability::Flushed => c.transaction(|c| f(&mut Tx::Postgres(c))),
             Durability::Relaxed => {
                 pg_transaction_with(c, PG_RELAXED_BEGIN, |c| f(&mut Tx::Postgres(c)))
@@ -230,13 +234,14 @@ impl Backend {
     }
 }
 
-/// A live connection to either backend; a SQLite connection carries its
-/// pool's write gate.
+/// A live connection to either backend, with the store's [`hooks::Hooks`]
+/// (what every write through it brings with it); a SQLite connection
+/// carries its pool's write gate.
 pub enum DbConnection {
-    Sqlite(SqliteConnection, Arc<gate::WriteGate>),
+    Sqlite(SqliteConnection, Arc<gate::WriteGate>, Arc<hooks::Hooks>),
     /// With the time its last test query passed (see [`PG_RECHECK_AFTER`]).
     #[cfg(feature = "postgres")]
-    Postgres(PgConnection, std::time::Instant),
+    Postgres(PgConnection, std::time::Instant, Arc<hooks::Hooks>),
 }
 
 /// A pooled Postgres connection whose test query (`SELECT 1`) passed less
@@ -252,6 +257,15 @@ pub enum DbConnection {
 pub const PG_RECHECK_AFTER: Duration = Duration::from_secs(1);
 
 impl DbConnection {
+    /// The hooks of the store this connection belongs to.
+    pub fn hooks(&self) -> &Arc<hooks::Hooks> {
+        match self {
+            DbConnection::Sqlite(_, _, hooks) => hooks,
+            #[cfg(feature = "postgres")]
+            DbConnection::Postgres(_, _, hooks) => hooks,
+        }
+    }
+
     pub fn backend(&self) -> Backend {
         match self {
             DbConnection::Sqlite(..) => Backend::Sqlite,
@@ -265,7 +279,7 @@ impl DbConnection {
     /// passed the gate.
     pub fn write_gate_turns(&self) -> Option<u64> {
         match self {
-            DbConnection::Sqlite(_, gate) => Some(gate.turns()),
+            DbConnection::Sqlite(_, gate, _) => Some(gate.turns()),
             #[cfg(feature = "postgres")]
             DbConnection::Postgres(..) => None,
         }
@@ -394,6 +408,8 @@ pub struct ConnectionManager {
     busy_timeout: Duration,
     /// Shared by every SQLite connection this manager opens.
     gate: Arc<gate::WriteGate>,
+    /// Shared by every connection this manager opens.
+    hooks: Arc<hooks::Hooks>,
 }
 
 impl ConnectionManager {
@@ -411,6 +427,7 @@ impl ConnectionManager {
             target,
             busy_timeout,
             gate: Arc::new(gate),
+            hooks: Arc::default(),
         }
     }
 
@@ -419,11 +436,13 @@ impl ConnectionManager {
             Target::Sqlite(path) => Ok(DbConnection::Sqlite(
                 open_sqlite(path, self.busy_timeout)?,
                 Arc::clone(&self.gate),
+                Arc::clone(&self.hooks),
             )),
             #[cfg(feature = "postgres")]
             Target::Postgres(url) => Ok(DbConnection::Postgres(
                 PgConnection::establish(url)?,
                 std::time::Instant::now(),
+                Arc::clone(&self.hooks),
             )),
             #[cfg(not(feature = "postgres"))]
             Target::Postgres(_) => Err(StoreError::Url(
@@ -444,7 +463,7 @@ impl r2d2::ManageConnection for ConnectionManager {
     fn is_valid(&self, conn: &mut DbConnection) -> Result<(), StoreError> {
         match conn {
             #[cfg(feature = "postgres")]
-            DbConnection::Postgres(c, tested) => {
+            DbConnection::Postgres(c, tested, _) => {
                 if tested.elapsed() >= PG_RECHECK_AFTER {
                     c.batch_execute("SELECT 1")?;
                     *tested = std::time::Instant::now();
@@ -482,6 +501,8 @@ pub struct Store {
     checkpointer: Option<Arc<checkpoint::Checkpointer>>,
     /// Hands out the order of fetches, running while any clone lives.
     fetch_order: Arc<fetch_order::FetchOrder>,
+    /// What every write through the pool's connections brings with it.
+    hooks: Arc<hooks::Hooks>,
 }
 
 impl std::fmt::Debug for Store {
@@ -510,12 +531,13 @@ impl Store {
             }
         }
         let manager = ConnectionManager::new(target.clone(), options.busy_timeout);
+        let hooks = Arc::clone(&manager.hooks);
         // Establish one connection by hand first: its error says why (r2d2's
         // build error only says it timed out). On SQLite it then serves the
         // checkpoint thread.
         let first = manager.establish()?;
         let checkpointer = match first {
-            DbConnection::Sqlite(conn, gate) => Some(Arc::new(
+            DbConnection::Sqlite(conn, gate, _) => Some(Arc::new(
                 checkpoint::Checkpointer::start(conn, gate)
                     .map_err(StoreError::CheckpointThread)?,
             )),
@@ -540,6 +562,7 @@ impl Store {
             target,
             checkpointer,
             fetch_order,
+            hooks,
         })
     }
 
@@ -558,6 +581,12 @@ impl Store {
         &self.target
     }
 
+    /// What every write through this store brings with it (the doors: set
+    /// by the composition root).
+    pub fn hooks(&self) -> &hooks::Hooks {
+        &self.hooks
+    }
+
     /// A connection from the pool (blocking: call from a blocking thread).
     pub fn conn(&self) -> Result<PooledConnection, StoreError> {
         Ok(self.pool.get()?)
@@ -573,9 +602,9 @@ impl Store {
     pub fn migrate(&self) -> Result<Vec<String>, StoreError> {
         let mut conn = self.conn()?;
         let applied = match &mut *conn {
-            DbConnection::Sqlite(c, _) => run_migrations(c, SQLITE_MIGRATIONS)?,
+            DbConnection::Sqlite(c, ..) => run_migrations(c, SQLITE_MIGRATIONS)?,
             #[cfg(feature = "postgres")]
-            DbConnection::Postgres(c, _) => {
+            DbConnection::Postgres(c, ..) => {
                 diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
                     .execute(c)?;
                 let result = run_migrations(c, POSTGRES_MIGRATIONS);
@@ -591,11 +620,11 @@ impl Store {
     pub fn pending_migrations(&self) -> Result<Vec<String>, StoreError> {
         let mut conn = self.conn()?;
         let pending = match &mut *conn {
-            DbConnection::Sqlite(c, _) => c
+            DbConnection::Sqlite(c, ..) => c
                 .pending_migrations(SQLITE_MIGRATIONS)
                 .map(|m| m.iter().map(|m| m.name().to_string()).collect()),
             #[cfg(feature = "postgres")]
-            DbConnection::Postgres(c, _) => c
+            DbConnection::Postgres(c, ..) => c
                 .pending_migrations(POSTGRES_MIGRATIONS)
                 .map(|m| m.iter().map(|m| m.name().to_string()).collect()),
         };
@@ -694,7 +723,7 @@ mod tests {
         // Held at once: four distinct connections.
         let mut conns: Vec<PooledConnection> = (0..4).map(|_| store.conn().unwrap()).collect();
         for (n, conn) in conns.iter_mut().enumerate() {
-            let DbConnection::Sqlite(c, _) = &mut **conn else {
+            let DbConnection::Sqlite(c, ..) = &mut **conn else {
                 panic!("a SQLite URL gave another backend");
             };
             let mode: Vec<JournalMode> = diesel::sql_query("PRAGMA journal_mode").load(c).unwrap();
@@ -779,7 +808,7 @@ mod tests {
         let after = write_transaction(&mut b, |tx| insert(on_sqlite(tx), "after")).unwrap();
         let count: i64 = diesel::sql_query("SELECT count(*) AS id FROM t")
             .get_result::<LastRowid>(match &mut *a {
-                DbConnection::Sqlite(c, _) => c,
+                DbConnection::Sqlite(c, ..) => c,
                 #[cfg(feature = "postgres")]
                 DbConnection::Postgres(..) => panic!("a SQLite URL gave another backend"),
             })
@@ -1023,7 +1052,7 @@ mod tests {
         assert!(stats.gated() > 0, "no gated pass in 120 s of writes");
         let mut conn = store.conn().unwrap();
         write(&mut conn);
-        let DbConnection::Sqlite(c, _) = &mut *conn else {
+        let DbConnection::Sqlite(c, ..) = &mut *conn else {
             unreachable!()
         };
         let wal: Vec<Pass> = diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)")

@@ -9,7 +9,7 @@ use diesel::prelude::*;
 use diesel::serialize::{self, Output, ToSql};
 use diesel::sql_types::Text;
 
-use super::deliveries::{EventHook, HookEvent};
+use super::deliveries::HookEvent;
 use super::schema::webhook_events;
 use super::{with_conn, write_transaction_in, DbConnection, EpochMs, Lane, StoreError, Tx};
 
@@ -186,32 +186,27 @@ impl Inserted {
 }
 
 /// Inserts `events` in ONE transaction and commits; redeliveries are
-/// skipped by the unique event id (`ON CONFLICT DO NOTHING`).
+/// skipped by the unique event id (`ON CONFLICT DO NOTHING`). Background
+/// work (catch-up, tools); the intake uses [`insert_batch_in`].
 pub fn insert_batch(
     conn: &mut DbConnection,
     events: &[NewEvent],
 ) -> Result<Vec<Inserted>, StoreError> {
-    insert_batch_with(conn, events, None)
+    insert_batch_in(conn, Lane::Background, events)
 }
 
-/// [`insert_batch`], running `on_stored` with the newly stored events (not
-/// the duplicates) in the same transaction.
-pub fn insert_batch_with(
-    conn: &mut DbConnection,
-    events: &[NewEvent],
-    on_stored: Option<&EventHook>,
-) -> Result<Vec<Inserted>, StoreError> {
-    insert_batch_in(conn, Lane::Background, events, on_stored)
-}
-
-/// [`insert_batch_with`] in the given lane of SQLite's write gate: the
-/// intake's commits go in [`Lane::Intake`], ahead of background writers.
+/// The one way into the outbox: inserts `events` in ONE transaction, in
+/// the given lane of SQLite's write gate (the intake's commits go in
+/// [`Lane::Intake`], ahead of background writers), and runs the store's
+/// `received` hook ([`super::hooks`]) with the newly stored events (not the
+/// duplicates) in the same transaction: the deliveries of the destinations
+/// that follow `received`, whichever way the events came in.
 pub fn insert_batch_in(
     conn: &mut DbConnection,
     lane: Lane,
     events: &[NewEvent],
-    on_stored: Option<&EventHook>,
 ) -> Result<Vec<Inserted>, StoreError> {
+    let on_stored = conn.hooks().received();
     write_transaction_in(conn, lane, |tx| {
         let outcomes = insert_in(tx, events)?;
         if let Some(hook) = on_stored {
@@ -350,6 +345,30 @@ pub fn count_by_status(conn: &mut DbConnection) -> Result<Vec<(String, i64)>, St
     let rows = with_conn!(conn, c => webhook_events::table
         .group_by(webhook_events::status)
         .select((webhook_events::status, diesel::dsl::count_star()))
+        .load(c))?;
+    Ok(rows)
+}
+
+/// Events not finished yet, or finished at or after `since` (epoch ms), with
+/// an id above `after_id`, oldest first, at most `limit`: what a
+/// destination that starts following `received` must still be given
+/// (the finish no longer records it; the intake recorded them before).
+pub fn unfinished_or_since(
+    conn: &mut DbConnection,
+    since: i64,
+    after_id: i64,
+    limit: i64,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let rows = with_conn!(conn, c => webhook_events::table
+        .filter(webhook_events::id.gt(after_id))
+        .filter(
+            webhook_events::status
+                .eq_any([EventStatus::Pending, EventStatus::Processing])
+                .or(webhook_events::processed_at.ge(since)),
+        )
+        .order(webhook_events::id.asc())
+        .limit(limit)
+        .select(StoredEvent::as_select())
         .load(c))?;
     Ok(rows)
 }

@@ -479,12 +479,12 @@ fn the_batch_write_of_subscriptions_takes_each_ones_latest_fetch() {
                 other => panic!("not a subscription: {other:?}"),
             })
             .collect();
-        match &mut *conn {
-            stripe_hookd::store::DbConnection::Postgres(c, _) => {
-                c.transaction(|c| records::write_subscriptions(c, &subs))
-            }
+        // Through the store's transaction: entitlement rows written outside
+        // one are refused (their access change would go unannounced).
+        write_transaction(&mut conn, |tx| match tx {
+            stripe_hookd::store::Tx::Postgres(c) => records::write_subscriptions(c, &subs),
             _ => panic!("a Postgres store"),
-        }
+        })
     };
     write(&fetched(&[(
         subscription("sub_kept", "active", &["si_k"]),

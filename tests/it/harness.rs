@@ -224,6 +224,8 @@ pub struct TestApp {
     pub runner: std::sync::Arc<stripe_hookd::queue::Runner>,
     /// With destinations configured (step it when `forward.enabled` is off).
     pub forwarder: Option<std::sync::Arc<stripe_hookd::forward::Forwarder>>,
+    /// What a configuration reload swaps (tests build a `Reloader` on it).
+    pub reload_targets: stripe_hookd::app::reload::Targets,
     pub client: reqwest::Client,
     token: CancellationToken,
     task: Option<JoinHandle<anyhow::Result<()>>>,
@@ -278,6 +280,7 @@ impl TestApp {
             .expect("application starts");
         let runner = app.runner();
         let forwarder = app.forwarder();
+        let reload_targets = app.reload_targets();
         let addr = app.public_addr();
         let admin = app.admin_addr();
         let store = app.store().clone();
@@ -289,6 +292,7 @@ impl TestApp {
             store,
             runner,
             forwarder,
+            reload_targets,
             client: client(),
             token,
             task: Some(task),

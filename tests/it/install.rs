@@ -313,3 +313,25 @@ fn short_commands_on_postgres_exit_cleanly() {
         assert!(out.status.success(), "run {run}: {out:?}");
     }
 }
+
+/// `cargo run` and `cargo test` give the process the variables the build
+/// script sets (`cargo:rustc-env`): none may look like a setting
+/// (`STRIPE_HOOKD_…`), or the README's `cargo run --release -- serve`
+/// refuses to start on an unknown key (it did, with the release name).
+#[test]
+fn the_config_loads_in_the_environment_cargo_run_gives() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(
+        &path,
+        "[[endpoints]]\nname = \"default\"\npath = \"/webhooks/stripe\"\nmode = \"test\"\nsecrets = [\"whsec_x\"]\n",
+    )
+    .unwrap();
+    let leaked: Vec<String> = std::env::vars()
+        .map(|(k, _)| k)
+        .filter(|k| k.starts_with("STRIPE_HOOKD_"))
+        .collect();
+    if let Err(e) = stripe_hookd::config::load(Some(&path)) {
+        panic!("the config does not load in cargo's environment ({leaked:?}): {e}");
+    }
+}

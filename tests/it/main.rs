@@ -10,6 +10,7 @@ mod browser;
 mod claim;
 mod daemon;
 mod demo;
+mod doors;
 mod fake_stripe;
 mod fetch_errors;
 mod finish_batch;

@@ -186,12 +186,12 @@ async fn app_with(
 async fn effects(app: &TestApp) -> HashMap<String, i64> {
     let rows: Vec<String> = app
         .db(|c| match c {
-            DbConnection::Sqlite(c, _) => test_effects::table
+            DbConnection::Sqlite(c, ..) => test_effects::table
                 .select(test_effects::event_id)
                 .load(c)
                 .unwrap(),
             #[cfg(feature = "postgres")]
-            DbConnection::Postgres(c, _) => test_effects::table
+            DbConnection::Postgres(c, ..) => test_effects::table
                 .select(test_effects::event_id)
                 .load(c)
                 .unwrap(),
