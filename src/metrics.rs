@@ -13,6 +13,8 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 pub const WEBHOOK_REQUESTS: &str = "hookd_webhook_requests_total";
 pub const SIGNATURE_FAILURES: &str = "hookd_signature_failures_total";
+/// Requests refused before any handler ran, by reason (`telemetry`).
+pub const HTTP_REFUSED: &str = "hookd_http_refused_total";
 pub const ATTEMPTS: &str = "hookd_event_attempts_total";
 pub const ATTEMPT_SECONDS: &str = "hookd_event_processing_seconds";
 /// One intake transaction: the write lock's turn, the inserts, the COMMIT

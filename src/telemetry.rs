@@ -11,9 +11,15 @@ use std::io::IsTerminal;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::MetadataExt;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
+use std::time::Duration;
 
-use tracing_subscriber::{fmt, prelude::*, reload, EnvFilter, Registry};
+use tokio_util::sync::CancellationToken;
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::{fmt, prelude::*, reload, EnvFilter, Layer, Registry};
 
 use crate::config::LogFormat;
 
@@ -24,7 +30,7 @@ static FILTER: OnceLock<reload::Handle<EnvFilter, Registry>> = OnceLock::new();
 pub fn init(format: LogFormat, level: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let (filter, handle) = reload::Layer::new(filter);
-    let registry = tracing_subscriber::registry().with(filter);
+    let registry = tracing_subscriber::registry().with(filter).with(Refusals);
     let journald = match format {
         LogFormat::Journald => true,
         LogFormat::Auto => output_is_journal(),
@@ -62,6 +68,78 @@ pub fn init(format: LogFormat, level: &str) {
         }
         // Tests build several applications in one process.
         Err(e) => tracing::debug!("logging was already initialised: {e}"),
+    }
+}
+
+/// Where actix logs a request it refused before any handler ran (a head
+/// too large, a request line it cannot parse): one ERROR line each.
+const DISPATCHER: &str = "actix_http::h1::dispatcher";
+
+/// Refusals counted since the last summary line ([`report_refusals`]).
+static REFUSED: AtomicU64 = AtomicU64::new(0);
+
+/// Hostile or broken clients' requests that actix refuses before any
+/// handler runs: counted (`hookd_http_refused_total{reason}`) instead of an
+/// ERROR line each (2,000 such requests made 2,000 journal lines), and
+/// summarised at WARN at most once a period ([`report_refusals`]).
+struct Refusals;
+
+impl<S: Subscriber> Layer<S> for Refusals {
+    fn event_enabled(&self, event: &Event<'_>, _: Context<'_, S>) -> bool {
+        if event.metadata().target() != DISPATCHER {
+            return true;
+        }
+        let mut message = Message::default();
+        event.record(&mut message);
+        if !message.0.starts_with("stream error") {
+            return true;
+        }
+        let reason = refusal_reason(&message.0);
+        metrics::counter!(crate::metrics::HTTP_REFUSED, "reason" => reason).increment(1);
+        REFUSED.fetch_add(1, Ordering::Relaxed);
+        false
+    }
+}
+
+/// An event's `message` field.
+#[derive(Default)]
+struct Message(String);
+
+impl Visit for Message {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.0 = format!("{value:?}");
+        }
+    }
+}
+
+/// The metric label of a refusal, from actix's message.
+fn refusal_reason(message: &str) -> &'static str {
+    if message.contains("too large") {
+        "head_too_large"
+    } else if message.contains("parse error") {
+        "malformed"
+    } else {
+        "other"
+    }
+}
+
+/// Logs, every `every` until `shutdown`, how many requests were refused
+/// before any handler since the last line (nothing when none were).
+pub async fn report_refusals(every: Duration, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        let refused = REFUSED.swap(0, Ordering::Relaxed);
+        if refused > 0 {
+            tracing::warn!(
+                refused,
+                period_secs = every.as_secs(),
+                "malformed HTTP requests refused before any handler (a head too large, a bad request line): counted in hookd_http_refused_total by reason"
+            );
+        }
     }
 }
 
@@ -177,5 +255,23 @@ mod tests {
         );
         assert!(!journal_stream_is_ours(Some("garbage".as_ref())));
         assert!(!journal_stream_is_ours(None), "unset means not journald");
+    }
+}
+
+#[cfg(test)]
+mod refusal_tests {
+    use super::refusal_reason;
+
+    #[test]
+    fn actix_messages_map_to_reasons() {
+        assert_eq!(
+            refusal_reason("stream error: request parse error: message head is too large"),
+            "head_too_large"
+        );
+        assert_eq!(
+            refusal_reason("stream error: request parse error: invalid Header provided"),
+            "malformed"
+        );
+        assert_eq!(refusal_reason("stream error: something else"), "other");
     }
 }

@@ -328,6 +328,11 @@ impl Application {
         } else {
             tasks.spawn(tick(heartbeat, shutdown.clone()));
         }
+        let refusals = crate::telemetry::report_refusals(Duration::from_secs(60), shutdown.clone());
+        tasks.spawn(async move {
+            refusals.await;
+            Ok(())
+        });
         if let Some(forwarder) = self.forwarder.iter().find(|_| self.forward_enabled) {
             tasks
                 .spawn(Arc::clone(forwarder).run(Arc::clone(&self.forward_wake), shutdown.clone()));

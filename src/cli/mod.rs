@@ -181,7 +181,11 @@ pub fn main() -> ExitCode {
             json,
         } => stripe_ops::resync(&config, object_ids, account, json),
         Command::Reconcile { dry_run, all, json } => {
-            stripe_ops::reconcile(&config, dry_run, all, json)
+            match stripe_ops::reconcile(&config, dry_run, all, json) {
+                // Partial: a part failed, the others ran (documented).
+                Ok(false) => return ExitCode::from(3),
+                other => other.map(|_| ()),
+            }
         }
         Command::CatchUp(args) => stripe_ops::catch_up(&config, args),
         Command::Setup(args) => setup::command(&config, args),

@@ -71,7 +71,9 @@ pub fn resync(
 
 /// The drift sweep. The report shows counts and the first
 /// [`sweep::DRIFT_SHOWN`] drifted fields; `all` lists every one.
-pub fn reconcile(config: &Config, dry_run: bool, all: bool, json: bool) -> anyhow::Result<()> {
+/// The drift sweep from the command line; `Ok(false)` when a part failed
+/// (the others ran and are reported: exit status 3, "partial").
+pub fn reconcile(config: &Config, dry_run: bool, all: bool, json: bool) -> anyhow::Result<bool> {
     let (handler, store, runtime) = setup(config)?;
     let bar = if std::io::stderr().is_terminal() && !json {
         let bar = indicatif::ProgressBar::new_spinner();
@@ -102,7 +104,7 @@ pub fn reconcile(config: &Config, dry_run: bool, all: bool, json: bool) -> anyho
     }
     if json {
         println!("{}", serde_json::to_string(&report)?);
-        return Ok(());
+        return Ok(!report.partial);
     }
     println!(
         "checked {} subscriptions, {} customers, {} charges and {} customers' features; {} field(s) of {} object(s) drifted{}",
@@ -120,6 +122,9 @@ pub fn reconcile(config: &Config, dry_run: bool, all: bool, json: bool) -> anyho
     );
     for skipped in &report.skipped {
         println!("skipped: {skipped}");
+    }
+    for failed in &report.failed {
+        println!("failed: {failed}");
     }
     if !report.drift_by_field.is_empty() {
         let by_field: Vec<String> = report
@@ -145,7 +150,14 @@ pub fn reconcile(config: &Config, dry_run: bool, all: bool, json: bool) -> anyho
             report.drift_total
         );
     }
-    Ok(())
+    if report.partial {
+        eprintln!(
+            "stripe-hookd: partial sweep: {} part(s) failed (above); the others were checked{}",
+            report.failed.len(),
+            if dry_run { "" } else { " and repaired" }
+        );
+    }
+    Ok(!report.partial)
 }
 
 pub fn catch_up(config: &Config, args: CatchUpArgs) -> anyhow::Result<()> {

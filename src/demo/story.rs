@@ -292,6 +292,9 @@ impl<'a> Story<'a> {
     }
 
     async fn dispute(&mut self) -> anyhow::Result<()> {
+        // The disputed charge exists at Stripe as the dispute does (the
+        // reconcile fetches it with the dispute).
+        self.demo.fake.charge(&self.s, "succeeded");
         let dispute = self.demo.fake.dispute(&self.s, "needs_response");
         let opened = self.event("charge.dispute.created", dispute);
         self.step(

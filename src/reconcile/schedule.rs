@@ -59,6 +59,12 @@ pub async fn run(
                         () = tokio::time::sleep(every) => {}
                     }
                     match sweep::run(&handler, &store, false, &|_| {}).await {
+                        Ok(r) if r.partial => tracing::warn!(
+                            checked = r.checked(),
+                            failed_parts = r.failed.len(),
+                            fixed = r.fixed,
+                            "scheduled drift sweep finished partially: a part failed (logged above)"
+                        ),
                         Ok(r) => tracing::info!(
                             checked = r.checked(),
                             drifted_objects = r.drifted_objects,

@@ -66,6 +66,12 @@ pub struct SweepReport {
     pub customer_features_checked: usize,
     /// Parts not run, and why (a restricted key that may not read them).
     pub skipped: Vec<String>,
+    /// Parts that failed, each with its cause; the other parts still ran
+    /// (and repaired what they found).
+    pub failed: Vec<SweepFailure>,
+    /// Whether a part failed (`failed` is not empty): the report covers
+    /// only the parts that ran.
+    pub partial: bool,
     /// Objects written (0 in a dry run).
     pub fixed: usize,
     /// Objects with at least one drifted field.
@@ -92,6 +98,16 @@ impl SweepReport {
             + self.customer_features_checked
     }
 
+    /// Records that `part` (of `account`) failed.
+    fn fail(&mut self, part: &str, account: Option<&str>, error: &str) {
+        self.failed.push(SweepFailure {
+            part: part.to_owned(),
+            account: account.map(str::to_owned),
+            error: error.to_owned(),
+        });
+        self.partial = true;
+    }
+
     fn add(&mut self, drift: Vec<Drift>) {
         self.drifted_objects += 1;
         for d in drift {
@@ -107,6 +123,27 @@ impl SweepReport {
     }
 }
 
+/// A part of the sweep that failed: the family (and account) it covers,
+/// and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SweepFailure {
+    /// `subscriptions`, `customers`, `charges`, `customer features` or
+    /// `connected accounts`.
+    pub part: String,
+    /// The Connect account it was run for (`None`: the platform).
+    pub account: Option<String>,
+    pub error: String,
+}
+
+impl std::fmt::Display for SweepFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.account {
+            Some(account) => write!(f, "{} of {account}: {}", self.part, self.error),
+            None => write!(f, "{}: {}", self.part, self.error),
+        }
+    }
+}
+
 /// Progress as the sweep goes (for bars, logs and the admin API).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SweepProgress {
@@ -115,14 +152,28 @@ pub struct SweepProgress {
     pub drifted: usize,
 }
 
+/// Why a part of the sweep failed. The cause is in the message, not also
+/// a `source` (a report printed with its chain named it twice).
 #[derive(Debug, thiserror::Error)]
 pub enum SweepError {
     #[error("Stripe API: {0}")]
-    Stripe(#[from] StripeError),
+    Stripe(StripeError),
     #[error("database: {0}")]
-    Store(#[from] StoreError),
+    Store(StoreError),
     #[error("{0}")]
     Other(String),
+}
+
+impl From<StripeError> for SweepError {
+    fn from(e: StripeError) -> Self {
+        SweepError::Stripe(e)
+    }
+}
+
+impl From<StoreError> for SweepError {
+    fn from(e: StoreError) -> Self {
+        SweepError::Store(e)
+    }
 }
 
 /// Runs the sweep; `progress` is called after every page.
@@ -140,15 +191,20 @@ pub async fn run(
     // came from; with a Connect endpoint, every account Stripe lists),
     // listed with its `Stripe-Account`.
     let mut accounts = vec![None];
-    accounts.extend(
-        super::connect::accounts(handler.client(), store, handler.options().connect)
-            .await
-            .map_err(|e| SweepError::Other(e.to_string()))?
-            .into_iter()
-            .map(Some),
-    );
+    match super::connect::accounts(handler.client(), store, handler.options().connect).await {
+        Ok(listed) => accounts.extend(listed.into_iter().map(Some)),
+        Err(e) => report.fail("connected accounts", None, &e.to_string()),
+    }
     for account in &accounts {
-        sweep_account(handler, store, account.as_deref(), &mut report, progress).await?;
+        sweep_account(handler, store, account.as_deref(), &mut report, progress).await;
+    }
+    for failure in &report.failed {
+        tracing::error!(
+            part = %failure.part,
+            account = failure.account.as_deref().unwrap_or(""),
+            error = %failure.error,
+            "drift sweep: a part failed; the others ran"
+        );
     }
     if report.drifted_objects > 0 {
         tracing::warn!(
@@ -163,62 +219,82 @@ pub async fn run(
 }
 
 /// Sweeps one account's subscriptions, customers, charges and customer
-/// features into `report`.
+/// features into `report`: a part that fails is recorded in
+/// `report.failed` with its cause, and the next part runs.
 async fn sweep_account(
     handler: &ReconcileHandler,
     store: &Store,
     account: Option<&str>,
     report: &mut SweepReport,
     progress: &(dyn Fn(&SweepProgress) + Send + Sync),
-) -> Result<(), SweepError> {
+) {
+    // The customers Stripe lists, whose features are compared after.
+    let mut customer_ids: Vec<String> = Vec::new();
+    for (family, part) in [
+        (Family::Subscription, "subscriptions"),
+        (Family::Customer, "customers"),
+    ] {
+        let listed = sweep_family(handler, store, account, family, part, report, progress);
+        if let Err(e) = listed.await.map(|ids| customer_ids.extend(ids)) {
+            report.fail(part, account, &e.to_string());
+        }
+    }
+    if let Err(e) = super::sweep_charges::sweep(handler, store, account, report, progress).await {
+        report.fail("charges", account, &e.to_string());
+    }
+    let features =
+        super::sweep_features::sweep(handler, store, account, &customer_ids, report, progress);
+    if let Err(e) = features.await {
+        report.fail("customer features", account, &e.to_string());
+    }
+}
+
+/// Lists one family of `account` at Stripe (subscriptions, all statuses, or
+/// customers), compares and settles each object; returns the customer ids
+/// listed (for the features' part).
+async fn sweep_family(
+    handler: &ReconcileHandler,
+    store: &Store,
+    account: Option<&str>,
+    family: Family,
+    phase: &'static str,
+    report: &mut SweepReport,
+    progress: &(dyn Fn(&SweepProgress) + Send + Sync),
+) -> Result<Vec<String>, SweepError> {
     let cx = HandlerContext {
         store: store.clone(),
         clock: Clock::default(),
     };
-    // The customers Stripe lists, whose features are compared after.
-    let mut customer_ids: Vec<String> = Vec::new();
-    for (family, path, extra) in [
-        (
-            Family::Subscription,
-            "/v1/subscriptions",
-            Some(("status", "all")),
-        ),
-        (Family::Customer, "/v1/customers", None),
-    ] {
-        let phase = if family == Family::Subscription {
-            "subscriptions"
-        } else {
-            "customers"
-        };
-        let params: Vec<(&str, &str)> = extra.into_iter().collect();
-        let mut pages = handler
-            .client()
-            .pages(path, &params, Priority::Background)
-            .account(account);
-        while let Some((data, stamp)) = next_stamped_page(&mut pages, &cx).await? {
-            for object in &data {
-                let record = record_from_json(family, object, stamp)
-                    .map_err(|e| SweepError::Other(e.message))?;
-                let drift = compare(store, &record).await?;
-                match &record {
-                    Record::Customer(row) => {
-                        report.customers_checked += 1;
-                        customer_ids.push(row.id.clone());
-                    }
-                    _ => report.subscriptions_checked += 1,
+    let (path, params): (&str, Vec<(&str, &str)>) = match family {
+        Family::Subscription => ("/v1/subscriptions", vec![("status", "all")]),
+        _ => ("/v1/customers", Vec::new()),
+    };
+    let mut customer_ids = Vec::new();
+    let mut pages = handler
+        .client()
+        .pages(path, &params, Priority::Background)
+        .account(account);
+    while let Some((data, stamp)) = next_stamped_page(&mut pages, &cx).await? {
+        for object in &data {
+            let record = record_from_json(family, object, stamp)
+                .map_err(|e| SweepError::Other(e.message))?;
+            let drift = compare(store, &record).await?;
+            match &record {
+                Record::Customer(row) => {
+                    report.customers_checked += 1;
+                    customer_ids.push(row.id.clone());
                 }
-                settle(handler, store, account, report, phase, drift, record).await?;
+                _ => report.subscriptions_checked += 1,
             }
-            progress(&SweepProgress {
-                phase,
-                checked: report.checked(),
-                drifted: report.drifted_objects,
-            });
+            settle(handler, store, account, report, phase, drift, record).await?;
         }
+        progress(&SweepProgress {
+            phase,
+            checked: report.checked(),
+            drifted: report.drifted_objects,
+        });
     }
-    super::sweep_charges::sweep(handler, store, account, report, progress).await?;
-    super::sweep_features::sweep(handler, store, account, &customer_ids, report, progress).await?;
-    Ok(())
+    Ok(customer_ids)
 }
 
 /// One checked object of `kind`: counted; its drift (if any) logged and

@@ -251,6 +251,14 @@ fn the_binary_plays_the_story_and_cleans_up() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
+    // The stand-in holds every object the story names: nothing to warn of
+    // (the dispute's charge was missing and logged as gone).
+    for level in ["WARN", "ERROR"] {
+        assert!(
+            !stdout.contains(level) && !stderr.contains(level),
+            "the demo logs {level}:\n{stdout}\n{stderr}"
+        );
+    }
     for expected in [
         "inspector    http://127.0.0.1:",
         "admin token  ",

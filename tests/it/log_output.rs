@@ -92,3 +92,69 @@ async fn check_warns_about_an_api_base_with_a_path() {
     );
     fake.stop().await;
 }
+
+/// Requests whose head is over actix's limit are refused before any
+/// handler: counted by reason, not one ERROR line each (a hostile client
+/// flooded the journal with them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_heads_are_counted_not_logged_one_by_one() {
+    use std::io::Write;
+
+    let db = TestDb::new(Backend::Sqlite);
+    let daemon = crate::daemon::Daemon::spawn(&db, &[("STRIPE_HOOKD_ADMIN_TOKEN", ADMIN_TOKEN)]);
+    let addr = daemon.addr;
+    const REQUESTS: usize = 20;
+    tokio::task::spawn_blocking(move || {
+        let head = format!(
+            "POST /webhooks/stripe HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\n",
+            "a".repeat(300 * 1024)
+        );
+        for _ in 0..REQUESTS {
+            let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+            stream
+                .set_read_timeout(Some(Duration::from_millis(500)))
+                .expect("timeout");
+            // The server may close before the whole head is written.
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.shutdown(std::net::Shutdown::Write);
+            let mut answer = Vec::new();
+            let _ = stream.read_to_end(&mut answer);
+        }
+    })
+    .await
+    .unwrap();
+    let client = client();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let admin = loop {
+        if let Some(addr) = daemon.admin_addr() {
+            break addr;
+        }
+        assert!(std::time::Instant::now() < deadline, "no admin address");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    let series = "hookd_http_refused_total{reason=\"head_too_large\"}";
+    let counted = loop {
+        let text = client
+            .get(format!("http://{admin}/metrics"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        let value: Option<f64> = text
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok());
+        if value == Some(REQUESTS as f64) || std::time::Instant::now() > deadline {
+            break value;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(counted, Some(REQUESTS as f64), "{}", daemon.log());
+    let log = daemon.log();
+    assert!(
+        !log.contains("stream error") && !log.contains("\"level\":\"ERROR\""),
+        "refusals logged one by one:\n{log}"
+    );
+}

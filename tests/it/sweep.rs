@@ -21,6 +21,7 @@ backend_tests!(
     a_missed_upgrade_is_reported_and_fixed,
     trial_cancel_and_pause_drift_is_reported_without_personal_data,
     a_large_report_is_bounded_and_paged,
+    a_failed_part_is_named_and_the_others_still_repair,
 );
 
 async fn setup(backend: Backend) -> (TestDb, FakeStripe, TestApp) {
@@ -244,6 +245,79 @@ async fn a_large_report_is_bounded_and_paged(backend: Backend) {
     }
     assert_eq!(seen.len(), total, "no entry twice");
     assert_eq!(seen.into_iter().collect::<BTreeSet<_>>(), expected);
+    app.stop().await;
+    fake.stop().await;
+}
+
+/// Stripe fails every charges listing: the sweep still compares and
+/// repairs subscriptions and customers, names the failed part with its
+/// cause (once), says "partial", and the CLI exits 3.
+async fn a_failed_part_is_named_and_the_others_still_repair(backend: Backend) {
+    use crate::fake_stripe::{set_subscription_status, Fault};
+
+    let (db, fake, app) = setup(backend).await;
+    let s = basil();
+    fake.customer(&s);
+    let sub = fake.subscription(&s, "active");
+    app.deliver_ok(&snapshot_event("customer.subscription.created", sub))
+        .await;
+    app.runner.run_pending().await.unwrap();
+    assert_eq!(products(&app, &s.customer).await.len(), 1);
+    // Canceled at Stripe; its event never arrived.
+    fake.update(&s.subscription, |v| set_subscription_status(v, "canceled"));
+    fake.fail_next(200, "/v1/charges", Fault::ServerError(500));
+
+    let (_, report) = sweep(&app, false).await;
+    assert_eq!(report["partial"], true, "{report}");
+    let failed = report["failed"].as_array().unwrap();
+    assert_eq!(failed.len(), 1, "{report}");
+    assert_eq!(failed[0]["part"], "charges");
+    assert!(
+        failed[0]["error"].as_str().unwrap().contains("500"),
+        "{report}"
+    );
+    assert!(report["subscriptions_checked"].as_u64().unwrap() >= 1);
+    assert!(
+        products(&app, &s.customer).await.is_empty(),
+        "the subscriptions part still repaired: {report}"
+    );
+
+    // The CLI: the failed part named with its cause once, exit status 3.
+    fake.update(&s.subscription, |v| set_subscription_status(v, "active"));
+    let (url, dir, base) = (
+        db.url.clone(),
+        db.dir().to_owned(),
+        fake.base_url().to_owned(),
+    );
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_stripe-hookd"))
+            .arg("reconcile")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("STRIPE_HOOKD_STATE_DIR", dir)
+            .env("DATABASE_URL", url)
+            .env("STRIPE_API_KEY", crate::fake_stripe::KEY)
+            .env("STRIPE_HOOKD_STRIPE__API_BASE", base)
+            .env("STRIPE_HOOKD_STRIPE__TIMEOUT_SECS", "2")
+            .output()
+            .expect("run stripe-hookd reconcile")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("failed: charges: Stripe API:"))
+        .unwrap_or_else(|| panic!("the failed part is named: {stdout}\n{stderr}"));
+    assert_eq!(line.matches("500").count(), 1, "the cause once: {line}");
+    assert!(stderr.contains("partial sweep"), "{stderr}");
+    assert_eq!(
+        products(&app, &s.customer).await.len(),
+        1,
+        "the CLI's sweep repaired the subscription: {stdout}"
+    );
     app.stop().await;
     fake.stop().await;
 }
