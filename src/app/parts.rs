@@ -102,7 +102,7 @@ pub fn forwarder(
     for d in &config.destinations {
         tracing::info!(
             destination = %d.name,
-            url = %d.url,
+            url = %crate::redact::url(d.url.as_str()),
             after = d.after.as_str(),
             ordered = d.ordered,
             events = %d.events.join(","),

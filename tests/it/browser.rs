@@ -387,6 +387,7 @@ async fn sign_out_everywhere_ends_every_session_and_its_stream(backend: Backend)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("STRIPE_WEBHOOK_SECRET", SECRET)
+            .env("STRIPE_API_KEY", "sk_test_sign_out_cli")
             .env("STRIPE_HOOKD_STATE_DIR", dir)
             .env("DATABASE_URL", url)
             .output()
@@ -395,7 +396,10 @@ async fn sign_out_everywhere_ends_every_session_and_its_stream(backend: Backend)
     .await
     .unwrap();
     assert!(out.status.success(), "{out:?}");
-    let printed: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    // The log shares stdout: the answer is the last line.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let printed: Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("JSON");
     assert_eq!(printed["signed_out"], 1, "{printed}");
     let (status, _) =
         with_cookie(&app, reqwest::Method::GET, "/v1/events", &cli_session, None).await;
