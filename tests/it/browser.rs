@@ -398,8 +398,7 @@ async fn sign_out_everywhere_ends_every_session_and_its_stream(backend: Backend)
     assert!(out.status.success(), "{out:?}");
     // The log shares stdout: the answer is the last line.
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let printed: Value =
-        serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("JSON");
+    let printed: Value = serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("JSON");
     assert_eq!(printed["signed_out"], 1, "{printed}");
     let (status, _) =
         with_cookie(&app, reqwest::Method::GET, "/v1/events", &cli_session, None).await;
