@@ -17,6 +17,7 @@ pub mod live;
 pub mod metrics;
 pub mod queue;
 pub mod reconcile;
+pub mod redact;
 pub mod store;
 pub mod stripe;
 pub mod systemd;

@@ -70,6 +70,9 @@ _stripe__hookd() {
             stripe__hookd,setup)
                 cmd="stripe__hookd__subcmd__setup"
                 ;;
+            stripe__hookd,sign-out-everywhere)
+                cmd="stripe__hookd__subcmd__sign__subcmd__out__subcmd__everywhere"
+                ;;
             stripe__hookd,trigger)
                 cmd="stripe__hookd__subcmd__trigger"
                 ;;
@@ -241,6 +244,9 @@ _stripe__hookd() {
             stripe__hookd__subcmd__help,setup)
                 cmd="stripe__hookd__subcmd__help__subcmd__setup"
                 ;;
+            stripe__hookd__subcmd__help,sign-out-everywhere)
+                cmd="stripe__hookd__subcmd__help__subcmd__sign__subcmd__out__subcmd__everywhere"
+                ;;
             stripe__hookd__subcmd__help,trigger)
                 cmd="stripe__hookd__subcmd__help__subcmd__trigger"
                 ;;
@@ -296,7 +302,7 @@ _stripe__hookd() {
 
     case "${cmd}" in
         stripe__hookd)
-            opts="-c -h -V --config --help --version serve migrate backup check events replay dead resync reconcile features catch-up setup deliveries destinations trigger demo completions man help"
+            opts="-c -h -V --config --help --version serve migrate backup check events replay dead sign-out-everywhere resync reconcile features catch-up setup deliveries destinations trigger demo completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1282,7 +1288,7 @@ _stripe__hookd() {
             return 0
             ;;
         stripe__subcmd__hookd__subcmd__help)
-            opts="serve migrate backup check events replay dead resync reconcile features catch-up setup deliveries destinations trigger demo completions man help"
+            opts="serve migrate backup check events replay dead sign-out-everywhere resync reconcile features catch-up setup deliveries destinations trigger demo completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1757,6 +1763,20 @@ _stripe__hookd() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        stripe__subcmd__hookd__subcmd__help__subcmd__sign__subcmd__out__subcmd__everywhere)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         stripe__subcmd__hookd__subcmd__help__subcmd__trigger)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1942,6 +1962,28 @@ _stripe__hookd() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        stripe__subcmd__hookd__subcmd__sign__subcmd__out__subcmd__everywhere)
+            opts="-c -h --json --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -4,6 +4,12 @@
 //! rides on the cookie must also carry `X-CSRF-Token` equal to its
 //! session's token: a cross-site page can make the browser send the cookie,
 //! never that header. Comparisons are constant-time; no token is logged.
+//!
+//! A session is bound to the admin token that started it (its
+//! [`AdminToken::fingerprint`] is stored with it): once the configured token
+//! is another one (a restart or a reload with a new token, on any instance
+//! sharing the database), every session started with the old one opens
+//! nothing.
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -15,6 +21,7 @@ use subtle::ConstantTimeEq;
 
 use super::ui::sessions::{self, Session};
 use super::{error, AdminState};
+use crate::live::Live;
 
 /// The inspector's session cookie.
 pub const SESSION_COOKIE: &str = "hookd_session";
@@ -33,6 +40,47 @@ pub enum Principal {
 /// constant-time whatever the lengths.
 pub fn digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
+}
+
+/// What the listener keeps of the admin token: its digest (for the bearer
+/// comparison) and the fingerprint that sessions are bound to. Never the
+/// token itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminToken {
+    digest: [u8; 32],
+    fingerprint: String,
+}
+
+impl AdminToken {
+    pub fn new(token: &str) -> AdminToken {
+        AdminToken {
+            digest: digest(token),
+            fingerprint: session_fingerprint(token),
+        }
+    }
+
+    /// SHA-256 of the token, compared in constant time by [`authorized`].
+    pub fn digest(&self) -> &[u8; 32] {
+        &self.digest
+    }
+
+    /// What a session stores of the token that started it.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+}
+
+/// The admin token as configured now: a reload that rotates it swaps it.
+pub type LiveToken = Live<AdminToken>;
+
+/// The hex SHA-256 of the token under a label of its own: the database
+/// holds it, so it is neither the token nor the digest that the bearer
+/// check compares (a copy of the database gives no way in).
+pub fn session_fingerprint(token: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(b"stripe-hookd admin session token v1\0");
+    hasher.update(token.as_bytes());
+    hex::encode(hasher.finalize())
 }
 
 /// Whether two secrets are equal, in constant time.
@@ -129,9 +177,10 @@ async fn principal(req: &ServiceRequest) -> Result<Principal, Refusal> {
         .cloned()
         .ok_or(Refusal::Internal("no admin state".to_owned()))?;
     let headers = req.headers();
+    let token = state.token.get();
     if let Some(auth) = headers.get(header::AUTHORIZATION) {
         // A request that names a token is judged by it alone.
-        return if authorized(auth.to_str().ok(), &state.token) {
+        return if authorized(auth.to_str().ok(), token.digest()) {
             Ok(Principal::Bearer)
         } else {
             Err(Refusal::Unauthorized("wrong bearer token"))
@@ -144,15 +193,18 @@ async fn principal(req: &ServiceRequest) -> Result<Principal, Refusal> {
     let hash = sessions::hash_id(id);
     let store = state.store.clone();
     let now = crate::store::now_ms();
+    let fingerprint = token.fingerprint().to_owned();
     let found = web::block(move || {
         let mut conn = store.conn()?;
-        sessions::find(&mut conn, &hash, now)
+        sessions::find(&mut conn, &hash, &fingerprint, now)
     })
     .await
     .map_err(|e| Refusal::Internal(e.to_string()))?
     .map_err(|e| Refusal::Internal(e.to_string()))?;
     let Some(session) = found else {
-        return Err(Refusal::Unauthorized("unknown or expired session"));
+        return Err(Refusal::Unauthorized(
+            "unknown, expired or signed-out session, or one started with another admin token",
+        ));
     };
     if !safe(req.method()) {
         let given = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
@@ -193,6 +245,20 @@ mod tests {
         assert_eq!(cookie(Some("hookd_session_x=1"), SESSION_COOKIE), None);
         assert_eq!(cookie(Some("hookd_session="), SESSION_COOKIE), None);
         assert_eq!(cookie(None, SESSION_COOKIE), None);
+    }
+
+    #[test]
+    fn the_session_fingerprint_is_neither_the_token_nor_its_digest() {
+        let token = "s3cret-admin-token-0123";
+        let t = AdminToken::new(token);
+        assert_eq!(t.fingerprint().len(), 64);
+        assert!(!t.fingerprint().contains(token));
+        assert_ne!(t.fingerprint(), hex::encode(digest(token)));
+        assert_eq!(t, AdminToken::new(token), "the same on every instance");
+        assert_ne!(
+            t.fingerprint(),
+            AdminToken::new("another-admin-token-0123").fingerprint()
+        );
     }
 
     #[test]

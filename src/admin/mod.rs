@@ -47,7 +47,8 @@ pub use error::{error, AdminError};
 
 pub struct AdminState {
     pub store: Store,
-    pub token: [u8; 32],
+    /// The admin token as configured now (a reload may rotate it).
+    pub token: auth::LiveToken,
     pub metrics: PrometheusHandle,
     pub activity: Activity,
     /// The Stripe-backed operations; `None` without an API key.

@@ -18,10 +18,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use secrecy::ExposeSecret;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::admin::auth::AdminToken;
 use crate::config::{Config, ScheduleConfig};
 use crate::forward::Forwarder;
 use crate::intake::EndpointState;
@@ -169,18 +171,24 @@ impl ApplicationBuilder {
             &activity,
             &endpoints,
         )?;
+        let admin_token = config
+            .admin_token
+            .as_ref()
+            .map(|t| Live::new(AdminToken::new(t.expose_secret())));
         let admin = parts::admin(
             &config,
             &store,
             activity,
             ops.clone(),
             destinations.as_ref(),
+            admin_token.as_ref(),
         )?;
         let schedules = ops
             .filter(|_| config.runner.enabled)
             .map(|ops| (ops, config.schedule.clone()));
         let reload_targets = reload::Targets {
             endpoints,
+            admin_token,
             destinations: destinations
                 .zip(forwarder.clone())
                 .map(|(cell, forwarder)| reload::DestinationTargets {

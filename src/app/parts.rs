@@ -13,6 +13,7 @@ use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use tokio::sync::Notify;
 
+use crate::admin::auth::LiveToken;
 use crate::config::{After, Config, Destination};
 use crate::forward::{self, Forwarder};
 use crate::intake::commit::{CommitOptions, CommitQueue};
@@ -119,7 +120,7 @@ pub fn forwarder(
     for d in &config.destinations {
         tracing::info!(
             destination = %d.name,
-            url = %d.url,
+            url = %crate::redact::url(d.url.as_str()),
             after = d.after.as_str(),
             ordered = d.ordered,
             events = %d.events.join(","),
@@ -210,15 +211,17 @@ pub fn intake(
     Ok(Listener { server, addr })
 }
 
-/// The admin listener, or `None` (with a warning) without an admin token.
+/// The admin listener, or `None` (with a warning) without an admin token
+/// (`token`: the configured one, in the cell a reload rotates it in).
 pub fn admin(
     config: &Config,
     store: &Store,
     activity: Activity,
     ops: Option<Arc<ReconcileHandler>>,
     destinations: Option<&Live<Vec<Destination>>>,
+    token: Option<&LiveToken>,
 ) -> anyhow::Result<Option<Listener>> {
-    let Some(token) = &config.admin_token else {
+    let Some(token) = token else {
         tracing::warn!("admin API disabled: set STRIPE_HOOKD_ADMIN_TOKEN (or the admin_token credential) to enable it");
         return Ok(None);
     };
@@ -232,7 +235,7 @@ pub fn admin(
         listener,
         crate::admin::AdminState {
             store: store.clone(),
-            token: crate::admin::auth::digest(secrecy::ExposeSecret::expose_secret(token)),
+            token: token.clone(),
             metrics,
             activity,
             reconcile: ops,

@@ -9,20 +9,25 @@
 //!             │            refused: error log with the fix, the old
 //!             │            configuration stays, reload failure counted
 //!             ▼ ok
-//!   log.level ─▶ endpoints' signing secrets ─▶ destinations ─▶ READY=1
+//!   log.level ─▶ endpoints' signing secrets ─▶ destinations ─▶ admin token ─▶ READY=1
 //! ```
 //!
 //! What reloads: each endpoint's signing secrets (`[[endpoints]] secrets`,
 //! `webhook_secret`), the destinations (the list, urls, secrets, headers,
-//! event filters and every other destination key) and `log.level`. Each
-//! sits in a [`Live`] cell: a request or delivery under way finishes with
-//! the values it started with, the next one takes the new ones, and no
-//! listener or connection is touched.
+//! event filters and every other destination key), `log.level` and the
+//! admin token (`admin_token`: a rotation ends every inspector session
+//! started with the old one). Each sits in a [`Live`] cell: a request or
+//! delivery under way finishes with the values it started with, the next
+//! one takes the new ones, and no listener or connection is touched.
 //!
 //! What does not: everything else (listeners, database, Stripe API key,
-//! admin token, intake, runner, forward, schedule, log format) and an
-//! endpoint's path, name, mode and tolerance. A change to any of them is
-//! refused with the keys named; the operator reverts it or restarts.
+//! intake, runner, forward, schedule, log format, `admin_session_hours`,
+//! turning the admin API on or off) and an endpoint's path, name, mode,
+//! tolerance, `thin` and `connect` (catch-up and the drift sweep are set up
+//! from them at start). A change to any of them is refused with the keys
+//! named and "needs a restart"; nothing of that reload applies, and the
+//! operator reverts it or restarts. Nothing is reported as reloaded that
+//! did not change.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -34,6 +39,7 @@ use secrecy::ExposeSecret;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::admin::auth::{AdminToken, LiveToken};
 use crate::config::{self, After, Config, ConfigError, Destination, Endpoint};
 use crate::forward::Forwarder;
 use crate::intake::EndpointState;
@@ -52,7 +58,14 @@ pub const LAST_RELOAD_OK: &str = "hookd_config_last_reload_successful";
 
 /// The keys a reload applies. Every other key of the merged configuration
 /// must stay as it was at start.
-const RELOADABLE: &[&str] = &["webhook_secret", "endpoints", "destinations", "log.level"];
+/// Each is compared field by field in [`plan`].
+const RELOADABLE: &[&str] = &[
+    "webhook_secret",
+    "endpoints",
+    "destinations",
+    "log.level",
+    "admin_token",
+];
 
 /// A loaded, validated configuration with the merged values of its fixed
 /// keys (to tell what a reload would change).
@@ -98,7 +111,7 @@ fn remove(dict: &mut Dict, dotted: &str) {
 pub enum ReloadError {
     #[error("{0}")]
     Invalid(#[from] ConfigError),
-    #[error("{} cannot change without a restart", keys.join(", "))]
+    #[error("{} cannot change on reload: needs a restart", keys.join(", "))]
     NeedsRestart { keys: Vec<String> },
     #[error("log.level: {0}")]
     Level(#[from] LevelError),
@@ -123,6 +136,8 @@ impl ReloadError {
 pub struct Targets {
     /// Every endpoint, in configuration order.
     pub endpoints: Vec<Arc<EndpointState>>,
+    /// The admin listener's token; `None` when it is off.
+    pub admin_token: Option<LiveToken>,
     /// `None` when no destination was configured at start (then no
     /// forwarder runs and adding one needs a restart).
     pub destinations: Option<DestinationTargets>,
@@ -192,14 +207,8 @@ pub fn plan(current: &Loaded, new: &Loaded, can_forward: bool) -> Result<Vec<Str
         ));
     } else {
         for (a, b) in old_eps.iter().zip(new_eps) {
-            for (field, same) in [
-                ("name", a.name == b.name),
-                ("mode", a.mode == b.mode),
-                ("tolerance_secs", a.tolerance_secs == b.tolerance_secs),
-            ] {
-                if !same {
-                    fixed.push(format!("endpoint {}: {field}", a.path));
-                }
+            for field in fixed_endpoint_fields(a, b) {
+                fixed.push(format!("endpoint {}: {field}", a.path));
             }
         }
     }
@@ -207,6 +216,24 @@ pub fn plan(current: &Loaded, new: &Loaded, can_forward: bool) -> Result<Vec<Str
     if !can_forward && !new_dests.is_empty() {
         fixed.push("destinations (none was configured at start: the first one needs a restart to start the forwarder)".to_owned());
     }
+    let token_rotated = match (&current.config.admin_token, &new.config.admin_token) {
+        (Some(a), Some(b)) => a.expose_secret() != b.expose_secret(),
+        (None, None) => false,
+        (None, Some(_)) => {
+            fixed.push(
+                "admin_token (the admin API was off at start: turning it on needs a restart)"
+                    .to_owned(),
+            );
+            false
+        }
+        (Some(_), None) => {
+            fixed.push(
+                "admin_token (removing it turns the admin API off: that needs a restart)"
+                    .to_owned(),
+            );
+            false
+        }
+    };
     if !fixed.is_empty() {
         return Err(ReloadError::NeedsRestart { keys: fixed });
     }
@@ -238,7 +265,41 @@ pub fn plan(current: &Loaded, new: &Loaded, can_forward: bool) -> Result<Vec<Str
     if current.config.log.level != new.config.log.level {
         changes.push(format!("log.level: {}", new.config.log.level));
     }
+    if token_rotated {
+        changes.push(
+            "admin_token: rotated (inspector sessions started with the old one end)".to_owned(),
+        );
+    }
     Ok(changes)
+}
+
+/// The fields of an endpoint that cannot change on reload and did. Every
+/// field is named here (the destructuring does not compile without a new
+/// one): a field is either applied by [`Reloader::reload`] or refused.
+fn fixed_endpoint_fields(a: &Endpoint, b: &Endpoint) -> Vec<&'static str> {
+    let Endpoint {
+        name,
+        // Compared as the list of paths by the caller.
+        path: _,
+        mode,
+        // Applied live (`EndpointState::set_secrets`).
+        secrets: _,
+        tolerance_secs,
+        thin,
+        connect,
+    } = a;
+    [
+        ("name", *name == b.name),
+        ("mode", *mode == b.mode),
+        ("tolerance_secs", *tolerance_secs == b.tolerance_secs),
+        // Catch-up's and the drift sweep's sources are set up at start.
+        ("thin", *thin == b.thin),
+        ("connect", *connect == b.connect),
+    ]
+    .into_iter()
+    .filter(|(_, same)| !same)
+    .map(|(field, _)| field)
+    .collect()
 }
 
 /// The dotted keys whose merged values differ.
@@ -324,6 +385,12 @@ impl Reloader {
                 record_switched(d.forwarder.store().clone(), switched, since);
             }
             d.wake.notify_one();
+        }
+        if let (Some(cell), Some(token)) = (&self.targets.admin_token, &new.config.admin_token) {
+            let token = AdminToken::new(token.expose_secret());
+            if *cell.get() != token {
+                cell.set(token);
+            }
         }
         self.current = new;
         Ok(changes)
@@ -512,6 +579,48 @@ mod tests {
     }
 
     #[test]
+    fn an_endpoints_thin_or_connect_is_fixed() {
+        let old = loaded(&endpoint(&format!("\"{A}\"")));
+        for key in ["thin", "connect"] {
+            let new = loaded(&format!("{}{key} = true\n", endpoint(&format!("\"{A}\""))));
+            match plan(&old, &new, true) {
+                Err(e @ ReloadError::NeedsRestart { .. }) => {
+                    assert_eq!(
+                        e.to_string(),
+                        format!("endpoint /webhooks/stripe: {key} cannot change on reload: needs a restart")
+                    );
+                }
+                other => panic!("{key} refused: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_admin_token_rotates_but_is_not_turned_on_or_off() {
+        let ep = endpoint(&format!("\"{A}\""));
+        let with = |token: &str| loaded(&format!("admin_token = \"{token}\"\n{ep}"));
+        let (one, two, none) = (
+            with("admin-token-one-0123456789"),
+            with("admin-token-two-0123456789"),
+            loaded(&ep),
+        );
+        let changes = plan(&one, &two, true).expect("a rotation reloads");
+        assert_eq!(
+            changes,
+            vec!["admin_token: rotated (inspector sessions started with the old one end)"]
+        );
+        assert!(!changes[0].contains("admin-token"), "never the token");
+        for (from, to) in [(&none, &one), (&one, &none)] {
+            match plan(from, to, true) {
+                Err(ReloadError::NeedsRestart { keys }) => {
+                    assert!(keys[0].starts_with("admin_token ("), "{keys:?}");
+                }
+                other => panic!("needs a restart: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
     fn an_invalid_file_is_refused_with_the_key_to_fix() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("config.toml");
@@ -528,6 +637,7 @@ mod tests {
             current,
             Targets {
                 endpoints: vec![Arc::clone(&state)],
+                admin_token: None,
                 destinations: None,
             },
         );

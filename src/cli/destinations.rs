@@ -87,7 +87,9 @@ pub fn run(
             let ping = runtime.block_on(crate::forward::ping(d))?;
             println!(
                 "POST {} → {} in {} ms",
-                d.url, ping.status, ping.duration_ms
+                crate::redact::url(d.url.as_str()),
+                ping.status,
+                ping.duration_ms
             );
             println!("{}", ping.answer);
             if (200..300).contains(&ping.status) {

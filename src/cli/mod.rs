@@ -65,6 +65,11 @@ pub enum Command {
     /// Dead letters: list, show, retry, discard with a reason.
     #[command(subcommand)]
     Dead(ops::DeadCommand),
+    /// End every inspector session, in every browser and on every instance sharing the database (sign out everywhere).
+    SignOutEverywhere {
+        #[arg(long)]
+        json: bool,
+    },
     /// Fetch objects from Stripe now and reconcile them (cus_…, sub_…, in_…, pi_…, ch_…, dp_…, cs_…).
     Resync {
         object_ids: Vec<String>,
@@ -175,6 +180,7 @@ pub fn main() -> ExitCode {
             json,
         } => ops::replay(&config, event_ids, filter, json),
         Command::Dead(command) => ops::dead(&config, command),
+        Command::SignOutEverywhere { json } => ops::sign_out_everywhere(&config, json),
         Command::Resync {
             object_ids,
             account,

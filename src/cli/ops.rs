@@ -297,6 +297,29 @@ fn report_replay(done: &events::Replayed, json: bool) {
     }
 }
 
+/// `sign-out-everywhere`: deletes every inspector session (the admin
+/// listener finds none from then on, on any instance; open live streams
+/// end at their next check).
+pub fn sign_out_everywhere(config: &Config, json: bool) -> anyhow::Result<()> {
+    let store = open(config)?;
+    let ended = crate::admin::ui::sessions::delete_all(&mut *store.conn()?)
+        .context("cannot delete the inspector sessions")?;
+    tracing::info!(
+        outcome = "signed_out_everywhere",
+        sessions = ended,
+        via = "cli",
+        "every inspector session ended"
+    );
+    if json {
+        println!("{}", serde_json::json!({"signed_out": ended}));
+    } else {
+        println!(
+            "ended {ended} inspector session(s); every browser signs in again with the admin token"
+        );
+    }
+    Ok(())
+}
+
 pub fn dead(config: &Config, command: DeadCommand) -> anyhow::Result<()> {
     let store = open(config)?;
     match command {

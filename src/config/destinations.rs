@@ -187,7 +187,7 @@ pub(super) fn resolve(
                     key("url"),
                     format!(
                         "{:?} is not an http(s) URL; write the full address of the app's webhook handler, such as http://127.0.0.1:3000/webhooks/stripe",
-                        d.url
+                        crate::redact::url(&d.url)
                     ),
                 )
             })?;

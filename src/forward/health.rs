@@ -32,7 +32,8 @@ pub fn overview(
         .map(|d| {
             Ok(DestinationView {
                 name: d.name.clone(),
-                url: d.url.to_string(),
+                // Shown in the admin API, the CLI and the inspector.
+                url: crate::redact::url(d.url.as_str()),
                 after: d.after.as_str(),
                 ordered: d.ordered,
                 events: d.events.clone(),

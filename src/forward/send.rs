@@ -129,7 +129,7 @@ pub async fn send(client: &reqwest::Client, d: &Destination, delivery: &Delivery
                 }
             }
         };
-    let (answer, response_body) = exchange(request.body(body)).await;
+    let (answer, response_body) = exchange(request.body(body), &d.url).await;
     Sent {
         answer,
         request_headers,
@@ -137,11 +137,14 @@ pub async fn send(client: &reqwest::Client, d: &Destination, delivery: &Delivery
     }
 }
 
-/// Sends the request; the answer and the first 2 KB of its body.
-async fn exchange(request: reqwest::RequestBuilder) -> (Answer, Option<String>) {
+/// Sends the request to `url`; the answer and the first 2 KB of its body.
+async fn exchange(
+    request: reqwest::RequestBuilder,
+    url: &reqwest::Url,
+) -> (Answer, Option<String>) {
     let mut response = match request.send().await {
         Ok(response) => response,
-        Err(e) => return (failed(&e), None),
+        Err(e) => return (failed(e, url), None),
     };
     let status = response.status();
     let retry_after = response
@@ -182,7 +185,7 @@ async fn exchange(request: reqwest::RequestBuilder) -> (Answer, Option<String>) 
     )
 }
 
-fn failed(e: &reqwest::Error) -> Answer {
+fn failed(e: reqwest::Error, url: &reqwest::Url) -> Answer {
     let kind = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {
@@ -192,9 +195,24 @@ fn failed(e: &reqwest::Error) -> Answer {
     };
     Answer::Failed {
         status: None,
-        error: format!("{kind}: {e}"),
+        error: format!("{kind}: {}", describe(e, url)),
         retry_after: None,
     }
+}
+
+/// A request error as it is logged and stored: reqwest's message with its
+/// causes, and the URL redacted (reqwest's own message would carry the
+/// URL whole, credentials and query tokens included).
+fn describe(e: reqwest::Error, url: &reqwest::Url) -> String {
+    let e = e.without_url();
+    let mut text = format!("{e} for url ({})", crate::redact::url(url.as_str()));
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 /// `Retry-After` as delay-seconds or an HTTP-date (RFC 9110 §10.2.3); a
@@ -244,7 +262,8 @@ pub async fn ping(d: &Destination) -> anyhow::Result<Ping> {
         .0
         .body(body.clone())
         .send()
-        .await?;
+        .await
+        .map_err(|e| anyhow::anyhow!(describe(e, &d.url)))?;
     let status = response.status().as_u16();
     let bytes = response.bytes().await.unwrap_or_default();
     let answer = String::from_utf8_lossy(&bytes[..bytes.len().min(2048)]).into_owned();

@@ -347,5 +347,6 @@ diesel::table! {
         csrf_token -> Text,
         created_at -> BigInt,
         expires_at -> BigInt,
+        token_fingerprint -> Text,
     }
 }

@@ -26,6 +26,9 @@ backend_tests!(
     sign_in_attempts_are_rate_limited,
     the_stream_sends_each_new_event,
     an_event_shows_its_deliveries_and_an_object_its_events,
+    rotating_the_admin_token_by_restart_ends_older_sessions,
+    sign_out_everywhere_ends_every_session_and_its_stream,
+    an_expired_session_ends_its_stream_within_seconds,
 );
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -246,6 +249,182 @@ async fn sessions_are_stored_hashed_survive_a_restart_and_end_at_sign_out(backen
     );
     let (status, _) = with_cookie(&app, reqwest::Method::GET, "/v1/events", &cookie, None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+    app.stop().await;
+}
+
+/// Another admin token than [`ADMIN_TOKEN`].
+const ROTATED_TOKEN: &str = "rotated-admin-token-9876543210";
+
+/// A session signed in with `token`: its `Cookie` pair and CSRF token.
+async fn signed_in(app: &TestApp, token: &str) -> (String, String) {
+    let (status, set, body) = login(app, token, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let csrf = body["csrf_token"].as_str().unwrap().to_owned();
+    (cookie_pair(&set), csrf)
+}
+
+async fn rotating_the_admin_token_by_restart_ends_older_sessions(backend: Backend) {
+    let db = TestDb::new(backend);
+    let app = TestApp::spawn_with(&db, AppOptions::default().admin()).await;
+    let (old, _) = signed_in(&app, ADMIN_TOKEN).await;
+    let (status, _) = with_cookie(&app, reqwest::Method::GET, "/v1/events", &old, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let stored: Vec<String> = app
+        .db(|c| {
+            use diesel::prelude::*;
+            use stripe_hookd::store::schema::admin_sessions;
+            stripe_hookd::with_conn!(c, c => admin_sessions::table
+                .select(admin_sessions::token_fingerprint)
+                .load(c))
+            .unwrap()
+        })
+        .await;
+    assert_eq!(stored.len(), 1);
+    assert!(
+        stored[0].len() == 64 && !stored[0].contains(ADMIN_TOKEN),
+        "a fingerprint, never the token: {stored:?}"
+    );
+    app.stop().await;
+
+    // The operator rotates the token and restarts (on the same database).
+    let app = TestApp::spawn_with(
+        &db,
+        AppOptions::default().config(|c| c.admin_token = Some(ROTATED_TOKEN.into())),
+    )
+    .await;
+    let (status, body) = with_cookie(&app, reqwest::Method::GET, "/v1/events", &old, None).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "a session of the old token opens nothing: {body}"
+    );
+    let (status, _) = with_cookie(&app, reqwest::Method::GET, "/ui/session", &old, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _, _) = login(&app, ADMIN_TOKEN, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "nor does the old token");
+    let (new, _) = signed_in(&app, ROTATED_TOKEN).await;
+    let (status, _) = with_cookie(&app, reqwest::Method::GET, "/v1/events", &new, None).await;
+    assert_eq!(status, StatusCode::OK, "the new token's session works");
+    app.stop().await;
+}
+
+/// Opens the live stream with `cookie`.
+async fn stream_with_cookie(app: &TestApp, cookie: &str) -> reqwest::Response {
+    let res = app
+        .client
+        .get(app.admin_url("/ui/stream"))
+        .header(COOKIE, cookie)
+        .timeout(Duration::from_secs(120))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    res
+}
+
+/// Reads the stream until it ends; what it sent and how long that took.
+async fn until_the_stream_ends(mut res: reqwest::Response, limit: Duration) -> (String, Duration) {
+    let started = Instant::now();
+    let mut text = String::new();
+    loop {
+        let left = limit.saturating_sub(started.elapsed());
+        match tokio::time::timeout(left, res.chunk()).await {
+            Ok(Ok(Some(chunk))) => text.push_str(&String::from_utf8_lossy(&chunk)),
+            Ok(Ok(None)) | Ok(Err(_)) => return (text, started.elapsed()),
+            Err(_) => panic!("the stream is still open after {limit:?}: {text}"),
+        }
+    }
+}
+
+/// A stream's session re-checks every 2 s: ended within this (the machine
+/// is shared and busy), far below the stream's 5-minute lifetime.
+const STREAM_ENDS_WITHIN: Duration = Duration::from_secs(15);
+
+async fn sign_out_everywhere_ends_every_session_and_its_stream(backend: Backend) {
+    let db = TestDb::new(backend);
+    let app = TestApp::spawn_with(&db, AppOptions::default().admin()).await;
+    let (here, csrf) = signed_in(&app, ADMIN_TOKEN).await;
+    let (elsewhere, _) = signed_in(&app, ADMIN_TOKEN).await;
+    let stream = stream_with_cookie(&app, &elsewhere).await;
+
+    // Sign-out everywhere needs the CSRF token like every change.
+    let (status, _) = with_cookie(
+        &app,
+        reqwest::Method::POST,
+        "/ui/logout-everywhere",
+        &here,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = with_cookie(
+        &app,
+        reqwest::Method::POST,
+        "/ui/logout-everywhere",
+        &here,
+        Some(&csrf),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["signed_out"], 2, "{body}");
+    for cookie in [&here, &elsewhere] {
+        let (status, _) = with_cookie(&app, reqwest::Method::GET, "/v1/events", cookie, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (text, took) = until_the_stream_ends(stream, STREAM_ENDS_WITHIN).await;
+    assert!(
+        text.contains("event: signed_out\n"),
+        "the stream says why it ends: {text}"
+    );
+    assert!(took < STREAM_ENDS_WITHIN, "{took:?}");
+
+    // The CLI's `sign-out-everywhere` (on the database, as the daemon runs).
+    let (cli_session, _) = signed_in(&app, ADMIN_TOKEN).await;
+    let (url, dir) = (db.url.clone(), db.dir().to_owned());
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_stripe-hookd"))
+            .args(["sign-out-everywhere", "--json"])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("STRIPE_WEBHOOK_SECRET", SECRET)
+            .env("STRIPE_API_KEY", "sk_test_sign_out_cli")
+            .env("STRIPE_HOOKD_STATE_DIR", dir)
+            .env("DATABASE_URL", url)
+            .output()
+            .expect("run stripe-hookd")
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    // The log shares stdout: the answer is the last line.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let printed: Value = serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("JSON");
+    assert_eq!(printed["signed_out"], 1, "{printed}");
+    let (status, _) =
+        with_cookie(&app, reqwest::Method::GET, "/v1/events", &cli_session, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    app.stop().await;
+}
+
+async fn an_expired_session_ends_its_stream_within_seconds(backend: Backend) {
+    let db = TestDb::new(backend);
+    let app = TestApp::spawn_with(&db, AppOptions::default().admin()).await;
+    let (cookie, _) = signed_in(&app, ADMIN_TOKEN).await;
+    let stream = stream_with_cookie(&app, &cookie).await;
+    // The session reaches its expiry while the stream is open.
+    app.db(|c| {
+        use diesel::prelude::*;
+        use stripe_hookd::store::schema::admin_sessions;
+        let now = stripe_hookd::store::now_ms();
+        stripe_hookd::with_conn!(c, c => diesel::update(admin_sessions::table)
+            .set(admin_sessions::expires_at.eq(now))
+            .execute(c))
+        .unwrap()
+    })
+    .await;
+    let (text, took) = until_the_stream_ends(stream, STREAM_ENDS_WITHIN).await;
+    assert!(text.contains("event: signed_out\n"), "{text}");
+    assert!(took < STREAM_ENDS_WITHIN, "{took:?}");
     app.stop().await;
 }
 

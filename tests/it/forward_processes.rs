@@ -116,3 +116,118 @@ async fn a_daemon_killed_mid_delivery_sends_it_again_after_restart(backend: Back
         "same delivery id, next attempt"
     );
 }
+
+backend_tests!(a_destinations_url_secrets_appear_nowhere);
+
+/// A destination whose URL carries a password and a query token, and
+/// fails: neither appears in the daemon's log, the admin API's destination,
+/// delivery and attempt JSON, or the database (#29.5).
+async fn a_destinations_url_secrets_appear_nowhere(backend: Backend) {
+    const PASSWORD: &str = "pw-SECRET-in-userinfo";
+    const TOKEN: &str = "qs-SECRET-in-query";
+    let db = TestDb::new(backend);
+    // Port 9 (discard) is closed: every attempt fails to connect.
+    let url = format!("http://app-user:{PASSWORD}@127.0.0.1:9/hook?token={TOKEN}&v=1");
+    let destinations =
+        format!("[{{name=\"app\",url=\"{url}\",secret=\"whsec_redact\",after=\"received\"}}]");
+    let daemon = Daemon::spawn(
+        &db,
+        &[
+            ("STRIPE_HOOKD_DESTINATIONS", destinations.as_str()),
+            ("STRIPE_HOOKD_ADMIN_TOKEN", ADMIN_TOKEN),
+            ("STRIPE_HOOKD_FORWARD__POLL_INTERVAL_MS", "100"),
+        ],
+    );
+    let body = event_body("evt_redact", "customer.created", "cus_redact", false);
+    let res = client()
+        .post(daemon.url())
+        .header(
+            "stripe-signature",
+            signature_header(&[SECRET], now(), &body),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let failed = loop {
+        let found = daemon
+            .lines
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|l| l.contains("delivery failed; will retry"))
+            .cloned();
+        if let Some(line) = found {
+            break line;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no failed attempt:\n{}",
+            daemon.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        failed.contains("cannot connect") && failed.contains("127.0.0.1:9/hook?token=[redacted]"),
+        "the error keeps its cause and the redacted URL: {failed}"
+    );
+    let clean = |what: &str, text: &str| {
+        assert!(
+            !text.contains(PASSWORD) && !text.contains(TOKEN),
+            "a URL secret in {what}:\n{text}"
+        );
+    };
+    let log = daemon.log();
+    assert!(
+        log.contains("http://[redacted]@127.0.0.1:9/hook?token=[redacted]&v=[redacted]"),
+        "the start's `destination configured` shows the redacted URL:\n{log}"
+    );
+    clean("the log", &log);
+
+    let admin = daemon.admin_addr().expect("admin API");
+    let id = stripe_hookd::store::deliveries::delivery_id("app", "evt_redact");
+    for path in [
+        "/v1/destinations".to_owned(),
+        "/v1/deliveries".to_owned(),
+        format!("/v1/deliveries/{id}"),
+    ] {
+        let res = client()
+            .get(format!("http://{admin}{path}"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+        let text = res.text().await.unwrap();
+        clean(&path, &text);
+        if path.ends_with(&id) {
+            assert!(text.contains("[redacted]"), "{text}");
+        }
+    }
+
+    let url = db.url.clone();
+    let stored: Vec<Option<String>> = tokio::task::spawn_blocking(move || {
+        use diesel::prelude::*;
+        use stripe_hookd::store::schema::{deliveries, delivery_attempts};
+        let store = open_store(&url);
+        let mut conn = store.conn().unwrap();
+        let mut errors: Vec<Option<String>> =
+            stripe_hookd::with_conn!(&mut *conn, c => deliveries::table
+            .select(deliveries::last_error)
+            .load(c))
+            .unwrap();
+        let attempts: Vec<Option<String>> =
+            stripe_hookd::with_conn!(&mut *conn, c => delivery_attempts::table
+            .select(delivery_attempts::error)
+            .load(c))
+            .unwrap();
+        errors.extend(attempts);
+        errors
+    })
+    .await
+    .unwrap();
+    assert!(stored.iter().flatten().count() >= 2, "{stored:?}");
+    clean("the database", &format!("{stored:?}"));
+}

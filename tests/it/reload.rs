@@ -498,3 +498,147 @@ async fn a_destinations_url_and_secret_change_on_sighup(backend: Backend) {
     })
     .await;
 }
+
+backend_tests!(a_change_of_thin_or_connect_is_refused_on_sighup_naming_the_key);
+
+/// `thin` and `connect` shape catch-up and the drift sweep, which are set
+/// up at start: a reload that changes them is refused by name ("needs a
+/// restart"), never reported as reloaded.
+async fn a_change_of_thin_or_connect_is_refused_on_sighup_naming_the_key(backend: Backend) {
+    let db = TestDb::new(backend);
+    let file = db.dir().join("config.toml");
+    let (notices, notify) = Notices::bind(db.dir());
+    let daemon = start(&db, &file, &config(&[A], ""), &notify);
+    let mut notices = ready(notices).await;
+    let client = client();
+    for (n, key) in ["thin", "connect"].into_iter().enumerate() {
+        // The endpoint's table is the file's last: the key lands in it.
+        let changed = format!("{}{key} = true\n", config(&[A], ""));
+        notices = reload(&daemon, notices, &file, &changed).await;
+        let refused = wait_for_line(&daemon, key, |l| {
+            l.contains("configuration reload refused")
+                && l.contains(&format!("endpoint /webhooks/stripe: {key}"))
+        })
+        .await;
+        assert!(refused.contains("needs a restart"), "{refused}");
+        assert!(refused.contains("ERROR"), "{refused}");
+        assert!(
+            !daemon.log().contains("configuration reloaded"),
+            "never reported as reloaded:\n{}",
+            daemon.log()
+        );
+        assert_eq!(
+            metric(&client, &daemon, "hookd_config_reload_failures_total").await,
+            Some(n as f64 + 1.0)
+        );
+        assert_eq!(
+            metric(&client, &daemon, "hookd_config_last_reload_successful").await,
+            Some(0.0)
+        );
+    }
+}
+
+/// The admin token in the config file (the environment would win over it).
+const FILE_TOKEN: &str = "file-admin-token-0123456789";
+const ROTATED_TOKEN: &str = "rotated-file-admin-token-0123456789";
+
+backend_tests!(a_rotated_admin_token_on_sighup_ends_older_sessions_and_streams);
+
+/// `admin_token` rotated by a reload: a session and a bearer stream of the
+/// old token end, the old token opens nothing, the new one works.
+async fn a_rotated_admin_token_on_sighup_ends_older_sessions_and_streams(backend: Backend) {
+    use reqwest::header::{COOKIE, SET_COOKIE};
+    let db = TestDb::new(backend);
+    let file = db.dir().join("config.toml");
+    let (notices, notify) = Notices::bind(db.dir());
+    let with_token = |token: &str| config(&[A], &format!("admin_token = \"{token}\""));
+    std::fs::write(&file, with_token(FILE_TOKEN)).expect("write the config file");
+    let daemon = Daemon::spawn_with(
+        &db,
+        &[
+            ("STRIPE_HOOKD_CONFIG", file.to_string_lossy().as_ref()),
+            ("NOTIFY_SOCKET", notify.as_str()),
+        ],
+        &["STRIPE_WEBHOOK_SECRET"],
+    );
+    let notices = ready(notices).await;
+    let client = client();
+    let deadline = Instant::now() + DEADLINE;
+    let admin = loop {
+        if let Some(addr) = daemon.admin_addr() {
+            break format!("http://{addr}");
+        }
+        assert!(Instant::now() < deadline, "no admin address in the log");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    let signed_in = client
+        .post(format!("{admin}/ui/login"))
+        .json(&serde_json::json!({"token": FILE_TOKEN}))
+        .send()
+        .await
+        .expect("sign in");
+    assert_eq!(signed_in.status(), 200);
+    let cookie = signed_in.headers()[SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let status = |req: reqwest::RequestBuilder| async move {
+        req.send()
+            .await
+            .expect("the admin API answers")
+            .status()
+            .as_u16()
+    };
+    let events = format!("{admin}/v1/events");
+    assert_eq!(
+        status(client.get(&events).header(COOKIE, &cookie)).await,
+        200
+    );
+    let mut stream = client
+        .get(format!("{admin}/ui/stream"))
+        .bearer_auth(FILE_TOKEN)
+        .timeout(Duration::from_secs(120))
+        .send()
+        .await
+        .expect("the stream");
+    assert_eq!(stream.status(), 200);
+
+    reload(&daemon, notices, &file, &with_token(ROTATED_TOKEN)).await;
+    let reloaded = wait_for_line(&daemon, "naming the rotation", |l| {
+        l.contains("configuration reloaded") && l.contains("admin_token: rotated")
+    })
+    .await;
+    assert!(
+        !reloaded.contains(FILE_TOKEN) && !reloaded.contains(ROTATED_TOKEN),
+        "no token in the log: {reloaded}"
+    );
+    assert_eq!(
+        status(client.get(&events).header(COOKIE, &cookie)).await,
+        401,
+        "the old token's session ends"
+    );
+    assert_eq!(
+        status(client.get(&events).bearer_auth(FILE_TOKEN)).await,
+        401
+    );
+    assert_eq!(
+        status(client.get(&events).bearer_auth(ROTATED_TOKEN)).await,
+        200
+    );
+
+    // The old token's stream ends within seconds (it re-checks every 2 s).
+    let started = Instant::now();
+    let mut text = String::new();
+    loop {
+        let left = Duration::from_secs(15).saturating_sub(started.elapsed());
+        match tokio::time::timeout(left, stream.chunk()).await {
+            Ok(Ok(Some(chunk))) => text.push_str(&String::from_utf8_lossy(&chunk)),
+            Ok(Ok(None)) | Ok(Err(_)) => break,
+            Err(_) => panic!("the old token's stream is still open: {text}"),
+        }
+    }
+    assert!(text.contains("event: signed_out\n"), "{text}");
+}

@@ -38,13 +38,16 @@ async fn pauses_and_sessions_wait_their_turn_at_the_write_gate() {
             csrf_token: "csrf".to_owned(),
             created_at: now,
             expires_at: now + 3_600_000,
+            token_fingerprint: "fp".to_owned(),
         };
         let (turns, ()) = turns_of(c, |c| sessions::create(c, &session, now).unwrap());
         assert_eq!(
             turns, 1,
             "a session stored (and the expired ones dropped) in one turn"
         );
-        assert!(sessions::find(c, &session.id_hash, now).unwrap().is_some());
+        assert!(sessions::find(c, &session.id_hash, "fp", now)
+            .unwrap()
+            .is_some());
         let (turns, existed) = turns_of(c, |c| sessions::delete(c, &session.id_hash).unwrap());
         assert!(existed);
         assert_eq!(turns, 1, "sign-out");

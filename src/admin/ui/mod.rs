@@ -10,6 +10,7 @@
 //! | `POST /ui/login` (`{"token": …}`) | none, rate-limited per peer | a session: `Set-Cookie` + its CSRF token |
 //! | `GET /ui/session` | session or bearer | the session's CSRF token and expiry |
 //! | `POST /ui/logout` | session + CSRF | deletes the session, clears the cookie |
+//! | `POST /ui/logout-everywhere` | session + CSRF, or bearer | deletes every session (all browsers, all instances) |
 //! | `GET /ui/events?status=&type=&object=&since=&until=&before=&limit=` | session or bearer | events, newest first |
 //! | `GET /ui/stream` | session or bearer | server-sent events: each new outbox row |
 //! | `GET /ui/health` | session or bearer | the health strip's figures |
@@ -17,8 +18,9 @@
 //! | `GET /ui/objects/{id}` | session or bearer | a customer's records, access and events |
 //!
 //! Sessions live in the database (`admin_sessions`, only a SHA-256 of the
-//! id), so they survive a restart and work across instances; see
-//! docs/inspector.md.
+//! id), so they survive a restart and work across instances; each is bound
+//! to the admin token that started it and ends when the token is rotated
+//! (see `auth.rs`); see docs/inspector.md.
 
 pub mod data;
 pub mod sessions;
@@ -70,6 +72,7 @@ pub fn public_routes(cfg: &mut web::ServiceConfig) {
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/ui/session", web::get().to(session))
         .route("/ui/logout", web::post().to(logout))
+        .route("/ui/logout-everywhere", web::post().to(logout_everywhere))
         .route("/ui/events", web::get().to(data::events))
         .route(
             "/ui/events/{id}/deliveries",
@@ -171,7 +174,8 @@ async fn login(
         );
         return Ok(res);
     }
-    if !auth::authorized(Some(&format!("Bearer {}", body.token)), &state.token) {
+    let token = state.token.get();
+    if !auth::authorized(Some(&format!("Bearer {}", body.token)), token.digest()) {
         tracing::warn!(peer = %peer, outcome = "rejected", reason = "wrong_token", status = 401u16, "inspector sign-in with a wrong admin token");
         return Ok(error(
             StatusCode::UNAUTHORIZED,
@@ -186,6 +190,7 @@ async fn login(
         csrf_token: random_hex(),
         created_at: now,
         expires_at: now + state.session_ttl.as_millis() as i64,
+        token_fingerprint: token.fingerprint().to_owned(),
     };
     let (stored, csrf, expires_at) = (session.clone(), session.csrf_token, session.expires_at);
     blocking(&state, move |c| sessions::create(c, &stored, now)).await?;
@@ -229,6 +234,28 @@ async fn logout(
     if ended {
         tracing::info!(outcome = "signed_out", "inspector session ended");
     }
+    Ok(HttpResponse::Ok()
+        .insert_header((header::SET_COOKIE, session_cookie("", 0, over_https(&req))))
+        .json(json!({"signed_out": ended})))
+}
+
+/// "Sign out everywhere": ends every session, this one included (a token
+/// that may have leaked is rotated separately; this ends what it opened).
+async fn logout_everywhere(
+    req: HttpRequest,
+    state: web::Data<AdminState>,
+) -> Result<HttpResponse, AdminError> {
+    let ended = blocking(&state, sessions::delete_all).await?;
+    let via = match principal(&req) {
+        Some(Principal::Session(_)) => "session",
+        _ => "bearer",
+    };
+    tracing::info!(
+        outcome = "signed_out_everywhere",
+        sessions = ended,
+        via,
+        "every inspector session ended"
+    );
     Ok(HttpResponse::Ok()
         .insert_header((header::SET_COOKIE, session_cookie("", 0, over_https(&req))))
         .json(json!({"signed_out": ended})))

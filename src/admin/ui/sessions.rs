@@ -1,5 +1,7 @@
 //! Inspector sessions in the database (`admin_sessions`): only the SHA-256
-//! of the session id is stored, with the session's CSRF token and expiry.
+//! of the session id is stored, with the session's CSRF token, expiry and
+//! the fingerprint of the admin token that started it (a session is found
+//! only while that token is the configured one; see `auth::AdminToken`).
 
 use diesel::prelude::*;
 
@@ -14,6 +16,8 @@ pub struct Session {
     pub csrf_token: String,
     pub created_at: i64,
     pub expires_at: i64,
+    /// [`crate::admin::auth::session_fingerprint`] of the token signed in with.
+    pub token_fingerprint: String,
 }
 
 /// Hex SHA-256 of a session id: what the table keys on.
@@ -34,6 +38,7 @@ pub fn create(conn: &mut DbConnection, session: &Session, now: i64) -> Result<()
                     admin_sessions::csrf_token.eq(&session.csrf_token),
                     admin_sessions::created_at.eq(session.created_at),
                     admin_sessions::expires_at.eq(session.expires_at),
+                    admin_sessions::token_fingerprint.eq(&session.token_fingerprint),
                 ))
                 .execute(c)
         })
@@ -41,14 +46,17 @@ pub fn create(conn: &mut DbConnection, session: &Session, now: i64) -> Result<()
     Ok(())
 }
 
-/// The unexpired session with this id hash.
+/// The unexpired session with this id hash, started with the admin token
+/// whose fingerprint is `token_fingerprint` (the configured one).
 pub fn find(
     conn: &mut DbConnection,
     id_hash: &str,
+    token_fingerprint: &str,
     now: i64,
 ) -> Result<Option<Session>, StoreError> {
     let found = with_conn!(conn, c => admin_sessions::table
         .filter(admin_sessions::id_hash.eq(id_hash))
+        .filter(admin_sessions::token_fingerprint.eq(token_fingerprint))
         .filter(admin_sessions::expires_at.gt(now))
         .select(Session::as_select())
         .first(c)
@@ -65,4 +73,14 @@ pub fn delete(conn: &mut DbConnection, id_hash: &str) -> Result<bool, StoreError
         .execute(c))
     })?;
     Ok(n > 0)
+}
+
+/// Ends every session, on every instance sharing the database ("sign out
+/// everywhere"); how many there were (expired ones included).
+pub fn delete_all(conn: &mut DbConnection) -> Result<usize, StoreError> {
+    let n = write_transaction(
+        conn,
+        |tx| with_tx!(tx, c => diesel::delete(admin_sessions::table).execute(c)),
+    )?;
+    Ok(n)
 }

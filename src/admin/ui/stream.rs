@@ -6,6 +6,12 @@
 //! reconnects (after a restart, say) sends `Last-Event-ID` and misses
 //! nothing. A stream lasts at most [`LIFETIME`], then the browser
 //! reconnects by itself; the admin server's shutdown does not wait on it.
+//!
+//! Every [`RECHECK`] the stream asks again whether what opened it still
+//! holds: the session is still in the database, unexpired and started with
+//! the configured admin token (sign-out, sign-out everywhere, expiry and a
+//! token rotation all end it), or the bearer token is still the configured
+//! one. When not, it sends `event: signed_out` and ends.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -16,7 +22,9 @@ use actix_web::{HttpRequest, HttpResponse};
 use diesel::prelude::*;
 use serde::Deserialize;
 
+use super::super::auth::Principal;
 use super::super::{AdminError, AdminState};
+use super::{principal, sessions};
 use crate::store::events::{self, EventFilter};
 use crate::store::schema::webhook_events;
 use crate::store::{with_conn, Store, StoreError};
@@ -25,6 +33,8 @@ use crate::store::{with_conn, Store, StoreError};
 pub const POLL: Duration = Duration::from_millis(300);
 /// How long one stream lasts before the browser reconnects.
 const LIFETIME: Duration = Duration::from_secs(300);
+/// How often the stream checks that its session (or token) still holds.
+pub const RECHECK: Duration = Duration::from_secs(2);
 /// A comment line every this many idle polls keeps proxies from closing it.
 const KEEPALIVE_POLLS: u32 = 50;
 
@@ -42,6 +52,37 @@ struct Tail {
     ticker: tokio::time::Interval,
     idle: u32,
     ends: tokio::time::Instant,
+    /// What opened the stream, checked again at `recheck_at`.
+    opened_by: Opener,
+    state: web::Data<AdminState>,
+    recheck_at: tokio::time::Instant,
+    /// Set once the stream has said `signed_out`: it ends after that.
+    closing: bool,
+}
+
+/// What let the stream open.
+#[derive(Clone)]
+enum Opener {
+    /// The session with this id hash.
+    Session(String),
+    /// The bearer token with this digest (the configured one then).
+    Bearer([u8; 32]),
+}
+
+/// Whether what opened the stream still lets it go on: the session is in
+/// the database, unexpired, with the configured token's fingerprint; or
+/// the bearer's token is still the configured one.
+fn still_allowed(state: &AdminState, opened_by: &Opener) -> Result<bool, StoreError> {
+    let token = state.token.get();
+    match opened_by {
+        Opener::Bearer(digest) => Ok(digest == token.digest()),
+        Opener::Session(hash) => {
+            let mut conn = state.store.conn()?;
+            let found =
+                sessions::find(&mut conn, hash, token.fingerprint(), crate::store::now_ms())?;
+            Ok(found.is_some())
+        }
+    }
 }
 
 fn newest_id(store: &Store) -> Result<i64, StoreError> {
@@ -70,10 +111,37 @@ async fn next(mut t: Tail) -> Option<(Result<Bytes, actix_web::Error>, Tail)> {
         if let Some(chunk) = t.queued.pop_front() {
             return Some((Ok(chunk), t));
         }
-        if tokio::time::Instant::now() >= t.ends {
+        if t.closing || tokio::time::Instant::now() >= t.ends {
             return None;
         }
         t.ticker.tick().await;
+        if tokio::time::Instant::now() >= t.recheck_at {
+            t.recheck_at = tokio::time::Instant::now() + RECHECK;
+            let (state, opened_by) = (t.state.clone(), t.opened_by.clone());
+            match web::block(move || still_allowed(&state, &opened_by)).await {
+                Ok(Ok(true)) => {}
+                Ok(Ok(false)) => {
+                    tracing::info!(
+                        outcome = "ended",
+                        reason = "signed_out",
+                        "inspector stream ended: its session or token no longer holds"
+                    );
+                    t.closing = true;
+                    t.queued.clear();
+                    t.queued
+                        .push_back(Bytes::from_static(b"event: signed_out\ndata: {}\n\n"));
+                    continue;
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "inspector stream: the session check failed; the browser reconnects");
+                    return None;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "inspector stream: the session check could not run; the browser reconnects");
+                    return None;
+                }
+            }
+        }
         let (store, last) = (t.store.clone(), t.last);
         let rows = match web::block(move || after(&store, last)).await {
             Ok(Ok(rows)) => rows,
@@ -125,6 +193,11 @@ pub async fn stream(
     };
     let mut ticker = tokio::time::interval(POLL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let opened_by = match principal(&req) {
+        Some(Principal::Session(s)) => Opener::Session(s.id_hash),
+        // The middleware let it through on the configured token.
+        _ => Opener::Bearer(*state.token.get().digest()),
+    };
     let hello = format!("retry: 1000\nevent: hello\ndata: {{\"after\":{last}}}\n\n");
     let tail = Tail {
         store: state.store.clone(),
@@ -133,6 +206,10 @@ pub async fn stream(
         ticker,
         idle: 0,
         ends: tokio::time::Instant::now() + LIFETIME,
+        opened_by,
+        state: state.clone(),
+        recheck_at: tokio::time::Instant::now() + RECHECK,
+        closing: false,
     };
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")

@@ -119,6 +119,13 @@ async function signOut() {
   signedOut();
 }
 
+// Ends every session (other browsers too), then this page's.
+async function signOutEverywhere() {
+  try { await api("POST", "/ui/logout-everywhere"); } catch (_) { /* signed out anyway */ }
+  location.hash = "#/events";
+  signedOut();
+}
+
 function signedIn() {
   $("#signin").hidden = true;
   $("#nav").hidden = false;
@@ -139,6 +146,9 @@ function openStream() {
     try { row = JSON.parse(m.data); } catch (_) { return; }
     for (const fn of listeners) fn(row);
   });
+  // The server ends the stream when its session ended (sign-out
+  // elsewhere, expiry, a rotated admin token).
+  stream.addEventListener("signed_out", () => signedOut());
   stream.addEventListener("open", () => {
     document.body.classList.remove("offline");
     // How many times the stream (re)connected: shown to tests, harmless.
@@ -466,6 +476,7 @@ window.addEventListener("hashchange", route);
 document.addEventListener("DOMContentLoaded", async () => {
   $("#signin-form").addEventListener("submit", signIn);
   $("#signout").addEventListener("click", signOut);
+  $("#signout-everywhere").addEventListener("click", signOutEverywhere);
   try {
     const s = await api("GET", "/ui/session");
     csrf = s.csrf_token || "";
