@@ -6,12 +6,12 @@
 //! |---|---|
 //! | `GET /v1/destinations` | each destination: settings (no secret), paused, backlog, dead, last success, failing since, last status, oldest undelivered |
 //! | `POST /v1/destinations/{name}/pause` (`{"reason":…}`) | stop sending to it (every instance) |
-//! | `POST /v1/destinations/{name}/resume` | send again (also after a 410 Gone) |
+//! | `POST /v1/destinations/{name}/resume` | send again (also after a 410 Gone: the deliveries answered 410 are due at once) |
 //! | `GET /v1/deliveries?destination=&status=&after=&limit=` | list (no bodies) |
 //! | `GET /v1/deliveries/{delivery_id}` | one delivery, its body and every attempt |
-//! | `POST /v1/deliveries/{delivery_id}/redeliver` | send again from attempt 1 (also a dead one) |
+//! | `POST /v1/deliveries/{delivery_id}/redeliver` | send again from attempt 1 (also a dead one); 409 `in_flight` while it is being sent |
 //! | `POST /v1/deliveries/redeliver` (`{"status":…, "destination", "event_type", "since", "until", "limit"}`) | re-queue up to `limit` (default 500, at most 1000) matching deliveries; `more` says whether to call again |
-//! | `POST /v1/deliveries/{delivery_id}/discard` (`{"reason":…}`) | give up on a dead or pending one |
+//! | `POST /v1/deliveries/{delivery_id}/discard` (`{"reason":…}`) | give up on a dead or pending one; 409 `in_flight` while it is being sent, `not_discardable` otherwise |
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
@@ -19,7 +19,7 @@ use serde_json::json;
 
 use super::{blocking, AdminError, AdminState};
 use crate::forward::health;
-use crate::store::deliveries::{self, history, pauses, DeliveryFilter};
+use crate::store::deliveries::{self, history, pauses, Change, DeliveryFilter};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/destinations", web::get().to(destinations))
@@ -87,7 +87,8 @@ async fn resume(
     let name = name.into_inner();
     known(&state, &name)?;
     let n = name.clone();
-    let was = blocking(&state, move |c| pauses::resume(c, &n)).await?;
+    let now = crate::store::now_ms();
+    let was = blocking(&state, move |c| pauses::resume(c, &n, now)).await?;
     tracing::info!(destination = %name, was_paused = was, "destination resumed by the admin API");
     Ok(HttpResponse::Ok().json(json!({"destination": name, "paused": false, "was_paused": was})))
 }
@@ -155,14 +156,29 @@ async fn redeliver(
     let id = id.into_inner();
     let lookup = id.clone();
     let now = crate::store::now_ms();
-    let before = blocking(&state, move |c| deliveries::redeliver(c, &lookup, now))
-        .await?
-        .ok_or_else(|| AdminError::NoSuchDelivery(id.clone()))?;
-    if before == deliveries::status::DELIVERING {
-        return Err(AdminError::DeliveryInFlight(id));
-    }
+    let change = blocking(&state, move |c| deliveries::redeliver(c, &lookup, now)).await?;
+    let before = done_or_refused(id.clone(), change, |id, _| AdminError::DeliveryInFlight(id))?;
     tracing::info!(delivery_id = %id, before = %before, "delivery re-queued by the admin API");
     Ok(HttpResponse::Ok().json(json!({"delivery_id": id, "status": "pending", "was": before})))
+}
+
+/// The status a delivery had before an operator's change, or why the change
+/// was refused: `refused` for a status that does not allow it (one being
+/// sent right now: always `in_flight`, 409).
+fn done_or_refused(
+    id: String,
+    change: Change,
+    refused: impl FnOnce(String, String) -> AdminError,
+) -> Result<String, AdminError> {
+    match change {
+        Change::Done(before) => Ok(before),
+        Change::Missing => Err(AdminError::NoSuchDelivery(id)),
+        Change::Refused(status) if status == deliveries::status::DELIVERING => {
+            Err(AdminError::DeliveryInFlight(id))
+        }
+        Change::Refused(status) => Err(refused(id, status)),
+        Change::Busy(status) => Err(AdminError::DeliveryChanged { id, status }),
+    }
 }
 
 async fn redeliver_filter(
@@ -206,12 +222,10 @@ async fn discard(
     }
     let (lookup, r) = (id.clone(), reason.clone());
     let now = crate::store::now_ms();
-    let before = blocking(&state, move |c| deliveries::discard(c, &lookup, &r, now))
-        .await?
-        .ok_or_else(|| AdminError::NoSuchDelivery(id.clone()))?;
-    if before != deliveries::status::DEAD && before != deliveries::status::PENDING {
-        return Err(AdminError::DeliveryNotDiscardable { id, status: before });
-    }
+    let change = blocking(&state, move |c| deliveries::discard(c, &lookup, &r, now)).await?;
+    let before = done_or_refused(id.clone(), change, |id, status| {
+        AdminError::DeliveryNotDiscardable { id, status }
+    })?;
     tracing::info!(delivery_id = %id, before = %before, reason = %reason, "delivery discarded by the admin API");
     Ok(HttpResponse::Ok().json(json!({"delivery_id": id, "status": "discarded", "was": before})))
 }

@@ -31,8 +31,15 @@ pub enum AdminError {
     NoSuchDelivery(String),
     #[error("No destination named {0:?} is configured")]
     NoSuchDestination(String),
-    #[error("Delivery {0} is being sent right now")]
+    /// A redeliver or discard of a delivery the forwarder holds: left as
+    /// it is (the attempt under way records its own outcome).
+    #[error(
+        "Delivery {0} is being sent right now: left as it is; try again once the attempt ended"
+    )]
     DeliveryInFlight(String),
+    /// Other writers kept changing the delivery's status meanwhile.
+    #[error("Delivery {id} changed meanwhile (now {status}): left as it is; try again")]
+    DeliveryChanged { id: String, status: String },
     #[error("Delivery {id} is {status}: only dead or pending deliveries can be discarded")]
     DeliveryNotDiscardable { id: String, status: String },
     #[error("Event {id} is {status}, not dead: use /v1/events/{id}/replay")]
@@ -77,6 +84,7 @@ impl AdminError {
             AdminError::NoSuchDelivery(_) => "no_such_delivery",
             AdminError::NoSuchDestination(_) => "no_such_destination",
             AdminError::DeliveryInFlight(_) => "in_flight",
+            AdminError::DeliveryChanged { .. } => "changed_meanwhile",
             AdminError::DeliveryNotDiscardable { .. } => "not_discardable",
             AdminError::NotDead { .. } | AdminError::NotDiscardable(_) => "not_dead",
             AdminError::AlreadyRunning { .. } => "already_running",
@@ -120,6 +128,7 @@ impl ResponseError for AdminError {
             | AdminError::NoSuchDelivery(_)
             | AdminError::NoSuchDestination(_) => StatusCode::NOT_FOUND,
             AdminError::DeliveryInFlight(_)
+            | AdminError::DeliveryChanged { .. }
             | AdminError::DeliveryNotDiscardable { .. }
             | AdminError::NotDead { .. }
             | AdminError::NotDiscardable(_)

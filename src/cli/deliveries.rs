@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 
 use super::ops::{fmt_time, open, parse_time};
 use crate::config::Config;
-use crate::store::deliveries::{self, history, DeliveryFilter};
+use crate::store::deliveries::{self, history, Change, DeliveryFilter};
 use crate::store::EpochMs;
 
 #[derive(Debug, Subcommand)]
@@ -169,7 +169,10 @@ pub fn run(config: &Config, command: DeliveriesCommand) -> anyhow::Result<()> {
                     println!("  < {body}");
                 }
             }
-            println!("\nbody\n{}", d.payload);
+            match &d.payload {
+                Some(body) => println!("\nbody\n{body}"),
+                None => println!("\nbody\n({})", deliveries::BODY_MISSING),
+            }
             Ok(())
         }
         DeliveriesCommand::Redeliver {
@@ -202,16 +205,20 @@ pub fn run(config: &Config, command: DeliveriesCommand) -> anyhow::Result<()> {
             }
             let mut failed = false;
             for id in delivery_ids {
-                match deliveries::redeliver(conn, &id, now)?.as_deref() {
-                    None => {
+                match deliveries::redeliver(conn, &id, now)? {
+                    Change::Done(before) => println!("{id}: re-queued (was {before})"),
+                    Change::Missing => {
                         eprintln!("{id}: no such delivery");
                         failed = true;
                     }
-                    Some(deliveries::status::DELIVERING) => {
+                    Change::Refused(_) => {
                         eprintln!("{id}: being sent right now, left alone");
                         failed = true;
                     }
-                    Some(before) => println!("{id}: re-queued (was {before})"),
+                    Change::Busy(now) => {
+                        eprintln!("{id}: changed meanwhile (now {now}), left alone; try again");
+                        failed = true;
+                    }
                 }
             }
             if failed {
@@ -226,17 +233,21 @@ pub fn run(config: &Config, command: DeliveriesCommand) -> anyhow::Result<()> {
             if reason.trim().is_empty() {
                 anyhow::bail!("say why: --reason \"…\"");
             }
-            match deliveries::discard(conn, &delivery_id, &reason, crate::store::now_ms())?
-                .as_deref()
-            {
-                None => anyhow::bail!("no delivery {delivery_id}"),
-                Some(b @ (deliveries::status::DEAD | deliveries::status::PENDING)) => {
+            match deliveries::discard(conn, &delivery_id, &reason, crate::store::now_ms())? {
+                Change::Missing => anyhow::bail!("no delivery {delivery_id}"),
+                Change::Done(b) => {
                     tracing::info!(delivery_id = %delivery_id, before = %b, reason = %reason, "delivery discarded from the command line");
                     println!("{delivery_id}: discarded (was {b})");
                     Ok(())
                 }
-                Some(other) => anyhow::bail!(
+                Change::Refused(s) if s == deliveries::status::DELIVERING => anyhow::bail!(
+                    "{delivery_id} is being sent right now: left alone; try again once the attempt ended"
+                ),
+                Change::Refused(other) => anyhow::bail!(
                     "{delivery_id} is {other}: only dead or pending deliveries can be discarded"
+                ),
+                Change::Busy(now) => anyhow::bail!(
+                    "{delivery_id} changed meanwhile (now {now}): left alone; try again"
                 ),
             }
         }

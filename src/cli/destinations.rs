@@ -73,7 +73,7 @@ pub fn run(
             let config = config?;
             configured(&config, &name)?;
             let store = super::ops::open(&config)?;
-            let was = pauses::resume(&mut *store.conn()?, &name)?;
+            let was = pauses::resume(&mut *store.conn()?, &name, crate::store::now_ms())?;
             tracing::info!(destination = %name, was_paused = was, "destination resumed from the command line");
             println!("{name}: {}", if was { "resumed" } else { "was not paused" });
             Ok(())

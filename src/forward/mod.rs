@@ -223,21 +223,100 @@ enum Pauses {
     Every,
 }
 
-/// One destination, with its in-flight slots and pause switch (a cache of
-/// `destination_pauses`, read again at most every [`PAUSES_EVERY`]).
+/// One destination, with its in-flight slots and pause switch.
 struct Target {
     config: Destination,
     slots: Arc<Semaphore>,
-    paused: Arc<AtomicBool>,
+    pause: Arc<PauseSwitch>,
 }
 
 impl Target {
     fn new(config: Destination) -> Arc<Target> {
         Arc::new(Target {
             slots: Arc::new(Semaphore::new(config.max_in_flight)),
-            paused: Arc::new(AtomicBool::new(false)),
+            pause: Arc::default(),
             config,
         })
+    }
+}
+
+/// Whether a destination is paused, as this process knows it: a cache of
+/// `destination_pauses` (read again at most every [`PAUSES_EVERY`]), and a
+/// 410 answered here. The local pause stands until a read that began after
+/// its row was stored (a read from before the commit does not see the row
+/// and must not undo it), and for as long as the row cannot be stored
+/// (each read of the pauses tries again first).
+#[derive(Default)]
+struct PauseSwitch {
+    /// What claims look at.
+    paused: AtomicBool,
+    local: std::sync::Mutex<LocalPause>,
+}
+
+/// A 410 answered by this process, until the pauses read show it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+enum LocalPause {
+    #[default]
+    None,
+    /// Its row is not stored yet: the write is under way, or failed (the
+    /// next read of the pauses writes it again).
+    Unstored { reason: String, at: i64 },
+    /// Its row was stored before the pauses read number `before_read` began:
+    /// reads up to that number may predate it.
+    Stored { before_read: u64 },
+}
+
+impl PauseSwitch {
+    fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::SeqCst)
+    }
+
+    fn local(&self) -> std::sync::MutexGuard<'_, LocalPause> {
+        // Assignments only: a panic cannot leave it half changed.
+        self.local.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Paused here, at once (a 410), until the row is stored and read.
+    fn hold(&self, reason: String, at: i64) {
+        let mut local = self.local();
+        *local = LocalPause::Unstored { reason, at };
+        self.paused.store(true, Ordering::SeqCst);
+    }
+
+    /// The row is stored; reads numbered above `reads` (begun after now)
+    /// see it.
+    fn stored(&self, reads: u64) {
+        let mut local = self.local();
+        if matches!(*local, LocalPause::Unstored { .. }) {
+            *local = LocalPause::Stored { before_read: reads };
+        }
+    }
+
+    /// The pause still to be stored, if any.
+    fn unstored(&self) -> Option<(String, i64)> {
+        match &*self.local() {
+            LocalPause::Unstored { reason, at } => Some((reason.clone(), *at)),
+            _ => None,
+        }
+    }
+
+    /// Applies read number `read` of the pauses (`stored`: the row is
+    /// there). Whether the destination was resumed by it.
+    fn apply(&self, read: u64, stored: bool) -> bool {
+        let mut local = self.local();
+        let held = match *local {
+            LocalPause::None => false,
+            LocalPause::Unstored { .. } => true,
+            LocalPause::Stored { before_read } if read <= before_read => true,
+            LocalPause::Stored { .. } => {
+                // This read began after the row was stored: it is the truth
+                // now (an operator may have resumed since).
+                *local = LocalPause::None;
+                false
+            }
+        };
+        let now_paused = held || stored;
+        self.paused.swap(now_paused, Ordering::SeqCst) && !now_paused
     }
 }
 
@@ -256,6 +335,8 @@ pub struct Forwarder {
     clock_events: Vec<(ClockEvents, AtomicI64)>,
     /// When the pauses were last read ([`PAUSES_EVERY`]).
     pauses_read: std::sync::Mutex<Option<std::time::Instant>>,
+    /// How many reads of the pauses began ([`PauseSwitch`]).
+    pause_reads: std::sync::atomic::AtomicU64,
 }
 
 impl Forwarder {
@@ -282,6 +363,7 @@ impl Forwarder {
             worker_id,
             clock_events: Vec::new(),
             pauses_read: std::sync::Mutex::new(None),
+            pause_reads: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -355,7 +437,7 @@ impl Forwarder {
                         } else {
                             Arc::new(Semaphore::new(config.max_in_flight))
                         },
-                        paused: Arc::clone(&t.paused),
+                        pause: Arc::clone(&t.pause),
                         config,
                     }),
                     None => Target::new(config),
@@ -376,7 +458,7 @@ impl Forwarder {
     pub fn is_paused(&self, destination: &str) -> bool {
         self.targets()
             .iter()
-            .any(|t| t.config.name == destination && t.paused.load(Ordering::Relaxed))
+            .any(|t| t.config.name == destination && t.pause.is_paused())
     }
 
     /// Sends everything due now (waiting for each request), until nothing
@@ -458,6 +540,8 @@ impl Forwarder {
             }
             *read = Some(now);
         }
+        self.store_held_pauses().await;
+        let read = self.pause_reads.fetch_add(1, Ordering::SeqCst) + 1;
         let store = self.store.clone();
         let paused: HashSet<String> = tokio::task::spawn_blocking(move || {
             let mut conn = store.conn()?;
@@ -469,12 +553,51 @@ impl Forwarder {
         .map(|p| p.destination)
         .collect();
         for target in self.targets().iter() {
-            let now_paused = paused.contains(&target.config.name);
-            if target.paused.swap(now_paused, Ordering::Relaxed) && !now_paused {
+            if target
+                .pause
+                .apply(read, paused.contains(&target.config.name))
+            {
                 tracing::info!(destination = %target.config.name, "destination resumed");
             }
         }
         Ok(())
+    }
+
+    /// Stores again the pauses (410s answered here) that could not be
+    /// stored yet; they stay in force here meanwhile.
+    async fn store_held_pauses(&self) {
+        for target in self.targets().iter() {
+            let Some((reason, at)) = target.pause.unstored() else {
+                continue;
+            };
+            let name = &target.config.name;
+            match self.store_pause(name, at, &reason).await {
+                Ok(()) => {
+                    target.pause.stored(self.pause_reads.load(Ordering::SeqCst));
+                    tracing::warn!(destination = %name, reason = %reason, "the 410 Gone pause is stored now: PAUSED for every instance until resumed");
+                }
+                Err(e) => tracing::error!(
+                    destination = %name, error = %e,
+                    "destination answered 410 Gone: still paused in this process only, the pause cannot be stored; retrying"
+                ),
+            }
+        }
+    }
+
+    /// Writes the pause row of `destination`.
+    async fn store_pause(&self, destination: &str, at: i64, reason: &str) -> Result<(), String> {
+        let store = self.store.clone();
+        let (name, reason) = (destination.to_owned(), reason.to_owned());
+        match tokio::task::spawn_blocking(move || {
+            let mut conn = store.conn()?;
+            pauses::pause(&mut conn, &name, at, &reason)
+        })
+        .await
+        {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(e) => Err(format!("pause task failed: {e}")),
+        }
     }
 
     /// For each destination not paused: claims as many deliveries as it has
@@ -488,7 +611,7 @@ impl Forwarder {
         let mut backlog = false;
         self.refresh_pauses(pauses).await?;
         for target in self.targets().iter() {
-            if target.paused.load(Ordering::Relaxed) {
+            if target.pause.is_paused() {
                 continue;
             }
             // Claim in batches: while some requests are in flight, wait
@@ -560,32 +683,26 @@ impl Forwarder {
         }
     }
 
-    /// Pauses `target` for every instance (it answered 410 Gone).
+    /// Pauses `target` for every instance (it answered 410 Gone): here at
+    /// once, for the others once the row is stored (tried again at each
+    /// read of the pauses while it fails).
     async fn pause(&self, target: &Target, delivery: &Delivery, now: i64) {
-        target.paused.store(true, Ordering::Relaxed);
-        let store = self.store.clone();
-        let name = target.config.name.clone();
         let reason = format!("410 Gone answered to {}", delivery.delivery_id);
-        let stored = tokio::task::spawn_blocking(move || {
-            let mut conn = store.conn()?;
-            pauses::pause(&mut conn, &name, now, &reason)
-        })
-        .await;
+        target.pause.hold(reason.clone(), now);
         let d = &target.config;
-        match stored {
-            Ok(Ok(_)) => tracing::error!(
-                destination = %d.name, delivery_id = %delivery.delivery_id,
-                event_id = %delivery.event_id, status = 410,
-                "destination answered 410 Gone: PAUSED for every instance until resumed (`stripe-hookd destinations resume {}`)",
-                d.name
-            ),
-            Ok(Err(e)) => tracing::error!(
-                destination = %d.name, delivery_id = %delivery.delivery_id, status = 410, error = %e,
-                "destination answered 410 Gone: paused in this process only, the pause could not be stored"
-            ),
+        match self.store_pause(&d.name, now, &reason).await {
+            Ok(()) => {
+                target.pause.stored(self.pause_reads.load(Ordering::SeqCst));
+                tracing::error!(
+                    destination = %d.name, delivery_id = %delivery.delivery_id,
+                    event_id = %delivery.event_id, status = 410,
+                    "destination answered 410 Gone: PAUSED for every instance until resumed (`stripe-hookd destinations resume {}`)",
+                    d.name
+                );
+            }
             Err(e) => tracing::error!(
                 destination = %d.name, delivery_id = %delivery.delivery_id, status = 410, error = %e,
-                "destination answered 410 Gone: paused in this process only, the pause could not be stored"
+                "destination answered 410 Gone: paused in this process only, the pause could not be stored; retrying"
             ),
         }
     }
@@ -613,9 +730,11 @@ impl Forwarder {
             send::Answer::Delivered(_) => Outcome::Delivered,
             send::Answer::Gone => {
                 self.pause(target, &delivery, now).await;
-                // Due again as soon as the destination is resumed.
+                // Like any retry (never dead: the destination waits for an
+                // operator): a resume within the backoff does not resend
+                // at once to an app that just said Gone.
                 Outcome::Retry {
-                    next_attempt_at: now,
+                    next_attempt_at: self.retry_at(&delivery, None, now),
                 }
             }
             failed => self.verdict(d, &delivery, failed.retry_after(), now),
@@ -709,6 +828,15 @@ impl Forwarder {
         if attempts >= d.max_attempts || age >= d.max_age {
             return Outcome::Dead;
         }
+        Outcome::Retry {
+            next_attempt_at: self.retry_at(delivery, retry_after, now),
+        }
+    }
+
+    /// When a failed attempt of `delivery` is due again: the backoff for
+    /// its attempt number, `retry_after` a floor.
+    fn retry_at(&self, delivery: &Delivery, retry_after: Option<Duration>, now: i64) -> i64 {
+        let attempts = u32::try_from(delivery.attempts).unwrap_or(u32::MAX);
         let delay = backoff::retry_delay(
             attempts,
             self.options.backoff_base,
@@ -716,9 +844,6 @@ impl Forwarder {
             retry_after,
             rand::random::<f64>(),
         );
-        Outcome::Retry {
-            next_attempt_at: now
-                .saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX)),
-        }
+        now.saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX))
     }
 }

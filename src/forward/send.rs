@@ -113,7 +113,18 @@ pub struct Sent {
 }
 
 pub async fn send(client: &reqwest::Client, d: &Destination, delivery: &Delivery) -> Sent {
-    let body = delivery.payload.clone().into_bytes();
+    let Some(body) = delivery.payload.clone().map(String::into_bytes) else {
+        // A claim dead-letters these ([`deliveries::BODY_MISSING`]); never sent.
+        return Sent {
+            answer: Answer::Failed {
+                status: None,
+                error: crate::store::deliveries::BODY_MISSING.to_owned(),
+                retry_after: None,
+            },
+            request_headers: Vec::new(),
+            response_body: None,
+        };
+    };
     let (request, request_headers) =
         match request(client, d, &body, &delivery.delivery_id, delivery.attempts) {
             Ok(request) => request,

@@ -1,13 +1,24 @@
 //! Pruning finished events so the outbox does not grow without bound.
 //! Only `done` and `ignored` events go; `dead` ones stay until an operator
-//! acts. Deletes in small batches so no long lock is held.
+//! acts. Deletes in small batches so no long lock is held. The delete
+//! checks each event's status again ([`delete_finished`]): one replayed
+//! since it was listed stays.
 
 use diesel::prelude::*;
 
 use crate::store::deliveries;
 use crate::store::outbox::status;
 use crate::store::schema::{event_attempts, webhook_events};
-use crate::store::{with_tx, write_transaction, DbConnection, StoreError};
+use crate::store::{with_tx, write_transaction, DbConnection, StoreError, Tx};
+
+/// Done or ignored events processed before `$older_than`.
+macro_rules! finished_before {
+    ($older_than:expr) => {
+        webhook_events::table
+            .filter(webhook_events::status.eq_any([status::DONE, status::IGNORED]))
+            .filter(webhook_events::processed_at.lt($older_than))
+    };
+}
 
 /// Deletes up to `batch` events finished before `older_than` (epoch ms),
 /// with their attempt rows. Returns how many events were deleted.
@@ -18,9 +29,7 @@ pub fn prune_batch(
 ) -> Result<usize, StoreError> {
     let limit = i64::try_from(batch).unwrap_or(i64::MAX);
     let deleted = write_transaction(conn, |tx| -> Result<usize, diesel::result::Error> {
-        let ids: Vec<String> = with_tx!(tx, c => webhook_events::table
-            .filter(webhook_events::status.eq_any([status::DONE, status::IGNORED]))
-            .filter(webhook_events::processed_at.lt(older_than))
+        let ids: Vec<String> = with_tx!(tx, c => finished_before!(older_than)
             .order(webhook_events::id.asc())
             .limit(limit)
             .select(webhook_events::event_id)
@@ -28,14 +37,34 @@ pub fn prune_batch(
         if ids.is_empty() {
             return Ok(0);
         }
-        // Deliveries that read their body from these events get a copy.
-        deliveries::keep_bodies_of(tx, &ids)?;
-        with_tx!(tx, c => {
-            diesel::delete(event_attempts::table.filter(event_attempts::event_id.eq_any(&ids))).execute(c)?;
-            diesel::delete(webhook_events::table.filter(webhook_events::event_id.eq_any(&ids))).execute(c)
-        })
+        delete_finished(tx, &ids, older_than)
     })?;
     Ok(deleted)
+}
+
+/// The delete of [`prune_batch`]: of `ids` (read before, in the same
+/// transaction), the events still finished before `older_than`, with their
+/// attempt rows; how many events. Each statement checks the status again:
+/// on Postgres a replay can commit between the read and the delete, and
+/// the replayed event (pending again) stays, with its history.
+pub fn delete_finished(
+    tx: &mut Tx<'_>,
+    ids: &[String],
+    older_than: i64,
+) -> Result<usize, diesel::result::Error> {
+    // Deliveries that read their body from these events get a copy (a
+    // copy for an event that stays is harmless: the same bytes).
+    deliveries::keep_bodies_of(tx, ids)?;
+    with_tx!(tx, c => {
+        let gone: Vec<String> = diesel::delete(
+            finished_before!(older_than).filter(webhook_events::event_id.eq_any(ids)),
+        )
+        .returning(webhook_events::event_id)
+        .get_results(c)?;
+        // The foreign key cascades too; this keeps it explicit.
+        diesel::delete(event_attempts::table.filter(event_attempts::event_id.eq_any(&gone))).execute(c)?;
+        Ok(gone.len())
+    })
 }
 
 /// Prunes in batches until nothing older than `older_than` is left.

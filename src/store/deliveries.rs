@@ -124,9 +124,12 @@ pub struct Delivery {
     pub event_id: String,
     pub event_type: String,
     pub object_key: String,
+    /// `None`: the body is missing (its copy and its event's are gone,
+    /// e.g. deleted by hand); such a delivery is dead-lettered when claimed
+    /// ([`BODY_MISSING`]).
     #[diesel(select_expression = body())]
     #[diesel(select_expression_type = body)]
-    pub payload: String,
+    pub payload: Option<String>,
     pub status: String,
     pub attempts: i32,
     pub next_attempt_at: i64,
@@ -153,17 +156,22 @@ fn with_payload() -> _ {
         .left_join(webhook_events::table.on(webhook_events::event_id.eq(deliveries::event_id)))
 }
 
-/// A delivery's body in [`with_payload`]: every delivery has one, its own
-/// or its event's (an event leaves the outbox only after its deliveries
-/// have copies, [`keep_bodies_of`]).
+/// A delivery's body in [`with_payload`]: its own or its event's (an event
+/// leaves the outbox only after its deliveries have copies,
+/// [`keep_bodies_of`]). NULL only when both rows are gone (deleted by hand,
+/// a restore of part of the database): not assumed away, so that one such
+/// row cannot fail every claim of its destination.
 #[diesel::dsl::auto_type]
 fn body() -> _ {
     coalesce(
         delivery_payloads::payload.nullable(),
         webhook_events::payload.nullable(),
     )
-    .assume_not_null()
 }
+
+/// The start of `last_error` of a delivery dead-lettered because its body
+/// is gone.
+pub const BODY_MISSING: &str = "body missing";
 
 /// Copies the outbox's body of each of `event_ids` to the deliveries that
 /// read it from there, before the events are pruned.
@@ -303,7 +311,7 @@ fn claim_in(tx: &mut Tx<'_>, wanted: &Claim<'_>) -> Result<Vec<Delivery>, StoreE
     // One statement for all; another instance may have taken some
     // since: the update re-checks each row. Then the claimed rows with
     // their bodies (read only: the bodies' pages stay clean).
-    let claimed = with_tx!(tx, c => {
+    let claimed: Vec<Delivery> = with_tx!(tx, c => {
         let claimed: Vec<i64> = diesel::update(
             deliveries::table
                 .filter(deliveries::id.eq_any(&candidates))
@@ -326,7 +334,43 @@ fn claim_in(tx: &mut Tx<'_>, wanted: &Claim<'_>) -> Result<Vec<Delivery>, StoreE
             .select(Delivery::as_select())
             .load(c)
     })?;
-    Ok(claimed)
+    let (ready, bodiless): (Vec<Delivery>, Vec<Delivery>) =
+        claimed.into_iter().partition(|d| d.payload.is_some());
+    for d in &bodiless {
+        bury_bodiless(tx, d)?;
+    }
+    Ok(ready)
+}
+
+/// Dead-letters a claimed delivery whose body is gone: nothing can be sent
+/// for it, and it must not hold back the rest of its destination. Its
+/// claim is not counted as an attempt (nothing was sent); `last_error`
+/// says why ([`BODY_MISSING`]). A redelivery after the body is back (a
+/// restore) sends it.
+fn bury_bodiless(tx: &mut Tx<'_>, d: &Delivery) -> QueryResult<()> {
+    let error = format!(
+        "{BODY_MISSING}: neither a copy of its own nor its event {} in the outbox",
+        d.event_id
+    );
+    with_tx!(tx, c => diesel::update(
+        deliveries::table
+            .filter(deliveries::id.eq(d.id))
+            .filter(deliveries::status.eq(status::DELIVERING)),
+    )
+    .set((
+        deliveries::status.eq(status::DEAD),
+        deliveries::attempts.eq(deliveries::attempts - 1),
+        deliveries::lease_owner.eq(None::<String>),
+        deliveries::lease_expires_at.eq(None::<i64>),
+        deliveries::last_error.eq(&error),
+    ))
+    .execute(c))?;
+    tracing::error!(
+        destination = %d.destination, delivery_id = %d.delivery_id, event_id = %d.event_id,
+        "delivery dead: {error} (`stripe-hookd deliveries redeliver {}` once it is back)",
+        d.delivery_id
+    );
+    Ok(())
 }
 
 /// How one attempt ended.
@@ -490,67 +534,175 @@ pub fn list_filtered(
     })?)
 }
 
+/// What an operator's change of one delivery's status ([`redeliver`],
+/// [`discard`]) found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Changed; the status it had before.
+    Done(String),
+    /// Left as it is: its status (the one it has now) does not allow the
+    /// change, e.g. `delivering` (being sent right now).
+    Refused(String),
+    /// There is no such delivery.
+    Missing,
+    /// Left as it is: other writers changed its status between each read
+    /// and update of [`CHANGE_TRIES`] tries; try again.
+    Busy(String),
+}
+
+/// How many times an operator's change reads a status and tries the
+/// update that expects it, while other writers (Postgres: a claim, another
+/// operator) keep changing the row in between.
+const CHANGE_TRIES: usize = 3;
+
+/// The status of `delivery_id`, if there is such a delivery.
+fn status_of(tx: &mut Tx<'_>, delivery_id: &str) -> QueryResult<Option<String>> {
+    with_tx!(tx, c => deliveries::table
+        .filter(deliveries::delivery_id.eq(delivery_id))
+        .select(deliveries::status)
+        .first(c)
+        .optional())
+}
+
+/// Reads the status, checks it with `allowed` and runs `change` (an
+/// update that states the status it expects), again when the row changed
+/// between the two statements (on Postgres a claim can commit in between:
+/// the update then matches no row and leaves it alone).
+fn change_status(
+    tx: &mut Tx<'_>,
+    delivery_id: &str,
+    allowed: impl Fn(&str) -> bool,
+    change: impl Fn(&mut Tx<'_>, &str) -> QueryResult<Change>,
+) -> QueryResult<Change> {
+    let mut now = String::new();
+    for _ in 0..CHANGE_TRIES {
+        let Some(seen) = status_of(tx, delivery_id)? else {
+            return Ok(Change::Missing);
+        };
+        if !allowed(&seen) {
+            return Ok(Change::Refused(seen));
+        }
+        match change(tx, &seen)? {
+            // Changed between the read and the update: read it again.
+            Change::Refused(status) | Change::Busy(status) => now = status,
+            done_or_missing => return Ok(done_or_missing),
+        }
+    }
+    Ok(Change::Busy(now))
+}
+
+/// Whether a delivery of this status may be sent again: any but one being
+/// sent right now (a reset would send it twice at once).
+fn redeliverable(status: &str) -> bool {
+    status != status::DELIVERING
+}
+
 /// Sends a delivery again from its first attempt (a fresh budget), unless
-/// it is being sent right now. Returns its status before, or `None` when
-/// there is no such delivery.
+/// it is being sent right now (`Refused("delivering")`).
 pub fn redeliver(
     conn: &mut DbConnection,
     delivery_id: &str,
     now: i64,
-) -> Result<Option<String>, StoreError> {
-    write_transaction(conn, |tx| {
-        let before: Option<String> = with_tx!(tx, c => deliveries::table
+) -> Result<Change, StoreError> {
+    Ok(write_transaction(conn, |tx| {
+        change_status(tx, delivery_id, redeliverable, |tx, seen| {
+            redeliver_expecting(tx, delivery_id, seen, now)
+        })
+    })?)
+}
+
+/// The statement of [`redeliver`]: re-queues `delivery_id` only while its
+/// status is still `expected` (what the caller read, a redeliverable one).
+/// A row whose status changed since is left as it is, and its status now
+/// reported (`Refused`).
+pub fn redeliver_expecting(
+    tx: &mut Tx<'_>,
+    delivery_id: &str,
+    expected: &str,
+    now: i64,
+) -> QueryResult<Change> {
+    if !redeliverable(expected) {
+        return Ok(Change::Refused(expected.to_owned()));
+    }
+    let n = with_tx!(tx, c => diesel::update(
+        deliveries::table
             .filter(deliveries::delivery_id.eq(delivery_id))
-            .select(deliveries::status)
-            .first(c)
-            .optional())?;
-        if before.as_deref().is_some_and(|s| s != status::DELIVERING) {
-            with_tx!(tx, c => diesel::update(
-                deliveries::table.filter(deliveries::delivery_id.eq(delivery_id)),
-            )
-            .set((
-                deliveries::status.eq(status::PENDING),
-                deliveries::attempts.eq(0),
-                deliveries::next_attempt_at.eq(now),
-                deliveries::created_at.eq(now),
-                deliveries::delivered_at.eq(None::<i64>),
-                deliveries::discarded_at.eq(None::<i64>),
-            ))
-            .execute(c))?;
-        }
-        Ok(before)
-    })
+            .filter(deliveries::status.eq(expected)),
+    )
+    .set((
+        deliveries::status.eq(status::PENDING),
+        deliveries::attempts.eq(0),
+        deliveries::next_attempt_at.eq(now),
+        deliveries::created_at.eq(now),
+        deliveries::delivered_at.eq(None::<i64>),
+        deliveries::discarded_at.eq(None::<i64>),
+    ))
+    .execute(c))?;
+    changed_or_found(tx, delivery_id, expected, n)
+}
+
+/// `Done(expected)` when the update changed the row, else what the row is now.
+fn changed_or_found(
+    tx: &mut Tx<'_>,
+    delivery_id: &str,
+    expected: &str,
+    updated: usize,
+) -> QueryResult<Change> {
+    if updated == 1 {
+        return Ok(Change::Done(expected.to_owned()));
+    }
+    Ok(status_of(tx, delivery_id)?.map_or(Change::Missing, Change::Refused))
+}
+
+/// Whether a delivery of this status may be discarded: a dead one, or a
+/// pending one (not yet sent, or waiting for its next attempt).
+fn discardable(status: &str) -> bool {
+    matches!(status, status::DEAD | status::PENDING)
 }
 
 /// Gives up on a dead or pending delivery (`discarded` at `now`, with the
 /// reason in `last_error`; the next one of its object is no longer held
-/// back by it; pruned `runner.retention_days` after `now`). Returns its
-/// status before.
+/// back by it; pruned `runner.retention_days` after `now`). Any other
+/// status (one being sent right now included) is `Refused`.
 pub fn discard(
     conn: &mut DbConnection,
     delivery_id: &str,
     reason: &str,
     now: i64,
-) -> Result<Option<String>, StoreError> {
-    write_transaction(conn, |tx| {
-        let before: Option<String> = with_tx!(tx, c => deliveries::table
+) -> Result<Change, StoreError> {
+    Ok(write_transaction(conn, |tx| {
+        change_status(tx, delivery_id, discardable, |tx, seen| {
+            discard_expecting(tx, delivery_id, seen, reason, now)
+        })
+    })?)
+}
+
+/// The statement of [`discard`]: discards `delivery_id` only while its
+/// status is still `expected` (what the caller read, a discardable one). A
+/// row claimed since (`delivering`) is left to its attempt, and its status
+/// now reported (`Refused`).
+pub fn discard_expecting(
+    tx: &mut Tx<'_>,
+    delivery_id: &str,
+    expected: &str,
+    reason: &str,
+    now: i64,
+) -> QueryResult<Change> {
+    if !discardable(expected) {
+        return Ok(Change::Refused(expected.to_owned()));
+    }
+    let n = with_tx!(tx, c => diesel::update(
+        deliveries::table
             .filter(deliveries::delivery_id.eq(delivery_id))
-            .select(deliveries::status)
-            .first(c)
-            .optional())?;
-        if matches!(before.as_deref(), Some(status::DEAD | status::PENDING)) {
-            with_tx!(tx, c => diesel::update(
-                deliveries::table.filter(deliveries::delivery_id.eq(delivery_id)),
-            )
-            .set((
-                deliveries::status.eq(status::DISCARDED),
-                deliveries::last_error.eq(format!("discarded: {reason}")),
-                deliveries::discarded_at.eq(now),
-            ))
-            .execute(c))?;
-        }
-        Ok(before)
-    })
+            .filter(deliveries::status.eq(expected)),
+    )
+    .set((
+        deliveries::status.eq(status::DISCARDED),
+        deliveries::last_error.eq(format!("discarded: {reason}")),
+        deliveries::discarded_at.eq(now),
+    ))
+    .execute(c))?;
+    changed_or_found(tx, delivery_id, expected, n)
 }
 
 /// Which deliveries a redelivery by filter takes: all of one status

@@ -19,6 +19,7 @@ mod forward;
 mod forward_access;
 mod forward_ops;
 mod forward_processes;
+mod forward_races;
 mod forward_retention;
 mod harness;
 mod install;

@@ -69,7 +69,7 @@ async fn a_delivery_queued_before_its_body_moved_keeps_its_body(backend: Backend
         );
         let mut conn = store.conn().unwrap();
         let row = deliveries::get(&mut conn, &delivery_id).unwrap().unwrap();
-        assert_eq!(row.payload, body);
+        assert_eq!(row.payload.as_deref(), Some(body));
         assert_eq!(row.status, "pending");
         assert_eq!(deliveries::list(&mut conn).unwrap().len(), 1);
     })

@@ -29,7 +29,7 @@ async fn pauses_and_sessions_wait_their_turn_at_the_write_gate() {
         let (turns, newly) = turns_of(c, |c| pauses::pause(c, "app", now, "test").unwrap());
         assert!(newly);
         assert_eq!(turns, 1, "pause");
-        let (turns, was) = turns_of(c, |c| pauses::resume(c, "app").unwrap());
+        let (turns, was) = turns_of(c, |c| pauses::resume(c, "app", now).unwrap());
         assert!(was);
         assert_eq!(turns, 1, "resume");
 

@@ -1,10 +1,12 @@
 //! Paused destinations (`destination_pauses`): a 410 Gone from the app (or
 //! an operator) pauses a destination for every instance and across
-//! restarts, until a resume.
+//! restarts, until a resume (which makes the deliveries answered 410 due
+//! again at once).
 
 use diesel::prelude::*;
 
-use crate::store::schema::destination_pauses;
+use super::status;
+use crate::store::schema::{deliveries, destination_pauses};
 use crate::store::{with_conn, with_tx, write_transaction, DbConnection, StoreError};
 
 /// A paused destination.
@@ -40,16 +42,34 @@ pub fn pause(
     Ok(n == 1)
 }
 
-/// Resumes `destination`. Returns whether it was paused.
-pub fn resume(conn: &mut DbConnection, destination: &str) -> Result<bool, StoreError> {
+/// Resumes `destination`. Returns whether it was paused. Its deliveries
+/// answered 410 Gone (waiting out their backoff, which keeps a pause that
+/// does not hold from turning into a resend loop) are due again at `now`:
+/// the operator says the app is back.
+pub fn resume(conn: &mut DbConnection, destination: &str, now: i64) -> Result<bool, StoreError> {
     let n = write_transaction(conn, |tx| {
-        with_tx!(tx, c => diesel::delete(
-            destination_pauses::table.filter(destination_pauses::destination.eq(destination)),
-        )
-        .execute(c))
+        with_tx!(tx, c => {
+            let n = diesel::delete(
+                destination_pauses::table.filter(destination_pauses::destination.eq(destination)),
+            )
+            .execute(c)?;
+            diesel::update(
+                deliveries::table
+                    .filter(deliveries::destination.eq(destination))
+                    .filter(deliveries::status.eq(status::PENDING))
+                    .filter(deliveries::last_status.eq(GONE))
+                    .filter(deliveries::next_attempt_at.gt(now)),
+            )
+            .set(deliveries::next_attempt_at.eq(now))
+            .execute(c)?;
+            Ok::<_, diesel::result::Error>(n)
+        })
     })?;
     Ok(n == 1)
 }
+
+/// The HTTP status that pauses a destination.
+const GONE: i32 = 410;
 
 /// Every paused destination.
 pub fn list(conn: &mut DbConnection) -> Result<Vec<Pause>, StoreError> {
