@@ -4,7 +4,7 @@
 //!
 //! The browser tests need `chromedriver` and `chromium` (Debian's
 //! `chromium-driver` and `chromium`). Without them they print that they
-//! skipped, unless `STRIPE_HOOKD_BROWSER_TESTS=required` (CI), where they
+//! skipped, unless `HOOKD_BROWSER_TESTS=required` (CI), where they
 //! fail. One chromedriver and one browser session at a time (a lock); a
 //! failing step saves a screenshot under `<target>/browser-screenshots/`.
 
@@ -603,11 +603,11 @@ impl Drop for Driver {
 
 /// Starts chromedriver on a free port, or says why the test is skipped.
 async fn driver() -> Option<Driver> {
-    let required = std::env::var("STRIPE_HOOKD_BROWSER_TESTS").is_ok_and(|v| v == "required");
+    let required = std::env::var("HOOKD_BROWSER_TESTS").is_ok_and(|v| v == "required");
     let Some(path) = find_program("chromedriver") else {
         assert!(
             !required,
-            "STRIPE_HOOKD_BROWSER_TESTS=required but chromedriver is not installed (apt-get install chromium chromium-driver)"
+            "HOOKD_BROWSER_TESTS=required but chromedriver is not installed (apt-get install chromium chromium-driver)"
         );
         eprintln!("browser test skipped: chromedriver is not installed (apt-get install chromium chromium-driver)");
         return None;

@@ -16,8 +16,8 @@ use stripe_hookd::trigger::Scenario;
 use crate::admin::run_job;
 use crate::backend_tests;
 use crate::fake_stripe::{set_subscription_status, FakeStripe};
-use crate::forward::{destination, forwarder, rows, Receiver};
-use crate::harness::{snapshot_event, AppOptions, Backend, TestApp, TestDb, API_VERSION};
+use crate::forward::{destination, forwarder, rows, with_destination, Receiver};
+use crate::harness::{snapshot_event, Backend, TestApp, TestDb, API_VERSION};
 
 backend_tests!(
     events_caught_up_reach_received_destinations,
@@ -51,17 +51,7 @@ async fn events_caught_up_reach_received_destinations(backend: Backend) {
     let fake = FakeStripe::start().await.expect("fake stripe");
     let app_side = Receiver::always(200);
     let d = destination(&app_side.url, |d| d.after = After::Received);
-    let app = TestApp::spawn_with(
-        &db,
-        AppOptions::default()
-            .admin()
-            .stripe(fake.base_url())
-            .config(move |c| {
-                c.destinations = vec![d.clone()];
-                c.forward.enabled = false;
-            }),
-    )
-    .await;
+    let app = TestApp::spawn_with(&db, with_destination(d).admin().stripe(fake.base_url())).await;
     let s = Scenario::new(false, API_VERSION);
     let mut ids = Vec::new();
     for i in 0..3 {
@@ -103,17 +93,7 @@ async fn a_resync_or_the_sweep_announces_the_access_it_changed(backend: Backend)
     let d = destination(&app_side.url, |d| {
         d.events = vec!["customer.subscription.*".to_owned(), ACCESS.to_owned()];
     });
-    let app = TestApp::spawn_with(
-        &db,
-        AppOptions::default()
-            .admin()
-            .stripe(fake.base_url())
-            .config(move |c| {
-                c.destinations = vec![d.clone()];
-                c.forward.enabled = false;
-            }),
-    )
-    .await;
+    let app = TestApp::spawn_with(&db, with_destination(d).admin().stripe(fake.base_url())).await;
     let s = Scenario::new(false, API_VERSION);
     let sub = fake.subscription(&s, "active");
     app.deliver_ok(&snapshot_event("customer.subscription.created", sub))
@@ -168,14 +148,7 @@ async fn a_customer_is_announced_once_per_transaction_after_every_group(backend:
     let db = TestDb::new(backend);
     let app_side = Receiver::always(200);
     let d = destination(&app_side.url, |d| d.events = vec![ACCESS.to_owned()]);
-    let app = TestApp::spawn_with(
-        &db,
-        AppOptions::default().config(move |c| {
-            c.destinations = vec![d.clone()];
-            c.forward.enabled = false;
-        }),
-    )
-    .await;
+    let app = TestApp::spawn_with(&db, with_destination(d)).await;
     let s = Scenario::new(false, API_VERSION);
     let subscription = |id: &str, item: &str| {
         let mut sub = s.object("customer.subscription.created").unwrap();
@@ -281,16 +254,7 @@ async fn access_announcements_do_not_wait_behind_the_customers_events(backend: B
             ACCESS.to_owned(),
         ];
     });
-    let app = TestApp::spawn_with(
-        &db,
-        AppOptions::default()
-            .stripe(fake.base_url())
-            .config(move |c| {
-                c.destinations = vec![d.clone()];
-                c.forward.enabled = false;
-            }),
-    )
-    .await;
+    let app = TestApp::spawn_with(&db, with_destination(d).stripe(fake.base_url())).await;
     let s = Scenario::new(false, API_VERSION);
     let customer = fake.customer(&s);
     app.deliver_ok(&snapshot_event("customer.updated", customer))
@@ -341,14 +305,7 @@ async fn a_reload_to_received_records_the_events_in_flight(backend: Backend) {
     std::fs::write(file.path(), config("reconciled")).unwrap();
     let current = reload::load(Some(file.path())).unwrap();
     let d = current.config.destinations[0].clone();
-    let app = TestApp::spawn_with(
-        &db,
-        AppOptions::default().config(move |c| {
-            c.destinations = vec![d.clone()];
-            c.forward.enabled = false;
-        }),
-    )
-    .await;
+    let app = TestApp::spawn_with(&db, with_destination(d)).await;
     // Stored, not processed yet (no runner step): the finish would have
     // recorded them for a `reconciled` destination.
     let mut ids = Vec::new();

@@ -150,7 +150,7 @@ fn start(db: &TestDb, file: &Path, contents: &str, notify: &str) -> Daemon {
 }
 
 /// The value of one unlabelled metric (or of `name{labels}`) on /metrics.
-async fn metric(client: &reqwest::Client, daemon: &Daemon, series: &str) -> Option<f64> {
+pub(crate) async fn metric(client: &reqwest::Client, daemon: &Daemon, series: &str) -> Option<f64> {
     let deadline = Instant::now() + DEADLINE;
     let admin = loop {
         if let Some(addr) = daemon.admin_addr() {
