@@ -1,6 +1,6 @@
 //! Stamps the git commit into `--version` when built from a git checkout.
 //!
-//! `STRIPE_HOOKD_GIT_COMMIT` in the build environment wins (for builds from
+//! `HOOKD_GIT_COMMIT` in the build environment wins (for builds from
 //! a tarball that know their commit); without git or a checkout the version
 //! is the crate version alone.
 
@@ -16,8 +16,8 @@ fn git(args: &[&str]) -> Option<String> {
 }
 
 fn main() {
-    println!("cargo:rerun-if-env-changed=STRIPE_HOOKD_GIT_COMMIT");
-    let commit = std::env::var("STRIPE_HOOKD_GIT_COMMIT")
+    println!("cargo:rerun-if-env-changed=HOOKD_GIT_COMMIT");
+    let commit = std::env::var("HOOKD_GIT_COMMIT")
         .ok()
         .filter(|c| !c.trim().is_empty())
         .or_else(|| {
