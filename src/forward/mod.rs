@@ -163,12 +163,13 @@ pub fn record_switched(
         seen += events.len();
         let events: Vec<HookEvent<'_>> = events
             .iter()
-            .map(|e| HookEvent {
-                event_id: e.event_id.as_str().into(),
-                event_type: e.event_type.as_str().into(),
-                object_key: e.object_key.as_str().into(),
-                payload: e.payload.as_str().into(),
-                in_outbox: true,
+            .map(|e| {
+                HookEvent::in_outbox(
+                    e.event_id.as_str(),
+                    e.event_type.as_str(),
+                    e.object_key.as_str(),
+                    e.payload.as_str(),
+                )
             })
             .collect();
         crate::store::write_transaction(&mut conn, |tx| hook(tx, &events, crate::store::now_ms()))?;

@@ -666,12 +666,13 @@ impl Runner {
             let events: Vec<HookEvent<'static>> = group
                 .events
                 .iter()
-                .map(|e| HookEvent {
-                    event_id: e.event_id.clone().into(),
-                    event_type: e.event_type.clone().into(),
-                    object_key: e.object_key.clone().into(),
-                    payload: e.payload.clone().into(),
-                    in_outbox: true,
+                .map(|e| {
+                    HookEvent::in_outbox(
+                        e.event_id.clone(),
+                        e.event_type.clone(),
+                        e.object_key.clone(),
+                        e.payload.clone(),
+                    )
                 })
                 .collect();
             apply_fn(move |tx| {

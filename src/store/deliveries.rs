@@ -44,6 +44,24 @@ pub struct HookEvent<'a> {
     pub in_outbox: bool,
 }
 
+impl<'a> HookEvent<'a> {
+    /// A Stripe event whose body the outbox holds (`in_outbox`).
+    pub fn in_outbox(
+        event_id: impl Into<Cow<'a, str>>,
+        event_type: impl Into<Cow<'a, str>>,
+        object_key: impl Into<Cow<'a, str>>,
+        payload: impl Into<Cow<'a, str>>,
+    ) -> Self {
+        HookEvent {
+            event_id: event_id.into(),
+            event_type: event_type.into(),
+            object_key: object_key.into(),
+            payload: payload.into(),
+            in_outbox: true,
+        }
+    }
+}
+
 /// Runs inside the transaction of a step (events, the step's time in epoch
 /// ms); an error rolls the step back.
 pub type EventHook =

@@ -214,12 +214,13 @@ pub fn insert_batch_in(
                 .iter()
                 .zip(&outcomes)
                 .filter(|(_, o)| **o == Inserted::Stored)
-                .map(|(e, _)| HookEvent {
-                    event_id: e.event_id.as_str().into(),
-                    event_type: e.event_type.as_str().into(),
-                    object_key: e.object_key.as_str().into(),
-                    payload: e.payload.as_str().into(),
-                    in_outbox: true,
+                .map(|(e, _)| {
+                    HookEvent::in_outbox(
+                        e.event_id.as_str(),
+                        e.event_type.as_str(),
+                        e.object_key.as_str(),
+                        e.payload.as_str(),
+                    )
                 })
                 .collect();
             if !stored.is_empty() {
