@@ -129,3 +129,20 @@ where
     }
     Ok(value)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{note, Cause};
+
+    #[test]
+    fn a_write_outside_a_store_transaction_is_refused() {
+        let refused = note("cus_outside", false, Cause::Fetch(1), 0)
+            .expect_err("no transaction is open on this thread");
+        assert!(
+            refused
+                .to_string()
+                .contains("outside a store write transaction"),
+            "{refused}"
+        );
+    }
+}
