@@ -29,8 +29,8 @@ mod common;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use stripe_hookd::config::After;
 use stripe_hookd::forward::{self, Forwarder};
-use stripe_hookd::queue::Clock;
 use stripe_hookd::store::{outbox, Store};
+use stripe_hookd::util::Clock;
 
 struct Run {
     deliveries: usize,

@@ -25,11 +25,10 @@ mod common;
 
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
-use stripe_hookd::queue::{
-    self, apply_fn, Apply, Clock, EventGroup, Handler, HandlerError, Runner,
-};
+use stripe_hookd::queue::{self, apply_fn, Apply, EventGroup, Handler, HandlerError, Runner};
 use stripe_hookd::store::outbox;
 use stripe_hookd::store::{now_ms, Store};
+use stripe_hookd::util::Clock;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 

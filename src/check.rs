@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::config::{Config, ConfigError, Mode};
-use crate::store::{Store, StoreOptions, Target};
+use crate::store::{DatabaseUrl, Store, StoreOptions};
 use crate::stripe::{ClientOptions, StripeClient, StripeError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -125,7 +125,7 @@ async fn database(config: &Config) -> Vec<Check> {
     // A check must not create what it checks: opening a SQLite file that
     // is not there would create it (and its directory), and a mistyped
     // path would then pass as an empty, freshly made database.
-    if let Ok(Target::Sqlite(path)) = Target::parse(&url) {
+    if let Ok(DatabaseUrl::Sqlite(path)) = DatabaseUrl::parse(&url) {
         if !path.exists() {
             return vec![sqlite_not_yet_created(&path)];
         }

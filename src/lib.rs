@@ -23,3 +23,4 @@ pub mod stripe;
 pub mod systemd;
 pub mod telemetry;
 pub mod trigger;
+pub mod util;

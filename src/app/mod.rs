@@ -29,10 +29,11 @@ use crate::forward::Forwarder;
 use crate::intake::EndpointState;
 use crate::live::Live;
 use crate::metrics::Activity;
-use crate::queue::{self, Clock, Handler, Runner};
+use crate::queue::{self, Handler, Runner};
 use crate::reconcile::ReconcileHandler;
 use crate::store::Store;
 use crate::systemd::{self, Heartbeat};
+use crate::util::Clock;
 
 mod parts;
 pub mod reload;

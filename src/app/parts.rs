@@ -20,11 +20,12 @@ use crate::intake::commit::{CommitOptions, CommitQueue};
 use crate::intake::{self, EndpointState, IntakeState};
 use crate::live::Live;
 use crate::metrics::Activity;
-use crate::queue::{Clock, Handler, Runner};
+use crate::queue::{Handler, Runner};
 use crate::reconcile::{ReconcileHandler, ReconcileOptions};
 use crate::store::deliveries::EventHook;
 use crate::store::{Backend, Store};
 use crate::stripe::StripeClient;
+use crate::util::Clock;
 
 /// A bound HTTP server, not yet running.
 pub struct Listener {

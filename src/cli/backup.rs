@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 
 use crate::config::Config;
-use crate::store::{Store, Target};
+use crate::store::{DatabaseUrl, Store};
 
 /// Copies the SQLite database to `dest` with `VACUUM INTO`: one read
 /// transaction, so the copy is consistent while intake and the runner keep
@@ -14,9 +14,9 @@ use crate::store::{Store, Target};
 /// into place only if nothing is there.
 pub fn backup(config: &Config, dest: &Path) -> anyhow::Result<()> {
     let url = config.database_url();
-    let source = match Target::parse(&url)? {
-        Target::Sqlite(path) => path,
-        Target::Postgres(_) => bail!(
+    let source = match DatabaseUrl::parse(&url)? {
+        DatabaseUrl::Sqlite(path) => path,
+        DatabaseUrl::Postgres(_) => bail!(
             "backup copies SQLite databases; for Postgres use pg_dump \
              (`pg_dump --format=custom --file=stripe-hookd.dump \"$DATABASE_URL\"`, \
              restore with pg_restore; see docs/operations.md)"
@@ -75,7 +75,7 @@ fn vacuum_into(store: &Store, path: &Path) -> anyhow::Result<()> {
 /// Lists the migrations `migrate` would apply, applying none.
 pub fn migrate_dry_run(config: &Config) -> anyhow::Result<()> {
     let url = config.database_url();
-    if let Target::Sqlite(path) = Target::parse(&url)? {
+    if let DatabaseUrl::Sqlite(path) = DatabaseUrl::parse(&url)? {
         if !path.exists() {
             // Opening would create it: say what a first start applies instead.
             println!(

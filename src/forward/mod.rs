@@ -33,11 +33,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{wildcard, After, Destination};
 use crate::live::Live;
-use crate::queue::{backoff, Clock};
 use crate::store::deliveries::{
     self, history, pauses, Delivery, EventHook, Finished, HookEvent, Outcome,
 };
 use crate::store::{Store, StoreError, Tx};
+use crate::util::{backoff, Clock};
 
 /// After a local commit wakes the forwarder, how long it lets further
 /// commits gather before it claims.

@@ -8,8 +8,8 @@ use reqwest::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use secrecy::ExposeSecret;
 
 use crate::config::Destination;
-use crate::intake::signature;
 use crate::store::deliveries::Delivery;
+use crate::util::signing;
 
 /// What the destination answered.
 #[derive(Debug)]
@@ -49,7 +49,7 @@ impl Answer {
 
 /// The `Stripe-Signature` header for `body` at unix second `t`.
 pub fn signature_header(secret: &str, t: i64, body: &[u8]) -> String {
-    format!("t={t},v1={}", signature::sign(secret.as_bytes(), t, body))
+    format!("t={t},v1={}", signing::sign(secret.as_bytes(), t, body))
 }
 
 /// The signed request for `body` (headers without the body's own), and

@@ -7,10 +7,9 @@
 //! ignored; a timestamp further than the tolerance in the past *or* the future
 //! is refused (stricter than the SDKs, which only refuse old ones).
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use hmac::Mac;
 
-type HmacSha256 = Hmac<Sha256>;
+use crate::util::signing::mac;
 
 /// The only live signature scheme.
 pub const EXPECTED_SCHEME: &str = "v1";
@@ -87,21 +86,6 @@ pub fn parse_header(header: &str) -> Result<ParsedHeader, SignatureError> {
     }
 }
 
-/// Computes Stripe's signature for `body` at `timestamp` under `secret`, hex.
-pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
-    hex::encode(mac(secret, timestamp, body).finalize().into_bytes())
-}
-
-fn mac(secret: &[u8], timestamp: i64, body: &[u8]) -> HmacSha256 {
-    // HMAC accepts keys of any length: `new_from_slice` cannot fail here.
-    #[allow(clippy::expect_used)]
-    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    mac
-}
-
 /// Verifies a `Stripe-Signature` header against the exact bytes received.
 ///
 /// `now` is the verifier's clock in unix seconds; `tolerance_secs` must be
@@ -151,6 +135,7 @@ pub fn verify<S: AsRef<[u8]>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::util::signing::sign;
     use proptest::prelude::*;
 
     const SECRET: &str = "whsec_test_secret_one";

@@ -49,9 +49,10 @@ use futures_util::FutureExt;
 use serde::de::DeserializeOwned;
 
 use crate::config::Mode;
-use crate::queue::{Apply, Clock, EventGroup, Handler, HandlerContext, HandlerError};
+use crate::queue::{Apply, EventGroup, Handler, HandlerContext, HandlerError};
 use crate::store::{now_ms, Store};
 use crate::stripe::{StripeClient, StripeError};
+use crate::util::Clock;
 use records::{Record, Stamp};
 
 /// The object families we reconcile.

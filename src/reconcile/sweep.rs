@@ -33,10 +33,11 @@ use serde_json::Value;
 use super::records::Record;
 use super::rows::Stamp;
 use super::{fetch_stamp, record_from_json, Family, ReconcileHandler};
-use crate::queue::{Clock, HandlerContext};
+use crate::queue::HandlerContext;
 use crate::store::schema::{customers, entitlements, subscription_items, subscriptions};
 use crate::store::{with_conn, Store, StoreError};
 use crate::stripe::{objects, Pager, Priority, StripeError};
+use crate::util::Clock;
 
 /// One field that differs between the local record and Stripe.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

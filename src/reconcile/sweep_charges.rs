@@ -18,10 +18,11 @@ use diesel::prelude::*;
 use super::records::Record;
 use super::sweep::{next_stamped_page, s, settle, Differ, SweepError, SweepProgress, SweepReport};
 use super::{record_from_json, Family, ReconcileHandler};
-use crate::queue::{Clock, HandlerContext};
+use crate::queue::HandlerContext;
 use crate::store::schema::charges;
 use crate::store::{with_conn, Store, StoreError};
 use crate::stripe::Priority;
+use crate::util::Clock;
 
 const PHASE: &str = "charges";
 

@@ -26,10 +26,11 @@ use super::features::{self, CustomerFeatures};
 use super::records::Record;
 use super::sweep::{settle, Differ, Drift, SweepError, SweepProgress, SweepReport};
 use super::ReconcileHandler;
-use crate::queue::{Clock, HandlerContext};
+use crate::queue::HandlerContext;
 use crate::store::schema::{customer_feature_fetches, customer_features};
 use crate::store::{with_conn, Store, StoreError};
 use crate::stripe::{Priority, StripeError};
+use crate::util::Clock;
 
 const PHASE: &str = "customer features";
 

@@ -7,8 +7,9 @@
 //! per record).
 
 use super::records::{self, Record, WriteContext};
-use crate::queue::{Apply, Clock, HandlerError, Writes};
+use crate::queue::{Apply, HandlerError, Writes};
 use crate::store::Tx;
+use crate::util::Clock;
 
 /// The records of one group, as fetched from `account` (`None`: the
 /// platform).

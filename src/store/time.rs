@@ -3,7 +3,7 @@
 //!
 //! [`EpochMs::now`] is the one place the daemon reads the wall clock for
 //! stored times; [`now_ms`](super::now_ms) is the same reading as a bare
-//! `i64`, and `queue::Clock` adds an offset to it that tests can advance.
+//! `i64`, and `util::Clock` adds an offset to it that tests can advance.
 
 use std::time::Duration;
 

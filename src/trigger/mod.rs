@@ -14,8 +14,8 @@ use anyhow::Context;
 use rand::seq::{IndexedRandom, SliceRandom};
 use serde::Serialize;
 
-use crate::intake::signature;
 use crate::store::now_ms;
+use crate::util::signing;
 pub use scenario::{Scenario, TYPES};
 
 /// Where and how to send.
@@ -30,7 +30,7 @@ pub fn signature_header(secret: &str, body: &str) -> String {
     let t = now_ms() / 1000;
     format!(
         "t={t},v1={}",
-        signature::sign(secret.as_bytes(), t, body.as_bytes())
+        signing::sign(secret.as_bytes(), t, body.as_bytes())
     )
 }
 

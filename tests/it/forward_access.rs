@@ -177,7 +177,7 @@ async fn access_ended_by_the_clock_is_forwarded(backend: Backend) {
     let sub = fake.subscription(&s, "past_due");
     let app_side = Receiver::always(200);
     let d = destination(&app_side.url, |d| d.events = vec![ACCESS.to_owned()]);
-    let clock = stripe_hookd::queue::Clock::default();
+    let clock = stripe_hookd::util::Clock::default();
     let options = AppOptions {
         clock: clock.clone(),
         ..AppOptions::default()

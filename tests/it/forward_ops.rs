@@ -12,8 +12,8 @@ use std::time::Duration;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use serde_json::{json, Value};
 use stripe_hookd::forward::Forwarder;
-use stripe_hookd::queue::Clock;
 use stripe_hookd::store::deliveries;
+use stripe_hookd::util::Clock;
 
 use crate::backend_tests;
 use crate::forward::{customer_event, destination, forwarder, rows, with_destination};

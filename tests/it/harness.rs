@@ -129,7 +129,7 @@ pub type ConfigEdit = std::sync::Arc<dyn Fn(&mut Config) + Send + Sync>;
 pub struct AppOptions {
     /// The handler the runner uses (default: none, events end `ignored`).
     pub handler: Option<std::sync::Arc<dyn stripe_hookd::queue::Handler>>,
-    pub clock: stripe_hookd::queue::Clock,
+    pub clock: stripe_hookd::util::Clock,
     /// A fake Stripe's base URL: configures the API client and runs the
     /// reconcile handler (unless `handler` is given).
     pub stripe: Option<String>,

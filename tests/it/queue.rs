@@ -9,12 +9,11 @@ use std::time::Duration;
 use diesel::prelude::*;
 use futures_util::future::{join_all, BoxFuture};
 use futures_util::FutureExt;
-use stripe_hookd::queue::{
-    apply_fn, finish, Apply, Clock, EventGroup, Handler, HandlerError, Runner,
-};
+use stripe_hookd::queue::{apply_fn, finish, Apply, EventGroup, Handler, HandlerError, Runner};
 use stripe_hookd::store::events::{self, EventFilter};
 use stripe_hookd::store::outbox::{self, NewEvent, StoredEvent};
 use stripe_hookd::store::{now_ms, with_tx, DbConnection, EpochMs, Store};
+use stripe_hookd::util::Clock;
 
 use crate::backend_tests;
 use crate::harness::*;

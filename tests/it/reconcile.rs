@@ -768,14 +768,14 @@ async fn billing_scenarios_end_to_end(backend: Backend) {
 async fn fetch_order_does_not_follow_the_instances_clocks(backend: Backend) {
     let db = TestDb::new(backend);
     let fake = FakeStripe::start().await.expect("fake stripe");
-    let ahead = stripe_hookd::queue::Clock::default();
+    let ahead = stripe_hookd::util::Clock::default();
     ahead.advance(Duration::from_secs(600));
     let options = |clock| AppOptions {
         clock,
         ..AppOptions::default().stripe(&fake.base_url)
     };
     let fast = TestApp::spawn_with(&db, options(ahead.clone())).await;
-    let slow = TestApp::spawn_with(&db, options(stripe_hookd::queue::Clock::default())).await;
+    let slow = TestApp::spawn_with(&db, options(stripe_hookd::util::Clock::default())).await;
     let s = basil();
     let sub = fake.subscription(&s, "active");
 

@@ -26,11 +26,11 @@ use diesel::prelude::*;
 use proptest::prelude::*;
 use rand::Rng;
 use serde_json::{json, Value};
-use stripe_hookd::queue::Clock;
 use stripe_hookd::reconcile::{entitlements, Family, ReconcileHandler};
 use stripe_hookd::store::schema::{customers, event_attempts, invoices, subscriptions};
 use stripe_hookd::store::{now_ms, outbox, with_conn};
 use stripe_hookd::trigger::Scenario;
+use stripe_hookd::util::Clock;
 
 use crate::fake_stripe::{set_subscription_status, FakeStripe, Fault};
 use crate::harness::*;

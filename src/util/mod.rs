@@ -1,0 +1,7 @@
+//! Leaf utilities every stage may use; they use no stage.
+
+pub mod backoff;
+mod clock;
+pub mod signing;
+
+pub use clock::Clock;
