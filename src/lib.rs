@@ -6,11 +6,9 @@
 
 pub mod admin;
 pub mod app;
-pub mod check;
 pub mod cli;
 pub mod config;
 pub mod demo;
-pub mod envelope;
 pub mod forward;
 pub mod intake;
 pub mod live;

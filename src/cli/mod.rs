@@ -10,6 +10,7 @@ use crate::config::{self, Config};
 use crate::telemetry;
 
 mod backup;
+pub mod check;
 mod deliveries;
 mod demo;
 mod destinations;
@@ -132,10 +133,10 @@ pub fn main() -> ExitCode {
             .enable_all()
             .build()
         {
-            Ok(rt) => rt.block_on(crate::check::run(config::load(cli.config.as_deref()))),
+            Ok(rt) => rt.block_on(check::run(config::load(cli.config.as_deref()))),
             Err(e) => return finish(Err(e.into())),
         };
-        return if crate::check::print(&checks, json) {
+        return if check::print(&checks, json) {
             ExitCode::SUCCESS
         } else {
             ExitCode::FAILURE

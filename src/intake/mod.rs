@@ -5,7 +5,7 @@
 //! `endpoint`, `event_id`, `event_type`, `sig_verified`, `outcome`, `reason`,
 //! `status` and `duration_ms` (see docs/operations.md).
 //!
-//! The envelope parser is [`crate::envelope`], not part of this module:
+//! The envelope parser is [`crate::stripe::envelope`], not part of this module:
 //! catch-up parses the events it lists with it too.
 
 pub mod commit;
@@ -20,10 +20,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
 use crate::config::Endpoint;
-use crate::envelope;
 use crate::live::Live;
 use crate::store::outbox::Inserted;
 use crate::store::{now_ms, EpochMs, Store};
+use crate::stripe::envelope;
 use commit::{CommitError, CommitQueue};
 
 /// Headers kept with each stored delivery (for the inspector).
@@ -334,7 +334,8 @@ async fn accept(
         ));
     }
 
-    let event = env.into_new_event(
+    let event = crate::store::outbox::NewEvent::from_envelope(
+        env,
         &ep.endpoint.name,
         text,
         kept_headers(req),

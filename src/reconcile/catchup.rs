@@ -11,9 +11,9 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::envelope;
 use crate::store::outbox::{self, Inserted, NewEvent};
 use crate::store::{now_ms, EpochMs, Store, StoreError};
+use crate::stripe::envelope;
 use crate::stripe::{Priority, StripeClient, StripeError};
 
 /// Stripe keeps events for 30 days.
@@ -126,7 +126,8 @@ async fn ingest(
     for event in data {
         let payload = with_account(event, account).to_string();
         match envelope::parse(payload.as_bytes()) {
-            Ok(env) => batch.push(env.into_new_event(
+            Ok(env) => batch.push(NewEvent::from_envelope(
+                env,
                 ENDPOINT,
                 payload,
                 "{}".to_owned(),

@@ -12,6 +12,7 @@ use diesel::sql_types::Text;
 use super::deliveries::HookEvent;
 use super::schema::webhook_events;
 use super::{with_conn, write_transaction_in, DbConnection, EpochMs, Lane, StoreError, Tx};
+use crate::stripe::envelope::Envelope;
 
 /// Event statuses as stored, as strings (raw SQL and metrics labels use
 /// these; Rust code holds an [`EventStatus`]).
@@ -161,6 +162,40 @@ pub struct NewEvent {
     /// [`LIVE`] for what Stripe delivers now, [`BACKGROUND`] for what an
     /// operator or the catch-up re-queues: claims take live events first.
     pub priority: i32,
+}
+
+impl NewEvent {
+    /// The outbox row for a parsed event: `payload` is the raw JSON as
+    /// received.
+    pub fn from_envelope(
+        envelope: Envelope,
+        endpoint: &str,
+        payload: String,
+        headers: String,
+        secret_index: i32,
+        received_at: EpochMs,
+        priority: i32,
+    ) -> NewEvent {
+        NewEvent {
+            object_key: envelope.object_key(),
+            event_id: envelope.id,
+            endpoint: endpoint.to_owned(),
+            event_type: envelope.event_type,
+            api_version: envelope.api_version,
+            livemode: envelope.livemode,
+            account: envelope.account,
+            object_type: envelope.object_type,
+            object_id: envelope.object_id,
+            stripe_created: envelope.created,
+            received_at,
+            queued_at: received_at,
+            payload,
+            headers,
+            secret_index,
+            next_attempt_at: received_at,
+            priority,
+        }
+    }
 }
 
 /// Claim priority of an event delivered to the intake.

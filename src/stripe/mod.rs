@@ -7,6 +7,7 @@
 //! first; background work (the drift sweep, catch-up) waits while a live call
 //! is queued.
 
+pub mod envelope;
 pub mod error;
 pub mod mode;
 pub mod objects;

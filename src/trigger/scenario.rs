@@ -317,7 +317,7 @@ fn set(v: &mut Value, key: &str, value: Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::envelope;
+    use crate::stripe::envelope;
 
     #[test]
     fn every_listed_type_builds_a_parseable_consistent_event() {

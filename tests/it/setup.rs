@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
-use stripe_hookd::check::{self, Verdict};
+use stripe_hookd::cli::check::{self, Verdict};
 use stripe_hookd::cli::setup::{self, Action, SetupOptions};
 use stripe_hookd::config;
 use stripe_hookd::reconcile::event_types;

@@ -4,9 +4,9 @@
 use std::collections::HashSet;
 
 use futures_util::future::join_all;
-use stripe_hookd::envelope;
 use stripe_hookd::intake::signature;
 use stripe_hookd::store::outbox;
+use stripe_hookd::stripe::envelope;
 use stripe_hookd::trigger::{self, Load, Scenario, Target, TYPES};
 
 use crate::backend_tests;

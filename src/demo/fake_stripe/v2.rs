@@ -94,7 +94,7 @@ async fn list_events(req: HttpRequest, state: web::Data<State>) -> HttpResponse 
     let mut events = lock(&state.thin_events).clone();
     events.reverse(); // newest first
     if let Some(gte) = query.get("created[gte]") {
-        let Some(gte) = crate::envelope::rfc3339_secs(gte) else {
+        let Some(gte) = crate::stripe::envelope::rfc3339_secs(gte) else {
             return stripe_error(
                 400,
                 "invalid_request_error",
@@ -105,7 +105,7 @@ async fn list_events(req: HttpRequest, state: web::Data<State>) -> HttpResponse 
         events.retain(|e| {
             e["created"]
                 .as_str()
-                .and_then(crate::envelope::rfc3339_secs)
+                .and_then(crate::stripe::envelope::rfc3339_secs)
                 .is_some_and(|c| c >= gte)
         });
     }

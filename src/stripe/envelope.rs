@@ -217,35 +217,10 @@ pub fn rfc3339_secs(text: &str) -> Option<i64> {
 }
 
 impl Envelope {
-    /// The outbox row for this event: `payload` is the raw JSON as received.
-    pub fn into_new_event(
-        self,
-        endpoint: &str,
-        payload: String,
-        headers: String,
-        secret_index: i32,
-        received_at: crate::store::EpochMs,
-        priority: i32,
-    ) -> crate::store::outbox::NewEvent {
-        crate::store::outbox::NewEvent {
-            object_key: self.object_id.clone().unwrap_or_else(|| self.id.clone()),
-            event_id: self.id,
-            endpoint: endpoint.to_owned(),
-            event_type: self.event_type,
-            api_version: self.api_version,
-            livemode: self.livemode,
-            account: self.account,
-            object_type: self.object_type,
-            object_id: self.object_id,
-            stripe_created: self.created,
-            received_at,
-            queued_at: received_at,
-            payload,
-            headers,
-            secret_index,
-            next_attempt_at: received_at,
-            priority,
-        }
+    /// The outbox's ordering key: the object's id, or the event's own id
+    /// when it is about no object.
+    pub fn object_key(&self) -> String {
+        self.object_id.clone().unwrap_or_else(|| self.id.clone())
     }
 }
 
@@ -303,15 +278,7 @@ mod tests {
         assert_eq!(env.object_type.as_deref(), Some("subscription"));
         assert_eq!(env.object_id.as_deref(), Some("sub_1"));
         assert_eq!(style_of(std::str::from_utf8(body).unwrap()), Style::Thin);
-        let row = env.into_new_event(
-            "e",
-            String::new(),
-            String::new(),
-            0,
-            crate::store::EpochMs(0),
-            0,
-        );
-        assert_eq!(row.object_key, "sub_1");
+        assert_eq!(env.object_key(), "sub_1");
     }
 
     #[test]
@@ -321,15 +288,7 @@ mod tests {
         let env = parse(body).expect("valid thin event");
         assert_eq!(env.object_id, None);
         assert_eq!(env.account, None);
-        let row = env.into_new_event(
-            "e",
-            String::new(),
-            String::new(),
-            0,
-            crate::store::EpochMs(0),
-            0,
-        );
-        assert_eq!(row.object_key, "evt_2");
+        assert_eq!(env.object_key(), "evt_2");
         assert!(matches!(
             parse(br#"{"id":"evt_3","object":"v2.core.event","type":"v1.customer.updated","created":"2026-11-23T16:00:00Z","livemode":false,"related_object":{"url":"/v1/customers/cus_1"}}"#),
             Err(EnvelopeError::Invalid(_))
