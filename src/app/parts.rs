@@ -123,6 +123,7 @@ pub fn forwarder(
             destination = %d.name,
             url = %crate::redact::url(d.url.as_str()),
             after = d.after.as_str(),
+            signature = d.signature.as_str(),
             ordered = d.ordered,
             events = %d.events.join(","),
             "destination configured"

@@ -131,7 +131,7 @@ pub fn derived_hook<C: 'static>(
         }
         for event in derive(tx, changes, now)? {
             for d in &listing {
-                deliveries::insert(tx, &d.name, &event, now)?;
+                deliveries::insert(tx, &d.name, &event, None, now)?;
             }
         }
         Ok(())
@@ -186,11 +186,22 @@ fn record(
     now: i64,
 ) -> QueryResult<()> {
     for event in events {
+        // Read once per event, and only when some destination takes it.
+        let mut read: Option<Option<i64>> = None;
         for d in destinations
             .iter()
             .filter(|d| d.after == after && d.wants(&event.event_type))
         {
-            deliveries::insert(tx, &d.name, event, now)?;
+            let sequence = match (after, read) {
+                (After::Received, _) => None,
+                (After::Reconciled, Some(sequence)) => sequence,
+                (After::Reconciled, None) => *read.insert(crate::reconcile::sequence::of_event(
+                    tx,
+                    &event.event_type,
+                    &event.object_key,
+                )?),
+            };
+            deliveries::insert(tx, &d.name, event, sequence, now)?;
         }
     }
     Ok(())
@@ -402,7 +413,7 @@ impl Forwarder {
                     let made = derive(tx, since, now)?;
                     for event in &made {
                         for name in &listing {
-                            deliveries::insert(tx, name, event, now)?;
+                            deliveries::insert(tx, name, event, None, now)?;
                         }
                     }
                     Ok::<_, StoreError>(made.len())
