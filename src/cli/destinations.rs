@@ -61,7 +61,14 @@ pub fn run(
 ) -> anyhow::Result<()> {
     match command {
         DestinationsCommand::Secret { standard } => {
-            println!("{}", if standard { standard_secret() } else { secret() });
+            println!(
+                "{}",
+                if standard {
+                    standard_secret()
+                } else {
+                    secret()
+                }
+            );
             Ok(())
         }
         DestinationsCommand::List { json } => list(&config?, json),

@@ -311,7 +311,10 @@ fn standard_signature_secrets_are_checked_for_the_specs_form() {
         // 16 bytes: too short.
         ("whsec_MDEyMzQ1Njc4OWFiY2RlZg==", "decodes to 16 bytes"),
         // Unpadded: the spec's libraries refuse it.
-        ("whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3OA", "not padded standard base64"),
+        (
+            "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3OA",
+            "not padded standard base64",
+        ),
         (sixty_five.as_str(), "decodes to 65 bytes"),
     ] {
         let toml = format!(
@@ -330,7 +333,10 @@ fn standard_signature_secrets_are_checked_for_the_specs_form() {
     let error = from_toml_str(&format!("{DEST}signature = \"svix\"\n"))
         .expect_err("unknown scheme")
         .to_string();
-    assert!(error.contains("signature") && error.contains("unknown variant"), "{error}");
+    assert!(
+        error.contains("signature") && error.contains("unknown variant"),
+        "{error}"
+    );
 }
 
 /// The environment provider parses a value as `figment::value::Value`

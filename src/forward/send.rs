@@ -129,7 +129,10 @@ fn request(
         }
     }
     shown.extend([
-        ("Stripe-Hookd-Delivery".to_owned(), id.delivery_id.to_owned()),
+        (
+            "Stripe-Hookd-Delivery".to_owned(),
+            id.delivery_id.to_owned(),
+        ),
         ("Stripe-Hookd-Attempt".to_owned(), id.attempt.to_string()),
     ]);
     request = request
@@ -186,19 +189,19 @@ pub async fn send(client: &reqwest::Client, d: &Destination, delivery: &Delivery
         sequence: delivery.sequence,
     };
     let (request, request_headers) = match request(client, d, &body, identity) {
-            Ok(request) => request,
-            Err(error) => {
-                return Sent {
-                    answer: Answer::Failed {
-                        status: None,
-                        error,
-                        retry_after: None,
-                    },
-                    request_headers: Vec::new(),
-                    response_body: None,
-                }
+        Ok(request) => request,
+        Err(error) => {
+            return Sent {
+                answer: Answer::Failed {
+                    status: None,
+                    error,
+                    retry_after: None,
+                },
+                request_headers: Vec::new(),
+                response_body: None,
             }
-        };
+        }
+    };
     let (answer, response_body) = exchange(request.body(body), &d.url).await;
     Sent {
         answer,

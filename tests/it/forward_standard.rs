@@ -175,7 +175,8 @@ async fn standard_deliveries_verify_with_the_specs_own_library_and_keep_their_id
         "a retry keeps its webhook-id"
     );
     // The body as Stripe sent it, byte for byte.
-    assert!(got.iter().any(|r| r.body == first.to_string()));
+    let sent = first.to_string();
+    assert!(got.iter().any(|r| r.body == sent));
 
     // The spec's own library agrees, and refuses the requests under another
     // secret or with a body changed.
@@ -227,8 +228,11 @@ async fn reconciled_deliveries_carry_their_objects_fetch_order_and_received_ones
             }),
     )
     .await;
-    app.deliver_ok(&snapshot_event("customer.subscription.created", sub.clone()))
-        .await;
+    app.deliver_ok(&snapshot_event(
+        "customer.subscription.created",
+        sub.clone(),
+    ))
+    .await;
     app.runner.run_pending().await.unwrap();
     fake.update(&s.subscription, |v| set_subscription_status(v, "past_due"));
     app.deliver_ok(&snapshot_event("customer.subscription.updated", sub))
@@ -297,7 +301,10 @@ async fn reconciled_deliveries_carry_their_objects_fetch_order_and_received_ones
             .all(|r| r.header("stripe-hookd-sequence").is_none()),
         "{early:#?}"
     );
-    assert_eq!(python_verify(STANDARD_SECRET, &late), Some(vec!["ok".to_owned(); 3]));
+    assert_eq!(
+        python_verify(STANDARD_SECRET, &late),
+        Some(vec!["ok".to_owned(); 3])
+    );
 }
 
 /// Verifies each request with the Python `standardwebhooks` package
@@ -374,11 +381,15 @@ fn python_with_standardwebhooks() -> Option<PathBuf> {
             .args(["-m", "venv"])
             .arg(&venv)
             .output();
-        let installed = made_venv.as_ref().ok().filter(|o| o.status.success()).map(|_| {
-            std::process::Command::new(venv.join("bin/pip"))
-                .args(["install", "-q", PY_PACKAGE])
-                .output()
-        });
+        let installed = made_venv
+            .as_ref()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|_| {
+                std::process::Command::new(venv.join("bin/pip"))
+                    .args(["install", "-q", PY_PACKAGE])
+                    .output()
+            });
         if !importable(&python) {
             let why = match (made_venv, installed) {
                 (Err(e), _) => format!("python3 -m venv could not run: {e}"),

@@ -671,7 +671,11 @@ async fn a_destination_switched_to_standard_on_sighup_needs_a_secret_of_the_spec
         async move {
             let deadline = Instant::now() + DEADLINE;
             loop {
-                if let Some(r) = app_side.got("/one").into_iter().find(|r| r.body.contains(id)) {
+                if let Some(r) = app_side
+                    .got("/one")
+                    .into_iter()
+                    .find(|r| r.body.contains(id))
+                {
                     return r;
                 }
                 assert!(Instant::now() < deadline, "{id} was not forwarded");
@@ -699,7 +703,10 @@ async fn a_destination_switched_to_standard_on_sighup_needs_a_secret_of_the_spec
     assert!(refused.contains("destinations[0].secret"), "{refused}");
     assert!(refused.contains("decodes to 16 bytes"), "{refused}");
     assert!(refused.contains("24 to 64"), "{refused}");
-    assert!(!refused.contains(short), "the secret is not logged: {refused}");
+    assert!(
+        !refused.contains(short),
+        "the secret is not logged: {refused}"
+    );
     assert_eq!(deliver(&client, &url, A, "evt_still_stripe").await, 200);
     let before = arrived("evt_still_stripe").await;
     assert!(before.header("stripe-signature").is_some(), "{before:?}");
