@@ -1072,7 +1072,7 @@ _stripe__hookd() {
             return 0
             ;;
         stripe__subcmd__hookd__subcmd__destinations__subcmd__secret)
-            opts="-c -h --config --help"
+            opts="-c -h --standard --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

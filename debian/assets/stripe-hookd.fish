@@ -190,6 +190,7 @@ complete -c stripe-hookd -n "__fish_stripe_hookd_using_subcommand destinations; 
 complete -c stripe-hookd -n "__fish_stripe_hookd_using_subcommand destinations; and __fish_seen_subcommand_from resume" -s c -l config -d 'Config file (TOML). Default: /etc/stripe-hookd/config.toml when it exists' -r -F
 complete -c stripe-hookd -n "__fish_stripe_hookd_using_subcommand destinations; and __fish_seen_subcommand_from resume" -s h -l help -d 'Print help'
 complete -c stripe-hookd -n "__fish_stripe_hookd_using_subcommand destinations; and __fish_seen_subcommand_from secret" -s c -l config -d 'Config file (TOML). Default: /etc/stripe-hookd/config.toml when it exists' -r -F
+complete -c stripe-hookd -n "__fish_stripe_hookd_using_subcommand destinations; and __fish_seen_subcommand_from secret" -l standard -d 'For `signature = "standard"`: `whsec_` and the base64 of 32 random bytes (Standard Webhooks\' form). Without it, hex, for Stripe\'s scheme'
 complete -c stripe-hookd -n "__fish_stripe_hookd_using_subcommand destinations; and __fish_seen_subcommand_from secret" -s h -l help -d 'Print help'
 complete -c stripe-hookd -n "__fish_stripe_hookd_using_subcommand destinations; and __fish_seen_subcommand_from test" -s c -l config -d 'Config file (TOML). Default: /etc/stripe-hookd/config.toml when it exists' -r -F
 complete -c stripe-hookd -n "__fish_stripe_hookd_using_subcommand destinations; and __fish_seen_subcommand_from test" -s h -l help -d 'Print help'

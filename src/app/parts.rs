@@ -73,9 +73,11 @@ pub fn reconcile_handler(config: &Config) -> anyhow::Result<Option<Arc<Reconcile
 /// list `stripe_hookd.access.updated`, whoever wrote them.
 pub fn doors(store: &Store, destinations: &Live<Vec<Destination>>) {
     use crate::reconcile::access_events;
-    store
-        .hooks()
-        .set_received(forward::live_hook(destinations.clone(), After::Received));
+    store.hooks().set_received(forward::live_hook(
+        destinations.clone(),
+        After::Received,
+        None,
+    ));
     store.hooks().set_access(forward::derived_hook(
         destinations.clone(),
         access_events::ACCESS_UPDATED,
@@ -98,7 +100,11 @@ pub fn runner(
     let mut runner = Runner::new(store.clone(), handler, config.runner.options(), clock)
         .context("cannot start the job runner")?;
     if let Some(destinations) = destinations {
-        let deliveries = forward::live_hook(destinations.clone(), After::Reconciled);
+        let deliveries = forward::live_hook(
+            destinations.clone(),
+            After::Reconciled,
+            Some(crate::reconcile::sequence::of_event),
+        );
         let hook: EventHook = Arc::new(move |tx, events, now| {
             deliveries(tx, events, now)?;
             crate::reconcile::access_events::note_events(tx, events, now)
@@ -123,6 +129,7 @@ pub fn forwarder(
             destination = %d.name,
             url = %crate::redact::url(d.url.as_str()),
             after = d.after.as_str(),
+            signature = d.signature.as_str(),
             ordered = d.ordered,
             events = %d.events.join(","),
             "destination configured"

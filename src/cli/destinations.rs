@@ -26,7 +26,13 @@ pub enum DestinationsCommand {
     /// Send to a paused destination again (also one paused by a 410 Gone).
     Resume { name: String },
     /// Print a fresh random signing secret (whsec_…) for a destination.
-    Secret,
+    Secret {
+        /// For `signature = "standard"`: `whsec_` and the base64 of 32
+        /// random bytes (Standard Webhooks' form). Without it, hex, for
+        /// Stripe's scheme.
+        #[arg(long)]
+        standard: bool,
+    },
     /// Send a destination a signed stripe_hookd.ping event and show what it answered.
     Test {
         /// The destination's name.
@@ -39,13 +45,30 @@ pub fn secret() -> String {
     format!("whsec_{}", hex::encode(rand::random::<[u8; 24]>()))
 }
 
+/// A fresh Standard Webhooks secret: `whsec_` and the base64 of 32
+/// random bytes (the spec asks for 24 to 64).
+pub fn standard_secret() -> String {
+    use base64::Engine;
+    format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>())
+    )
+}
+
 pub fn run(
     config: Result<Config, ConfigError>,
     command: DestinationsCommand,
 ) -> anyhow::Result<()> {
     match command {
-        DestinationsCommand::Secret => {
-            println!("{}", secret());
+        DestinationsCommand::Secret { standard } => {
+            println!(
+                "{}",
+                if standard {
+                    standard_secret()
+                } else {
+                    secret()
+                }
+            );
             Ok(())
         }
         DestinationsCommand::List { json } => list(&config?, json),
@@ -135,11 +158,12 @@ fn list(config: &Config, json: bool) -> anyhow::Result<()> {
     for v in &views {
         let h = &v.health;
         println!(
-            "{} → {} (after {}, {})",
+            "{} → {} (after {}, {}, {} signature)",
             v.name,
             v.url,
             v.after,
-            if v.ordered { "ordered" } else { "unordered" }
+            if v.ordered { "ordered" } else { "unordered" },
+            v.signature
         );
         match &v.paused {
             Some(p) => println!(
@@ -181,5 +205,16 @@ mod tests {
         let (a, b) = (super::secret(), super::secret());
         assert!(a.starts_with("whsec_") && a.len() == 6 + 48, "{a}");
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn standard_secrets_are_fresh_and_of_the_specs_form() {
+        let (a, b) = (super::standard_secret(), super::standard_secret());
+        assert_ne!(a, b);
+        for s in [a, b] {
+            let key = crate::config::standard_key(&s).expect("of the spec's form");
+            assert_eq!(key.len(), 32, "{s}");
+            standardwebhooks::Webhook::new(&s).expect("the spec's crate takes it");
+        }
     }
 }

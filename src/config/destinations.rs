@@ -24,6 +24,27 @@ pub enum After {
     Received,
 }
 
+/// How a destination's requests are signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Signature {
+    /// Stripe's own scheme (`Stripe-Signature: t=…,v1=…`): the app's
+    /// Stripe SDK verifies it unchanged.
+    Stripe,
+    /// Standard Webhooks v1 (`webhook-id`, `webhook-timestamp`,
+    /// `webhook-signature: v1,…`), verified by the spec's libraries.
+    Standard,
+}
+
+impl Signature {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Signature::Stripe => "stripe",
+            Signature::Standard => "standard",
+        }
+    }
+}
+
 impl After {
     pub fn as_str(self) -> &'static str {
         match self {
@@ -92,6 +113,9 @@ pub struct DestinationConfig {
     pub events: Option<Vec<String>>,
     #[serde(default)]
     pub after: Option<After>,
+    /// `"stripe"` (default) or `"standard"`.
+    #[serde(default)]
+    pub signature: Option<Signature>,
     #[serde(default)]
     pub ordered: Option<bool>,
     #[serde(default)]
@@ -115,6 +139,7 @@ pub struct Destination {
     pub secret: SecretString,
     pub events: Vec<String>,
     pub after: After,
+    pub signature: Signature,
     pub ordered: bool,
     pub timeout: Duration,
     pub max_attempts: u32,
@@ -191,15 +216,23 @@ pub(super) fn resolve(
                     ),
                 )
             })?;
+        let signature = d.signature.unwrap_or(Signature::Stripe);
         let secret = d
             .secret
             .filter(|s| s.expose_secret().starts_with("whsec_") && s.expose_secret().len() > 6)
             .ok_or_else(|| {
                 invalid(
                     key("secret"),
-                    "a destination needs the signing secret its app verifies with, starting with `whsec_`: `stripe-hookd destinations secret` prints a fresh one",
+                    match signature {
+                        Signature::Stripe => "a destination needs the signing secret its app verifies with, starting with `whsec_`: `stripe-hookd destinations secret` prints a fresh one",
+                        Signature::Standard => "a destination needs the signing secret its app verifies with, `whsec_` and the base64 of 24 to 64 random bytes: `stripe-hookd destinations secret --standard` prints a fresh one",
+                    },
                 )
             })?;
+        if signature == Signature::Standard {
+            standard_key(secret.expose_secret())
+                .map_err(|problem| invalid(key("secret"), problem.to_string()))?;
+        }
         let events = d.events.unwrap_or_else(|| vec!["*".to_owned()]);
         if events.is_empty() || events.iter().any(|e| e.is_empty()) {
             return Err(invalid(
@@ -209,13 +242,21 @@ pub(super) fn resolve(
         }
         for name in d.headers.keys() {
             if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err()
-                || ["content-type", "stripe-signature", "host", "content-length"]
-                    .contains(&name.to_ascii_lowercase().as_str())
+                || [
+                    "content-type",
+                    "stripe-signature",
+                    "host",
+                    "content-length",
+                    "webhook-id",
+                    "webhook-timestamp",
+                    "webhook-signature",
+                ]
+                .contains(&name.to_ascii_lowercase().as_str())
                 || name.to_ascii_lowercase().starts_with("stripe-hookd-")
             {
                 return Err(invalid(
                     key(&format!("headers.{name}")),
-                    "is not a header name stripe-hookd may set (it sets Content-Type, Stripe-Signature and Stripe-Hookd-* itself)",
+                    "is not a header name stripe-hookd may set (it sets Content-Type, Stripe-Signature, webhook-id, webhook-timestamp, webhook-signature and Stripe-Hookd-* itself)",
                 ));
             }
         }
@@ -243,6 +284,7 @@ pub(super) fn resolve(
             secret,
             events,
             after: d.after.unwrap_or(After::Reconciled),
+            signature,
             ordered: d.ordered.unwrap_or(true),
             timeout: Duration::from_secs(timeout_secs),
             max_attempts,
@@ -256,6 +298,36 @@ pub(super) fn resolve(
         });
     }
     Ok(out)
+}
+
+/// What is wrong with a Standard Webhooks secret (never its value).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StandardSecretError {
+    #[error("a signature = \"standard\" secret starts with `whsec_` (`stripe-hookd destinations secret --standard` prints a fresh one)")]
+    NoPrefix,
+    #[error("the part after `whsec_` is not padded standard base64 ({0}); a signature = \"standard\" secret is `whsec_` and the base64 of 24 to 64 random bytes (`stripe-hookd destinations secret --standard` prints a fresh one)")]
+    NotBase64(base64::DecodeError),
+    #[error("the part after `whsec_` decodes to {0} bytes; a signature = \"standard\" secret is `whsec_` and the base64 of 24 to 64 random bytes (`stripe-hookd destinations secret --standard` prints a fresh one)")]
+    Length(usize),
+}
+
+/// The signing key of a Standard Webhooks secret: `whsec_` and the
+/// base64 (standard alphabet, padded) of 24 to 64 bytes, which are
+/// the key (the spec's "Signing secret" row).
+pub fn standard_key(secret: &str) -> Result<Vec<u8>, StandardSecretError> {
+    use base64::Engine;
+    let encoded = secret
+        .strip_prefix("whsec_")
+        .ok_or(StandardSecretError::NoPrefix)?;
+    // Padded, as the spec's libraries (this crate's `standardwebhooks`,
+    // Python's `base64.b64decode`) decode it.
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .map_err(StandardSecretError::NotBase64)?;
+    if !(24..=64).contains(&key.len()) {
+        return Err(StandardSecretError::Length(key.len()));
+    }
+    Ok(key)
 }
 
 #[cfg(test)]

@@ -31,7 +31,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 pub use self::database::DatabaseConfig;
-pub use self::destinations::{wildcard, After, Destination, DestinationConfig, ForwardConfig};
+pub use self::destinations::{
+    standard_key, wildcard, After, Destination, DestinationConfig, ForwardConfig, Signature,
+    StandardSecretError,
+};
 pub use self::endpoints::{
     Endpoint, EndpointConfig, DEFAULT_ENDPOINT_PATH, DEFAULT_TOLERANCE_SECS,
 };

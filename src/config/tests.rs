@@ -289,6 +289,56 @@ fn bad_destinations_say_what_to_fix() {
     }
 }
 
+#[test]
+fn standard_signature_secrets_are_checked_for_the_specs_form() {
+    use super::Signature;
+    // Stripe's scheme (the default) takes any whsec_ string, as before.
+    let d = from_toml_str(DEST).expect("valid").destinations.remove(0);
+    assert_eq!(d.signature, Signature::Stripe);
+
+    // 24 bytes: the shortest the spec allows.
+    let ok = format!(
+        "{}signature = \"standard\"\n",
+        DEST.replace("whsec_app", "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3")
+    );
+    let d = from_toml_str(&ok).expect(&ok).destinations.remove(0);
+    assert_eq!(d.signature, Signature::Standard);
+
+    let sixty_five = format!("whsec_{}", "QUFB".repeat(21) + "QUE=");
+    for (secret, hint) in [
+        ("whsec_app", "not padded standard base64"),
+        ("whsec_not base64!", "not padded standard base64"),
+        // 16 bytes: too short.
+        ("whsec_MDEyMzQ1Njc4OWFiY2RlZg==", "decodes to 16 bytes"),
+        // Unpadded: the spec's libraries refuse it.
+        (
+            "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3OA",
+            "not padded standard base64",
+        ),
+        (sixty_five.as_str(), "decodes to 65 bytes"),
+    ] {
+        let toml = format!(
+            "{}signature = \"standard\"\n",
+            DEST.replace("whsec_app", secret)
+        );
+        let error = from_toml_str(&toml).expect_err(&toml).to_string();
+        assert!(
+            error.contains("destinations[0].secret")
+                && error.contains(hint)
+                && error.contains("24 to 64")
+                && !error.contains(secret),
+            "{secret}: {error}"
+        );
+    }
+    let error = from_toml_str(&format!("{DEST}signature = \"svix\"\n"))
+        .expect_err("unknown scheme")
+        .to_string();
+    assert!(
+        error.contains("signature") && error.contains("unknown variant"),
+        "{error}"
+    );
+}
+
 /// The environment provider parses a value as `figment::value::Value`
 /// (TOML-like inline arrays and tables): the same parse, without touching
 /// the process environment.

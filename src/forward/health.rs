@@ -12,6 +12,8 @@ pub struct DestinationView {
     pub name: String,
     pub url: String,
     pub after: &'static str,
+    /// `stripe` or `standard`.
+    pub signature: &'static str,
     pub ordered: bool,
     pub events: Vec<String>,
     pub max_in_flight: usize,
@@ -35,6 +37,7 @@ pub fn overview(
                 // Shown in the admin API, the CLI and the inspector.
                 url: crate::redact::url(d.url.as_str()),
                 after: d.after.as_str(),
+                signature: d.signature.as_str(),
                 ordered: d.ordered,
                 events: d.events.clone(),
                 max_in_flight: d.max_in_flight,

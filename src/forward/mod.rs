@@ -88,18 +88,29 @@ pub fn hook(destinations: &[Destination], after: After) -> Option<EventHook> {
     let follows = destinations.iter().any(|d| d.after == after);
     follows.then(|| {
         Arc::new(move |tx: &mut Tx<'_>, events: &[HookEvent<'_>], now: i64| {
-            record(tx, &destinations, after, events, now)
+            record(tx, &destinations, after, None, events, now)
         }) as EventHook
     })
 }
 
+/// Reads, in the transaction that finishes an event, the sequence of its
+/// deliveries (`Stripe-Hookd-Sequence`) from its type and object key; the
+/// composition root gives `reconcile::sequence::of_event` (the forwarder
+/// knows nothing of the records).
+pub type SequenceFn = fn(&mut Tx<'_>, &str, &str) -> QueryResult<Option<i64>>;
+
 /// [`hook`] over destinations that a configuration reload may replace
 /// (`app::reload`): each transaction records deliveries for the
-/// destinations configured when it runs.
-pub fn live_hook(destinations: Live<Vec<Destination>>, after: After) -> EventHook {
+/// destinations configured when it runs, with their sequence when
+/// `sequence` is given (the finish's hook).
+pub fn live_hook(
+    destinations: Live<Vec<Destination>>,
+    after: After,
+    sequence: Option<SequenceFn>,
+) -> EventHook {
     Arc::new(move |tx, events, now| {
         let destinations = destinations.get();
-        record(tx, &destinations, after, events, now)
+        record(tx, &destinations, after, sequence, events, now)
     })
 }
 
@@ -131,7 +142,7 @@ pub fn derived_hook<C: 'static>(
         }
         for event in derive(tx, changes, now)? {
             for d in &listing {
-                deliveries::insert(tx, &d.name, &event, now)?;
+                deliveries::insert(tx, &d.name, &event, None, now)?;
             }
         }
         Ok(())
@@ -177,20 +188,30 @@ pub fn record_switched(
 }
 
 /// One transaction's delivery rows: the events for the destinations of
-/// `after` that want them.
+/// `after` that want them, each with the sequence `sequence` reads.
 fn record(
     tx: &mut Tx<'_>,
     destinations: &[Destination],
     after: After,
+    sequence: Option<SequenceFn>,
     events: &[HookEvent<'_>],
     now: i64,
 ) -> QueryResult<()> {
     for event in events {
+        // Read once per event, and only when some destination takes it.
+        let mut read: Option<Option<i64>> = None;
         for d in destinations
             .iter()
             .filter(|d| d.after == after && d.wants(&event.event_type))
         {
-            deliveries::insert(tx, &d.name, event, now)?;
+            let number = match (sequence, read) {
+                (None, _) => None,
+                (Some(_), Some(number)) => number,
+                (Some(of_event), None) => {
+                    *read.insert(of_event(tx, &event.event_type, &event.object_key)?)
+                }
+            };
+            deliveries::insert(tx, &d.name, event, number, now)?;
         }
     }
     Ok(())
@@ -402,7 +423,7 @@ impl Forwarder {
                     let made = derive(tx, since, now)?;
                     for event in &made {
                         for name in &listing {
-                            deliveries::insert(tx, name, event, now)?;
+                            deliveries::insert(tx, name, event, None, now)?;
                         }
                     }
                     Ok::<_, StoreError>(made.len())

@@ -1,13 +1,14 @@
 //! One request to a destination: the original body byte for byte, signed
-//! now with the destination's secret in Stripe's scheme (the intake's
-//! signing code), and how the answer counts.
+//! now with the destination's secret in its scheme (Stripe's, with the
+//! shared signing code in `util::signing`, or Standard Webhooks', with the spec's own crate
+//! `standardwebhooks`), and how the answer counts.
 
 use std::time::Duration;
 
 use reqwest::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use secrecy::ExposeSecret;
 
-use crate::config::Destination;
+use crate::config::{Destination, Signature};
 use crate::store::deliveries::Delivery;
 use crate::util::signing;
 
@@ -52,39 +53,96 @@ pub fn signature_header(secret: &str, t: i64, body: &[u8]) -> String {
     format!("t={t},v1={}", signing::sign(secret.as_bytes(), t, body))
 }
 
+/// The Standard Webhooks `webhook-signature` header for `body` sent as
+/// message `id` at unix second `t`: `v1,<base64 HMAC-SHA256 of
+/// "{id}.{t}.{body}">` under the key that `secret` (`whsec_…`) encodes.
+pub fn standard_signature_header(
+    secret: &str,
+    id: &str,
+    t: i64,
+    body: &[u8],
+) -> Result<String, String> {
+    let webhook = standardwebhooks::Webhook::new(secret)
+        .map_err(|e| format!("the destination's standard secret: {e}"))?;
+    webhook
+        .sign(id, t, body)
+        .map_err(|e| format!("signing the body (Standard Webhooks signs UTF-8 bodies): {e}"))
+}
+
+/// The header carrying a reconciled delivery's place in the order of
+/// stripe-hookd's fetches of its object (docs/forwarding.md, "The
+/// sequence header").
+pub const SEQUENCE_HEADER: &str = "Stripe-Hookd-Sequence";
+
+/// What identifies one request: the delivery, its attempt, and (for a
+/// delivery recorded after the reconcile) its object's fetch number.
+#[derive(Debug, Clone, Copy)]
+struct Identity<'a> {
+    delivery_id: &'a str,
+    attempt: i32,
+    sequence: Option<i64>,
+}
+
 /// The signed request for `body` (headers without the body's own), and
-/// the headers as recorded in the attempt history: the signature's `v1`
+/// the headers as recorded in the attempt history: the signature itself
 /// and the extra headers' values redacted.
 fn request(
     client: &reqwest::Client,
     d: &Destination,
     body: &[u8],
-    delivery_id: &str,
-    attempt: i32,
+    id: Identity<'_>,
 ) -> Result<(reqwest::RequestBuilder, Vec<(String, String)>), String> {
     // Wall time, not the runner's clock: the app checks the timestamp
     // against its own clock.
     let t = crate::store::now_ms() / 1000;
-    let mut shown = vec![
-        ("Content-Type".to_owned(), "application/json".to_owned()),
-        (
-            "Stripe-Signature".to_owned(),
-            format!("t={t},v1=[redacted]"),
-        ),
-        ("Stripe-Hookd-Delivery".to_owned(), delivery_id.to_owned()),
-        ("Stripe-Hookd-Attempt".to_owned(), attempt.to_string()),
-        ("User-Agent".to_owned(), USER_AGENT.to_owned()),
-    ];
+    let mut shown = vec![("Content-Type".to_owned(), "application/json".to_owned())];
     let mut request = client
         .post(d.url.clone())
         .timeout(d.timeout)
-        .header(CONTENT_TYPE, "application/json")
-        .header(
-            "Stripe-Signature",
-            signature_header(d.secret.expose_secret(), t, body),
-        )
-        .header("Stripe-Hookd-Delivery", delivery_id)
-        .header("Stripe-Hookd-Attempt", attempt.to_string());
+        .header(CONTENT_TYPE, "application/json");
+    match d.signature {
+        Signature::Stripe => {
+            shown.push((
+                "Stripe-Signature".to_owned(),
+                format!("t={t},v1=[redacted]"),
+            ));
+            request = request.header(
+                "Stripe-Signature",
+                signature_header(d.secret.expose_secret(), t, body),
+            );
+        }
+        Signature::Standard => {
+            // The delivery id is the message id: the same for every
+            // attempt, so the spec's de-duplication on `webhook-id` works
+            // across retries.
+            let signature =
+                standard_signature_header(d.secret.expose_secret(), id.delivery_id, t, body)?;
+            shown.extend([
+                ("webhook-id".to_owned(), id.delivery_id.to_owned()),
+                ("webhook-timestamp".to_owned(), t.to_string()),
+                ("webhook-signature".to_owned(), "v1,[redacted]".to_owned()),
+            ]);
+            request = request
+                .header("webhook-id", id.delivery_id)
+                .header("webhook-timestamp", t.to_string())
+                .header("webhook-signature", signature);
+        }
+    }
+    shown.extend([
+        (
+            "Stripe-Hookd-Delivery".to_owned(),
+            id.delivery_id.to_owned(),
+        ),
+        ("Stripe-Hookd-Attempt".to_owned(), id.attempt.to_string()),
+    ]);
+    request = request
+        .header("Stripe-Hookd-Delivery", id.delivery_id)
+        .header("Stripe-Hookd-Attempt", id.attempt.to_string());
+    if let Some(sequence) = id.sequence {
+        shown.push((SEQUENCE_HEADER.to_owned(), sequence.to_string()));
+        request = request.header(SEQUENCE_HEADER, sequence.to_string());
+    }
+    shown.push(("User-Agent".to_owned(), USER_AGENT.to_owned()));
     for (name, value) in &d.headers {
         let mut value = HeaderValue::from_str(value.expose_secret()).map_err(|_| {
             format!("header {name}: the configured value is not a valid header value")
@@ -125,21 +183,25 @@ pub async fn send(client: &reqwest::Client, d: &Destination, delivery: &Delivery
             response_body: None,
         };
     };
-    let (request, request_headers) =
-        match request(client, d, &body, &delivery.delivery_id, delivery.attempts) {
-            Ok(request) => request,
-            Err(error) => {
-                return Sent {
-                    answer: Answer::Failed {
-                        status: None,
-                        error,
-                        retry_after: None,
-                    },
-                    request_headers: Vec::new(),
-                    response_body: None,
-                }
+    let identity = Identity {
+        delivery_id: &delivery.delivery_id,
+        attempt: delivery.attempts,
+        sequence: delivery.sequence,
+    };
+    let (request, request_headers) = match request(client, d, &body, identity) {
+        Ok(request) => request,
+        Err(error) => {
+            return Sent {
+                answer: Answer::Failed {
+                    status: None,
+                    error,
+                    retry_after: None,
+                },
+                request_headers: Vec::new(),
+                response_body: None,
             }
-        };
+        }
+    };
     let (answer, response_body) = exchange(request.body(body), &d.url).await;
     Sent {
         answer,
@@ -268,7 +330,12 @@ pub async fn ping(d: &Destination) -> anyhow::Result<Ping> {
     })
     .to_string();
     let started = std::time::Instant::now();
-    let response = request(&client, d, body.as_bytes(), &format!("dlv_ping_{id}"), 1)
+    let identity = Identity {
+        delivery_id: &format!("dlv_ping_{id}"),
+        attempt: 1,
+        sequence: None,
+    };
+    let response = request(&client, d, body.as_bytes(), identity)
         .map_err(anyhow::Error::msg)?
         .0
         .body(body.clone())
@@ -290,7 +357,36 @@ pub async fn ping(d: &Destination) -> anyhow::Result<Ping> {
 mod tests {
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-    use super::parse_retry_after;
+    use super::{parse_retry_after, standard_signature_header};
+
+    /// The spec repository's published test vectors
+    /// (standard-webhooks/standard-webhooks): `libraries/testdata/signatures.json`
+    /// (a secret given without `whsec_`), and the vector every reference
+    /// library's `test_sign` checks (`libraries/rust/src/lib.rs`, and the
+    /// same in the Python, JavaScript, Go… libraries).
+    #[test]
+    fn standard_signatures_match_the_specs_published_vectors() {
+        assert_eq!(
+            standard_signature_header(
+                "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                "msg_p5jXN8AQM9LWM0D4loKWxJek",
+                1_696_200_454,
+                br#"{"type": "example.created", "timestamp":"2023-09-28T19:20:22+00:00", "data":{"str":"string","bool":true,"int":42}}"#,
+            )
+            .as_deref(),
+            Ok("v1,GgjvufBlIj71MBIVQotYGb+xEC3LNXCsIZp0HsDC8qs=")
+        );
+        assert_eq!(
+            standard_signature_header(
+                "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
+                "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk",
+                1_649_367_553,
+                br#"{"email":"test@example.com","username":"test_user"}"#,
+            )
+            .as_deref(),
+            Ok("v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw=")
+        );
+    }
 
     #[test]
     fn retry_after_is_seconds_or_an_http_date() {

@@ -35,6 +35,7 @@ pub mod features;
 pub mod records;
 pub mod rows;
 pub mod schedule;
+pub mod sequence;
 pub mod sweep;
 pub mod sweep_charges;
 pub mod sweep_features;

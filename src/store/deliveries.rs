@@ -83,6 +83,7 @@ struct NewDelivery<'a> {
     object_key: &'a str,
     next_attempt_at: i64,
     created_at: i64,
+    sequence: Option<i64>,
 }
 
 /// Records a delivery of `event` to `destination` (once: a second call for
@@ -90,11 +91,14 @@ struct NewDelivery<'a> {
 /// outbox holds it (`in_outbox`: one row written, not two; pruning an
 /// event copies it first, [`keep_bodies_of`]); otherwise it goes to
 /// `delivery_payloads`, apart from the row that every claim and finish
-/// rewrites.
+/// rewrites. `sequence` is the object's place in the order of fetches,
+/// sent as `Stripe-Hookd-Sequence` (for deliveries recorded after the
+/// reconcile; `None` for the others).
 pub fn insert(
     tx: &mut Tx<'_>,
     destination: &str,
     event: &HookEvent<'_>,
+    sequence: Option<i64>,
     now: i64,
 ) -> QueryResult<()> {
     let row = NewDelivery {
@@ -105,6 +109,7 @@ pub fn insert(
         object_key: event.object_key.as_ref(),
         next_attempt_at: now,
         created_at: now,
+        sequence,
     };
     let payload = event.payload.as_ref();
     if event.in_outbox {
@@ -159,6 +164,9 @@ pub struct Delivery {
     pub last_error: Option<String>,
     /// When an operator discarded it (epoch ms); what retention counts from.
     pub discarded_at: Option<i64>,
+    /// The object's place in the order of fetches when the delivery was
+    /// recorded after its reconcile (`Stripe-Hookd-Sequence`).
+    pub sequence: Option<i64>,
 }
 
 diesel::define_sql_function! {

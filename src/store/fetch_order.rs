@@ -115,3 +115,48 @@ pub fn next_numbers(conn: &mut DbConnection, n: usize) -> Result<Vec<i64>, Store
         }
     }
 }
+
+/// A table of records written from fetches, each row stamped with its
+/// fetch's number (`fetch_seq`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordTable {
+    Customers,
+    Subscriptions,
+    Invoices,
+    PaymentIntents,
+    CheckoutSessions,
+    Disputes,
+    Charges,
+}
+
+/// The number of the fetch that the stored record `id` of `table` was
+/// last written from, as this transaction sees it; `None` when there is
+/// no such record. Records are only overwritten from a later fetch
+/// (`reconcile::records`), so per record this only grows.
+pub fn of_record(
+    tx: &mut super::Tx<'_>,
+    table: RecordTable,
+    id: &str,
+) -> diesel::QueryResult<Option<i64>> {
+    use super::schema::{
+        charges, checkout_sessions, customers, disputes, invoices, payment_intents, subscriptions,
+    };
+    macro_rules! seq_of {
+        ($t:ident) => {
+            with_tx!(tx, c => $t::table
+                .filter($t::id.eq(id))
+                .select($t::fetch_seq)
+                .first::<i64>(c)
+                .optional())
+        };
+    }
+    match table {
+        RecordTable::Customers => seq_of!(customers),
+        RecordTable::Subscriptions => seq_of!(subscriptions),
+        RecordTable::Invoices => seq_of!(invoices),
+        RecordTable::PaymentIntents => seq_of!(payment_intents),
+        RecordTable::CheckoutSessions => seq_of!(checkout_sessions),
+        RecordTable::Disputes => seq_of!(disputes),
+        RecordTable::Charges => seq_of!(charges),
+    }
+}

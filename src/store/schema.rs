@@ -60,6 +60,7 @@ diesel::table! {
         last_status -> Nullable<Integer>,
         last_error -> Nullable<Text>,
         discarded_at -> Nullable<BigInt>,
+        sequence -> Nullable<BigInt>,
     }
 }
 

@@ -21,6 +21,7 @@ mod forward_ops;
 mod forward_processes;
 mod forward_races;
 mod forward_retention;
+mod forward_standard;
 mod harness;
 mod install;
 mod intake;

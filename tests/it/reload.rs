@@ -642,3 +642,82 @@ async fn a_rotated_admin_token_on_sighup_ends_older_sessions_and_streams(backend
     }
     assert!(text.contains("event: signed_out\n"), "{text}");
 }
+
+backend_tests!(a_destination_switched_to_standard_on_sighup_needs_a_secret_of_the_specs_form);
+
+/// `signature = "standard"` with a secret not of the spec's form is
+/// refused by name (the destination keeps Stripe's scheme); with one of
+/// that form it applies, and the next request is a Standard Webhooks one
+/// that the spec's Python library verifies.
+async fn a_destination_switched_to_standard_on_sighup_needs_a_secret_of_the_specs_form(
+    backend: Backend,
+) {
+    use crate::forward_standard::{python_verify, Recorder, STANDARD_SECRET};
+    let db = TestDb::new(backend);
+    let app_side = Recorder::start(Vec::new());
+    let base = app_side.url("");
+    let file = db.dir().join("config.toml");
+    let (notices, notify) = Notices::bind(db.dir());
+    let daemon = start(
+        &db,
+        &file,
+        &config(&[A], &destination(&base, "/one", ONE)),
+        &notify,
+    );
+    let notices = ready(notices).await;
+    let (client, url) = (client(), daemon.url());
+    let arrived = |id: &'static str| {
+        let app_side = &app_side;
+        async move {
+            let deadline = Instant::now() + DEADLINE;
+            loop {
+                if let Some(r) = app_side
+                    .got("/one")
+                    .into_iter()
+                    .find(|r| r.body.contains(id))
+                {
+                    return r;
+                }
+                assert!(Instant::now() < deadline, "{id} was not forwarded");
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+        }
+    };
+
+    // 16 bytes: too short for the spec.
+    let short = "whsec_MDEyMzQ1Njc4OWFiY2RlZg==";
+    let standard = |secret: &str| {
+        config(
+            &[A],
+            &format!(
+                "{}signature = \"standard\"\n",
+                destination(&base, "/one", secret)
+            ),
+        )
+    };
+    let notices = reload(&daemon, notices, &file, &standard(short)).await;
+    let refused = wait_for_line(&daemon, "refusing the short secret", |l| {
+        l.contains("configuration reload refused")
+    })
+    .await;
+    assert!(refused.contains("destinations[0].secret"), "{refused}");
+    assert!(refused.contains("decodes to 16 bytes"), "{refused}");
+    assert!(refused.contains("24 to 64"), "{refused}");
+    assert!(
+        !refused.contains(short),
+        "the secret is not logged: {refused}"
+    );
+    assert_eq!(deliver(&client, &url, A, "evt_still_stripe").await, 200);
+    let before = arrived("evt_still_stripe").await;
+    assert!(before.header("stripe-signature").is_some(), "{before:?}");
+    assert!(before.header("webhook-signature").is_none(), "{before:?}");
+
+    reload(&daemon, notices, &file, &standard(STANDARD_SECRET)).await;
+    assert_eq!(deliver(&client, &url, A, "evt_now_standard").await, 200);
+    let after = arrived("evt_now_standard").await;
+    assert!(after.header("stripe-signature").is_none(), "{after:?}");
+    assert_eq!(
+        python_verify(STANDARD_SECRET, &[after]),
+        Some(vec!["ok".to_owned()])
+    );
+}
