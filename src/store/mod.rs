@@ -13,6 +13,7 @@ pub mod fetch_order;
 pub mod gate;
 pub mod hooks;
 pub mod outbox;
+pub mod pooler;
 #[cfg(feature = "postgres")]
 pub mod prepared;
 pub mod schema;
@@ -20,6 +21,7 @@ pub mod time;
 pub mod writer;
 
 pub use gate::Lane;
+pub use pooler::{Pooler, Pooling};
 pub use time::EpochMs;
 
 use std::path::PathBuf;
@@ -309,6 +311,8 @@ pub enum StoreError {
     Query(#[from] diesel::result::Error),
     #[error("database migrations failed: {0}")]
     Migration(String),
+    #[error("database pooler: {0}")]
+    Pooler(String),
     #[error("cannot start the SQLite checkpoint thread: {0}")]
     CheckpointThread(std::io::Error),
     #[error("cannot start the fetch order thread: {0}")]
@@ -410,6 +414,8 @@ pub struct ConnectionManager {
     gate: Arc<gate::WriteGate>,
     /// Shared by every connection this manager opens.
     hooks: Arc<hooks::Hooks>,
+    /// Postgres: whether a transaction pooler stands in between.
+    pooling: Pooling,
 }
 
 impl ConnectionManager {
@@ -428,7 +434,14 @@ impl ConnectionManager {
             busy_timeout,
             gate: Arc::new(gate),
             hooks: Arc::default(),
+            pooling: Pooling::Session,
         }
+    }
+
+    /// With the Postgres connections set up for `pooling`
+    /// ([`pooler::configure`]).
+    pub fn with_pooling(self, pooling: Pooling) -> Self {
+        ConnectionManager { pooling, ..self }
     }
 
     pub fn establish(&self) -> Result<DbConnection, StoreError> {
@@ -439,11 +452,15 @@ impl ConnectionManager {
                 Arc::clone(&self.hooks),
             )),
             #[cfg(feature = "postgres")]
-            Target::Postgres(url) => Ok(DbConnection::Postgres(
-                PgConnection::establish(url)?,
-                std::time::Instant::now(),
-                Arc::clone(&self.hooks),
-            )),
+            Target::Postgres(url) => {
+                let mut conn = PgConnection::establish(url)?;
+                pooler::configure(&mut conn, self.pooling);
+                Ok(DbConnection::Postgres(
+                    conn,
+                    std::time::Instant::now(),
+                    Arc::clone(&self.hooks),
+                ))
+            }
             #[cfg(not(feature = "postgres"))]
             Target::Postgres(_) => Err(StoreError::Url(
                 "this build has no Postgres support".to_owned(),
@@ -490,6 +507,8 @@ pub struct StoreOptions {
     pub pool_size: u32,
     pub busy_timeout: Duration,
     pub connect_timeout: Duration,
+    /// Postgres: what stands in between ([`pooler`]).
+    pub pooler: Pooler,
 }
 
 /// The database: a pool of connections to one backend.
@@ -503,6 +522,8 @@ pub struct Store {
     fetch_order: Arc<fetch_order::FetchOrder>,
     /// What every write through the pool's connections brings with it.
     hooks: Arc<hooks::Hooks>,
+    /// Postgres: `None` on SQLite.
+    pooling: Option<Pooling>,
 }
 
 impl std::fmt::Debug for Store {
@@ -514,7 +535,9 @@ impl std::fmt::Debug for Store {
 }
 
 /// A stable key for the Postgres advisory lock that serialises migrations
-/// between instances starting at once ("hookd" in ASCII).
+/// between instances starting at once ("hookd" in ASCII). A transaction
+/// lock, taken in the transaction that runs the migrations: it holds
+/// through a transaction pooler, which keeps no session lock.
 #[cfg(feature = "postgres")]
 const MIGRATION_LOCK_KEY: i64 = 0x0068_6f6f_6b64;
 
@@ -530,7 +553,15 @@ impl Store {
                 })?;
             }
         }
-        let manager = ConnectionManager::new(target.clone(), options.busy_timeout);
+        let pooling = match &target {
+            Target::Sqlite(_) => None,
+            #[cfg(feature = "postgres")]
+            Target::Postgres(url) => Some(pooler::resolve(url, options.pooler)?),
+            #[cfg(not(feature = "postgres"))]
+            Target::Postgres(_) => None,
+        };
+        let manager = ConnectionManager::new(target.clone(), options.busy_timeout)
+            .with_pooling(pooling.unwrap_or(Pooling::Session));
         let hooks = Arc::clone(&manager.hooks);
         // Establish one connection by hand first: its error says why (r2d2's
         // build error only says it timed out). On SQLite it then serves the
@@ -563,7 +594,14 @@ impl Store {
             checkpointer,
             fetch_order,
             hooks,
+            pooling,
         })
+    }
+
+    /// Postgres: whether the store talks through a transaction pooler
+    /// (`None` on SQLite).
+    pub fn pooling(&self) -> Option<Pooling> {
+        self.pooling
     }
 
     pub fn backend(&self) -> Backend {
@@ -604,14 +642,15 @@ impl Store {
         let applied = match &mut *conn {
             DbConnection::Sqlite(c, ..) => run_migrations(c, SQLITE_MIGRATIONS)?,
             #[cfg(feature = "postgres")]
-            DbConnection::Postgres(c, ..) => {
-                diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
+            // One transaction: the lock first (another instance migrating
+            // holds it until its commit; then there is nothing left to
+            // apply), then diesel's table of versions and every pending
+            // migration (each in a savepoint). All of them, or none.
+            DbConnection::Postgres(c, ..) => c.transaction(|c| {
+                diesel::sql_query(format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"))
                     .execute(c)?;
-                let result = run_migrations(c, POSTGRES_MIGRATIONS);
-                diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))
-                    .execute(c)?;
-                result?
-            }
+                run_migrations(c, POSTGRES_MIGRATIONS)
+            })?,
         };
         Ok(applied)
     }
@@ -718,6 +757,7 @@ mod tests {
             pool_size: 4,
             busy_timeout: Duration::from_millis(1234),
             connect_timeout: Duration::from_secs(5),
+            pooler: Pooler::Auto,
         };
         let store = Store::open(&url, &options).unwrap();
         // Held at once: four distinct connections.
@@ -761,6 +801,7 @@ mod tests {
             pool_size: 2,
             busy_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
+            pooler: Pooler::Auto,
         };
         let store = Store::open(&url, &options).unwrap();
         let (mut a, mut b) = (store.conn().unwrap(), store.conn().unwrap());
@@ -880,6 +921,7 @@ mod tests {
             pool_size: 2,
             busy_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
+            pooler: Pooler::Auto,
         };
         Store::open(&url, &options).unwrap()
     }
@@ -945,6 +987,7 @@ mod tests {
             pool_size: 1,
             busy_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
+            pooler: Pooler::Auto,
         };
         let store = Store::open(&url, &options).unwrap();
         let mut conn = store.conn().unwrap();

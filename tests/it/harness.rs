@@ -109,6 +109,40 @@ impl TestDb {
 }
 
 #[cfg(feature = "postgres")]
+impl TestDb {
+    /// A new Postgres database reached through PgBouncer in transaction
+    /// mode: `TEST_PGBOUNCER_URL` (e.g. `postgres://postgres@127.0.0.1:6433/test`,
+    /// scripts/pgbouncer.sh) with this database's name. `None`, with a
+    /// note, when the variable is unset (`.ci/run` sets it).
+    pub fn through_pgbouncer() -> Option<TestDb> {
+        let Ok(pooler) = std::env::var("TEST_PGBOUNCER_URL") else {
+            eprintln!(
+                "TEST_PGBOUNCER_URL unset: skipped (scripts/pgbouncer.sh start DIR starts one on port 6433)"
+            );
+            return None;
+        };
+        let mut db = TestDb::new(Backend::Postgres);
+        let (prefix, _) = pooler
+            .rsplit_once('/')
+            .expect("TEST_PGBOUNCER_URL with a database name");
+        let name = db.pg_name.as_ref().map(|(_, name)| name.clone())?;
+        db.url = format!("{prefix}/{name}");
+        Some(db)
+    }
+
+    /// This Postgres database straight on the server (not through a pooler).
+    pub fn direct_url(&self) -> String {
+        match &self.pg_name {
+            Some((base, name)) => match base.rsplit_once('/') {
+                Some((prefix, _)) => format!("{prefix}/{name}"),
+                None => self.url.clone(),
+            },
+            None => self.url.clone(),
+        }
+    }
+}
+
+#[cfg(feature = "postgres")]
 impl Drop for TestDb {
     fn drop(&mut self) {
         use diesel::{Connection, RunQueryDsl};
