@@ -25,19 +25,25 @@ fn store_with(url: &str, pooler: Pooler) -> Result<Store, stripe_hookd::store::S
     Store::open(url, &options)
 }
 
-/// Log lines at WARN or ERROR (the daemons log JSON).
+/// Log lines at ERROR, and WARN lines about the database (the daemons log
+/// JSON; without an admin token they warn that the admin API is off).
 fn complaints(log: &str) -> Vec<&str> {
     log.lines()
-        .filter(|l| l.contains(r#""level":"ERROR""#) || l.contains(r#""level":"WARN""#))
+        .filter(|l| {
+            l.contains(r#""level":"ERROR""#)
+                || (l.contains(r#""level":"WARN""#) && !l.contains("admin API disabled"))
+        })
         .collect()
 }
 
-/// What the pooler itself should never see from the daemon.
-const POOLER_ERRORS: [&str; 4] = [
-    "prepared statement",
+/// What a transaction pooler answers a daemon that keeps session state.
+const POOLER_ERRORS: [&str; 6] = [
+    "__diesel_stmt",
     "bind message supplies",
     "duplicate key",
     "database migrations failed",
+    "cannot claim events",
+    "finishing transaction failed",
 ];
 
 /// The default config (`pooler = "auto"`) detects the pooler; one that
@@ -85,7 +91,7 @@ fn the_pooler_is_detected_and_a_contradicting_setting_refused() {
 
 /// Two instances through the pooler, the default config, on one
 /// database: 600 events over 60 objects delivered to both, all applied
-/// exactly once, and neither instance logs a warning or an error (before:
+/// exactly once, and neither instance logs an error (before:
 /// `prepared statement "__diesel_stmt_12" does not exist`, 15 of 1,000
 /// events in a minute).
 #[test]
