@@ -89,8 +89,21 @@ impl TestDb {
                     .execute(&mut admin)
                     .expect("create test database");
                 let (prefix, _) = base.rsplit_once('/').expect("URL with a database name");
+                // The whole Postgres suite through the pooler, by hand
+                // (docs/testing.md): the daemon's own connections then go
+                // through PgBouncer, the tests' set-up straight to Postgres.
+                let daemon_prefix = match (
+                    std::env::var("TEST_POSTGRES_THROUGH_PGBOUNCER").as_deref(),
+                    std::env::var("TEST_PGBOUNCER_URL"),
+                ) {
+                    (Ok("1"), Ok(pooler)) => pooler
+                        .rsplit_once('/')
+                        .map(|(p, _)| p.to_owned())
+                        .expect("TEST_PGBOUNCER_URL with a database name"),
+                    _ => prefix.to_owned(),
+                };
                 TestDb {
-                    url: format!("{prefix}/{name}"),
+                    url: format!("{daemon_prefix}/{name}"),
                     backend,
                     _dir: dir,
                     pg_name: Some((base, name)),
