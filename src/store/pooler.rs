@@ -95,10 +95,8 @@ pub(super) fn resolve(url: &str, setting: Pooler) -> Result<Pooling, StoreError>
                 .to_owned(),
         ));
     }
-    tracing::info!(
-        pooler = Pooling::Transaction.as_str(),
-        "the database URL reaches a pooler in transaction mode: prepared statements off"
-    );
+    // Not logged here: the short commands print their answer on stdout,
+    // where the log goes too; `serve` logs it in "database ready".
     Ok(Pooling::Transaction)
 }
 

@@ -185,7 +185,8 @@ fn two_instances_through_the_pooler_drain_every_event_without_an_error() {
     for (n, daemon) in daemons.iter().enumerate() {
         let log = daemon.log();
         assert!(
-            log.contains("pooler in transaction mode"),
+            log.lines()
+                .any(|l| l.contains("database ready") && l.contains(r#""pooler":"transaction""#)),
             "instance {n} detected the pooler"
         );
         let bad = complaints(&log);
