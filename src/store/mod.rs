@@ -647,8 +647,10 @@ impl Store {
             // apply), then diesel's table of versions and every pending
             // migration (each in a savepoint). All of them, or none.
             DbConnection::Postgres(c, ..) => c.transaction(|c| {
-                diesel::sql_query(format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"))
-                    .execute(c)?;
+                diesel::sql_query(format!(
+                    "SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"
+                ))
+                .execute(c)?;
                 run_migrations(c, POSTGRES_MIGRATIONS)
             })?,
         };

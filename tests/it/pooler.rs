@@ -66,10 +66,16 @@ fn the_pooler_is_detected_and_a_contradicting_setting_refused() {
         "the refusal says what to set: {message}"
     );
     let straight = store_with(&direct, Pooler::Auto).expect("open straight");
-    assert_eq!(straight.pooling(), Some(Pooling::Session), "no pooler there");
+    assert_eq!(
+        straight.pooling(),
+        Some(Pooling::Session),
+        "no pooler there"
+    );
     let forced = store_with(&direct, Pooler::Transaction).expect("open straight");
     assert_eq!(forced.pooling(), Some(Pooling::Transaction));
-    forced.migrate().expect("migrations without prepared statements");
+    forced
+        .migrate()
+        .expect("migrations without prepared statements");
 
     // The binary: refused with the reason on stderr, exit 1.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_stripe-hookd"))
@@ -192,7 +198,10 @@ fn two_instances_through_the_pooler_drain_every_event_without_an_error() {
         let bad = complaints(&log);
         assert!(bad.is_empty(), "instance {n} complained: {bad:#?}");
         for error in POOLER_ERRORS {
-            assert!(!log.contains(error), "instance {n} logged {error:?}:\n{log}");
+            assert!(
+                !log.contains(error),
+                "instance {n} logged {error:?}:\n{log}"
+            );
         }
     }
 }
