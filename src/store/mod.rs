@@ -415,6 +415,7 @@ pub struct ConnectionManager {
     /// Shared by every connection this manager opens.
     hooks: Arc<hooks::Hooks>,
     /// Postgres: whether a transaction pooler stands in between.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pooling: Pooling,
 }
 
