@@ -41,6 +41,7 @@ pub fn open_store(config: &Config) -> anyhow::Result<Store> {
     tracing::info!(
         database = %store.target().redacted(),
         backend = store.backend().as_str(),
+        pooler = store.pooling().map(crate::store::Pooling::as_str),
         migrations_applied = applied.len(),
         "database ready"
     );

@@ -137,8 +137,12 @@ async fn database(config: &Config) -> Vec<Check> {
     let result = tokio::task::spawn_blocking(move || {
         let store = Store::open(&url, &options)?;
         let pending = store.pending_migrations()?;
+        let through = match store.pooling() {
+            Some(crate::store::Pooling::Transaction) => " (through a transaction pooler)",
+            _ => "",
+        };
         Ok::<_, crate::store::StoreError>((
-            store.target().redacted(),
+            format!("{}{through}", store.target().redacted()),
             store.backend().as_str(),
             pending,
         ))

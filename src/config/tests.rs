@@ -60,6 +60,12 @@ fn bad_values_say_what_to_fix() {
         ("listen = \"not an address\"", "listen"),
         ("admin_token = \"short\"", "16 characters"),
         ("admin_session_hours = 0", "admin_session_hours"),
+        ("[database]\npooler = \"transaction\"", "the database URL is SQLite"),
+        (
+            "[database]\nurl = \"sqlite:///tmp/x.db\"\npooler = \"transaction\"",
+            "database.pooler",
+        ),
+        ("[database]\npooler = \"sometimes\"", "pooler"),
     ];
     for (toml, expected) in cases {
         let err = from_toml_str(toml).unwrap_err().to_string();
@@ -117,6 +123,7 @@ fn the_defaults_layer_alone_is_a_valid_configuration() {
     let store = cfg.database.store_options();
     assert_eq!(store.pool_size, 8);
     assert_eq!(store.busy_timeout.as_millis(), 5_000);
+    assert_eq!(store.pooler, crate::store::Pooler::Auto);
     assert_eq!(DEFAULT_TOLERANCE_SECS, 300);
 }
 

@@ -34,11 +34,15 @@ impl EffectsHandler {
         }
     }
 
-    /// Creates the effects table if it is not there.
+    /// Creates the effects table if it is not there. On Postgres under a
+    /// transaction lock: two instances starting at once would otherwise
+    /// both create it (`CREATE TABLE IF NOT EXISTS` is no lock), one failing
+    /// on `pg_type`'s unique index.
     pub fn prepare(conn: &mut DbConnection) -> Result<(), StoreError> {
         let sql = match conn.backend() {
             crate::store::Backend::Sqlite => "CREATE TABLE IF NOT EXISTS test_effects (rowid INTEGER PRIMARY KEY, event_id TEXT NOT NULL, worker TEXT NOT NULL)",
-            crate::store::Backend::Postgres => "CREATE TABLE IF NOT EXISTS test_effects (rowid BIGSERIAL PRIMARY KEY, event_id TEXT NOT NULL, worker TEXT NOT NULL)",
+            crate::store::Backend::Postgres => "BEGIN; SELECT pg_advisory_xact_lock(7357); \
+                CREATE TABLE IF NOT EXISTS test_effects (rowid BIGSERIAL PRIMARY KEY, event_id TEXT NOT NULL, worker TEXT NOT NULL); COMMIT",
         };
         conn.batch_execute(sql)
     }

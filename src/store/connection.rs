@@ -12,7 +12,7 @@ use diesel::sqlite::SqliteConnection;
 #[cfg(feature = "postgres")]
 use diesel::pg::PgConnection;
 
-use super::{checkpoint, gate, hooks, with_conn, writer, DatabaseUrl, StoreError};
+use super::{checkpoint, gate, hooks, pooler, with_conn, writer, DatabaseUrl, Pooling, StoreError};
 
 /// Which database a URL names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,6 +116,9 @@ pub struct ConnectionManager {
     gate: Arc<gate::WriteGate>,
     /// Shared by every connection this manager opens.
     pub(super) hooks: Arc<hooks::Hooks>,
+    /// Postgres: whether a transaction pooler stands in between.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pooling: Pooling,
 }
 
 impl ConnectionManager {
@@ -134,7 +137,14 @@ impl ConnectionManager {
             busy_timeout,
             gate: Arc::new(gate),
             hooks: Arc::default(),
+            pooling: Pooling::Session,
         }
+    }
+
+    /// With the Postgres connections set up for `pooling`
+    /// ([`pooler::configure`]).
+    pub fn with_pooling(self, pooling: Pooling) -> Self {
+        ConnectionManager { pooling, ..self }
     }
 
     pub fn establish(&self) -> Result<DbConnection, StoreError> {
@@ -145,11 +155,15 @@ impl ConnectionManager {
                 Arc::clone(&self.hooks),
             )),
             #[cfg(feature = "postgres")]
-            DatabaseUrl::Postgres(url) => Ok(DbConnection::Postgres(
-                PgConnection::establish(url)?,
-                std::time::Instant::now(),
-                Arc::clone(&self.hooks),
-            )),
+            DatabaseUrl::Postgres(url) => {
+                let mut conn = PgConnection::establish(url)?;
+                pooler::configure(&mut conn, self.pooling);
+                Ok(DbConnection::Postgres(
+                    conn,
+                    std::time::Instant::now(),
+                    Arc::clone(&self.hooks),
+                ))
+            }
             #[cfg(not(feature = "postgres"))]
             DatabaseUrl::Postgres(_) => Err(StoreError::Url(
                 "this build has no Postgres support".to_owned(),

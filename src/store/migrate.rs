@@ -11,7 +11,9 @@ const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqli
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
 /// A stable key for the Postgres advisory lock that serialises migrations
-/// between instances starting at once ("hookd" in ASCII).
+/// between instances starting at once ("hookd" in ASCII). A transaction
+/// lock, taken in the transaction that runs the migrations: it holds
+/// through a transaction pooler, which keeps no session lock.
 #[cfg(feature = "postgres")]
 const MIGRATION_LOCK_KEY: i64 = 0x0068_6f6f_6b64;
 
@@ -22,14 +24,17 @@ impl Store {
         let applied = match &mut *conn {
             DbConnection::Sqlite(c, ..) => run_migrations(c, SQLITE_MIGRATIONS)?,
             #[cfg(feature = "postgres")]
-            DbConnection::Postgres(c, ..) => {
-                diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
-                    .execute(c)?;
-                let result = run_migrations(c, POSTGRES_MIGRATIONS);
-                diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))
-                    .execute(c)?;
-                result?
-            }
+            // One transaction: the lock first (another instance migrating
+            // holds it until its commit; then there is nothing left to
+            // apply), then diesel's table of versions and every pending
+            // migration (each in a savepoint). All of them, or none.
+            DbConnection::Postgres(c, ..) => c.transaction(|c| {
+                diesel::sql_query(format!(
+                    "SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"
+                ))
+                .execute(c)?;
+                run_migrations(c, POSTGRES_MIGRATIONS)
+            })?,
         };
         Ok(applied)
     }

@@ -15,6 +15,7 @@ pub mod gate;
 pub mod hooks;
 mod migrate;
 pub mod outbox;
+pub mod pooler;
 #[cfg(feature = "postgres")]
 pub mod prepared;
 pub mod schema;
@@ -27,6 +28,7 @@ pub mod writer;
 pub use connection::PG_RECHECK_AFTER;
 pub use connection::{Backend, ConnectionManager, DbConnection, Pool, PooledConnection};
 pub use gate::Lane;
+pub use pooler::{Pooler, Pooling};
 pub use time::EpochMs;
 #[cfg(feature = "postgres")]
 pub use transaction::{pg_transaction_with, PG_RELAXED_BEGIN};
@@ -90,6 +92,8 @@ pub enum StoreError {
     Query(#[from] diesel::result::Error),
     #[error("database migrations failed: {0}")]
     Migration(String),
+    #[error("database pooler: {0}")]
+    Pooler(String),
     #[error("cannot start the SQLite checkpoint thread: {0}")]
     CheckpointThread(std::io::Error),
     #[error("cannot start the fetch order thread: {0}")]
@@ -105,6 +109,8 @@ pub struct StoreOptions {
     pub pool_size: u32,
     pub busy_timeout: Duration,
     pub connect_timeout: Duration,
+    /// Postgres: what stands in between ([`pooler`]).
+    pub pooler: Pooler,
 }
 
 /// The database: a pool of connections to one backend.
@@ -118,6 +124,8 @@ pub struct Store {
     fetch_order: Arc<fetch_order::FetchOrder>,
     /// What every write through the pool's connections brings with it.
     hooks: Arc<hooks::Hooks>,
+    /// Postgres: `None` on SQLite.
+    pooling: Option<Pooling>,
 }
 
 impl std::fmt::Debug for Store {
@@ -140,7 +148,15 @@ impl Store {
                 })?;
             }
         }
-        let manager = ConnectionManager::new(target.clone(), options.busy_timeout);
+        let pooling = match &target {
+            DatabaseUrl::Sqlite(_) => None,
+            #[cfg(feature = "postgres")]
+            DatabaseUrl::Postgres(url) => Some(pooler::resolve(url, options.pooler)?),
+            #[cfg(not(feature = "postgres"))]
+            DatabaseUrl::Postgres(_) => None,
+        };
+        let manager = ConnectionManager::new(target.clone(), options.busy_timeout)
+            .with_pooling(pooling.unwrap_or(Pooling::Session));
         let hooks = Arc::clone(&manager.hooks);
         // Establish one connection by hand first: its error says why (r2d2's
         // build error only says it timed out). On SQLite it then serves the
@@ -173,7 +189,14 @@ impl Store {
             checkpointer,
             fetch_order,
             hooks,
+            pooling,
         })
+    }
+
+    /// Postgres: whether the store talks through a transaction pooler
+    /// (`None` on SQLite).
+    pub fn pooling(&self) -> Option<Pooling> {
+        self.pooling
     }
 
     pub fn backend(&self) -> Backend {

@@ -36,6 +36,7 @@ fn every_pooled_sqlite_connection_is_wal_full_sync_with_a_busy_timeout() {
         pool_size: 4,
         busy_timeout: Duration::from_millis(1234),
         connect_timeout: Duration::from_secs(5),
+        pooler: Pooler::Auto,
     };
     let store = Store::open(&url, &options).unwrap();
     // Held at once: four distinct connections.
@@ -79,6 +80,7 @@ fn write_transactions_from_every_pooled_connection_share_one_writer() {
         pool_size: 2,
         busy_timeout: Duration::from_secs(5),
         connect_timeout: Duration::from_secs(5),
+        pooler: Pooler::Auto,
     };
     let store = Store::open(&url, &options).unwrap();
     let (mut a, mut b) = (store.conn().unwrap(), store.conn().unwrap());
@@ -198,6 +200,7 @@ fn sqlite_store(dir: &tempfile::TempDir, name: &str) -> Store {
         pool_size: 2,
         busy_timeout: Duration::from_secs(5),
         connect_timeout: Duration::from_secs(5),
+        pooler: Pooler::Auto,
     };
     Store::open(&url, &options).unwrap()
 }
@@ -263,6 +266,7 @@ fn relaxed_postgres_transactions_turn_synchronous_commit_off_for_themselves() {
         pool_size: 1,
         busy_timeout: Duration::from_secs(5),
         connect_timeout: Duration::from_secs(5),
+        pooler: Pooler::Auto,
     };
     let store = Store::open(&url, &options).unwrap();
     let mut conn = store.conn().unwrap();

@@ -89,8 +89,21 @@ impl TestDb {
                     .execute(&mut admin)
                     .expect("create test database");
                 let (prefix, _) = base.rsplit_once('/').expect("URL with a database name");
+                // The whole Postgres suite through the pooler, by hand
+                // (docs/testing.md): the daemon's own connections then go
+                // through PgBouncer, the tests' set-up straight to Postgres.
+                let daemon_prefix = match (
+                    std::env::var("TEST_POSTGRES_THROUGH_PGBOUNCER").as_deref(),
+                    std::env::var("TEST_PGBOUNCER_URL"),
+                ) {
+                    (Ok("1"), Ok(pooler)) => pooler
+                        .rsplit_once('/')
+                        .map(|(p, _)| p.to_owned())
+                        .expect("TEST_PGBOUNCER_URL with a database name"),
+                    _ => prefix.to_owned(),
+                };
                 TestDb {
-                    url: format!("{prefix}/{name}"),
+                    url: format!("{daemon_prefix}/{name}"),
                     backend,
                     _dir: dir,
                     pg_name: Some((base, name)),
@@ -105,6 +118,40 @@ impl TestDb {
 
     pub fn dir(&self) -> &std::path::Path {
         self._dir.path()
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl TestDb {
+    /// A new Postgres database reached through PgBouncer in transaction
+    /// mode: `TEST_PGBOUNCER_URL` (e.g. `postgres://postgres@127.0.0.1:6433/test`,
+    /// scripts/pgbouncer.sh) with this database's name. `None`, with a
+    /// note, when the variable is unset (`.ci/run` sets it).
+    pub fn through_pgbouncer() -> Option<TestDb> {
+        let Ok(pooler) = std::env::var("TEST_PGBOUNCER_URL") else {
+            eprintln!(
+                "TEST_PGBOUNCER_URL unset: skipped (scripts/pgbouncer.sh start DIR starts one on port 6433)"
+            );
+            return None;
+        };
+        let mut db = TestDb::new(Backend::Postgres);
+        let (prefix, _) = pooler
+            .rsplit_once('/')
+            .expect("TEST_PGBOUNCER_URL with a database name");
+        let name = db.pg_name.as_ref().map(|(_, name)| name.clone())?;
+        db.url = format!("{prefix}/{name}");
+        Some(db)
+    }
+
+    /// This Postgres database straight on the server (not through a pooler).
+    pub fn direct_url(&self) -> String {
+        match &self.pg_name {
+            Some((base, name)) => match base.rsplit_once('/') {
+                Some((prefix, _)) => format!("{prefix}/{name}"),
+                None => self.url.clone(),
+            },
+            None => self.url.clone(),
+        }
     }
 }
 

@@ -38,6 +38,7 @@ fn open(url: &str) -> Store {
             pool_size: 2,
             busy_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(10),
+            pooler: stripe_hookd::store::Pooler::Auto,
         },
     )
     .expect("open database")

@@ -29,6 +29,8 @@ mod log_output;
 mod migrate;
 #[cfg(feature = "postgres")]
 mod pool;
+#[cfg(all(feature = "postgres", feature = "test-hooks"))]
+mod pooler;
 #[cfg(feature = "test-hooks")]
 mod processes;
 mod queue;
