@@ -12,7 +12,9 @@ use diesel::sqlite::SqliteConnection;
 #[cfg(feature = "postgres")]
 use diesel::pg::PgConnection;
 
-use super::{checkpoint, gate, hooks, pooler, with_conn, writer, DatabaseUrl, Pooling, StoreError};
+#[cfg(feature = "postgres")]
+use super::pooler;
+use super::{checkpoint, gate, hooks, with_conn, writer, DatabaseUrl, Pooling, StoreError};
 
 /// Which database a URL names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,7 +144,7 @@ impl ConnectionManager {
     }
 
     /// With the Postgres connections set up for `pooling`
-    /// ([`pooler::configure`]).
+    /// (`pooler::configure`).
     pub fn with_pooling(self, pooling: Pooling) -> Self {
         ConnectionManager { pooling, ..self }
     }
