@@ -219,7 +219,9 @@ fn main() -> anyhow::Result<()> {
     queue::finish::bench_finish_per_group(per_group);
     // `--portable-claim`: claim on Postgres with one statement per step
     // and a synchronous commit (before `claim_pg`), for a comparison.
-    queue::claim::bench_portable_claim(std::env::args().any(|a| a == "--portable-claim"));
+    stripe_hookd::store::outbox::claim::bench_portable_claim(
+        std::env::args().any(|a| a == "--portable-claim"),
+    );
     // `--finisher-threads N`: finishing threads on Postgres (default 2).
     queue::group_commit::bench_finisher_threads(common::arg("--finisher-threads", 0));
     let errors = Arc::new(AtomicUsize::new(0));

@@ -6,11 +6,12 @@
 
 use std::panic::AssertUnwindSafe;
 
-use diesel::prelude::*;
-
+use crate::store::outbox::claim::lock_object;
+use crate::store::outbox::finish::{free_object, mark};
 use crate::store::outbox::status;
-use crate::store::schema::{event_attempts, object_leases, webhook_events};
-use crate::store::{with_tx, write_transaction, DbConnection, StoreError, Tx};
+use crate::store::{write_transaction, DbConnection, StoreError, Tx};
+
+pub use crate::store::outbox::finish::lock_objects;
 
 use super::{Apply, EventGroup, HandlerError};
 
@@ -62,7 +63,7 @@ pub fn success_in(
     then: Option<Apply>,
     now: i64,
 ) -> Result<(), FinishError> {
-    super::claim::lock_object(tx, &group.key)?;
+    lock_object(tx, &group.key)?;
     let token = group.token.as_str();
     {
         let mut changed = 0;
@@ -162,7 +163,7 @@ pub fn failure_in(
     now: i64,
     verdicts: &[FailedAs],
 ) -> Result<Vec<(String, FailedAs)>, FinishError> {
-    super::claim::lock_object(tx, &group.key)?;
+    lock_object(tx, &group.key)?;
     let token = group.token.as_str();
     {
         let mut results = Vec::with_capacity(group.events.len());
@@ -196,70 +197,6 @@ pub fn failure_in(
         free_object(tx, token, &group.key)?;
         Ok(results)
     }
-}
-
-/// Sets the status of `ids` (still leased by `token`) and closes their
-/// open attempt rows. Returns how many events changed.
-fn mark(
-    tx: &mut Tx<'_>,
-    token: &str,
-    ids: &[&str],
-    new_status: &str,
-    error: Option<&str>,
-    now: i64,
-    next_attempt_at: Option<i64>,
-) -> QueryResult<usize> {
-    let finished = new_status != status::PENDING;
-    let attempt_outcome = match new_status {
-        status::PENDING => "failed",
-        other => other,
-    };
-    with_tx!(tx, c => {
-        let owned = webhook_events::table
-            .filter(webhook_events::lease_owner.eq(token))
-            .filter(webhook_events::status.eq(status::PROCESSING))
-            .filter(webhook_events::event_id.eq_any(ids));
-        let changed = match next_attempt_at {
-            Some(at) => diesel::update(owned)
-                .set((
-                    webhook_events::status.eq(new_status),
-                    webhook_events::lease_owner.eq(None::<String>),
-                    webhook_events::lease_expires_at.eq(None::<i64>),
-                    webhook_events::last_error.eq(error),
-                    webhook_events::next_attempt_at.eq(at),
-                ))
-                .execute(c)?,
-            None => diesel::update(owned)
-                .set((
-                    webhook_events::status.eq(new_status),
-                    webhook_events::lease_expires_at.eq(None::<i64>),
-                    webhook_events::last_error.eq(error),
-                    webhook_events::processed_at.eq(finished.then_some(now)),
-                ))
-                .execute(c)?,
-        };
-        diesel::update(
-            event_attempts::table
-                .filter(event_attempts::event_id.eq_any(ids))
-                .filter(event_attempts::finished_at.is_null()),
-        )
-        .set((
-            event_attempts::finished_at.eq(now),
-            event_attempts::outcome.eq(attempt_outcome),
-            event_attempts::error.eq(error),
-        ))
-        .execute(c)?;
-        Ok(changed)
-    })
-}
-
-fn free_object(tx: &mut Tx<'_>, token: &str, key: &str) -> QueryResult<usize> {
-    with_tx!(tx, c => diesel::delete(
-        object_leases::table
-            .filter(object_leases::owner.eq(token))
-            .filter(object_leases::object_key.eq(key)),
-    )
-    .execute(c))
 }
 
 /// A successful group waiting to be finished with others (see [`successes_in`]).
@@ -328,72 +265,26 @@ pub fn bench_finish_per_group(on: bool) {
     PER_GROUP.store(on, std::sync::atomic::Ordering::Relaxed);
 }
 
-/// Takes the advisory locks of `keys`' objects, in the order given (sort
-/// them: two transactions taking overlapping sets in one order cannot wait
-/// on each other). Postgres; nothing on SQLite (one writer).
-pub fn lock_objects(tx: &mut Tx<'_>, keys: &[&str]) -> QueryResult<()> {
-    match tx {
-        #[cfg(feature = "postgres")]
-        Tx::Postgres(c) => set_based::lock_objects(c, keys),
-        _ => {
-            let _ = keys;
-            Ok(())
-        }
-    }
-}
-
 #[cfg(feature = "postgres")]
 mod set_based {
-    use diesel::connection::SimpleConnection;
-    use diesel::sql_types::BigInt;
-
     use super::*;
-    use crate::store::prepared::{Bind, Cached};
-
-    /// The objects' locks, prepared once per connection (see [`Cached`]).
-    struct LockObjects;
-    /// The batch's marks, attempt rows and leases, prepared likewise.
-    struct MarkFinished;
-
-    #[derive(QueryableByName)]
-    struct Changed {
-        #[diesel(sql_type = BigInt)]
-        changed: i64,
-    }
-
-    pub fn lock_objects(c: &mut diesel::PgConnection, keys: &[&str]) -> QueryResult<()> {
-        if keys.is_empty() {
-            return Ok(());
-        }
-        // A function scan yields the array's elements in order.
-        Cached::<LockObjects>::new(
-            "SELECT pg_advisory_xact_lock($1, hashtext(k)) FROM unnest($2::text[]) AS k",
-            vec![
-                Bind::Integer(super::super::claim::OBJECT_LOCK_CLASS),
-                Bind::TextRefs(keys),
-            ],
-        )
-        .execute(c)
-        .map(|_| ())
-    }
+    use crate::store::outbox::finish::{
+        leased_by, mark_finished, rollback_to_savepoint, savepoint, Marks,
+    };
 
     /// Runs a group's writes (`apply`, then `then`) in a savepoint of its
-    /// own, in one round trip (diesel's savepoints take two: `SAVEPOINT`
-    /// and `RELEASE`). The savepoint is not released: Postgres releases it
-    /// with the transaction, and a later one of the same name hides it.
-    /// Only a failed apply costs a second round trip (`ROLLBACK TO
-    /// SAVEPOINT`), which undoes its writes alone (diesel's transaction
-    /// manager, marked "requires rollback" by a failed statement, is
-    /// repaired by that statement's success). `Err` only when the
-    /// transaction cannot go on (the batch then rolls back as a whole).
+    /// own, in one round trip. Only a failed apply costs a second round
+    /// trip (back to the savepoint), which undoes its writes alone. `Err`
+    /// only when the transaction cannot go on (the batch then rolls back
+    /// as a whole).
     fn apply_in_savepoint(
         c: &mut diesel::PgConnection,
         writes: &GroupWrites<'_>,
     ) -> Result<Result<(), FinishError>, FinishError> {
-        c.batch_execute("SAVEPOINT hookd_apply")?;
+        savepoint(c, "hookd_apply")?;
         let applied = run_group(c, writes);
         if applied.is_err() {
-            c.batch_execute("ROLLBACK TO SAVEPOINT hookd_apply")?;
+            rollback_to_savepoint(c, "hookd_apply")?;
         }
         Ok(applied)
     }
@@ -413,7 +304,7 @@ mod set_based {
 
     /// Runs the groups' writes, each group's undone alone if they fail.
     /// The applies go first, all at once where their kind knows how
-    /// ([`super::super::Writes::write_batch`]: one statement for many
+    /// ([`crate::queue::Writes::write_batch`]: one statement for many
     /// groups' rows), else one by one in order; then each group's `then`.
     /// One savepoint for them all (one round trip per batch, not one per
     /// group); only when a write fails, back to it and each group again in
@@ -427,7 +318,7 @@ mod set_based {
         if groups.iter().all(|(a, t)| a.is_none() && t.is_none()) {
             return Ok(groups.iter().map(|_| Ok(())).collect());
         }
-        c.batch_execute("SAVEPOINT hookd_applies")?;
+        savepoint(c, "hookd_applies")?;
         let applies: Vec<&Apply> = groups.iter().filter_map(|(a, _)| *a).collect();
         let applied = match super::run_batch(&mut Tx::Postgres(c), &applies) {
             Some(result) => result.is_ok(),
@@ -447,7 +338,7 @@ mod set_based {
             groups = groups.len(),
             "a write of the finish batch failed: each group written again alone"
         );
-        c.batch_execute("ROLLBACK TO SAVEPOINT hookd_applies")?;
+        rollback_to_savepoint(c, "hookd_applies")?;
         groups
             .iter()
             .map(|writes| apply_in_savepoint(c, writes))
@@ -458,29 +349,13 @@ mod set_based {
         c: &mut diesel::PgConnection,
         jobs: Vec<Success>,
     ) -> Result<Vec<Result<(), FinishError>>, FinishError> {
-        // The caller holds the objects' locks. Which events are still ours: leased under their group's token.
+        // The caller holds the objects' locks. Which events are still ours:
+        // leased under their group's token.
         let ids: Vec<&str> = jobs
             .iter()
             .flat_map(|j| j.group.events.iter().map(|e| e.event_id.as_str()))
             .collect();
-        let owned: Vec<(String, Option<String>)> = webhook_events::table
-            .filter(webhook_events::event_id.eq_any(&ids))
-            .filter(webhook_events::status.eq(status::PROCESSING))
-            .select((webhook_events::event_id, webhook_events::lease_owner))
-            .load(c)?;
-        let owned: std::collections::HashMap<String, Option<String>> = owned.into_iter().collect();
-        let mut results = Vec::with_capacity(jobs.len());
-        // The rows of the groups that end well: (event id, status, time, token).
-        // (event id, status, time, lease token, note: why an ignored event is)
-        #[allow(clippy::type_complexity)]
-        let mut marks: (
-            Vec<String>,
-            Vec<&'static str>,
-            Vec<i64>,
-            Vec<String>,
-            Vec<Option<String>>,
-        ) = Default::default();
-        let mut leases: (Vec<String>, Vec<String>) = Default::default();
+        let owned = leased_by(c, &ids)?;
         let ours: Vec<bool> = jobs
             .iter()
             .map(|job| {
@@ -496,8 +371,9 @@ mod set_based {
             .filter(|(_, ours)| **ours)
             .map(|(job, _)| (job.apply.as_ref(), job.then.as_ref()))
             .collect();
-        let applied = apply_all(c, &writes)?;
-        let mut applied = applied.into_iter();
+        let mut applied = apply_all(c, &writes)?.into_iter();
+        let mut results = Vec::with_capacity(jobs.len());
+        let mut marks = Marks::default();
         for (job, ours) in jobs.into_iter().zip(ours) {
             let group = &job.group;
             if !ours {
@@ -514,51 +390,15 @@ mod set_based {
                 } else {
                     (status::IGNORED, Some(super::ignored_note(&e.event_type)))
                 };
-                marks.0.push(e.event_id.clone());
-                marks.1.push(outcome);
-                marks.2.push(job.now);
-                marks.3.push(group.token.clone());
-                marks.4.push(note);
+                marks.event(&e.event_id, outcome, job.now, &group.token, note);
             }
-            leases.0.push(group.key.clone());
-            leases.1.push(group.token.clone());
+            marks.lease(&group.key, &group.token);
             results.push(Ok(()));
         }
-        if marks.0.is_empty() {
+        if marks.events() == 0 {
             return Ok(results);
         }
-        // The events' marks, their attempt rows and the object leases in one
-        // statement (data-modifying CTEs all run, read or not); the count
-        // is of the events changed. `a.event_id = ANY($1)` repeats the join
-        // so that the attempt rows are found through their index: joined to
-        // `v` alone, a planner without statistics (a new database) read
-        // every attempt row of the history in each finish.
-        let changed: Vec<Changed> = Cached::<MarkFinished>::planned_each_time(
-            "WITH v AS (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[]) \
-               AS v(id, st, at, tok, note)), \
-             e AS (UPDATE webhook_events AS e \
-               SET status = v.st, lease_expires_at = NULL, last_error = v.note, processed_at = v.at \
-               FROM v WHERE e.event_id = v.id AND e.status = 'processing' AND e.lease_owner = v.tok \
-               RETURNING 1), \
-             a AS (UPDATE event_attempts AS a SET finished_at = v.at, outcome = v.st, error = v.note \
-               FROM v WHERE a.event_id = v.id AND a.event_id = ANY($1::text[]) AND a.finished_at IS NULL \
-               RETURNING 1), \
-             l AS (DELETE FROM object_leases AS l USING unnest($6::text[], $7::text[]) AS w(k, tok) \
-               WHERE l.object_key = w.k AND l.owner = w.tok RETURNING 1) \
-             SELECT (SELECT count(*) FROM e) AS changed",
-            vec![
-                Bind::Texts(&marks.0),
-                Bind::TextRefs(&marks.1),
-                Bind::BigInts(&marks.2),
-                Bind::Texts(&marks.3),
-                Bind::NullableTexts(&marks.4),
-                Bind::Texts(&leases.0),
-                Bind::Texts(&leases.1),
-            ],
-        )
-        .load(c)?;
-        let changed = changed.first().map_or(0, |c| c.changed);
-        if usize::try_from(changed).ok() != Some(marks.0.len()) {
+        if mark_finished(c, &marks)? != marks.events() {
             // Checked under the objects' locks a moment ago: something
             // changed leased events without the lock. Undo the whole batch
             // (its leases expire and the events run again).

@@ -5,44 +5,12 @@
 use std::any::Any;
 use std::time::Duration;
 
-use diesel::prelude::*;
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 
-use crate::store::schema::webhook_events;
+pub use crate::store::outbox::{ClaimedEvent, EventGroup};
 use crate::store::{Store, Tx};
 use crate::util::Clock;
-
-/// One claimed event, as a handler sees it.
-#[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
-#[diesel(table_name = webhook_events)]
-pub struct ClaimedEvent {
-    pub id: i64,
-    pub event_id: String,
-    pub event_type: String,
-    pub api_version: Option<String>,
-    pub livemode: bool,
-    pub account: Option<String>,
-    pub object_type: Option<String>,
-    pub object_id: Option<String>,
-    pub object_key: String,
-    pub stripe_created: i64,
-    pub received_at: i64,
-    pub queued_at: i64,
-    pub payload: String,
-    pub attempts: i32,
-}
-
-/// The events of one object claimed together: one handler call serves all.
-#[derive(Debug, Clone)]
-pub struct EventGroup {
-    /// The object key (`object_id`, or the event id).
-    pub key: String,
-    /// The lease token of the claim (the groups of one claim share it).
-    pub token: String,
-    /// Oldest first.
-    pub events: Vec<ClaimedEvent>,
-}
 
 /// Domain writes that commit together with the events' `done` mark.
 pub type Apply = Box<dyn Writes>;

@@ -18,13 +18,9 @@
 //! held) and its outcome is reported only once that finish's transaction
 //! ended.
 
-pub mod claim;
-#[cfg(feature = "postgres")]
-mod claim_pg;
 pub mod finish;
 pub mod group_commit;
 mod handler;
-pub mod retention;
 #[cfg(feature = "test-hooks")]
 pub mod test_hooks;
 pub mod worker;
@@ -39,6 +35,7 @@ use futures_util::FutureExt;
 use tracing::Instrument;
 
 use crate::store::deliveries::{EventHook, HookEvent};
+use crate::store::outbox::claim;
 use crate::store::{Store, StoreError};
 use crate::util::{backoff, Clock};
 use finish::{FailedAs, FinishError};

@@ -34,7 +34,8 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tower_layer::Identity;
 
-use super::{retention, EventGroup, Runner};
+use super::{EventGroup, Runner};
+use crate::store::outbox::retention;
 use crate::store::StoreError;
 
 type BoxFut<T> = Pin<Box<dyn Future<Output = T> + Send>>;

@@ -247,7 +247,7 @@ fn compare(tx: &mut Tx<'_>, customer: &str, now: i64) -> QueryResult<(Value, Map
 }
 
 /// The first key of the two-key advisory locks on customers' access ("ha"
-/// in ASCII): not the object locks' class (`queue::claim`, "hk"), and the
+/// in ASCII): not the object locks' class (`store::outbox::claim`, "hk"), and the
 /// two-key space does not overlap the one-key migration lock.
 #[cfg(feature = "postgres")]
 const ACCESS_LOCK_CLASS: i32 = 0x6861;

@@ -377,3 +377,12 @@ pub fn oldest_pending(conn: &mut DbConnection) -> Result<Option<i64>, StoreError
         .first::<Option<i64>>(c))?;
     Ok(t)
 }
+
+/// The id of the newest stored event (0 when there is none): where a tail
+/// of the stream starts.
+pub fn newest_id(conn: &mut DbConnection) -> Result<i64, StoreError> {
+    let max: Option<i64> = with_conn!(conn, c => webhook_events::table
+        .select(diesel::dsl::max(webhook_events::id))
+        .first(c))?;
+    Ok(max.unwrap_or(0))
+}

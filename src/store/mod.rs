@@ -13,12 +13,14 @@ pub mod events;
 pub mod fetch_order;
 pub mod gate;
 pub mod hooks;
+pub mod inspect;
 mod migrate;
 pub mod outbox;
 pub mod pooler;
 #[cfg(feature = "postgres")]
 pub mod prepared;
 pub mod schema;
+pub mod sessions;
 pub mod time;
 mod transaction;
 mod url;

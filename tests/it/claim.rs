@@ -1,7 +1,7 @@
-//! The claim itself (`queue::claim::claim`), on both backends: which events
+//! The claim itself (`store::outbox::claim::claim`), on both backends: which events
 //! of an object a claim takes.
 
-use stripe_hookd::queue::claim;
+use stripe_hookd::store::outbox::claim;
 use stripe_hookd::store::outbox::{self, NewEvent};
 use stripe_hookd::store::{now_ms, EpochMs};
 

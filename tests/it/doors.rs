@@ -140,10 +140,11 @@ async fn a_resync_or_the_sweep_announces_the_access_it_changed(backend: Backend)
 /// the first group alone.
 async fn a_customer_is_announced_once_per_transaction_after_every_group(backend: Backend) {
     use stripe_hookd::queue::finish::{self, Success};
-    use stripe_hookd::queue::{claim, Apply};
+    use stripe_hookd::queue::Apply;
     use stripe_hookd::reconcile::{access_events, record_from_json, records::Stamp};
     use stripe_hookd::reconcile::{writes::RecordWrites, Family};
     use stripe_hookd::store::outbox;
+    use stripe_hookd::store::outbox::claim;
 
     let db = TestDb::new(backend);
     let app_side = Receiver::always(200);

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use diesel::prelude::*;
 use stripe_hookd::queue::finish::{self, FinishError, Success};
-use stripe_hookd::queue::{apply_fn, claim, Apply, EventGroup, HandlerError};
+use stripe_hookd::queue::{apply_fn, Apply, EventGroup, HandlerError};
+use stripe_hookd::store::outbox::claim;
 use stripe_hookd::store::outbox::{self, NewEvent};
 use stripe_hookd::store::{now_ms, write_transaction, EpochMs};
 

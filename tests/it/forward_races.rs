@@ -326,7 +326,7 @@ async fn pruning_keeps_an_event_replayed_after_it_was_listed(backend: Backend) {
     let deleted = app
         .db(move |c| {
             write_transaction(c, |tx| {
-                stripe_hookd::queue::retention::delete_finished(tx, &listed, older_than)
+                stripe_hookd::store::outbox::retention::delete_finished(tx, &listed, older_than)
             })
             .unwrap()
         })

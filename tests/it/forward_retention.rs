@@ -137,7 +137,7 @@ async fn a_delivery_keeps_its_body_when_its_event_leaves_the_outbox(backend: Bac
     clock.advance(4 * DAY);
     let older_than = clock.now_ms() - i64::try_from((3 * DAY).as_millis()).unwrap();
     let pruned = app
-        .db(move |c| stripe_hookd::queue::retention::prune(c, older_than, 10).unwrap())
+        .db(move |c| stripe_hookd::store::outbox::retention::prune(c, older_than, 10).unwrap())
         .await;
     assert_eq!(pruned, 1, "the event pruned");
     assert_eq!(

@@ -635,7 +635,7 @@ async fn retention_prunes_finished_events_and_keeps_dead_ones(backend: Backend) 
     let cutoff = app.runner.clock().now_ms() + 1;
     deliver_ok(&app, "evt_recent", "invoice.paid", "in_recent").await;
     let pruned = app
-        .db(move |c| stripe_hookd::queue::retention::prune(c, cutoff, 3).unwrap())
+        .db(move |c| stripe_hookd::store::outbox::retention::prune(c, cutoff, 3).unwrap())
         .await;
     assert_eq!(
         pruned, 8,

@@ -4,73 +4,13 @@
 use std::collections::BTreeMap;
 
 use actix_web::{web, HttpResponse};
-use diesel::prelude::*;
-use serde::Deserialize;
 use serde_json::json;
 
 use super::super::{blocking, AdminError, AdminState};
 use crate::reconcile::entitlements;
-use crate::store::deliveries::DeliverySummary;
-use crate::store::events::{self, EventFilter, EventSummary};
-use crate::store::schema::{
-    customers, deliveries, disputes, invoices, payment_intents, subscriptions, webhook_events,
-};
-use crate::store::{now_ms, outbox, with_conn, DbConnection, EpochMs, StoreError};
-
-/// The live view's filter: like `GET /v1/events`, but paged backwards.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewestFilter {
-    status: Option<String>,
-    /// An exact type, or a prefix (with or without a trailing `*`).
-    #[serde(rename = "type")]
-    event_type: Option<String>,
-    object: Option<String>,
-    since: Option<i64>,
-    until: Option<i64>,
-    /// Only rows with a smaller id (the next page down).
-    before: Option<i64>,
-    limit: Option<i64>,
-}
-
-fn like_prefix(prefix: &str) -> String {
-    let escaped = prefix
-        .replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_");
-    format!("{escaped}%")
-}
-
-fn newest(conn: &mut DbConnection, f: &NewestFilter) -> Result<Vec<EventSummary>, StoreError> {
-    let limit = f.limit.unwrap_or(100).clamp(1, 500);
-    let rows = with_conn!(conn, c => {
-        let mut q = webhook_events::table.into_boxed();
-        if let Some(s) = f.status.as_deref().filter(|s| !s.is_empty()) {
-            q = q.filter(webhook_events::status.eq(s.to_owned()));
-        }
-        if let Some(t) = f.event_type.as_deref().filter(|t| !t.is_empty()) {
-            let prefix = t.strip_suffix('*').unwrap_or(t);
-            q = q.filter(webhook_events::event_type.like(like_prefix(prefix)).escape('\\'));
-        }
-        if let Some(o) = f.object.as_deref().filter(|o| !o.is_empty()) {
-            q = q.filter(webhook_events::object_id.eq(o.to_owned()));
-        }
-        if let Some(t) = f.since {
-            q = q.filter(webhook_events::received_at.ge(t));
-        }
-        if let Some(t) = f.until {
-            q = q.filter(webhook_events::received_at.lt(t));
-        }
-        if let Some(b) = f.before {
-            q = q.filter(webhook_events::id.lt(b));
-        }
-        q.order(webhook_events::id.desc())
-            .limit(limit)
-            .select(EventSummary::as_select())
-            .load(c)
-    })?;
-    Ok(rows)
-}
+use crate::store::events::{self, EventFilter};
+use crate::store::inspect::{self, NewestFilter};
+use crate::store::{now_ms, outbox, DbConnection, EpochMs, StoreError};
 
 /// `GET /ui/events`: events newest first, with the live view's filters.
 pub async fn events(
@@ -82,7 +22,7 @@ pub async fn events(
         s.parse::<outbox::EventStatus>()
             .map_err(|e| AdminError::InvalidFilter(e.to_string()))?;
     }
-    let rows = blocking(&state, move |c| newest(c, &filter)).await?;
+    let rows = blocking(&state, move |c| inspect::newest_events(c, &filter)).await?;
     Ok(HttpResponse::Ok().json(json!({"events": rows})))
 }
 
@@ -92,15 +32,7 @@ pub async fn deliveries(
     id: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
     let id = id.into_inner();
-    let rows = blocking(&state, move |c| {
-        with_conn!(c, c => deliveries::table
-            .filter(deliveries::event_id.eq(id))
-            .order(deliveries::id.asc())
-            .select(DeliverySummary::as_select())
-            .load(c))
-        .map_err(StoreError::from)
-    })
-    .await?;
+    let rows = blocking(&state, move |c| inspect::deliveries_of(c, &id)).await?;
     Ok(HttpResponse::Ok().json(json!({"deliveries": rows})))
 }
 
@@ -138,44 +70,10 @@ fn stripe_calls(metrics: &str) -> (f64, f64) {
     (total, errors)
 }
 
-struct Figures {
-    counts: Vec<(String, i64)>,
-    oldest_pending: Option<i64>,
-    lags: Vec<i64>,
-    backlog: Vec<(String, String, i64)>,
-}
-
-fn figures(conn: &mut DbConnection) -> Result<Figures, StoreError> {
-    let counts = outbox::count_by_status(conn)?;
-    let oldest_pending = events::oldest_pending(conn)?;
-    let recent: Vec<(i64, Option<i64>)> = with_conn!(conn, c => webhook_events::table
-        .filter(webhook_events::processed_at.is_not_null())
-        .order(webhook_events::id.desc())
-        .limit(1000)
-        .select((webhook_events::received_at, webhook_events::processed_at))
-        .load(c))?;
-    let mut lags: Vec<i64> = recent
-        .into_iter()
-        .filter_map(|(r, p)| p.map(|p| (p - r).max(0)))
-        .collect();
-    lags.sort_unstable();
-    let backlog = with_conn!(conn, c => deliveries::table
-        .filter(deliveries::status.eq_any(["pending", "delivering", "dead"]))
-        .group_by((deliveries::destination, deliveries::status))
-        .select((deliveries::destination, deliveries::status, diesel::dsl::count_star()))
-        .load(c))?;
-    Ok(Figures {
-        counts,
-        oldest_pending,
-        lags,
-        backlog,
-    })
-}
-
 /// `GET /ui/health`: the health strip.
 pub async fn health(state: web::Data<AdminState>) -> Result<HttpResponse, AdminError> {
     let now = now_ms();
-    let f = blocking(&state, figures).await?;
+    let f = blocking(&state, inspect::health_figures).await?;
     let mut by_status: BTreeMap<&str, i64> = outbox::status::ALL.iter().map(|s| (*s, 0)).collect();
     for (s, n) in &f.counts {
         if let Some(slot) = by_status.get_mut(s.as_str()) {
@@ -209,31 +107,7 @@ fn object_view(
     id: &str,
     now: i64,
 ) -> Result<Option<serde_json::Value>, StoreError> {
-    let customer_id: Option<String> = if id.starts_with("cus_") {
-        Some(id.to_owned())
-    } else {
-        with_conn!(conn, c => {
-            let from_sub = subscriptions::table
-                .filter(subscriptions::id.eq(id))
-                .select(subscriptions::customer_id)
-                .first::<Option<String>>(c)
-                .optional()?
-                .flatten();
-            let from_invoice = invoices::table
-                .filter(invoices::id.eq(id))
-                .select(invoices::customer_id)
-                .first::<Option<String>>(c)
-                .optional()?
-                .flatten();
-            let from_payment = payment_intents::table
-                .filter(payment_intents::id.eq(id))
-                .select(payment_intents::customer_id)
-                .first::<Option<String>>(c)
-                .optional()?
-                .flatten();
-            Ok::<_, diesel::result::Error>(from_sub.or(from_invoice).or(from_payment))
-        })?
-    };
+    let customer_id = inspect::customer_of(conn, id)?;
     let Some(cus) = customer_id else {
         // Not a customer's object: just the events about it.
         let events = events::list(
@@ -249,77 +123,10 @@ fn object_view(
         }
         return Ok(Some(json!({"id": id, "customer": null, "events": events})));
     };
-    type Sub = (String, String, Option<i64>, Option<i64>, bool, Option<i64>);
-    type Inv = (
-        String,
-        Option<String>,
-        Option<String>,
-        Option<i64>,
-        Option<i64>,
-        Option<String>,
-        Option<i64>,
-    );
-    type Pay = (
-        String,
-        Option<String>,
-        Option<i64>,
-        Option<String>,
-        Option<String>,
-    );
-    type Dis = (
-        String,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<i64>,
-        Option<String>,
-    );
-    let (customer, subs, invs, pays) = with_conn!(conn, c => {
-        let customer = customers::table
-            .filter(customers::id.eq(&cus))
-            .select((customers::id, customers::email, customers::name, customers::deleted))
-            .first::<(String, Option<String>, Option<String>, bool)>(c)
-            .optional()?;
-        let subs: Vec<Sub> = subscriptions::table
-            .filter(subscriptions::customer_id.eq(&cus))
-            .order(subscriptions::id.asc())
-            .select((subscriptions::id, subscriptions::status, subscriptions::current_period_end,
-                subscriptions::past_due_since, subscriptions::cancel_at_period_end, subscriptions::canceled_at))
-            .load(c)?;
-        let invs: Vec<Inv> = invoices::table
-            .filter(invoices::customer_id.eq(&cus))
-            .order(invoices::id.asc())
-            .select((invoices::id, invoices::subscription_id, invoices::status, invoices::amount_due,
-                invoices::amount_paid, invoices::currency, invoices::period_end))
-            .load(c)?;
-        let pays: Vec<Pay> = payment_intents::table
-            .filter(payment_intents::customer_id.eq(&cus))
-            .order(payment_intents::id.asc())
-            .select((payment_intents::id, payment_intents::status, payment_intents::amount,
-                payment_intents::currency, payment_intents::last_payment_error))
-            .load(c)?;
-        Ok::<_, diesel::result::Error>((customer, subs, invs, pays))
-    })?;
-    let pay_ids: Vec<String> = pays.iter().map(|p| p.0.clone()).collect();
-    let dis: Vec<Dis> = with_conn!(conn, c => disputes::table
-        .filter(disputes::payment_intent_id.eq_any(&pay_ids))
-        .order(disputes::id.asc())
-        .select((disputes::id, disputes::payment_intent_id, disputes::status, disputes::reason,
-            disputes::amount, disputes::currency))
-        .load(c))?;
+    let records = inspect::customer_records(conn, &cus)?;
     let access = entitlements::for_customer_all(conn, &cus)?;
-    let mut ids: Vec<String> = vec![cus.clone()];
-    ids.extend(subs.iter().map(|s| s.0.clone()));
-    ids.extend(invs.iter().map(|i| i.0.clone()));
-    ids.extend(pay_ids.iter().cloned());
-    ids.extend(dis.iter().map(|d| d.0.clone()));
-    let touched: Vec<EventSummary> = with_conn!(conn, c => webhook_events::table
-        .filter(webhook_events::object_id.eq_any(&ids))
-        .order(webhook_events::id.desc())
-        .limit(500)
-        .select(EventSummary::as_select())
-        .load(c))?;
-    if customer.is_none() && subs.is_empty() && touched.is_empty() {
+    let touched = inspect::events_about(conn, &records.object_ids(&cus), 500)?;
+    if records.customer.is_none() && records.subscriptions.is_empty() && touched.is_empty() {
         return Ok(None);
     }
     let access: Vec<serde_json::Value> = access
@@ -332,20 +139,14 @@ fn object_view(
         .collect();
     Ok(Some(json!({
         "id": id,
-        "customer": customer.map(|(id, email, name, deleted)| json!({"id": id, "email": email, "name": name, "deleted": deleted}))
-            .unwrap_or_else(|| json!({"id": cus})),
-        "subscriptions": subs.into_iter().map(|(id, status, end, pd, cape, canceled)| json!({
-            "id": id, "status": status, "current_period_end": end, "past_due_since": pd,
-            "cancel_at_period_end": cape, "canceled_at": canceled})).collect::<Vec<_>>(),
-        "invoices": invs.into_iter().map(|(id, sub, status, due, paid, cur, end)| json!({
-            "id": id, "subscription": sub, "status": status, "amount_due": due,
-            "amount_paid": paid, "currency": cur, "period_end": end})).collect::<Vec<_>>(),
-        "payments": pays.into_iter().map(|(id, status, amount, cur, err)| json!({
-            "id": id, "status": status, "amount": amount, "currency": cur,
-            "last_payment_error": err})).collect::<Vec<_>>(),
-        "disputes": dis.into_iter().map(|(id, pi, status, reason, amount, cur)| json!({
-            "id": id, "payment_intent": pi, "status": status, "reason": reason,
-            "amount": amount, "currency": cur})).collect::<Vec<_>>(),
+        "customer": match &records.customer {
+            Some(c) => json!(c),
+            None => json!({"id": cus}),
+        },
+        "subscriptions": records.subscriptions,
+        "invoices": records.invoices,
+        "payments": records.payments,
+        "disputes": records.disputes,
         "access": access,
         "events": touched,
     })))

@@ -19,15 +19,13 @@ use std::time::Duration;
 use actix_web::http::header;
 use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
-use diesel::prelude::*;
 use serde::Deserialize;
 
 use super::super::auth::Principal;
 use super::super::{AdminError, AdminState};
 use super::{principal, sessions};
 use crate::store::events::{self, EventFilter};
-use crate::store::schema::webhook_events;
-use crate::store::{with_conn, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 /// How often the outbox is polled for new rows.
 pub const POLL: Duration = Duration::from_millis(300);
@@ -86,11 +84,7 @@ fn still_allowed(state: &AdminState, opened_by: &Opener) -> Result<bool, StoreEr
 }
 
 fn newest_id(store: &Store) -> Result<i64, StoreError> {
-    let mut conn = store.conn()?;
-    let max: Option<i64> = with_conn!(&mut *conn, c => webhook_events::table
-        .select(diesel::dsl::max(webhook_events::id))
-        .first(c))?;
-    Ok(max.unwrap_or(0))
+    events::newest_id(&mut *store.conn()?)
 }
 
 fn after(store: &Store, last: i64) -> Result<Vec<events::EventSummary>, StoreError> {

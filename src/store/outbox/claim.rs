@@ -31,11 +31,42 @@ use diesel::prelude::*;
 #[cfg(feature = "postgres")]
 use diesel::sql_types::{Array, BigInt, Integer, Text};
 
-use crate::store::outbox::status;
+#[cfg(feature = "postgres")]
+use super::claim_pg;
+use super::status;
 use crate::store::schema::{event_attempts, object_leases, webhook_events};
 use crate::store::{relaxed_transaction, with_tx, write_transaction, DbConnection, StoreError, Tx};
 
-use super::{ClaimedEvent, EventGroup};
+/// One claimed event, as a handler sees it.
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
+#[diesel(table_name = webhook_events)]
+pub struct ClaimedEvent {
+    pub id: i64,
+    pub event_id: String,
+    pub event_type: String,
+    pub api_version: Option<String>,
+    pub livemode: bool,
+    pub account: Option<String>,
+    pub object_type: Option<String>,
+    pub object_id: Option<String>,
+    pub object_key: String,
+    pub stripe_created: i64,
+    pub received_at: i64,
+    pub queued_at: i64,
+    pub payload: String,
+    pub attempts: i32,
+}
+
+/// The events of one object claimed together: one handler call serves all.
+#[derive(Debug, Clone)]
+pub struct EventGroup {
+    /// The object key (`object_id`, or the event id).
+    pub key: String,
+    /// The lease token of the claim (the groups of one claim share it).
+    pub token: String,
+    /// Oldest first.
+    pub events: Vec<ClaimedEvent>,
+}
 
 #[cfg(feature = "postgres")]
 /// The first key of the two-key advisory locks on objects ("hk" in ASCII):
@@ -216,11 +247,7 @@ pub fn claim(
             DbConnection::Postgres(c, ..)
                 if !PORTABLE.load(std::sync::atomic::Ordering::Relaxed) =>
             {
-                match super::claim_pg::claim_once(c, worker, &token, now, lease_ms, max_groups)? {
-                    super::claim_pg::Claimed::Groups(g) => Claimed::Groups(g),
-                    super::claim_pg::Claimed::Nothing => Claimed::Nothing,
-                    super::claim_pg::Claimed::Contended => Claimed::Contended,
-                }
+                claim_pg::claim_once(c, worker, &token, now, lease_ms, max_groups)?
             }
             _ => claim_once(conn, worker, &token, now, lease_ms, max_groups)?,
         };
@@ -243,7 +270,8 @@ pub fn bench_portable_claim(on: bool) {
     PORTABLE.store(on, std::sync::atomic::Ordering::Relaxed);
 }
 
-enum Claimed {
+/// What one claim attempt found.
+pub(super) enum Claimed {
     Groups(Vec<EventGroup>),
     Nothing,
     /// There was work, but concurrent claims held every key.

@@ -6,8 +6,8 @@
 
 use diesel::prelude::*;
 
+use super::status;
 use crate::store::deliveries;
-use crate::store::outbox::status;
 use crate::store::schema::{event_attempts, webhook_events};
 use crate::store::{with_tx, write_transaction, DbConnection, StoreError, Tx};
 

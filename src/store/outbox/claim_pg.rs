@@ -32,16 +32,7 @@ use diesel::sql_types::{Array, Nullable, Text};
 use crate::store::prepared::{Bind, Cached};
 use crate::store::StoreError;
 
-use super::claim::OBJECT_LOCK_CLASS;
-use super::{ClaimedEvent, EventGroup};
-
-/// What one claim attempt found (see `claim::claim`).
-pub(super) enum Claimed {
-    Groups(Vec<EventGroup>),
-    Nothing,
-    /// There was work, but concurrent claims held every key.
-    Contended,
-}
+use super::claim::{Claimed, ClaimedEvent, EventGroup, OBJECT_LOCK_CLASS};
 
 /// Opens a claim's transaction: relaxed like the other queue writes
 /// ([`crate::store::PG_RELAXED_BEGIN`]), and with no bitmap scans, so that

@@ -14,6 +14,16 @@ use super::schema::webhook_events;
 use super::{with_conn, write_transaction_in, DbConnection, EpochMs, Lane, StoreError, Tx};
 use crate::stripe::envelope::Envelope;
 
+pub mod claim;
+#[cfg(feature = "postgres")]
+mod claim_pg;
+pub mod finish;
+#[cfg(feature = "postgres")]
+mod finish_pg;
+pub mod retention;
+
+pub use claim::{ClaimedEvent, EventGroup};
+
 /// Event statuses as stored, as strings (raw SQL and metrics labels use
 /// these; Rust code holds an [`EventStatus`]).
 pub mod status {
