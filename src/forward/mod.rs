@@ -430,7 +430,7 @@ impl Forwarder {
                 })
             })
             .await
-            .map_err(|e| StoreError::Migration(format!("clock events task failed: {e}")))??;
+            .map_err(|e| StoreError::Task(format!("clock events: {e}")))??;
             checked.store(now, Ordering::Relaxed);
         }
         Ok(made)
@@ -570,7 +570,7 @@ impl Forwarder {
             pauses::list(&mut conn)
         })
         .await
-        .map_err(|e| StoreError::Migration(format!("pause lookup task failed: {e}")))??
+        .map_err(|e| StoreError::Task(format!("pause lookup: {e}")))??
         .into_iter()
         .map(|p| p.destination)
         .collect();
@@ -700,7 +700,7 @@ impl Forwarder {
             Err(e) => {
                 let e = format!("claim task failed: {e}");
                 waiters.fail(&e);
-                Err(StoreError::Migration(e))
+                Err(StoreError::Task(e))
             }
         }
     }

@@ -13,13 +13,14 @@
 //! is durable. If a batch fails, its events are retried one transaction each,
 //! so one bad row cannot make its neighbours fail.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
 use crate::store::outbox::{self, Inserted, NewEvent};
 use crate::store::{Lane, Store};
+use crate::util::group_commit;
 
 /// Called after every commit that stored at least one new event (the runner
 /// uses it to wake its workers at once).
@@ -63,18 +64,14 @@ impl CommitQueue {
         on_commit: Option<OnCommit>,
     ) -> std::io::Result<CommitQueue> {
         let (tx, rx) = mpsc::channel(options.queue_capacity);
-        let rx = Arc::new(Mutex::new(rx));
-        for n in 0..options.writers.max(1) {
-            let writer = Writer {
-                store: store.clone(),
-                rx: Arc::clone(&rx),
-                max_batch: options.max_batch.max(1),
-                on_commit: on_commit.clone(),
-            };
-            std::thread::Builder::new()
-                .name(format!("hookd-writer-{n}"))
-                .spawn(move || writer.run())?;
-        }
+        let writer = Writer { store, on_commit };
+        group_commit::start(
+            "hookd-writer",
+            options.writers,
+            rx,
+            options.max_batch,
+            move |batch| writer.commit(batch),
+        )?;
         Ok(CommitQueue { tx })
     }
 
@@ -98,39 +95,10 @@ impl CommitQueue {
 
 struct Writer {
     store: Store,
-    rx: Arc<Mutex<mpsc::Receiver<Job>>>,
-    max_batch: usize,
     on_commit: Option<OnCommit>,
 }
 
 impl Writer {
-    fn run(self) {
-        while let Some(batch) = self.next_batch() {
-            self.commit(batch);
-        }
-        tracing::debug!("intake writer stopped: channel closed");
-    }
-
-    /// Blocks for the first job, then takes whatever else is already queued.
-    fn next_batch(&self) -> Option<Vec<Job>> {
-        let mut rx = match self.rx.lock() {
-            Ok(rx) => rx,
-            // A writer that panicked while holding the lock left the
-            // receiver intact: keep using it.
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        let first = rx.blocking_recv()?;
-        let mut batch = Vec::with_capacity(self.max_batch.min(64));
-        batch.push(first);
-        while batch.len() < self.max_batch {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        Some(batch)
-    }
-
     fn commit(&self, batch: Vec<Job>) {
         let (events, replies): (Vec<NewEvent>, Vec<_>) =
             batch.into_iter().map(|j| (j.event, j.reply)).unzip();

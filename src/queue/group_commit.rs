@@ -5,13 +5,13 @@
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot};
 
 use super::finish::{self, FailedAs, FinishError};
 use super::{Apply, EventGroup};
 use crate::store::{savepoint, write_transaction, Backend, Store};
+use crate::util::group_commit;
 
 /// Finishing threads on Postgres. Two: with a statement's worth of round
 /// trips per batch (set-based finish, prepared statements), more threads
@@ -82,17 +82,10 @@ impl Finisher {
     /// single thread). They end when every `Finisher` is dropped.
     pub fn start(store: Store) -> std::io::Result<Finisher> {
         let (tx, rx) = mpsc::unbounded_channel::<Job>();
-        let rx = Arc::new(Mutex::new(rx));
-        for n in 0..threads(store.backend()) {
-            let (store, rx) = (store.clone(), Arc::clone(&rx));
-            std::thread::Builder::new()
-                .name(format!("hookd-finisher-{n}"))
-                .spawn(move || {
-                    while let Some(batch) = next_batch(&rx) {
-                        commit(&store, batch);
-                    }
-                })?;
-        }
+        let threads = threads(store.backend());
+        group_commit::start("hookd-finisher", threads, rx, MAX_BATCH, move |batch| {
+            commit(&store, batch)
+        })?;
         Ok(Finisher { tx })
     }
 
@@ -149,22 +142,6 @@ impl Finisher {
 
 fn stopped() -> FinishError {
     FinishError::Commit("the finisher has stopped".to_owned())
-}
-
-/// Blocks for one job, then takes what else is queued.
-fn next_batch(rx: &Mutex<mpsc::UnboundedReceiver<Job>>) -> Option<Vec<Job>> {
-    let mut rx = match rx.lock() {
-        Ok(rx) => rx,
-        Err(poisoned) => poisoned.into_inner(),
-    };
-    let mut batch = vec![rx.blocking_recv()?];
-    while batch.len() < MAX_BATCH {
-        match rx.try_recv() {
-            Ok(job) => batch.push(job),
-            Err(_) => break,
-        }
-    }
-    Some(batch)
 }
 
 /// What one job's savepoint produced, waiting for the commit.

@@ -247,7 +247,7 @@ impl Runner {
             Ok(groups)
         })
         .await
-        .map_err(|e| StoreError::Migration(format!("claim task failed: {e}")))?
+        .map_err(|e| StoreError::Task(format!("claim: {e}")))?
     }
 
     /// How many groups this runner has claimed and not yet finished.

@@ -39,9 +39,8 @@ pub(super) const POOLED_CONNECTION: &str =
 /// How often the checkpoint thread copies the WAL into the database. Each
 /// pass ends with an fsync of the database file, which the intake's WAL
 /// fsyncs wait behind on the same disk: many small ones hurt its commits
-/// less than fewer large ones (with forwarding on, intake commits over
-/// 10 ms: none at 20 ms, up to 19 per 5,000 requests at 100 ms, more at
-/// 1 s; docs/performance.md). A pass with nothing new to copy writes
+/// less than fewer large ones (docs/performance.md, "Intake latency while
+/// forwarding"). A pass with nothing new to copy writes
 /// nothing.
 pub const INTERVAL: Duration = Duration::from_millis(20);
 

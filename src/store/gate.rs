@@ -5,8 +5,8 @@
 //! 20, 25 … 100 ms, and tries again. With the intake, the runner's finishes
 //! and claims and the forwarder's claims and finishes all writing, an intake
 //! commit could sleep through several steps while the lock was free most of
-//! the time: the intake's p99 went from ~4 ms to 40–110 ms as soon as
-//! forwarding ran (docs/performance.md). The gate queues the writers of one
+//! the time, and the intake's tail latency grew tenfold as soon as
+//! forwarding ran. The gate queues the writers of one
 //! pool before `BEGIN IMMEDIATE` instead, so a writer starts as soon as the
 //! previous one is done, and it gives the intake's commits the next turn:
 //! an HTTP request is waiting behind each of those. Background writers still

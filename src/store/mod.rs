@@ -94,6 +94,10 @@ pub enum StoreError {
     Query(#[from] diesel::result::Error),
     #[error("database migrations failed: {0}")]
     Migration(String),
+    /// A blocking task holding a connection ended without an answer (it
+    /// panicked, or the runtime shut down).
+    #[error("database task failed: {0}")]
+    Task(String),
     #[error("database pooler: {0}")]
     Pooler(String),
     #[error("cannot start the SQLite checkpoint thread: {0}")]

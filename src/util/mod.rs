@@ -2,6 +2,7 @@
 
 pub mod backoff;
 mod clock;
+pub mod group_commit;
 pub mod signing;
 
 pub use clock::Clock;

@@ -41,9 +41,7 @@ use super::claim::{Claimed, ClaimedEvent, EventGroup, OBJECT_LOCK_CLASS};
 /// statistics) visits every `pending` entry of the index, including those of
 /// the events claimed since the last vacuum (their old versions), on every
 /// claim; a plain index scan stops at the first few due events and marks
-/// the dead entries it passes so that later scans skip them. Profiled on
-/// the e2e bench (5,000 events waiting): the candidate query's Postgres
-/// time fell from 370 to 60 ms.
+/// the dead entries it passes so that later scans skip them.
 const CLAIM_BEGIN: &str =
     "BEGIN; SET LOCAL synchronous_commit = off; SET LOCAL enable_bitmapscan = off";
 
