@@ -136,7 +136,7 @@ async fn dead_app(url: &str, run: &Run, dead: &DeadApp) -> anyhow::Result<()> {
     let forwarder = Arc::new(Forwarder::new(
         store.clone(),
         config.destinations.clone(),
-        config.forward.options(),
+        stripe_hookd::forward::ForwardOptions::from_config(&config.forward),
         clock.clone(),
     )?);
     // The fast clock: every 50 ms of wall time, 50 ms x speed of clock time.
@@ -224,7 +224,7 @@ async fn run(label: &str, url: &str, receiver: &str, run: &Run) -> anyhow::Resul
     let forwarder = Arc::new(Forwarder::new(
         store.clone(),
         config.destinations.clone(),
-        config.forward.options(),
+        stripe_hookd::forward::ForwardOptions::from_config(&config.forward),
         Clock::default(),
     )?);
     let started = Instant::now();

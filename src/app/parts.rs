@@ -139,7 +139,7 @@ pub fn forwarder(
     let forwarder = Forwarder::new(
         store.clone(),
         config.destinations.clone(),
-        config.forward.options(),
+        crate::forward::ForwardOptions::from_config(&config.forward),
         clock,
     )
     .context("cannot start the forwarder")?

@@ -74,16 +74,6 @@ pub struct ForwardConfig {
 }
 
 impl ForwardConfig {
-    /// The forwarder's options (the destinations carry their own).
-    pub fn options(&self) -> crate::forward::ForwardOptions {
-        crate::forward::ForwardOptions {
-            poll_interval: Duration::from_millis(self.poll_interval_ms),
-            lease: Duration::from_secs(self.lease_secs),
-            backoff_base: Duration::from_millis(self.backoff_base_ms),
-            backoff_max: Duration::from_secs(self.backoff_max_secs),
-        }
-    }
-
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         if self.poll_interval_ms == 0 || self.backoff_base_ms == 0 || self.max_in_flight == 0 {
             return Err(invalid(

@@ -31,7 +31,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{wildcard, After, Destination};
+use crate::config::{wildcard, After, Destination, ForwardConfig};
 use crate::live::Live;
 use crate::store::deliveries::{
     self, history, pauses, Delivery, EventHook, Finished, HookEvent, Outcome,
@@ -50,13 +50,25 @@ const CLAIM_WINDOW: Duration = Duration::from_millis(5);
 /// event. A 410 answered here pauses at once.
 const PAUSES_EVERY: Duration = Duration::from_millis(100);
 
-/// Built from the configuration (`ForwardConfig::options`).
+/// The forwarder's own settings (the destinations carry theirs).
 #[derive(Debug, Clone)]
 pub struct ForwardOptions {
     pub poll_interval: Duration,
     pub lease: Duration,
     pub backoff_base: Duration,
     pub backoff_max: Duration,
+}
+
+impl ForwardOptions {
+    /// From the `[forward]` section.
+    pub fn from_config(config: &ForwardConfig) -> ForwardOptions {
+        ForwardOptions {
+            poll_interval: Duration::from_millis(config.poll_interval_ms),
+            lease: Duration::from_secs(config.lease_secs),
+            backoff_base: Duration::from_millis(config.backoff_base_ms),
+            backoff_max: Duration::from_secs(config.backoff_max_secs),
+        }
+    }
 }
 
 /// Where the admin API reads the destinations as configured now.

@@ -17,21 +17,9 @@ use std::collections::BTreeMap;
 
 use diesel::QueryResult;
 
+pub use super::hooks::AccessChange;
 use super::hooks::Hooks;
 use super::Tx;
-
-/// One customer whose entitlement rows a transaction wrote.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AccessChange {
-    pub customer: String,
-    pub livemode: bool,
-    /// The Stripe API version of the event that caused the write, if an
-    /// event did (the announcement carries it, as Stripe's events do).
-    pub api_version: Option<String>,
-    /// What caused the writes (event ids, or `fetch:<seq>` for a sweep or
-    /// resync): with the access reached, they make the announcement's id.
-    pub causes: Vec<String>,
-}
 
 /// Why entitlement rows were written.
 #[derive(Debug, Clone, Copy)]

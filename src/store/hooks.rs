@@ -21,9 +21,21 @@ use std::sync::{Arc, RwLock};
 
 use diesel::QueryResult;
 
-use super::access_changes::AccessChange;
 use super::deliveries::EventHook;
 use super::Tx;
+
+/// One customer whose entitlement rows a transaction wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessChange {
+    pub customer: String,
+    pub livemode: bool,
+    /// The Stripe API version of the event that caused the write, if an
+    /// event did (the announcement carries it, as Stripe's events do).
+    pub api_version: Option<String>,
+    /// What caused the writes (event ids, or `fetch:<seq>` for a sweep or
+    /// resync): with the access reached, they make the announcement's id.
+    pub causes: Vec<String>,
+}
 
 /// Runs at the end of a write transaction that wrote entitlement rows,
 /// with the customers noted (in lock-key order) and the latest time a

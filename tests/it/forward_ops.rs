@@ -282,10 +282,9 @@ async fn a_410_pause_is_stored_for_every_instance_until_resumed(backend: Backend
         Forwarder::new(
             app.store.clone(),
             vec![d],
-            stripe_hookd::config::from_toml_str("")
-                .unwrap()
-                .forward
-                .options(),
+            stripe_hookd::forward::ForwardOptions::from_config(
+                &stripe_hookd::config::from_toml_str("").unwrap().forward,
+            ),
             Clock::default(),
         )
         .unwrap(),

@@ -33,45 +33,12 @@ use diesel::sql_types::{Array, BigInt, Integer, Text};
 
 #[cfg(feature = "postgres")]
 use super::claim_pg;
+#[cfg(feature = "postgres")]
+use super::leased::OBJECT_LOCK_CLASS;
+use super::leased::{Claimed, ClaimedEvent, EventGroup};
 use super::status;
 use crate::store::schema::{event_attempts, object_leases, webhook_events};
 use crate::store::{relaxed_transaction, with_tx, write_transaction, DbConnection, StoreError, Tx};
-
-/// One claimed event, as a handler sees it.
-#[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
-#[diesel(table_name = webhook_events)]
-pub struct ClaimedEvent {
-    pub id: i64,
-    pub event_id: String,
-    pub event_type: String,
-    pub api_version: Option<String>,
-    pub livemode: bool,
-    pub account: Option<String>,
-    pub object_type: Option<String>,
-    pub object_id: Option<String>,
-    pub object_key: String,
-    pub stripe_created: i64,
-    pub received_at: i64,
-    pub queued_at: i64,
-    pub payload: String,
-    pub attempts: i32,
-}
-
-/// The events of one object claimed together: one handler call serves all.
-#[derive(Debug, Clone)]
-pub struct EventGroup {
-    /// The object key (`object_id`, or the event id).
-    pub key: String,
-    /// The lease token of the claim (the groups of one claim share it).
-    pub token: String,
-    /// Oldest first.
-    pub events: Vec<ClaimedEvent>,
-}
-
-#[cfg(feature = "postgres")]
-/// The first key of the two-key advisory locks on objects ("hk" in ASCII):
-/// the two-key space does not overlap the one-key migration lock.
-pub(crate) const OBJECT_LOCK_CLASS: i32 = 0x686b;
 
 /// How often a claim that found work but lost every key to concurrent
 /// claims looks again before reporting nothing (those claims commit within
@@ -268,14 +235,6 @@ static PORTABLE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::
 #[doc(hidden)]
 pub fn bench_portable_claim(on: bool) {
     PORTABLE.store(on, std::sync::atomic::Ordering::Relaxed);
-}
-
-/// What one claim attempt found.
-pub(super) enum Claimed {
-    Groups(Vec<EventGroup>),
-    Nothing,
-    /// There was work, but concurrent claims held every key.
-    Contended,
 }
 
 fn claim_once(

@@ -32,7 +32,7 @@ use diesel::sql_types::{Array, Nullable, Text};
 use crate::store::prepared::{Bind, Cached};
 use crate::store::StoreError;
 
-use super::claim::{Claimed, ClaimedEvent, EventGroup, OBJECT_LOCK_CLASS};
+use super::leased::{Claimed, ClaimedEvent, EventGroup, OBJECT_LOCK_CLASS};
 
 /// Opens a claim's transaction: relaxed like the other queue writes
 /// ([`crate::store::PG_RELAXED_BEGIN`]), and with no bitmap scans, so that

@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use diesel::PgConnection;
 
-use super::claim::OBJECT_LOCK_CLASS;
+use super::leased::OBJECT_LOCK_CLASS;
 use super::status;
 use crate::store::prepared::{Bind, Cached};
 use crate::store::schema::webhook_events;

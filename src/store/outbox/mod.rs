@@ -22,7 +22,9 @@ pub mod finish;
 mod finish_pg;
 pub mod retention;
 
-pub use claim::{ClaimedEvent, EventGroup};
+mod leased;
+
+pub use leased::{ClaimedEvent, EventGroup};
 
 /// Event statuses as stored, as strings (raw SQL and metrics labels use
 /// these; Rust code holds an [`EventStatus`]).
