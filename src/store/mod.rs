@@ -6,17 +6,17 @@
 //! chosen from the database URL's scheme, never by trial.
 
 pub mod access_changes;
-pub mod checkpoint;
+mod checkpoint;
 mod connection;
 pub mod deliveries;
 pub mod events;
 pub mod fetch_order;
-pub mod gate;
+mod gate;
 pub mod hooks;
 pub mod inspect;
 mod migrate;
 pub mod outbox;
-pub mod pooler;
+mod pooler;
 #[cfg(feature = "postgres")]
 pub mod prepared;
 pub mod schema;
@@ -24,7 +24,7 @@ pub mod sessions;
 pub mod time;
 mod transaction;
 mod url;
-pub mod writer;
+mod writer;
 
 #[cfg(feature = "postgres")]
 pub use connection::PG_RECHECK_AFTER;
