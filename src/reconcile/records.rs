@@ -21,6 +21,8 @@ use crate::store::{with_tx, Tx};
 use crate::stripe::objects::{self, ms, SubscriptionStatus};
 
 use super::rows::metadata;
+#[cfg(feature = "postgres")]
+use super::rows::GuardedRow;
 pub use super::rows::{
     ChargeRow, CheckoutSessionRow, CustomerRow, DisputeRow, InvoiceRow, ItemRow, PaymentIntentRow,
     Stamp, SubscriptionRow,
@@ -355,35 +357,13 @@ fn latest<T>(items: Vec<T>, key: impl Fn(&T) -> (&str, i64)) -> Vec<T> {
     kept
 }
 
-/// Upserts the latest fetch of each object of `$rows` (`(row, account)`
-/// pairs, [`latest`]) in one statement, each guarded like
-/// [`upsert_guarded!`] (`ON CONFLICT … DO UPDATE … WHERE` the stored fetch
-/// is not newer); `$col`s are the table's columns besides `id` and
-/// `account`. Evaluates to the ids written.
+/// The latest fetch of each object of `rows` (`(row, account)` pairs,
+/// [`latest`]), for a batch upsert.
 #[cfg(feature = "postgres")]
-macro_rules! upsert_many {
-    ($c:ident, $t:ident, $rows:expr, [$($col:ident),+ $(,)?]) => {{
-        use diesel::upsert::excluded;
-        let values: Vec<_> = latest($rows, |(row, _)| (row.id.as_str(), row.fetch_seq))
-            .iter()
-            .map(|(row, account)| (*row, $t::account.eq(*account)))
-            .collect();
-        if values.is_empty() {
-            Vec::new()
-        } else {
-            let upsert = diesel::insert_into($t::table)
-                .values(values)
-                .on_conflict($t::id)
-                .do_update()
-                .set(($($t::$col.eq(excluded($t::$col)),)+ $t::account.eq(excluded($t::account))));
-            diesel::query_dsl::methods::FilterDsl::filter(
-                upsert,
-                $t::fetch_seq.le(excluded($t::fetch_seq)),
-            )
-            .returning($t::id)
-            .get_results::<String>($c)?
-        }
-    }};
+fn latest_rows<'a, R: GuardedRow>(
+    rows: Vec<(&'a R, Option<&'a str>)>,
+) -> Vec<(&'a R, Option<&'a str>)> {
+    latest(rows, |(row, _)| (row.id(), row.fetch_seq()))
 }
 
 /// Writes the records of several groups (a finish batch's, each with its
@@ -421,78 +401,10 @@ pub fn write_many(
             }
         }
     }
-    upsert_many!(
-        c,
-        customers,
-        customers,
-        [livemode, email, name, deleted, metadata, raw, gone, fetched_at, updated_at, fetch_seq]
-    );
-    upsert_many!(
-        c,
-        invoices,
-        invoices,
-        [
-            customer_id,
-            subscription_id,
-            status,
-            livemode,
-            currency,
-            amount_due,
-            amount_paid,
-            amount_remaining,
-            billing_reason,
-            hosted_invoice_url,
-            period_start,
-            period_end,
-            raw,
-            gone,
-            fetched_at,
-            updated_at,
-            fetch_seq,
-        ]
-    );
-    upsert_many!(
-        c,
-        payment_intents,
-        payment_intents,
-        [
-            customer_id,
-            status,
-            livemode,
-            amount,
-            amount_received,
-            currency,
-            latest_charge_id,
-            last_payment_error,
-            raw,
-            gone,
-            fetched_at,
-            updated_at,
-            fetch_seq,
-        ]
-    );
-    upsert_many!(
-        c,
-        checkout_sessions,
-        sessions,
-        [
-            client_reference_id,
-            customer_id,
-            subscription_id,
-            payment_intent_id,
-            mode,
-            status,
-            payment_status,
-            livemode,
-            amount_total,
-            currency,
-            raw,
-            gone,
-            fetched_at,
-            updated_at,
-            fetch_seq,
-        ]
-    );
+    CustomerRow::upsert_batch(c, &latest_rows(customers))?;
+    InvoiceRow::upsert_batch(c, &latest_rows(invoices))?;
+    PaymentIntentRow::upsert_batch(c, &latest_rows(payment_intents))?;
+    CheckoutSessionRow::upsert_batch(c, &latest_rows(sessions))?;
     write_subscriptions(c, &subscriptions)
 }
 
@@ -554,34 +466,10 @@ pub fn write_subscriptions(
         .zip(&fetches)
         .map(|(row, w)| (row, w.cx.account.as_deref()))
         .collect();
-    let written: HashSet<String> = upsert_many!(
-        c,
-        subscriptions,
-        rows_with_account,
-        [
-            customer_id,
-            status,
-            livemode,
-            cancel_at_period_end,
-            cancel_at,
-            canceled_at,
-            ended_at,
-            trial_start,
-            trial_end,
-            current_period_start,
-            current_period_end,
-            latest_invoice_id,
-            past_due_since,
-            metadata,
-            raw,
-            gone,
-            fetched_at,
-            updated_at,
-            fetch_seq,
-        ]
-    )
-    .into_iter()
-    .collect();
+    let written: HashSet<String> =
+        SubscriptionRow::upsert_batch(c, &latest_rows(rows_with_account))?
+            .into_iter()
+            .collect();
     if written.is_empty() {
         return Ok(());
     }

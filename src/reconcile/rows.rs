@@ -10,6 +10,79 @@ use crate::store::schema::{
 };
 use crate::stripe::objects::{self, ms};
 
+/// A row written under the fetch-order guard: its id and the place of the
+/// fetch that read it.
+pub trait GuardedRow {
+    fn id(&self) -> &str;
+    fn fetch_seq(&self) -> i64;
+}
+
+/// Declares the row of a table upserted by id under the fetch-order guard
+/// (`fetch_seq`): the struct, and on Postgres its batch upsert, whose column
+/// list comes from the same fields, so the batch path cannot drift from the
+/// row (the single-row path writes the struct through `AsChangeset`).
+macro_rules! guarded_row {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident in $table:ident {
+            pub id: String,
+            $( $(#[$fmeta:meta])* pub $field:ident : $ty:ty, )+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Insertable, AsChangeset)]
+        #[diesel(table_name = $table, treat_none_as_null = true, treat_none_as_default_value = false)]
+        pub struct $name {
+            pub id: String,
+            $( $(#[$fmeta])* pub $field: $ty, )+
+        }
+
+        impl GuardedRow for $name {
+            fn id(&self) -> &str {
+                &self.id
+            }
+            fn fetch_seq(&self) -> i64 {
+                self.fetch_seq
+            }
+        }
+
+        #[cfg(feature = "postgres")]
+        impl $name {
+            /// Upserts `rows` (each with its Connect account) in one
+            /// statement: `ON CONFLICT (id) DO UPDATE` every column, `WHERE`
+            /// the stored fetch is not newer. Returns the ids written. One
+            /// row per id: keep the latest fetch of each first.
+            pub fn upsert_batch(
+                c: &mut diesel::PgConnection,
+                rows: &[(&$name, Option<&str>)],
+            ) -> QueryResult<Vec<String>> {
+                use diesel::upsert::excluded;
+                if rows.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let values: Vec<_> = rows
+                    .iter()
+                    .map(|(row, account)| (*row, $table::account.eq(*account)))
+                    .collect();
+                let upsert = diesel::insert_into($table::table)
+                    .values(values)
+                    .on_conflict($table::id)
+                    .do_update()
+                    .set((
+                        $( $table::$field.eq(excluded($table::$field)), )+
+                        $table::account.eq(excluded($table::account)),
+                    ));
+                diesel::query_dsl::methods::FilterDsl::filter(
+                    upsert,
+                    $table::fetch_seq.le(excluded($table::fetch_seq)),
+                )
+                .returning($table::id)
+                .get_results::<String>(c)
+            }
+        }
+    };
+}
+
 /// Where a fetch stands: its place in the order of fetches, taken from the
 /// database when it started (the overwrite guard), and when it started by
 /// this machine's clock (informational: `fetched_at`).
@@ -19,20 +92,20 @@ pub struct Stamp {
     pub at: i64,
 }
 
-#[derive(Debug, Clone, Insertable, AsChangeset)]
-#[diesel(table_name = customers, treat_none_as_null = true, treat_none_as_default_value = false)]
-pub struct CustomerRow {
-    pub id: String,
-    pub livemode: bool,
-    pub email: Option<String>,
-    pub name: Option<String>,
-    pub deleted: bool,
-    pub metadata: String,
-    pub raw: String,
-    pub gone: bool,
-    pub fetched_at: i64,
-    pub updated_at: i64,
-    pub fetch_seq: i64,
+guarded_row! {
+    pub struct CustomerRow in customers {
+        pub id: String,
+        pub livemode: bool,
+        pub email: Option<String>,
+        pub name: Option<String>,
+        pub deleted: bool,
+        pub metadata: String,
+        pub raw: String,
+        pub gone: bool,
+        pub fetched_at: i64,
+        pub updated_at: i64,
+        pub fetch_seq: i64,
+    }
 }
 
 impl CustomerRow {
@@ -53,29 +126,29 @@ impl CustomerRow {
     }
 }
 
-#[derive(Debug, Clone, Insertable, AsChangeset)]
-#[diesel(table_name = subscriptions, treat_none_as_null = true, treat_none_as_default_value = false)]
-pub struct SubscriptionRow {
-    pub id: String,
-    pub customer_id: Option<String>,
-    pub status: String,
-    pub livemode: bool,
-    pub cancel_at_period_end: bool,
-    pub cancel_at: Option<i64>,
-    pub canceled_at: Option<i64>,
-    pub ended_at: Option<i64>,
-    pub trial_start: Option<i64>,
-    pub trial_end: Option<i64>,
-    pub current_period_start: Option<i64>,
-    pub current_period_end: Option<i64>,
-    pub latest_invoice_id: Option<String>,
-    pub past_due_since: Option<i64>,
-    pub metadata: String,
-    pub raw: String,
-    pub gone: bool,
-    pub fetched_at: i64,
-    pub updated_at: i64,
-    pub fetch_seq: i64,
+guarded_row! {
+    pub struct SubscriptionRow in subscriptions {
+        pub id: String,
+        pub customer_id: Option<String>,
+        pub status: String,
+        pub livemode: bool,
+        pub cancel_at_period_end: bool,
+        pub cancel_at: Option<i64>,
+        pub canceled_at: Option<i64>,
+        pub ended_at: Option<i64>,
+        pub trial_start: Option<i64>,
+        pub trial_end: Option<i64>,
+        pub current_period_start: Option<i64>,
+        pub current_period_end: Option<i64>,
+        pub latest_invoice_id: Option<String>,
+        pub past_due_since: Option<i64>,
+        pub metadata: String,
+        pub raw: String,
+        pub gone: bool,
+        pub fetched_at: i64,
+        pub updated_at: i64,
+        pub fetch_seq: i64,
+    }
 }
 
 #[derive(Debug, Clone, Insertable)]
@@ -90,27 +163,27 @@ pub struct ItemRow {
     pub current_period_end: Option<i64>,
 }
 
-#[derive(Debug, Clone, Insertable, AsChangeset)]
-#[diesel(table_name = invoices, treat_none_as_null = true, treat_none_as_default_value = false)]
-pub struct InvoiceRow {
-    pub id: String,
-    pub customer_id: Option<String>,
-    pub subscription_id: Option<String>,
-    pub status: Option<String>,
-    pub livemode: bool,
-    pub currency: Option<String>,
-    pub amount_due: Option<i64>,
-    pub amount_paid: Option<i64>,
-    pub amount_remaining: Option<i64>,
-    pub billing_reason: Option<String>,
-    pub hosted_invoice_url: Option<String>,
-    pub period_start: Option<i64>,
-    pub period_end: Option<i64>,
-    pub raw: String,
-    pub gone: bool,
-    pub fetched_at: i64,
-    pub updated_at: i64,
-    pub fetch_seq: i64,
+guarded_row! {
+    pub struct InvoiceRow in invoices {
+        pub id: String,
+        pub customer_id: Option<String>,
+        pub subscription_id: Option<String>,
+        pub status: Option<String>,
+        pub livemode: bool,
+        pub currency: Option<String>,
+        pub amount_due: Option<i64>,
+        pub amount_paid: Option<i64>,
+        pub amount_remaining: Option<i64>,
+        pub billing_reason: Option<String>,
+        pub hosted_invoice_url: Option<String>,
+        pub period_start: Option<i64>,
+        pub period_end: Option<i64>,
+        pub raw: String,
+        pub gone: bool,
+        pub fetched_at: i64,
+        pub updated_at: i64,
+        pub fetch_seq: i64,
+    }
 }
 
 impl InvoiceRow {
@@ -138,23 +211,23 @@ impl InvoiceRow {
     }
 }
 
-#[derive(Debug, Clone, Insertable, AsChangeset)]
-#[diesel(table_name = payment_intents, treat_none_as_null = true, treat_none_as_default_value = false)]
-pub struct PaymentIntentRow {
-    pub id: String,
-    pub customer_id: Option<String>,
-    pub status: Option<String>,
-    pub livemode: bool,
-    pub amount: Option<i64>,
-    pub amount_received: Option<i64>,
-    pub currency: Option<String>,
-    pub latest_charge_id: Option<String>,
-    pub last_payment_error: Option<String>,
-    pub raw: String,
-    pub gone: bool,
-    pub fetched_at: i64,
-    pub updated_at: i64,
-    pub fetch_seq: i64,
+guarded_row! {
+    pub struct PaymentIntentRow in payment_intents {
+        pub id: String,
+        pub customer_id: Option<String>,
+        pub status: Option<String>,
+        pub livemode: bool,
+        pub amount: Option<i64>,
+        pub amount_received: Option<i64>,
+        pub currency: Option<String>,
+        pub latest_charge_id: Option<String>,
+        pub last_payment_error: Option<String>,
+        pub raw: String,
+        pub gone: bool,
+        pub fetched_at: i64,
+        pub updated_at: i64,
+        pub fetch_seq: i64,
+    }
 }
 
 impl PaymentIntentRow {
@@ -178,25 +251,25 @@ impl PaymentIntentRow {
     }
 }
 
-#[derive(Debug, Clone, Insertable, AsChangeset)]
-#[diesel(table_name = checkout_sessions, treat_none_as_null = true, treat_none_as_default_value = false)]
-pub struct CheckoutSessionRow {
-    pub id: String,
-    pub client_reference_id: Option<String>,
-    pub customer_id: Option<String>,
-    pub subscription_id: Option<String>,
-    pub payment_intent_id: Option<String>,
-    pub mode: Option<String>,
-    pub status: Option<String>,
-    pub payment_status: Option<String>,
-    pub livemode: bool,
-    pub amount_total: Option<i64>,
-    pub currency: Option<String>,
-    pub raw: String,
-    pub gone: bool,
-    pub fetched_at: i64,
-    pub updated_at: i64,
-    pub fetch_seq: i64,
+guarded_row! {
+    pub struct CheckoutSessionRow in checkout_sessions {
+        pub id: String,
+        pub client_reference_id: Option<String>,
+        pub customer_id: Option<String>,
+        pub subscription_id: Option<String>,
+        pub payment_intent_id: Option<String>,
+        pub mode: Option<String>,
+        pub status: Option<String>,
+        pub payment_status: Option<String>,
+        pub livemode: bool,
+        pub amount_total: Option<i64>,
+        pub currency: Option<String>,
+        pub raw: String,
+        pub gone: bool,
+        pub fetched_at: i64,
+        pub updated_at: i64,
+        pub fetch_seq: i64,
+    }
 }
 
 impl CheckoutSessionRow {
