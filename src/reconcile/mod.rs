@@ -381,7 +381,11 @@ pub fn record_from_json(
         Family::Customer => {
             Record::Customer(records::CustomerRow::new(&parse(json)?, raw, stamp, now))
         }
-        Family::Subscription => Record::Subscription(Box::new(parse(json)?), raw, stamp),
+        Family::Subscription => Record::Subscription {
+            sub: Box::new(parse(json)?),
+            raw,
+            stamp,
+        },
         Family::Invoice => {
             Record::Invoice(records::InvoiceRow::new(&parse(json)?, raw, stamp, now))
         }

@@ -73,7 +73,13 @@ macro_rules! insert_rows {
 #[derive(Debug, Clone)]
 pub enum Record {
     Customer(CustomerRow),
-    Subscription(Box<objects::Subscription>, String, Stamp),
+    /// A subscription is written from Stripe's object (its items and
+    /// entitlement rows follow from it), with the JSON it came as.
+    Subscription {
+        sub: Box<objects::Subscription>,
+        raw: String,
+        stamp: Stamp,
+    },
     Invoice(InvoiceRow),
     PaymentIntent(PaymentIntentRow),
     CheckoutSession(CheckoutSessionRow),
@@ -91,7 +97,7 @@ impl Record {
     pub fn describe(&self) -> String {
         match self {
             Record::Customer(r) => format!("customer {}", r.id),
-            Record::Subscription(s, ..) => format!("subscription {} ({})", s.id, s.status),
+            Record::Subscription { sub: s, .. } => format!("subscription {} ({})", s.id, s.status),
             Record::Invoice(r) => format!("invoice {}", r.id),
             Record::PaymentIntent(r) => format!("payment_intent {}", r.id),
             Record::CheckoutSession(r) => format!("checkout.session {}", r.id),
@@ -127,7 +133,7 @@ pub fn write(tx: &mut Tx<'_>, record: &Record, cx: &WriteContext) -> QueryResult
         Record::CheckoutSession(row) => upsert_guarded!(c, checkout_sessions, row, account),
         Record::Dispute(row) => upsert_guarded!(c, disputes, row, account),
         Record::Charge(row) => upsert_guarded!(c, charges, row, account),
-        Record::Subscription(..) | Record::Gone(..) | Record::Features(..) => 0,
+        Record::Subscription { .. } | Record::Gone(..) | Record::Features(..) => 0,
     });
     match record {
         Record::Charge(row) if written > 0 => link_dispute_to_charge(tx, &row.id, None)?,
@@ -139,7 +145,7 @@ pub fn write(tx: &mut Tx<'_>, record: &Record, cx: &WriteContext) -> QueryResult
         _ => {}
     }
     match record {
-        Record::Subscription(sub, raw, stamp) => write_subscription(tx, sub, raw, *stamp, cx),
+        Record::Subscription { sub, raw, stamp } => write_subscription(tx, sub, raw, *stamp, cx),
         Record::Gone(family, id, stamp) => {
             let marked = mark_gone(tx, *family, id, *stamp, cx)?;
             if marked {
@@ -390,7 +396,7 @@ pub fn write_many(
             Record::Invoice(row) => invoices.push((row, account)),
             Record::PaymentIntent(row) => payment_intents.push((row, account)),
             Record::CheckoutSession(row) => sessions.push((row, account)),
-            Record::Subscription(sub, raw, stamp) => subscriptions.push(SubscriptionWrite {
+            Record::Subscription { sub, raw, stamp } => subscriptions.push(SubscriptionWrite {
                 sub,
                 raw,
                 stamp: *stamp,
@@ -611,7 +617,7 @@ impl Record {
         use super::Family;
         match self {
             Record::Customer(r) => (Family::Customer, &r.id),
-            Record::Subscription(s, ..) => (Family::Subscription, &s.id),
+            Record::Subscription { sub: s, .. } => (Family::Subscription, &s.id),
             Record::Invoice(r) => (Family::Invoice, &r.id),
             Record::PaymentIntent(r) => (Family::PaymentIntent, &r.id),
             Record::CheckoutSession(r) => (Family::CheckoutSession, &r.id),

@@ -429,7 +429,7 @@ async fn compare(store: &Store, record: &Record) -> Result<Vec<Drift>, SweepErro
         let conn = &mut *conn;
         let mut d = Differ::default();
         match &record {
-            Record::Subscription(sub, raw, _) => compare_subscription(conn, sub, raw, &mut d)?,
+            Record::Subscription { sub, raw, .. } => compare_subscription(conn, sub, raw, &mut d)?,
             Record::Customer(row) => {
                 let local: Option<LocalCustomer> = with_conn!(conn, c => customers::table
                     .filter(customers::id.eq(&row.id))

@@ -471,7 +471,7 @@ fn the_batch_write_of_subscriptions_takes_each_ones_latest_fetch() {
         let subs: Vec<SubscriptionWrite<'_>> = records
             .iter()
             .map(|r| match r {
-                Record::Subscription(sub, raw, stamp) => SubscriptionWrite {
+                Record::Subscription { sub, raw, stamp } => SubscriptionWrite {
                     sub,
                     raw,
                     stamp: *stamp,
