@@ -1,13 +1,7 @@
 //! Group commit: concurrent deliveries share one transaction (one fsync).
 //!
-//! ```text
-//!  request ─┐                      ┌─ writer thread ──────────────────────┐
-//!  request ─┼─▶ bounded channel ──▶│ take what is queued (≤ max_batch)    │
-//!  request ─┘   (job + reply slot) │ BEGIN; INSERT … ON CONFLICT DO NOTHING│
-//!                                  │ per event; COMMIT                     │
-//!                                  │ answer every job of the batch         │
-//!                                  └───────────────────────────────────────┘
-//! ```
+//! (Drawn in docs/architecture.md, "Group commit".)
+//!
 //! A request is answered only from its reply slot, and the writer fills the
 //! slots only after COMMIT returned, so no delivery is answered 2xx before it
 //! is durable. If a batch fails, its events are retried one transaction each,

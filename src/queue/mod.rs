@@ -1,15 +1,7 @@
 //! The job runner: turns stored events into applied ones.
 //!
-//! ```text
-//!  outbox ──claim (lease, one object at a time)──▶ EventGroup
-//!     ▲                                               │ Handler::handle (async,
-//!     │                                               │ no transaction open:
-//!     │                                               │ e.g. re-fetch from Stripe)
-//!     │                                               ▼
-//!     └──── finish: ONE transaction ◀── Apply (domain writes)
-//!           done / ignored / retry (backoff) / dead, attempt rows,
-//!           object lease freed — only if the lease is still ours
-//! ```
+//! (The flow, drawn: docs/architecture.md, "Job runner".)
+//!
 //! The runner knows nothing of Stripe objects: handlers come in through the
 //! [`Handler`] trait. [`Runner::run_pending`] processes everything due, for
 //! tests and tools; [`worker::run`] drives the same steps on apalis workers.
