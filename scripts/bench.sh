@@ -18,7 +18,7 @@
 #
 # Environment: BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/test
 # with --postgres), WRK_DURATION (8s), WRK_CONNECTIONS (32), WRK_THREADS (1),
-# WRK_REQUESTS (requests generated: 250000), RUNS (intake runs: 1),
+# WRK_REQUESTS (requests generated: 250000), RUNS (alternated intake rounds: 3),
 # BENCH_STRIPE_RPS (the runner's Stripe rate limit in the intake run;
 # unset: the shipped default, 20/s for a test key), SEED_PATTERN (the seed
 # pattern's directory, default ../shared/peers/seed-pattern beside the repo).
@@ -142,18 +142,21 @@ intake_vs_seed() {
   command -v wrk >/dev/null || { echo "installing wrk (Debian package)"; sudo -n apt-get install -y -q wrk >/dev/null 2>&1 || apt-get install -y -q wrk >/dev/null; }
   local seed=${SEED_PATTERN:-$repo/../shared/peers/seed-pattern}
   [ -d "$seed" ] || seed=/work/shared/peers/seed-pattern
-  local venv=${PEER_VENV:-$HOME/.cache/seed-pattern-venv}
-  if [ ! -x "$venv/bin/uvicorn" ]; then
-    echo "installing the seed pattern's Python dependencies into $venv"
-    python3 -m venv "$venv" && "$venv/bin/pip" install -q stripe fastapi uvicorn
+  # As its users run it: uvicorn[standard] (uvloop and httptools, what
+  # FastAPI's own docs install); uvicorn picks both when they are there.
+  local venv=${PEER_VENV:-$HOME/.cache/seed-pattern-venv-standard}
+  if ! "$venv/bin/python" -c 'import uvloop, httptools' 2>/dev/null; then
+    echo "installing the seed pattern's Python dependencies (uvicorn[standard]) into $venv"
+    python3 -m venv "$venv" && "$venv/bin/pip" install -q stripe fastapi 'uvicorn[standard]'
   fi
   start_fake
   local gen; gen=$(bench_exe wrk_load)
   echo
   echo "## intake: wrk ${WRK_THREADS:-1} thread, ${WRK_CONNECTIONS:-32} connections, ${WRK_DURATION:-8s}, distinct signed payment_intent.succeeded deliveries"
   echo "stripe-hookd as shipped: SQLite synchronous=FULL, runner on (fake Stripe, rate limit ${BENCH_STRIPE_RPS:-default}), info logs as text to a file"
-  echo "seed pattern: $seed (FastAPI + stripe-python construct_event + SQLite FULL, 2 uvicorn workers)"
-  for run in $(seq 1 "${RUNS:-1}"); do
+  echo "seed pattern: $seed (FastAPI + stripe-python construct_event + SQLite FULL, 2 uvicorn workers, uvloop + httptools)"
+  local ratios=()
+  for run in $(seq 1 "${RUNS:-3}"); do
     # Signed now: both runs replay the same deliveries within the tolerance.
     "$gen" requests --count "${WRK_REQUESTS:-250000}" --secret "$secret" --out "$work/requests" 2>/dev/null
     rm -f "$work/intake.db"* "$work/peer.db"*
@@ -174,7 +177,13 @@ intake_vs_seed() {
     kill -TERM "$seed_pid"; wait "$seed_pid" || true
     check_stored "run $run seed pattern" "$(rows_sqlite "$work/peer.db" 'SELECT count(*) FROM processed_webhooks')" || true
     python3 -c 'import sys; print("  run %s: stripe-hookd %s req/s, seed pattern %s req/s, ratio %.1fx" % (sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[2]) / max(float(sys.argv[3]), 1)))' "$run" "$hookd_rps" "$seed_rps"
+    ratios+=("$hookd_rps/$seed_rps")
   done
+  python3 -c 'import sys, statistics
+pairs = [tuple(map(float, a.split("/"))) for a in sys.argv[1:]]
+print("  median of %d alternated rounds: stripe-hookd %.0f req/s, seed pattern %.0f req/s, ratio %.1fx (median of the ratios)" % (
+    len(pairs), statistics.median(h for h, _ in pairs), statistics.median(s for _, s in pairs),
+    statistics.median(h / max(s, 1) for h, s in pairs)))' "${ratios[@]}"
   rm -f "$work/requests"
 }
 
