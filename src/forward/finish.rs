@@ -28,16 +28,16 @@ const GATHER: Duration = Duration::from_millis(10);
 
 type Waiter = oneshot::Sender<Result<bool, String>>;
 
-pub(super) struct Finisher {
+pub(super) struct Recorder {
     store: Store,
     owner: String,
     handed: Mutex<Vec<(Finished, Waiter)>>,
     committing: AtomicBool,
 }
 
-impl Finisher {
-    pub(super) fn new(store: Store, owner: String) -> Finisher {
-        Finisher {
+impl Recorder {
+    pub(super) fn new(store: Store, owner: String) -> Recorder {
+        Recorder {
             store,
             owner,
             handed: Mutex::new(Vec::new()),
@@ -59,7 +59,7 @@ impl Finisher {
     /// claim to record in its own transaction
     /// ([`deliveries::finish_and_claim`]); the claim answers their tasks
     /// through the [`Waiters`], or gives them back with
-    /// [`Finisher::give_back`].
+    /// [`Recorder::give_back`].
     pub(super) fn take(&self) -> (Vec<Finished>, Waiters) {
         let handed: Vec<(Finished, Waiter)> = {
             let mut handed = self.lock();
@@ -70,7 +70,7 @@ impl Finisher {
         (rows, Waiters(waiters))
     }
 
-    /// Hands back what [`Finisher::take`] took (the claim's transaction
+    /// Hands back what [`Recorder::take`] took (the claim's transaction
     /// failed) and commits it on its own.
     pub(super) async fn give_back(&self, rows: Vec<Finished>, waiters: Waiters) {
         if rows.is_empty() {
@@ -126,7 +126,7 @@ impl Finisher {
 }
 
 /// The tasks of the attempts taken for a claim's transaction
-/// ([`Finisher::take`]), in the order of their rows.
+/// ([`Recorder::take`]), in the order of their rows.
 pub(super) struct Waiters(Vec<Waiter>);
 
 impl Waiters {

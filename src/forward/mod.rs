@@ -258,15 +258,15 @@ enum Pauses {
 }
 
 /// One destination, with its in-flight slots and pause switch.
-struct Target {
+struct Outlet {
     config: Destination,
     slots: Arc<Semaphore>,
     pause: Arc<PauseSwitch>,
 }
 
-impl Target {
-    fn new(config: Destination) -> Arc<Target> {
-        Arc::new(Target {
+impl Outlet {
+    fn new(config: Destination) -> Arc<Outlet> {
+        Arc::new(Outlet {
             slots: Arc::new(Semaphore::new(config.max_in_flight)),
             pause: Arc::default(),
             config,
@@ -359,12 +359,12 @@ impl PauseSwitch {
 pub struct Forwarder {
     store: Store,
     /// Replaced by [`Forwarder::set_destinations`] on a reload.
-    targets: Live<Vec<Arc<Target>>>,
+    outlets: Live<Vec<Arc<Outlet>>>,
     client: reqwest::Client,
     options: ForwardOptions,
     clock: Clock,
     worker_id: String,
-    finisher: finish::Finisher,
+    recorder: finish::Recorder,
     /// With the time (clock ms) up to which they were last looked for.
     clock_events: Vec<(ClockEvents, AtomicI64)>,
     /// When the pauses were last read ([`PAUSES_EVERY`]).
@@ -385,12 +385,12 @@ impl Forwarder {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(send::USER_AGENT)
             .build()?;
-        let targets = destinations.into_iter().map(Target::new).collect();
+        let outlets = destinations.into_iter().map(Outlet::new).collect();
         let worker_id = format!("fwd:{}:{:016x}", std::process::id(), rand::random::<u64>());
         Ok(Forwarder {
-            finisher: finish::Finisher::new(store.clone(), worker_id.clone()),
+            recorder: finish::Recorder::new(store.clone(), worker_id.clone()),
             store,
-            targets: Live::new(targets),
+            outlets: Live::new(outlets),
             client,
             options,
             clock,
@@ -420,7 +420,7 @@ impl Forwarder {
                 continue;
             }
             let listing: Vec<String> = self
-                .targets()
+                .outlets()
                 .iter()
                 .filter(|t| lists_own(&t.config, events.event_type))
                 .map(|t| t.config.name.clone())
@@ -460,12 +460,12 @@ impl Forwarder {
     /// `max_in_flight`, its in-flight slots (a new limit counts from the
     /// next claim on: requests under way are not counted against it).
     pub fn set_destinations(&self, destinations: Vec<Destination>) {
-        let old = self.targets.get();
-        let targets = destinations
+        let old = self.outlets.get();
+        let outlets = destinations
             .into_iter()
             .map(
                 |config| match old.iter().find(|t| t.config.name == config.name) {
-                    Some(t) => Arc::new(Target {
+                    Some(t) => Arc::new(Outlet {
                         slots: if t.config.max_in_flight == config.max_in_flight {
                             Arc::clone(&t.slots)
                         } else {
@@ -474,23 +474,23 @@ impl Forwarder {
                         pause: Arc::clone(&t.pause),
                         config,
                     }),
-                    None => Target::new(config),
+                    None => Outlet::new(config),
                 },
             )
             .collect();
-        self.targets.set(targets);
+        self.outlets.set(outlets);
     }
 
     /// The destinations this forwarder sends to now: the one place it
     /// reads them from.
-    fn targets(&self) -> Arc<Vec<Arc<Target>>> {
-        self.targets.get()
+    fn outlets(&self) -> Arc<Vec<Arc<Outlet>>> {
+        self.outlets.get()
     }
 
     /// Whether the destination was paused when last looked at (it answered
     /// 410 Gone, or an operator paused it).
     pub fn is_paused(&self, destination: &str) -> bool {
-        self.targets()
+        self.outlets()
             .iter()
             .any(|t| t.config.name == destination && t.pause.is_paused())
     }
@@ -520,7 +520,7 @@ impl Forwarder {
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
         tracing::info!(
-            destinations = self.targets().len(),
+            destinations = self.outlets().len(),
             worker = %self.worker_id,
             "forwarder started"
         );
@@ -586,12 +586,12 @@ impl Forwarder {
         .into_iter()
         .map(|p| p.destination)
         .collect();
-        for target in self.targets().iter() {
-            if target
+        for outlet in self.outlets().iter() {
+            if outlet
                 .pause
-                .apply(read, paused.contains(&target.config.name))
+                .apply(read, paused.contains(&outlet.config.name))
             {
-                tracing::info!(destination = %target.config.name, "destination resumed");
+                tracing::info!(destination = %outlet.config.name, "destination resumed");
             }
         }
         Ok(())
@@ -600,14 +600,14 @@ impl Forwarder {
     /// Stores again the pauses (410s answered here) that could not be
     /// stored yet; they stay in force here meanwhile.
     async fn store_held_pauses(&self) {
-        for target in self.targets().iter() {
-            let Some((reason, at)) = target.pause.unstored() else {
+        for outlet in self.outlets().iter() {
+            let Some((reason, at)) = outlet.pause.unstored() else {
                 continue;
             };
-            let name = &target.config.name;
+            let name = &outlet.config.name;
             match self.store_pause(name, at, &reason).await {
                 Ok(()) => {
-                    target.pause.stored(self.pause_reads.load(Ordering::SeqCst));
+                    outlet.pause.stored(self.pause_reads.load(Ordering::SeqCst));
                     tracing::warn!(destination = %name, reason = %reason, "the 410 Gone pause is stored now: PAUSED for every instance until resumed");
                 }
                 Err(e) => tracing::error!(
@@ -644,47 +644,47 @@ impl Forwarder {
     ) -> Result<bool, StoreError> {
         let mut backlog = false;
         self.refresh_pauses(pauses).await?;
-        for target in self.targets().iter() {
-            if target.pause.is_paused() {
+        for outlet in self.outlets().iter() {
+            if outlet.pause.is_paused() {
                 continue;
             }
             // Claim in batches: while some requests are in flight, wait
             // until at least half the slots are free (one claim
             // transaction per batch, not per finished request).
             let (free, max) = (
-                target.slots.available_permits(),
-                target.config.max_in_flight,
+                outlet.slots.available_permits(),
+                outlet.config.max_in_flight,
             );
             if free == 0 || (free < max && free < max.div_ceil(2)) {
                 continue;
             }
             let mut permits = Vec::new();
-            while let Ok(permit) = Arc::clone(&target.slots).try_acquire_owned() {
+            while let Ok(permit) = Arc::clone(&outlet.slots).try_acquire_owned() {
                 permits.push(permit);
             }
             if permits.is_empty() {
                 continue;
             }
-            let claimed = self.claim(target, permits.len()).await?;
+            let claimed = self.claim(outlet, permits.len()).await?;
             backlog |= claimed.len() == permits.len();
             for (delivery, permit) in claimed.into_iter().zip(permits) {
-                let (this, target) = (Arc::clone(self), Arc::clone(target));
-                tasks.spawn(async move { this.attempt(&target, delivery, permit).await });
+                let (this, outlet) = (Arc::clone(self), Arc::clone(outlet));
+                tasks.spawn(async move { this.attempt(&outlet, delivery, permit).await });
             }
         }
         Ok(backlog)
     }
 
-    /// Claims up to `limit` deliveries of `target`, recording in the same
+    /// Claims up to `limit` deliveries of `outlet`, recording in the same
     /// transaction the attempts that ended meanwhile (their tasks wait for
-    /// the finisher's next commit otherwise).
-    async fn claim(&self, target: &Target, limit: usize) -> Result<Vec<Delivery>, StoreError> {
+    /// the recorder's next commit otherwise).
+    async fn claim(&self, outlet: &Outlet, limit: usize) -> Result<Vec<Delivery>, StoreError> {
         let store = self.store.clone();
-        let (name, ordered) = (target.config.name.clone(), target.config.ordered);
+        let (name, ordered) = (outlet.config.name.clone(), outlet.config.ordered);
         let owner = self.worker_id.clone();
         let now = self.clock.now_ms();
         let lease_ms = i64::try_from(self.options.lease.as_millis()).unwrap_or(i64::MAX);
-        let (rows, waiters) = self.finisher.take();
+        let (rows, waiters) = self.recorder.take();
         let result = tokio::task::spawn_blocking(move || {
             let wanted = deliveries::Claim {
                 destination: &name,
@@ -706,7 +706,7 @@ impl Forwarder {
                 Ok(claimed)
             }
             Ok((Err(e), rows)) => {
-                self.finisher.give_back(rows, waiters).await;
+                self.recorder.give_back(rows, waiters).await;
                 Err(e)
             }
             Err(e) => {
@@ -717,16 +717,16 @@ impl Forwarder {
         }
     }
 
-    /// Pauses `target` for every instance (it answered 410 Gone): here at
+    /// Pauses `outlet` for every instance (it answered 410 Gone): here at
     /// once, for the others once the row is stored (tried again at each
     /// read of the pauses while it fails).
-    async fn pause(&self, target: &Target, delivery: &Delivery, now: i64) {
+    async fn pause(&self, outlet: &Outlet, delivery: &Delivery, now: i64) {
         let reason = format!("410 Gone answered to {}", delivery.delivery_id);
-        target.pause.hold(reason.clone(), now);
-        let d = &target.config;
+        outlet.pause.hold(reason.clone(), now);
+        let d = &outlet.config;
         match self.store_pause(&d.name, now, &reason).await {
             Ok(()) => {
-                target.pause.stored(self.pause_reads.load(Ordering::SeqCst));
+                outlet.pause.stored(self.pause_reads.load(Ordering::SeqCst));
                 tracing::error!(
                     destination = %d.name, delivery_id = %delivery.delivery_id,
                     event_id = %delivery.event_id, status = 410,
@@ -744,11 +744,11 @@ impl Forwarder {
     /// Sends one delivery and records how it ended.
     async fn attempt(
         self: Arc<Self>,
-        target: &Target,
+        outlet: &Outlet,
         delivery: Delivery,
         permit: OwnedSemaphorePermit,
     ) -> Tally {
-        let d = &target.config;
+        let d = &outlet.config;
         let started_at = self.clock.now_ms();
         let started = std::time::Instant::now();
         let sent = send::send(&self.client, d, &delivery).await;
@@ -763,7 +763,7 @@ impl Forwarder {
         let outcome = match answer {
             send::Answer::Delivered(_) => Outcome::Delivered,
             send::Answer::Gone => {
-                self.pause(target, &delivery, now).await;
+                self.pause(outlet, &delivery, now).await;
                 // Like any retry (never dead: the destination waits for an
                 // operator): a resume within the backoff does not resend
                 // at once to an app that just said Gone.
@@ -776,7 +776,7 @@ impl Forwarder {
         let (status, error) = (answer.status(), answer.error());
         let headers = serde_json::to_string(&sent.request_headers).unwrap_or_else(|_| "[]".into());
         let recorded = self
-            .finisher
+            .recorder
             .record(Finished {
                 id: delivery.id,
                 attempt: history::NewAttempt {

@@ -95,7 +95,7 @@ pub struct EventSummary {
 
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
 #[diesel(table_name = event_attempts)]
-pub struct Attempt {
+pub struct ProcessingAttempt {
     pub attempt: i32,
     pub worker: String,
     pub started_at: EpochMs,
@@ -156,14 +156,14 @@ pub fn list(
 pub fn show(
     conn: &mut DbConnection,
     event_id: &str,
-) -> Result<Option<(StoredEvent, Vec<Attempt>)>, StoreError> {
+) -> Result<Option<(StoredEvent, Vec<ProcessingAttempt>)>, StoreError> {
     let Some(event) = super::outbox::get(conn, event_id)? else {
         return Ok(None);
     };
     let attempts = with_conn!(conn, c => event_attempts::table
         .filter(event_attempts::event_id.eq(event_id))
         .order(event_attempts::id.asc())
-        .select(Attempt::as_select())
+        .select(ProcessingAttempt::as_select())
         .load(c))?;
     Ok(Some((event, attempts)))
 }

@@ -30,7 +30,7 @@ pub struct NewAttempt {
 /// A recorded attempt.
 #[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
 #[diesel(table_name = delivery_attempts)]
-pub struct Attempt {
+pub struct DeliveryAttempt {
     #[serde(skip)]
     pub id: i64,
     pub delivery_id: String,
@@ -41,13 +41,13 @@ pub struct Attempt {
     pub outcome: String,
     pub http_status: Option<i32>,
     pub error: Option<String>,
-    /// Kept as JSON text; [`Attempt::headers`] parses it.
+    /// Kept as JSON text; [`DeliveryAttempt::headers`] parses it.
     #[serde(skip)]
     pub request_headers: String,
     pub response_body: Option<String>,
 }
 
-impl Attempt {
+impl DeliveryAttempt {
     /// The request headers, `[name, value]` pairs (secrets redacted).
     pub fn headers(&self) -> Vec<(String, String)> {
         serde_json::from_str(&self.request_headers).unwrap_or_default()
@@ -65,11 +65,11 @@ pub(super) fn insert(tx: &mut Tx<'_>, attempt: &NewAttempt) -> QueryResult<()> {
 pub fn for_delivery(
     conn: &mut DbConnection,
     delivery_id: &str,
-) -> Result<Vec<Attempt>, StoreError> {
+) -> Result<Vec<DeliveryAttempt>, StoreError> {
     Ok(with_conn!(conn, c => delivery_attempts::table
         .filter(delivery_attempts::delivery_id.eq(delivery_id))
         .order(delivery_attempts::id.asc())
-        .select(Attempt::as_select())
+        .select(DeliveryAttempt::as_select())
         .load(c))?)
 }
 
