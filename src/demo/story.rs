@@ -3,9 +3,12 @@
 //! Each step changes the stand-in's objects (what Stripe holds), then sends
 //! the signed snapshot events Stripe would send through the real intake —
 //! sometimes out of order, sometimes twice, as Stripe does — waits until
-//! the daemon has applied them, and narrates the outcome: each event's
-//! status (from the admin API) and the customer's access now (from the
-//! store).
+//! the daemon has applied them and forwarded them to the demo's app, and
+//! narrates the outcome: each event's status (from the admin API), the
+//! customer's access now (from the store), and what the app received
+//! (verified, de-duplicated, in order; `stripe_hookd.access.updated` when
+//! access changed). In step 3 the app answers 500 to `invoice.paid` once,
+//! on purpose, and the retry is shown.
 //!
 //! 1. checkout: `checkout.session.completed` (first, out of order),
 //!    `customer.created`, `customer.subscription.created` (incomplete)
@@ -63,6 +66,8 @@ pub struct StepReport {
     pub access: bool,
     /// When the access runs out, if it is time-limited (past_due grace).
     pub access_until: Option<i64>,
+    /// What the demo's app received during the step, in arrival order.
+    pub app: Vec<super::Received>,
 }
 
 /// What the story created, and how each step ended.
@@ -197,9 +202,13 @@ impl<'a> Story<'a> {
         let payment = fake.payment_intent(&self.s, true);
         let invoice = fake.invoice(&self.s, "paid");
         let paid = self.event("invoice.paid", invoice.clone());
+        self.demo.app.fail_next("invoice.paid");
         self.step(
             "The invoice is paid",
-            &["The first invoice's payment succeeds."],
+            &[
+                "The first invoice's payment succeeds.",
+                "(your app will answer 500 to invoice.paid once, on purpose: watch the retry)",
+            ],
             vec![
                 send(&self.event("payment_intent.succeeded", payment)),
                 send(&paid),
@@ -209,7 +218,10 @@ impl<'a> Story<'a> {
                     "twice: Stripe did not see our answer in time and sends invoice.paid again, same event id",
                 ),
             ],
-            &["The repeat was answered 200 and stored once: the event id is unique in the outbox."],
+            &[
+                "The repeat was answered 200 and stored once: the event id is unique in the outbox.",
+                "The app's 500 held the invoice's next event back until the retry succeeded: one object's deliveries go in order.",
+            ],
         )
         .await
     }
@@ -351,6 +363,7 @@ impl<'a> Story<'a> {
             tokio::time::sleep(self.delay).await;
         }
         let n = self.steps.len() + 1;
+        let mark = self.demo.app.count();
         say(self.out, format!("\n── Step {n}: {title}"));
         for line in intro {
             say(self.out, format!("   {line}"));
@@ -378,10 +391,29 @@ impl<'a> Story<'a> {
         }
         let access = view::access(self.demo, &self.s.customer, &self.s.subscription).await?;
         say(self.out, format!("   {}", access.describe()));
+        let forwarded = self.forwarded().await?;
+        let app = self.demo.app.since(mark);
+        say(
+            self.out,
+            format!(
+                "   your app ({}, {} signature verified):",
+                super::app::DESTINATION,
+                view::scheme_name(self.demo.app.scheme())
+            ),
+        );
+        for r in &app {
+            say(self.out, format!("     {}", view::describe_received(r)));
+        }
+        if !forwarded {
+            say(
+                self.out,
+                "     (some deliveries are still pending: see `stripe-hookd deliveries list`)",
+            );
+        }
         for line in outro {
             say(self.out, format!("   {line}"));
         }
-        self.steps.push(report(title, deliveries, &access));
+        self.steps.push(report(title, deliveries, &access, app));
         Ok(())
     }
 
@@ -436,6 +468,22 @@ impl<'a> Story<'a> {
         }
     }
 
+    /// Waits until the app's destination has nothing pending or being
+    /// sent (the step's deliveries exist once its events are finished), or
+    /// the deadline passes: whether it got there.
+    async fn forwarded(&self) -> anyhow::Result<bool> {
+        let deadline = Instant::now() + SETTLE_DEADLINE;
+        loop {
+            if view::deliveries_in_flight(self.demo).await? == 0 {
+                return Ok(true);
+            }
+            if Instant::now() > deadline {
+                return Ok(false);
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
     /// Changes an object in the stand-in; returns it as it is now.
     fn change(&self, id: &str, f: impl FnOnce(&mut Value)) -> anyhow::Result<Value> {
         self.demo.fake.update(id, f);
@@ -464,12 +512,18 @@ impl<'a> Story<'a> {
     }
 }
 
-fn report(title: &str, deliveries: Vec<Delivered>, access: &Access) -> StepReport {
+fn report(
+    title: &str,
+    deliveries: Vec<Delivered>,
+    access: &Access,
+    app: Vec<super::Received>,
+) -> StepReport {
     StepReport {
         title: title.to_owned(),
         deliveries,
         subscription_status: access.subscription_status.clone(),
         access: access.granted(),
         access_until: access.until(),
+        app,
     }
 }
