@@ -340,12 +340,31 @@ async fn while_a_secret_rolls_apps_holding_the_old_or_the_new_secret_both_verify
     });
     let app = TestApp::spawn_with(
         &db,
-        AppOptions::default().config(move |c| {
+        AppOptions::default().admin().config(move |c| {
             c.destinations = vec![standard.clone(), stripe.clone()];
             c.forward.enabled = false;
         }),
     )
     .await;
+    // The admin API says how many secrets each signs with (never which).
+    let listed: serde_json::Value = app
+        .client
+        .get(app.admin_url("/v1/destinations"))
+        .bearer_auth(crate::harness::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let counts: Vec<&serde_json::Value> = listed["destinations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| &d["signing_secrets"])
+        .collect();
+    assert_eq!(counts, [&json!(2), &json!(2)], "{listed}");
+    assert!(!listed.to_string().contains("whsec_"), "{listed}");
     app.deliver_ok(&customer_event("customer.created", "cus_roll"))
         .await;
     app.runner.run_pending().await.unwrap();
