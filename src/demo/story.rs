@@ -112,6 +112,9 @@ pub(super) struct Story<'a> {
     renewal: String,
     target: Target,
     steps: Vec<StepReport>,
+    /// Once the step's deliveries are in, redeliver the app's delivery of
+    /// this event type (as an operator would) to show its de-duplication.
+    redeliver: Option<&'static str>,
 }
 
 impl<'a> Story<'a> {
@@ -127,6 +130,7 @@ impl<'a> Story<'a> {
                 secret: demo.secret.clone(),
             },
             steps: Vec::new(),
+            redeliver: None,
         }
     }
 
@@ -309,6 +313,7 @@ impl<'a> Story<'a> {
         self.demo.fake.charge(&self.s, "succeeded");
         let dispute = self.demo.fake.dispute(&self.s, "needs_response");
         let opened = self.event("charge.dispute.created", dispute);
+        self.redeliver = Some("charge.dispute.created");
         self.step(
             "A dispute opens on the first payment",
             &["Jenny's bank disputes the first charge."],
@@ -316,7 +321,10 @@ impl<'a> Story<'a> {
                 send(&opened),
                 send_noting(&opened, "twice: the same event delivered again"),
             ],
-            &["The dispute is recorded. Access follows the subscription only: what a dispute means for access is your application's call."],
+            &[
+                "The dispute is recorded. Access follows the subscription only: what a dispute means for access is your application's call.",
+                "The app did not handle the redelivery again: it keeps the delivery ids it handled (a unique key in your database).",
+            ],
         )
         .await
     }
@@ -391,7 +399,10 @@ impl<'a> Story<'a> {
         }
         let access = view::access(self.demo, &self.s.customer, &self.s.subscription).await?;
         say(self.out, format!("   {}", access.describe()));
-        let forwarded = self.forwarded().await?;
+        let mut forwarded = self.forwarded().await?;
+        if let Some(event_type) = self.redeliver.take() {
+            forwarded = self.redeliver_to_the_app(mark, event_type).await? && forwarded;
+        }
         let app = self.demo.app.since(mark);
         say(
             self.out,
@@ -482,6 +493,32 @@ impl<'a> Story<'a> {
             }
             tokio::time::sleep(POLL).await;
         }
+    }
+
+    /// Redelivers the app's delivery of `event_type` received since
+    /// `mark` (the admin API's redeliver, as an operator would) and waits
+    /// for it: whether it got there.
+    async fn redeliver_to_the_app(
+        &mut self,
+        mark: usize,
+        event_type: &str,
+    ) -> anyhow::Result<bool> {
+        let Some(delivery_id) = self
+            .demo
+            .app
+            .since(mark)
+            .into_iter()
+            .find(|r| r.event_type == event_type && r.handled == super::Handled::Applied)
+            .map(|r| r.delivery_id)
+        else {
+            return Ok(false);
+        };
+        say(
+            self.out,
+            format!("   (then you redeliver {event_type} to your app, as from the inspector or `stripe-hookd deliveries redeliver {delivery_id}`: the same delivery id again)"),
+        );
+        view::redeliver(self.demo, &delivery_id).await?;
+        self.forwarded().await
     }
 
     /// Changes an object in the stand-in; returns it as it is now.

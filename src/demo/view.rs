@@ -62,6 +62,25 @@ async fn admin_get(demo: &Demo, path: &str) -> anyhow::Result<serde_json::Value>
     serde_json::from_str(&body).with_context(|| format!("GET {path}: not JSON"))
 }
 
+/// `POST /v1/deliveries/{id}/redeliver` with the demo's token.
+pub(super) async fn redeliver(demo: &Demo, delivery_id: &str) -> anyhow::Result<()> {
+    let path = format!("/v1/deliveries/{delivery_id}/redeliver");
+    let url = format!("{}{path}", demo.admin_url);
+    let res = demo
+        .client
+        .post(&url)
+        .bearer_auth(&demo.admin_token)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach the admin API at {url}"))?;
+    let status = res.status();
+    if !status.is_success() {
+        let body = res.text().await.unwrap_or_default();
+        anyhow::bail!("the admin API answered {status} to POST {path}: {body}");
+    }
+    Ok(())
+}
+
 /// One event's state: `GET /v1/events/{id}`.
 pub(super) async fn event_state(demo: &Demo, event_id: &str) -> anyhow::Result<EventState> {
     let shown = admin_get(demo, &format!("/v1/events/{event_id}")).await?;
@@ -344,7 +363,7 @@ pub(super) async fn summary(
     say(
         out,
         format!(
-            "\n── Your app ({} signature)\n  {} requests: {} verified and handled once each, {} answered 500 on purpose and retried, {} duplicates, {} out of sequence, {} refused (bad signature).\n  The inspector's page of each event lists its deliveries to {DESTINATION}, with every attempt.",
+            "\n── Your app ({} signature)\n  {} requests: {} verified and handled once each; {} answered 500 on purpose, then retried; {} redelivered, not handled again; {} out of sequence; {} refused (bad signature).\n  The inspector's page of each event lists its deliveries to {DESTINATION}, with every attempt.",
             scheme_name(demo.app.scheme()),
             got.len(),
             count(&|h| *h == Handled::Applied),

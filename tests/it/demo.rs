@@ -95,7 +95,26 @@ fn assert_the_app_side(outcome: &demo::StoryOutcome, text: &str) {
     );
     assert!(
         !all.iter()
-            .any(|r| matches!(r.handled, Handled::Duplicate | Handled::Stale { .. })),
+            .any(|r| matches!(r.handled, Handled::Stale { .. })),
+        "{all:#?}"
+    );
+    // The redelivery of step 6: the same delivery id, not handled again.
+    let duplicates: Vec<(usize, &str, &str)> = outcome
+        .steps
+        .iter()
+        .enumerate()
+        .flat_map(|(i, s)| s.app.iter().map(move |r| (i + 1, r)))
+        .filter(|(_, r)| r.handled == Handled::Duplicate)
+        .map(|(i, r)| (i, r.event_type.as_str(), r.delivery_id.as_str()))
+        .collect();
+    let dispute = outcome.steps[5]
+        .app
+        .iter()
+        .find(|r| r.handled == Handled::Applied)
+        .expect("the dispute's delivery");
+    assert_eq!(
+        duplicates,
+        [(6, "charge.dispute.created", dispute.delivery_id.as_str())],
         "{all:#?}"
     );
     for (step, expected) in outcome.steps.iter().zip(APP_STEPS) {
@@ -176,6 +195,7 @@ fn assert_the_app_side(outcome: &demo::StoryOutcome, text: &str) {
     assert_eq!(failed_once, 1, "{all:#?}");
     // The narration says so.
     for expected in [
+        "not handled again",
         "your app (demo-app",
         "answered 500 (on purpose)",
         "the retry succeeded",
@@ -377,7 +397,8 @@ async fn the_story(backend: Backend, signature: Signature) {
     assert!(summary.contains(&outcome.subscription) && summary.contains("no access"));
     assert!(summary.contains("payment_method.attached") && summary.contains("ignored"));
     assert!(
-        summary.contains("1 answered 500 on purpose and retried"),
+        summary
+            .contains("1 answered 500 on purpose, then retried; 1 redelivered, not handled again"),
         "{summary}"
     );
 
@@ -458,6 +479,7 @@ fn the_binary_plays_the_story(scheme: &str, name: &str) {
         "invoice.paid                       try 1 ",
         "answered 500 (on purpose)",
         "the retry succeeded",
+        "not handled again",
         "stripe_hookd.access.updated",
         &format!("── Your app ({name} signature)"),
     ] {
