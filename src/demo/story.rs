@@ -352,7 +352,10 @@ impl<'a> Story<'a> {
                     "out of order: the older update (cancel at period end) arrives after the deletion",
                 ),
             ],
-            &["The late update did not bring the subscription back: the daemon fetched it, still canceled. Access is revoked."],
+            &[
+                "The late update did not bring the subscription back: the daemon fetched it, still canceled. Access is revoked.",
+                "Your app got the late update after the deletion (one object's deliveries go in order), but its body is the older snapshot: read the subscription's state from stripe-hookd's tables (canceled), not from the body.",
+            ],
         )
         .await
     }
