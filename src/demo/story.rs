@@ -410,7 +410,7 @@ impl<'a> Story<'a> {
         say(
             self.out,
             format!(
-                "   your app ({}, {} signature verified):",
+                "   your app ({}, verifying {} signature) received:",
                 super::app::DESTINATION,
                 view::scheme_name(self.demo.app.scheme())
             ),

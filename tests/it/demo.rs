@@ -475,7 +475,7 @@ fn the_binary_plays_the_story(scheme: &str, name: &str) {
         "The events (as `stripe-hookd events list` shows them)",
         "Access now",
         "no access",
-        &format!("your app (demo-app, {name} signature verified):"),
+        &format!("your app (demo-app, verifying {name} signature) received:"),
         "invoice.paid                       try 1 ",
         "answered 500 (on purpose)",
         "the retry succeeded",
