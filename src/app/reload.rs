@@ -333,7 +333,8 @@ fn fingerprint(d: &Destination) -> String {
         .iter()
         .map(|(k, v)| (k, v.expose_secret()))
         .collect();
-    format!("{d:?} {} {headers:?}", d.secret.expose_secret())
+    let signing: Vec<&str> = d.signing_secrets().map(|s| s.expose_secret()).collect();
+    format!("{d:?} {signing:?} {headers:?}")
 }
 
 /// Applies reloads to the running daemon.
@@ -528,6 +529,28 @@ mod tests {
             ],
             "a changed secret alone counts as a change"
         );
+        // Rolling: the new secret with the old one kept as a previous
+        // secret, then a previous secret replaced: each a change.
+        let rolling = |previous: &str| {
+            loaded(&format!(
+                "{ep}{}previous_secrets = [\"{previous}\"]\n",
+                dest("app", "http://127.0.0.1:1/a", "whsec_app2")
+            ))
+        };
+        let only_new = loaded(&format!(
+            "{ep}{}",
+            dest("app", "http://127.0.0.1:1/a", "whsec_app2")
+        ));
+        for (from, to) in [
+            (&only_new, &rolling("whsec_app1")),
+            (&rolling("whsec_app1"), &rolling("whsec_app0")),
+            (&rolling("whsec_app1"), &only_new),
+        ] {
+            assert_eq!(
+                plan(from, to, true).expect("reloadable"),
+                vec!["destination app: changed".to_owned()]
+            );
+        }
         let none = loaded(&ep);
         match plan(&none, &new, false) {
             Err(ReloadError::NeedsRestart { keys }) => {

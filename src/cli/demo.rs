@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 
-use crate::config;
+use crate::config::{self, Signature};
 use crate::demo::{self, Options};
 
 #[derive(Debug, Args)]
@@ -23,6 +23,25 @@ pub struct DemoArgs {
     /// The key the Stripe stand-in expects: a test key (default: a made-up sk_test_demo_…). A live key is refused.
     #[arg(long)]
     pub api_key: Option<String>,
+    /// How the demo's app is signed for: Stripe's scheme or Standard Webhooks (docs/forwarding.md).
+    #[arg(long, value_enum, default_value = "stripe")]
+    pub signature: SignatureArg,
+}
+
+/// `--signature`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum SignatureArg {
+    Stripe,
+    Standard,
+}
+
+impl From<SignatureArg> for Signature {
+    fn from(arg: SignatureArg) -> Signature {
+        match arg {
+            SignatureArg::Stripe => Signature::Stripe,
+            SignatureArg::Standard => Signature::Standard,
+        }
+    }
 }
 
 /// Refuses a live key given or configured (file, environment, credentials),
@@ -43,6 +62,7 @@ pub fn run(config_path: Option<&Path>, args: DemoArgs) -> anyhow::Result<()> {
         step_delay: args.step_delay,
         api_key: args.api_key,
         database_url: None,
+        signature: args.signature.into(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

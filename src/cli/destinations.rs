@@ -157,8 +157,16 @@ fn list(config: &Config, json: bool) -> anyhow::Result<()> {
     let at = |t: Option<i64>| t.map_or_else(|| "-".to_owned(), |t| fmt_time(EpochMs(t)));
     for v in &views {
         let h = &v.health;
+        let rolling = if v.signing_secrets > 1 {
+            format!(
+                ", signed with {} secrets: previous_secrets set",
+                v.signing_secrets
+            )
+        } else {
+            String::new()
+        };
         println!(
-            "{} → {} (after {}, {}, {} signature)",
+            "{} → {} (after {}, {}, {} signature{rolling})",
             v.name,
             v.url,
             v.after,

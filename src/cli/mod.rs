@@ -148,7 +148,12 @@ pub fn main() -> ExitCode {
         return finish(trigger::run(config::load(cli.config.as_deref()), args));
     }
     if let Command::Demo(args) = cli.command {
-        telemetry::init(crate::config::LogFormat::Text, "warn");
+        // The demo's app answers 500 once on purpose and the story narrates
+        // the retry: the forwarder's WARN for it would only interrupt that.
+        telemetry::init(
+            crate::config::LogFormat::Text,
+            "warn,stripe_hookd::forward=error",
+        );
         return finish(demo::run(cli.config.as_deref(), args));
     }
     if let Command::Destinations(command) = cli.command {

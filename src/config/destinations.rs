@@ -98,6 +98,10 @@ pub struct DestinationConfig {
     pub name: String,
     pub url: String,
     pub secret: Option<SecretString>,
+    /// Secrets the app may still verify with while it moves to `secret`:
+    /// every request is signed with `secret` and with each of these.
+    #[serde(default)]
+    pub previous_secrets: Vec<SecretString>,
     /// Event types, `*` matching any run of characters; default: all.
     #[serde(default)]
     pub events: Option<Vec<String>>,
@@ -126,7 +130,11 @@ pub struct DestinationConfig {
 pub struct Destination {
     pub name: String,
     pub url: reqwest::Url,
+    /// The current secret.
     pub secret: SecretString,
+    /// Older secrets still signed with while a secret rolls
+    /// (docs/forwarding.md, "Rolling a secret").
+    pub previous_secrets: Vec<SecretString>,
     pub events: Vec<String>,
     pub after: After,
     pub signature: Signature,
@@ -142,6 +150,12 @@ impl Destination {
     /// Whether this destination takes `event_type`.
     pub fn wants(&self, event_type: &str) -> bool {
         self.events.iter().any(|p| wildcard(p, event_type))
+    }
+
+    /// Every secret a request is signed with: the current one first, then
+    /// the previous ones.
+    pub fn signing_secrets(&self) -> impl Iterator<Item = &SecretString> {
+        std::iter::once(&self.secret).chain(&self.previous_secrets)
     }
 }
 
@@ -223,6 +237,9 @@ pub(super) fn resolve(
             standard_key(secret.expose_secret())
                 .map_err(|problem| invalid(key("secret"), problem.to_string()))?;
         }
+        check_previous_secrets(&d.previous_secrets, &secret, signature, |j| {
+            key(&format!("previous_secrets[{j}]"))
+        })?;
         let events = d.events.unwrap_or_else(|| vec!["*".to_owned()]);
         if events.is_empty() || events.iter().any(|e| e.is_empty()) {
             return Err(invalid(
@@ -272,6 +289,7 @@ pub(super) fn resolve(
             name: d.name,
             url,
             secret,
+            previous_secrets: d.previous_secrets,
             events,
             after: d.after.unwrap_or(After::Reconciled),
             signature,
@@ -288,6 +306,54 @@ pub(super) fn resolve(
         });
     }
     Ok(out)
+}
+
+/// The most secrets a destination signs with besides `secret`: a roll
+/// needs one; a long list is a forgotten clean-up (and a longer header).
+pub const MAX_PREVIOUS_SECRETS: usize = 4;
+
+/// `previous_secrets`: each of the form `signature` needs, none equal to
+/// the current secret or to another, at most [`MAX_PREVIOUS_SECRETS`].
+fn check_previous_secrets(
+    previous: &[SecretString],
+    current: &SecretString,
+    signature: Signature,
+    key: impl Fn(usize) -> String,
+) -> Result<(), ConfigError> {
+    if previous.len() > MAX_PREVIOUS_SECRETS {
+        return Err(invalid(
+            key(MAX_PREVIOUS_SECRETS),
+            format!(
+                "a destination signs with at most {MAX_PREVIOUS_SECRETS} previous secrets (there are {}); remove those its app no longer verifies with",
+                previous.len()
+            ),
+        ));
+    }
+    for (j, s) in previous.iter().enumerate() {
+        let value = s.expose_secret();
+        match signature {
+            Signature::Stripe if !(value.starts_with("whsec_") && value.len() > 6) => {
+                return Err(invalid(
+                    key(j),
+                    "a previous secret is a `whsec_…` secret the app verified with before `secret`",
+                ));
+            }
+            Signature::Stripe => {}
+            Signature::Standard => {
+                standard_key(value).map_err(|problem| invalid(key(j), problem.to_string()))?;
+            }
+        }
+        if value == current.expose_secret() {
+            return Err(invalid(
+                key(j),
+                "is the same as `secret`: list only the older secrets the app may still verify with",
+            ));
+        }
+        if previous[..j].iter().any(|o| o.expose_secret() == value) {
+            return Err(invalid(key(j), "is listed twice"));
+        }
+    }
+    Ok(())
 }
 
 /// What is wrong with a Standard Webhooks secret (never its value).

@@ -394,3 +394,78 @@ fn the_sweep_charge_window_is_checked() {
         );
     }
 }
+
+/// `previous_secrets`: signed with besides `secret` while a secret rolls;
+/// each checked like `secret` for the destination's scheme, and the
+/// message names the entry.
+#[test]
+fn previous_secrets_are_checked_and_named() {
+    let d = from_toml_str(&format!("{DEST}previous_secrets = [\"whsec_old\"]\n"))
+        .expect("valid")
+        .destinations
+        .remove(0);
+    let signing: Vec<&str> = d
+        .signing_secrets()
+        .map(secrecy::ExposeSecret::expose_secret)
+        .collect();
+    assert_eq!(signing, vec!["whsec_app", "whsec_old"], "the current first");
+    let single = from_toml_str(DEST).expect("valid").destinations.remove(0);
+    assert_eq!(
+        single.signing_secrets().count(),
+        1,
+        "a single secret still works"
+    );
+
+    let standard = |previous: &str| {
+        format!(
+            "{}signature = \"standard\"\nprevious_secrets = [{previous}]\n",
+            DEST.replace("whsec_app", "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3")
+        )
+    };
+    let d = from_toml_str(&standard("\"whsec_QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFB\""))
+        .expect("a standard previous secret")
+        .destinations
+        .remove(0);
+    assert_eq!(d.previous_secrets.len(), 1);
+
+    for (toml, key, hint) in [
+        (
+            format!("{DEST}previous_secrets = [\"whsec_old\", \"sk_test_1\"]\n"),
+            "destinations[0].previous_secrets[1]",
+            "whsec_",
+        ),
+        (
+            format!("{DEST}previous_secrets = [\"whsec_app\"]\n"),
+            "destinations[0].previous_secrets[0]",
+            "the same as `secret`",
+        ),
+        (
+            format!("{DEST}previous_secrets = [\"whsec_old\", \"whsec_old\"]\n"),
+            "destinations[0].previous_secrets[1]",
+            "listed twice",
+        ),
+        (
+            format!(
+                "{DEST}previous_secrets = [\"whsec_1\", \"whsec_2\", \"whsec_3\", \"whsec_4\", \"whsec_5\"]\n"
+            ),
+            "destinations[0].previous_secrets",
+            "at most 4",
+        ),
+        (
+            standard("\"whsec_MDEyMzQ1Njc4OWFiY2RlZg==\""),
+            "destinations[0].previous_secrets[0]",
+            "decodes to 16 bytes",
+        ),
+        (
+            standard("\"whsec_old\""),
+            "destinations[0].previous_secrets[0]",
+            "not padded standard base64",
+        ),
+    ] {
+        let error = from_toml_str(&toml).expect_err(&toml).to_string();
+        assert!(
+            error.contains(key) && error.contains(hint),
+            "{toml}: {error}"
+        );
+    }
+}

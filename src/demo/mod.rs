@@ -8,7 +8,12 @@
 //!     ▼                        │
 //!  intake ──▶ outbox ──▶ runner ──▶ records, entitlements (throwaway SQLite)
 //!     ▲                                  │
-//!     └──── narration ◀── admin API ◀────┘ (events) and the store (access)
+//!     ▲                                  │       │ forwarder (destination demo-app)
+//!     │                                  │       ▼
+//!     │                                  │    app.rs: the receiving app
+//!     │                                  │    (127.0.0.1:0; verifies, dedups, orders)
+//!     └──── narration ◀── admin API ◀────┘ (events, deliveries), the store
+//!                                           (access) and what the app received
 //! ```
 //!
 //! [`Demo::start`] builds the daemon exactly as `serve` does
@@ -26,6 +31,7 @@
 //! The demo refuses to run when a live key is given or configured
 //! ([`refuse_live_keys`]).
 
+mod app;
 pub mod fake_stripe;
 mod story;
 mod view;
@@ -38,12 +44,13 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::Application;
-use crate::config::{self, Mode};
+use crate::config::{self, Mode, Signature};
 use crate::store::Store;
 use crate::stripe::key_mode;
 use crate::trigger::scenario::new_id;
 use fake_stripe::FakeStripe;
 
+pub use app::{Handled, Received, DESTINATION as APP_DESTINATION};
 pub use story::{Delivered, StepReport, StoryOutcome};
 
 /// Where demo narration goes: stdout for the command, a buffer in tests.
@@ -66,6 +73,9 @@ pub struct Options {
     /// The database (tests give a Postgres one); `None`: a throwaway SQLite
     /// file in the demo's temporary directory.
     pub database_url: Option<String>,
+    /// The scheme the daemon signs the demo app's deliveries with (and the
+    /// app verifies).
+    pub signature: Signature,
 }
 
 impl Default for Options {
@@ -74,6 +84,7 @@ impl Default for Options {
             step_delay: Duration::from_millis(1500),
             api_key: None,
             database_url: None,
+            signature: Signature::Stripe,
         }
     }
 }
@@ -114,6 +125,7 @@ pub struct Demo {
     api_version: String,
     store: Store,
     fake: FakeStripe,
+    app: app::DemoApp,
     client: reqwest::Client,
     shutdown: CancellationToken,
     task: JoinHandle<anyhow::Result<()>>,
@@ -137,6 +149,7 @@ impl Demo {
         let fake = FakeStripe::start_with_key(&key)
             .await
             .context("cannot start the Stripe stand-in")?;
+        let receiving = app::DemoApp::start(options.signature)?;
         let secret = new_id("whsec");
         let admin_token = hex::encode(rand::random::<[u8; 16]>());
         let database_url = options.database_url.clone().unwrap_or_else(|| {
@@ -145,8 +158,9 @@ impl Demo {
         // The built-in defaults only: nothing of the operator's config,
         // environment or credentials reaches the demo's daemon.
         let endpoint = format!(
-            "[[endpoints]]\nname = \"demo\"\npath = \"{}\"\nmode = \"test\"\nsecrets = [\"{secret}\"]\n",
-            config::DEFAULT_ENDPOINT_PATH
+            "[[endpoints]]\nname = \"demo\"\npath = \"{}\"\nmode = \"test\"\nsecrets = [\"{secret}\"]\n{}",
+            config::DEFAULT_ENDPOINT_PATH,
+            receiving.destination_toml()
         );
         let mut config = config::from_toml_str(&endpoint).context("the demo's configuration")?;
         config.listen = ([127, 0, 0, 1], 0).into();
@@ -162,6 +176,10 @@ impl Demo {
         config.runner.backoff_base_ms = 500;
         config.runner.backoff_max_secs = 5;
         config.intake.http_workers = Some(2);
+        // The app's failed delivery is retried about a second later.
+        config.forward.poll_interval_ms = 200;
+        config.forward.backoff_base_ms = 1000;
+        config.forward.backoff_max_secs = 5;
         // Catch-up would list the stand-in's events in the middle of the story.
         config.schedule.catch_up_interval_mins = 0;
         let api_version = config.stripe.api_version.clone();
@@ -186,6 +204,7 @@ impl Demo {
             api_version,
             store,
             fake,
+            app: receiving,
             client: crate::trigger::http_client(4)?,
             shutdown,
             task,
@@ -254,6 +273,7 @@ impl Demo {
             .context("the daemon's task failed")
             .and_then(|r| r);
         self.fake.stop().await;
+        self.app.stop().await;
         stopped
     }
 }

@@ -3,9 +3,12 @@
 //! Each step changes the stand-in's objects (what Stripe holds), then sends
 //! the signed snapshot events Stripe would send through the real intake —
 //! sometimes out of order, sometimes twice, as Stripe does — waits until
-//! the daemon has applied them, and narrates the outcome: each event's
-//! status (from the admin API) and the customer's access now (from the
-//! store).
+//! the daemon has applied them and forwarded them to the demo's app, and
+//! narrates the outcome: each event's status (from the admin API), the
+//! customer's access now (from the store), and what the app received
+//! (verified, de-duplicated, in order; `stripe_hookd.access.updated` when
+//! access changed). In step 3 the app answers 500 to `invoice.paid` once,
+//! on purpose, and the retry is shown.
 //!
 //! 1. checkout: `checkout.session.completed` (first, out of order),
 //!    `customer.created`, `customer.subscription.created` (incomplete)
@@ -63,6 +66,8 @@ pub struct StepReport {
     pub access: bool,
     /// When the access runs out, if it is time-limited (past_due grace).
     pub access_until: Option<i64>,
+    /// What the demo's app received during the step, in arrival order.
+    pub app: Vec<super::Received>,
 }
 
 /// What the story created, and how each step ended.
@@ -107,6 +112,9 @@ pub(super) struct Story<'a> {
     renewal: String,
     target: Target,
     steps: Vec<StepReport>,
+    /// Once the step's deliveries are in, redeliver the app's delivery of
+    /// this event type (as an operator would) to show its de-duplication.
+    redeliver: Option<&'static str>,
 }
 
 impl<'a> Story<'a> {
@@ -122,6 +130,7 @@ impl<'a> Story<'a> {
                 secret: demo.secret.clone(),
             },
             steps: Vec::new(),
+            redeliver: None,
         }
     }
 
@@ -197,9 +206,13 @@ impl<'a> Story<'a> {
         let payment = fake.payment_intent(&self.s, true);
         let invoice = fake.invoice(&self.s, "paid");
         let paid = self.event("invoice.paid", invoice.clone());
+        self.demo.app.fail_next("invoice.paid");
         self.step(
             "The invoice is paid",
-            &["The first invoice's payment succeeds."],
+            &[
+                "The first invoice's payment succeeds.",
+                "(your app will answer 500 to invoice.paid once, on purpose: watch the retry)",
+            ],
             vec![
                 send(&self.event("payment_intent.succeeded", payment)),
                 send(&paid),
@@ -209,7 +222,10 @@ impl<'a> Story<'a> {
                     "twice: Stripe did not see our answer in time and sends invoice.paid again, same event id",
                 ),
             ],
-            &["The repeat was answered 200 and stored once: the event id is unique in the outbox."],
+            &[
+                "The repeat was answered 200 and stored once: the event id is unique in the outbox.",
+                "The app's 500 held the invoice's next event back until the retry succeeded: one object's deliveries go in order.",
+            ],
         )
         .await
     }
@@ -297,6 +313,7 @@ impl<'a> Story<'a> {
         self.demo.fake.charge(&self.s, "succeeded");
         let dispute = self.demo.fake.dispute(&self.s, "needs_response");
         let opened = self.event("charge.dispute.created", dispute);
+        self.redeliver = Some("charge.dispute.created");
         self.step(
             "A dispute opens on the first payment",
             &["Jenny's bank disputes the first charge."],
@@ -304,7 +321,10 @@ impl<'a> Story<'a> {
                 send(&opened),
                 send_noting(&opened, "twice: the same event delivered again"),
             ],
-            &["The dispute is recorded. Access follows the subscription only: what a dispute means for access is your application's call."],
+            &[
+                "The dispute is recorded. Access follows the subscription only: what a dispute means for access is your application's call.",
+                "The app did not handle the redelivery again: it keeps the delivery ids it handled (a unique key in your database).",
+            ],
         )
         .await
     }
@@ -332,7 +352,10 @@ impl<'a> Story<'a> {
                     "out of order: the older update (cancel at period end) arrives after the deletion",
                 ),
             ],
-            &["The late update did not bring the subscription back: the daemon fetched it, still canceled. Access is revoked."],
+            &[
+                "The late update did not bring the subscription back: the daemon fetched it, still canceled. Access is revoked.",
+                "Your app got the late update after the deletion (one object's deliveries go in order), but its body is the older snapshot: read the subscription's state from stripe-hookd's tables (canceled), not from the body.",
+            ],
         )
         .await
     }
@@ -351,6 +374,7 @@ impl<'a> Story<'a> {
             tokio::time::sleep(self.delay).await;
         }
         let n = self.steps.len() + 1;
+        let mark = self.demo.app.count();
         say(self.out, format!("\n── Step {n}: {title}"));
         for line in intro {
             say(self.out, format!("   {line}"));
@@ -378,10 +402,32 @@ impl<'a> Story<'a> {
         }
         let access = view::access(self.demo, &self.s.customer, &self.s.subscription).await?;
         say(self.out, format!("   {}", access.describe()));
+        let mut forwarded = self.forwarded().await?;
+        if let Some(event_type) = self.redeliver.take() {
+            forwarded = self.redeliver_to_the_app(mark, event_type).await? && forwarded;
+        }
+        let app = self.demo.app.since(mark);
+        say(
+            self.out,
+            format!(
+                "   your app ({}, verifying {} signature) received:",
+                super::app::DESTINATION,
+                view::scheme_name(self.demo.app.scheme())
+            ),
+        );
+        for r in &app {
+            say(self.out, format!("     {}", view::describe_received(r)));
+        }
+        if !forwarded {
+            say(
+                self.out,
+                "     (some deliveries are still pending: see `stripe-hookd deliveries list`)",
+            );
+        }
         for line in outro {
             say(self.out, format!("   {line}"));
         }
-        self.steps.push(report(title, deliveries, &access));
+        self.steps.push(report(title, deliveries, &access, app));
         Ok(())
     }
 
@@ -436,6 +482,48 @@ impl<'a> Story<'a> {
         }
     }
 
+    /// Waits until the app's destination has nothing pending or being
+    /// sent (the step's deliveries exist once its events are finished), or
+    /// the deadline passes: whether it got there.
+    async fn forwarded(&self) -> anyhow::Result<bool> {
+        let deadline = Instant::now() + SETTLE_DEADLINE;
+        loop {
+            if view::deliveries_in_flight(self.demo).await? == 0 {
+                return Ok(true);
+            }
+            if Instant::now() > deadline {
+                return Ok(false);
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Redelivers the app's delivery of `event_type` received since
+    /// `mark` (the admin API's redeliver, as an operator would) and waits
+    /// for it: whether it got there.
+    async fn redeliver_to_the_app(
+        &mut self,
+        mark: usize,
+        event_type: &str,
+    ) -> anyhow::Result<bool> {
+        let Some(delivery_id) = self
+            .demo
+            .app
+            .since(mark)
+            .into_iter()
+            .find(|r| r.event_type == event_type && r.handled == super::Handled::Applied)
+            .map(|r| r.delivery_id)
+        else {
+            return Ok(false);
+        };
+        say(
+            self.out,
+            format!("   (then you redeliver {event_type} to your app, as from the inspector or `stripe-hookd deliveries redeliver {delivery_id}`: the same delivery id again)"),
+        );
+        view::redeliver(self.demo, &delivery_id).await?;
+        self.forwarded().await
+    }
+
     /// Changes an object in the stand-in; returns it as it is now.
     fn change(&self, id: &str, f: impl FnOnce(&mut Value)) -> anyhow::Result<Value> {
         self.demo.fake.update(id, f);
@@ -464,12 +552,18 @@ impl<'a> Story<'a> {
     }
 }
 
-fn report(title: &str, deliveries: Vec<Delivered>, access: &Access) -> StepReport {
+fn report(
+    title: &str,
+    deliveries: Vec<Delivered>,
+    access: &Access,
+    app: Vec<super::Received>,
+) -> StepReport {
     StepReport {
         title: title.to_owned(),
         deliveries,
         subscription_status: access.subscription_status.clone(),
         access: access.granted(),
         access_until: access.until(),
+        app,
     }
 }

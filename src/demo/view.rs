@@ -1,6 +1,7 @@
-//! What the demo shows: the banner, each event's state (read through the
-//! admin API, as an operator would), the customer's access (read from the
-//! store, as an application would: docs/entitlements.md), and the summary
+//! What the demo shows: the banner, each event's state and the app's
+//! pending deliveries (read through the admin API, as an operator would),
+//! the customer's access (read from the store, as an application would:
+//! docs/entitlements.md), what the demo's app received, and the summary
 //! at the end.
 
 use std::time::{Duration, UNIX_EPOCH};
@@ -9,8 +10,10 @@ use anyhow::Context;
 use diesel::prelude::*;
 use serde::Deserialize;
 
+use super::app::{Handled, Received, DESTINATION};
 use super::story::{Delivered, StoryOutcome};
 use super::{say, Demo, Out};
+use crate::config::Signature;
 use crate::reconcile::entitlements::{self, Entitlement};
 use crate::store::schema::{
     checkout_sessions, customers, disputes, invoices, payment_intents, subscriptions,
@@ -59,11 +62,77 @@ async fn admin_get(demo: &Demo, path: &str) -> anyhow::Result<serde_json::Value>
     serde_json::from_str(&body).with_context(|| format!("GET {path}: not JSON"))
 }
 
+/// `POST /v1/deliveries/{id}/redeliver` with the demo's token.
+pub(super) async fn redeliver(demo: &Demo, delivery_id: &str) -> anyhow::Result<()> {
+    let path = format!("/v1/deliveries/{delivery_id}/redeliver");
+    let url = format!("{}{path}", demo.admin_url);
+    let res = demo
+        .client
+        .post(&url)
+        .bearer_auth(&demo.admin_token)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach the admin API at {url}"))?;
+    let status = res.status();
+    if !status.is_success() {
+        let body = res.text().await.unwrap_or_default();
+        anyhow::bail!("the admin API answered {status} to POST {path}: {body}");
+    }
+    Ok(())
+}
+
 /// One event's state: `GET /v1/events/{id}`.
 pub(super) async fn event_state(demo: &Demo, event_id: &str) -> anyhow::Result<EventState> {
     let shown = admin_get(demo, &format!("/v1/events/{event_id}")).await?;
     serde_json::from_value(shown["event"].clone())
         .with_context(|| format!("the admin API's event {event_id}"))
+}
+
+/// How many of the app's deliveries are pending or being sent:
+/// `GET /v1/deliveries?destination=demo-app&status=…`.
+pub(super) async fn deliveries_in_flight(demo: &Demo) -> anyhow::Result<usize> {
+    let mut n = 0;
+    for status in ["pending", "delivering"] {
+        let listed = admin_get(
+            demo,
+            &format!("/v1/deliveries?destination={DESTINATION}&status={status}&limit=1000"),
+        )
+        .await?;
+        n += listed["deliveries"].as_array().map_or(0, Vec::len);
+    }
+    Ok(n)
+}
+
+pub(super) fn scheme_name(scheme: Signature) -> &'static str {
+    match scheme {
+        Signature::Stripe => "Stripe's",
+        Signature::Standard => "Standard Webhooks'",
+    }
+}
+
+/// One request the app received, and what it did with it.
+pub(super) fn describe_received(r: &Received) -> String {
+    let sequence = r
+        .sequence
+        .map(|s| format!("seq {s}"))
+        .unwrap_or_else(|| "-".to_owned());
+    let what = match &r.handled {
+        Handled::Applied if r.attempt > 1 => "handled: the retry succeeded, same delivery id",
+        Handled::Applied => "handled",
+        Handled::FailedOnPurpose => "answered 500 (on purpose): stripe-hookd retries it",
+        Handled::Duplicate => "a delivery id handled before: answered 200, not handled again",
+        Handled::Stale { .. } => "older than the sequence applied: answered 200, dropped",
+        Handled::Refused(_) => "signature refused: answered 400",
+    };
+    let access = match r.has_access {
+        Some(true) => " · has_access: true",
+        Some(false) => " · has_access: false",
+        None => "",
+    };
+    format!(
+        "← {:<34} try {} {:<7} {what}{access}",
+        r.event_type, r.attempt, sequence
+    )
 }
 
 /// The customer's access, and the subscription's status, now.
@@ -225,6 +294,15 @@ pub(super) fn banner(demo: &Demo, out: Out<'_>) {
     say(
         out,
         format!(
+            "  your app     {}   (destination {DESTINATION}: {} signature, secret {})",
+            demo.app.url(),
+            scheme_name(demo.app.scheme()),
+            demo.app.secret()
+        ),
+    );
+    say(
+        out,
+        format!(
             "  database     {}   (deleted when the demo stops)",
             demo.database_url
         ),
@@ -277,6 +355,22 @@ pub(super) async fn summary(
         format!(
             "{deliveries} deliveries, {sent} distinct events, {} stored.",
             events.len()
+        ),
+    );
+
+    let got: Vec<&Received> = outcome.steps.iter().flat_map(|s| &s.app).collect();
+    let count = |f: &dyn Fn(&Handled) -> bool| got.iter().filter(|r| f(&r.handled)).count();
+    say(
+        out,
+        format!(
+            "\n── Your app ({} signature)\n  {} requests: {} verified and handled once each; {} answered 500 on purpose, then retried; {} redelivered, not handled again; {} out of sequence; {} refused (bad signature).\n  The inspector's page of each event lists its deliveries to {DESTINATION}, with every attempt.",
+            scheme_name(demo.app.scheme()),
+            got.len(),
+            count(&|h| *h == Handled::Applied),
+            count(&|h| *h == Handled::FailedOnPurpose),
+            count(&|h| *h == Handled::Duplicate),
+            count(&|h| matches!(h, Handled::Stale { .. })),
+            count(&|h| matches!(h, Handled::Refused(_))),
         ),
     );
 
@@ -404,6 +498,13 @@ pub(super) fn still_serving(demo: &Demo, out: Out<'_>) {
         out,
         format!(
             "  DATABASE_URL={} stripe-hookd events list",
+            demo.database_url
+        ),
+    );
+    say(
+        out,
+        format!(
+            "  DATABASE_URL={} stripe-hookd deliveries list --destination {DESTINATION}",
             demo.database_url
         ),
     );

@@ -14,6 +14,9 @@ pub struct DestinationView {
     pub after: &'static str,
     /// `stripe` or `standard`.
     pub signature: &'static str,
+    /// How many secrets each request is signed with (`secret` and
+    /// `previous_secrets`): more than 1 while a secret rolls.
+    pub signing_secrets: usize,
     pub ordered: bool,
     pub events: Vec<String>,
     pub max_in_flight: usize,
@@ -38,6 +41,7 @@ pub fn overview(
                 url: crate::redact::url(d.url.as_str()),
                 after: d.after.as_str(),
                 signature: d.signature.as_str(),
+                signing_secrets: d.signing_secrets().count(),
                 ordered: d.ordered,
                 events: d.events.clone(),
                 max_in_flight: d.max_in_flight,

@@ -48,25 +48,41 @@ impl Answer {
     }
 }
 
-/// The `Stripe-Signature` header for `body` at unix second `t`.
-pub fn signature_header(secret: &str, t: i64, body: &[u8]) -> String {
-    format!("t={t},v1={}", signing::sign(secret.as_bytes(), t, body))
+/// The `Stripe-Signature` header for `body` at unix second `t`: one
+/// `v1=` per secret (Stripe's SDKs accept the request when any matches).
+pub fn signature_header<S: AsRef<str>>(
+    secrets: impl IntoIterator<Item = S>,
+    t: i64,
+    body: &[u8],
+) -> String {
+    let mut header = format!("t={t}");
+    for secret in secrets {
+        header.push_str(",v1=");
+        header.push_str(&signing::sign(secret.as_ref().as_bytes(), t, body));
+    }
+    header
 }
 
 /// The Standard Webhooks `webhook-signature` header for `body` sent as
 /// message `id` at unix second `t`: `v1,<base64 HMAC-SHA256 of
-/// "{id}.{t}.{body}">` under the key that `secret` (`whsec_…`) encodes.
-pub fn standard_signature_header(
-    secret: &str,
+/// "{id}.{t}.{body}">` under the key that each secret (`whsec_…`) encodes,
+/// space-separated (the spec's libraries accept the request when any
+/// matches).
+pub fn standard_signature_header<S: AsRef<str>>(
+    secrets: impl IntoIterator<Item = S>,
     id: &str,
     t: i64,
     body: &[u8],
 ) -> Result<String, String> {
-    let webhook = standardwebhooks::Webhook::new(secret)
-        .map_err(|e| format!("the destination's standard secret: {e}"))?;
-    webhook
-        .sign(id, t, body)
-        .map_err(|e| format!("signing the body (Standard Webhooks signs UTF-8 bodies): {e}"))
+    let mut signatures = Vec::new();
+    for secret in secrets {
+        let webhook = standardwebhooks::Webhook::new(secret.as_ref())
+            .map_err(|e| format!("the destination's standard secret: {e}"))?;
+        signatures.push(webhook.sign(id, t, body).map_err(|e| {
+            format!("signing the body (Standard Webhooks signs UTF-8 bodies): {e}")
+        })?);
+    }
+    Ok(signatures.join(" "))
 }
 
 /// The header carrying a reconciled delivery's place in the order of
@@ -100,27 +116,28 @@ fn request(
         .post(d.url.clone())
         .timeout(d.timeout)
         .header(CONTENT_TYPE, "application/json");
+    let secrets = || d.signing_secrets().map(ExposeSecret::expose_secret);
+    let count = d.signing_secrets().count();
     match d.signature {
         Signature::Stripe => {
             shown.push((
                 "Stripe-Signature".to_owned(),
-                format!("t={t},v1=[redacted]"),
+                format!("t={t}{}", ",v1=[redacted]".repeat(count)),
             ));
-            request = request.header(
-                "Stripe-Signature",
-                signature_header(d.secret.expose_secret(), t, body),
-            );
+            request = request.header("Stripe-Signature", signature_header(secrets(), t, body));
         }
         Signature::Standard => {
             // The delivery id is the message id: the same for every
             // attempt, so the spec's de-duplication on `webhook-id` works
             // across retries.
-            let signature =
-                standard_signature_header(d.secret.expose_secret(), id.delivery_id, t, body)?;
+            let signature = standard_signature_header(secrets(), id.delivery_id, t, body)?;
             shown.extend([
                 ("webhook-id".to_owned(), id.delivery_id.to_owned()),
                 ("webhook-timestamp".to_owned(), t.to_string()),
-                ("webhook-signature".to_owned(), "v1,[redacted]".to_owned()),
+                (
+                    "webhook-signature".to_owned(),
+                    vec!["v1,[redacted]"; count].join(" "),
+                ),
             ]);
             request = request
                 .header("webhook-id", id.delivery_id)
@@ -368,7 +385,7 @@ mod tests {
     fn standard_signatures_match_the_specs_published_vectors() {
         assert_eq!(
             standard_signature_header(
-                "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                ["MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
                 "msg_p5jXN8AQM9LWM0D4loKWxJek",
                 1_696_200_454,
                 br#"{"type": "example.created", "timestamp":"2023-09-28T19:20:22+00:00", "data":{"str":"string","bool":true,"int":42}}"#,
@@ -378,7 +395,7 @@ mod tests {
         );
         assert_eq!(
             standard_signature_header(
-                "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
+                ["whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"],
                 "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk",
                 1_649_367_553,
                 br#"{"email":"test@example.com","username":"test_user"}"#,

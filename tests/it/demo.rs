@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
-use stripe_hookd::demo::{self, Demo, Options};
+use stripe_hookd::config::Signature;
+use stripe_hookd::demo::{self, Demo, Handled, Options};
 use stripe_hookd::reconcile::entitlements;
 use stripe_hookd::store::schema::{
     checkout_sessions, disputes, invoices, payment_intents, subscriptions,
@@ -20,7 +21,10 @@ use crate::backend_tests;
 use crate::daemon::Daemon;
 use crate::harness::*;
 
-backend_tests!(the_story_ends_in_the_records_and_access_it_implies);
+backend_tests!(
+    the_story_ends_in_the_records_and_access_it_implies,
+    the_app_verifies_standard_webhooks_and_sees_the_same_story,
+);
 
 /// Narration captured for the assertions (and echoed with TEST_LOG).
 #[derive(Clone, Default)]
@@ -43,12 +47,173 @@ impl Transcript {
 }
 
 async fn the_story_ends_in_the_records_and_access_it_implies(backend: Backend) {
+    the_story(backend, Signature::Stripe).await;
+}
+
+async fn the_app_verifies_standard_webhooks_and_sees_the_same_story(backend: Backend) {
+    the_story(backend, Signature::Standard).await;
+}
+
+/// The Stripe event types the app handles in each step, sorted (events
+/// of different objects are forwarded in parallel; one object's in order).
+const APP_STEPS: [&[&str]; 7] = [
+    &[
+        "checkout.session.completed",
+        "customer.created",
+        "customer.subscription.created",
+    ],
+    &["customer.subscription.updated"],
+    &[
+        "invoice.paid",
+        "invoice.payment_succeeded",
+        "payment_intent.succeeded",
+    ],
+    &["customer.subscription.updated", "invoice.payment_failed"],
+    &[
+        "customer.subscription.updated",
+        "customer.updated",
+        "invoice.paid",
+        "payment_method.attached",
+    ],
+    &["charge.dispute.created"],
+    &[
+        "customer.subscription.deleted",
+        "customer.subscription.updated",
+    ],
+];
+
+/// What the demo's app received, step by step: every request verified
+/// in the scheme, each delivery handled once, each Stripe event of the
+/// step (in order per object, sequences never falling), access granted and later
+/// revoked, and `invoice.paid` answered 500 once and retried.
+fn assert_the_app_side(outcome: &demo::StoryOutcome, text: &str) {
+    let all: Vec<&demo::Received> = outcome.steps.iter().flat_map(|s| &s.app).collect();
+    assert!(
+        all.iter()
+            .all(|r| !matches!(r.handled, Handled::Refused(_))),
+        "every request verifies: {all:#?}"
+    );
+    assert!(
+        !all.iter()
+            .any(|r| matches!(r.handled, Handled::Stale { .. })),
+        "{all:#?}"
+    );
+    // The redelivery of step 6: the same delivery id, not handled again.
+    let duplicates: Vec<(usize, &str, &str)> = outcome
+        .steps
+        .iter()
+        .enumerate()
+        .flat_map(|(i, s)| s.app.iter().map(move |r| (i + 1, r)))
+        .filter(|(_, r)| r.handled == Handled::Duplicate)
+        .map(|(i, r)| (i, r.event_type.as_str(), r.delivery_id.as_str()))
+        .collect();
+    let dispute = outcome.steps[5]
+        .app
+        .iter()
+        .find(|r| r.handled == Handled::Applied)
+        .expect("the dispute's delivery");
+    assert_eq!(
+        duplicates,
+        [(6, "charge.dispute.created", dispute.delivery_id.as_str())],
+        "{all:#?}"
+    );
+    for (step, expected) in outcome.steps.iter().zip(APP_STEPS) {
+        let mut handled: Vec<&str> = step
+            .app
+            .iter()
+            .filter(|r| r.handled == Handled::Applied && !r.event_type.starts_with("stripe_hookd."))
+            .map(|r| r.event_type.as_str())
+            .collect();
+        handled.sort_unstable();
+        assert_eq!(handled, expected, "{}: {:#?}", step.title, step.app);
+    }
+    // One object's deliveries in order, with rising sequences.
+    let subscription: Vec<(&str, Option<i64>)> = all
+        .iter()
+        .filter(|r| r.handled == Handled::Applied && r.object_id == outcome.subscription)
+        .map(|r| (r.event_type.as_str(), r.sequence))
+        .collect();
+    let types: Vec<&str> = subscription.iter().map(|(t, _)| *t).collect();
+    assert_eq!(
+        types,
+        [
+            "customer.subscription.created",
+            "customer.subscription.updated",
+            "customer.subscription.updated",
+            "customer.subscription.updated",
+            "customer.subscription.deleted",
+            "customer.subscription.updated",
+        ],
+        "{all:#?}"
+    );
+    let sequences: Vec<i64> = subscription
+        .iter()
+        .map(|(t, s)| s.unwrap_or_else(|| panic!("{t} has no sequence")))
+        .collect();
+    // Events finished together follow one stored state: equal numbers.
+    assert!(sequences.windows(2).all(|w| w[0] <= w[1]), "{sequences:?}");
+    assert!(
+        sequences[0] < sequences[sequences.len() - 1],
+        "{sequences:?}"
+    );
+    // Access as the app heard it: granted at activation, revoked at the cancel.
+    let access: Vec<(usize, Option<bool>)> = outcome
+        .steps
+        .iter()
+        .enumerate()
+        .flat_map(|(i, s)| {
+            s.app
+                .iter()
+                .filter(|r| r.event_type == "stripe_hookd.access.updated")
+                .map(move |r| (i + 1, r.has_access))
+        })
+        .collect();
+    assert_eq!(access.first(), Some(&(2, Some(true))), "{access:?}");
+    assert_eq!(access.last(), Some(&(7, Some(false))), "{access:?}");
+    assert!(
+        access[..access.len() - 1]
+            .iter()
+            .all(|(_, a)| *a == Some(true)),
+        "{access:?}"
+    );
+    // The 500 on purpose, then the retry of the same delivery.
+    let paid: Vec<(&str, u32, &Handled)> = outcome.steps[2]
+        .app
+        .iter()
+        .filter(|r| r.event_type == "invoice.paid")
+        .map(|r| (r.delivery_id.as_str(), r.attempt, &r.handled))
+        .collect();
+    assert_eq!(paid.len(), 2, "{paid:?}");
+    assert_eq!((paid[0].1, paid[0].2), (1, &Handled::FailedOnPurpose));
+    assert_eq!((paid[1].1, paid[1].2), (2, &Handled::Applied));
+    assert_eq!(paid[0].0, paid[1].0, "the retry keeps the delivery id");
+    assert!(paid[0].0.starts_with("dlv_"), "{paid:?}");
+    let failed_once = all
+        .iter()
+        .filter(|r| r.handled == Handled::FailedOnPurpose)
+        .count();
+    assert_eq!(failed_once, 1, "{all:#?}");
+    // The narration says so.
+    for expected in [
+        "not handled again",
+        "your app (demo-app",
+        "answered 500 (on purpose)",
+        "the retry succeeded",
+        "has_access: true",
+        "has_access: false",
+    ] {
+        assert!(text.contains(expected), "{expected:?} missing:\n{text}");
+    }
+}
+
+async fn the_story(backend: Backend, signature: Signature) {
     let db = TestDb::new(backend);
     let options = Options {
         step_delay: Duration::from_millis(10),
         api_key: None,
         // SQLite: the demo's own throwaway file; Postgres: the test's database.
         database_url: (backend == Backend::Postgres).then(|| db.url.clone()),
+        signature,
     };
     let demo = Demo::start(&options).await.expect("the demo starts");
     let mut transcript = Transcript::default();
@@ -60,6 +225,7 @@ async fn the_story_ends_in_the_records_and_access_it_implies(backend: Backend) {
     if std::env::var("TEST_LOG").is_ok() {
         println!("{text}");
     }
+    assert_the_app_side(&outcome, &text);
 
     // Every delivery was answered 200; the redeliveries were recognised.
     let deliveries: Vec<_> = outcome.steps.iter().flat_map(|s| &s.deliveries).collect();
@@ -230,6 +396,34 @@ async fn the_story_ends_in_the_records_and_access_it_implies(backend: Backend) {
     let summary = summary.text();
     assert!(summary.contains(&outcome.subscription) && summary.contains("no access"));
     assert!(summary.contains("payment_method.attached") && summary.contains("ignored"));
+    assert!(
+        summary
+            .contains("1 answered 500 on purpose, then retried; 1 redelivered, not handled again"),
+        "{summary}"
+    );
+
+    // The inspector's event page lists the event's deliveries: the retried
+    // invoice.paid went to the app in two attempts.
+    let paid = &outcome.steps[2]
+        .app
+        .iter()
+        .find(|r| r.event_type == "invoice.paid")
+        .expect("invoice.paid reached the app")
+        .event_id;
+    let shown: serde_json::Value = client
+        .get(format!("{}/ui/events/{paid}/deliveries", demo.admin_url()))
+        .bearer_auth(demo.admin_token())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rows = shown["deliveries"].as_array().expect("deliveries");
+    assert_eq!(rows.len(), 1, "{shown}");
+    assert_eq!(rows[0]["destination"], demo::APP_DESTINATION, "{shown}");
+    assert_eq!(rows[0]["status"], "delivered", "{shown}");
+    assert_eq!(rows[0]["attempts"], 2, "{shown}");
     demo.stop().await.expect("the demo stops cleanly");
 }
 
@@ -238,9 +432,22 @@ async fn the_story_ends_in_the_records_and_access_it_implies(backend: Backend) {
 /// A test key in the environment is neither refused nor used.
 #[test]
 fn the_binary_plays_the_story_and_cleans_up() {
+    for (scheme, name) in [("stripe", "Stripe's"), ("standard", "Standard Webhooks'")] {
+        the_binary_plays_the_story(scheme, name);
+    }
+}
+
+fn the_binary_plays_the_story(scheme: &str, name: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_stripe-hookd"))
-        .args(["demo", "--exit", "--step-delay", "10ms"])
+        .args([
+            "demo",
+            "--exit",
+            "--step-delay",
+            "10ms",
+            "--signature",
+            scheme,
+        ])
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("TMPDIR", tmp.path())
@@ -268,6 +475,13 @@ fn the_binary_plays_the_story_and_cleans_up() {
         "The events (as `stripe-hookd events list` shows them)",
         "Access now",
         "no access",
+        &format!("your app (demo-app, verifying {name} signature) received:"),
+        "invoice.paid                       try 1 ",
+        "answered 500 (on purpose)",
+        "the retry succeeded",
+        "not handled again",
+        "stripe_hookd.access.updated",
+        &format!("── Your app ({name} signature)"),
     ] {
         assert!(stdout.contains(expected), "{expected:?} missing:\n{stdout}");
     }

@@ -43,6 +43,12 @@ impl Request {
     pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).map(String::as_str)
     }
+
+    /// The `id` of the event in the body.
+    pub(crate) fn body_event_id(&self) -> String {
+        let event: serde_json::Value = serde_json::from_str(&self.body).unwrap_or_default();
+        event["id"].as_str().unwrap_or_default().to_owned()
+    }
 }
 
 /// An app that records every request and answers 500 to the first
@@ -118,6 +124,7 @@ async fn record(state: web::Data<RecorderState>, req: HttpRequest, body: String)
 backend_tests!(
     standard_deliveries_verify_with_the_specs_own_library_and_keep_their_id_across_retries,
     reconciled_deliveries_carry_their_objects_fetch_order_and_received_ones_none,
+    while_a_secret_rolls_apps_holding_the_old_or_the_new_secret_both_verify,
 );
 
 async fn standard_deliveries_verify_with_the_specs_own_library_and_keep_their_id_across_retries(
@@ -305,6 +312,116 @@ async fn reconciled_deliveries_carry_their_objects_fetch_order_and_received_ones
         python_verify(STANDARD_SECRET, &late),
         Some(vec!["ok".to_owned(); 3])
     );
+}
+
+/// A destination with `previous_secrets` signs every request with each of
+/// its secrets: in either scheme, an app holding only the old secret and
+/// one holding only the new one both verify the same delivery (the
+/// spec's Python library for Standard Webhooks; for Stripe's scheme
+/// the test's own HMAC, written apart from the daemon's, as Stripe's SDKs
+/// check it: any `v1` under the one secret the app holds), and a third
+/// secret verifies nothing.
+async fn while_a_secret_rolls_apps_holding_the_old_or_the_new_secret_both_verify(backend: Backend) {
+    const NEW_STANDARD: &str = "whsec_bmV3LXNlY3JldC1uZXctc2VjcmV0LW5ldy1zZWNyZXQ=";
+    const NEW_STRIPE: &str = "whsec_the_apps_new_secret";
+    let old_stripe = crate::forward::APP_SECRET;
+    let db = TestDb::new(backend);
+    let app_side = Recorder::start(Vec::new());
+    let standard = destination(&app_side.url("/standard"), |d| {
+        d.name = "standard".to_owned();
+        d.signature = Signature::Standard;
+        d.secret = NEW_STANDARD.into();
+        d.previous_secrets = vec![STANDARD_SECRET.into()];
+    });
+    let stripe = destination(&app_side.url("/stripe"), |d| {
+        d.name = "stripe".to_owned();
+        d.secret = NEW_STRIPE.into();
+        d.previous_secrets = vec![old_stripe.into()];
+    });
+    let app = TestApp::spawn_with(
+        &db,
+        AppOptions::default().admin().config(move |c| {
+            c.destinations = vec![standard.clone(), stripe.clone()];
+            c.forward.enabled = false;
+        }),
+    )
+    .await;
+    // The admin API says how many secrets each signs with (never which).
+    let listed: serde_json::Value = app
+        .client
+        .get(app.admin_url("/v1/destinations"))
+        .bearer_auth(crate::harness::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let counts: Vec<&serde_json::Value> = listed["destinations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| &d["signing_secrets"])
+        .collect();
+    assert_eq!(counts, [&json!(2), &json!(2)], "{listed}");
+    assert!(!listed.to_string().contains("whsec_"), "{listed}");
+    app.deliver_ok(&customer_event("customer.created", "cus_roll"))
+        .await;
+    app.runner.run_pending().await.unwrap();
+    let tally = forwarder(&app).run_pending().await.unwrap();
+    assert_eq!(tally.delivered, 2, "{tally:?}");
+
+    let got = app_side.got("/standard");
+    assert_eq!(got.len(), 1, "{got:#?}");
+    let other = "whsec_QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=";
+    for (secret, verdict) in [
+        (STANDARD_SECRET, "ok"),
+        (NEW_STANDARD, "ok"),
+        (other, "refused"),
+    ] {
+        if let Some(verdicts) = python_verify(secret, &got) {
+            assert_eq!(verdicts, vec![verdict.to_owned()], "{secret}");
+        }
+    }
+
+    let signatures = got[0].header("webhook-signature").unwrap();
+    assert_eq!(
+        signatures
+            .split(' ')
+            .filter(|s| s.starts_with("v1,"))
+            .count(),
+        2,
+        "one signature per secret, space-separated: {signatures}"
+    );
+
+    let got = app_side.got("/stripe");
+    assert_eq!(got.len(), 1, "{got:#?}");
+    let header = got[0].header("stripe-signature").unwrap();
+    let t: i64 = header
+        .split(',')
+        .find_map(|p| p.strip_prefix("t="))
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("no t= in {header}"));
+    assert!((crate::harness::now() - t).abs() <= 300, "{header}");
+    let verifies = |secret: &str| {
+        let expected = crate::harness::sign(secret, t, &got[0].body);
+        header
+            .split(',')
+            .filter_map(|p| p.strip_prefix("v1="))
+            .any(|v1| v1 == expected)
+    };
+    assert!(verifies(old_stripe), "the old secret: {header}");
+    assert!(verifies(NEW_STRIPE), "the new secret: {header}");
+    assert!(!verifies("whsec_another"), "{header}");
+    assert_eq!(header.matches("v1=").count(), 2, "{header}");
+
+    // The attempt history shows both signatures redacted.
+    let id = deliveries::delivery_id("stripe", &got[0].body_event_id());
+    let shown = app
+        .db(move |c| deliveries::history::for_delivery(c, &id).expect("attempts"))
+        .await;
+    let headers = format!("{:?}", shown[0].headers());
+    assert!(headers.contains("v1=[redacted],v1=[redacted]"), "{headers}");
 }
 
 /// Verifies each request with the Python `standardwebhooks` package
