@@ -39,6 +39,7 @@ mod reload;
 mod setup;
 mod signature_vectors;
 mod simulation;
+mod simulation_app;
 mod stripe_client;
 mod sweep;
 mod sweep_billing;

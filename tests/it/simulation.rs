@@ -42,7 +42,7 @@ const SKEW: Duration = Duration::from_secs(240);
 const LEASE_SECS: u64 = 600;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SubStatus {
+pub(crate) enum SubStatus {
     Active,
     PastDue,
     Canceled,
@@ -50,7 +50,7 @@ enum SubStatus {
 }
 
 impl SubStatus {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             SubStatus::Active => "active",
             SubStatus::PastDue => "past_due",
@@ -256,7 +256,7 @@ impl World {
 }
 
 /// An event as Stripe would emit it for the object's current state.
-fn event(event_type: &str, object: &Value, created: i64) -> Value {
+pub(crate) fn event(event_type: &str, object: &Value, created: i64) -> Value {
     json!({
         "id": stripe_hookd::trigger::scenario::new_id("evt"),
         "object": "event", "api_version": "2025-03-31.basil", "created": created,
@@ -267,7 +267,7 @@ fn event(event_type: &str, object: &Value, created: i64) -> Value {
 
 /// Delivers until the intake says 2xx (as Stripe retries): returns false if
 /// the database kept refusing.
-async fn deliver(app: &TestApp, body: &str) -> bool {
+pub(crate) async fn deliver(app: &TestApp, body: &str) -> bool {
     for _ in 0..3 {
         if app.deliver(body).await.status().is_success() {
             return true;
@@ -276,7 +276,7 @@ async fn deliver(app: &TestApp, body: &str) -> bool {
     false
 }
 
-fn fail(e: impl std::fmt::Display) -> TestCaseError {
+pub(crate) fn fail(e: impl std::fmt::Display) -> TestCaseError {
     TestCaseError::fail(e.to_string())
 }
 
@@ -349,7 +349,7 @@ impl Case<'_> {
         for i in batch {
             if self.delivered == self.fault_at && !self.fault_done {
                 self.fault_done = true;
-                inject(self.w, self.plan.fault).await;
+                inject(self.w, self.plan.fault).await?;
             }
             let app = if self.rng.random() {
                 &self.w.a
@@ -560,7 +560,7 @@ impl Case<'_> {
 }
 
 /// The local subscription's status and metadata.
-async fn local_subscription(app: &TestApp, id: &str) -> (String, Value) {
+pub(crate) async fn local_subscription(app: &TestApp, id: &str) -> (String, Value) {
     let id = id.to_owned();
     let (status, metadata): (String, String) = app
         .db(move |c| {
@@ -634,9 +634,9 @@ async fn run_case(w: &World, plan: &Plan) -> Result<(), TestCaseError> {
     case.deliver_some(usize::MAX).await?;
     if !case.fault_done {
         case.fault_done = true;
-        inject(w, plan.fault).await;
+        inject(w, plan.fault).await?;
     }
-    heal(w).await;
+    heal(w).await?;
 
     // 2. Dropped deliveries are recovered through catch-up.
     case.catch_up().await?;
@@ -739,7 +739,7 @@ fn config_for(api_base: &str, timeout_secs: u64) -> stripe_hookd::config::Config
     .expect("config")
 }
 
-async fn inject(w: &World, fault: FaultPlan) {
+async fn inject(w: &World, fault: FaultPlan) -> Result<(), TestCaseError> {
     match fault {
         FaultPlan::None => {}
         FaultPlan::RateLimited(n) => w.fake.fail_next(
@@ -758,29 +758,86 @@ async fn inject(w: &World, fault: FaultPlan) {
             // A worker takes what is waiting and dies without a word.
             let _abandoned = w.a.runner.claim(64).await;
         }
-        FaultPlan::DbRefuses => {
-            let backend = w.backend;
-            w.a.db(move |c| {
-                c.batch_execute(crate::intake::refuse_inserts_sql(backend))
-                    .unwrap()
+        FaultPlan::DbRefuses => refuse_inserts(&w.a, w.backend).await?,
+    }
+    Ok(())
+}
+
+/// Ends every fault that has an end (the API faults run out by themselves).
+async fn heal(w: &World) -> Result<(), TestCaseError> {
+    accept_inserts(&w.a, w.backend).await
+}
+
+/// Whether the trigger refusing intake writes ([`crate::intake::refuse_inserts_sql`]) is there.
+fn refusing(c: &mut stripe_hookd::store::DbConnection, backend: Backend) -> QueryResult<bool> {
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let sql = match backend {
+        Backend::Sqlite => "SELECT CAST(count(*) AS BIGINT) AS n FROM sqlite_master WHERE type = 'trigger' AND name = 'hookd_test_refuse'",
+        Backend::Postgres => "SELECT CAST(count(*) AS BIGINT) AS n FROM pg_trigger WHERE tgname = 'hookd_test_refuse'",
+    };
+    let count: Count = with_conn!(c, c => diesel::sql_query(sql).get_result(c))?;
+    Ok(count.n > 0)
+}
+
+/// Runs `sql` until the refusing trigger is there (`want`) or gone, and
+/// checks it: a statement that failed (the database busy on a loaded
+/// machine) is tried again, never ignored — a trigger left behind would
+/// refuse every later delivery of the run, one installed by halves would
+/// leave the fault out. Gives up after a generous deadline.
+async fn set_refusing(
+    app: &TestApp,
+    backend: Backend,
+    sql: &'static str,
+    want: bool,
+) -> Result<(), TestCaseError> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let outcome = app
+            .db(move |c| {
+                // The statement's own error is the answer only if the check disagrees.
+                let ran = c.batch_execute(sql).map_err(|e| e.to_string());
+                match refusing(c, backend) {
+                    Ok(now) if now == want => Ok(()),
+                    Ok(_) => Err(ran.err().unwrap_or_else(|| "no effect".into())),
+                    Err(e) => Err(e.to_string()),
+                }
             })
             .await;
+        match outcome {
+            Ok(()) => return Ok(()),
+            Err(e) if std::time::Instant::now() > deadline => {
+                return Err(fail(format!(
+                    "the trigger refusing intake writes could not be {}: {e}",
+                    if want { "installed" } else { "dropped" }
+                )))
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     }
 }
 
-/// Ends every fault that has an end (the API faults run out by themselves).
-async fn heal(w: &World) {
-    let backend = w.backend;
-    w.a.db(move |c| {
-        let _ = c.batch_execute(crate::intake::accept_inserts_sql(backend));
-    })
-    .await;
+/// The database refuses intake writes from now on (503s).
+pub(crate) async fn refuse_inserts(app: &TestApp, backend: Backend) -> Result<(), TestCaseError> {
+    let sql = crate::intake::refuse_inserts_sql(backend);
+    set_refusing(app, backend, sql, true).await
+}
+
+/// The database takes intake writes again; nothing happens if it did.
+pub(crate) async fn accept_inserts(app: &TestApp, backend: Backend) -> Result<(), TestCaseError> {
+    let sql = match backend {
+        Backend::Sqlite => "DROP TRIGGER IF EXISTS hookd_test_refuse;",
+        Backend::Postgres => "DROP TRIGGER IF EXISTS hookd_test_refuse ON webhook_events; DROP FUNCTION IF EXISTS hookd_test_refuse();",
+    };
+    set_refusing(app, backend, sql, false).await
 }
 
 /// Every case races (and runs two runners), so fewer than a simulation
 /// without races needed: about a minute for both backends in CI.
-fn cases() -> u32 {
+pub(crate) fn cases() -> u32 {
     std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
