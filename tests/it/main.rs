@@ -23,6 +23,7 @@ mod forward_races;
 mod forward_retention;
 mod forward_standard;
 mod harness;
+mod harness_faults;
 mod install;
 mod intake;
 mod log_output;
