@@ -24,6 +24,7 @@ mod forward_retention;
 mod forward_standard;
 mod harness;
 mod harness_faults;
+mod harness_gate;
 mod install;
 mod intake;
 mod log_output;

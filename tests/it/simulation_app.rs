@@ -11,11 +11,12 @@
 //! (with an event, or silently: an event lost for good, that only a
 //! repair finds), deliveries to either of two instances on one database
 //! (reordered, duplicated, some dropped and recovered by catch-up), runner
-//! and forwarder rounds, the app down (refusing, or applying and then
-//! failing, so the retry must be de-duplicated), catch-up, the drift
-//! sweep, a resync, reloads (`all`'s `after`, both destinations' `events`
-//! patterns, equivalent for this case's types), and restarts (a runner
-//! dying with the leases of what it claimed). At the end: the app's view
+//! and forwarder rounds, the app down (refusing, applying and then
+//! failing, so the retry must be de-duplicated, or not listening at all:
+//! a gate in front of it), catch-up, the drift sweep, a resync, reloads
+//! (`all`'s `after`, both destinations' `events` patterns, equivalent for
+//! this case's types), and restarts (a runner dying with the leases of
+//! what it claimed). At the end: the app's view
 //! of the customer's access equals stripe-hookd's entitlements, every
 //! stored event reached `all` (delivered, and handled by the app), every
 //! announcement was delivered, and the subscription is Stripe's.
@@ -43,6 +44,7 @@ use crate::admin::run_job;
 use crate::fake_stripe::{set_subscription_status, FakeStripe};
 use crate::forward::{Received, Receiver, APP_SECRET};
 use crate::harness::*;
+use crate::harness_gate::Gate;
 use crate::simulation::{cases, deliver, event, fail, local_subscription, SubStatus};
 
 /// The runners' lease: a runner that died holding leases frees them when
@@ -60,6 +62,8 @@ enum Outage {
     /// The app applies the event, then answers 500 (it crashed before
     /// answering): the retry must be recognised by its delivery id.
     AppliesThenFails,
+    /// Nothing listens: connections are refused (those open are cut).
+    Unreachable,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -121,6 +125,7 @@ fn step() -> impl Strategy<Value = Step> {
         3 => Just(Step::Forward),
         1 => Just(Step::AppDown(Outage::Refuses)),
         1 => Just(Step::AppDown(Outage::AppliesThenFails)),
+        1 => Just(Step::AppDown(Outage::Unreachable)),
         1 => Just(Step::AppUp),
         1 => Just(Step::CatchUp),
         1 => Just(Step::Sweep),
@@ -161,7 +166,7 @@ struct AppView {
 
 impl AppView {
     fn answer(&mut self, r: &Received) -> u16 {
-        if self.outage == Some(Outage::Refuses) {
+        if matches!(self.outage, Some(Outage::Refuses | Outage::Unreachable)) {
             return 500;
         }
         if self.handled.insert(r.delivery.clone()) && r.event_type == ACCESS_UPDATED {
@@ -273,7 +278,10 @@ struct World {
     runtime: tokio::runtime::Runtime,
     db: TestDb,
     fake: FakeStripe,
-    app_side: Receiver,
+    /// The app, and the gate in front of it that its URL names.
+    _app_side: Receiver,
+    gate: Gate,
+    app_url: String,
     view: Arc<Mutex<AppView>>,
     /// The configuration file reloads read, and what it holds now.
     file: tempfile::NamedTempFile,
@@ -308,24 +316,37 @@ fn world(backend: Backend) -> &'static World {
         let setting = START;
         let file = tempfile::NamedTempFile::new().expect("config file");
         let clocks = [Clock::default(), Clock::default()];
-        let (fake, app_side, loaded, instances) = runtime.block_on(async {
+        let (fake, app_side, gate, app_url, loaded, instances) = runtime.block_on(async {
             let fake = FakeStripe::start().await.expect("fake stripe");
             let app_view = Arc::clone(&view);
             let app_side = Receiver::start(Arc::new(move |r: Received| {
                 let status = app_view.lock().expect("app view").answer(&r);
                 async move { status }.boxed()
             }));
-            std::fs::write(file.path(), config_text(setting, &app_side.url)).expect("write");
+            let target = reqwest::Url::parse(&app_side.url).expect("the app's URL");
+            let target = target.socket_addrs(|| None).expect("the app's address")[0];
+            let gate = Gate::start(target).await;
+            let app_url = format!("http://{}/webhooks/stripe", gate.addr);
+            std::fs::write(file.path(), config_text(setting, &app_url)).expect("write");
             let loaded = reload::load(Some(file.path())).expect("the config loads");
             let a = TestApp::spawn_with(&db, options(&fake, &loaded, &clocks[0])).await;
             let b = TestApp::spawn_with(&db, options(&fake, &loaded, &clocks[1])).await;
-            (fake, app_side, loaded, [Arc::new(a), Arc::new(b)])
+            (
+                fake,
+                app_side,
+                gate,
+                app_url,
+                loaded,
+                [Arc::new(a), Arc::new(b)],
+            )
         });
         World {
             runtime,
             db,
             fake,
-            app_side,
+            _app_side: app_side,
+            gate,
+            app_url,
             view,
             file,
             config: Mutex::new((setting, loaded)),
@@ -537,7 +558,7 @@ impl Case<'_> {
             return Ok(());
         }
         let current = config.1.clone();
-        std::fs::write(w.file.path(), config_text(setting, &w.app_side.url)).map_err(fail)?;
+        std::fs::write(w.file.path(), config_text(setting, &w.app_url)).map_err(fail)?;
         let path = w.file.path().to_owned();
         let targets: Vec<_> = w.both().iter().map(|a| a.reload_targets.clone()).collect();
         let loaded = std::thread::scope(|scope| {
@@ -585,6 +606,17 @@ impl Case<'_> {
         Ok(())
     }
 
+    /// The app goes down as `outage` says, or comes back.
+    async fn outage(&mut self, outage: Option<Outage>) -> Result<(), TestCaseError> {
+        if outage == Some(Outage::Unreachable) {
+            self.w.gate.close().await;
+        } else {
+            self.w.gate.open().await.map_err(fail)?;
+        }
+        self.w.view.lock().expect("view").outage = outage;
+        Ok(())
+    }
+
     async fn step(&mut self, step: Step) -> Result<(), TestCaseError> {
         match step {
             Step::Change(status) => self.change(status, false),
@@ -592,8 +624,8 @@ impl Case<'_> {
             Step::Deliver(n) => self.deliver_some(n as usize).await,
             Step::Process => self.process().await?,
             Step::Forward => self.forward().await?,
-            Step::AppDown(outage) => self.w.view.lock().expect("view").outage = Some(outage),
-            Step::AppUp => self.w.view.lock().expect("view").outage = None,
+            Step::AppDown(outage) => self.outage(Some(outage)).await?,
+            Step::AppUp => self.outage(None).await?,
             Step::CatchUp => self.catch_up().await,
             Step::Sweep => self.sweep().await,
             Step::Resync => self.resync().await?,
@@ -675,7 +707,7 @@ async fn run_case(w: &World, plan: &Plan) -> Result<(), TestCaseError> {
         sub: Value::Null,
         rev: 0,
     };
-    w.view.lock().expect("view").outage = None;
+    case.outage(None).await?;
     case.reload(START)?;
     let fake = &w.fake;
 
@@ -702,7 +734,7 @@ async fn run_case(w: &World, plan: &Plan) -> Result<(), TestCaseError> {
     // settled; a last silent change, repaired by a resync or the sweep
     // (which also repairs the plan's silent changes no event followed);
     // everything is forwarded.
-    w.view.lock().expect("view").outage = None;
+    case.outage(None).await?;
     case.deliver_some(usize::MAX).await;
     case.catch_up().await;
     case.settle().await?;
