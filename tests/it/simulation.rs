@@ -34,6 +34,7 @@ use stripe_hookd::util::Clock;
 
 use crate::fake_stripe::{set_subscription_status, FakeStripe, Fault};
 use crate::harness::*;
+use crate::harness_faults::{accept_inserts, refuse_inserts};
 
 /// How far the second runner's clock is ahead of the first's.
 const SKEW: Duration = Duration::from_secs(240);
@@ -42,7 +43,7 @@ const SKEW: Duration = Duration::from_secs(240);
 const LEASE_SECS: u64 = 600;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SubStatus {
+pub(crate) enum SubStatus {
     Active,
     PastDue,
     Canceled,
@@ -50,7 +51,7 @@ enum SubStatus {
 }
 
 impl SubStatus {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             SubStatus::Active => "active",
             SubStatus::PastDue => "past_due",
@@ -256,7 +257,7 @@ impl World {
 }
 
 /// An event as Stripe would emit it for the object's current state.
-fn event(event_type: &str, object: &Value, created: i64) -> Value {
+pub(crate) fn event(event_type: &str, object: &Value, created: i64) -> Value {
     json!({
         "id": stripe_hookd::trigger::scenario::new_id("evt"),
         "object": "event", "api_version": "2025-03-31.basil", "created": created,
@@ -267,7 +268,7 @@ fn event(event_type: &str, object: &Value, created: i64) -> Value {
 
 /// Delivers until the intake says 2xx (as Stripe retries): returns false if
 /// the database kept refusing.
-async fn deliver(app: &TestApp, body: &str) -> bool {
+pub(crate) async fn deliver(app: &TestApp, body: &str) -> bool {
     for _ in 0..3 {
         if app.deliver(body).await.status().is_success() {
             return true;
@@ -276,7 +277,7 @@ async fn deliver(app: &TestApp, body: &str) -> bool {
     false
 }
 
-fn fail(e: impl std::fmt::Display) -> TestCaseError {
+pub(crate) fn fail(e: impl std::fmt::Display) -> TestCaseError {
     TestCaseError::fail(e.to_string())
 }
 
@@ -349,7 +350,7 @@ impl Case<'_> {
         for i in batch {
             if self.delivered == self.fault_at && !self.fault_done {
                 self.fault_done = true;
-                inject(self.w, self.plan.fault).await;
+                inject(self.w, self.plan.fault).await?;
             }
             let app = if self.rng.random() {
                 &self.w.a
@@ -560,7 +561,7 @@ impl Case<'_> {
 }
 
 /// The local subscription's status and metadata.
-async fn local_subscription(app: &TestApp, id: &str) -> (String, Value) {
+pub(crate) async fn local_subscription(app: &TestApp, id: &str) -> (String, Value) {
     let id = id.to_owned();
     let (status, metadata): (String, String) = app
         .db(move |c| {
@@ -634,9 +635,9 @@ async fn run_case(w: &World, plan: &Plan) -> Result<(), TestCaseError> {
     case.deliver_some(usize::MAX).await?;
     if !case.fault_done {
         case.fault_done = true;
-        inject(w, plan.fault).await;
+        inject(w, plan.fault).await?;
     }
-    heal(w).await;
+    heal(w).await?;
 
     // 2. Dropped deliveries are recovered through catch-up.
     case.catch_up().await?;
@@ -739,7 +740,7 @@ fn config_for(api_base: &str, timeout_secs: u64) -> stripe_hookd::config::Config
     .expect("config")
 }
 
-async fn inject(w: &World, fault: FaultPlan) {
+async fn inject(w: &World, fault: FaultPlan) -> Result<(), TestCaseError> {
     match fault {
         FaultPlan::None => {}
         FaultPlan::RateLimited(n) => w.fake.fail_next(
@@ -758,29 +759,19 @@ async fn inject(w: &World, fault: FaultPlan) {
             // A worker takes what is waiting and dies without a word.
             let _abandoned = w.a.runner.claim(64).await;
         }
-        FaultPlan::DbRefuses => {
-            let backend = w.backend;
-            w.a.db(move |c| {
-                c.batch_execute(crate::intake::refuse_inserts_sql(backend))
-                    .unwrap()
-            })
-            .await;
-        }
+        FaultPlan::DbRefuses => refuse_inserts(&w.a, w.backend).await?,
     }
+    Ok(())
 }
 
 /// Ends every fault that has an end (the API faults run out by themselves).
-async fn heal(w: &World) {
-    let backend = w.backend;
-    w.a.db(move |c| {
-        let _ = c.batch_execute(crate::intake::accept_inserts_sql(backend));
-    })
-    .await;
+async fn heal(w: &World) -> Result<(), TestCaseError> {
+    accept_inserts(&w.a, w.backend).await
 }
 
 /// Every case races (and runs two runners), so fewer than a simulation
 /// without races needed: about a minute for both backends in CI.
-fn cases() -> u32 {
+pub(crate) fn cases() -> u32 {
     std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
