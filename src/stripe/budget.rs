@@ -4,8 +4,10 @@
 //!
 //! - **Pacing.** One slot every 1/rate seconds, handed out in the order the
 //!   callers came (a caller reserves the next free slot and sleeps until
-//!   it; burst 1). So the rate in use is never exceeded, however many
-//!   callers wait. Live calls (the runner's re-fetches) go first: a
+//!   it; burst 1), and two requests never leave less than 1/rate apart (a
+//!   caller that woke late does not send together with the next one). So
+//!   the rate in use is never exceeded, however many callers wait, nor in
+//!   any one second by more than one request. Live calls (the runner's re-fetches) go first: a
 //!   background call (sweep, catch-up) reserves a slot only while no live
 //!   call is waiting for one.
 //! - **429.** Stripe's rate limit answered: the rate in use halves (not
@@ -69,6 +71,8 @@ struct Cut {
 struct State {
     /// The next free slot.
     next_slot: Instant,
+    /// When the last request was let go.
+    last_sent: Option<Instant>,
     cut: Option<Cut>,
     latency_secs: Option<f64>,
 }
@@ -105,6 +109,7 @@ impl Budget {
             budget: f64::from(requests_per_sec).max(MIN_RATE),
             state: Mutex::new(State {
                 next_slot: Instant::now(),
+                last_sent: None,
                 cut: None,
                 latency_secs: None,
             }),
@@ -131,23 +136,36 @@ impl Budget {
         slot
     }
 
+    /// Lets the request go at `now` if the last one left at least an
+    /// interval ago; else returns when it may.
+    fn send_at(&self, now: Instant) -> Result<(), Instant> {
+        let mut state = self.state();
+        let interval = Duration::from_secs_f64(1.0 / rate(self.budget, state.cut, now));
+        match state.last_sent.map(|last| last + interval) {
+            Some(earliest) if earliest > now => Err(earliest),
+            _ => {
+                state.last_sent = Some(now);
+                Ok(())
+            }
+        }
+    }
+
     /// Waits for this caller's slot (live calls first).
     pub(super) async fn turn(&self, priority: Priority) {
-        let slot = match priority {
-            Priority::Live => {
-                let _waiting = Counted::new(&self.live_waiting);
-                let slot = self.reserve(Instant::now());
-                tokio::time::sleep_until(slot.into()).await;
-                return;
-            }
-            Priority::Background => loop {
-                if self.live_waiting.load(Ordering::SeqCst) == 0 {
-                    break self.reserve(Instant::now());
+        let _waiting = match priority {
+            Priority::Live => Some(Counted::new(&self.live_waiting)),
+            Priority::Background => {
+                while self.live_waiting.load(Ordering::SeqCst) > 0 {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
                 }
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            },
+                None
+            }
         };
+        let slot = self.reserve(Instant::now());
         tokio::time::sleep_until(slot.into()).await;
+        while let Err(earliest) = self.send_at(Instant::now()) {
+            tokio::time::sleep_until(earliest.into()).await;
+        }
     }
 
     /// Counts a request in flight while the guard lives.
@@ -286,6 +304,48 @@ mod tests {
             "{:?}",
             next - later
         );
+    }
+
+    #[test]
+    fn a_late_caller_never_goes_closer_than_an_interval_to_the_last() {
+        let budget = Budget::new(10);
+        let t0 = Instant::now();
+        assert_eq!(budget.send_at(t0), Ok(()));
+        // The next slot was t0 + 100 ms; its caller woke 30 ms late...
+        assert_eq!(budget.send_at(t0 + Duration::from_millis(130)), Ok(()));
+        // ...so the caller of t0 + 200 ms waits until 230 ms.
+        assert_eq!(
+            budget.send_at(t0 + Duration::from_millis(200)),
+            Err(t0 + Duration::from_millis(230))
+        );
+        assert_eq!(budget.send_at(t0 + Duration::from_millis(230)), Ok(()));
+    }
+
+    #[tokio::test]
+    async fn a_background_call_waits_while_a_live_one_does() {
+        let budget = std::sync::Arc::new(Budget::new(10));
+        let order = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let call = |priority: Priority, name: &'static str| {
+            let (budget, order) = (budget.clone(), order.clone());
+            tokio::spawn(async move {
+                budget.turn(priority).await;
+                order
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(name);
+            })
+        };
+        // Three live calls queue (100 ms apart); a background call that
+        // comes meanwhile goes after all of them.
+        let live: Vec<_> = (0..3).map(|_| call(Priority::Live, "live")).collect();
+        tokio::task::yield_now().await;
+        let background = call(Priority::Background, "background");
+        for task in live {
+            task.await.unwrap_or_default();
+        }
+        background.await.unwrap_or_default();
+        let order = order.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        assert_eq!(order, ["live", "live", "live", "background"]);
     }
 
     #[test]
