@@ -121,7 +121,7 @@ async fn run(
     label: &str,
     url: &str,
     fake: &str,
-    stand_in: &StandIn,
+    stand_in: &web::Data<StandIn>,
     r: &Run,
 ) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
@@ -171,9 +171,32 @@ async fn run(
         .unwrap_or_else(std::sync::PoisonError::into_inner) = Duration::from_millis(r.latency_ms);
     stand_in.seen.reset();
     let token = application.shutdown_token();
+    let runner = application.runner();
     let started = Instant::now();
     let task = tokio::spawn(application.run_until_stopped());
+    // `--trace`: once a second, the runner's limit, groups running, groups
+    // claimed and not finished, and the requests the stand-in holds.
+    let trace = std::env::args().any(|a| a == "--trace").then(|| {
+        let stand_in = stand_in.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let held = stand_in.seen.held.load(Ordering::SeqCst);
+                eprintln!(
+                    "  t={:5.1}s limit {:>3} running {:>3} claimed {:>3} at stand-in {:>3}",
+                    started.elapsed().as_secs_f64(),
+                    runner.limit(),
+                    runner.active(),
+                    runner.unfinished(),
+                    held
+                );
+            }
+        })
+    });
     drained(&store, r.events).await?;
+    if let Some(trace) = trace {
+        trace.abort();
+    }
     let elapsed = started.elapsed().as_secs_f64();
     let rate = r.events as f64 / elapsed;
     let how = match r.fixed {
