@@ -398,8 +398,8 @@ impl Runner {
     /// counts as claimed (a shutdown releases it) and its object lease
     /// keeps every other claim off the object. A worker can take its next
     /// group meanwhile, so that more groups share each commit. At most
-    /// [`QUEUED_FINISHES_PER_WORKER`] × concurrency finishes wait at once:
-    /// beyond that `start` waits (the finisher is behind).
+    /// [`QUEUED_FINISHES_PER_WORKER`] × [`Runner::workers`] finishes wait
+    /// at once: beyond that `start` waits (the finisher is behind).
     pub async fn start(self: &Arc<Self>, group: EventGroup) -> Finishing {
         let span = tracing::info_span!("process", object = %group.key, events = group.events.len());
         let started = std::time::Instant::now();
