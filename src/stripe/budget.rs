@@ -11,7 +11,8 @@
 //!   background call (sweep, catch-up) reserves a slot only while no live
 //!   call is waiting for one.
 //! - **429.** Stripe's rate limit answered: the rate in use halves (not
-//!   below [`MIN_RATE`]), once per round (a 429 to a request sent before
+//!   below an eighth of the budget, [`LOWEST_SHARE`], nor [`MIN_RATE`]),
+//!   once per round (a 429 to a request sent before
 //!   the last cut says nothing new); it stays there for [`HOLD`] after the
 //!   last cut, then climbs back linearly to the budget over [`RECOVER`].
 //! - **Latency.** An average of each answered attempt's time, weighted 1/8
@@ -32,8 +33,12 @@ use super::Priority;
 pub const HOLD: Duration = Duration::from_secs(60);
 /// ...then climbs back to the budget over this long.
 pub const RECOVER: Duration = Duration::from_secs(120);
-/// The rate in use never goes below this (requests/s).
+/// The rate in use never goes below this (requests/s)...
 pub const MIN_RATE: f64 = 1.0;
+/// ...nor below this share of the budget (three halvings): 429s that go on
+/// below it are another client's doing, and the runner's own retry backoff
+/// spaces the events that keep failing.
+pub const LOWEST_SHARE: f64 = 0.125;
 /// The newest answer's weight in the latency average.
 pub const LATENCY_WEIGHT: f64 = 0.125;
 /// The latency assumed before the first answer.
@@ -192,7 +197,8 @@ impl Budget {
         if state.cut.is_some_and(|cut| sent < cut.at) {
             return false;
         }
-        let to = (rate(self.budget, state.cut, now) / 2.0).max(MIN_RATE);
+        let floor = (self.budget * LOWEST_SHARE).max(MIN_RATE);
+        let to = (rate(self.budget, state.cut, now) / 2.0).max(floor);
         state.cut = Some(Cut { to, at: now });
         // Slots reserved at the old rate stay; the next one waits a full
         // interval of the new rate.
@@ -301,15 +307,17 @@ mod tests {
     }
 
     #[test]
-    fn the_rate_never_goes_below_the_minimum() {
-        let budget = Budget::new(4);
-        let mut now = Instant::now();
-        for _ in 0..10 {
-            let sent = now;
-            now += Duration::from_millis(100);
-            budget.rate_limited(sent, now);
+    fn the_rate_never_goes_below_an_eighth_of_the_budget_nor_one_a_second() {
+        for (configured, lowest) in [(80, 10.0), (4, MIN_RATE)] {
+            let budget = Budget::new(configured);
+            let mut now = Instant::now();
+            for _ in 0..10 {
+                let sent = now;
+                now += Duration::from_millis(100);
+                budget.rate_limited(sent, now);
+            }
+            assert_eq!(budget.rate_at(now), lowest, "{configured}");
         }
-        assert_eq!(budget.rate_at(now), MIN_RATE);
     }
 
     #[test]
