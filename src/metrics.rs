@@ -22,6 +22,17 @@ pub const ATTEMPT_SECONDS: &str = "hookd_event_processing_seconds";
 pub const INTAKE_COMMIT_SECONDS: &str = "hookd_intake_commit_seconds";
 pub const STRIPE_REQUESTS: &str = "hookd_stripe_api_requests_total";
 pub const STRIPE_SECONDS: &str = "hookd_stripe_api_request_seconds";
+/// The Stripe client's budget (`stripe.requests_per_sec`), the rate in use
+/// now (lower for minutes after a 429), the average answer time and the
+/// requests in flight: gauges read from the client at scrape time
+/// (`admin::gauges::budget`).
+pub const STRIPE_BUDGET: &str = "hookd_stripe_budget_requests_per_second";
+pub const STRIPE_RATE_IN_USE: &str = "hookd_stripe_rate_in_use_requests_per_second";
+pub const STRIPE_LATENCY: &str = "hookd_stripe_latency_seconds";
+pub const STRIPE_IN_FLIGHT: &str = "hookd_stripe_requests_in_flight";
+/// How many groups the job runner lets run at once now (it follows the
+/// Stripe budget × latency).
+pub const RUNNER_LIMIT: &str = "hookd_runner_in_flight_limit";
 pub const OUTBOX_EVENTS: &str = "hookd_outbox_events";
 pub const OUTBOX_LAG: &str = "hookd_outbox_lag_seconds";
 pub const DEAD_EVENTS: &str = "hookd_dead_events";

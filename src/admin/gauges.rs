@@ -46,3 +46,17 @@ pub fn render(
     }
     Ok(out)
 }
+
+/// The Stripe client's budget gauges (see [`crate::metrics::STRIPE_BUDGET`]),
+/// in Prometheus text format.
+pub fn budget(snapshot: &crate::stripe::BudgetSnapshot) -> String {
+    use crate::metrics::{STRIPE_BUDGET, STRIPE_IN_FLIGHT, STRIPE_LATENCY, STRIPE_RATE_IN_USE};
+    let latency = snapshot.latency_secs.unwrap_or(0.0);
+    format!(
+        "# HELP {STRIPE_BUDGET} The Stripe API requests a second this daemon may send (stripe.requests_per_sec).\n# TYPE {STRIPE_BUDGET} gauge\n{STRIPE_BUDGET} {}\n\
+         # HELP {STRIPE_RATE_IN_USE} The Stripe API requests a second sent at most now (lowered for minutes after a 429).\n# TYPE {STRIPE_RATE_IN_USE} gauge\n{STRIPE_RATE_IN_USE} {}\n\
+         # HELP {STRIPE_LATENCY} Average time of a Stripe API answer (recent answers weigh most; 0 before the first).\n# TYPE {STRIPE_LATENCY} gauge\n{STRIPE_LATENCY} {latency}\n\
+         # HELP {STRIPE_IN_FLIGHT} Stripe API requests sent and not yet answered.\n# TYPE {STRIPE_IN_FLIGHT} gauge\n{STRIPE_IN_FLIGHT} {}\n",
+        snapshot.budget, snapshot.in_use, snapshot.in_flight
+    )
+}

@@ -154,6 +154,9 @@ async fn metrics(state: web::Data<AdminState>) -> Result<HttpResponse, AdminErro
     .await?;
     let mut body = state.metrics.render();
     body.push_str(&gauges);
+    if let Some(ops) = &state.reconcile {
+        body.push_str(&gauges::budget(&ops.client().budget()));
+    }
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(body))

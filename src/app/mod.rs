@@ -119,6 +119,13 @@ impl ApplicationBuilder {
         }
         // The admin API's Stripe operations get their own client from the config.
         let ops = reconcile_handler(&config)?;
+        // The runner's groups in flight follow the client's budget when it
+        // runs the reconcile handler (the same client as the admin
+        // operations, the sweep and catch-up: one budget).
+        let pace = match (&handler, &ops) {
+            (None, Some(ops)) => Some(ops.client().clone()),
+            _ => None,
+        };
         let handler: Arc<dyn Handler> = match (handler, &ops) {
             (Some(handler), _) => handler,
             (None, Some(ops)) => ops.clone(),
@@ -164,6 +171,7 @@ impl ApplicationBuilder {
             clock,
             &forward_wake,
             destinations.as_ref(),
+            pace,
         )?;
         let intake = parts::intake(
             &config,
@@ -325,6 +333,7 @@ impl Application {
             tracing::info!(
                 worker = self.runner.worker_id(),
                 concurrency = self.runner.options().concurrency,
+                workers = self.runner.workers(),
                 "job runner started"
             );
             let beat: Arc<dyn Fn() + Send + Sync> = Arc::new(move || heartbeat.beat());

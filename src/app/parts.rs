@@ -89,7 +89,8 @@ pub fn doors(store: &Store, destinations: &Live<Vec<Destination>>) {
 /// The job runner over the store's outbox; it records the deliveries of
 /// `after = "reconciled"` destinations in each finishing transaction (and
 /// notes the customers its events name, whose access the transaction's end
-/// compares), then wakes the forwarder.
+/// compares), then wakes the forwarder. With `pace`, the groups it runs at
+/// once follow that client's budget × latency.
 pub fn runner(
     config: &Config,
     store: &Store,
@@ -97,9 +98,13 @@ pub fn runner(
     clock: Clock,
     forward_wake: &Arc<Notify>,
     destinations: Option<&Live<Vec<Destination>>>,
+    pace: Option<StripeClient>,
 ) -> anyhow::Result<Arc<Runner>> {
     let mut runner = Runner::new(store.clone(), handler, config.runner.options(), clock)
         .context("cannot start the job runner")?;
+    if let Some(client) = pace {
+        runner = runner.with_pace(Arc::new(move || client.in_flight_wanted()));
+    }
     if let Some(destinations) = destinations {
         let deliveries = forward::live_hook(
             destinations.clone(),

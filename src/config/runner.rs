@@ -19,8 +19,13 @@ const DAY_SECS: u64 = 24 * 3600;
 pub struct RunnerConfig {
     /// Run workers in this process; `false` makes an intake-only instance.
     pub enabled: bool,
-    /// Objects processed at once by this process.
+    /// Objects processed at once by this process (with a Stripe API key:
+    /// at least; the runner follows the API budget × latency up to
+    /// `max_concurrency`).
     pub concurrency: usize,
+    /// With a Stripe API key, the most objects processed at once (never
+    /// below `concurrency`).
+    pub max_concurrency: usize,
     /// How often idle workers look for due retries and other instances' events.
     pub poll_interval_ms: u64,
     /// How long a claim lasts before another worker may take the event.
@@ -64,6 +69,7 @@ impl RunnerConfig {
     pub fn options(&self) -> RunnerOptions {
         RunnerOptions {
             concurrency: self.concurrency,
+            max_concurrency: self.max_concurrency.max(self.concurrency),
             poll_interval: Duration::from_millis(self.poll_interval_ms),
             lease: Duration::from_secs(self.lease_secs),
             max_attempts: self.max_attempts,

@@ -41,8 +41,12 @@ pub use handler::{
 /// defaults.
 #[derive(Debug, Clone)]
 pub struct RunnerOptions {
-    /// Groups processed at once by the workers of this process.
+    /// Groups processed at once by the workers of this process; with a
+    /// [`Pace`] the fewest.
     pub concurrency: usize,
+    /// With a [`Pace`], the most groups processed at once (never below
+    /// `concurrency`).
+    pub max_concurrency: usize,
     /// How often idle workers look for work from other instances and due retries.
     pub poll_interval: Duration,
     /// How long a claim is valid; a handler gets half of it.
@@ -105,6 +109,12 @@ impl std::future::Future for Finishing {
     }
 }
 
+/// How many groups the handler could use in flight now (the Stripe
+/// client's rate in use × the latency it sees): with one, the runner runs
+/// between `concurrency` and `max_concurrency` groups at once, following it
+/// ([`Runner::with_pace`]).
+pub type Pace = Arc<dyn Fn() -> usize + Send + Sync>;
+
 /// A group's finish, queued by its worker.
 enum Queued {
     Success {
@@ -148,6 +158,13 @@ pub struct Runner {
     /// Runs in each finishing transaction of a successful group (with all
     /// its events, done and ignored), then `finished` after the commit.
     on_finish: Option<(EventHook, Arc<dyn Fn() + Send + Sync>)>,
+    /// Sizes the groups run at once (see [`Pace`]); `None`: `concurrency`.
+    pace: Option<Pace>,
+    /// Groups handed to a worker whose handler has not ended
+    /// ([`Runner::try_admit`], [`Runner::leave`]).
+    active: std::sync::atomic::AtomicUsize,
+    /// Fired when a group's handler ends (a place is free).
+    freed: tokio::sync::Notify,
 }
 
 impl Runner {
@@ -178,7 +195,70 @@ impl Runner {
             claimed: Mutex::new(Vec::new()),
             claims_open: Mutex::new(true),
             on_finish: None,
+            pace: None,
+            active: std::sync::atomic::AtomicUsize::new(0),
+            freed: tokio::sync::Notify::new(),
         })
+    }
+
+    /// Runs as many groups at once as `pace` says (between `concurrency`
+    /// and `max_concurrency`) instead of `concurrency`: the workers are
+    /// `max_concurrency`, and the backend hands a group to one only while
+    /// fewer than [`Runner::limit`] run.
+    pub fn with_pace(mut self, pace: Pace) -> Runner {
+        self.pace = Some(pace);
+        self.finishing_max = self.workers().saturating_mul(QUEUED_FINISHES_PER_WORKER);
+        self.finishing = Arc::new(tokio::sync::Semaphore::new(self.finishing_max));
+        self
+    }
+
+    /// The apalis workers: `max_concurrency` with a pace, else `concurrency`.
+    pub fn workers(&self) -> usize {
+        let floor = self.options.concurrency.max(1);
+        if self.pace.is_some() {
+            self.options.max_concurrency.max(floor)
+        } else {
+            floor
+        }
+    }
+
+    /// How many groups may run at once now: the pace, between
+    /// `concurrency` and `max_concurrency`; without one, `concurrency`.
+    pub fn limit(&self) -> usize {
+        let floor = self.options.concurrency.max(1);
+        match &self.pace {
+            Some(pace) => pace().clamp(floor, self.workers()),
+            None => floor,
+        }
+    }
+
+    /// Groups whose handler runs now (handed to a worker, finish not yet
+    /// queued).
+    pub fn active(&self) -> usize {
+        self.active.load(Ordering::SeqCst)
+    }
+
+    /// Takes a place for a group if fewer than [`Runner::limit`] run.
+    pub fn try_admit(&self) -> bool {
+        let limit = self.limit();
+        self.active
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// Gives back a place taken by [`Runner::try_admit`].
+    pub fn leave(&self) {
+        let _ = self
+            .active
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        self.freed.notify_one();
+    }
+
+    /// Resolves when a place may have come free (a group's handler ended).
+    pub async fn place_freed(&self) {
+        self.freed.notified().await;
     }
 
     /// Writes what `hook` adds in the transaction that finishes a group
@@ -254,13 +334,15 @@ impl Runner {
     /// next to the lease); never when they are slow (a slow Stripe API),
     /// where leases would run out in the buffer.
     /// Groups whose finish is queued do not hold a worker.
+    /// With a pace, "workers" are the groups [`Runner::limit`] allows now.
     pub fn claim_size(&self) -> usize {
-        let concurrency = self.options.concurrency.max(1);
+        let limit = self.limit();
+        metrics::gauge!(crate::metrics::RUNNER_LIMIT).set(limit as f64);
         let busy = self.unfinished().saturating_sub(self.finishing());
-        let free = concurrency.saturating_sub(busy).max(1);
+        let free = limit.saturating_sub(busy).max(1);
         let lease_ms = u64::try_from(self.options.lease.as_millis()).unwrap_or(u64::MAX);
         if self.recent_ms.load(Ordering::Relaxed).saturating_mul(16) < lease_ms {
-            free + 2 * concurrency
+            free + 2 * limit
         } else {
             free
         }
@@ -305,8 +387,8 @@ impl Runner {
     /// counts as claimed (a shutdown releases it) and its object lease
     /// keeps every other claim off the object. A worker can take its next
     /// group meanwhile, so that more groups share each commit. At most
-    /// [`QUEUED_FINISHES_PER_WORKER`] × concurrency finishes wait at once:
-    /// beyond that `start` waits (the finisher is behind).
+    /// [`QUEUED_FINISHES_PER_WORKER`] × [`Runner::workers`] finishes wait
+    /// at once: beyond that `start` waits (the finisher is behind).
     pub async fn start(self: &Arc<Self>, group: EventGroup) -> Finishing {
         let span = tracing::info_span!("process", object = %group.key, events = group.events.len());
         let started = std::time::Instant::now();

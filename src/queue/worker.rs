@@ -12,7 +12,14 @@
 //! each commit. A claim takes one group
 //! per free worker ([`Runner::claim_size`]; a buffer's worth more only while
 //! handlers are fast next to the lease), so a lease starts ticking when its work can
-//! start, not while it waits behind slow handlers. Claim errors
+//! start, not while it waits behind slow handlers.
+//!
+//! With a pace (the Stripe client's budget × its latency,
+//! [`Runner::with_pace`]) there are `max_concurrency` workers, and the
+//! backend hands a group to one only while fewer than [`Runner::limit`]
+//! groups run; else it waits until a group's handler ends (or 50 ms, for a
+//! limit that rose). So the groups in flight follow the API budget and the
+//! latency seen, not a fixed worker count. Claim errors
 //! never end the worker (that would stop it for good): they are logged and
 //! retried after a pause. On shutdown every group claimed and not finished
 //! is released ([`Runner::release_claimed`]).
@@ -52,6 +59,9 @@ pub struct OutboxBackend {
     wake: Arc<Notify>,
     buffer: VecDeque<EventGroup>,
     state: State,
+    /// While a group waits in the buffer for a place under the runner's
+    /// limit: resolves when one may be free.
+    room: Option<BoxFut<()>>,
     /// Called on every loop turn: the systemd watchdog's proof of life.
     heartbeat: Arc<dyn Fn() + Send + Sync>,
 }
@@ -68,6 +78,7 @@ impl OutboxBackend {
             wake,
             buffer: VecDeque::new(),
             state,
+            room: None,
             heartbeat,
         }
     }
@@ -81,6 +92,20 @@ impl OutboxBackend {
             }
         })
     }
+}
+
+/// How often a backend held back by the runner's limit looks again (the
+/// limit may have risen).
+const ROOM_RECHECK: Duration = Duration::from_millis(50);
+
+fn room_future(runner: &Arc<Runner>) -> BoxFut<()> {
+    let runner = Arc::clone(runner);
+    Box::pin(async move {
+        tokio::select! {
+            () = runner.place_freed() => {}
+            () = tokio::time::sleep(ROOM_RECHECK) => {}
+        }
+    })
 }
 
 fn claim_future(runner: &Arc<Runner>) -> BoxFut<Result<Vec<EventGroup>, StoreError>> {
@@ -114,10 +139,24 @@ impl Backend for OutboxBackend {
         _worker: &WorkerContext,
     ) -> Poll<Option<Result<Self::Task, Self::Error>>> {
         loop {
-            if let Some(group) = self.buffer.pop_front() {
-                // Asked for more: a worker slot is free, so an event finished.
+            if !self.buffer.is_empty() {
+                if self.runner.try_admit() {
+                    if let Some(group) = self.buffer.pop_front() {
+                        // Asked for more: a worker slot is free, so an event finished.
+                        self.room = None;
+                        (self.heartbeat)();
+                        return Poll::Ready(Some(Ok(Task::new(group))));
+                    }
+                    self.runner.leave();
+                }
+                let runner = &self.runner;
+                let room = self.room.get_or_insert_with(|| room_future(runner));
+                if room.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                self.room = None;
                 (self.heartbeat)();
-                return Poll::Ready(Some(Ok(Task::new(group))));
+                continue;
             }
             match &mut self.state {
                 State::Waiting(fut) => {
@@ -189,7 +228,17 @@ async fn process_task(
     group: EventGroup,
     runner: Data<Arc<Runner>>,
 ) -> Result<(), std::convert::Infallible> {
+    // The place the backend took for this group ([`Runner::try_admit`]) is
+    // given back once the handler ended, also if this task is dropped.
+    struct Place<'a>(&'a Runner);
+    impl Drop for Place<'_> {
+        fn drop(&mut self) {
+            self.0.leave();
+        }
+    }
+    let place = Place(&runner);
     let finishing = runner.start(group).await;
+    drop(place);
     tokio::spawn(finishing);
     Ok(())
 }
@@ -207,7 +256,7 @@ pub async fn run(
     let worker = WorkerBuilder::new(runner.worker_id().to_owned())
         .backend(backend)
         .data(Arc::clone(&runner))
-        .concurrency(runner.options().concurrency.max(1))
+        .concurrency(runner.workers())
         .build(process_task);
     let stop = shutdown.clone();
     let mut run = Box::pin(worker.run_until(async move {

@@ -3,24 +3,25 @@
 //! as Stripe's SDKs do them (see [`retry`]), a client-side rate limit below
 //! Stripe's, and the `Request-Id` of every call in the logs.
 //!
-//! Two priorities share one limit: live events (the runner's re-fetches) go
-//! first; background work (the drift sweep, catch-up) waits while a live call
-//! is queued.
+//! Two priorities share one budget ([`budget`]): live events (the runner's
+//! re-fetches, resyncs) go first; background work (the drift sweep,
+//! catch-up) waits while a live call is queued. A 429 lowers the rate in use
+//! for the next minutes; the runner sizes its work in flight by the budget
+//! and the latency seen ([`StripeClient::in_flight_wanted`]).
 
+pub mod budget;
 pub mod envelope;
 pub mod error;
 pub mod mode;
 pub mod objects;
 pub mod retry;
 
-use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use secrecy::{ExposeSecret, SecretString};
 
+pub use budget::{Budget, Snapshot as BudgetSnapshot};
 pub use error::StripeError;
 pub use mode::{key_mode, Mode};
 
@@ -60,8 +61,7 @@ struct Inner {
     http: reqwest::Client,
     options: ClientOptions,
     mode: Mode,
-    limiter: DefaultDirectRateLimiter,
-    live_waiting: AtomicUsize,
+    budget: Budget,
 }
 
 impl std::fmt::Debug for StripeClient {
@@ -87,17 +87,28 @@ impl StripeClient {
             .user_agent(concat!("stripe-hookd/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| StripeError::Config(format!("cannot build the HTTP client: {e}")))?;
-        let rate = NonZeroU32::new(options.requests_per_sec.max(1)).unwrap_or(NonZeroU32::MIN);
-        let limiter = RateLimiter::direct(Quota::per_second(rate).allow_burst(NonZeroU32::MIN));
+        let budget = Budget::new(options.requests_per_sec);
         Ok(StripeClient {
             inner: Arc::new(Inner {
                 http,
                 options,
                 mode,
-                limiter,
-                live_waiting: AtomicUsize::new(0),
+                budget,
             }),
         })
+    }
+
+    /// The budget's figures now: rate configured and in use, latency,
+    /// requests in flight.
+    pub fn budget(&self) -> BudgetSnapshot {
+        self.inner.budget.snapshot(Instant::now())
+    }
+
+    /// How many requests should be in flight now to use the rate in use at
+    /// the latency seen (Little's law, with headroom): the job runner runs
+    /// about this many groups at once.
+    pub fn in_flight_wanted(&self) -> usize {
+        self.inner.budget.in_flight_wanted(Instant::now())
     }
 
     /// test or live, from the key's prefix.
@@ -197,7 +208,8 @@ impl StripeClient {
         let method = call.method.as_str();
         let mut retries = 0;
         loop {
-            self.wait_turn(call.priority).await;
+            self.inner.budget.turn(call.priority).await;
+            let sending = self.inner.budget.sending();
             let started = Instant::now();
             let mut req = self
                 .inner
@@ -224,6 +236,18 @@ impl StripeClient {
                 result,
             } = read_attempt(outcome).await;
             let elapsed = started.elapsed();
+            drop(sending);
+            self.inner.budget.answered(elapsed);
+            if status == Some(429) && self.inner.budget.rate_limited(started, Instant::now()) {
+                let in_use = self.inner.budget.rate_at(Instant::now());
+                tracing::warn!(
+                    method,
+                    path,
+                    requests_per_sec = in_use,
+                    hold_secs = budget::HOLD.as_secs(),
+                    "rate limited by Stripe (429): lowering the request rate"
+                );
+            }
             let status_label = status.map_or_else(|| "error".to_owned(), |s| s.to_string());
             metrics::counter!(crate::metrics::STRIPE_REQUESTS, "status" => status_label.clone())
                 .increment(1);
@@ -255,26 +279,6 @@ impl StripeClient {
                 }
                 None => return Err(error),
             }
-        }
-    }
-
-    async fn wait_turn(&self, priority: Priority) {
-        match priority {
-            Priority::Live => {
-                self.inner.live_waiting.fetch_add(1, Ordering::SeqCst);
-                self.inner.limiter.until_ready().await;
-                self.inner.live_waiting.fetch_sub(1, Ordering::SeqCst);
-            }
-            Priority::Background => loop {
-                while self.inner.live_waiting.load(Ordering::SeqCst) > 0 {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-                self.inner.limiter.until_ready().await;
-                if self.inner.live_waiting.load(Ordering::SeqCst) == 0 {
-                    return;
-                }
-                // A live call queued meanwhile: this slot is spent, yield anyway.
-            },
         }
     }
 }

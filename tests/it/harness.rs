@@ -311,20 +311,17 @@ impl TestApp {
         for edit in &options.edits {
             edit(&mut config);
         }
-        let handler = match (&options.handler, &options.stripe) {
-            (Some(h), _) => h.clone(),
-            (None, Some(_)) => stripe_hookd::app::reconcile_handler(&config)
-                .expect("reconcile handler")
-                .expect("an API key")
-                as std::sync::Arc<dyn stripe_hookd::queue::Handler>,
-            (None, None) => stripe_hookd::app::default_handler(),
+        // With the fake Stripe and no handler of the test's, the
+        // application builds the reconcile handler itself, as `serve` does:
+        // one API client (one budget) for the runner, whose groups in
+        // flight then follow it, and the admin operations.
+        let mut builder = Application::builder(config).clock(options.clock.clone());
+        builder = match (&options.handler, &options.stripe) {
+            (Some(h), _) => builder.handler(h.clone()),
+            (None, Some(_)) => builder,
+            (None, None) => builder.handler(stripe_hookd::app::default_handler()),
         };
-        let app = Application::builder(config)
-            .handler(handler)
-            .clock(options.clock.clone())
-            .build()
-            .await
-            .expect("application starts");
+        let app = builder.build().await.expect("application starts");
         let runner = app.runner();
         let forwarder = app.forwarder();
         let reload_targets = app.reload_targets();

@@ -7,6 +7,7 @@ mod admin;
 mod admin_ops;
 mod billing;
 mod browser;
+mod budget;
 mod claim;
 mod daemon;
 mod demo;

@@ -95,7 +95,8 @@ pub async fn health(state: web::Data<AdminState>) -> Result<HttpResponse, AdminE
         "lag_ms": {"p50": quantile(&f.lags, 0.5), "p99": quantile(&f.lags, 0.99), "of": f.lags.len()},
         "since_verified_secs": silence.into_iter().collect::<BTreeMap<_, _>>(),
         "stripe_api": {"calls": calls, "errors": errors,
-            "error_rate": if calls > 0.0 { Some(errors / calls) } else { None }},
+            "error_rate": if calls > 0.0 { Some(errors / calls) } else { None },
+            "budget": state.reconcile.as_ref().map(|ops| ops.client().budget())},
         "destinations": backlog,
     })))
 }

@@ -188,6 +188,16 @@ async function health() {
     const rate = d.stripe_api.error_rate;
     parts.push(h("span", { class: "chip" + (rate > 0.05 ? " warn" : "") },
       "Stripe API errors ", rate === null ? "—" : (rate * 100).toFixed(1) + "% of " + d.stripe_api.calls));
+    const b = d.stripe_api.budget;
+    if (b) {
+      const lowered = b.in_use < b.budget;
+      parts.push(h("span", { class: "chip" + (lowered ? " warn" : ""),
+        title: lowered ? "rate lowered after Stripe answered 429, " + Math.round(b.since_rate_limited_secs) + " s ago; it recovers over minutes"
+                       : "Stripe API requests per second in use, of the budget (stripe.requests_per_sec)" },
+        "Stripe ", String(Math.round(b.in_use)), "/", String(Math.round(b.budget)), " req/s · ",
+        b.latency_secs === null ? "—" : Math.round(b.latency_secs * 1000) + " ms",
+        " · ", String(b.in_flight), " in flight"));
+    }
     for (const [dest, by] of Object.entries(d.destinations)) {
       parts.push(h("span", { class: "chip" + (by.dead ? " warn" : "") }, "→ " + dest + " ",
         Object.entries(by).map(([s, n]) => s + " " + n).join(", ")));
