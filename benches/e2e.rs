@@ -20,7 +20,7 @@ use actix_web::{web, App, HttpServer};
 use stripe_hookd::app::Application;
 use stripe_hookd::store::outbox;
 use stripe_hookd::store::{now_ms, Store};
-use stripe_hookd::trigger::{self, Load, Target};
+use stripe_hookd::trigger::{self, Intake, Load};
 
 const KEY: &str = "sk_test_bench";
 const SECRET: &str = "whsec_bench";
@@ -123,7 +123,7 @@ async fn run(label: &str, url: &str, fake: &str, n: usize, rate: usize) -> anyho
         let s = store.clone();
         tokio::task::spawn_blocking(move || outbox::count(&mut *s.conn()?)).await??
     } as usize;
-    let target = Target {
+    let target = Intake {
         url: format!("http://{}/webhooks/stripe", application.public_addr()),
         secret: SECRET.to_owned(),
     };

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use stripe_hookd::app::Application;
 use stripe_hookd::store::Store;
-use stripe_hookd::trigger::{self, Scenario, Target, TYPES};
+use stripe_hookd::trigger::{self, Intake, Scenario, TYPES};
 
 const SECRET: &str = "whsec_bench";
 const TOKEN: &str = "bench-admin-token-0123456789";
@@ -51,7 +51,7 @@ async fn fill(store: &Store, n: usize) -> anyhow::Result<()> {
 }
 
 /// Sends deliveries at `rate` per second until `stop` is set.
-async fn load(target: Target, rate: usize, stop: Arc<AtomicBool>) -> anyhow::Result<Vec<Sample>> {
+async fn load(target: Intake, rate: usize, stop: Arc<AtomicBool>) -> anyhow::Result<Vec<Sample>> {
     let concurrency = 32;
     let client = trigger::http_client(concurrency)?;
     let next = Arc::new(AtomicUsize::new(0));
@@ -132,7 +132,7 @@ async fn run(label: &str, url: &str, n: usize, rate: usize) -> anyhow::Result<()
         "replay {label:8} filled {n} finished events in {:.1}s",
         t.elapsed().as_secs_f64()
     );
-    let target = Target {
+    let target = Intake {
         url: format!("http://{}/webhooks/stripe", application.public_addr()),
         secret: SECRET.to_owned(),
     };

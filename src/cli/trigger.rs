@@ -5,7 +5,7 @@ use clap::Args;
 use secrecy::ExposeSecret;
 
 use crate::config::{Config, ConfigError, Mode};
-use crate::trigger::{self, Load, Scenario, Target, TYPES};
+use crate::trigger::{self, Intake, Load, Scenario, TYPES};
 
 #[derive(Debug, Args)]
 pub struct TriggerArgs {
@@ -94,7 +94,7 @@ pub fn run(config: Result<Config, ConfigError>, args: TriggerArgs) -> anyhow::Re
             .extract_inner("stripe.api_version")
             .context("the built-in stripe.api_version")?,
     };
-    let target = Target { url, secret };
+    let target = Intake { url, secret };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

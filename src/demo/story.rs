@@ -33,7 +33,7 @@ use super::view::{self, Access};
 use super::{say, Demo, Out};
 use crate::store::now_ms;
 use crate::trigger::scenario::{envelope, new_id};
-use crate::trigger::{Scenario, Target};
+use crate::trigger::{Intake, Scenario};
 
 /// How long one step's events may take to be applied before the story
 /// moves on (and says so). Far above what they need: the machine may be busy.
@@ -110,7 +110,7 @@ pub(super) struct Story<'a> {
     delay: Duration,
     s: Scenario,
     renewal: String,
-    target: Target,
+    target: Intake,
     steps: Vec<StepReport>,
     /// Once the step's deliveries are in, redeliver the app's delivery of
     /// this event type (as an operator would) to show its de-duplication.
@@ -125,7 +125,7 @@ impl<'a> Story<'a> {
             delay,
             s: Scenario::new(false, &demo.api_version),
             renewal: new_id("in"),
-            target: Target {
+            target: Intake {
                 url: demo.intake_url.clone(),
                 secret: demo.secret.clone(),
             },

@@ -231,7 +231,7 @@ fn record(
 
 /// How the attempts of one round ended.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Tally {
+pub struct Attempted {
     pub delivered: usize,
     pub retried: usize,
     pub dead: usize,
@@ -239,8 +239,8 @@ pub struct Tally {
     pub lost: usize,
 }
 
-impl Tally {
-    fn add(&mut self, other: &Tally) {
+impl Attempted {
+    fn add(&mut self, other: &Attempted) {
         self.delivered += other.delivered;
         self.retried += other.retried;
         self.dead += other.dead;
@@ -497,9 +497,9 @@ impl Forwarder {
 
     /// Sends everything due now (waiting for each request), until nothing
     /// is left. Tests and tools call this instead of sleeping.
-    pub async fn run_pending(self: &Arc<Self>) -> Result<Tally, StoreError> {
+    pub async fn run_pending(self: &Arc<Self>) -> Result<Attempted, StoreError> {
         let mut tasks = JoinSet::new();
-        let mut tally = Tally::default();
+        let mut tally = Attempted::default();
         self.clock_events(true).await?;
         loop {
             self.claim_into(&mut tasks, Pauses::Read).await?;
@@ -639,7 +639,7 @@ impl Forwarder {
     /// due than it claimed (its claim filled every slot it asked for).
     async fn claim_into(
         self: &Arc<Self>,
-        tasks: &mut JoinSet<Tally>,
+        tasks: &mut JoinSet<Attempted>,
         pauses: Pauses,
     ) -> Result<bool, StoreError> {
         let mut backlog = false;
@@ -747,7 +747,7 @@ impl Forwarder {
         outlet: &Outlet,
         delivery: Delivery,
         permit: OwnedSemaphorePermit,
-    ) -> Tally {
+    ) -> Attempted {
         let d = &outlet.config;
         let started_at = self.clock.now_ms();
         let started = std::time::Instant::now();
@@ -798,7 +798,7 @@ impl Forwarder {
         let status_field = status.map_or_else(|| "none".to_owned(), |s| s.to_string());
         metrics::histogram!(crate::metrics::DELIVERY_SECONDS, "destination" => d.name.clone())
             .record(elapsed.as_secs_f64());
-        let mut tally = Tally::default();
+        let mut tally = Attempted::default();
         match recorded {
             Ok(true) => match outcome {
                 Outcome::Delivered => {

@@ -66,7 +66,7 @@ pub struct RunnerOptions {
 
 /// How one group ended.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Tally {
+pub struct Processed {
     pub done: usize,
     pub ignored: usize,
     pub retried: usize,
@@ -75,8 +75,8 @@ pub struct Tally {
     pub lost: usize,
 }
 
-impl Tally {
-    fn add(&mut self, other: &Tally) {
+impl Processed {
+    fn add(&mut self, other: &Processed) {
         self.done += other.done;
         self.ignored += other.ignored;
         self.retried += other.retried;
@@ -95,16 +95,16 @@ impl Tally {
 pub const QUEUED_FINISHES_PER_WORKER: usize = 4;
 
 /// The rest of a group's processing once its finish is queued (see
-/// [`Runner::start`]): await it for the group's [`Tally`].
+/// [`Runner::start`]): await it for the group's [`Processed`].
 #[must_use = "the group stays claimed until its Finishing is awaited"]
-pub struct Finishing(BoxFuture<'static, Tally>);
+pub struct Finishing(BoxFuture<'static, Processed>);
 
 impl std::future::Future for Finishing {
-    type Output = Tally;
+    type Output = Processed;
     fn poll(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Tally> {
+    ) -> std::task::Poll<Processed> {
         self.0.as_mut().poll(cx)
     }
 }
@@ -359,8 +359,8 @@ impl Runner {
 
     /// Processes everything due now, group by group, until nothing is left.
     /// Tests and tools call this instead of sleeping.
-    pub async fn run_pending(self: &Arc<Self>) -> Result<Tally, StoreError> {
-        let mut tally = Tally::default();
+    pub async fn run_pending(self: &Arc<Self>) -> Result<Processed, StoreError> {
+        let mut tally = Processed::default();
         loop {
             let groups = self.claim(self.options.concurrency.max(1)).await?;
             if groups.is_empty() {
@@ -375,7 +375,7 @@ impl Runner {
     }
 
     /// Runs one claimed group to its end: handler, then one transaction.
-    pub async fn process(self: &Arc<Self>, group: EventGroup) -> Tally {
+    pub async fn process(self: &Arc<Self>, group: EventGroup) -> Processed {
         self.start(group).await.await
     }
 
@@ -499,7 +499,7 @@ impl Runner {
 
     /// After the handler: waits for the finish's commit and reports its
     /// real outcome (a failed commit or apply becomes a failed attempt).
-    async fn complete(self: &Arc<Self>, group: &EventGroup, queued: Queued) -> Tally {
+    async fn complete(self: &Arc<Self>, group: &EventGroup, queued: Queued) -> Processed {
         let (error, answer, _permit) = match queued {
             Queued::Success {
                 handled_ids,
@@ -522,10 +522,10 @@ impl Runner {
                                 outcome, "event {outcome}"
                             );
                         }
-                        return Tally {
+                        return Processed {
                             done: handled_ids.len(),
                             ignored: group.events.len() - handled_ids.len(),
-                            ..Tally::default()
+                            ..Processed::default()
                         };
                     }
                     Err(FinishError::LeaseLost) => return self.lost(group),
@@ -602,11 +602,11 @@ impl Runner {
         group: &EventGroup,
         error: &HandlerError,
         result: Result<group_commit::Verdicts, FinishError>,
-    ) -> Tally {
+    ) -> Processed {
         let now = self.clock.now_ms();
         match result {
             Ok(verdicts) => {
-                let mut tally = Tally::default();
+                let mut tally = Processed::default();
                 for (event_id, verdict) in verdicts {
                     match verdict {
                         FailedAs::Dead => {
@@ -628,7 +628,7 @@ impl Runner {
             Err(e) => {
                 // The lease will expire and the events be claimed again.
                 tracing::error!(object = %group.key, error = %e, "cannot record a failed attempt");
-                Tally::default()
+                Processed::default()
             }
         }
     }
@@ -652,11 +652,11 @@ impl Runner {
         }
     }
 
-    fn lost(&self, group: &EventGroup) -> Tally {
+    fn lost(&self, group: &EventGroup) -> Processed {
         tracing::warn!(object = %group.key, token = %group.token, "lease lost before finishing; nothing applied");
-        Tally {
+        Processed {
             lost: 1,
-            ..Tally::default()
+            ..Processed::default()
         }
     }
 

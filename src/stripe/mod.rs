@@ -227,7 +227,7 @@ impl StripeClient {
                 Body::Json(json) => req.json(json),
             };
             let outcome = req.send().await;
-            let Attempt {
+            let CallAttempt {
                 status,
                 answered,
                 should_retry,
@@ -468,7 +468,7 @@ impl<'a> Pager<'a> {
 }
 
 /// What one HTTP attempt ended in.
-struct Attempt {
+struct CallAttempt {
     /// The HTTP status, if Stripe answered at all.
     status: Option<u16>,
     /// Whether the whole answer (status and body) arrived.
@@ -479,11 +479,11 @@ struct Attempt {
     result: Result<ApiResponse, StripeError>,
 }
 
-async fn read_attempt(outcome: Result<reqwest::Response, reqwest::Error>) -> Attempt {
+async fn read_attempt(outcome: Result<reqwest::Response, reqwest::Error>) -> CallAttempt {
     let res = match outcome {
         Ok(res) => res,
         Err(e) => {
-            return Attempt {
+            return CallAttempt {
                 status: None,
                 answered: false,
                 should_retry: None,
@@ -527,7 +527,7 @@ async fn read_attempt(outcome: Result<reqwest::Response, reqwest::Error>) -> Att
             )),
         ),
     };
-    Attempt {
+    CallAttempt {
         status: Some(status),
         answered,
         should_retry,

@@ -18,9 +18,9 @@ use crate::store::now_ms;
 use crate::util::signing;
 pub use scenario::{Scenario, TYPES};
 
-/// Where and how to send.
+/// Where and how to send: an intake endpoint's URL and its signing secret.
 #[derive(Debug, Clone)]
-pub struct Target {
+pub struct Intake {
     pub url: String,
     pub secret: String,
 }
@@ -47,7 +47,7 @@ pub fn http_client(concurrency: usize) -> anyhow::Result<reqwest::Client> {
 /// Sends one signed body; returns the status and the response text.
 pub async fn send(
     client: &reqwest::Client,
-    target: &Target,
+    target: &Intake,
     body: &str,
 ) -> anyhow::Result<(u16, String)> {
     let res = client
@@ -122,7 +122,7 @@ pub fn load_bodies(load: &Load) -> Vec<String> {
 }
 
 /// Fires the load at `target` and measures it.
-pub async fn run_load(target: &Target, load: &Load) -> anyhow::Result<Report> {
+pub async fn run_load(target: &Intake, load: &Load) -> anyhow::Result<Report> {
     let bodies = Arc::new(load_bodies(load));
     let client = http_client(load.concurrency)?;
     let next = Arc::new(AtomicUsize::new(0));

@@ -7,7 +7,7 @@ use futures_util::future::join_all;
 use stripe_hookd::intake::signature;
 use stripe_hookd::store::outbox;
 use stripe_hookd::stripe::envelope;
-use stripe_hookd::trigger::{self, Load, Scenario, Target, TYPES};
+use stripe_hookd::trigger::{self, Intake, Load, Scenario, TYPES};
 
 use crate::backend_tests;
 use crate::harness::*;
@@ -46,7 +46,7 @@ backend_tests!(
 async fn triggered_events_are_accepted_and_stored(backend: Backend) {
     let db = TestDb::new(backend);
     let app = TestApp::spawn(&db).await;
-    let target = Target {
+    let target = Intake {
         url: app.url("/webhooks/stripe"),
         secret: SECRET.to_owned(),
     };
