@@ -245,6 +245,10 @@ pub fn admin(
         crate::admin::AdminState {
             store: store.clone(),
             token: token.clone(),
+            access_token: config
+                .access_token
+                .as_ref()
+                .map(|t| crate::admin::auth::digest(secrecy::ExposeSecret::expose_secret(t))),
             metrics,
             activity,
             reconcile: ops,

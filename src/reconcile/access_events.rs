@@ -452,6 +452,7 @@ mod tests {
             access_until: Some(2_000_000_000_000),
             updated_at: 0,
             account: None,
+            livemode: Some(false),
         }
     }
 

@@ -25,6 +25,9 @@ pub struct Entitlement {
     pub updated_at: i64,
     /// The Connect account of the subscription (`None`: the platform).
     pub account: Option<String>,
+    /// The mode of the subscription (`None`: written by a version before
+    /// the column, until the subscription is written again).
+    pub livemode: Option<bool>,
 }
 
 impl Entitlement {

@@ -306,6 +306,7 @@ fn entitlement_rows(
         access_until: access.access_until,
         updated_at: sub.updated_at,
         account: cx.account.clone(),
+        livemode: Some(sub.livemode),
     };
     let mut rows: Vec<Entitlement> = items
         .iter()

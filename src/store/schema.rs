@@ -252,6 +252,7 @@ diesel::table! {
         access_until -> Nullable<BigInt>,
         updated_at -> BigInt,
         account -> Nullable<Text>,
+        livemode -> Nullable<Bool>,
     }
 }
 
