@@ -5,13 +5,18 @@
 //!
 //! | subscription status | grants | `access_until`                          |
 //! |---------------------|--------|-----------------------------------------|
-//! | `active`, `trialing`| yes    | period end (informational)              |
-//! | `past_due`          | yes    | first seen past_due + the grace period  |
+//! | `active`, `trialing`| yes    | period end (informational), or the known end if sooner |
+//! | `past_due`          | yes    | first seen past_due + the grace period, or the known end if sooner |
 //! | anything else       | no     | —                                       |
 //!
-//! "Has access now" = grants and (active/trialing, or `access_until` > now).
-//! The view `entitlements_now` (migrations) states the same rule in SQL.
-//! See docs/entitlements.md.
+//! A **known end** (`ends_at`) bounds a granting status: `cancel_at` (Stripe
+//! cancels then), and, while `trialing` with no payment method on file,
+//! `trial_end` (nothing can pay for what follows). Access ends at it by the
+//! clock even if the event that changes the status is late or lost.
+//!
+//! "Has access now" = grants, before the known end (if any), and
+//! (active/trialing, or `access_until` > now). The view `entitlements_now`
+//! (migrations) states the same rule in SQL. See docs/entitlements.md.
 
 use crate::stripe::objects::SubscriptionStatus as Status;
 
@@ -30,6 +35,13 @@ pub struct Facts<'a> {
     pub current_period_end: Option<i64>,
     /// How long `past_due` keeps access (ms).
     pub grace_ms: i64,
+    /// When Stripe will cancel it (`cancel_at`, epoch ms).
+    pub cancel_at: Option<i64>,
+    /// Its `trial_end` (epoch ms).
+    pub trial_end: Option<i64>,
+    /// Whether a payment method is on file (the subscription's default, or
+    /// its customer's; unknown counts as yes: no access is taken on a guess).
+    pub payment_method: bool,
 }
 
 /// What one entitlement row says.
@@ -37,27 +49,57 @@ pub struct Facts<'a> {
 pub struct Access {
     pub grants: bool,
     pub access_until: Option<i64>,
+    /// The known end: no access from then on, whatever the status.
+    pub ends_at: Option<i64>,
+}
+
+fn earliest(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 impl Facts<'_> {
+    /// The known end of a granting status (see the module's doc).
+    fn ends_at(&self) -> Option<i64> {
+        let unpaid_trial_end = match self.status {
+            Status::Trialing if !self.payment_method => self.trial_end,
+            _ => None,
+        };
+        earliest(self.cancel_at, unpaid_trial_end)
+    }
+
     /// The subscription as a whole (the one row of a subscription without
     /// items).
     pub fn access(&self) -> Access {
-        match self.status {
-            s if holds_while_status(s) => Access {
-                grants: true,
-                access_until: self.current_period_end,
-            },
-            Status::PastDue => Access {
-                grants: true,
-                access_until: self
-                    .past_due_since
+        self.bounded(self.current_period_end)
+    }
+
+    /// Grants and `access_until` with `period_end` as the period's end,
+    /// bounded by the known end.
+    fn bounded(&self, period_end: Option<i64>) -> Access {
+        let (grants, until) = match self.status {
+            s if holds_while_status(s) => (true, period_end),
+            Status::PastDue => (
+                true,
+                self.past_due_since
                     .map(|since| since.saturating_add(self.grace_ms)),
-            },
-            _ => Access {
-                grants: false,
+            ),
+            _ => (false, None),
+        };
+        if !grants {
+            return Access {
+                grants,
                 access_until: None,
-            },
+                ends_at: None,
+            };
+        }
+        let ends_at = self.ends_at();
+        Access {
+            grants,
+            access_until: earliest(until, ends_at),
+            ends_at,
         }
     }
 
@@ -65,21 +107,21 @@ impl Facts<'_> {
     /// `access_until` while the status holds; a `past_due` grace is the
     /// subscription's, whatever the item's period.
     pub fn item_access(&self, item_period_end: Option<i64>) -> Access {
-        let access = self.access();
-        if *self.status == Status::PastDue {
-            access
-        } else {
-            Access {
-                access_until: item_period_end.or(access.access_until),
-                ..access
-            }
-        }
+        self.bounded(item_period_end.or(self.current_period_end))
     }
 }
 
 /// Whether a row gives access at `now` (epoch ms).
-pub fn has_access(status: &Status, grants: bool, access_until: Option<i64>, now: i64) -> bool {
-    grants && (holds_while_status(status) || access_until.is_some_and(|t| t > now))
+pub fn has_access(
+    status: &Status,
+    grants: bool,
+    access_until: Option<i64>,
+    ends_at: Option<i64>,
+    now: i64,
+) -> bool {
+    grants
+        && ends_at.is_none_or(|end| end > now)
+        && (holds_while_status(status) || access_until.is_some_and(|t| t > now))
 }
 
 /// When the grace period starts: the first write that saw the subscription
@@ -106,6 +148,19 @@ mod tests {
     const SINCE: i64 = 1_800_000_000_000;
     /// The period ends a day after the subscription went past_due.
     const PERIOD_END: i64 = SINCE + 24 * HOUR;
+
+    /// Facts of `status` with nothing else known (no known end).
+    fn plain(status: &Status) -> Facts<'_> {
+        Facts {
+            status,
+            past_due_since: None,
+            current_period_end: None,
+            grace_ms: 0,
+            cancel_at: None,
+            trial_end: None,
+            payment_method: true,
+        }
+    }
 
     /// The moments each case is checked at, for a grace of `grace_ms`.
     fn moments(grace_ms: i64) -> [(&'static str, i64); 6] {
@@ -155,13 +210,20 @@ mod tests {
                     past_due_since: past_due_since(status, None, SINCE),
                     current_period_end: Some(PERIOD_END),
                     grace_ms,
+                    ..plain(status)
                 };
                 for ((moment, now), want) in moments(grace_ms).into_iter().zip(expected) {
                     // The subscription's own row, and an item with its own
                     // (later) period end, say the same.
                     for access in [facts.access(), facts.item_access(Some(PERIOD_END + HOUR))] {
                         assert_eq!(
-                            has_access(status, access.grants, access.access_until, now),
+                            has_access(
+                                status,
+                                access.grants,
+                                access.access_until,
+                                access.ends_at,
+                                now
+                            ),
                             want,
                             "{status}, grace {grace_ms} ms, {moment}: {access:?}"
                         );
@@ -184,6 +246,9 @@ mod tests {
             past_due_since: Some(SINCE),
             current_period_end: Some(PERIOD_END),
             grace_ms: 72 * HOUR,
+            cancel_at: None,
+            trial_end: None,
+            payment_method: true,
         };
         let item_end = Some(PERIOD_END + HOUR);
         assert_eq!(facts("active").access().access_until, Some(PERIOD_END));
@@ -207,6 +272,7 @@ mod tests {
             &Status::PastDue,
             true,
             unknown.access().access_until,
+            None,
             SINCE
         ));
     }
@@ -240,5 +306,81 @@ mod tests {
             ),
             None
         );
+    }
+
+    /// A known end, twelve hours into the period (before the period end and
+    /// before a 72 h grace ends).
+    const END: i64 = SINCE + 12 * HOUR;
+
+    /// The known ends, per status and what is known: `(status, cancel_at,
+    /// trial_end, payment method on file, [before, at, after END],
+    /// access_until shown)`. `None` for access_until: the case grants
+    /// nothing.
+    type EndCase = (
+        &'static str,
+        Option<i64>,
+        Option<i64>,
+        bool,
+        [bool; 3],
+        Option<i64>,
+    );
+    #[rustfmt::skip]
+    const ENDS: [EndCase; 14] = [
+        // cancel_at bounds every granting status, passed or not
+        ("active",   Some(END), None,      true,  [T, F, F], Some(END)),
+        ("trialing", Some(END), None,      true,  [T, F, F], Some(END)),
+        ("past_due", Some(END), None,      true,  [T, F, F], Some(END)),
+        ("canceled", Some(END), None,      true,  [F, F, F], None),
+        // a cancel_at after the period end: the period end is shown, access
+        // holds while the status does
+        ("active",   Some(PERIOD_END + HOUR), None, true, [T, T, T], Some(PERIOD_END)),
+        // trial_end without a payment method ends a trial
+        ("trialing", None,      Some(END), false, [T, F, F], Some(END)),
+        // … not with one on file
+        ("trialing", None,      Some(END), true,  [T, T, T], Some(PERIOD_END)),
+        // … and not another status (an active subscription's old trial_end)
+        ("active",   None,      Some(END), false, [T, T, T], Some(PERIOD_END)),
+        ("past_due", None,      Some(END), false, [T, T, T], Some(SINCE + 72 * HOUR)),
+        // the earlier of the two
+        ("trialing", Some(END), Some(END + HOUR), false, [T, F, F], Some(END)),
+        ("trialing", Some(END + HOUR), Some(END), false, [T, F, F], Some(END)),
+        // nothing known: as before
+        ("active",   None,      None,      false, [T, T, T], Some(PERIOD_END)),
+        ("trialing", None,      None,      false, [T, T, T], Some(PERIOD_END)),
+        ("unpaid",   Some(END), Some(END), false, [F, F, F], None),
+    ];
+
+    #[test]
+    fn known_ends_bound_access_while_the_status_holds() {
+        for (name, cancel_at, trial_end, payment_method, expected, shown) in ENDS {
+            let status = &Status::from(name);
+            let facts = Facts {
+                status,
+                past_due_since: past_due_since(status, None, SINCE),
+                current_period_end: Some(PERIOD_END),
+                grace_ms: 72 * HOUR,
+                cancel_at,
+                trial_end,
+                payment_method,
+            };
+            let case = format!("{name}, cancel_at {cancel_at:?}, trial_end {trial_end:?}, payment method {payment_method}");
+            for access in [facts.access(), facts.item_access(Some(PERIOD_END))] {
+                assert_eq!(access.access_until, shown, "{case}: {access:?}");
+                for (now, want) in [END - 1, END, END + 1].into_iter().zip(expected) {
+                    assert_eq!(
+                        has_access(
+                            status,
+                            access.grants,
+                            access.access_until,
+                            access.ends_at,
+                            now
+                        ),
+                        want,
+                        "{case}, at END{:+}: {access:?}",
+                        now - END
+                    );
+                }
+            }
+        }
     }
 }

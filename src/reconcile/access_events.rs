@@ -453,6 +453,7 @@ mod tests {
             updated_at: 0,
             account: None,
             livemode: Some(false),
+            ends_at: None,
         }
     }
 

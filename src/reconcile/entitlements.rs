@@ -28,13 +28,16 @@ pub struct Entitlement {
     /// The mode of the subscription (`None`: written by a version before
     /// the column, until the subscription is written again).
     pub livemode: Option<bool>,
+    /// A known end (epoch ms): no access from then on, whatever the status
+    /// (see [`access`]).
+    pub ends_at: Option<i64>,
 }
 
 impl Entitlement {
     /// Whether this row gives access at `now` (epoch ms).
     pub fn active_at(&self, now: i64) -> bool {
         let status = SubscriptionStatus::from(self.status.as_str());
-        access::has_access(&status, self.grants, self.access_until, now)
+        access::has_access(&status, self.grants, self.access_until, self.ends_at, now)
     }
 }
 

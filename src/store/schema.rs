@@ -253,6 +253,7 @@ diesel::table! {
         updated_at -> BigInt,
         account -> Nullable<Text>,
         livemode -> Nullable<Bool>,
+        ends_at -> Nullable<BigInt>,
     }
 }
 

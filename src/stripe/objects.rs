@@ -152,6 +152,13 @@ pub struct Subscription {
     pub latest_invoice: Option<Expandable>,
     pub metadata: Option<Value>,
     pub items: Option<List<SubscriptionItem>>,
+    #[serde(default)]
+    pub default_payment_method: Option<Expandable>,
+    #[serde(default)]
+    pub default_source: Option<Expandable>,
+    /// `trial_settings.end_behavior.missing_payment_method`, kept whole.
+    #[serde(default)]
+    pub trial_settings: Option<Value>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -177,6 +184,21 @@ impl Subscription {
     }
     pub fn latest_invoice_id(&self) -> Option<String> {
         id_of(&self.latest_invoice)
+    }
+    /// Whether the subscription names a payment method of its own
+    /// (`default_payment_method` or `default_source`; the customer's
+    /// defaults are the customer object's).
+    pub fn has_own_payment_method(&self) -> bool {
+        self.default_payment_method.is_some() || self.default_source.is_some()
+    }
+    /// Whether Stripe ends the trial without a payment method on file
+    /// (`trial_settings.end_behavior.missing_payment_method` is `cancel` or
+    /// `pause`; `create_invoice`, the default, bills it instead).
+    pub fn trial_ends_without_payment_method(&self) -> bool {
+        self.trial_settings
+            .as_ref()
+            .and_then(|t| t["end_behavior"]["missing_payment_method"].as_str())
+            .is_some_and(|b| matches!(b, "cancel" | "pause"))
     }
     pub fn items(&self) -> &[SubscriptionItem] {
         self.items

@@ -4,6 +4,7 @@
 //! Every backend test runs on SQLite, and on Postgres with `--features postgres`.
 
 mod access_api;
+mod access_rule;
 mod admin;
 mod admin_ops;
 mod billing;

@@ -1,0 +1,148 @@
+//! The access rule in Stripe's states (docs/entitlements.md, "The rule"),
+//! end to end: the fake Stripe's subscription, reconciled through the real
+//! intake, read through the Rust readers, the `entitlements_now` view and
+//! `GET /v1/access`, which must agree.
+
+use serde_json::{json, Value};
+use stripe_hookd::reconcile::entitlements;
+use stripe_hookd::store::now_ms;
+use stripe_hookd::trigger::Scenario;
+
+use crate::access_api::{api_rows, ask, bought, setup, view_rows, ACCESS_TOKEN};
+use crate::backend_tests;
+use crate::fake_stripe::FakeStripe;
+use crate::harness::*;
+
+backend_tests!(
+    a_cancel_at_bounds_access_while_the_status_holds,
+    a_trial_without_a_payment_method_ends_at_trial_end,
+);
+
+/// Changes the subscription in the fake and delivers its `updated` event.
+async fn change(fake: &FakeStripe, app: &TestApp, s: &Scenario, f: impl FnOnce(&mut Value)) {
+    fake.update(&s.subscription, f);
+    let sub = fake.get(&s.subscription).unwrap();
+    app.deliver_ok(&snapshot_event("customer.subscription.updated", sub))
+        .await;
+    app.runner.run_pending().await.unwrap();
+}
+
+/// The customer's access by the three readers, which must agree: the
+/// `GET /v1/access` body.
+async fn access_of(app: &TestApp, s: &Scenario) -> Value {
+    let (code, body) = ask(app, &format!("customer={}", s.customer), Some(ACCESS_TOKEN)).await;
+    assert_eq!(code, 200, "{body}");
+    let view = view_rows(app, "customer_id", &s.customer).await;
+    assert_eq!(api_rows(&body), view, "the API and the view: {body}");
+    let customer = s.customer.clone();
+    let rust = app
+        .db(move |c| entitlements::for_customer(c, &customer, now_ms()).unwrap())
+        .await;
+    assert_eq!(
+        rust.len(),
+        view.len(),
+        "the Rust reader and the view: {rust:?}"
+    );
+    body
+}
+
+/// `cancel_at` passed while Stripe still says `active` (its
+/// `customer.subscription.deleted` is late or lost): no access. A future
+/// `cancel_at` before the period end is the `access_until` shown.
+async fn a_cancel_at_bounds_access_while_the_status_holds(backend: Backend) {
+    let (_db, fake, app) = setup(backend).await;
+    let s = bought(&fake, &app, "active").await;
+    let body = access_of(&app, &s).await;
+    assert_eq!(body["access"], true, "{body}");
+    let period_end = body["entitlements"][0]["access_until"].as_i64().unwrap();
+
+    let cancel_at = now() + 3600;
+    change(&fake, &app, &s, |v| v["cancel_at"] = json!(cancel_at)).await;
+    let body = access_of(&app, &s).await;
+    assert_eq!(body["access"], true, "{body}");
+    assert_eq!(
+        body["entitlements"][0]["access_until"],
+        cancel_at * 1000,
+        "min(period end {period_end}, cancel_at): {body}"
+    );
+
+    change(&fake, &app, &s, |v| v["cancel_at"] = json!(now() - 60)).await;
+    let body = access_of(&app, &s).await;
+    assert_eq!(body["access"], false, "cancel_at passed: {body}");
+
+    // Stripe lifts the cancellation: access again, to the period end.
+    change(&fake, &app, &s, |v| v["cancel_at"] = Value::Null).await;
+    let body = access_of(&app, &s).await;
+    assert_eq!(body["access"], true, "{body}");
+    assert_eq!(
+        body["entitlements"][0]["access_until"], period_end,
+        "{body}"
+    );
+    app.stop().await;
+    fake.stop().await;
+}
+
+/// A trial that Stripe ends without a payment method
+/// (`trial_settings.end_behavior.missing_payment_method = cancel`), its
+/// `trial_end` passed, still `trialing` (the event is late): no access.
+/// With a payment method on the subscription or the customer, or with
+/// `create_invoice` (Stripe bills it: the invoice's fate decides), access
+/// holds while the status does.
+async fn a_trial_without_a_payment_method_ends_at_trial_end(backend: Backend) {
+    let (_db, fake, app) = setup(backend).await;
+    let s = bought(&fake, &app, "trialing").await;
+    let trial = |end: i64, behavior: &'static str| {
+        move |v: &mut Value| {
+            v["trial_start"] = json!(now() - 14 * 86400);
+            v["trial_end"] = json!(end);
+            v["trial_settings"] = json!({"end_behavior": {"missing_payment_method": behavior}});
+            v["default_payment_method"] = Value::Null;
+            v["default_source"] = Value::Null;
+        }
+    };
+    // Before the trial's end: access, until it.
+    let end = now() + 3600;
+    change(&fake, &app, &s, trial(end, "cancel")).await;
+    let body = access_of(&app, &s).await;
+    assert_eq!(body["access"], true, "{body}");
+    assert_eq!(
+        body["entitlements"][0]["access_until"],
+        end * 1000,
+        "{body}"
+    );
+    // Passed: none.
+    change(&fake, &app, &s, trial(now() - 60, "cancel")).await;
+    let body = access_of(&app, &s).await;
+    assert_eq!(body["access"], false, "trial ended, nothing to pay: {body}");
+    // `pause` ends it too.
+    change(&fake, &app, &s, trial(now() - 60, "pause")).await;
+    assert_eq!(access_of(&app, &s).await["access"], false);
+    // `create_invoice`: Stripe bills it, the status says what follows.
+    change(&fake, &app, &s, trial(now() - 60, "create_invoice")).await;
+    assert_eq!(access_of(&app, &s).await["access"], true);
+    // A payment method of the subscription's own.
+    change(&fake, &app, &s, |v| {
+        trial(now() - 60, "cancel")(v);
+        v["default_payment_method"] = json!("pm_card_visa");
+    })
+    .await;
+    assert_eq!(access_of(&app, &s).await["access"], true);
+    // The customer's default (stored before the subscription is written).
+    fake.update(&s.customer, |c| {
+        c["invoice_settings"]["default_payment_method"] = json!("pm_card_visa");
+    });
+    app.deliver_ok(&snapshot_event(
+        "customer.updated",
+        fake.get(&s.customer).unwrap(),
+    ))
+    .await;
+    app.runner.run_pending().await.unwrap();
+    change(&fake, &app, &s, trial(now() - 60, "cancel")).await;
+    assert_eq!(
+        access_of(&app, &s).await["access"],
+        true,
+        "the customer's payment method"
+    );
+    app.stop().await;
+    fake.stop().await;
+}
