@@ -6,7 +6,13 @@
 //! | subscription status | grants | `access_until`                          |
 //! |---------------------|--------|-----------------------------------------|
 //! | `active`, `trialing`| yes    | period end (informational), or the known end if sooner |
-//! | `past_due`          | yes    | first seen past_due + the grace period, or the known end if sooner |
+//! | `past_due`          | yes    | the grace's start + the grace period (the period end if later after a failed update), or the known end if sooner |
+//!
+//! The grace starts when Stripe billed the unpaid invoice, or when the
+//! subscription was first seen past_due if that is earlier or the invoice
+//! is unknown ([`past_due_since`]). A failed change mid-period (the unpaid
+//! invoice's `billing_reason` is `subscription_update`) keeps the period
+//! already paid for.
 //! | anything else       | no     | —                                       |
 //!
 //! A **known end** (`ends_at`) bounds a granting status: `cancel_at` (Stripe
@@ -29,7 +35,7 @@ fn holds_while_status(status: &Status) -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Facts<'a> {
     pub status: &'a Status,
-    /// When it was first seen `past_due` (epoch ms), see [`past_due_since`].
+    /// When its grace started (epoch ms), see [`past_due_since`].
     pub past_due_since: Option<i64>,
     /// The subscription's current period end (epoch ms).
     pub current_period_end: Option<i64>,
@@ -42,6 +48,10 @@ pub struct Facts<'a> {
     /// Whether a payment method is on file (the subscription's default, or
     /// its customer's; unknown counts as yes: no access is taken on a guess).
     pub payment_method: bool,
+    /// `past_due` because a change mid-period failed to be paid (the
+    /// latest invoice's `billing_reason` is `subscription_update`), not a
+    /// renewal: the period already paid for is kept.
+    pub failed_update: bool,
 }
 
 /// What one entitlement row says.
@@ -81,11 +91,13 @@ impl Facts<'_> {
     fn bounded(&self, period_end: Option<i64>) -> Access {
         let (grants, until) = match self.status {
             s if holds_while_status(s) => (true, period_end),
-            Status::PastDue => (
-                true,
-                self.past_due_since
-                    .map(|since| since.saturating_add(self.grace_ms)),
-            ),
+            Status::PastDue => {
+                let grace_end = self
+                    .past_due_since
+                    .map(|since| since.saturating_add(self.grace_ms));
+                let kept = period_end.filter(|_| self.failed_update);
+                (true, grace_end.max(kept))
+            }
             _ => (false, None),
         };
         if !grants {
@@ -124,19 +136,25 @@ pub fn has_access(
         && (holds_while_status(status) || access_until.is_some_and(|t| t > now))
 }
 
-/// When the grace period starts: the first write that saw the subscription
-/// `past_due` (kept while it stays `past_due`, cleared when it leaves).
-/// `previous` is the stored `(status, past_due_since)`, if any.
+/// When the grace period starts: when Stripe billed the unpaid invoice
+/// (`billed`: its finalisation, else its creation), else the first write
+/// that saw the subscription `past_due`; the earlier of the two, never
+/// later than `now`; kept while it stays `past_due`, cleared when it
+/// leaves. So a subscription found `past_due` late (a back-fill, a daemon
+/// down for days) gets no new grace. `previous` is the stored `(status,
+/// past_due_since)`, if any.
 pub fn past_due_since(
     status: &Status,
     previous: Option<(&Status, Option<i64>)>,
+    billed: Option<i64>,
     now: i64,
 ) -> Option<i64> {
-    match (status, previous) {
-        (Status::PastDue, Some((Status::PastDue, Some(since)))) => Some(since),
-        (Status::PastDue, _) => Some(now),
-        _ => None,
-    }
+    let seen = match (status, previous) {
+        (Status::PastDue, Some((Status::PastDue, Some(since)))) => since,
+        (Status::PastDue, _) => now,
+        _ => return None,
+    };
+    earliest(Some(seen), billed.map(|b| b.min(now)))
 }
 
 #[cfg(test)]
@@ -159,6 +177,7 @@ mod tests {
             cancel_at: None,
             trial_end: None,
             payment_method: true,
+            failed_update: false,
         }
     }
 
@@ -207,7 +226,7 @@ mod tests {
             for (grace_ms, expected) in [(0, no_grace), (72 * HOUR, with_grace)] {
                 let facts = Facts {
                     status,
-                    past_due_since: past_due_since(status, None, SINCE),
+                    past_due_since: past_due_since(status, None, None, SINCE),
                     current_period_end: Some(PERIOD_END),
                     grace_ms,
                     ..plain(status)
@@ -249,6 +268,7 @@ mod tests {
             cancel_at: None,
             trial_end: None,
             payment_method: true,
+            failed_update: false,
         };
         let item_end = Some(PERIOD_END + HOUR);
         assert_eq!(facts("active").access().access_until, Some(PERIOD_END));
@@ -280,28 +300,38 @@ mod tests {
     #[test]
     fn the_grace_starts_when_past_due_is_first_seen() {
         let later = SINCE + HOUR;
-        assert_eq!(past_due_since(&Status::PastDue, None, later), Some(later));
         assert_eq!(
-            past_due_since(&Status::PastDue, Some((&Status::Active, None)), later),
+            past_due_since(&Status::PastDue, None, None, later),
+            Some(later)
+        );
+        assert_eq!(
+            past_due_since(&Status::PastDue, Some((&Status::Active, None)), None, later),
             Some(later)
         );
         assert_eq!(
             past_due_since(
                 &Status::PastDue,
                 Some((&Status::PastDue, Some(SINCE))),
+                None,
                 later
             ),
             Some(SINCE),
             "a second past_due write keeps the start"
         );
         assert_eq!(
-            past_due_since(&Status::PastDue, Some((&Status::PastDue, None)), later),
+            past_due_since(
+                &Status::PastDue,
+                Some((&Status::PastDue, None)),
+                None,
+                later
+            ),
             Some(later)
         );
         assert_eq!(
             past_due_since(
                 &Status::Active,
                 Some((&Status::PastDue, Some(SINCE))),
+                None,
                 later
             ),
             None
@@ -356,12 +386,13 @@ mod tests {
             let status = &Status::from(name);
             let facts = Facts {
                 status,
-                past_due_since: past_due_since(status, None, SINCE),
+                past_due_since: past_due_since(status, None, None, SINCE),
                 current_period_end: Some(PERIOD_END),
                 grace_ms: 72 * HOUR,
                 cancel_at,
                 trial_end,
                 payment_method,
+                failed_update: false,
             };
             let case = format!("{name}, cancel_at {cancel_at:?}, trial_end {trial_end:?}, payment method {payment_method}");
             for access in [facts.access(), facts.item_access(Some(PERIOD_END))] {
@@ -382,5 +413,104 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_grace_starts_when_stripe_billed_the_unpaid_invoice() {
+        let (billed, seen) = (SINCE - 30 * 24 * HOUR, SINCE);
+        let past_due = &Status::PastDue;
+        assert_eq!(
+            past_due_since(past_due, None, Some(billed), seen),
+            Some(billed),
+            "found past_due a month late: the grace ran out long ago"
+        );
+        assert_eq!(
+            past_due_since(
+                past_due,
+                Some((past_due, Some(seen - HOUR))),
+                Some(seen),
+                seen
+            ),
+            Some(seen - HOUR),
+            "a start already stored and earlier is kept"
+        );
+        assert_eq!(
+            past_due_since(past_due, None, Some(seen + HOUR), seen),
+            Some(seen),
+            "never later than now"
+        );
+        assert_eq!(
+            past_due_since(&Status::Active, None, Some(billed), seen),
+            None
+        );
+        // Through the rule: no access at the first write.
+        let facts = Facts {
+            past_due_since: past_due_since(past_due, None, Some(billed), seen),
+            current_period_end: Some(PERIOD_END),
+            grace_ms: 72 * HOUR,
+            ..plain(past_due)
+        };
+        let access = facts.access();
+        assert!(!has_access(
+            past_due,
+            access.grants,
+            access.access_until,
+            access.ends_at,
+            seen
+        ));
+    }
+
+    /// past_due from a failed change mid-period (`subscription_update`)
+    /// keeps the period paid for, or the grace if longer; a failed renewal
+    /// has the grace alone. `(failed_update, grace hours, [before, at,
+    /// after the period end], [before, at, after the grace end])`.
+    #[rustfmt::skip]
+    const UPDATES: [(bool, i64, [bool; 3], [bool; 3]); 4] = [
+        (true,  0,  [T, F, F], [T, T, T]),
+        (false, 0,  [F, F, F], [T, F, F]),
+        (true,  72, [T, T, T], [T, F, F]),
+        (false, 72, [T, T, T], [T, F, F]),
+    ];
+
+    #[test]
+    fn a_failed_update_keeps_the_period_paid_for() {
+        let status = &Status::PastDue;
+        for (failed_update, grace_hours, around_period, around_grace) in UPDATES {
+            let grace_ms = grace_hours * HOUR;
+            let facts = Facts {
+                past_due_since: Some(SINCE),
+                current_period_end: Some(PERIOD_END),
+                grace_ms,
+                failed_update,
+                ..plain(status)
+            };
+            let grace_end = SINCE + grace_ms;
+            let moments = [PERIOD_END - 1, PERIOD_END, PERIOD_END + 1]
+                .into_iter()
+                .zip(around_period)
+                .chain(
+                    [grace_end - 1, grace_end, grace_end + 1]
+                        .into_iter()
+                        .zip(around_grace),
+                );
+            for (now, want) in moments {
+                for access in [facts.access(), facts.item_access(Some(PERIOD_END))] {
+                    assert_eq!(
+                        has_access(status, access.grants, access.access_until, access.ends_at, now),
+                        want,
+                        "failed update {failed_update}, grace {grace_hours} h, at {now}: {access:?}"
+                    );
+                }
+            }
+        }
+        // A known end still bounds it.
+        let bounded = Facts {
+            past_due_since: Some(SINCE),
+            current_period_end: Some(PERIOD_END),
+            failed_update: true,
+            cancel_at: Some(END),
+            ..plain(status)
+        };
+        assert_eq!(bounded.access().access_until, Some(END));
     }
 }

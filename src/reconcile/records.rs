@@ -203,7 +203,7 @@ fn write_subscription(
     }
     let items = item_rows(sub);
     let payment_method = payment_method_on_file(tx, sub)?;
-    let entitlements = entitlement_rows(&row, &items, cx, payment_method);
+    let entitlements = entitlement_rows(&row, &items, cx, payment_method, failed_update(sub));
     with_tx!(tx, c => {
         diesel::delete(subscription_items::table.filter(subscription_items::subscription_id.eq(&sub.id))).execute(c)?;
         insert_rows!(c, subscription_items, &items)?;
@@ -240,6 +240,7 @@ fn subscription_row(
     let past_due_since = access::past_due_since(
         &sub.status,
         previous.as_ref().map(|(status, since)| (status, *since)),
+        sub.failing_invoice().and_then(|i| i.billed_at()),
         now,
     );
     let (period_start, period_end) = sub.current_period();
@@ -304,6 +305,13 @@ fn payment_method_on_file(tx: &mut Tx<'_>, sub: &objects::Subscription) -> Query
     Ok(raw.is_none_or(|raw| customer_can_pay(&raw)))
 }
 
+/// Whether the subscription is `past_due` for a change mid-period that
+/// failed to be paid (its open latest invoice is a `subscription_update`).
+fn failed_update(sub: &objects::Subscription) -> bool {
+    matches!(sub.status, SubscriptionStatus::PastDue)
+        && sub.failing_invoice().is_some_and(|i| i.is_update())
+}
+
 /// Whether a stored customer object names a default payment method.
 fn customer_can_pay(raw: &str) -> bool {
     match serde_json::from_str::<serde_json::Value>(raw) {
@@ -322,6 +330,7 @@ fn entitlement_rows(
     items: &[ItemRow],
     cx: &WriteContext,
     payment_method: bool,
+    failed_update: bool,
 ) -> Vec<Entitlement> {
     let status = SubscriptionStatus::from(sub.status.as_str());
     let facts = Facts {
@@ -332,6 +341,7 @@ fn entitlement_rows(
         cancel_at: sub.cancel_at,
         trial_end: sub.trial_end,
         payment_method,
+        failed_update,
     };
     let row = |item_id: &str, price_id, product_id, access: access::Access| Entitlement {
         subscription_id: sub.id.clone(),
@@ -631,7 +641,13 @@ pub fn write_subscriptions(
         if written.contains(&row.id) {
             let own = item_rows(w.sub);
             let payment_method = payment_method_on_file(&mut Tx::Postgres(c), w.sub)?;
-            entitlements.extend(entitlement_rows(row, &own, w.cx, payment_method));
+            entitlements.extend(entitlement_rows(
+                row,
+                &own,
+                w.cx,
+                payment_method,
+                failed_update(w.sub),
+            ));
             items.extend(own);
         }
     }

@@ -10,12 +10,15 @@ use stripe_hookd::trigger::Scenario;
 
 use crate::access_api::{api_rows, ask, bought, setup, view_rows, ACCESS_TOKEN};
 use crate::backend_tests;
+use crate::fake_stripe::FakeStripe as Fake;
 use crate::fake_stripe::FakeStripe;
 use crate::harness::*;
 
 backend_tests!(
     a_cancel_at_bounds_access_while_the_status_holds,
     a_trial_without_a_payment_method_ends_at_trial_end,
+    past_due_found_late_gets_no_new_grace,
+    a_failed_upgrade_keeps_the_period_paid_for,
 );
 
 /// Changes the subscription in the fake and delivers its `updated` event.
@@ -143,6 +146,84 @@ async fn a_trial_without_a_payment_method_ends_at_trial_end(backend: Backend) {
         true,
         "the customer's payment method"
     );
+    app.stop().await;
+    fake.stop().await;
+}
+
+/// The subscription turns `past_due` on its latest invoice, unpaid (`open`),
+/// billed `billed_ago` seconds ago for `reason`.
+async fn fails(fake: &Fake, app: &TestApp, s: &Scenario, billed_ago: i64, reason: &str) {
+    fake.invoice(s, "open");
+    let billed = now() - billed_ago;
+    fake.update(&s.invoice, |i| {
+        i["billing_reason"] = json!(reason);
+        i["created"] = json!(billed - 3600);
+        i["status_transitions"]["finalized_at"] = json!(billed);
+    });
+    change(fake, app, s, |v| {
+        v["status"] = json!("past_due");
+        v["latest_invoice"] = json!(s.invoice);
+    })
+    .await;
+}
+
+/// A subscription first seen `past_due` long after Stripe billed the
+/// invoice it failed (a back-fill, a daemon down for days) gets no new
+/// grace: the grace runs from the invoice's finalisation.
+async fn past_due_found_late_gets_no_new_grace(backend: Backend) {
+    let (_db, fake, app) = setup(backend).await;
+    let late = bought(&fake, &app, "active").await;
+    fails(&fake, &app, &late, 10 * 86400, "subscription_cycle").await;
+    let body = access_of(&app, &late).await;
+    assert_eq!(
+        body["access"], false,
+        "the 72 h grace ended a week ago: {body}"
+    );
+
+    let fresh = bought(&fake, &app, "active").await;
+    fails(&fake, &app, &fresh, 3600, "subscription_cycle").await;
+    let body = access_of(&app, &fresh).await;
+    assert_eq!(body["access"], true, "{body}");
+    let billed = fake.get(&fresh.invoice).unwrap()["status_transitions"]["finalized_at"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(
+        body["entitlements"][0]["access_until"],
+        billed * 1000 + 72 * 3_600_000,
+        "the grace runs from the invoice's finalisation: {body}"
+    );
+    app.stop().await;
+    fake.stop().await;
+}
+
+/// `past_due` because an upgrade's proration invoice failed
+/// (`subscription_update`) keeps the period already paid for, even with no
+/// grace; a failed renewal (`subscription_cycle`) has the grace alone.
+async fn a_failed_upgrade_keeps_the_period_paid_for(backend: Backend) {
+    let (_db, fake, app) = with_fake_stripe(backend, |o| {
+        o.admin().config(|c| {
+            c.access_token = Some(ACCESS_TOKEN.into());
+            c.entitlements.past_due_grace_hours = 0;
+        })
+    })
+    .await;
+    let upgraded = bought(&fake, &app, "active").await;
+    let period_end = access_of(&app, &upgraded).await["entitlements"][0]["access_until"]
+        .as_i64()
+        .unwrap();
+    fails(&fake, &app, &upgraded, 60, "subscription_update").await;
+    let body = access_of(&app, &upgraded).await;
+    assert_eq!(body["access"], true, "the paid period is kept: {body}");
+    assert_eq!(body["entitlements"][0]["status"], "past_due", "{body}");
+    assert_eq!(
+        body["entitlements"][0]["access_until"], period_end,
+        "{body}"
+    );
+
+    let renewal = bought(&fake, &app, "active").await;
+    fails(&fake, &app, &renewal, 60, "subscription_cycle").await;
+    let body = access_of(&app, &renewal).await;
+    assert_eq!(body["access"], false, "no grace configured: {body}");
     app.stop().await;
     fake.stop().await;
 }
