@@ -8,7 +8,7 @@ use diesel::prelude::*;
 
 use super::access;
 use crate::store::schema::{checkout_sessions, entitlements};
-use crate::store::{with_conn, DbConnection, StoreError};
+use crate::store::{access_mode, with_conn, DbConnection, StoreError};
 use crate::stripe::objects::SubscriptionStatus;
 
 #[derive(Debug, Clone, Insertable, Queryable, Selectable, PartialEq, Eq, serde::Serialize)]
@@ -54,20 +54,32 @@ pub fn for_customer_all(
     Ok(rows)
 }
 
-/// What a customer has access to at `now` (epoch ms).
+/// What a customer has access to at `now` (epoch ms), in the mode access
+/// is answered for ([`access_mode`]: the daemon's; a row of unknown mode
+/// counts).
 pub fn for_customer(
     conn: &mut DbConnection,
     customer_id: &str,
     now: i64,
 ) -> Result<Vec<Entitlement>, StoreError> {
+    let mode = access_mode::get(conn)?;
     Ok(for_customer_all(conn, customer_id)?
         .into_iter()
-        .filter(|e| e.active_at(now))
+        .filter(|e| e.active_at(now) && in_mode(e.livemode, mode))
         .collect())
 }
 
+/// Whether a row of mode `livemode` is answered for in `mode`.
+fn in_mode(livemode: Option<bool>, mode: Option<bool>) -> bool {
+    match (livemode, mode) {
+        (Some(row), Some(mode)) => row == mode,
+        _ => true,
+    }
+}
+
 /// What the application's own user (`client_reference_id` from Checkout)
-/// has access to at `now`: through every customer their sessions created.
+/// has access to at `now`: through every customer their sessions created
+/// (in the mode access is answered for, as [`for_customer`]).
 pub fn for_reference(
     conn: &mut DbConnection,
     reference: &str,

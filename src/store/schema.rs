@@ -353,3 +353,12 @@ diesel::table! {
         token_fingerprint -> Text,
     }
 }
+
+diesel::table! {
+    /// One row: the mode access is answered for (`store::access_mode`).
+    access_mode (id) {
+        id -> Integer,
+        livemode -> Bool,
+        updated_at -> BigInt,
+    }
+}

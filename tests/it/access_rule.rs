@@ -19,6 +19,7 @@ backend_tests!(
     a_trial_without_a_payment_method_ends_at_trial_end,
     past_due_found_late_gets_no_new_grace,
     a_failed_upgrade_keeps_the_period_paid_for,
+    test_access_is_not_answered_once_the_key_is_live,
 );
 
 /// Changes the subscription in the fake and delivers its `updated` event.
@@ -226,4 +227,63 @@ async fn a_failed_upgrade_keeps_the_period_paid_for(backend: Backend) {
     assert_eq!(body["access"], false, "no grace configured: {body}");
     app.stop().await;
     fake.stop().await;
+}
+
+const LIVE_KEY: &str = "sk_live_fake_stripe_key";
+
+/// Tried in test mode, then the live key put in, on the same database: the
+/// test subscription (no live event or sweep will ever end it) grants
+/// nothing, by customer or by reference; a live one does.
+async fn test_access_is_not_answered_once_the_key_is_live(backend: Backend) {
+    let (db, fake, app) = setup(backend).await;
+    let tried = bought(&fake, &app, "active").await;
+    let body = access_of(&app, &tried).await;
+    assert_eq!(body["access"], true, "{body}");
+    assert_eq!(body["entitlements"][0]["mode"], "test", "{body}");
+    app.stop().await;
+    fake.stop().await;
+
+    let live_fake = FakeStripe::start_with_key(LIVE_KEY).await.unwrap();
+    let options = AppOptions::default()
+        .stripe(&live_fake.base_url)
+        .admin()
+        .config(|c| {
+            c.access_token = Some(ACCESS_TOKEN.into());
+            c.stripe.api_key = Some(LIVE_KEY.into());
+            c.endpoints[0].mode = stripe_hookd::config::Mode::Live;
+        });
+    let live = TestApp::spawn_with(&db, options).await;
+    let body = access_of(&live, &tried).await;
+    assert_eq!(
+        body["access"], false,
+        "test access after going live: {body}"
+    );
+    let (code, body) = ask(
+        &live,
+        &format!("reference={}", tried.client_reference_id),
+        Some(ACCESS_TOKEN),
+    )
+    .await;
+    assert_eq!((code, &body["access"]), (200, &json!(false)), "{body}");
+    assert!(
+        view_rows(&live, "client_reference_id", &tried.client_reference_id)
+            .await
+            .is_empty()
+    );
+
+    let paying = Scenario::new(true, API_VERSION);
+    live_fake.customer(&paying);
+    live_fake.subscription(&paying, "active");
+    let mut event = snapshot_event(
+        "checkout.session.completed",
+        live_fake.checkout_session(&paying),
+    );
+    event["livemode"] = json!(true);
+    live.deliver_ok(&event).await;
+    live.runner.run_pending().await.unwrap();
+    let body = access_of(&live, &paying).await;
+    assert_eq!(body["access"], true, "{body}");
+    assert_eq!(body["entitlements"][0]["mode"], "live", "{body}");
+    live.stop().await;
+    live_fake.stop().await;
 }
