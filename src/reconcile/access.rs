@@ -121,6 +121,20 @@ impl Facts<'_> {
     pub fn item_access(&self, item_period_end: Option<i64>) -> Access {
         self.bounded(item_period_end.or(self.current_period_end))
     }
+
+    /// [`Self::item_access`] of an item with `quantity`: a licensed item of
+    /// quantity 0 pays for nothing and grants nothing; a metered item has no
+    /// quantity (`None`) and grants like any other.
+    pub fn item_access_of(&self, item_period_end: Option<i64>, quantity: Option<i64>) -> Access {
+        if quantity == Some(0) {
+            return Access {
+                grants: false,
+                access_until: None,
+                ends_at: None,
+            };
+        }
+        self.item_access(item_period_end)
+    }
 }
 
 /// Whether a row gives access at `now` (epoch ms).
@@ -512,5 +526,33 @@ mod tests {
             ..plain(status)
         };
         assert_eq!(bounded.access().access_until, Some(END));
+    }
+
+    #[test]
+    fn a_licensed_item_of_quantity_zero_grants_nothing() {
+        let active = &Status::Active;
+        let facts = Facts {
+            current_period_end: Some(PERIOD_END),
+            ..plain(active)
+        };
+        for (quantity, grants) in [
+            (Some(0), false),
+            (Some(1), true),
+            (Some(5), true),
+            (None, true),
+        ] {
+            let access = facts.item_access_of(Some(PERIOD_END), quantity);
+            assert_eq!(
+                has_access(
+                    active,
+                    access.grants,
+                    access.access_until,
+                    access.ends_at,
+                    SINCE
+                ),
+                grants,
+                "quantity {quantity:?} (None: metered): {access:?}"
+            );
+        }
     }
 }

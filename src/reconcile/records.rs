@@ -364,7 +364,7 @@ fn entitlement_rows(
                 &i.id,
                 i.price_id.clone(),
                 i.product_id.clone(),
-                facts.item_access(i.current_period_end),
+                facts.item_access_of(i.current_period_end, i.quantity),
             )
         })
         .collect();

@@ -20,6 +20,7 @@ backend_tests!(
     past_due_found_late_gets_no_new_grace,
     a_failed_upgrade_keeps_the_period_paid_for,
     test_access_is_not_answered_once_the_key_is_live,
+    a_licensed_item_of_quantity_zero_grants_nothing,
 );
 
 /// Changes the subscription in the fake and delivers its `updated` event.
@@ -286,4 +287,37 @@ async fn test_access_is_not_answered_once_the_key_is_live(backend: Backend) {
     assert_eq!(body["entitlements"][0]["mode"], "live", "{body}");
     live.stop().await;
     live_fake.stop().await;
+}
+
+/// Two items: a licensed one whose quantity goes to 0 (nothing paid for:
+/// no access to its product) and a metered one (no quantity: it keeps
+/// granting).
+async fn a_licensed_item_of_quantity_zero_grants_nothing(backend: Backend) {
+    let (_db, fake, app) = setup(backend).await;
+    let s = bought(&fake, &app, "active").await;
+    let metered_product = "prod_metered_usage";
+    let with_items = |licensed_quantity: i64| {
+        move |v: &mut Value| {
+            let mut licensed = v["items"]["data"][0].clone();
+            licensed["quantity"] = json!(licensed_quantity);
+            let mut metered = licensed.clone();
+            metered["id"] = json!("si_metered_usage");
+            metered["price"]["id"] = json!("price_metered_usage");
+            metered["price"]["product"] = json!(metered_product);
+            metered["price"]["recurring"] = json!({"interval": "month", "usage_type": "metered"});
+            metered.as_object_mut().unwrap().remove("quantity");
+            v["items"]["data"] = json!([licensed, metered]);
+        }
+    };
+    change(&fake, &app, &s, with_items(1)).await;
+    let body = access_of(&app, &s).await;
+    let mut both = vec![s.product.clone(), metered_product.to_owned()];
+    both.sort();
+    assert_eq!(body["products"], json!(both), "{body}");
+
+    change(&fake, &app, &s, with_items(0)).await;
+    let body = access_of(&app, &s).await;
+    assert_eq!(body["products"], json!([metered_product]), "{body}");
+    app.stop().await;
+    fake.stop().await;
 }
