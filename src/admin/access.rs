@@ -4,7 +4,7 @@
 //! | route | what |
 //! |---|---|
 //! | `GET /v1/access?customer=cus_…` | the customer's access now |
-//! | `GET /v1/access?reference=…` | the access of your own user, by the `client_reference_id` of their Checkout Sessions |
+//! | `GET /v1/access?reference=…[&account=acct_…]` | the access of your own user, by the `client_reference_id` of their Checkout Sessions (the platform's, or one Connect account's) |
 //!
 //! Only `Authorization: Bearer <access_token>` opens it: not the admin
 //! token, not an inspector session. The access token opens nothing else
@@ -29,20 +29,27 @@ use crate::store::now_ms;
 pub struct AccessQuery {
     customer: Option<String>,
     reference: Option<String>,
+    /// With `reference`: the Connect account whose Checkout carried it
+    /// (default: the platform's own).
+    account: Option<String>,
 }
 
 /// Who the question is about.
 enum Subject {
     Customer(String),
-    Reference(String),
+    Reference(String, Option<String>),
 }
 
 impl AccessQuery {
     fn subject(self) -> Result<Subject, &'static str> {
         let nonempty = |v: Option<String>| v.filter(|v| !v.is_empty());
+        let account = nonempty(self.account);
         match (nonempty(self.customer), nonempty(self.reference)) {
+            (Some(_), None) if account.is_some() => Err(
+                "account goes with reference (a client_reference_id is one account's); a customer id names its account already",
+            ),
             (Some(customer), None) => Ok(Subject::Customer(customer)),
-            (None, Some(reference)) => Ok(Subject::Reference(reference)),
+            (None, Some(reference)) => Ok(Subject::Reference(reference, account)),
             (None, None) => Err("Say whom: ?customer=cus_… or ?reference=<client_reference_id>"),
             (Some(_), Some(_)) => {
                 Err("Ask by one of customer or reference, not both: ?customer=cus_… or ?reference=<client_reference_id>")
@@ -143,13 +150,13 @@ pub async fn get(
                 blocking(&state, move |c| entitlements::for_customer(c, &lookup, now)).await?;
             (json!({"customer": customer}), rows)
         }
-        Subject::Reference(reference) => {
-            let lookup = reference.clone();
+        Subject::Reference(reference, account) => {
+            let (lookup, within) = (reference.clone(), account.clone());
             let rows = blocking(&state, move |c| {
-                entitlements::for_reference(c, &lookup, now)
+                entitlements::for_reference_in(c, &lookup, within.as_deref(), now)
             })
             .await?;
-            (json!({"reference": reference}), rows)
+            (json!({"reference": reference, "account": account}), rows)
         }
     };
     let granted: Vec<Granted> = rows.into_iter().map(Granted::from).collect();

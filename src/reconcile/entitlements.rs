@@ -79,20 +79,43 @@ fn in_mode(livemode: Option<bool>, mode: Option<bool>) -> bool {
 
 /// What the application's own user (`client_reference_id` from Checkout)
 /// has access to at `now`: through every customer their sessions created
-/// (in the mode access is answered for, as [`for_customer`]).
+/// (in the mode access is answered for, as [`for_customer`]), among the
+/// platform's own Checkout Sessions (see [`for_reference_in`]).
 pub fn for_reference(
     conn: &mut DbConnection,
     reference: &str,
     now: i64,
 ) -> Result<Vec<Entitlement>, StoreError> {
-    let customers: Vec<Option<String>> = with_conn!(conn, c => checkout_sessions::table
-        .filter(checkout_sessions::client_reference_id.eq(reference))
-        .select(checkout_sessions::customer_id)
-        .distinct()
-        .load(c))?;
+    for_reference_in(conn, reference, None, now)
+}
+
+/// [`for_reference`] among the Checkout Sessions of one Connect account
+/// (`None`: the platform's own): a `client_reference_id` names a user of
+/// the account whose Checkout carried it, so the same id in another
+/// account is another user.
+pub fn for_reference_in(
+    conn: &mut DbConnection,
+    reference: &str,
+    account: Option<&str>,
+    now: i64,
+) -> Result<Vec<Entitlement>, StoreError> {
+    let customers: Vec<Option<String>> = with_conn!(conn, c => {
+        let sessions = checkout_sessions::table
+            .filter(checkout_sessions::client_reference_id.eq(reference))
+            .select(checkout_sessions::customer_id)
+            .distinct();
+        match account {
+            Some(account) => sessions.filter(checkout_sessions::account.eq(account)).load(c),
+            None => sessions.filter(checkout_sessions::account.is_null()).load(c),
+        }
+    })?;
     let mut out = Vec::new();
     for customer in customers.into_iter().flatten() {
-        out.extend(for_customer(conn, &customer, now)?);
+        out.extend(
+            for_customer(conn, &customer, now)?
+                .into_iter()
+                .filter(|e| e.account.as_deref() == account),
+        );
     }
     Ok(out)
 }

@@ -14,6 +14,7 @@ use crate::harness::*;
 backend_tests!(
     the_access_api_answers_what_the_view_says,
     the_access_api_opens_only_with_its_own_token,
+    a_reference_is_one_accounts,
 );
 
 pub const ACCESS_TOKEN: &str = "test-access-token-0123456789";
@@ -63,12 +64,16 @@ pub struct ViewRow {
 
 /// The view's rows `WHERE {column} = '{value}'` (each entitlement once).
 pub async fn view_rows(app: &TestApp, column: &'static str, value: &str) -> Vec<ViewRow> {
-    let value = value.to_owned();
+    view_rows_where(app, format!("{column} = '{value}'")).await
+}
+
+/// The view's rows `WHERE {clause}` (each entitlement once).
+pub async fn view_rows_where(app: &TestApp, clause: String) -> Vec<ViewRow> {
     let mut rows = app
         .db(move |c: &mut DbConnection| {
             with_conn!(c, c => diesel::sql_query(format!(
                 "SELECT DISTINCT customer_id, subscription_id, product_id, price_id, status, \
-                 access_until, account, livemode FROM entitlements_now WHERE {column} = '{value}'"
+                 access_until, account, livemode FROM entitlements_now WHERE {clause}"
             ))
             .load::<ViewRow>(c)
             .unwrap())
@@ -205,6 +210,66 @@ async fn the_access_api_opens_only_with_its_own_token(backend: Backend) {
     assert_eq!(code, 400, "an unknown parameter: {body}");
     let (code, body) = ask(&app, &query, Some(ACCESS_TOKEN)).await;
     assert_eq!((code, &body["access"]), (200, &Value::Bool(true)), "{body}");
+    app.stop().await;
+    fake.stop().await;
+}
+
+/// The same `client_reference_id` in the platform's Checkout and in a
+/// connected account's names two users: each is answered alone (the
+/// platform's by default, the account's with `&account=`), as the view
+/// scoped by its `account` column says.
+async fn a_reference_is_one_accounts(backend: Backend) {
+    let (_db, fake, app) = setup(backend).await;
+    let own = bought(&fake, &app, "active").await;
+    let account = "acct_1Connected";
+    let mut theirs = Scenario::new(false, API_VERSION);
+    theirs.client_reference_id = own.client_reference_id.clone();
+    fake.put_in(account, theirs.object("customer.created").unwrap());
+    fake.put_in(account, {
+        let mut sub = theirs.object("customer.subscription.created").unwrap();
+        crate::fake_stripe::set_subscription_status(&mut sub, "active");
+        sub
+    });
+    let session = fake.put_in(
+        account,
+        theirs.object("checkout.session.completed").unwrap(),
+    );
+    let mut event = snapshot_event("checkout.session.completed", session);
+    event["account"] = serde_json::json!(account);
+    app.deliver_ok(&event).await;
+    app.runner.run_pending().await.unwrap();
+
+    let reference = &own.client_reference_id;
+    for (query, clause, customer) in [
+        (
+            format!("reference={reference}"),
+            format!("client_reference_id = '{reference}' AND account IS NULL"),
+            &own.customer,
+        ),
+        (
+            format!("reference={reference}&account={account}"),
+            format!("client_reference_id = '{reference}' AND account = '{account}'"),
+            &theirs.customer,
+        ),
+    ] {
+        let (code, body) = ask(&app, &query, Some(ACCESS_TOKEN)).await;
+        assert_eq!(code, 200, "{query}: {body}");
+        let rows = api_rows(&body);
+        assert_eq!(rows.len(), 1, "{query}: one user's access: {body}");
+        assert_eq!(
+            body["entitlements"][0]["customer_id"],
+            customer.as_str(),
+            "{body}"
+        );
+        assert_eq!(rows, view_rows_where(&app, clause).await, "{query}: {body}");
+    }
+    let (code, body) = ask(
+        &app,
+        &format!("customer={}&account={account}", own.customer),
+        Some(ACCESS_TOKEN),
+    )
+    .await;
+    assert_eq!(code, 400, "account goes with reference: {body}");
     app.stop().await;
     fake.stop().await;
 }
