@@ -21,6 +21,7 @@ backend_tests!(
     a_failed_upgrade_keeps_the_period_paid_for,
     test_access_is_not_answered_once_the_key_is_live,
     a_licensed_item_of_quantity_zero_grants_nothing,
+    one_unreachable_connected_account_does_not_stop_the_catch_up,
 );
 
 /// Changes the subscription in the fake and delivers its `updated` event.
@@ -318,6 +319,59 @@ async fn a_licensed_item_of_quantity_zero_grants_nothing(backend: Backend) {
     change(&fake, &app, &s, with_items(0)).await;
     let body = access_of(&app, &s).await;
     assert_eq!(body["products"], json!([metered_product]), "{body}");
+    app.stop().await;
+    fake.stop().await;
+}
+
+/// Catch-up through two connected accounts, the first refusing (403, as a
+/// deauthorized account does): it is reported with its cause, and the
+/// other account's missed event is still ingested.
+async fn one_unreachable_connected_account_does_not_stop_the_catch_up(backend: Backend) {
+    let db = TestDb::new(backend);
+    let fake = FakeStripe::start().await.unwrap();
+    let options = AppOptions::default()
+        .admin()
+        .stripe(&fake.base_url)
+        .config(|c| {
+            c.endpoints[0].connect = true;
+            // The held answer below must not time out into a retry.
+            c.stripe.timeout_secs = 120;
+        });
+    let app = TestApp::spawn_with(&db, options).await;
+    // Sorted: the refusing account is gone through first.
+    let (refusing, reachable) = ("acct_1A_deauthorized", "acct_1B_reachable");
+    let mut missed = Vec::new();
+    for account in [refusing, reachable] {
+        fake.add_account(account);
+        let s = Scenario::new(false, API_VERSION);
+        let mut event = snapshot_event("customer.created", s.object("customer.created").unwrap());
+        event["account"] = json!(account);
+        missed.push(event["id"].as_str().unwrap().to_owned());
+        fake.push_account_event(account, event);
+    }
+    // The platform's list goes through; the next one (the first account's)
+    // is refused.
+    let platform = fake.hold_next("/v1/events");
+    let refuse_the_next = async {
+        platform.arrived().await;
+        fake.fail_next(1, "/v1/events", crate::fake_stripe::Fault::Forbidden);
+        platform.release();
+    };
+    let ((_, report), ()) = tokio::join!(
+        crate::admin::run_job(&app, "/v1/catch-up", json!({"since": now() - 3600})),
+        refuse_the_next
+    );
+    let failed = report["failed_accounts"]
+        .as_array()
+        .expect("failed_accounts");
+    assert_eq!(failed.len(), 1, "{report}");
+    assert_eq!(failed[0]["account"], refusing, "{report}");
+    assert!(!failed[0]["error"].as_str().unwrap().is_empty(), "{report}");
+    assert_eq!(
+        report["missing"],
+        json!([missed[1]]),
+        "the other account went on: {report}"
+    );
     app.stop().await;
     fake.stop().await;
 }
