@@ -370,7 +370,15 @@ async fn fetch_record(
         }
         Err(e) => return Err(handler_error(e)),
     };
-    record_from_json(family, &response.json, stamp).map(Some)
+    let mut record = record_from_json(family, &response.json, stamp)?;
+    // A deleted customer is `{"id", "object", "deleted": true}`: no
+    // `livemode`. It is of the mode of the key that fetched it.
+    if let Record::Customer(row) = &mut record {
+        if response.json.get("livemode").is_none() {
+            row.livemode = client.mode() == Mode::Live;
+        }
+    }
+    Ok(Some(record))
 }
 
 /// Turns an object's JSON (from a GET or a list page) into a record.

@@ -22,6 +22,7 @@ backend_tests!(
     test_access_is_not_answered_once_the_key_is_live,
     a_licensed_item_of_quantity_zero_grants_nothing,
     one_unreachable_connected_account_does_not_stop_the_catch_up,
+    a_deleted_customer_fetched_with_a_live_key_is_live,
 );
 
 /// Changes the subscription in the fake and delivers its `updated` event.
@@ -372,6 +373,41 @@ async fn one_unreachable_connected_account_does_not_stop_the_catch_up(backend: B
         json!([missed[1]]),
         "the other account went on: {report}"
     );
+    app.stop().await;
+    fake.stop().await;
+}
+
+/// Stripe's deleted customer carries no `livemode`: fetched with a live
+/// key, it is recorded live (it used to be recorded test).
+async fn a_deleted_customer_fetched_with_a_live_key_is_live(backend: Backend) {
+    use diesel::prelude::*;
+    use stripe_hookd::store::schema::customers;
+    use stripe_hookd::store::with_conn;
+    let db = TestDb::new(backend);
+    let fake = FakeStripe::start_with_key(LIVE_KEY).await.unwrap();
+    let options = AppOptions::default().stripe(&fake.base_url).config(|c| {
+        c.stripe.api_key = Some(LIVE_KEY.into());
+        c.endpoints[0].mode = stripe_hookd::config::Mode::Live;
+    });
+    let app = TestApp::spawn_with(&db, options).await;
+    let s = Scenario::new(true, API_VERSION);
+    let customer = fake.customer(&s);
+    fake.delete_customer(&s.customer);
+    let mut event = snapshot_event("customer.deleted", customer);
+    event["livemode"] = json!(true);
+    app.deliver_ok(&event).await;
+    app.runner.run_pending().await.unwrap();
+    let id = s.customer.clone();
+    let row: (bool, bool) = app
+        .db(move |c| {
+            with_conn!(c, c => customers::table
+                .filter(customers::id.eq(&id))
+                .select((customers::deleted, customers::livemode))
+                .first(c)
+                .unwrap())
+        })
+        .await;
+    assert_eq!(row, (true, true), "(deleted, livemode)");
     app.stop().await;
     fake.stop().await;
 }
