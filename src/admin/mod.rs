@@ -17,11 +17,13 @@
 //! | `POST /v1/catch-up` (`{"since":…,"only_failed":…,"dry_run":…}`) | start a catch-up (a job) |
 //! | `GET /v1/jobs/{id}` | a job's progress and result (bounded: counts and the first entries) |
 //! | `GET /v1/jobs/{id}/items?offset=&limit=` | every entry of a job's result, paged (the sweep's drift) |
+//! | `GET /v1/access?customer=` / `?reference=` | who has access now, for applications: its own token (`access_token`), not the admin token (see `access.rs`) |
 //! | `GET /metrics` | Prometheus text format |
 //! | `/`, `/ui/…` | the browser inspector (see `ui/`) |
 //! | `/v1/customers/{id}/features…` | a customer's Stripe Entitlements features (see `features.rs`) |
 //! | `/v1/destinations…`, `/v1/deliveries…` | forwarding: destinations with their health, pause/resume; deliveries, their attempts, redelivery (see `deliveries.rs`) |
 
+pub mod access;
 pub mod auth;
 pub mod deliveries;
 mod error;
@@ -49,6 +51,8 @@ pub struct AdminState {
     pub store: Store,
     /// The admin token as configured now (a reload may rotate it).
     pub token: auth::LiveToken,
+    /// The digest of the access token (`GET /v1/access`); `None`: not configured.
+    pub access_token: Option<[u8; 32]>,
     pub metrics: PrometheusHandle,
     pub activity: Activity,
     /// The Stripe-backed operations; `None` without an API key.
@@ -89,6 +93,8 @@ pub fn server(listener: TcpListener, state: AdminState) -> std::io::Result<actix
                 web::get().to(|| async { HttpResponse::Ok().json(json!({"status": "ok"})) }),
             )
             .configure(ui::public_routes)
+            // Before the admin scope: its own token, never the admin one.
+            .route("/v1/access", web::get().to(access::get))
             .service(
                 web::scope("")
                     .wrap(middleware::from_fn(auth::require_token))

@@ -38,6 +38,13 @@ pub fn open_store(config: &Config) -> anyhow::Result<Store> {
     let store = Store::open(&config.database_url(), &config.database.store_options())
         .context("cannot open the database")?;
     let applied = store.migrate()?;
+    if let Some(mode) = config.api_key_mode() {
+        let live = mode == crate::config::Mode::Live;
+        let mut conn = store.conn().context("cannot open the database")?;
+        crate::store::access_mode::set(&mut conn, live, crate::store::now_ms())
+            .context("cannot record the mode access is answered for")?;
+        tracing::info!(mode = mode.as_str(), "access is answered for this mode");
+    }
     tracing::info!(
         database = %store.target().redacted(),
         backend = store.backend().as_str(),
@@ -250,6 +257,10 @@ pub fn admin(
         crate::admin::AdminState {
             store: store.clone(),
             token: token.clone(),
+            access_token: config
+                .access_token
+                .as_ref()
+                .map(|t| crate::admin::auth::digest(secrecy::ExposeSecret::expose_secret(t))),
             metrics,
             activity,
             reconcile: ops,

@@ -199,5 +199,17 @@ pub fn catch_up(config: &Config, args: CatchUpArgs) -> anyhow::Result<()> {
     for id in &report.skipped {
         println!("  skipped (not a storable event): {id}");
     }
+    for failure in &report.failed_accounts {
+        println!(
+            "  connected account {} failed (the others were caught up): {}",
+            failure.account, failure.error
+        );
+    }
+    if !report.failed_accounts.is_empty() {
+        anyhow::bail!(
+            "catch-up was partial: {} connected account(s) failed",
+            report.failed_accounts.len()
+        );
+    }
     Ok(())
 }

@@ -68,6 +68,7 @@ pub const CREDENTIALS: &[(&str, &str)] = &[
     ("webhook_secret", "webhook_secret"),
     ("stripe_api_key", "stripe.api_key"),
     ("admin_token", "admin_token"),
+    ("access_token", "access_token"),
     ("database_url", "database.url"),
 ];
 
@@ -80,6 +81,10 @@ pub struct RawConfig {
     pub admin_listen: SocketAddr,
     #[serde(default)]
     pub admin_token: Option<SecretString>,
+    /// Bearer token of the read-only `GET /v1/access` (on the admin
+    /// listener), for applications; never the admin token.
+    #[serde(default)]
+    pub access_token: Option<SecretString>,
     /// How long an inspector session lasts (hours).
     pub admin_session_hours: u32,
     #[serde(default)]
@@ -207,6 +212,8 @@ pub struct Config {
     pub listen: SocketAddr,
     pub admin_listen: SocketAddr,
     pub admin_token: Option<SecretString>,
+    /// Bearer token of `GET /v1/access` (read-only; needs the admin listener).
+    pub access_token: Option<SecretString>,
     /// How long an inspector session lasts (hours, 1 to 720).
     pub admin_session_hours: u32,
     pub state_dir: PathBuf,
@@ -284,6 +291,7 @@ impl RawConfig {
             listen: self.listen,
             admin_listen: self.admin_listen,
             admin_token: self.admin_token,
+            access_token: self.access_token,
             admin_session_hours: self.admin_session_hours,
             state_dir: self.state_dir.unwrap_or_else(default_state_dir),
             endpoints,
@@ -307,6 +315,30 @@ impl RawConfig {
                     "admin_token (STRIPE_HOOKD_ADMIN_TOKEN)",
                     "must be at least 16 characters; generate one with `openssl rand -hex 32`",
                 ));
+            }
+        }
+        if let Some(token) = &self.access_token {
+            let key = "access_token (STRIPE_HOOKD_ACCESS_TOKEN)";
+            if token.expose_secret().len() < 16 {
+                return Err(invalid(
+                    key,
+                    "must be at least 16 characters; generate one with `openssl rand -hex 32`",
+                ));
+            }
+            match &self.admin_token {
+                None => {
+                    return Err(invalid(
+                        key,
+                        "GET /v1/access is served on the admin listener, which runs only with admin_token set: set admin_token too",
+                    ))
+                }
+                Some(admin) if admin.expose_secret() == token.expose_secret() => {
+                    return Err(invalid(
+                        key,
+                        "must differ from admin_token: applications get a token that can only read access",
+                    ))
+                }
+                Some(_) => {}
             }
         }
         if !(1..=720).contains(&self.admin_session_hours) {

@@ -60,6 +60,15 @@ fn bad_values_say_what_to_fix() {
         ("listen = \"not an address\"", "listen"),
         ("admin_token = \"short\"", "16 characters"),
         ("admin_session_hours = 0", "admin_session_hours"),
+        (
+            "admin_token = \"0123456789abcdef-admin\"\naccess_token = \"short\"",
+            "access_token (STRIPE_HOOKD_ACCESS_TOKEN): must be at least 16",
+        ),
+        ("access_token = \"0123456789abcdef-access\"", "set admin_token too"),
+        (
+            "admin_token = \"0123456789abcdef-same\"\naccess_token = \"0123456789abcdef-same\"",
+            "must differ from admin_token",
+        ),
         ("[database]\npooler = \"transaction\"", "the database URL is SQLite"),
         (
             "[database]\nurl = \"sqlite:///tmp/x.db\"\npooler = \"transaction\"",
@@ -76,13 +85,14 @@ fn bad_values_say_what_to_fix() {
 #[test]
 fn secrets_never_print() {
     let cfg = from_toml_str(
-        "webhook_secret = \"whsec_topsecret\"\nadmin_token = \"0123456789abcdef-admin\"\n[stripe]\napi_key = \"sk_test_hidden\"\n[database]\nurl = \"postgres://u:pw@h/db\"",
+        "webhook_secret = \"whsec_topsecret\"\nadmin_token = \"0123456789abcdef-admin\"\naccess_token = \"0123456789abcdef-access\"\n[stripe]\napi_key = \"sk_test_hidden\"\n[database]\nurl = \"postgres://u:pw@h/db\"",
     )
     .expect("valid");
     let debug = format!("{cfg:?}");
     for secret in [
         "whsec_topsecret",
         "0123456789abcdef-admin",
+        "0123456789abcdef-access",
         "sk_test_hidden",
         "pw@h",
     ] {

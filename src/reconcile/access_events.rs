@@ -359,7 +359,8 @@ fn customer_of(event: &Value) -> Option<String> {
             .get("id")
             .and_then(Value::as_str)
             .map(str::to_owned),
-        _ => None,
+        // An Accounts v2 customer: `customer` null, `customer_account` names it.
+        _ => object["customer_account"].as_str().map(str::to_owned),
     }
 }
 
@@ -452,6 +453,8 @@ mod tests {
             access_until: Some(2_000_000_000_000),
             updated_at: 0,
             account: None,
+            livemode: Some(false),
+            ends_at: None,
         }
     }
 
@@ -479,5 +482,8 @@ mod tests {
         assert_eq!(customer_of(&cus).as_deref(), Some("cus_8"));
         assert_eq!(customer_of(&expanded).as_deref(), Some("cus_7"));
         assert_eq!(customer_of(&none), None);
+        // Accounts v2: the account is the customer.
+        let v2 = json!({"data": {"object": {"object": "subscription", "customer": null, "customer_account": "acct_v2"}}});
+        assert_eq!(customer_of(&v2).as_deref(), Some("acct_v2"));
     }
 }

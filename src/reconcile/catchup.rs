@@ -46,6 +46,16 @@ pub struct CatchUpReport {
     /// Missing events, ingested (or, in a dry run, that would be).
     pub missing: Vec<String>,
     pub skipped: Vec<String>,
+    /// Connected accounts whose events could not be listed (a deauthorized
+    /// account's 401/403, …), with the cause: the others were caught up.
+    pub failed_accounts: Vec<AccountFailure>,
+}
+
+/// A connected account that catch-up could not go through, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AccountFailure {
+    pub account: String,
+    pub error: String,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -6,7 +6,11 @@
 //! that records came from and, when a Connect endpoint is configured
 //! (`[[endpoints]] connect = true`), every account Stripe lists for the
 //! platform (`GET /v1/accounts`) — so an account whose events were all
-//! missed is still found.
+//! missed is still found. An account that fails (a deauthorized account
+//! answers 401/403) is reported in the catch-up's `failed_accounts` and the
+//! sweep's `failed` parts, and the others go on; its customers' access
+//! stays as last written (nothing is revoked on a failed read: the access
+//! rule's clock-bound ends still apply).
 
 use std::collections::BTreeSet;
 
@@ -102,12 +106,24 @@ pub async fn catch_up(
     let accounts = accounts(client, store, true)
         .await
         .map_err(|e| CatchUpError::Other(e.to_string()))?;
+    // One account that cannot be listed (deauthorized: 401/403, or any
+    // other failure) is reported and the next one goes on.
     for account in &accounts {
-        let one = catchup::run_as(client, store, options, Some(account)).await?;
-        report.listed += one.listed;
-        report.already_stored += one.already_stored;
-        report.missing.extend(one.missing);
-        report.skipped.extend(one.skipped);
+        match catchup::run_as(client, store, options, Some(account)).await {
+            Ok(one) => {
+                report.listed += one.listed;
+                report.already_stored += one.already_stored;
+                report.missing.extend(one.missing);
+                report.skipped.extend(one.skipped);
+            }
+            Err(e) => {
+                tracing::error!(account = %account, error = %e, "catch-up: a connected account failed; the others go on");
+                report.failed_accounts.push(catchup::AccountFailure {
+                    account: account.clone(),
+                    error: e.to_string(),
+                });
+            }
+        }
     }
     Ok(report)
 }

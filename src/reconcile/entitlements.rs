@@ -8,7 +8,7 @@ use diesel::prelude::*;
 
 use super::access;
 use crate::store::schema::{checkout_sessions, entitlements};
-use crate::store::{with_conn, DbConnection, StoreError};
+use crate::store::{access_mode, with_conn, DbConnection, StoreError};
 use crate::stripe::objects::SubscriptionStatus;
 
 #[derive(Debug, Clone, Insertable, Queryable, Selectable, PartialEq, Eq, serde::Serialize)]
@@ -25,13 +25,19 @@ pub struct Entitlement {
     pub updated_at: i64,
     /// The Connect account of the subscription (`None`: the platform).
     pub account: Option<String>,
+    /// The mode of the subscription (`None`: written by a version before
+    /// the column, until the subscription is written again).
+    pub livemode: Option<bool>,
+    /// A known end (epoch ms): no access from then on, whatever the status
+    /// (see [`access`]).
+    pub ends_at: Option<i64>,
 }
 
 impl Entitlement {
     /// Whether this row gives access at `now` (epoch ms).
     pub fn active_at(&self, now: i64) -> bool {
         let status = SubscriptionStatus::from(self.status.as_str());
-        access::has_access(&status, self.grants, self.access_until, now)
+        access::has_access(&status, self.grants, self.access_until, self.ends_at, now)
     }
 }
 
@@ -48,33 +54,68 @@ pub fn for_customer_all(
     Ok(rows)
 }
 
-/// What a customer has access to at `now` (epoch ms).
+/// What a customer has access to at `now` (epoch ms), in the mode access
+/// is answered for ([`access_mode`]: the daemon's; a row of unknown mode
+/// counts).
 pub fn for_customer(
     conn: &mut DbConnection,
     customer_id: &str,
     now: i64,
 ) -> Result<Vec<Entitlement>, StoreError> {
+    let mode = access_mode::get(conn)?;
     Ok(for_customer_all(conn, customer_id)?
         .into_iter()
-        .filter(|e| e.active_at(now))
+        .filter(|e| e.active_at(now) && in_mode(e.livemode, mode))
         .collect())
 }
 
+/// Whether a row of mode `livemode` is answered for in `mode`.
+fn in_mode(livemode: Option<bool>, mode: Option<bool>) -> bool {
+    match (livemode, mode) {
+        (Some(row), Some(mode)) => row == mode,
+        _ => true,
+    }
+}
+
 /// What the application's own user (`client_reference_id` from Checkout)
-/// has access to at `now`: through every customer their sessions created.
+/// has access to at `now`: through every customer their sessions created
+/// (in the mode access is answered for, as [`for_customer`]), among the
+/// platform's own Checkout Sessions (see [`for_reference_in`]).
 pub fn for_reference(
     conn: &mut DbConnection,
     reference: &str,
     now: i64,
 ) -> Result<Vec<Entitlement>, StoreError> {
-    let customers: Vec<Option<String>> = with_conn!(conn, c => checkout_sessions::table
-        .filter(checkout_sessions::client_reference_id.eq(reference))
-        .select(checkout_sessions::customer_id)
-        .distinct()
-        .load(c))?;
+    for_reference_in(conn, reference, None, now)
+}
+
+/// [`for_reference`] among the Checkout Sessions of one Connect account
+/// (`None`: the platform's own): a `client_reference_id` names a user of
+/// the account whose Checkout carried it, so the same id in another
+/// account is another user.
+pub fn for_reference_in(
+    conn: &mut DbConnection,
+    reference: &str,
+    account: Option<&str>,
+    now: i64,
+) -> Result<Vec<Entitlement>, StoreError> {
+    let customers: Vec<Option<String>> = with_conn!(conn, c => {
+        let sessions = checkout_sessions::table
+            .filter(checkout_sessions::client_reference_id.eq(reference))
+            .select(checkout_sessions::customer_id)
+            .distinct();
+        match account {
+            Some(account) => sessions.filter(checkout_sessions::account.eq(account)).load(c),
+            None => sessions.filter(checkout_sessions::account.is_null()).load(c),
+        }
+    })?;
     let mut out = Vec::new();
     for customer in customers.into_iter().flatten() {
-        out.extend(for_customer(conn, &customer, now)?);
+        out.extend(
+            for_customer(conn, &customer, now)?
+                .into_iter()
+                .filter(|e| e.account.as_deref() == account),
+        );
     }
     Ok(out)
 }

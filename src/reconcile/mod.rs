@@ -111,6 +111,10 @@ impl Family {
 
     /// The family of an id, by Stripe's prefixes (for `resync`).
     pub fn of_id(id: &str) -> Option<Family> {
+        // A subscription schedule is no subscription (`sub_sched_…`).
+        if id.starts_with("sub_sched_") {
+            return None;
+        }
         let prefix = id.split('_').next().unwrap_or("");
         match prefix {
             "pi" => Some(Family::PaymentIntent),
@@ -366,7 +370,15 @@ async fn fetch_record(
         }
         Err(e) => return Err(handler_error(e)),
     };
-    record_from_json(family, &response.json, stamp).map(Some)
+    let mut record = record_from_json(family, &response.json, stamp)?;
+    // A deleted customer is `{"id", "object", "deleted": true}`: no
+    // `livemode`. It is of the mode of the key that fetched it.
+    if let Record::Customer(row) = &mut record {
+        if response.json.get("livemode").is_none() {
+            row.livemode = client.mode() == Mode::Live;
+        }
+    }
+    Ok(Some(record))
 }
 
 /// Turns an object's JSON (from a GET or a list page) into a record.
@@ -522,5 +534,16 @@ impl Handler for ReconcileHandler {
             Ok(this.apply(records, cx.clock, account))
         }
         .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Family;
+
+    #[test]
+    fn a_subscription_schedule_is_not_a_subscription() {
+        assert_eq!(Family::of_id("sub_1Qx"), Some(Family::Subscription));
+        assert_eq!(Family::of_id("sub_sched_1Qx"), None);
     }
 }

@@ -210,7 +210,8 @@ fn write_subscription(
         return Ok(false);
     }
     let items = item_rows(sub);
-    let entitlements = entitlement_rows(&row, &items, cx);
+    let payment_method = payment_method_on_file(tx, sub)?;
+    let entitlements = entitlement_rows(&row, &items, cx, payment_method, failed_update(sub));
     with_tx!(tx, c => {
         diesel::delete(subscription_items::table.filter(subscription_items::subscription_id.eq(&sub.id))).execute(c)?;
         insert_rows!(c, subscription_items, &items)?;
@@ -247,6 +248,7 @@ fn subscription_row(
     let past_due_since = access::past_due_since(
         &sub.status,
         previous.as_ref().map(|(status, since)| (status, *since)),
+        sub.failing_invoice().and_then(|i| i.billed_at()),
         now,
     );
     let (period_start, period_end) = sub.current_period();
@@ -289,12 +291,54 @@ fn item_rows(sub: &objects::Subscription) -> Vec<ItemRow> {
         .collect()
 }
 
+/// Whether a payment method is on file for `sub` ([`Facts::payment_method`]).
+/// Looked up only where it matters: a trialing subscription with a trial end,
+/// whose trial Stripe ends without one (`cancel`/`pause`) and that names none
+/// of its own; then the stored customer's `invoice_settings.default_payment_method`
+/// or `default_source` says. A customer not stored (or not readable) counts
+/// as having one: no access is taken on a guess.
+fn payment_method_on_file(tx: &mut Tx<'_>, sub: &objects::Subscription) -> QueryResult<bool> {
+    let matters = matches!(sub.status, SubscriptionStatus::Trialing)
+        && sub.trial_end.is_some()
+        && sub.trial_ends_without_payment_method()
+        && !sub.has_own_payment_method();
+    let Some(customer) = sub.customer_id().filter(|_| matters) else {
+        return Ok(true);
+    };
+    let raw: Option<String> = with_tx!(tx, c => customers::table
+        .filter(customers::id.eq(&customer))
+        .select(customers::raw)
+        .first(c)
+        .optional())?;
+    Ok(raw.is_none_or(|raw| customer_can_pay(&raw)))
+}
+
+/// Whether the subscription is `past_due` for a change mid-period that
+/// failed to be paid (its open latest invoice is a `subscription_update`).
+fn failed_update(sub: &objects::Subscription) -> bool {
+    matches!(sub.status, SubscriptionStatus::PastDue)
+        && sub.failing_invoice().is_some_and(|i| i.is_update())
+}
+
+/// Whether a stored customer object names a default payment method.
+fn customer_can_pay(raw: &str) -> bool {
+    match serde_json::from_str::<serde_json::Value>(raw) {
+        Ok(c) => {
+            !c["invoice_settings"]["default_payment_method"].is_null()
+                || !c["default_source"].is_null()
+        }
+        Err(_) => true,
+    }
+}
+
 /// The entitlement rows of one subscription (one per item, or one with an
 /// empty item id when it has none) by [`access`]'s rule.
 fn entitlement_rows(
     sub: &SubscriptionRow,
     items: &[ItemRow],
     cx: &WriteContext,
+    payment_method: bool,
+    failed_update: bool,
 ) -> Vec<Entitlement> {
     let status = SubscriptionStatus::from(sub.status.as_str());
     let facts = Facts {
@@ -302,6 +346,10 @@ fn entitlement_rows(
         past_due_since: sub.past_due_since,
         current_period_end: sub.current_period_end,
         grace_ms: cx.past_due_grace_ms,
+        cancel_at: sub.cancel_at,
+        trial_end: sub.trial_end,
+        payment_method,
+        failed_update,
     };
     let row = |item_id: &str, price_id, product_id, access: access::Access| Entitlement {
         subscription_id: sub.id.clone(),
@@ -314,6 +362,8 @@ fn entitlement_rows(
         access_until: access.access_until,
         updated_at: sub.updated_at,
         account: cx.account.clone(),
+        livemode: Some(sub.livemode),
+        ends_at: access.ends_at,
     };
     let mut rows: Vec<Entitlement> = items
         .iter()
@@ -322,7 +372,7 @@ fn entitlement_rows(
                 &i.id,
                 i.price_id.clone(),
                 i.product_id.clone(),
-                facts.item_access(i.current_period_end),
+                facts.item_access_of(i.current_period_end, i.quantity),
             )
         })
         .collect();
@@ -484,7 +534,14 @@ pub fn write_subscriptions(
     for (row, w) in rows.iter().zip(&fetches) {
         if written.contains(&row.id) {
             let own = item_rows(w.sub);
-            entitlements.extend(entitlement_rows(row, &own, w.cx));
+            let payment_method = payment_method_on_file(&mut Tx::Postgres(c), w.sub)?;
+            entitlements.extend(entitlement_rows(
+                row,
+                &own,
+                w.cx,
+                payment_method,
+                failed_update(w.sub),
+            ));
             items.extend(own);
         }
     }

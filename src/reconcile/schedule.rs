@@ -35,6 +35,12 @@ pub async fn run(
                         thin: handler.lists_thin_events(),
                     };
                     match super::connect::catch_up(&handler, &store, &options).await {
+                        Ok(r) if !r.failed_accounts.is_empty() => tracing::error!(
+                            listed = r.listed,
+                            ingested = r.missing.len(),
+                            failed_accounts = r.failed_accounts.len(),
+                            "scheduled catch-up: some connected accounts failed (logged each); the others were caught up"
+                        ),
                         Ok(r) if r.missing.is_empty() => tracing::debug!(
                             listed = r.listed,
                             "scheduled catch-up: nothing missing"

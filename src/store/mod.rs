@@ -6,6 +6,7 @@
 //! chosen from the database URL's scheme, never by trial.
 
 pub mod access_changes;
+pub mod access_mode;
 mod checkpoint;
 mod connection;
 pub mod deliveries;

@@ -252,6 +252,8 @@ diesel::table! {
         access_until -> Nullable<BigInt>,
         updated_at -> BigInt,
         account -> Nullable<Text>,
+        livemode -> Nullable<Bool>,
+        ends_at -> Nullable<BigInt>,
     }
 }
 
@@ -349,5 +351,14 @@ diesel::table! {
         created_at -> BigInt,
         expires_at -> BigInt,
         token_fingerprint -> Text,
+    }
+}
+
+diesel::table! {
+    /// One row: the mode access is answered for (`store::access_mode`).
+    access_mode (id) {
+        id -> Integer,
+        livemode -> Bool,
+        updated_at -> BigInt,
     }
 }

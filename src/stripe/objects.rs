@@ -149,9 +149,58 @@ pub struct Subscription {
     pub current_period_start: Option<i64>,
     /// Pre-basil only.
     pub current_period_end: Option<i64>,
-    pub latest_invoice: Option<Expandable>,
+    /// An id, or (expanded, as the reconcile fetch asks) the invoice.
+    pub latest_invoice: Option<LatestInvoice>,
     pub metadata: Option<Value>,
     pub items: Option<List<SubscriptionItem>>,
+    #[serde(default)]
+    pub default_payment_method: Option<Expandable>,
+    #[serde(default)]
+    pub default_source: Option<Expandable>,
+    /// `trial_settings.end_behavior.missing_payment_method`, kept whole.
+    #[serde(default)]
+    pub trial_settings: Option<Value>,
+}
+
+/// A subscription's `latest_invoice`: an id, or the expanded invoice.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum LatestInvoice {
+    Id(String),
+    Object(InvoiceFacts),
+}
+
+/// What the access rule reads of a subscription's expanded latest invoice.
+#[derive(Debug, Clone, Deserialize)]
+pub struct InvoiceFacts {
+    pub id: String,
+    pub status: Option<String>,
+    /// `subscription_cycle` (a renewal), `subscription_update` (a change
+    /// mid-period, e.g. an upgrade's proration), `subscription_create`, …
+    pub billing_reason: Option<String>,
+    pub created: Option<i64>,
+    pub status_transitions: Option<StatusTransitions>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct StatusTransitions {
+    pub finalized_at: Option<i64>,
+}
+
+impl InvoiceFacts {
+    /// When Stripe asked for the payment (epoch ms): finalised, else created.
+    pub fn billed_at(&self) -> Option<i64> {
+        ms(self
+            .status_transitions
+            .as_ref()
+            .and_then(|t| t.finalized_at)
+            .or(self.created))
+    }
+
+    /// A change mid-period (an upgrade's proration), not a renewal.
+    pub fn is_update(&self) -> bool {
+        self.billing_reason.as_deref() == Some("subscription_update")
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -176,7 +225,35 @@ impl Subscription {
         id_of(&self.customer).or_else(|| self.customer_account.clone())
     }
     pub fn latest_invoice_id(&self) -> Option<String> {
-        id_of(&self.latest_invoice)
+        self.latest_invoice.as_ref().map(|i| match i {
+            LatestInvoice::Id(id) => id.clone(),
+            LatestInvoice::Object(invoice) => invoice.id.clone(),
+        })
+    }
+    /// The latest invoice when it is expanded and unpaid (`open`): what a
+    /// `past_due` subscription failed to pay.
+    pub fn failing_invoice(&self) -> Option<&InvoiceFacts> {
+        match &self.latest_invoice {
+            Some(LatestInvoice::Object(invoice)) if invoice.status.as_deref() == Some("open") => {
+                Some(invoice)
+            }
+            _ => None,
+        }
+    }
+    /// Whether the subscription names a payment method of its own
+    /// (`default_payment_method` or `default_source`; the customer's
+    /// defaults are the customer object's).
+    pub fn has_own_payment_method(&self) -> bool {
+        self.default_payment_method.is_some() || self.default_source.is_some()
+    }
+    /// Whether Stripe ends the trial without a payment method on file
+    /// (`trial_settings.end_behavior.missing_payment_method` is `cancel` or
+    /// `pause`; `create_invoice`, the default, bills it instead).
+    pub fn trial_ends_without_payment_method(&self) -> bool {
+        self.trial_settings
+            .as_ref()
+            .and_then(|t| t["end_behavior"]["missing_payment_method"].as_str())
+            .is_some_and(|b| matches!(b, "cancel" | "pause"))
     }
     pub fn items(&self) -> &[SubscriptionItem] {
         self.items

@@ -166,6 +166,11 @@ impl Scenario {
                     "ended_at",
                     if canceled { json!(now) } else { Value::Null },
                 );
+                // The fixture's placeholders (2009) would be ends that
+                // passed: an ordinary subscription has none.
+                set(&mut s, "cancel_at", Value::Null);
+                set(&mut s, "trial_start", Value::Null);
+                set(&mut s, "trial_end", Value::Null);
                 set(&mut s, "start_date", json!(now - month));
                 set(&mut s, "created", json!(now - month));
                 let mut item = fixture("subscription_item");

@@ -3,6 +3,8 @@
 //! Integration tests: the real daemon over real HTTP and a real database.
 //! Every backend test runs on SQLite, and on Postgres with `--features postgres`.
 
+mod access_api;
+mod access_rule;
 mod admin;
 mod admin_ops;
 mod billing;
