@@ -21,6 +21,12 @@
 //! The rate in use and the latency are shown as metrics and in the
 //! inspector's health strip ([`Snapshot`]); the job runner sizes the
 //! groups it runs at once by [`Budget::in_flight_wanted`].
+//!
+//! Why not `governor` (which the admin login's limiter uses): its quota is
+//! fixed when the limiter is built, so lowering the rate after a 429 and
+//! climbing back would mean replacing the limiter and losing what it
+//! counted; and it has no order among waiters, so background calls could
+//! not be made to let live ones go first. Both are the point here.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
