@@ -852,7 +852,7 @@ _stripe__hookd() {
             return 0
             ;;
         stripe__subcmd__hookd__subcmd__demo)
-            opts="-c -h --step-delay --open --exit --api-key --config --help"
+            opts="-c -h --step-delay --open --exit --api-key --signature --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -864,6 +864,10 @@ _stripe__hookd() {
                     ;;
                 --api-key)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --signature)
+                    COMPREPLY=($(compgen -W "stripe standard" -- "${cur}"))
                     return 0
                     ;;
                 --config)

@@ -216,6 +216,8 @@ complete -c stripe-hookd -n "__fish_stripe_hookd_using_subcommand trigger" -l js
 complete -c stripe-hookd -n "__fish_stripe_hookd_using_subcommand trigger" -s h -l help -d 'Print help'
 complete -c stripe-hookd -n "__fish_stripe_hookd_using_subcommand demo" -l step-delay -d 'Pause between the story\'s steps (humantime: 1.5s, 300ms, 0s)' -r
 complete -c stripe-hookd -n "__fish_stripe_hookd_using_subcommand demo" -l api-key -d 'The key the Stripe stand-in expects: a test key (default: a made-up sk_test_demo_…). A live key is refused' -r
+complete -c stripe-hookd -n "__fish_stripe_hookd_using_subcommand demo" -l signature -d 'How the demo\'s app is signed for: Stripe\'s scheme or Standard Webhooks (docs/forwarding.md)' -r -f -a "stripe\t''
+standard\t''"
 complete -c stripe-hookd -n "__fish_stripe_hookd_using_subcommand demo" -s c -l config -d 'Config file (TOML). Default: /etc/stripe-hookd/config.toml when it exists' -r -F
 complete -c stripe-hookd -n "__fish_stripe_hookd_using_subcommand demo" -l open -d 'Open the inspector in a browser (xdg-open; a failure is only a warning)'
 complete -c stripe-hookd -n "__fish_stripe_hookd_using_subcommand demo" -l exit -d 'Exit after the story instead of serving until Ctrl-C'
