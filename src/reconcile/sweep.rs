@@ -267,7 +267,12 @@ async fn sweep_family(
         clock: Clock::default(),
     };
     let (path, params): (&str, Vec<(&str, &str)>) = match family {
-        Family::Subscription => ("/v1/subscriptions", vec![("status", "all")]),
+        // The latest invoice expanded, as the re-fetch has it: a past_due
+        // grace runs from its finalisation (docs/entitlements.md).
+        Family::Subscription => (
+            "/v1/subscriptions",
+            vec![("status", "all"), ("expand[]", "data.latest_invoice")],
+        ),
         _ => ("/v1/customers", Vec::new()),
     };
     let mut customer_ids = Vec::new();

@@ -649,6 +649,17 @@ fn answer(
             items.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
             if object == "subscription" {
                 items.iter_mut().for_each(embed_first_items);
+                if expand.iter().any(|e| e == "data.latest_invoice") {
+                    let objects = lock(&state.objects);
+                    for sub in &mut items {
+                        if let Some(invoice) = sub["latest_invoice"]
+                            .as_str()
+                            .and_then(|i| objects.get(i))
+                        {
+                            sub["latest_invoice"] = invoice.clone();
+                        }
+                    }
+                }
             }
             list(items, &format!("/v1/{collection}"), query)
         }
