@@ -533,9 +533,15 @@ impl Handler for ReconcileHandler {
             if first.event_type == features::SUMMARY_EVENT
                 || first.object_type.as_deref() == Some(features::SUMMARY_OBJECT)
             {
-                let customer = object_field(&first.payload, "customer").ok_or_else(|| {
-                    HandlerError::permanent("the active entitlement summary names no customer")
-                })?;
+                let Some(customer) = object_field(&first.payload, "customer") else {
+                    // `customer: null` (no customer of /v1/customers owns
+                    // it): nothing to re-fetch, and retrying cannot help.
+                    tracing::warn!(
+                        event_id = %first.event_id,
+                        "the active entitlement summary names no customer: nothing to fetch"
+                    );
+                    return Ok(crate::queue::apply_fn(|_| Ok(())));
+                };
                 let account = first.account.clone();
                 let f = features::fetch(&this.client, &cx, &customer, account.as_deref()).await?;
                 return Ok(this.apply(vec![Record::Features(f)], cx.clock, account));
