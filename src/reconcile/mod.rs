@@ -52,7 +52,7 @@ use serde::de::DeserializeOwned;
 use crate::config::Mode;
 use crate::queue::{Apply, EventGroup, Handler, HandlerContext, HandlerError};
 use crate::store::{now_ms, Store};
-use crate::stripe::{StripeClient, StripeError};
+use crate::stripe::{Priority, StripeClient, StripeError};
 use crate::util::Clock;
 use records::{Record, Stamp};
 
@@ -356,7 +356,7 @@ async fn fetch_record(
     account: Option<&str>,
     stamp: Stamp,
 ) -> Result<Option<Record>, HandlerError> {
-    let response = match client.get(&family.path(id), family.expand(), account).await {
+    let mut response = match client.get(&family.path(id), family.expand(), account).await {
         Ok(r) => r,
         Err(e) if e.is_missing(id) => {
             if let StripeError::NotFound {
@@ -370,6 +370,9 @@ async fn fetch_record(
         }
         Err(e) => return Err(handler_error(e)),
     };
+    if family == Family::Subscription {
+        with_every_item(client, &mut response.json, account, Priority::Live).await?;
+    }
     let mut record = record_from_json(family, &response.json, stamp)?;
     // A deleted customer is `{"id", "object", "deleted": true}`: no
     // `livemode`. It is of the mode of the key that fetched it.
@@ -379,6 +382,50 @@ async fn fetch_record(
         }
     }
     Ok(Some(record))
+}
+
+/// Stripe embeds a subscription's first items only (`items.has_more`): the
+/// rest are read from `/v1/subscription_items` and added to the object, so
+/// that every item is stored and grants.
+pub(super) async fn with_every_item(
+    client: &StripeClient,
+    subscription: &mut serde_json::Value,
+    account: Option<&str>,
+    priority: Priority,
+) -> Result<(), HandlerError> {
+    let Some(id) = subscription["id"].as_str().map(str::to_owned) else {
+        return Ok(());
+    };
+    while subscription["items"]["has_more"].as_bool() == Some(true) {
+        let Some(last) = subscription["items"]["data"]
+            .as_array()
+            .and_then(|d| d.last())
+            .and_then(|item| item["id"].as_str())
+            .map(str::to_owned)
+        else {
+            break;
+        };
+        let page = client
+            .request(
+                "/v1/subscription_items",
+                &[
+                    ("subscription", id.as_str()),
+                    ("limit", "100"),
+                    ("starting_after", last.as_str()),
+                ],
+                account,
+                priority,
+            )
+            .await
+            .map_err(handler_error)?;
+        let more = page.json["data"].as_array().cloned().unwrap_or_default();
+        let has_more = page.json["has_more"].as_bool() == Some(true) && !more.is_empty();
+        if let Some(data) = subscription["items"]["data"].as_array_mut() {
+            data.extend(more);
+        }
+        subscription["items"]["has_more"] = serde_json::Value::Bool(has_more);
+    }
+    Ok(())
 }
 
 /// Turns an object's JSON (from a GET or a list page) into a record.
@@ -486,9 +533,15 @@ impl Handler for ReconcileHandler {
             if first.event_type == features::SUMMARY_EVENT
                 || first.object_type.as_deref() == Some(features::SUMMARY_OBJECT)
             {
-                let customer = object_field(&first.payload, "customer").ok_or_else(|| {
-                    HandlerError::permanent("the active entitlement summary names no customer")
-                })?;
+                let Some(customer) = object_field(&first.payload, "customer") else {
+                    // `customer: null` (no customer of /v1/customers owns
+                    // it): nothing to re-fetch, and retrying cannot help.
+                    tracing::warn!(
+                        event_id = %first.event_id,
+                        "the active entitlement summary names no customer: nothing to fetch"
+                    );
+                    return Ok(crate::queue::apply_fn(|_| Ok(())));
+                };
                 let account = first.account.clone();
                 let f = features::fetch(&this.client, &cx, &customer, account.as_deref()).await?;
                 return Ok(this.apply(vec![Record::Features(f)], cx.clock, account));

@@ -32,7 +32,7 @@ use serde_json::Value;
 
 use super::records::Record;
 use super::rows::Stamp;
-use super::{fetch_stamp, record_from_json, Family, ReconcileHandler};
+use super::{fetch_stamp, record_from_json, with_every_item, Family, ReconcileHandler};
 use crate::queue::HandlerContext;
 use crate::store::schema::{customers, entitlements, subscription_items, subscriptions};
 use crate::store::{with_conn, Store, StoreError};
@@ -267,7 +267,12 @@ async fn sweep_family(
         clock: Clock::default(),
     };
     let (path, params): (&str, Vec<(&str, &str)>) = match family {
-        Family::Subscription => ("/v1/subscriptions", vec![("status", "all")]),
+        // The latest invoice expanded, as the re-fetch has it: a past_due
+        // grace runs from its finalisation (docs/entitlements.md).
+        Family::Subscription => (
+            "/v1/subscriptions",
+            vec![("status", "all"), ("expand[]", "data.latest_invoice")],
+        ),
         _ => ("/v1/customers", Vec::new()),
     };
     let mut customer_ids = Vec::new();
@@ -276,8 +281,13 @@ async fn sweep_family(
         .pages(path, &params, Priority::Background)
         .account(account);
     while let Some((data, stamp)) = next_stamped_page(&mut pages, &cx).await? {
-        for object in &data {
-            let record = record_from_json(family, object, stamp)
+        for mut object in data {
+            if family == Family::Subscription {
+                with_every_item(handler.client(), &mut object, account, Priority::Background)
+                    .await
+                    .map_err(|e| SweepError::Other(e.message))?;
+            }
+            let record = record_from_json(family, &object, stamp)
                 .map_err(|e| SweepError::Other(e.message))?;
             let drift = compare(store, &record).await?;
             match &record {

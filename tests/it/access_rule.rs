@@ -23,6 +23,8 @@ backend_tests!(
     a_licensed_item_of_quantity_zero_grants_nothing,
     one_unreachable_connected_account_does_not_stop_the_catch_up,
     a_deleted_customer_fetched_with_a_live_key_is_live,
+    every_item_grants_beyond_the_first_page_stripe_embeds,
+    past_due_found_by_the_sweep_gets_no_new_grace,
 );
 
 /// Changes the subscription in the fake and delivers its `updated` event.
@@ -408,6 +410,86 @@ async fn a_deleted_customer_fetched_with_a_live_key_is_live(backend: Backend) {
         })
         .await;
     assert_eq!(row, (true, true), "(deleted, livemode)");
+    app.stop().await;
+    fake.stop().await;
+}
+
+/// Stripe embeds a subscription's first 10 items (`items.has_more`); a
+/// subscription of 13 products grants all 13, through the re-fetch and
+/// through the drift sweep (the fake pages the rest at
+/// `/v1/subscription_items`, as Stripe does).
+async fn every_item_grants_beyond_the_first_page_stripe_embeds(backend: Backend) {
+    let (_db, fake, app) = setup(backend).await;
+    let s = bought(&fake, &app, "active").await;
+    let mut products: Vec<String> = vec![s.product.clone()];
+    products.extend((1..=12).map(|n| format!("prod_extra_{n:02}")));
+    products.sort();
+    let extra = products.clone();
+    change(&fake, &app, &s, move |v| {
+        let first = v["items"]["data"][0].clone();
+        let mut items = vec![first.clone()];
+        for product in extra.iter().filter(|p| p.starts_with("prod_extra_")) {
+            let mut item = first.clone();
+            item["id"] = json!(product.replace("prod_", "si_"));
+            item["price"]["id"] = json!(product.replace("prod_", "price_"));
+            item["price"]["product"] = json!(product);
+            items.push(item);
+        }
+        v["items"]["data"] = json!(items);
+    })
+    .await;
+    let body = access_of(&app, &s).await;
+    assert_eq!(
+        body["products"],
+        json!(products),
+        "every item grants: {body}"
+    );
+    assert!(
+        fake.count("/v1/subscription_items") >= 1,
+        "the items past the first page were read"
+    );
+
+    // The drift sweep lists subscriptions (each with its first 10 items):
+    // it pages the rest too, and finds nothing to repair.
+    let (_, report) = crate::admin::run_job(&app, "/v1/reconcile", json!({"dry_run": false})).await;
+    assert_eq!(report["subscriptions_checked"], 1, "{report}");
+    let body = access_of(&app, &s).await;
+    assert_eq!(body["products"], json!(products), "after the sweep: {body}");
+    app.stop().await;
+    fake.stop().await;
+}
+
+/// The drift sweep finds a subscription `past_due` for ten days whose
+/// events never came (a back-fill, a daemon down for days): its grace runs
+/// from the failed invoice's finalisation too, not from now (the sweep
+/// lists subscriptions with their latest invoice expanded).
+async fn past_due_found_by_the_sweep_gets_no_new_grace(backend: Backend) {
+    let (_db, fake, app) = setup(backend).await;
+    let s = bought(&fake, &app, "active").await;
+    assert_eq!(access_of(&app, &s).await["access"], true);
+    fake.invoice(&s, "open");
+    let billed = now() - 10 * 86400;
+    fake.update(&s.invoice, |i| {
+        i["billing_reason"] = json!("subscription_cycle");
+        i["created"] = json!(billed - 3600);
+        i["status_transitions"]["finalized_at"] = json!(billed);
+    });
+    let invoice = s.invoice.clone();
+    fake.update(&s.subscription, move |v| {
+        v["status"] = json!("past_due");
+        v["latest_invoice"] = json!(invoice);
+    });
+    let (_, report) = crate::admin::run_job(&app, "/v1/reconcile", json!({"dry_run": false})).await;
+    assert_eq!(report["subscriptions_checked"], 1, "{report}");
+    assert!(
+        report["drifted_objects"].as_u64() >= Some(1),
+        "the sweep found the subscription changed: {report}"
+    );
+    let body = access_of(&app, &s).await;
+    assert_eq!(
+        body["access"], false,
+        "the 72 h grace ended a week ago, whoever found it: {body}"
+    );
     app.stop().await;
     fake.stop().await;
 }

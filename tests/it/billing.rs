@@ -23,6 +23,7 @@ backend_tests!(
     ignored_types_say_why,
     paused_resumed_trial_and_action_required_are_applied,
     connect_accounts_are_fetched_swept_and_caught_up_per_account,
+    a_summary_naming_no_customer_ends_done_not_dead,
 );
 
 async fn setup(backend: Backend) -> (TestDb, FakeStripe, TestApp) {
@@ -241,6 +242,22 @@ fn summary(customer: &str, lookup_keys: &[&str]) -> Value {
 }
 
 const SUMMARY: &str = "entitlements.active_entitlement_summary.updated";
+
+/// A summary whose `customer` is null has nothing to re-fetch: the event
+/// ends `done` (it used to end `dead`, as if retrying could not help
+/// something that needed help), and nothing is asked of Stripe.
+async fn a_summary_naming_no_customer_ends_done_not_dead(backend: Backend) {
+    let (_db, fake, app) = setup(backend).await;
+    let mut object = summary("cus_none", &["pro"]);
+    object["customer"] = Value::Null;
+    let e = deliver(&app, SUMMARY, &object, None).await;
+    let processed = app.runner.run_pending().await.unwrap();
+    assert_eq!((processed.done, processed.dead), (1, 0), "{processed:?}");
+    assert_eq!(status_of(&app, &e).await, "done");
+    assert_eq!(fake.count("/v1/entitlements"), 0, "nothing fetched");
+    app.stop().await;
+    fake.stop().await;
+}
 
 /// The lookup keys of a customer's features, through the admin API.
 async fn features(app: &TestApp, customer: &str) -> Vec<String> {

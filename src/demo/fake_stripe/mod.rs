@@ -387,9 +387,58 @@ fn retrieve(
             found["latest_invoice"] = invoice.clone();
         }
     }
+    if object == "subscription" {
+        embed_first_items(&mut found);
+    }
     HttpResponse::Ok()
         .insert_header(("Request-Id", request_id()))
         .json(found)
+}
+
+/// How many of a subscription's items Stripe embeds in it; the rest are
+/// listed at `/v1/subscription_items` (`items.has_more`).
+const EMBEDDED_ITEMS: usize = 10;
+
+/// A subscription as Stripe answers it: its first [`EMBEDDED_ITEMS`] items.
+fn embed_first_items(subscription: &mut Value) {
+    let more = match subscription["items"]["data"].as_array_mut() {
+        Some(data) if data.len() > EMBEDDED_ITEMS => {
+            data.truncate(EMBEDDED_ITEMS);
+            true
+        }
+        _ => false,
+    };
+    if more {
+        subscription["items"]["has_more"] = json!(true);
+    }
+}
+
+/// `GET /v1/subscription_items?subscription=…`: every item of one
+/// subscription, paged.
+fn subscription_items(
+    state: &State,
+    query: &HashMap<String, String>,
+    account: Option<&str>,
+) -> HttpResponse {
+    let Some(id) = query.get("subscription") else {
+        return stripe_error(
+            400,
+            "invalid_request_error",
+            Some("parameter_missing"),
+            "Missing required param: subscription.",
+        );
+    };
+    if !visible(state, id, account) {
+        return no_such("subscription", id);
+    }
+    let items = lock(&state.objects)
+        .get(id.as_str())
+        .filter(|o| o["object"] == json!("subscription"))
+        .and_then(|o| o["items"]["data"].as_array().cloned());
+    match items {
+        Some(items) => list(items, "/v1/subscription_items", query),
+        None => no_such("subscription", id),
+    }
 }
 
 fn request_id() -> String {
@@ -598,8 +647,23 @@ fn answer(
                 items.retain(|o| o["status"] != json!("canceled"));
             }
             items.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+            if object == "subscription" {
+                items.iter_mut().for_each(embed_first_items);
+                if expand.iter().any(|e| e == "data.latest_invoice") {
+                    let objects = lock(&state.objects);
+                    for sub in &mut items {
+                        if let Some(invoice) = sub["latest_invoice"]
+                            .as_str()
+                            .and_then(|i| objects.get(i))
+                        {
+                            sub["latest_invoice"] = invoice.clone();
+                        }
+                    }
+                }
+            }
             list(items, &format!("/v1/{collection}"), query)
         }
+        ["v1", "subscription_items"] => subscription_items(state, query, account.as_deref()),
         ["v1", "customers", id] => retrieve(state, "customer", id, expand, account.as_deref()),
         ["v1", "subscriptions", id] => retrieve(state, "subscription", id, expand, account.as_deref()),
         ["v1", "invoices", id] => retrieve(state, "invoice", id, expand, account.as_deref()),
