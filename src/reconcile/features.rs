@@ -16,7 +16,7 @@
 use diesel::prelude::*;
 use serde::Serialize;
 
-use super::records::Stamp;
+use super::rows::Stamp;
 use super::{fetch_stamp, handler_error};
 use crate::queue::{HandlerContext, HandlerError};
 use crate::store::schema::{customer_feature_fetches, customer_features};

@@ -37,8 +37,6 @@ pub mod rows;
 pub mod schedule;
 pub mod sequence;
 pub mod sweep;
-pub mod sweep_charges;
-pub mod sweep_features;
 pub mod thin;
 pub mod writes;
 

@@ -22,11 +22,12 @@ use std::collections::BTreeSet;
 
 use diesel::prelude::*;
 
-use super::features::{self, CustomerFeatures};
-use super::records::Record;
-use super::sweep::{settle, Differ, Drift, SweepError, SweepProgress, SweepReport};
-use super::ReconcileHandler;
+use super::compare::{settle, Differ};
+use super::report::{Drift, SweepError, SweepProgress, SweepReport};
 use crate::queue::HandlerContext;
+use crate::reconcile::features::{self, CustomerFeatures};
+use crate::reconcile::records::Record;
+use crate::reconcile::ReconcileHandler;
 use crate::store::schema::{customer_feature_fetches, customer_features};
 use crate::store::{with_conn, Store, StoreError};
 use crate::stripe::{Priority, StripeError};

@@ -1,6 +1,6 @@
 //! The drift sweep's charges: every charge created in the window
 //! (`schedule.sweep_charge_window_days`, default 180 days;
-//! [`super::ReconcileOptions::charge_window`]; `GET
+//! [`crate::reconcile::ReconcileOptions::charge_window`]; `GET
 //! /v1/charges?created[gte]=…`, page by page at background priority, as the
 //! account), compared with the local row —
 //! `status`, `amount_refunded`, `refunded`, `disputed`, and whether the row
@@ -15,10 +15,11 @@
 
 use diesel::prelude::*;
 
-use super::records::Record;
-use super::sweep::{next_stamped_page, s, settle, Differ, SweepError, SweepProgress, SweepReport};
-use super::{record_from_json, Family, ReconcileHandler};
+use super::compare::{next_stamped_page, s, settle, Differ};
+use super::report::{Drift, SweepError, SweepProgress, SweepReport};
 use crate::queue::HandlerContext;
+use crate::reconcile::records::Record;
+use crate::reconcile::{record_from_json, Family, ReconcileHandler};
 use crate::store::schema::charges;
 use crate::store::{with_conn, Store, StoreError};
 use crate::stripe::Priority;
@@ -79,13 +80,13 @@ pub(super) async fn sweep(
 }
 
 /// Compares a charge as Stripe lists it with the local row.
-async fn compare(store: &Store, record: &Record) -> Result<Vec<super::sweep::Drift>, SweepError> {
+async fn compare(store: &Store, record: &Record) -> Result<Vec<Drift>, SweepError> {
     let Record::Charge(row) = record else {
         return Ok(Vec::new());
     };
     let store = store.clone();
     let row = row.clone();
-    tokio::task::spawn_blocking(move || -> Result<Vec<super::sweep::Drift>, SweepError> {
+    tokio::task::spawn_blocking(move || -> Result<Vec<Drift>, SweepError> {
         let mut conn = store.conn()?;
         let local: Option<LocalCharge> = with_conn!(&mut *conn, c => charges::table
             .filter(charges::id.eq(&row.id))
