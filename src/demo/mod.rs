@@ -33,6 +33,7 @@
 
 mod app;
 pub mod fake_stripe;
+mod outcome;
 mod story;
 mod view;
 
@@ -51,7 +52,7 @@ use crate::trigger::scenario::new_id;
 use fake_stripe::FakeStripe;
 
 pub use app::{Handled, Received, DESTINATION as APP_DESTINATION};
-pub use story::{Delivered, StepReport, StoryOutcome};
+pub use outcome::{Delivered, StepReport, StoryOutcome};
 
 /// Where demo narration goes: stdout for the command, a buffer in tests.
 pub type Out<'a> = &'a mut (dyn Write + Send);

@@ -11,7 +11,7 @@ use diesel::prelude::*;
 use serde::Deserialize;
 
 use super::app::{Handled, Received, DESTINATION};
-use super::story::{Delivered, StoryOutcome};
+use super::outcome::{Delivered, StoryOutcome};
 use super::{say, Demo, Out};
 use crate::config::Signature;
 use crate::reconcile::entitlements::{self, Entitlement};

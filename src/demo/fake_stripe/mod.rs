@@ -151,6 +151,7 @@ impl FakeStripe {
             App::new()
                 .app_data(data.clone())
                 .configure(v2::routes)
+                .configure(endpoints::routes)
                 .default_service(web::to(serve))
         })
         .workers(2)

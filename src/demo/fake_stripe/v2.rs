@@ -49,7 +49,6 @@ pub fn notification(full: &Value) -> Value {
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/v2/core/events", web::get().to(list_events))
         .route("/v2/core/events/{id}", web::get().to(retrieve_event));
-    super::endpoints::routes(cfg);
 }
 
 /// Records the request and checks the API key, as the catch-all does:
