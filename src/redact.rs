@@ -129,7 +129,8 @@ mod tests {
             let given = format!("https://{user}:{password}@app.example{path}?{key}={value}");
             let shown = url(&given);
             prop_assert!(!shown.contains(&password), "{}", shown);
-            prop_assert!(!shown.contains(&format!("{user}:")), "{}", shown);
+            // After the scheme's "//": a user "s" is in "https:" itself.
+            prop_assert!(!shown.contains(&format!("//{user}:")), "{}", shown);
             prop_assert!(!shown.contains(&format!("={value}")), "{}", shown);
             let expected = format!("https://{REDACTED}@app.example{path}?{key}={REDACTED}");
             prop_assert_eq!(shown, expected);
