@@ -7,7 +7,6 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::Context;
-use diesel::prelude::*;
 use serde::Deserialize;
 
 use super::app::{Handled, Received, DESTINATION};
@@ -15,10 +14,8 @@ use super::outcome::{Delivered, StoryOutcome};
 use super::{say, Demo, Out};
 use crate::config::Signature;
 use crate::reconcile::entitlements::{self, Entitlement};
-use crate::store::schema::{
-    checkout_sessions, customers, disputes, invoices, payment_intents, subscriptions,
-};
-use crate::store::{now_ms, with_conn, DbConnection};
+use crate::store::inspect::{record_status as status_of, RecordTable as Table};
+use crate::store::now_ms;
 
 /// An event as the admin API shows it.
 #[derive(Debug, Clone, Deserialize)]
@@ -193,47 +190,6 @@ pub(super) async fn access(
     })
     .await
     .context("the database task failed")?
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Table {
-    Customer,
-    Subscription,
-    Invoice,
-    PaymentIntent,
-    Dispute,
-    CheckoutSession,
-}
-
-/// The `status` of a local record (a customer: present/deleted), None when absent.
-fn status_of(conn: &mut DbConnection, table: Table, id: &str) -> anyhow::Result<Option<String>> {
-    let found: Option<Option<String>> = with_conn!(conn, c => match table {
-        Table::Customer => customers::table
-            .find(id)
-            .select(customers::deleted)
-            .first::<bool>(c)
-            .optional()
-            .map(|d| d.map(|deleted| Some(if deleted { "deleted" } else { "present" }.to_owned()))),
-        Table::Subscription => subscriptions::table
-            .find(id)
-            .select(subscriptions::status)
-            .first::<String>(c)
-            .optional()
-            .map(|s| s.map(Some)),
-        Table::Invoice => invoices::table.find(id).select(invoices::status).first(c).optional(),
-        Table::PaymentIntent => payment_intents::table
-            .find(id)
-            .select(payment_intents::status)
-            .first(c)
-            .optional(),
-        Table::Dispute => disputes::table.find(id).select(disputes::status).first(c).optional(),
-        Table::CheckoutSession => checkout_sessions::table
-            .find(id)
-            .select(checkout_sessions::status)
-            .first(c)
-            .optional(),
-    })?;
-    Ok(found.map(|s| s.unwrap_or_else(|| "-".to_owned())))
 }
 
 /// `done (1 attempt)`, `ignored`, `pending (retrying: …)`.

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use super::deliveries::DeliverySummary;
 use super::events::{self, EventSummary};
 use super::schema::{
-    customers, deliveries, disputes, invoices, payment_intents, subscriptions, webhook_events,
+    checkout_sessions, customers, deliveries, disputes, invoices, payment_intents, subscriptions,
+    webhook_events,
 };
 use super::{outbox, with_conn, DbConnection, StoreError};
 
@@ -276,4 +277,51 @@ pub fn events_about(
         .limit(limit)
         .select(EventSummary::as_select())
         .load(c))?)
+}
+
+/// A billing table whose records have a status to show.
+#[derive(Debug, Clone, Copy)]
+pub enum RecordTable {
+    Customer,
+    Subscription,
+    Invoice,
+    PaymentIntent,
+    Dispute,
+    CheckoutSession,
+}
+
+/// The `status` of a local record (a customer: `present`/`deleted`; `-`:
+/// no status stored); `None` when there is no such record.
+pub fn record_status(
+    conn: &mut DbConnection,
+    table: RecordTable,
+    id: &str,
+) -> Result<Option<String>, StoreError> {
+    let found: Option<Option<String>> = with_conn!(conn, c => match table {
+        RecordTable::Customer => customers::table
+            .find(id)
+            .select(customers::deleted)
+            .first::<bool>(c)
+            .optional()
+            .map(|d| d.map(|deleted| Some(if deleted { "deleted" } else { "present" }.to_owned()))),
+        RecordTable::Subscription => subscriptions::table
+            .find(id)
+            .select(subscriptions::status)
+            .first::<String>(c)
+            .optional()
+            .map(|s| s.map(Some)),
+        RecordTable::Invoice => invoices::table.find(id).select(invoices::status).first(c).optional(),
+        RecordTable::PaymentIntent => payment_intents::table
+            .find(id)
+            .select(payment_intents::status)
+            .first(c)
+            .optional(),
+        RecordTable::Dispute => disputes::table.find(id).select(disputes::status).first(c).optional(),
+        RecordTable::CheckoutSession => checkout_sessions::table
+            .find(id)
+            .select(checkout_sessions::status)
+            .first(c)
+            .optional(),
+    })?;
+    Ok(found.map(|s| s.unwrap_or_else(|| "-".to_owned())))
 }
