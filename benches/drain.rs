@@ -89,24 +89,13 @@ async fn answer(req: HttpRequest, state: web::Data<StandIn>) -> HttpResponse {
 }
 
 async fn drained(store: &Store, n: usize) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(900);
-    loop {
-        let s = store.clone();
-        let done = tokio::task::spawn_blocking(move || -> anyhow::Result<i64> {
-            let counts = outbox::count_by_status(&mut *s.conn()?)?;
-            Ok(counts
-                .iter()
-                .filter(|(st, _)| st == "done")
-                .map(|(_, n)| *n)
-                .sum())
-        })
-        .await??;
-        if done as usize >= n {
-            return Ok(());
-        }
-        anyhow::ensure!(Instant::now() < deadline, "events did not drain");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    common::finished(
+        store,
+        n,
+        Duration::from_millis(20),
+        Duration::from_secs(900),
+    )
+    .await
 }
 
 struct Run {

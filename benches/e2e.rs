@@ -33,24 +33,13 @@ fn percentile(sorted: &[i64], p: f64) -> i64 {
 }
 
 async fn drain(store: &Store, n: usize) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(600);
-    loop {
-        let s = store.clone();
-        let done = tokio::task::spawn_blocking(move || -> anyhow::Result<i64> {
-            let counts = outbox::count_by_status(&mut *s.conn()?)?;
-            Ok(counts
-                .iter()
-                .filter(|(st, _)| st == "done" || st == "ignored")
-                .map(|(_, n)| *n)
-                .sum())
-        })
-        .await??;
-        if done as usize >= n {
-            return Ok(());
-        }
-        anyhow::ensure!(Instant::now() < deadline, "events did not drain");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    common::finished(
+        store,
+        n,
+        Duration::from_millis(10),
+        Duration::from_secs(600),
+    )
+    .await
 }
 
 async fn app(

@@ -125,3 +125,31 @@ pub async fn stripe_any_object(req: actix_web::HttpRequest) -> actix_web::HttpRe
         .insert_header(("Request-Id", "req_bench"))
         .json(object)
 }
+
+/// Waits until `n` events have finished (`done` or `ignored`), polling every
+/// `poll`; an error after `within`.
+pub async fn finished(
+    store: &stripe_hookd::store::Store,
+    n: usize,
+    poll: std::time::Duration,
+    within: std::time::Duration,
+) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let s = store.clone();
+        let done = tokio::task::spawn_blocking(move || -> anyhow::Result<i64> {
+            let counts = outbox::count_by_status(&mut *s.conn()?)?;
+            Ok(counts
+                .iter()
+                .filter(|(st, _)| st == "done" || st == "ignored")
+                .map(|(_, n)| *n)
+                .sum())
+        })
+        .await??;
+        if done as usize >= n {
+            return Ok(());
+        }
+        anyhow::ensure!(std::time::Instant::now() < deadline, "events did not drain");
+        tokio::time::sleep(poll).await;
+    }
+}

@@ -340,19 +340,7 @@ fn claim_once(
             diesel::insert_into(event_attempts::table).values(&rows).execute(c)?;
             events
         });
-        // One group per object, in the order of their oldest event.
-        let mut groups: Vec<EventGroup> = Vec::new();
-        for event in events {
-            match groups.iter_mut().find(|g| g.key == event.object_key) {
-                Some(group) => group.events.push(event),
-                None => groups.push(EventGroup {
-                    key: event.object_key.clone(),
-                    token: token.to_owned(),
-                    events: vec![event],
-                }),
-            }
-        }
-        Ok(Claimed::Groups(groups))
+        Ok(Claimed::Groups(EventGroup::by_object(events, token)))
     })?;
     Ok(claimed)
 }

@@ -188,7 +188,7 @@ pub(super) fn claim_once(
             )
             .execute(c)?;
         }
-        Ok(Claimed::Groups(group(events, token)))
+        Ok(Claimed::Groups(EventGroup::by_object(events, token)))
     })?;
     Ok(claimed)
 }
@@ -198,21 +198,4 @@ struct KeyRow {
     /// `None`: the row saying that there were candidates.
     #[diesel(sql_type = Nullable<Text>)]
     key: Option<String>,
-}
-
-/// One group per object, in the order of their oldest event (`events` is
-/// sorted by id).
-fn group(events: Vec<ClaimedEvent>, token: &str) -> Vec<EventGroup> {
-    let mut groups: Vec<EventGroup> = Vec::new();
-    for event in events {
-        match groups.iter_mut().find(|g| g.key == event.object_key) {
-            Some(group) => group.events.push(event),
-            None => groups.push(EventGroup {
-                key: event.object_key.clone(),
-                token: token.to_owned(),
-                events: vec![event],
-            }),
-        }
-    }
-    groups
 }

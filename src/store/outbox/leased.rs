@@ -41,6 +41,25 @@ pub struct EventGroup {
     pub events: Vec<ClaimedEvent>,
 }
 
+impl EventGroup {
+    /// The claimed `events` (sorted by id) as one group per object, in the
+    /// order of their oldest event, all under the claim's `token`.
+    pub(super) fn by_object(events: Vec<ClaimedEvent>, token: &str) -> Vec<EventGroup> {
+        let mut groups: Vec<EventGroup> = Vec::new();
+        for event in events {
+            match groups.iter_mut().find(|g| g.key == event.object_key) {
+                Some(group) => group.events.push(event),
+                None => groups.push(EventGroup {
+                    key: event.object_key.clone(),
+                    token: token.to_owned(),
+                    events: vec![event],
+                }),
+            }
+        }
+        groups
+    }
+}
+
 /// What one claim attempt found.
 pub(super) enum Claimed {
     Groups(Vec<EventGroup>),
