@@ -19,18 +19,19 @@
 //! invoice's), or two instances' expiry sweeps, could both read the old
 //! snapshot and both announce. A change is therefore written only under
 //! the customer's transaction-scoped advisory lock, and compared again once
-//! the lock is held ([`lock_access`]; SQLite's single writer serialises
+//! the lock is held ([`snapshots::lock`]; SQLite's single writer serialises
 //! already).
 
-use diesel::prelude::*;
+use diesel::QueryResult;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::entitlements::Entitlement;
 use crate::store::access_changes::{self, AccessChange, Cause};
 use crate::store::deliveries::HookEvent;
-use crate::store::schema::{access_snapshots, entitlements, subscriptions};
-use crate::store::{with_tx, Tx};
+use crate::store::records::access_snapshots::{self as snapshots, lock_key};
+use crate::store::records::{entitlements, subscriptions};
+use crate::store::Tx;
 
 /// The event type.
 pub const ACCESS_UPDATED: &str = "stripe_hookd.access.updated";
@@ -103,8 +104,8 @@ pub fn announce_changes(
     now: i64,
 ) -> QueryResult<Vec<HookEvent<'static>>> {
     let mut changes: Vec<&AccessChange> = changes.iter().collect();
-    // Locks in key order (see `lock_access`).
-    changes.sort_by_key(|c| access_lock_key(&c.customer));
+    // Locks in key order (see `snapshots::lock`).
+    changes.sort_by_key(|c| lock_key(&c.customer));
     let mut out = Vec::new();
     for change in changes {
         let api_version = change
@@ -131,23 +132,12 @@ pub fn announce_changes(
 /// access as last announced is already the access now gets none, so a
 /// window looked at twice (or by two instances) announces once.
 pub fn expired(tx: &mut Tx<'_>, since: i64, now: i64) -> QueryResult<Vec<HookEvent<'static>>> {
-    let customers: Vec<Option<String>> = with_tx!(tx, c => entitlements::table
-        .filter(entitlements::access_until.gt(since))
-        .filter(entitlements::access_until.le(now))
-        .filter(entitlements::customer_id.is_not_null())
-        .select(entitlements::customer_id)
-        .distinct()
-        .load(c))?;
-    let mut customers: Vec<String> = customers.into_iter().flatten().collect();
-    // Locks in key order (see `lock_access`).
-    customers.sort_by_key(|customer| access_lock_key(customer));
+    let mut customers = entitlements::customers_expired(tx, since, now)?;
+    // Locks in key order (see `snapshots::lock`).
+    customers.sort_by_key(|customer| lock_key(customer));
     let mut out = Vec::new();
     for customer in customers {
-        let livemode: Option<bool> = with_tx!(tx, c => subscriptions::table
-            .filter(subscriptions::customer_id.eq(&customer))
-            .select(subscriptions::livemode)
-            .first(c)
-            .optional())?;
+        let livemode = subscriptions::livemode_of_customer(tx, &customer)?;
         // The moment makes the id: the same access reached again later is
         // another change, not a duplicate.
         let cause = format!("clock:{now}");
@@ -179,7 +169,7 @@ fn announce(
     if previous.is_empty() {
         return Ok(None);
     }
-    if lock_access(tx, customer)? {
+    if snapshots::lock(tx, customer)? {
         // Statements from now on see what the lock's last holder committed.
         (access, previous) = compare(tx, customer, now)?;
         if previous.is_empty() {
@@ -187,19 +177,7 @@ fn announce(
         }
     }
     let text = access.to_string();
-    with_tx!(tx, c => diesel::insert_into(access_snapshots::table)
-        .values((
-            access_snapshots::customer_id.eq(customer),
-            access_snapshots::access.eq(&text),
-            access_snapshots::updated_at.eq(now),
-        ))
-        .on_conflict(access_snapshots::customer_id)
-        .do_update()
-        .set((
-            access_snapshots::access.eq(&text),
-            access_snapshots::updated_at.eq(now),
-        ))
-        .execute(c))?;
+    snapshots::record(tx, customer, &text, now)?;
     let id = event_id(customer, sources, &text);
     let body = json!({
         "id": id,
@@ -228,122 +206,14 @@ fn announce(
 /// The customer's access now, and the fields in which it differs from the
 /// access last announced (empty: no change).
 fn compare(tx: &mut Tx<'_>, customer: &str, now: i64) -> QueryResult<(Value, Map<String, Value>)> {
-    let rows: Vec<Entitlement> = with_tx!(tx, c => entitlements::table
-        .filter(entitlements::customer_id.eq(customer))
-        .order((entitlements::subscription_id.asc(), entitlements::item_id.asc()))
-        .select(Entitlement::as_select())
-        .load(c))?;
+    let rows = entitlements::of_customer_in(tx, customer)?;
     let access = access_now(customer, &rows, now);
-    let stored: Option<String> = with_tx!(tx, c => access_snapshots::table
-        .filter(access_snapshots::customer_id.eq(customer))
-        .select(access_snapshots::access)
-        .first(c)
-        .optional())?;
+    let stored = snapshots::announced(tx, customer)?;
     let before = stored
         .and_then(|s| serde_json::from_str::<Value>(&s).ok())
         .unwrap_or_else(|| access_now(customer, &[], now));
     let previous = changed_fields(&before, &access);
     Ok((access, previous))
-}
-
-/// The first key of the two-key advisory locks on customers' access ("ha"
-/// in ASCII): not the object locks' class (`store::outbox::claim`, "hk"), and the
-/// two-key space does not overlap the one-key migration lock.
-#[cfg(feature = "postgres")]
-const ACCESS_LOCK_CLASS: i32 = 0x6861;
-
-/// The second key: from the customer id (two customers sharing one only
-/// wait for each other).
-fn access_lock_key(customer: &str) -> i32 {
-    let digest = Sha256::digest(customer.as_bytes());
-    i32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]])
-}
-
-/// Takes `customer`'s access lock until the transaction ends: true on
-/// Postgres, false on SQLite (one writer: nothing to lock).
-///
-/// No deadlock with the finisher's object locks nor between customers:
-/// a transaction that takes access locks has taken every object lock it
-/// will need already (the group commit locks the objects of its whole
-/// batch in its first statement; the expiry sweep takes none), so nobody
-/// holding an access lock waits for an object lock. And a transaction
-/// waits only for a key above every access key it holds (each call of
-/// [`derive`] / [`expired`] locks in key order, and the highest key held
-/// is kept in a transaction-local setting); a key below it, met when a
-/// later group of the same batch names another customer, is only tried:
-/// if another transaction holds it, this group fails with that reason and
-/// the runner retries it (its savepoint is rolled back, the rest of the
-/// batch commits). A cycle of waits would need keys rising all the way
-/// round back to the first: there is none.
-fn lock_access(tx: &mut Tx<'_>, customer: &str) -> QueryResult<bool> {
-    match tx {
-        #[cfg(feature = "postgres")]
-        Tx::Postgres(c) => pg::lock_access(c, customer).map(|()| true),
-        _ => {
-            let _ = customer;
-            Ok(false)
-        }
-    }
-}
-
-#[cfg(feature = "postgres")]
-mod pg {
-    use diesel::prelude::*;
-    use diesel::result::{DatabaseErrorKind, Error};
-    use diesel::sql_types::{Bool, Integer, Nullable, Text};
-
-    /// The highest access key this transaction holds (a transaction-local
-    /// setting: undone with a rolled-back savepoint, like its locks).
-    const HELD: &str = "stripe_hookd.access_lock";
-
-    #[derive(QueryableByName)]
-    struct Setting {
-        #[diesel(sql_type = Nullable<Text>)]
-        value: Option<String>,
-    }
-
-    #[derive(QueryableByName)]
-    struct Tried {
-        #[diesel(sql_type = Bool)]
-        got: bool,
-    }
-
-    pub(super) fn lock_access(c: &mut PgConnection, customer: &str) -> QueryResult<()> {
-        let key = super::access_lock_key(customer);
-        let held: Option<i32> = diesel::sql_query("SELECT current_setting($1, true) AS value")
-            .bind::<Text, _>(HELD)
-            .get_result::<Setting>(c)?
-            .value
-            .and_then(|v| v.parse().ok());
-        match held {
-            Some(highest) if key == highest => Ok(()),
-            Some(highest) if key < highest => {
-                let tried = diesel::sql_query("SELECT pg_try_advisory_xact_lock($1, $2) AS got")
-                    .bind::<Integer, _>(super::ACCESS_LOCK_CLASS)
-                    .bind::<Integer, _>(key)
-                    .get_result::<Tried>(c)?;
-                if tried.got {
-                    Ok(())
-                } else {
-                    Err(Error::DatabaseError(
-                        DatabaseErrorKind::Unknown,
-                        Box::new(format!(
-                            "the access of customer {customer} is being announced by another transaction (its lock is taken out of order here: not waited for, to rule out a deadlock); retried"
-                        )),
-                    ))
-                }
-            }
-            _ => diesel::sql_query(
-                "SELECT set_config($3, $2::text, true) AS value \
-                 FROM (SELECT pg_advisory_xact_lock($1, $2)) AS locked",
-            )
-            .bind::<Integer, _>(super::ACCESS_LOCK_CLASS)
-            .bind::<Integer, _>(key)
-            .bind::<Text, _>(HELD)
-            .get_result::<Setting>(c)
-            .map(|_| ()),
-        }
-    }
 }
 
 /// The customer an event is about: its `data.object.customer` (an id or an
@@ -377,14 +247,7 @@ fn thin_customer(tx: &mut Tx<'_>, event: &Value) -> QueryResult<Option<String>> 
     };
     match related["type"].as_str() {
         Some("customer") => Ok(Some(id.to_owned())),
-        Some("subscription") => {
-            let customer: Option<Option<String>> = with_tx!(tx, c => subscriptions::table
-                .filter(subscriptions::id.eq(id))
-                .select(subscriptions::customer_id)
-                .first(c)
-                .optional())?;
-            Ok(customer.flatten())
-        }
+        Some("subscription") => subscriptions::customer_of(tx, id),
         _ => Ok(None),
     }
 }

@@ -14,15 +14,9 @@
 
 use std::collections::BTreeSet;
 
-use diesel::prelude::*;
-
 use super::catchup::{self, CatchUpError, CatchUpOptions, CatchUpReport};
 use super::ReconcileHandler;
-use crate::store::schema::{
-    charges, checkout_sessions, customer_features, customers, disputes, invoices, payment_intents,
-    subscriptions,
-};
-use crate::store::{with_conn, Store, StoreError};
+use crate::store::{records, Store, StoreError};
 use crate::stripe::{Priority, StripeClient, StripeError};
 
 #[derive(Debug, thiserror::Error)]
@@ -61,30 +55,7 @@ async fn stored_accounts(store: &Store) -> Result<Vec<String>, ConnectError> {
     let store = store.clone();
     tokio::task::spawn_blocking(move || -> Result<Vec<String>, ConnectError> {
         let mut conn = store.conn()?;
-        let conn = &mut *conn;
-        let mut out: Vec<Option<String>> = Vec::new();
-        macro_rules! distinct {
-            ($t:ident) => {
-                out.extend(
-                    with_conn!(conn, c => $t::table
-                        .filter($t::account.is_not_null())
-                        .select($t::account)
-                        .distinct()
-                        .load::<Option<String>>(c))
-                    .map_err(StoreError::from)?,
-                )
-            };
-        }
-        distinct!(customers);
-        distinct!(subscriptions);
-        distinct!(invoices);
-        distinct!(payment_intents);
-        distinct!(checkout_sessions);
-        distinct!(disputes);
-        distinct!(charges);
-        distinct!(customer_features);
-        let set: BTreeSet<String> = out.into_iter().flatten().collect();
-        Ok(set.into_iter().collect())
+        Ok(records::accounts::stored(&mut conn).map_err(StoreError::from)?)
     })
     .await
     .map_err(|e| ConnectError::Other(e.to_string()))?

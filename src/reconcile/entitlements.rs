@@ -1,37 +1,18 @@
 //! Who has access now: the read side of the `entitlements` rows, one per
 //! subscription item. [`super::access`] states the rule; [`super::records`]
-//! writes the rows in the same transaction as the subscription they derive
-//! from. Applications read the `entitlements_now` view or call
-//! [`for_customer`] / [`for_reference`]. See docs/entitlements.md.
-
-use diesel::prelude::*;
+//! makes the rows and [`crate::store::records::entitlements`] writes them,
+//! in the same transaction as the subscription they derive from.
+//! Applications read the `entitlements_now` view or call [`for_customer`] /
+//! [`for_reference`]. See docs/entitlements.md.
 
 use super::access;
-use crate::store::schema::{checkout_sessions, entitlements};
-use crate::store::{access_mode, with_conn, DbConnection, StoreError};
+use crate::store::records::entitlements as rows;
+use crate::store::{access_mode, DbConnection, StoreError};
 use crate::stripe::objects::SubscriptionStatus;
 
-#[derive(Debug, Clone, Insertable, Queryable, Selectable, PartialEq, Eq, serde::Serialize)]
-#[diesel(table_name = entitlements, treat_none_as_default_value = false)]
-pub struct Entitlement {
-    pub subscription_id: String,
-    pub item_id: String,
-    pub customer_id: Option<String>,
-    pub price_id: Option<String>,
-    pub product_id: Option<String>,
-    pub status: String,
-    pub grants: bool,
-    pub access_until: Option<i64>,
-    pub updated_at: i64,
-    /// The Connect account of the subscription (`None`: the platform).
-    pub account: Option<String>,
-    /// The mode of the subscription (`None`: written by a version before
-    /// the column, until the subscription is written again).
-    pub livemode: Option<bool>,
-    /// A known end (epoch ms): no access from then on, whatever the status
-    /// (see [`access`]).
-    pub ends_at: Option<i64>,
-}
+/// An entitlement row (declared with its table in
+/// [`crate::store::records::entitlements`]).
+pub use crate::store::records::entitlements::Entitlement;
 
 impl Entitlement {
     /// Whether this row gives access at `now` (epoch ms).
@@ -46,12 +27,7 @@ pub fn for_customer_all(
     conn: &mut DbConnection,
     customer_id: &str,
 ) -> Result<Vec<Entitlement>, StoreError> {
-    let rows = with_conn!(conn, c => entitlements::table
-        .filter(entitlements::customer_id.eq(customer_id))
-        .order((entitlements::subscription_id.asc(), entitlements::item_id.asc()))
-        .select(Entitlement::as_select())
-        .load(c))?;
-    Ok(rows)
+    Ok(rows::of_customer(conn, customer_id)?)
 }
 
 /// What a customer has access to at `now` (epoch ms), in the mode access
@@ -99,18 +75,9 @@ pub fn for_reference_in(
     account: Option<&str>,
     now: i64,
 ) -> Result<Vec<Entitlement>, StoreError> {
-    let customers: Vec<Option<String>> = with_conn!(conn, c => {
-        let sessions = checkout_sessions::table
-            .filter(checkout_sessions::client_reference_id.eq(reference))
-            .select(checkout_sessions::customer_id)
-            .distinct();
-        match account {
-            Some(account) => sessions.filter(checkout_sessions::account.eq(account)).load(c),
-            None => sessions.filter(checkout_sessions::account.is_null()).load(c),
-        }
-    })?;
+    let customers = rows::customers_of_reference(conn, reference, account)?;
     let mut out = Vec::new();
-    for customer in customers.into_iter().flatten() {
+    for customer in customers {
         out.extend(
             for_customer(conn, &customer, now)?
                 .into_iter()

@@ -13,14 +13,13 @@
 //! subscriptions): Stripe's list is what the products' features say, ours is
 //! what the subscription's status says. See docs/entitlements.md.
 
-use diesel::prelude::*;
-use serde::Serialize;
+use diesel::QueryResult;
 
-use super::rows::Stamp;
 use super::{fetch_stamp, handler_error};
 use crate::queue::{HandlerContext, HandlerError};
-use crate::store::schema::{customer_feature_fetches, customer_features};
-use crate::store::{with_conn, with_tx, DbConnection, StoreError, Tx};
+use crate::store::records::features::{self as stored, FeatureFetch};
+use crate::store::records::Stamp;
+use crate::store::Tx;
 use crate::stripe::objects::ActiveEntitlement;
 use crate::stripe::{Priority, StripeClient};
 
@@ -31,19 +30,9 @@ pub const SUMMARY_OBJECT: &str = "entitlements.active_entitlement_summary";
 /// The list of a customer's active entitlements.
 pub const PATH: &str = "/v1/entitlements/active_entitlements";
 
-/// One feature a customer is entitled to.
-#[derive(Debug, Clone, PartialEq, Eq, Insertable, Queryable, Selectable, Serialize)]
-#[diesel(table_name = customer_features)]
-pub struct Feature {
-    pub customer_id: String,
-    pub feature_id: String,
-    pub lookup_key: String,
-    pub entitlement_id: String,
-    pub livemode: bool,
-    /// The Connect account the customer lives in (`None`: the platform).
-    pub account: Option<String>,
-    pub updated_at: i64,
-}
+/// The stored features and their reads (declared with their table in
+/// [`crate::store::records::features`]).
+pub use crate::store::records::features::{fetched_at, for_customer, has_feature, Feature};
 
 /// A customer's active entitlements as one fetch saw them (all pages).
 #[derive(Debug, Clone)]
@@ -110,44 +99,14 @@ pub async fn fetch_at(
     })
 }
 
-/// Replaces the customer's rows, unless a newer fetch is already stored;
-/// returns whether it wrote.
+/// Replaces the customer's rows ([`stored::replace`]), unless a newer fetch
+/// is already stored; returns whether it wrote.
 pub fn write(
     tx: &mut Tx<'_>,
     f: &CustomerFeatures,
     account: Option<&str>,
     now: i64,
 ) -> QueryResult<bool> {
-    let (seq, at) = (f.stamp.seq, f.stamp.at);
-    let count = i64::try_from(f.entitlements.len()).unwrap_or(i64::MAX);
-    let row = (
-        customer_feature_fetches::customer_id.eq(&f.customer_id),
-        customer_feature_fetches::account.eq(account),
-        customer_feature_fetches::features.eq(count),
-        customer_feature_fetches::fetched_at.eq(at),
-        customer_feature_fetches::updated_at.eq(now),
-        customer_feature_fetches::fetch_seq.eq(seq),
-    );
-    let written = with_tx!(tx, c => {
-        let inserted = diesel::insert_into(customer_feature_fetches::table)
-            .values(row)
-            .on_conflict_do_nothing()
-            .execute(c)?;
-        if inserted == 1 {
-            1
-        } else {
-            diesel::update(
-                customer_feature_fetches::table
-                    .filter(customer_feature_fetches::customer_id.eq(&f.customer_id))
-                    .filter(customer_feature_fetches::fetch_seq.le(seq)),
-            )
-            .set(row)
-            .execute(c)?
-        }
-    });
-    if written == 0 {
-        return Ok(false);
-    }
     let mut rows: Vec<Feature> = Vec::new();
     for e in &f.entitlements {
         let Some(feature_id) = e.feature_id() else {
@@ -167,49 +126,12 @@ pub fn write(
             updated_at: now,
         });
     }
-    with_tx!(tx, c => {
-        diesel::delete(customer_features::table.filter(customer_features::customer_id.eq(&f.customer_id))).execute(c)?;
-        diesel::insert_into(customer_features::table).values(&rows).execute(c)
-    })?;
-    Ok(true)
-}
-
-/// The customer's active features, by lookup key.
-pub fn for_customer(
-    conn: &mut DbConnection,
-    customer_id: &str,
-) -> Result<Vec<Feature>, StoreError> {
-    let rows = with_conn!(conn, c => customer_features::table
-        .filter(customer_features::customer_id.eq(customer_id))
-        .order((customer_features::lookup_key.asc(), customer_features::feature_id.asc()))
-        .select(Feature::as_select())
-        .load(c))?;
-    Ok(rows)
-}
-
-/// Whether the customer has the feature `lookup_key` now (as of the last
-/// fetch of their active entitlements): the feature's row, if so.
-pub fn has_feature(
-    conn: &mut DbConnection,
-    customer_id: &str,
-    lookup_key: &str,
-) -> Result<Option<Feature>, StoreError> {
-    let row = with_conn!(conn, c => customer_features::table
-        .filter(customer_features::customer_id.eq(customer_id))
-        .filter(customer_features::lookup_key.eq(lookup_key))
-        .select(Feature::as_select())
-        .first(c)
-        .optional())?;
-    Ok(row)
-}
-
-/// When the customer's features were last fetched (epoch ms), if ever: an
-/// application can tell "no features" from "never synced".
-pub fn fetched_at(conn: &mut DbConnection, customer_id: &str) -> Result<Option<i64>, StoreError> {
-    let at = with_conn!(conn, c => customer_feature_fetches::table
-        .filter(customer_feature_fetches::customer_id.eq(customer_id))
-        .select(customer_feature_fetches::fetched_at)
-        .first(c)
-        .optional())?;
-    Ok(at)
+    let fetch = FeatureFetch {
+        customer_id: &f.customer_id,
+        account,
+        listed: i64::try_from(f.entitlements.len()).unwrap_or(i64::MAX),
+        stamp: f.stamp,
+        now,
+    };
+    stored::replace(tx, fetch, &rows)
 }

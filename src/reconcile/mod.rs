@@ -33,7 +33,6 @@ pub mod entitlements;
 pub mod event_types;
 pub mod features;
 pub mod records;
-pub mod rows;
 pub mod schedule;
 pub mod sequence;
 pub mod sweep;
@@ -54,17 +53,9 @@ use crate::stripe::{Priority, StripeClient, StripeError};
 use crate::util::Clock;
 use records::{Record, Stamp};
 
-/// The object families we reconcile.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Family {
-    PaymentIntent,
-    Subscription,
-    Invoice,
-    Dispute,
-    CheckoutSession,
-    Customer,
-    Charge,
-}
+/// The object families we reconcile (declared with their tables in
+/// [`crate::store::records`]; what Stripe calls them is here).
+pub use crate::store::records::Family;
 
 impl Family {
     /// The family an event type belongs to, if we handle it.

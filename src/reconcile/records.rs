@@ -1,73 +1,29 @@
-//! Writing local billing records, and the entitlement rows derived from a
-//! subscription by [`super::access`]'s rule. Every write is an upsert guarded by
-//! the fetch's place in the order of fetches ([`Stamp::seq`], a number the
-//! database hands out when the fetch starts, see [`crate::store::fetch_order`]): a fetch
-//! that started earlier never overwrites one that started later, whichever
-//! instance made them and whatever their clocks say. Neither a wall clock
-//! (instances' clocks differ, and clocks step) nor Stripe's `event.created`
-//! (one-second resolution, and the same object changes within a second) can
-//! order fetches.
+//! What to write for a fetched object: its rows, and the entitlement rows
+//! derived from a subscription by [`super::access`]'s rule; the SQL that
+//! writes them is [`crate::store::records`]'. Every write is an upsert
+//! guarded by the fetch's place in the order of fetches ([`Stamp::seq`], a
+//! number the database hands out when the fetch starts, see
+//! [`crate::store::fetch_order`]): a fetch that started earlier never
+//! overwrites one that started later, whichever instance made them and
+//! whatever their clocks say. Neither a wall clock (instances' clocks
+//! differ, and clocks step) nor Stripe's `event.created` (one-second
+//! resolution, and the same object changes within a second) can order
+//! fetches.
 
-use diesel::prelude::*;
+use diesel::QueryResult;
 
 use super::access::{self, Facts};
 use super::entitlements::Entitlement;
-use crate::store::access_changes::{self, Cause};
-use crate::store::schema::{
-    charges, checkout_sessions, customers, disputes, entitlements, invoices, payment_intents,
-    subscription_items, subscriptions,
-};
-use crate::store::{with_tx, Tx};
-use crate::stripe::objects::{self, ms, SubscriptionStatus};
-
-use super::rows::metadata;
+use crate::store::records::entitlements::Owner;
+use crate::store::records::rows::metadata;
 #[cfg(feature = "postgres")]
-use super::rows::GuardedRow;
-pub use super::rows::{
+use crate::store::records::GuardedRow;
+pub use crate::store::records::{
     ChargeRow, CheckoutSessionRow, CustomerRow, DisputeRow, InvoiceRow, ItemRow, PaymentIntentRow,
     Stamp, SubscriptionRow,
 };
-
-/// Inserts `$row` with the Connect account it was fetched from (`None`:
-/// the platform; written with the row, no statement of its own), or
-/// updates the existing row only if its `fetch_seq` is not newer than ours.
-/// Evaluates to the number of rows written (0: a newer fetch is already
-/// stored).
-macro_rules! upsert_guarded {
-    ($c:ident, $table:ident, $row:expr, $account:expr) => {{
-        let row = $row;
-        let with_account = (row, $table::account.eq($account));
-        let inserted = diesel::insert_into($table::table)
-            .values(with_account)
-            .on_conflict_do_nothing()
-            .execute($c)?;
-        if inserted == 1 {
-            1
-        } else {
-            diesel::update(
-                $table::table
-                    .filter($table::id.eq(&row.id))
-                    .filter($table::fetch_seq.le(row.fetch_seq)),
-            )
-            .set(with_account)
-            .execute($c)?
-        }
-    }};
-}
-
-/// Inserts `$rows` (a slice). One row, the usual case (a subscription of
-/// one item), is a statement diesel prepares once per connection; several
-/// rows are one statement of their own shape, planned on every call.
-macro_rules! insert_rows {
-    ($c:ident, $table:ident, $rows:expr) => {{
-        let rows: &[_] = $rows;
-        match rows {
-            [] => Ok(0),
-            [one] => diesel::insert_into($table::table).values(one).execute($c),
-            many => diesel::insert_into($table::table).values(many).execute($c),
-        }
-    }};
-}
+use crate::store::{records as store, Tx};
+use crate::stripe::objects::{self, ms, SubscriptionStatus};
 
 /// A fetched object, ready to be written.
 #[derive(Debug, Clone)]
@@ -126,20 +82,20 @@ pub struct WriteContext {
 /// newer fetch was already stored).
 pub fn write(tx: &mut Tx<'_>, record: &Record, cx: &WriteContext) -> QueryResult<bool> {
     let account = cx.account.as_deref();
-    let written = with_tx!(tx, c => match record {
-        Record::Customer(row) => upsert_guarded!(c, customers, row, account),
-        Record::Invoice(row) => upsert_guarded!(c, invoices, row, account),
-        Record::PaymentIntent(row) => upsert_guarded!(c, payment_intents, row, account),
-        Record::CheckoutSession(row) => upsert_guarded!(c, checkout_sessions, row, account),
-        Record::Dispute(row) => upsert_guarded!(c, disputes, row, account),
-        Record::Charge(row) => upsert_guarded!(c, charges, row, account),
-        Record::Subscription { .. } | Record::Gone(..) | Record::Features(..) => 0,
-    });
+    let written = match record {
+        Record::Customer(row) => row.upsert(tx, account)?,
+        Record::Invoice(row) => row.upsert(tx, account)?,
+        Record::PaymentIntent(row) => row.upsert(tx, account)?,
+        Record::CheckoutSession(row) => row.upsert(tx, account)?,
+        Record::Dispute(row) => row.upsert(tx, account)?,
+        Record::Charge(row) => row.upsert(tx, account)?,
+        Record::Subscription { .. } | Record::Gone(..) | Record::Features(..) => false,
+    };
     match record {
-        Record::Charge(row) if written > 0 => link_dispute_to_charge(tx, &row.id, None)?,
-        Record::Dispute(row) if written > 0 => {
+        Record::Charge(row) if written => store::charges::link_dispute(tx, &row.id, None)?,
+        Record::Dispute(row) if written => {
             if let Some(charge) = &row.charge_id {
-                link_dispute_to_charge(tx, charge, Some(&row.id))?;
+                store::charges::link_dispute(tx, charge, Some(&row.id))?;
             }
         }
         _ => {}
@@ -147,42 +103,15 @@ pub fn write(tx: &mut Tx<'_>, record: &Record, cx: &WriteContext) -> QueryResult
     match record {
         Record::Subscription { sub, raw, stamp } => write_subscription(tx, sub, raw, *stamp, cx),
         Record::Gone(family, id, stamp) => {
-            let marked = mark_gone(tx, *family, id, *stamp, cx)?;
+            let marked = store::gone::mark(tx, *family, id, *stamp, cx.now)?;
             if marked {
-                set_account(tx, *family, id, cx.account.as_deref())?;
+                store::accounts::set(tx, *family, id, account)?;
             }
             Ok(marked)
         }
-        Record::Features(f) => super::features::write(tx, f, cx.account.as_deref(), cx.now),
-        _ => Ok(written > 0),
+        Record::Features(f) => super::features::write(tx, f, account, cx.now),
+        _ => Ok(written),
     }
-}
-
-/// Sets a charge's `dispute_id`: to `dispute` (a dispute of this charge was
-/// just written), or, when `None`, to a stored dispute that names the
-/// charge (the charge was just written). So the link holds whichever of the
-/// two is fetched first; the charge row keeps it across its own rewrites
-/// (its upsert does not touch the column).
-fn link_dispute_to_charge(
-    tx: &mut Tx<'_>,
-    charge_id: &str,
-    dispute: Option<&str>,
-) -> QueryResult<()> {
-    let dispute: Option<String> = match dispute {
-        Some(d) => Some(d.to_owned()),
-        None => with_tx!(tx, c => disputes::table
-            .filter(disputes::charge_id.eq(charge_id))
-            .select(disputes::id)
-            .order(disputes::id.asc())
-            .first::<String>(c)
-            .optional())?,
-    };
-    if let Some(dispute) = dispute {
-        with_tx!(tx, c => diesel::update(charges::table.filter(charges::id.eq(charge_id)))
-            .set(charges::dispute_id.eq(&dispute))
-            .execute(c))?;
-    }
-    Ok(())
 }
 
 fn write_subscription(
@@ -194,43 +123,32 @@ fn write_subscription(
 ) -> QueryResult<bool> {
     // Only a past_due subscription keeps something of the stored row (when
     // its grace began): no read for the others.
-    let previous: Option<(String, Option<i64>)> =
-        if matches!(sub.status, SubscriptionStatus::PastDue) {
-            with_tx!(tx, c => subscriptions::table
-            .filter(subscriptions::id.eq(&sub.id))
-            .select((subscriptions::status, subscriptions::past_due_since))
-            .first(c)
-            .optional())?
-        } else {
-            None
-        };
+    let previous = if matches!(sub.status, SubscriptionStatus::PastDue) {
+        store::subscriptions::previous(tx, &sub.id)?
+    } else {
+        None
+    };
     let row = subscription_row(sub, raw, stamp, previous, cx.now);
-    let written = with_tx!(tx, c => upsert_guarded!(c, subscriptions, &row, cx.account.as_deref()));
-    if written == 0 {
+    if !row.upsert(tx, cx.account.as_deref())? {
         return Ok(false);
     }
     let items = item_rows(sub);
     let payment_method = payment_method_on_file(tx, sub)?;
     let entitlements = entitlement_rows(&row, &items, cx, payment_method, failed_update(sub));
-    with_tx!(tx, c => {
-        diesel::delete(subscription_items::table.filter(subscription_items::subscription_id.eq(&sub.id))).execute(c)?;
-        insert_rows!(c, subscription_items, &items)?;
-        diesel::delete(entitlements::table.filter(entitlements::subscription_id.eq(&sub.id))).execute(c)?;
-        insert_rows!(c, entitlements, &entitlements)
-    })?;
-    note_access(&row, stamp, cx.now)?;
+    store::subscriptions::replace_items(tx, &sub.id, &items)?;
+    store::entitlements::replace(tx, &sub.id, &entitlements, owner(&row, stamp, cx.now))?;
     Ok(true)
 }
 
-/// Notes that the entitlement rows of `row`'s customer were written (see
-/// [`crate::store::access_changes`]): every write of entitlement rows
-/// ends here, so the transaction announces the change whoever wrote it.
-fn note_access(row: &SubscriptionRow, stamp: Stamp, now: i64) -> QueryResult<()> {
-    match &row.customer_id {
-        Some(customer) => {
-            access_changes::note(customer, row.livemode, Cause::Fetch(stamp.seq), now)
-        }
-        None => Ok(()),
+/// Whose access the entitlement rows of `row` are: its customer's, noted
+/// for the announcement by the write (see
+/// [`crate::store::records::entitlements`]).
+fn owner(row: &SubscriptionRow, stamp: Stamp, now: i64) -> Owner<'_> {
+    Owner {
+        customer: row.customer_id.as_deref(),
+        livemode: row.livemode,
+        fetch_seq: stamp.seq,
+        now,
     }
 }
 
@@ -305,11 +223,7 @@ fn payment_method_on_file(tx: &mut Tx<'_>, sub: &objects::Subscription) -> Query
     let Some(customer) = sub.customer_id().filter(|_| matters) else {
         return Ok(true);
     };
-    let raw: Option<String> = with_tx!(tx, c => customers::table
-        .filter(customers::id.eq(&customer))
-        .select(customers::raw)
-        .first(c)
-        .optional())?;
+    let raw = store::customers::raw(tx, &customer)?;
     Ok(raw.is_none_or(|raw| customer_can_pay(&raw)))
 }
 
@@ -478,8 +392,7 @@ pub fn write_subscriptions(
     c: &mut diesel::PgConnection,
     subs: &[SubscriptionWrite<'_>],
 ) -> QueryResult<()> {
-    use crate::store::prepared::{Bind, Cached};
-    use std::collections::{HashMap, HashSet};
+    use std::collections::HashSet;
 
     let fetches: Vec<&SubscriptionWrite<'_>> =
         latest(subs.iter().collect(), |w| (w.sub.id.as_str(), w.stamp.seq));
@@ -491,22 +404,7 @@ pub fn write_subscriptions(
         .filter(|w| matches!(w.sub.status, SubscriptionStatus::PastDue))
         .map(|w| w.sub.id.as_str())
         .collect();
-    let mut previous: HashMap<String, (String, Option<i64>)> = if past_due.is_empty() {
-        HashMap::new()
-    } else {
-        // By the primary key: an index scan whatever the statistics.
-        subscriptions::table
-            .filter(subscriptions::id.eq_any(&past_due))
-            .select((
-                subscriptions::id,
-                subscriptions::status,
-                subscriptions::past_due_since,
-            ))
-            .load::<(String, String, Option<i64>)>(c)?
-            .into_iter()
-            .map(|(id, status, since)| (id, (status, since)))
-            .collect()
-    };
+    let mut previous = store::subscriptions_pg::previous_many(c, &past_due)?;
     let rows: Vec<SubscriptionRow> = fetches
         .iter()
         .map(|w| {
@@ -531,6 +429,7 @@ pub fn write_subscriptions(
     }
     let mut items = Vec::new();
     let mut entitlements = Vec::new();
+    let mut owners = Vec::new();
     for (row, w) in rows.iter().zip(&fetches) {
         if written.contains(&row.id) {
             let own = item_rows(w.sub);
@@ -543,129 +442,12 @@ pub fn write_subscriptions(
                 failed_update(w.sub),
             ));
             items.extend(own);
+            owners.push(owner(row, w.stamp, w.cx.now));
         }
     }
     let written: Vec<&str> = written.iter().map(String::as_str).collect();
-    // Each subscription's rows through the index, one subscription at a
-    // time (`LATERAL … OFFSET 0` is not flattened into a join): without
-    // statistics (a new database, until autovacuum's first ANALYZE) the
-    // planner takes `= ANY` of a dozen ids for a few percent of the table
-    // and scans it whole.
-    macro_rules! delete_rows_of {
-        ($marker:ident, $table:literal) => {{
-            struct $marker;
-            Cached::<$marker>::new(
-                concat!(
-                    "DELETE FROM ",
-                    $table,
-                    " WHERE subscription_id = ANY($1::text[]) ",
-                    "AND ctid = ANY(ARRAY(SELECT r.ctid FROM unnest($1::text[]) AS k(id), ",
-                    "LATERAL (SELECT ctid FROM ",
-                    $table,
-                    " WHERE subscription_id = k.id OFFSET 0) AS r))"
-                ),
-                vec![Bind::TextRefs(&written)],
-            )
-            .execute(c)
-        }};
-    }
-    delete_rows_of!(DeleteItems, "subscription_items")?;
-    insert_rows!(c, subscription_items, &items)?;
-    delete_rows_of!(DeleteEntitlements, "entitlements")?;
-    insert_rows!(c, entitlements, &entitlements)?;
-    for (row, w) in rows.iter().zip(&fetches) {
-        if written.contains(&row.id.as_str()) {
-            note_access(row, w.stamp, w.cx.now)?;
-        }
-    }
-    Ok(())
-}
-
-/// A subscription Stripe no longer shows grants nothing.
-fn revoke_entitlements(
-    tx: &mut Tx<'_>,
-    subscription_id: &str,
-    stamp: Stamp,
-    now: i64,
-) -> QueryResult<()> {
-    with_tx!(tx, c => diesel::update(entitlements::table.filter(entitlements::subscription_id.eq(subscription_id)))
-        .set((entitlements::grants.eq(false), entitlements::status.eq("gone"), entitlements::access_until.eq(None::<i64>), entitlements::updated_at.eq(now)))
-        .execute(c))?;
-    let owner: Option<(Option<String>, bool)> = with_tx!(tx, c => subscriptions::table
-        .filter(subscriptions::id.eq(subscription_id))
-        .select((subscriptions::customer_id, subscriptions::livemode))
-        .first(c)
-        .optional())?;
-    if let Some((Some(customer), livemode)) = owner {
-        access_changes::note(&customer, livemode, Cause::Fetch(stamp.seq), now)?;
-    }
-    Ok(())
-}
-
-/// Records a `resource_missing`: the row is kept (or created) with `gone = true`; a gone
-/// subscription grants nothing.
-fn mark_gone(
-    tx: &mut Tx<'_>,
-    family: super::Family,
-    id: &str,
-    stamp: Stamp,
-    cx: &WriteContext,
-) -> QueryResult<bool> {
-    use super::Family;
-    let (seq, fetched_at, now) = (stamp.seq, stamp.at, cx.now);
-    macro_rules! gone {
-        ($c:ident, $table:ident, $insert:expr) => {{
-            let updated = diesel::update(
-                $table::table
-                    .filter($table::id.eq(id))
-                    .filter($table::fetch_seq.le(seq)),
-            )
-            .set((
-                $table::gone.eq(true),
-                $table::fetch_seq.eq(seq),
-                $table::fetched_at.eq(fetched_at),
-                $table::updated_at.eq(now),
-            ))
-            .execute($c)?;
-            if updated == 0 {
-                diesel::insert_into($table::table)
-                    .values($insert)
-                    .on_conflict_do_nothing()
-                    .execute($c)?
-            } else {
-                updated
-            }
-        }};
-    }
-    let gone_raw = format!(r#"{{"id":"{id}","gone":true}}"#);
-    let n = with_tx!(tx, c => match family {
-        Family::Customer => gone!(c, customers, (
-            customers::id.eq(id), customers::livemode.eq(false), customers::raw.eq(&gone_raw),
-            customers::gone.eq(true), customers::fetched_at.eq(fetched_at), customers::updated_at.eq(now), customers::fetch_seq.eq(seq))),
-        Family::Subscription => gone!(c, subscriptions, (
-            subscriptions::id.eq(id), subscriptions::status.eq("unknown"), subscriptions::livemode.eq(false),
-            subscriptions::raw.eq(&gone_raw), subscriptions::gone.eq(true),
-            subscriptions::fetched_at.eq(fetched_at), subscriptions::updated_at.eq(now), subscriptions::fetch_seq.eq(seq))),
-        Family::Invoice => gone!(c, invoices, (
-            invoices::id.eq(id), invoices::livemode.eq(false), invoices::raw.eq(&gone_raw),
-            invoices::gone.eq(true), invoices::fetched_at.eq(fetched_at), invoices::updated_at.eq(now), invoices::fetch_seq.eq(seq))),
-        Family::PaymentIntent => gone!(c, payment_intents, (
-            payment_intents::id.eq(id), payment_intents::livemode.eq(false), payment_intents::raw.eq(&gone_raw),
-            payment_intents::gone.eq(true), payment_intents::fetched_at.eq(fetched_at), payment_intents::updated_at.eq(now), payment_intents::fetch_seq.eq(seq))),
-        Family::CheckoutSession => gone!(c, checkout_sessions, (
-            checkout_sessions::id.eq(id), checkout_sessions::livemode.eq(false), checkout_sessions::raw.eq(&gone_raw),
-            checkout_sessions::gone.eq(true), checkout_sessions::fetched_at.eq(fetched_at), checkout_sessions::updated_at.eq(now), checkout_sessions::fetch_seq.eq(seq))),
-        Family::Dispute => gone!(c, disputes, (
-            disputes::id.eq(id), disputes::livemode.eq(false), disputes::raw.eq(&gone_raw),
-            disputes::gone.eq(true), disputes::fetched_at.eq(fetched_at), disputes::updated_at.eq(now), disputes::fetch_seq.eq(seq))),
-        Family::Charge => gone!(c, charges, (
-            charges::id.eq(id), charges::livemode.eq(false), charges::raw.eq(&gone_raw),
-            charges::gone.eq(true), charges::fetched_at.eq(fetched_at), charges::updated_at.eq(now), charges::fetch_seq.eq(seq))),
-    });
-    if family == Family::Subscription && n > 0 {
-        revoke_entitlements(tx, id, stamp, cx.now)?;
-    }
-    Ok(n > 0)
+    store::subscriptions_pg::replace_items(c, &written, &items)?;
+    store::entitlements_pg::replace_many(c, &written, &entitlements, &owners)
 }
 
 impl Record {
@@ -687,58 +469,6 @@ impl Record {
     }
 }
 
-/// Expands `$body` with `$t` bound to the table module of `$family`.
-macro_rules! per_family {
-    ($family:expr, $t:ident => $body:expr) => {{
-        use super::Family;
-        match $family {
-            Family::Customer => {
-                use customers as $t;
-                $body
-            }
-            Family::Subscription => {
-                use subscriptions as $t;
-                $body
-            }
-            Family::Invoice => {
-                use invoices as $t;
-                $body
-            }
-            Family::PaymentIntent => {
-                use payment_intents as $t;
-                $body
-            }
-            Family::CheckoutSession => {
-                use checkout_sessions as $t;
-                $body
-            }
-            Family::Dispute => {
-                use disputes as $t;
-                $body
-            }
-            Family::Charge => {
-                use charges as $t;
-                $body
-            }
-        }
-    }};
-}
-
-/// Records the Connect account a record marked gone was fetched from
-/// (`None`: the platform), so that later fetches of it send the same
-/// `Stripe-Account`. The other records carry it in their rows.
-fn set_account(
-    tx: &mut Tx<'_>,
-    family: super::Family,
-    id: &str,
-    account: Option<&str>,
-) -> QueryResult<()> {
-    with_tx!(tx, c => per_family!(family, t => diesel::update(t::table.filter(t::id.eq(id)))
-        .set(t::account.eq(account))
-        .execute(c)))?;
-    Ok(())
-}
-
 /// The Connect account a stored record was fetched from; `None` for the
 /// platform's own objects and for objects not stored.
 pub fn account_of(
@@ -746,10 +476,5 @@ pub fn account_of(
     family: super::Family,
     id: &str,
 ) -> QueryResult<Option<String>> {
-    let account: Option<Option<String>> = crate::store::with_conn!(conn, c => per_family!(family, t => t::table
-        .filter(t::id.eq(id))
-        .select(t::account)
-        .first(c)
-        .optional()))?;
-    Ok(account.flatten())
+    store::accounts::of(conn, family, id)
 }

@@ -20,6 +20,7 @@ pub mod outbox;
 mod pooler;
 #[cfg(feature = "postgres")]
 pub mod prepared;
+pub mod records;
 pub mod schema;
 pub mod sessions;
 pub mod time;

@@ -13,30 +13,17 @@
 //! of them at every sweep. An older charge is brought in step by its own
 //! events, or by `resync ch_…`. A window of 0 days compares no charges.
 
-use diesel::prelude::*;
-
 use super::compare::{next_stamped_page, s, settle, Differ};
 use super::report::{Drift, SweepError, SweepProgress, SweepReport};
 use crate::queue::HandlerContext;
 use crate::reconcile::records::Record;
 use crate::reconcile::{record_from_json, Family, ReconcileHandler};
-use crate::store::schema::charges;
-use crate::store::{with_conn, Store, StoreError};
+use crate::store::records::charges::compared;
+use crate::store::{Store, StoreError};
 use crate::stripe::Priority;
 use crate::util::Clock;
 
 const PHASE: &str = "charges";
-
-/// The columns of a local charge the sweep compares.
-#[derive(Queryable, Selectable)]
-#[diesel(table_name = charges)]
-struct LocalCharge {
-    status: Option<String>,
-    amount_refunded: Option<i64>,
-    refunded: bool,
-    disputed: bool,
-    gone: bool,
-}
 
 /// Sweeps `account`'s charges of the window into `report`.
 pub(super) async fn sweep(
@@ -88,12 +75,7 @@ async fn compare(store: &Store, record: &Record) -> Result<Vec<Drift>, SweepErro
     let row = row.clone();
     tokio::task::spawn_blocking(move || -> Result<Vec<Drift>, SweepError> {
         let mut conn = store.conn()?;
-        let local: Option<LocalCharge> = with_conn!(&mut *conn, c => charges::table
-            .filter(charges::id.eq(&row.id))
-            .select(LocalCharge::as_select())
-            .first(c)
-            .optional())
-        .map_err(StoreError::from)?;
+        let local = compared(&mut conn, &row.id).map_err(StoreError::from)?;
         let mut d = Differ::default();
         let id = row.id.as_str();
         match local {

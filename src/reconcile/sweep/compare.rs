@@ -3,16 +3,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use diesel::prelude::*;
 use serde_json::Value;
 
 use super::report::{Drift, SweepError, SweepReport, DRIFT_SHOWN, PRIVATE_FIELDS};
 use crate::queue::HandlerContext;
 use crate::reconcile::records::Record;
-use crate::reconcile::rows::Stamp;
 use crate::reconcile::{fetch_stamp, ReconcileHandler};
-use crate::store::schema::{customers, entitlements, subscription_items, subscriptions};
-use crate::store::{with_conn, Store, StoreError};
+use crate::store::records::Stamp;
+use crate::store::records::{customers, entitlements, subscriptions};
+use crate::store::{Store, StoreError};
 use crate::stripe::{objects, Pager};
 
 /// One checked object of `kind`: counted; its drift (if any) logged and
@@ -49,39 +48,6 @@ pub(super) async fn settle(
         report.fixed += 1;
     }
     Ok(())
-}
-
-/// The columns of a local subscription the sweep compares.
-#[derive(Queryable, Selectable)]
-#[diesel(table_name = subscriptions)]
-struct LocalSubscription {
-    customer_id: Option<String>,
-    status: String,
-    livemode: bool,
-    cancel_at_period_end: bool,
-    cancel_at: Option<i64>,
-    canceled_at: Option<i64>,
-    ended_at: Option<i64>,
-    trial_start: Option<i64>,
-    trial_end: Option<i64>,
-    current_period_start: Option<i64>,
-    current_period_end: Option<i64>,
-    latest_invoice_id: Option<String>,
-    metadata: String,
-    raw: String,
-    gone: bool,
-}
-
-/// The columns of a local customer the sweep compares.
-#[derive(Queryable, Selectable)]
-#[diesel(table_name = customers)]
-struct LocalCustomer {
-    livemode: bool,
-    email: Option<String>,
-    name: Option<String>,
-    deleted: bool,
-    metadata: String,
-    gone: bool,
 }
 
 pub(super) fn s<T: ToString>(v: Option<T>) -> Option<String> {
@@ -148,12 +114,7 @@ pub(super) async fn compare(store: &Store, record: &Record) -> Result<Vec<Drift>
         match &record {
             Record::Subscription { sub, raw, .. } => compare_subscription(conn, sub, raw, &mut d)?,
             Record::Customer(row) => {
-                let local: Option<LocalCustomer> = with_conn!(conn, c => customers::table
-                    .filter(customers::id.eq(&row.id))
-                    .select(LocalCustomer::as_select())
-                    .first(c)
-                    .optional())
-                .map_err(StoreError::from)?;
+                let local = customers::compared(conn, &row.id).map_err(StoreError::from)?;
                 let id = row.id.as_str();
                 match local {
                     None => d.push(id, "(record)", None, Some("present".to_owned())),
@@ -190,12 +151,7 @@ fn compare_subscription(
     d: &mut Differ,
 ) -> Result<(), SweepError> {
     let id = sub.id.as_str();
-    let local: Option<LocalSubscription> = with_conn!(conn, c => subscriptions::table
-        .filter(subscriptions::id.eq(id))
-        .select(LocalSubscription::as_select())
-        .first(c)
-        .optional())
-    .map_err(StoreError::from)?;
+    let local = subscriptions::compared(conn, id).map_err(StoreError::from)?;
     let Some(l) = local else {
         d.push(id, "(record)", None, Some("present".to_owned()));
         return Ok(());
@@ -250,13 +206,8 @@ fn compare_subscription(
     d.push(id, "gone", s(Some(l.gone)), s(Some(false)));
 
     // Items: what was bought (price, product) and how many.
-    type Item = (String, Option<String>, Option<String>, Option<i64>);
-    let local_items: Vec<Item> = with_conn!(conn, c => subscription_items::table
-        .filter(subscription_items::subscription_id.eq(id))
-        .select((subscription_items::id, subscription_items::price_id, subscription_items::product_id, subscription_items::quantity))
-        .order(subscription_items::id.asc())
-        .load(c))
-    .map_err(StoreError::from)?;
+    type Item = subscriptions::ComparedItem;
+    let local_items = subscriptions::compared_items(conn, id).map_err(StoreError::from)?;
     let local_items: BTreeMap<String, Item> =
         local_items.into_iter().map(|i| (i.0.clone(), i)).collect();
     let stripe_items: BTreeMap<String, Item> = sub
@@ -303,11 +254,7 @@ fn compare_subscription(
     }
 
     // Entitlements: the products access is granted to, and the status.
-    let rows: Vec<(Option<String>, String)> = with_conn!(conn, c => entitlements::table
-        .filter(entitlements::subscription_id.eq(id))
-        .select((entitlements::product_id, entitlements::status))
-        .load(c))
-    .map_err(StoreError::from)?;
+    let rows = entitlements::products_of_subscription(conn, id).map_err(StoreError::from)?;
     let join = |set: BTreeSet<String>| {
         (!set.is_empty()).then(|| set.into_iter().collect::<Vec<_>>().join(","))
     };

@@ -20,16 +20,14 @@
 
 use std::collections::BTreeSet;
 
-use diesel::prelude::*;
-
 use super::compare::{settle, Differ};
 use super::report::{Drift, SweepError, SweepProgress, SweepReport};
 use crate::queue::HandlerContext;
 use crate::reconcile::features::{self, CustomerFeatures};
 use crate::reconcile::records::Record;
 use crate::reconcile::ReconcileHandler;
-use crate::store::schema::{customer_feature_fetches, customer_features};
-use crate::store::{with_conn, Store, StoreError};
+use crate::store::records::features as stored;
+use crate::store::Store;
 use crate::stripe::{Priority, StripeError};
 use crate::util::Clock;
 
@@ -128,19 +126,7 @@ async fn customers_with_features(
     let account = account.map(str::to_owned);
     tokio::task::spawn_blocking(move || -> Result<Vec<String>, SweepError> {
         let mut conn = store.conn()?;
-        let ids: Vec<String> = with_conn!(&mut *conn, c => match &account {
-            Some(a) => customer_feature_fetches::table
-                .filter(customer_feature_fetches::account.eq(a))
-                .select(customer_feature_fetches::customer_id)
-                .order(customer_feature_fetches::customer_id.asc())
-                .load(c),
-            None => customer_feature_fetches::table
-                .filter(customer_feature_fetches::account.is_null())
-                .select(customer_feature_fetches::customer_id)
-                .order(customer_feature_fetches::customer_id.asc())
-                .load(c),
-        })
-        .map_err(StoreError::from)?;
+        let ids = stored::customers_fetched(&mut conn, account.as_deref())?;
         Ok(ids)
     })
     .await
@@ -159,11 +145,7 @@ async fn compare(store: &Store, fetched: &CustomerFeatures) -> Result<Vec<Drift>
         .collect();
     tokio::task::spawn_blocking(move || -> Result<Vec<Drift>, SweepError> {
         let mut conn = store.conn()?;
-        let local: Vec<String> = with_conn!(&mut *conn, c => customer_features::table
-            .filter(customer_features::customer_id.eq(&customer))
-            .select(customer_features::lookup_key)
-            .load(c))
-        .map_err(StoreError::from)?;
+        let local = stored::lookup_keys(&mut conn, &customer)?;
         let local: BTreeSet<String> = local.into_iter().collect();
         let only = |a: &BTreeSet<String>, b: &BTreeSet<String>| {
             let keys: Vec<&str> = a.difference(b).map(String::as_str).collect();

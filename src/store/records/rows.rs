@@ -1,6 +1,7 @@
 //! The rows of the local billing tables, built from Stripe's objects (see
-//! [`crate::stripe::objects`]) and the [`Stamp`] of the fetch that read them;
-//! [`super::records`] writes them.
+//! [`crate::stripe::objects`]) and the [`Stamp`] of the fetch that read them.
+//! Each table's row is declared once ([`guarded_row!`]): its struct, its
+//! single-row upsert and its Postgres batch upsert all come from it.
 
 use diesel::prelude::*;
 
@@ -8,6 +9,7 @@ use crate::store::schema::{
     charges, checkout_sessions, customers, disputes, invoices, payment_intents, subscription_items,
     subscriptions,
 };
+use crate::store::{with_tx, Tx};
 use crate::stripe::objects::{self, ms};
 
 /// A row written under the fetch-order guard: its id and the place of the
@@ -18,9 +20,10 @@ pub trait GuardedRow {
 }
 
 /// Declares the row of a table upserted by id under the fetch-order guard
-/// (`fetch_seq`): the struct, and on Postgres its batch upsert, whose column
-/// list comes from the same fields, so the batch path cannot drift from the
-/// row (the single-row path writes the struct through `AsChangeset`).
+/// (`fetch_seq`): the struct, its single-row [`upsert`](CustomerRow::upsert)
+/// (the struct through `AsChangeset`), and on Postgres its batch upsert,
+/// whose column list comes from the same fields, so the batch path cannot
+/// drift from the row.
 macro_rules! guarded_row {
     (
         $(#[$meta:meta])*
@@ -43,6 +46,35 @@ macro_rules! guarded_row {
             }
             fn fetch_seq(&self) -> i64 {
                 self.fetch_seq
+            }
+        }
+
+        impl $name {
+            /// Inserts the row with the Connect account it was fetched
+            /// from (`None`: the platform; written with the row, no
+            /// statement of its own), or updates the stored row only if
+            /// its `fetch_seq` is not newer than ours. Returns whether it
+            /// wrote (false: a newer fetch is already stored).
+            pub fn upsert(&self, tx: &mut Tx<'_>, account: Option<&str>) -> QueryResult<bool> {
+                let with_account = (self, $table::account.eq(account));
+                let written = with_tx!(tx, c => {
+                    let inserted = diesel::insert_into($table::table)
+                        .values(with_account)
+                        .on_conflict_do_nothing()
+                        .execute(c)?;
+                    if inserted == 1 {
+                        1
+                    } else {
+                        diesel::update(
+                            $table::table
+                                .filter($table::id.eq(&self.id))
+                                .filter($table::fetch_seq.le(self.fetch_seq)),
+                        )
+                        .set(with_account)
+                        .execute(c)?
+                    }
+                });
+                Ok(written > 0)
             }
         }
 
@@ -295,22 +327,22 @@ impl CheckoutSessionRow {
     }
 }
 
-#[derive(Debug, Clone, Insertable, AsChangeset)]
-#[diesel(table_name = disputes, treat_none_as_null = true, treat_none_as_default_value = false)]
-pub struct DisputeRow {
-    pub id: String,
-    pub charge_id: Option<String>,
-    pub payment_intent_id: Option<String>,
-    pub status: Option<String>,
-    pub reason: Option<String>,
-    pub livemode: bool,
-    pub amount: Option<i64>,
-    pub currency: Option<String>,
-    pub raw: String,
-    pub gone: bool,
-    pub fetched_at: i64,
-    pub updated_at: i64,
-    pub fetch_seq: i64,
+guarded_row! {
+    pub struct DisputeRow in disputes {
+        pub id: String,
+        pub charge_id: Option<String>,
+        pub payment_intent_id: Option<String>,
+        pub status: Option<String>,
+        pub reason: Option<String>,
+        pub livemode: bool,
+        pub amount: Option<i64>,
+        pub currency: Option<String>,
+        pub raw: String,
+        pub gone: bool,
+        pub fetched_at: i64,
+        pub updated_at: i64,
+        pub fetch_seq: i64,
+    }
 }
 
 impl DisputeRow {
@@ -333,30 +365,30 @@ impl DisputeRow {
     }
 }
 
-#[derive(Debug, Clone, Insertable, AsChangeset)]
-#[diesel(table_name = charges, treat_none_as_null = true, treat_none_as_default_value = false)]
-pub struct ChargeRow {
-    pub id: String,
-    pub customer_id: Option<String>,
-    pub payment_intent_id: Option<String>,
-    pub status: Option<String>,
-    pub livemode: bool,
-    pub amount: Option<i64>,
-    pub amount_captured: Option<i64>,
-    pub amount_refunded: Option<i64>,
-    pub currency: Option<String>,
-    pub captured: bool,
-    pub paid: bool,
-    pub refunded: bool,
-    pub disputed: bool,
-    pub failure_code: Option<String>,
-    pub failure_message: Option<String>,
-    pub metadata: String,
-    pub raw: String,
-    pub gone: bool,
-    pub fetched_at: i64,
-    pub updated_at: i64,
-    pub fetch_seq: i64,
+guarded_row! {
+    pub struct ChargeRow in charges {
+        pub id: String,
+        pub customer_id: Option<String>,
+        pub payment_intent_id: Option<String>,
+        pub status: Option<String>,
+        pub livemode: bool,
+        pub amount: Option<i64>,
+        pub amount_captured: Option<i64>,
+        pub amount_refunded: Option<i64>,
+        pub currency: Option<String>,
+        pub captured: bool,
+        pub paid: bool,
+        pub refunded: bool,
+        pub disputed: bool,
+        pub failure_code: Option<String>,
+        pub failure_message: Option<String>,
+        pub metadata: String,
+        pub raw: String,
+        pub gone: bool,
+        pub fetched_at: i64,
+        pub updated_at: i64,
+        pub fetch_seq: i64,
+    }
 }
 
 impl ChargeRow {
@@ -387,7 +419,8 @@ impl ChargeRow {
     }
 }
 
-pub(super) fn metadata(v: &Option<serde_json::Value>) -> String {
+/// An object's `metadata` as stored: its JSON, `{}` when absent.
+pub fn metadata(v: &Option<serde_json::Value>) -> String {
     v.as_ref()
         .filter(|v| !v.is_null())
         .map_or_else(|| "{}".to_owned(), |v| v.to_string())
