@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{catchup, sweep, ReconcileHandler};
+use super::catchup::{self, connect};
+use super::handling::ReconcileHandler;
+use super::sweep;
 use crate::config::ScheduleConfig;
 use crate::store::{now_ms, Store};
 
@@ -34,7 +36,7 @@ pub async fn run(
                         dry_run: false,
                         thin: handler.lists_thin_events(),
                     };
-                    match super::connect::catch_up(&handler, &store, &options).await {
+                    match connect::catch_up(&handler, &store, &options).await {
                         Ok(r) if !r.failed_accounts.is_empty() => tracing::error!(
                             listed = r.listed,
                             ingested = r.missing.len(),

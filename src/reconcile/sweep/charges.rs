@@ -16,8 +16,8 @@
 use super::compare::{next_stamped_page, s, settle, Differ};
 use super::report::{Drift, SweepError, SweepProgress, SweepReport};
 use crate::queue::HandlerContext;
-use crate::reconcile::records::Record;
-use crate::reconcile::{record_from_json, Family, ReconcileHandler};
+use crate::reconcile::handling::records::Record;
+use crate::reconcile::handling::{record_from_json, Family, ReconcileHandler};
 use crate::store::records::charges::compared;
 use crate::store::{Store, StoreError};
 use crate::stripe::Priority;

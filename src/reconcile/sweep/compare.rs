@@ -7,8 +7,8 @@ use serde_json::Value;
 
 use super::report::{Drift, SweepError, SweepReport, DRIFT_SHOWN, PRIVATE_FIELDS};
 use crate::queue::HandlerContext;
-use crate::reconcile::records::Record;
-use crate::reconcile::{fetch_stamp, ReconcileHandler};
+use crate::reconcile::handling::records::Record;
+use crate::reconcile::handling::{fetch_stamp, ReconcileHandler};
 use crate::store::records::Stamp;
 use crate::store::records::{customers, entitlements, subscriptions};
 use crate::store::{Store, StoreError};

@@ -36,8 +36,9 @@ mod features;
 mod report;
 
 use crate::queue::HandlerContext;
-use crate::reconcile::records::Record;
-use crate::reconcile::{record_from_json, with_every_item, Family, ReconcileHandler};
+use crate::reconcile::catchup::connect;
+use crate::reconcile::handling::records::Record;
+use crate::reconcile::handling::{record_from_json, with_every_item, Family, ReconcileHandler};
 use crate::store::Store;
 use crate::stripe::Priority;
 use crate::util::Clock;
@@ -60,7 +61,7 @@ pub async fn run(
     // came from; with a Connect endpoint, every account Stripe lists),
     // listed with its `Stripe-Account`.
     let mut accounts = vec![None];
-    match super::connect::accounts(handler.client(), store, handler.options().connect).await {
+    match connect::accounts(handler.client(), store, handler.options().connect).await {
         Ok(listed) => accounts.extend(listed.into_iter().map(Some)),
         Err(e) => report.fail("connected accounts", None, &e.to_string()),
     }

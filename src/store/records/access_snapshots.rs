@@ -68,7 +68,9 @@ pub fn lock_key(customer: &str) -> i32 {
 pub fn lock(tx: &mut Tx<'_>, customer: &str) -> QueryResult<bool> {
     match tx {
         #[cfg(feature = "postgres")]
-        Tx::Postgres(c) => super::access_snapshots_pg::lock(c, customer).map(|()| true),
+        Tx::Postgres(c) => {
+            super::access_snapshots_pg::lock(c, customer, lock_key(customer)).map(|()| true)
+        }
         _ => {
             let _ = customer;
             Ok(false)

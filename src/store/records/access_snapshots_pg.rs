@@ -4,8 +4,6 @@ use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error};
 use diesel::sql_types::{Bool, Integer, Nullable, Text};
 
-use super::access_snapshots::lock_key;
-
 /// The first key of the two-key advisory locks on customers' access ("ha"
 /// in ASCII): not the object locks' class (`store::outbox::claim`, "hk"),
 /// and the two-key space does not overlap the one-key migration lock.
@@ -27,10 +25,10 @@ struct Tried {
     got: bool,
 }
 
-/// Takes `customer`'s access lock: waits for a key above every one held,
-/// only tries one below (an error when another transaction holds it).
-pub(super) fn lock(c: &mut PgConnection, customer: &str) -> QueryResult<()> {
-    let key = lock_key(customer);
+/// Takes `customer`'s access lock (`key`: its second key): waits for a key
+/// above every one held, only tries one below (an error when another
+/// transaction holds it).
+pub(super) fn lock(c: &mut PgConnection, customer: &str, key: i32) -> QueryResult<()> {
     let held: Option<i32> = diesel::sql_query("SELECT current_setting($1, true) AS value")
         .bind::<Text, _>(HELD)
         .get_result::<Setting>(c)?

@@ -1,7 +1,8 @@
 //! The access rule: what a subscription grants, from its facts alone. Pure —
 //! no database, no clock — so that the product's core promise is tested case
-//! by case; [`super::records`] writes the result, [`super::entitlements`]
-//! reads it back.
+//! by case; [`crate::reconcile::records`] makes the rows, [`entitlements`]
+//! reads them back. Beside it: the access announcements ([`events`]) and
+//! Stripe's Entitlements features ([`features`]).
 //!
 //! | subscription status | grants | `access_until`                          |
 //! |---------------------|--------|-----------------------------------------|
@@ -23,6 +24,10 @@
 //! "Has access now" = grants, before the known end (if any), and
 //! (active/trialing, or `access_until` > now). The view `entitlements_now`
 //! (migrations) states the same rule in SQL. See docs/entitlements.md.
+
+pub mod entitlements;
+pub mod events;
+pub mod features;
 
 use crate::stripe::objects::SubscriptionStatus as Status;
 

@@ -8,6 +8,8 @@
 //! `next_page_url`; v2 has no delivery filter, so every event of the range
 //! is listed and the stored ones are skipped by id).
 
+pub mod connect;
+
 use serde::Serialize;
 use serde_json::Value;
 
@@ -82,7 +84,7 @@ pub async fn run(
 /// [`run`] over one Connect account's events (`Stripe-Account`; `None`: the
 /// platform's). An event listed as a connected account is stored with that
 /// `account`, as a Connect endpoint would have received it, so that its
-/// processing fetches from the account (`super::connect::catch_up` runs it
+/// processing fetches from the account (`connect::catch_up` runs it
 /// for every connected account).
 pub async fn run_as(
     client: &StripeClient,

@@ -15,8 +15,8 @@
 
 use diesel::QueryResult;
 
-use super::{fetch_stamp, handler_error};
 use crate::queue::{HandlerContext, HandlerError};
+use crate::reconcile::handling::fetching::{fetch_stamp, handler_error};
 use crate::store::records::features::{self as stored, FeatureFetch};
 use crate::store::records::Stamp;
 use crate::store::Tx;

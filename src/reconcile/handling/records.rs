@@ -12,8 +12,9 @@
 
 use diesel::QueryResult;
 
-use super::access::{self, Facts};
-use super::entitlements::Entitlement;
+use crate::reconcile::access::entitlements::Entitlement;
+use crate::reconcile::access::features::{self, CustomerFeatures};
+use crate::reconcile::access::{self, Facts};
 use crate::store::records::entitlements::Owner;
 use crate::store::records::rows::metadata;
 #[cfg(feature = "postgres")]
@@ -42,7 +43,7 @@ pub enum Record {
     Dispute(DisputeRow),
     Charge(ChargeRow),
     /// A customer's active entitlements (Stripe's Entitlements product).
-    Features(super::features::CustomerFeatures),
+    Features(CustomerFeatures),
     /// Stripe answered `resource_missing` for this object: deleted, or not
     /// visible to this key/account.
     Gone(super::Family, String, Stamp),
@@ -109,7 +110,7 @@ pub fn write(tx: &mut Tx<'_>, record: &Record, cx: &WriteContext) -> QueryResult
             }
             Ok(marked)
         }
-        Record::Features(f) => super::features::write(tx, f, account, cx.now),
+        Record::Features(f) => features::write(tx, f, account, cx.now),
         _ => Ok(written),
     }
 }

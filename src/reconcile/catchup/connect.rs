@@ -14,8 +14,8 @@
 
 use std::collections::BTreeSet;
 
-use super::catchup::{self, CatchUpError, CatchUpOptions, CatchUpReport};
-use super::ReconcileHandler;
+use super::{self as catchup, CatchUpError, CatchUpOptions, CatchUpReport};
+use crate::reconcile::handling::ReconcileHandler;
 use crate::store::{records, Store, StoreError};
 use crate::stripe::{Priority, StripeClient, StripeError};
 

@@ -1,11 +1,11 @@
 //! Who has access now: the read side of the `entitlements` rows, one per
-//! subscription item. [`super::access`] states the rule; [`super::records`]
+//! subscription item. [`super`] states the rule; [`crate::reconcile::records`]
 //! makes the rows and [`crate::store::records::entitlements`] writes them,
 //! in the same transaction as the subscription they derive from.
 //! Applications read the `entitlements_now` view or call [`for_customer`] /
 //! [`for_reference`]. See docs/entitlements.md.
 
-use super::access;
+use crate::reconcile::access;
 use crate::store::records::entitlements as rows;
 use crate::store::{access_mode, DbConnection, StoreError};
 use crate::stripe::objects::SubscriptionStatus;

@@ -60,7 +60,7 @@ pub const SUBSCRIBED: &[&str] = &[
 /// customer only in `data.object`; Stripe's thin twin
 /// ([`super::thin::SUMMARY_WITHOUT_CUSTOMER`]) has no `related_object` and
 /// its full event no `data`, so it names no customer (docs/thin-events.md).
-pub const SNAPSHOT_ONLY: &[&str] = &[super::features::SUMMARY_EVENT];
+pub const SNAPSHOT_ONLY: &[&str] = &[crate::reconcile::access::features::SUMMARY_EVENT];
 
 /// The thin events a destination is subscribed to besides the `v1.` ones:
 /// Stripe's notice that an event it could not generate is resolved.
