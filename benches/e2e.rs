@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::{web, App, HttpServer};
 use stripe_hookd::app::Application;
+use stripe_hookd::queue::BenchSwitches;
 use stripe_hookd::store::outbox;
 use stripe_hookd::store::{now_ms, Store};
 use stripe_hookd::trigger::{self, Intake, Load};
@@ -55,7 +56,22 @@ async fn app(
         dir.display()
     );
     let config = stripe_hookd::config::from_toml_str(&toml)?;
-    Application::builder(config).build().await
+    Application::builder(config)
+        .bench_switches(bench_switches())
+        .build()
+        .await
+}
+
+/// The runner's ways of running to compare, from the command line:
+/// `--per-group` (Postgres finishes each group in its own savepoint, the
+/// way before set-based finishing), `--finisher-threads N` (finishing
+/// threads on Postgres; default 2).
+fn bench_switches() -> BenchSwitches {
+    BenchSwitches {
+        finish_per_group: std::env::args().any(|a| a == "--per-group"),
+        pg_finisher_threads: Some(common::arg("--finisher-threads", 0)).filter(|&n| n > 0),
+        ..BenchSwitches::default()
+    }
 }
 
 async fn run(label: &str, url: &str, fake: &str, n: usize, rate: usize) -> anyhow::Result<()> {
@@ -157,12 +173,6 @@ async fn run(label: &str, url: &str, fake: &str, n: usize, rate: usize) -> anyho
 fn main() -> anyhow::Result<()> {
     let n = common::arg("--events", 5_000);
     let rate = common::arg("--rate", 500);
-    // `--per-group`: Postgres finishes each group in its own savepoint (the
-    // way before set-based finishing), for a comparison in one run.
-    let per_group = std::env::args().any(|a| a == "--per-group");
-    stripe_hookd::queue::finish::bench_finish_per_group(per_group);
-    // `--finisher-threads N`: finishing threads on Postgres (default 2).
-    stripe_hookd::queue::group_commit::bench_finisher_threads(common::arg("--finisher-threads", 0));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -25,7 +25,9 @@ mod common;
 
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
-use stripe_hookd::queue::{self, apply_fn, Apply, EventGroup, Handler, HandlerError, Runner};
+use stripe_hookd::queue::{
+    self, apply_fn, Apply, BenchSwitches, EventGroup, Handler, HandlerError, Runner,
+};
 use stripe_hookd::store::outbox;
 use stripe_hookd::store::{now_ms, Store};
 use stripe_hookd::util::Clock;
@@ -94,6 +96,7 @@ struct Run {
     objects: usize,
     delay: Duration,
     instances: usize,
+    bench: BenchSwitches,
 }
 
 async fn run(label: &str, url: &str, run: &Run, errors: &AtomicUsize) -> anyhow::Result<()> {
@@ -127,7 +130,8 @@ async fn run(label: &str, url: &str, run: &Run, errors: &AtomicUsize) -> anyhow:
         }
         events.clear();
     }
-    let options = config.runner.options();
+    let mut options = config.runner.options();
+    options.bench = run.bench;
     let errors_before = errors.load(Ordering::Relaxed);
     let token = CancellationToken::new();
     let wake = Arc::new(Notify::new());
@@ -212,18 +216,18 @@ fn main() -> anyhow::Result<()> {
         objects: common::arg("--objects", 0),
         delay: Duration::from_millis(common::arg("--delay-ms", 0) as u64),
         instances: common::arg("--instances", 1),
+        // The ways of running to compare with the default in one build:
+        // `--per-group` (finish each group in its own savepoint on
+        // Postgres too, before set-based finishing), `--portable-claim`
+        // (claim on Postgres with one statement per step and a synchronous
+        // commit, before `claim_pg`), `--finisher-threads N` (finishing
+        // threads on Postgres, default 2).
+        bench: BenchSwitches {
+            finish_per_group: std::env::args().any(|a| a == "--per-group"),
+            portable_claim: std::env::args().any(|a| a == "--portable-claim"),
+            pg_finisher_threads: Some(common::arg("--finisher-threads", 0)).filter(|&n| n > 0),
+        },
     };
-    // `--per-group`: finish each group in its own savepoint on Postgres
-    // too (before set-based finishing), for a comparison in one run.
-    let per_group = std::env::args().any(|a| a == "--per-group");
-    queue::finish::bench_finish_per_group(per_group);
-    // `--portable-claim`: claim on Postgres with one statement per step
-    // and a synchronous commit (before `claim_pg`), for a comparison.
-    stripe_hookd::store::outbox::claim::bench_portable_claim(
-        std::env::args().any(|a| a == "--portable-claim"),
-    );
-    // `--finisher-threads N`: finishing threads on Postgres (default 2).
-    queue::group_commit::bench_finisher_threads(common::arg("--finisher-threads", 0));
     let errors = Arc::new(AtomicUsize::new(0));
     let subscriber = tracing_subscriber::registry()
         .with(CountErrors(Arc::clone(&errors)))

@@ -29,7 +29,7 @@ use crate::forward::Forwarder;
 use crate::intake::EndpointState;
 use crate::live::Live;
 use crate::metrics::Activity;
-use crate::queue::{self, Handler, Runner};
+use crate::queue::{self, BenchSwitches, Handler, Runner};
 use crate::reconcile::ReconcileHandler;
 use crate::store::Store;
 use crate::systemd::{self, Heartbeat};
@@ -48,6 +48,7 @@ pub struct ApplicationBuilder {
     handler: Option<Arc<dyn Handler>>,
     clock: Clock,
     reload: Option<(Option<PathBuf>, Loaded)>,
+    bench: BenchSwitches,
 }
 
 /// The daemon, built and bound, not yet running.
@@ -95,6 +96,15 @@ impl ApplicationBuilder {
         self
     }
 
+    /// Benchmarks only: the runner's ways of running that a benchmark
+    /// compares with the default ([`BenchSwitches`]; the config never sets
+    /// them).
+    #[doc(hidden)]
+    pub fn bench_switches(mut self, bench: BenchSwitches) -> Self {
+        self.bench = bench;
+        self
+    }
+
     /// Opens storage, runs migrations and binds the listeners.
     pub async fn build(self) -> anyhow::Result<Application> {
         let ApplicationBuilder {
@@ -102,6 +112,7 @@ impl ApplicationBuilder {
             handler,
             clock,
             reload,
+            bench,
         } = self;
         // First: SIGHUP's default action would end the process.
         let hangup = match reload {
@@ -164,8 +175,10 @@ impl ApplicationBuilder {
         if let Some(destinations) = &destinations {
             parts::doors(&store, destinations);
         }
+        let mut runner_options = config.runner.options();
+        runner_options.bench = bench;
         let runner = parts::runner(
-            &config,
+            runner_options,
             &store,
             handler,
             clock,
@@ -235,6 +248,7 @@ impl Application {
             handler: None,
             clock: Clock::default(),
             reload: None,
+            bench: BenchSwitches::default(),
         }
     }
 

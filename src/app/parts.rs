@@ -20,7 +20,7 @@ use crate::intake::commit::{CommitOptions, CommitQueue};
 use crate::intake::{self, EndpointState, IntakeState};
 use crate::live::Live;
 use crate::metrics::Activity;
-use crate::queue::{Handler, Runner};
+use crate::queue::{Handler, Runner, RunnerOptions};
 use crate::reconcile::{ReconcileHandler, ReconcileOptions};
 use crate::store::deliveries::EventHook;
 use crate::store::{Backend, Store};
@@ -93,13 +93,14 @@ pub fn doors(store: &Store, destinations: &Live<Vec<Destination>>) {
     ));
 }
 
-/// The job runner over the store's outbox; it records the deliveries of
+/// The job runner over the store's outbox (`options`: the config's,
+/// [`crate::config::RunnerConfig::options`]); it records the deliveries of
 /// `after = "reconciled"` destinations in each finishing transaction (and
 /// notes the customers its events name, whose access the transaction's end
 /// compares), then wakes the forwarder. With `pace`, the groups it runs at
 /// once follow that client's budget × latency.
 pub fn runner(
-    config: &Config,
+    options: RunnerOptions,
     store: &Store,
     handler: Arc<dyn Handler>,
     clock: Clock,
@@ -107,7 +108,7 @@ pub fn runner(
     destinations: Option<&Live<Vec<Destination>>>,
     pace: Option<StripeClient>,
 ) -> anyhow::Result<Arc<Runner>> {
-    let mut runner = Runner::new(store.clone(), handler, config.runner.options(), clock)
+    let mut runner = Runner::new(store.clone(), handler, options, clock)
         .context("cannot start the job runner")?;
     if let Some(client) = pace {
         runner = runner.with_pace(Arc::new(move || client.in_flight_wanted()));

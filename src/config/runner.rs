@@ -80,6 +80,7 @@ impl RunnerConfig {
             retention: self.retention(),
             prune_interval: Duration::from_secs(self.prune_interval_secs),
             prune_batch: self.prune_batch,
+            bench: Default::default(),
         }
     }
 

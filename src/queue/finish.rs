@@ -231,20 +231,25 @@ pub fn successes_in(
     keys.sort_unstable();
     keys.dedup();
     lock_objects(tx, &keys)?;
-    successes_locked(tx, jobs)
+    successes_locked(tx, jobs, false)
 }
 
 /// [`successes_in`] for a caller that already holds the locks of every
 /// job's object ([`lock_objects`]): one round trip fewer per batch.
+/// `per_group`: finish each group in a savepoint of its own on Postgres too
+/// (the way before set-based finishing; benchmarks compare the two,
+/// [`super::BenchSwitches::finish_per_group`]).
 pub fn successes_locked(
     tx: &mut Tx<'_>,
     jobs: Vec<Success>,
+    per_group: bool,
 ) -> Result<Vec<Result<(), FinishError>>, FinishError> {
+    // Only Postgres has another way.
+    #[cfg(not(feature = "postgres"))]
+    let _ = per_group;
     match tx {
         #[cfg(feature = "postgres")]
-        Tx::Postgres(c) if !PER_GROUP.load(std::sync::atomic::Ordering::Relaxed) => {
-            set_based::successes(c, jobs)
-        }
+        Tx::Postgres(c) if !per_group => set_based::successes(c, jobs),
         _ => Ok(jobs
             .into_iter()
             .map(|j| {
@@ -254,15 +259,6 @@ pub fn successes_locked(
             })
             .collect()),
     }
-}
-
-/// Benchmarks only: finish one group per savepoint on Postgres too (the
-/// way before set-based finishing), to compare the two in one run.
-static PER_GROUP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-#[doc(hidden)]
-pub fn bench_finish_per_group(on: bool) {
-    PER_GROUP.store(on, std::sync::atomic::Ordering::Relaxed);
 }
 
 #[cfg(feature = "postgres")]

@@ -9,7 +9,7 @@ use std::panic::AssertUnwindSafe;
 use tokio::sync::{mpsc, oneshot};
 
 use super::finish::{self, FailedAs, FinishError};
-use super::{Apply, EventGroup};
+use super::{Apply, BenchSwitches, EventGroup};
 use crate::store::{savepoint, write_transaction, Backend, Store};
 use crate::util::group_commit;
 
@@ -21,22 +21,12 @@ use crate::util::group_commit;
 /// round trips per claim and per finish").
 const PG_DEFAULT_THREADS: usize = 2;
 
-/// Benchmarks only: finishing threads on Postgres (0: the default, 2).
-static PG_THREADS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-#[doc(hidden)]
-pub fn bench_finisher_threads(n: usize) {
-    PG_THREADS.store(n, std::sync::atomic::Ordering::Relaxed);
-}
-
-/// How many finishing threads [`Finisher::start`] starts on `backend`.
+/// How many finishing threads [`Finisher::start`] starts on `backend`
+/// (unless a benchmark says otherwise, [`BenchSwitches::pg_finisher_threads`]).
 pub fn threads(backend: Backend) -> usize {
     match backend {
         Backend::Sqlite => 1,
-        Backend::Postgres => match PG_THREADS.load(std::sync::atomic::Ordering::Relaxed) {
-            0 => PG_DEFAULT_THREADS,
-            n => n,
-        },
+        Backend::Postgres => PG_DEFAULT_THREADS,
     }
 }
 
@@ -80,11 +70,16 @@ impl Finisher {
     /// Starts the finishing threads: one on SQLite (one writer at a time
     /// anyway), several on Postgres (where round trips, not fsync, bound a
     /// single thread). They end when every `Finisher` is dropped.
-    pub fn start(store: Store) -> std::io::Result<Finisher> {
+    /// `bench`: the ways of finishing a benchmark compares (default: none).
+    pub fn start(store: Store, bench: BenchSwitches) -> std::io::Result<Finisher> {
         let (tx, rx) = mpsc::unbounded_channel::<Job>();
-        let threads = threads(store.backend());
+        let threads = match (store.backend(), bench.pg_finisher_threads) {
+            (Backend::Postgres, Some(n)) if n > 0 => n,
+            (backend, _) => threads(backend),
+        };
+        let per_group = bench.finish_per_group;
         group_commit::start("hookd-finisher", threads, rx, MAX_BATCH, move |batch| {
-            commit(&store, batch)
+            commit(&store, batch, per_group)
         })?;
         Ok(Finisher { tx })
     }
@@ -156,7 +151,9 @@ enum Outcome {
     ),
 }
 
-fn commit(store: &Store, mut batch: Vec<Job>) {
+/// Commits `batch` in one transaction; `per_group` as in
+/// [`finish::successes_locked`].
+fn commit(store: &Store, mut batch: Vec<Job>, per_group: bool) {
     // Each finish takes its object's lock first (see `claim::lock_object`);
     // in key order, two batches cannot wait on each other.
     batch.sort_by(|a, b| a.key().cmp(b.key()));
@@ -200,7 +197,7 @@ fn commit(store: &Store, mut batch: Vec<Job>) {
             }
             // Successes together (set-based on Postgres); failures (rare)
             // one savepoint each.
-            let results = match finish::successes_locked(tx, successes) {
+            let results = match finish::successes_locked(tx, successes, per_group) {
                 Ok(results) => results,
                 Err(e) => {
                     // The whole batch rolls back; the replies say why below.

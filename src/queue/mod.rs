@@ -62,6 +62,25 @@ pub struct RunnerOptions {
     pub retention: Duration,
     pub prune_interval: Duration,
     pub prune_batch: usize,
+    /// Benchmarks only (the config never sets them).
+    #[doc(hidden)]
+    pub bench: BenchSwitches,
+}
+
+/// Ways of running that the benchmarks compare with the default in one
+/// build (`benches/runner.rs`, `benches/e2e.rs`); all off by default.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BenchSwitches {
+    /// Claim on Postgres with the portable statements (one per step, a
+    /// synchronous commit) instead of `claim_pg`'s.
+    pub portable_claim: bool,
+    /// Finish each group in a savepoint of its own on Postgres too (the way
+    /// before set-based finishing).
+    pub finish_per_group: bool,
+    /// Finishing threads on Postgres (`None`: the default,
+    /// [`group_commit::threads`]).
+    pub pg_finisher_threads: Option<usize>,
 }
 
 /// How one group ended.
@@ -174,7 +193,7 @@ impl Runner {
         options: RunnerOptions,
         clock: Clock,
     ) -> std::io::Result<Runner> {
-        let finisher = group_commit::Finisher::start(store.clone())?;
+        let finisher = group_commit::Finisher::start(store.clone(), options.bench)?;
         let lease_ms = u64::try_from(options.lease.as_millis()).unwrap_or(u64::MAX);
         let finishing_max = options
             .concurrency
@@ -307,13 +326,19 @@ impl Runner {
                     this.seq.fetch_add(1, Ordering::Relaxed)
                 )
             };
-            let groups = claim::claim(
+            let statements = if this.options.bench.portable_claim {
+                claim::PgClaim::Portable
+            } else {
+                claim::PgClaim::Native
+            };
+            let groups = claim::claim_with(
                 &mut conn,
                 &this.worker_id,
                 &mut next_token,
                 now,
                 lease_ms,
                 max_groups,
+                statements,
             )?;
             lock(&this.claimed).extend(groups.iter().cloned());
             Ok(groups)

@@ -206,14 +206,48 @@ pub fn claim(
     lease_ms: i64,
     max_groups: usize,
 ) -> Result<Vec<EventGroup>, StoreError> {
+    claim_with(
+        conn,
+        worker,
+        next_token,
+        now,
+        lease_ms,
+        max_groups,
+        PgClaim::default(),
+    )
+}
+
+/// Which statements a claim on Postgres runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PgClaim {
+    /// `claim_pg`'s: fewer round trips, a relaxed commit.
+    #[default]
+    Native,
+    /// The portable statements (one per step, a synchronous commit), as on
+    /// SQLite: benchmarks compare the two in one build.
+    Portable,
+}
+
+/// [`claim`], choosing the statements on Postgres (`pg`; SQLite has one
+/// kind).
+pub fn claim_with(
+    conn: &mut DbConnection,
+    worker: &str,
+    next_token: &mut dyn FnMut() -> String,
+    now: i64,
+    lease_ms: i64,
+    max_groups: usize,
+    pg: PgClaim,
+) -> Result<Vec<EventGroup>, StoreError> {
+    // Only Postgres has another kind.
+    #[cfg(not(feature = "postgres"))]
+    let _ = pg;
     let max_groups = max_groups.max(1);
     for _ in 0..CONTENDED_RETRIES {
         let token = next_token();
         let claimed = match conn {
             #[cfg(feature = "postgres")]
-            DbConnection::Postgres(c, ..)
-                if !PORTABLE.load(std::sync::atomic::Ordering::Relaxed) =>
-            {
+            DbConnection::Postgres(c, ..) if pg == PgClaim::Native => {
                 claim_pg::claim_once(c, worker, &token, now, lease_ms, max_groups)?
             }
             _ => claim_once(conn, worker, &token, now, lease_ms, max_groups)?,
@@ -225,16 +259,6 @@ pub fn claim(
         }
     }
     Ok(Vec::new())
-}
-
-/// Benchmarks and tests only: claim on Postgres with the portable
-/// statements (one per step, a synchronous commit) instead of
-/// `claim_pg`'s, to compare the two in one build.
-static PORTABLE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-#[doc(hidden)]
-pub fn bench_portable_claim(on: bool) {
-    PORTABLE.store(on, std::sync::atomic::Ordering::Relaxed);
 }
 
 fn claim_once(
