@@ -68,7 +68,7 @@ fn vacuum_into(store: &Store, path: &Path) -> anyhow::Result<()> {
         .to_str()
         .with_context(|| format!("{} is not valid UTF-8", path.display()))?;
     let mut conn = store.conn()?;
-    conn.batch_execute(&format!("VACUUM INTO '{}'", path.replace('\'', "''")))
+    crate::store::backup::vacuum_into(&mut conn, path)
         .with_context(|| format!("VACUUM INTO {path} failed"))
 }
 

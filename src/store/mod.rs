@@ -7,6 +7,7 @@
 
 pub mod access_changes;
 pub mod access_mode;
+pub mod backup;
 mod checkpoint;
 mod connection;
 pub mod deliveries;
@@ -23,6 +24,8 @@ pub mod prepared;
 pub mod records;
 pub mod schema;
 pub mod sessions;
+#[cfg(feature = "test-hooks")]
+pub mod test_effects;
 pub mod time;
 mod transaction;
 mod url;
