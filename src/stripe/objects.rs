@@ -8,9 +8,13 @@
 //! Since `2025-12-15.clover` a customer can be an Accounts v2 account: the
 //! object's `customer` is then null and `customer_account` (`acct_…`) names
 //! it; `customer_id()` gives that id. Nothing else we read changed up to the
-//! pinned `2026-07-29.dahlia` (clover made flexible billing mode the default
-//! and dahlia renamed Checkout's `ui_mode` values and typed decimals: none
-//! of these fields is read here). See docs/upgrading.md.
+//! pinned `2026-11-18.endive` (clover made flexible billing mode the default,
+//! dahlia renamed Checkout's `ui_mode` values and typed decimals, endive
+//! removed `payment_method_types` as a parameter and added `status_details`
+//! to paused subscriptions and uncollectible invoices, `payment_record` and
+//! `last_payment_error.payment_method_type` to payment intents: none of
+//! these fields is read here, and a paused subscription grants nothing).
+//! See docs/upgrading.md.
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -546,6 +550,72 @@ mod tests {
         }))
         .expect("dahlia checkout session");
         assert_eq!(session.customer_id().as_deref(), Some("acct_2"));
+    }
+
+    #[test]
+    fn endive_shapes_read_like_dahlias() {
+        // 2026-09-30.endive adds fields; none of those we read moved.
+        let dahlia: Subscription = serde_json::from_value(serde_json::json!({
+            "id": "sub_1", "status": "paused", "customer": "cus_1",
+            "items": {"data": [{"id": "si_1", "current_period_start": 100, "current_period_end": 200,
+                                "price": {"id": "price_1", "product": "prod_1"}}]}
+        }))
+        .expect("dahlia subscription");
+        let endive: Subscription = serde_json::from_value(serde_json::json!({
+            "id": "sub_1", "status": "paused", "customer": "cus_1",
+            // Set on a paused subscription (its content is not read here).
+            "status_details": {"paused": {}},
+            "billing_mode": {"type": "flexible"},
+            "items": {"data": [{"id": "si_1", "current_period_start": 100, "current_period_end": 200,
+                                "current_trial": null,
+                                "price": {"id": "price_1", "product": "prod_1"}}]}
+        }))
+        .expect("endive subscription");
+        assert_eq!(endive.status, SubscriptionStatus::Paused);
+        assert_eq!(endive.status, dahlia.status);
+        assert_eq!(endive.current_period(), dahlia.current_period());
+        assert_eq!(
+            endive.items()[0].product_id(),
+            dahlia.items()[0].product_id()
+        );
+
+        let invoice: Invoice = serde_json::from_value(serde_json::json!({
+            "id": "in_1", "customer": "cus_1", "status": "uncollectible",
+            "status_details": {"uncollectible": {"reason": "max_payment_attempts"}},
+            "parent": {"type": "subscription_details", "subscription_details": {"subscription": "sub_1"}}
+        }))
+        .expect("endive invoice");
+        assert_eq!(invoice.status.as_deref(), Some("uncollectible"));
+        assert_eq!(invoice.subscription_id().as_deref(), Some("sub_1"));
+
+        let error = serde_json::json!({"code": "card_declined", "message": "Your card was declined.",
+                                       "type": "card_error"});
+        let mut endive_error = error.clone();
+        endive_error["payment_method_type"] = serde_json::json!("card");
+        let dahlia: PaymentIntent = serde_json::from_value(serde_json::json!({
+            "id": "pi_1", "status": "requires_payment_method", "last_payment_error": error,
+            "payment_method_types": ["card"]
+        }))
+        .expect("dahlia payment intent");
+        let endive: PaymentIntent = serde_json::from_value(serde_json::json!({
+            "id": "pi_1", "status": "requires_payment_method", "last_payment_error": endive_error,
+            "payment_method_types": ["card"], "allowed_payment_method_types": ["card"],
+            "payment_record": null
+        }))
+        .expect("endive payment intent");
+        assert_eq!(endive.last_error(), dahlia.last_error());
+        assert_eq!(
+            endive.last_error().as_deref(),
+            Some("Your card was declined.")
+        );
+
+        let session: CheckoutSession = serde_json::from_value(serde_json::json!({
+            "id": "cs_1", "customer": "cus_1", "subscription": "sub_1", "mode": "subscription",
+            "status": "complete", "payment_status": "paid",
+            "payment_method_types": ["card"], "allowed_payment_method_types": ["card"]
+        }))
+        .expect("endive checkout session");
+        assert_eq!(session.subscription_id().as_deref(), Some("sub_1"));
     }
 
     #[test]
