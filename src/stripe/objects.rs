@@ -436,6 +436,9 @@ impl Dispute {
 pub struct Charge {
     pub id: String,
     pub customer: Option<Expandable>,
+    /// Since `2025-12-15.clover`: the Accounts v2 customer, when `customer` is null.
+    #[serde(default)]
+    pub customer_account: Option<String>,
     pub payment_intent: Option<Expandable>,
     pub status: Option<String>,
     #[serde(default)]
@@ -459,7 +462,7 @@ pub struct Charge {
 
 impl Charge {
     pub fn customer_id(&self) -> Option<String> {
-        id_of(&self.customer)
+        id_of(&self.customer).or_else(|| self.customer_account.clone())
     }
     pub fn payment_intent_id(&self) -> Option<String> {
         id_of(&self.payment_intent)
@@ -550,6 +553,17 @@ mod tests {
         }))
         .expect("dahlia checkout session");
         assert_eq!(session.customer_id().as_deref(), Some("acct_2"));
+        let charge: Charge = serde_json::from_value(serde_json::json!({
+            "id": "ch_1", "object": "charge", "customer": null, "customer_account": "acct_3",
+            "payment_intent": "pi_1", "status": "succeeded"
+        }))
+        .expect("dahlia charge");
+        assert_eq!(charge.customer_id().as_deref(), Some("acct_3"));
+        let intent: PaymentIntent = serde_json::from_value(serde_json::json!({
+            "id": "pi_1", "customer": null, "customer_account": "acct_3", "status": "succeeded"
+        }))
+        .expect("dahlia payment intent");
+        assert_eq!(intent.customer_id().as_deref(), Some("acct_3"));
     }
 
     #[test]
