@@ -147,8 +147,10 @@ pub async fn customer_of_summary(
     let account = event.account.as_deref();
     let stored: serde_json::Value = serde_json::from_str(&event.payload)
         .map_err(|e| HandlerError::permanent(format!("the stored event is not JSON: {e}")))?;
-    let snapshot = match stored["snapshot_event"].as_str() {
-        Some(id) => Some(id.to_owned()),
+    // A notification has no `snapshot_event` key; a full event has it,
+    // possibly null (then there is none to ask for again).
+    let snapshot = match stored.get("snapshot_event") {
+        Some(id) => id.as_str().map(str::to_owned),
         None => {
             let path = format!("/v2/core/events/{}", event.event_id);
             match client.get_v2(&path, &[], account, Priority::Live).await {
