@@ -121,7 +121,7 @@ fn the_defaults_layer_alone_is_a_valid_configuration() {
     assert!(cfg.endpoints.is_empty());
     assert_eq!(cfg.runner.concurrency, 8);
     assert_eq!(cfg.runner.prune_batch, 500);
-    assert_eq!(cfg.stripe.api_version, "2026-07-29.dahlia");
+    assert_eq!(cfg.stripe.api_version, "2026-11-18.endive");
     let version: String = defaults()
         .extract_inner("stripe.api_version")
         .expect("one key of the defaults, as `trigger` reads it without a config");

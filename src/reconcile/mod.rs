@@ -19,8 +19,9 @@
 //! | `customer.created/updated/deleted`      | `/v1/customers/{id}`           |
 //! | `entitlements.active_entitlement_summary.updated` | `/v1/entitlements/active_entitlements?customer=` (every page; `access/features.rs`) |
 //!
-//! Thin events (`v1.…`) take the row of their `related_object.type`; see
-//! [`thin`].
+//! Thin events (`v1.…`) take the row of their `related_object.type`; the
+//! thin summary, which has none, finds its customer through its snapshot
+//! event (`/v2/core/events/{id}`, `/v1/events/{id}`); see [`thin`].
 //!
 //! Connect: records keep their account and are fetched with it; the sweep
 //! and catch-up go through each connected account (`catchup/connect.rs`).

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use super::deliveries::DeliverySummary;
 use super::events::{self, EventSummary};
 use super::schema::{
-    checkout_sessions, customers, deliveries, disputes, invoices, payment_intents, subscriptions,
-    webhook_events,
+    charges, checkout_sessions, customers, deliveries, disputes, invoices, payment_intents,
+    subscriptions, webhook_events,
 };
 use super::{outbox, with_conn, DbConnection, StoreError};
 
@@ -162,8 +162,23 @@ pub struct PaymentSummary {
 }
 
 #[derive(Debug, Queryable, Serialize)]
+pub struct ChargeSummary {
+    pub id: String,
+    #[serde(rename = "payment_intent")]
+    pub payment_intent_id: Option<String>,
+    pub status: Option<String>,
+    pub amount: Option<i64>,
+    pub amount_refunded: Option<i64>,
+    pub currency: Option<String>,
+    pub refunded: bool,
+    pub disputed: bool,
+}
+
+#[derive(Debug, Queryable, Serialize)]
 pub struct DisputeSummary {
     pub id: String,
+    #[serde(rename = "charge")]
+    pub charge_id: Option<String>,
     #[serde(rename = "payment_intent")]
     pub payment_intent_id: Option<String>,
     pub status: Option<String>,
@@ -178,6 +193,7 @@ pub struct CustomerRecords {
     pub subscriptions: Vec<SubscriptionSummary>,
     pub invoices: Vec<InvoiceSummary>,
     pub payments: Vec<PaymentSummary>,
+    pub charges: Vec<ChargeSummary>,
     pub disputes: Vec<DisputeSummary>,
 }
 
@@ -188,13 +204,16 @@ impl CustomerRecords {
         ids.extend(self.subscriptions.iter().map(|s| s.id.clone()));
         ids.extend(self.invoices.iter().map(|i| i.id.clone()));
         ids.extend(self.payments.iter().map(|p| p.id.clone()));
+        ids.extend(self.charges.iter().map(|c| c.id.clone()));
         ids.extend(self.disputes.iter().map(|d| d.id.clone()));
         ids
     }
 }
 
-/// The customer an object belongs to: `id` itself for a customer, else the
-/// customer of the subscription, invoice or payment of that id.
+/// The customer an object belongs to: `id` itself for a customer (a
+/// `cus_…`, or an Accounts v2 customer's `acct_…` that a stored record
+/// names as its customer), else the customer of the subscription, invoice,
+/// payment or charge of that id.
 pub fn customer_of(conn: &mut DbConnection, id: &str) -> Result<Option<String>, StoreError> {
     if id.starts_with("cus_") {
         return Ok(Some(id.to_owned()));
@@ -218,12 +237,40 @@ pub fn customer_of(conn: &mut DbConnection, id: &str) -> Result<Option<String>, 
             .first::<Option<String>>(c)
             .optional()?
             .flatten();
-        Ok::<_, diesel::result::Error>(from_sub.or(from_invoice).or(from_payment))
+        let from_charge = charges::table
+            .filter(charges::id.eq(id))
+            .select(charges::customer_id)
+            .first::<Option<String>>(c)
+            .optional()?
+            .flatten();
+        // An `acct_…` is a customer only where a record names it so (it is
+        // also how a Connect account is named).
+        let v2_customer = if id.starts_with("acct_") {
+            let named = |n: i64| n > 0;
+            let as_customer = named(subscriptions::table
+                .filter(subscriptions::customer_id.eq(id))
+                .count()
+                .get_result(c)?)
+                || named(invoices::table.filter(invoices::customer_id.eq(id)).count().get_result(c)?)
+                || named(payment_intents::table
+                    .filter(payment_intents::customer_id.eq(id))
+                    .count()
+                    .get_result(c)?)
+                || named(charges::table.filter(charges::customer_id.eq(id)).count().get_result(c)?);
+            as_customer.then(|| id.to_owned())
+        } else {
+            None
+        };
+        Ok::<_, diesel::result::Error>(
+            from_sub.or(from_invoice).or(from_payment).or(from_charge).or(v2_customer),
+        )
     })?)
 }
 
+/// Everything stored about customer `cus` (a `cus_…` or an Accounts v2
+/// `acct_…`): its disputes are those of its payments and of its charges.
 pub fn customer_records(conn: &mut DbConnection, cus: &str) -> Result<CustomerRecords, StoreError> {
-    let (customer, subscriptions, invoices, payments) = with_conn!(conn, c => {
+    let (customer, subscriptions, invoices, payments, charges) = with_conn!(conn, c => {
         let customer = customers::table
             .filter(customers::id.eq(cus))
             .select((customers::id, customers::email, customers::name, customers::deleted))
@@ -247,20 +294,28 @@ pub fn customer_records(conn: &mut DbConnection, cus: &str) -> Result<CustomerRe
             .select((payment_intents::id, payment_intents::status, payment_intents::amount,
                 payment_intents::currency, payment_intents::last_payment_error))
             .load(c)?;
-        Ok::<_, diesel::result::Error>((customer, subs, invs, pays))
+        let chs: Vec<ChargeSummary> = charges::table
+            .filter(charges::customer_id.eq(cus))
+            .order(charges::id.asc())
+            .select((charges::id, charges::payment_intent_id, charges::status, charges::amount,
+                charges::amount_refunded, charges::currency, charges::refunded, charges::disputed))
+            .load(c)?;
+        Ok::<_, diesel::result::Error>((customer, subs, invs, pays, chs))
     })?;
     let pay_ids: Vec<&str> = payments.iter().map(|p| p.id.as_str()).collect();
+    let charge_ids: Vec<&str> = charges.iter().map(|c| c.id.as_str()).collect();
     let disputes: Vec<DisputeSummary> = with_conn!(conn, c => disputes::table
-        .filter(disputes::payment_intent_id.eq_any(&pay_ids))
+        .filter(disputes::payment_intent_id.eq_any(&pay_ids).or(disputes::charge_id.eq_any(&charge_ids)))
         .order(disputes::id.asc())
-        .select((disputes::id, disputes::payment_intent_id, disputes::status, disputes::reason,
-            disputes::amount, disputes::currency))
+        .select((disputes::id, disputes::charge_id, disputes::payment_intent_id, disputes::status,
+            disputes::reason, disputes::amount, disputes::currency))
         .load(c))?;
     Ok(CustomerRecords {
         customer,
         subscriptions,
         invoices,
         payments,
+        charges,
         disputes,
     })
 }

@@ -8,9 +8,13 @@
 //! Since `2025-12-15.clover` a customer can be an Accounts v2 account: the
 //! object's `customer` is then null and `customer_account` (`acct_…`) names
 //! it; `customer_id()` gives that id. Nothing else we read changed up to the
-//! pinned `2026-07-29.dahlia` (clover made flexible billing mode the default
-//! and dahlia renamed Checkout's `ui_mode` values and typed decimals: none
-//! of these fields is read here). See docs/upgrading.md.
+//! pinned `2026-11-18.endive` (clover made flexible billing mode the default,
+//! dahlia renamed Checkout's `ui_mode` values and typed decimals, endive
+//! removed `payment_method_types` as a parameter and added `status_details`
+//! to paused subscriptions and uncollectible invoices, `payment_record` and
+//! `last_payment_error.payment_method_type` to payment intents: none of
+//! these fields is read here, and a paused subscription grants nothing).
+//! See docs/upgrading.md.
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -432,6 +436,9 @@ impl Dispute {
 pub struct Charge {
     pub id: String,
     pub customer: Option<Expandable>,
+    /// Since `2025-12-15.clover`: the Accounts v2 customer, when `customer` is null.
+    #[serde(default)]
+    pub customer_account: Option<String>,
     pub payment_intent: Option<Expandable>,
     pub status: Option<String>,
     #[serde(default)]
@@ -455,7 +462,7 @@ pub struct Charge {
 
 impl Charge {
     pub fn customer_id(&self) -> Option<String> {
-        id_of(&self.customer)
+        id_of(&self.customer).or_else(|| self.customer_account.clone())
     }
     pub fn payment_intent_id(&self) -> Option<String> {
         id_of(&self.payment_intent)
@@ -546,6 +553,83 @@ mod tests {
         }))
         .expect("dahlia checkout session");
         assert_eq!(session.customer_id().as_deref(), Some("acct_2"));
+        let charge: Charge = serde_json::from_value(serde_json::json!({
+            "id": "ch_1", "object": "charge", "customer": null, "customer_account": "acct_3",
+            "payment_intent": "pi_1", "status": "succeeded"
+        }))
+        .expect("dahlia charge");
+        assert_eq!(charge.customer_id().as_deref(), Some("acct_3"));
+        let intent: PaymentIntent = serde_json::from_value(serde_json::json!({
+            "id": "pi_1", "customer": null, "customer_account": "acct_3", "status": "succeeded"
+        }))
+        .expect("dahlia payment intent");
+        assert_eq!(intent.customer_id().as_deref(), Some("acct_3"));
+    }
+
+    #[test]
+    fn endive_shapes_read_like_dahlias() {
+        // 2026-09-30.endive adds fields; none of those we read moved.
+        let dahlia: Subscription = serde_json::from_value(serde_json::json!({
+            "id": "sub_1", "status": "paused", "customer": "cus_1",
+            "items": {"data": [{"id": "si_1", "current_period_start": 100, "current_period_end": 200,
+                                "price": {"id": "price_1", "product": "prod_1"}}]}
+        }))
+        .expect("dahlia subscription");
+        let endive: Subscription = serde_json::from_value(serde_json::json!({
+            "id": "sub_1", "status": "paused", "customer": "cus_1",
+            // Set on a paused subscription (its content is not read here).
+            "status_details": {"paused": {}},
+            "billing_mode": {"type": "flexible"},
+            "items": {"data": [{"id": "si_1", "current_period_start": 100, "current_period_end": 200,
+                                "current_trial": null,
+                                "price": {"id": "price_1", "product": "prod_1"}}]}
+        }))
+        .expect("endive subscription");
+        assert_eq!(endive.status, SubscriptionStatus::Paused);
+        assert_eq!(endive.status, dahlia.status);
+        assert_eq!(endive.current_period(), dahlia.current_period());
+        assert_eq!(
+            endive.items()[0].product_id(),
+            dahlia.items()[0].product_id()
+        );
+
+        let invoice: Invoice = serde_json::from_value(serde_json::json!({
+            "id": "in_1", "customer": "cus_1", "status": "uncollectible",
+            "status_details": {"uncollectible": {"reason": "max_payment_attempts"}},
+            "parent": {"type": "subscription_details", "subscription_details": {"subscription": "sub_1"}}
+        }))
+        .expect("endive invoice");
+        assert_eq!(invoice.status.as_deref(), Some("uncollectible"));
+        assert_eq!(invoice.subscription_id().as_deref(), Some("sub_1"));
+
+        let error = serde_json::json!({"code": "card_declined", "message": "Your card was declined.",
+                                       "type": "card_error"});
+        let mut endive_error = error.clone();
+        endive_error["payment_method_type"] = serde_json::json!("card");
+        let dahlia: PaymentIntent = serde_json::from_value(serde_json::json!({
+            "id": "pi_1", "status": "requires_payment_method", "last_payment_error": error,
+            "payment_method_types": ["card"]
+        }))
+        .expect("dahlia payment intent");
+        let endive: PaymentIntent = serde_json::from_value(serde_json::json!({
+            "id": "pi_1", "status": "requires_payment_method", "last_payment_error": endive_error,
+            "payment_method_types": ["card"], "allowed_payment_method_types": ["card"],
+            "payment_record": null
+        }))
+        .expect("endive payment intent");
+        assert_eq!(endive.last_error(), dahlia.last_error());
+        assert_eq!(
+            endive.last_error().as_deref(),
+            Some("Your card was declined.")
+        );
+
+        let session: CheckoutSession = serde_json::from_value(serde_json::json!({
+            "id": "cs_1", "customer": "cus_1", "subscription": "sub_1", "mode": "subscription",
+            "status": "complete", "payment_status": "paid",
+            "payment_method_types": ["card"], "allowed_payment_method_types": ["card"]
+        }))
+        .expect("endive checkout session");
+        assert_eq!(session.subscription_id().as_deref(), Some("sub_1"));
     }
 
     #[test]

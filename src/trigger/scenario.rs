@@ -124,11 +124,14 @@ impl Scenario {
                 } else {
                     set(&mut pi, "status", json!("requires_payment_method"));
                     set(&mut pi, "amount_received", json!(0));
-                    set(
-                        &mut pi,
-                        "last_payment_error",
-                        json!({"code": "card_declined", "decline_code": "generic_decline", "message": "Your card was declined.", "type": "card_error"}),
-                    );
+                    let mut error = json!({"code": "card_declined", "decline_code": "generic_decline", "message": "Your card was declined.", "type": "card_error"});
+                    if self.endive() {
+                        set(&mut error, "payment_method_type", json!("card"));
+                    }
+                    set(&mut pi, "last_payment_error", error);
+                }
+                if self.endive() {
+                    set(&mut pi, "payment_record", Value::Null);
                 }
                 pi
             }
@@ -192,6 +195,13 @@ impl Scenario {
                     set(&mut s, "current_period_start", json!(now));
                     set(&mut s, "current_period_end", json!(now + month));
                 }
+                if self.endive() {
+                    // Set while `paused` (Endive's pause on demand).
+                    set(&mut s, "status_details", Value::Null);
+                    if let Some(item) = s["items"]["data"].get_mut(0) {
+                        set(item, "current_trial", Value::Null);
+                    }
+                }
                 s
             }
             "invoice.paid" | "invoice.payment_succeeded" | "invoice.payment_failed" => {
@@ -253,6 +263,11 @@ impl Scenario {
                 set(&mut s, "payment_intent", Value::Null);
                 set(&mut s, "amount_total", json!(2000));
                 set(&mut s, "currency", json!("usd"));
+                if self.endive() {
+                    // `payment_method_types` is no longer a parameter:
+                    // the session says which were allowed.
+                    set(&mut s, "allowed_payment_method_types", Value::Null);
+                }
                 s
             }
             _ => return None,
@@ -284,6 +299,12 @@ impl Scenario {
 
     fn pre_basil(&self) -> bool {
         self.api_version.as_str() < "2025-03-31"
+    }
+
+    /// `2026-09-30.endive` or later: the fields Endive adds to the objects
+    /// we build (docs/upgrading.md, the table).
+    pub fn endive(&self) -> bool {
+        self.api_version.as_str() >= "2026-09-30"
     }
 }
 
@@ -358,5 +379,15 @@ mod tests {
             .object("customer.subscription.created")
             .expect("sub");
         assert!(old["current_period_end"].as_i64().is_some());
+        let endive = Scenario::new(false, "2026-11-18.endive");
+        let failed = endive.object("payment_intent.payment_failed").expect("pi");
+        assert_eq!(failed["last_payment_error"]["payment_method_type"], "card");
+        assert!(failed.get("payment_record").is_some());
+        let sub = endive.object("customer.subscription.created").expect("sub");
+        assert!(sub.get("status_details").is_some());
+        let dahlia = Scenario::new(false, "2026-07-29.dahlia")
+            .object("customer.subscription.created")
+            .expect("sub");
+        assert!(dahlia.get("status_details").is_none());
     }
 }

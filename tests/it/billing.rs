@@ -19,6 +19,7 @@ use crate::harness::*;
 
 backend_tests!(
     charges_keep_amounts_refunds_and_the_dispute_link,
+    an_accounts_v2_customers_charge_is_that_customers,
     stripe_entitlements_give_a_customers_features,
     ignored_types_say_why,
     paused_resumed_trial_and_action_required_are_applied,
@@ -99,6 +100,54 @@ async fn charge(app: &TestApp, id: &str) -> Option<ChargeView> {
             .unwrap())
     })
     .await
+}
+
+/// Since 2025-12-15.clover a charge of an Accounts v2 customer has
+/// `customer: null` and `customer_account: "acct_…"` (as its payment does):
+/// the charge is stored with that account as its customer, and the
+/// customer's page (`GET /ui/objects/acct_…`, also reached from the
+/// charge's id) shows the charge and the dispute on it — a dispute names no
+/// customer, and one on a charge without a PaymentIntent is the charge's.
+async fn an_accounts_v2_customers_charge_is_that_customers(backend: Backend) {
+    let (_db, fake, app) = setup(backend).await;
+    let s = basil();
+    let v2 = "acct_v2_charged_customer";
+    let mut ch = fake.charge(&s, "succeeded");
+    ch["customer"] = Value::Null;
+    ch["customer_account"] = json!(v2);
+    ch["payment_intent"] = Value::Null;
+    fake.put(ch.clone());
+    deliver(&app, "charge.succeeded", &ch, None).await;
+    assert_eq!(app.runner.run_pending().await.unwrap().done, 1);
+    let view = charge(&app, &s.charge).await.expect("the charge is stored");
+    assert_eq!(view.customer_id.as_deref(), Some(v2), "{view:?}");
+
+    let mut dispute = fake.dispute(&s, "needs_response");
+    dispute["payment_intent"] = Value::Null;
+    fake.put(dispute.clone());
+    fake.update(&s.charge, |c| c["disputed"] = json!(true));
+    deliver(&app, "charge.dispute.created", &dispute, None).await;
+    assert_eq!(app.runner.run_pending().await.unwrap().done, 1);
+    let view = charge(&app, &s.charge).await.unwrap();
+    assert_eq!(
+        (view.customer_id.as_deref(), view.disputed),
+        (Some(v2), true),
+        "re-fetched with the dispute: {view:?}"
+    );
+
+    for asked in [v2, s.charge.as_str()] {
+        let (status, page) = get(&app, &format!("/ui/objects/{asked}")).await;
+        assert_eq!(status, StatusCode::OK, "{asked}: {page}");
+        assert_eq!(page["customer"]["id"], v2, "{asked}: {page}");
+        let charges: Vec<&Value> = page["charges"].as_array().unwrap().iter().collect();
+        assert_eq!(charges.len(), 1, "{asked}: {page}");
+        assert_eq!(charges[0]["id"], s.charge.as_str(), "{page}");
+        assert_eq!(charges[0]["disputed"], true, "{page}");
+        assert_eq!(page["disputes"][0]["id"], s.dispute.as_str(), "{page}");
+        assert_eq!(page["disputes"][0]["charge"], s.charge.as_str(), "{page}");
+    }
+    app.stop().await;
+    fake.stop().await;
 }
 
 async fn charges_keep_amounts_refunds_and_the_dispute_link(backend: Backend) {

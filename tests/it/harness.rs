@@ -461,7 +461,7 @@ pub fn signature_header(secrets: &[&str], t: i64, body: &str) -> String {
 }
 
 /// The API version of the tests' events and of the fake Stripe's objects.
-pub const API_VERSION: &str = "2026-07-29.dahlia";
+pub const API_VERSION: &str = "2026-11-18.endive";
 
 /// A snapshot event around `object` (fresh id, created now, test mode,
 /// [`API_VERSION`]); tests change fields with `event["id"] = …`.

@@ -4,7 +4,8 @@
 //! v2 resources and the ping ignored, a generation failure resynced, and
 //! catch-up listing `/v2/core/events` page by page. A thin refund update
 //! reconciles the refund's charge; the thin entitlements summary (which
-//! names no customer) is ignored and says why.
+//! names no object) reaches its customer's features through its snapshot
+//! event.
 
 use std::time::Duration;
 
@@ -12,7 +13,10 @@ use diesel::prelude::*;
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use stripe_hookd::reconcile::catchup::{self, CatchUpOptions};
-use stripe_hookd::store::schema::{charges, checkout_sessions, invoices, subscriptions};
+use stripe_hookd::reconcile::thin;
+use stripe_hookd::store::schema::{
+    charges, checkout_sessions, customer_features, invoices, subscriptions,
+};
 use stripe_hookd::store::{outbox, with_conn, DbConnection};
 use stripe_hookd::stripe::{ClientOptions, StripeClient};
 use stripe_hookd::trigger::Scenario;
@@ -31,7 +35,7 @@ backend_tests!(
     a_thin_event_with_a_bad_created_is_refused,
     an_accounts_v2_customer_links_checkout_without_a_customer_fetch,
     a_thin_refund_update_reconciles_the_refunds_charge,
-    the_thin_entitlements_summary_names_no_customer_and_is_ignored,
+    a_thin_entitlements_summary_reaches_its_customers_features,
 );
 
 async fn setup(backend: Backend) -> (TestDb, FakeStripe, TestApp) {
@@ -585,30 +589,123 @@ async fn a_thin_refund_update_reconciles_the_refunds_charge(backend: Backend) {
     fake.stop().await;
 }
 
-/// Stripe's thin `v1.entitlements.active_entitlement_summary.updated`
-/// has no `related_object` and so names no customer: stored, answered
-/// 200, `ignored` with a note that says where the reason is written, and
-/// nothing fetched.
-async fn the_thin_entitlements_summary_names_no_customer_and_is_ignored(backend: Backend) {
+const SUMMARY: &str = "entitlements.active_entitlement_summary.updated";
+
+/// The summary's object (no id of its own: it names the customer).
+fn summary(customer: &str) -> Value {
+    json!({"object": "entitlements.active_entitlement_summary", "customer": customer,
+           "entitlements": {"object": "list", "data": [], "has_more": false,
+                            "url": "/v1/customer/cus/entitlements"},
+           "livemode": false})
+}
+
+/// The lookup keys of a customer's features, as stored.
+async fn features(app: &TestApp, customer: &str) -> Vec<String> {
+    let customer = customer.to_owned();
+    let mut keys = app
+        .db(move |c: &mut DbConnection| {
+            with_conn!(c, c => customer_features::table
+                .filter(customer_features::customer_id.eq(&customer))
+                .select(customer_features::lookup_key)
+                .load::<String>(c)
+                .unwrap())
+        })
+        .await;
+    keys.sort();
+    keys
+}
+
+/// Stripe's thin `v1.entitlements.active_entitlement_summary.updated` has
+/// no `related_object`; its full event names its v1 snapshot event
+/// (`snapshot_event`, on every thin event of a v1 resource since
+/// `2026-09-30.endive`), whose summary names the customer: the customer's
+/// features are re-fetched, as the `context` account. A full event (as
+/// catch-up lists it) is not fetched again; a summary whose snapshot event
+/// cannot be found ends `done` with nothing fetched.
+async fn a_thin_entitlements_summary_reaches_its_customers_features(backend: Backend) {
     let (_db, fake, app) = setup(backend).await;
-    let notification = fake.push_thin_event(v2::full_event(
-        "v1.entitlements.active_entitlement_summary.updated",
-        None,
-        None,
-    ));
-    assert!(notification.get("related_object").is_none());
-    let id = app.deliver_ok(&notification).await;
-    let tally = app.runner.run_pending().await.unwrap();
-    assert_eq!(tally.ignored, 1, "{tally:?}");
-    let row = stored(&app, &id).await;
-    assert_eq!(row.status.to_string(), "ignored");
-    let note = row.last_error.unwrap_or_default();
+    let s = scenario();
+    fake.customer(&s);
+    fake.set_active_entitlements(&s.customer, None, &[("pro", "feat_pro")]);
+    let snapshot = snapshot_event(SUMMARY, summary(&s.customer));
+    fake.push_event(snapshot.clone());
+    let thin = fake.thin_twin(&snapshot);
+    assert!(thin.get("related_object").is_none(), "{thin}");
     assert!(
-        note.contains("v1.entitlements.active_entitlement_summary.updated")
-            && note.contains("docs/architecture.md"),
-        "{note}"
+        thin.get("snapshot_event").is_none(),
+        "the notification does not carry it"
     );
-    assert!(fake.requests().is_empty(), "{:?}", fake.requests());
+    let id = app.deliver_ok(&thin).await;
+    let tally = app.runner.run_pending().await.unwrap();
+    assert_eq!(tally.done, 1, "{tally:?}");
+    assert_eq!(status_of(&app, &id).await, "done");
+    assert_eq!(features(&app, &s.customer).await, ["pro"]);
+    assert_eq!(fake.count(&format!("/v2/core/events/{id}")), 1);
+    assert_eq!(
+        fake.count(&format!("/v1/events/{}", snapshot["id"].as_str().unwrap())),
+        1
+    );
+
+    // A connected account's summary: every fetch carries its account.
+    let s2 = scenario();
+    let customer = fake.customer(&s2);
+    fake.remove(&s2.customer);
+    fake.put_in("acct_summary", customer);
+    fake.set_active_entitlements(&s2.customer, Some("acct_summary"), &[("sso", "feat_sso")]);
+    let mut snapshot = snapshot_event(SUMMARY, summary(&s2.customer));
+    snapshot["account"] = json!("acct_summary");
+    fake.push_account_event("acct_summary", snapshot.clone());
+    let thin = fake.thin_twin(&snapshot);
+    assert_eq!(thin["context"], "acct_summary");
+    let before = fake.requests().len();
+    let id = app.deliver_ok(&thin).await;
+    app.runner.run_pending().await.unwrap();
+    assert_eq!(status_of(&app, &id).await, "done");
+    assert_eq!(features(&app, &s2.customer).await, ["sso"]);
+    let fetches: Vec<_> = fake.requests().into_iter().skip(before).collect();
+    assert!(fetches.len() >= 3, "{fetches:?}");
+    assert!(
+        fetches
+            .iter()
+            .all(|r| r.account.as_deref() == Some("acct_summary")),
+        "{fetches:?}"
+    );
+
+    // The full event (what catch-up lists) names its snapshot event itself:
+    // no fetch of the v2 event.
+    let s3 = scenario();
+    fake.customer(&s3);
+    fake.set_active_entitlements(&s3.customer, None, &[("export", "feat_export")]);
+    let snapshot = snapshot_event(SUMMARY, summary(&s3.customer));
+    fake.push_event(snapshot.clone());
+    let twin = fake.thin_twin(&snapshot);
+    let full = fake
+        .thin_events()
+        .into_iter()
+        .find(|e| e["id"] == twin["id"])
+        .unwrap();
+    assert_eq!(full["snapshot_event"], snapshot["id"]);
+    let id = app.deliver_ok(&full).await;
+    app.runner.run_pending().await.unwrap();
+    assert_eq!(status_of(&app, &id).await, "done");
+    assert_eq!(features(&app, &s3.customer).await, ["export"]);
+    assert_eq!(fake.count(&format!("/v2/core/events/{id}")), 0);
+
+    // No snapshot event named, or one Stripe no longer keeps: the customer
+    // cannot be told; done, no entitlements fetched.
+    let lists = fake.count("/v1/entitlements/");
+    let none = fake.push_thin_event(v2::full_event(thin::SUMMARY_THIN, None, None));
+    let mut gone = v2::full_event(thin::SUMMARY_THIN, None, None);
+    gone["snapshot_event"] = json!("evt_expired_long_ago");
+    let gone = fake.push_thin_event(gone);
+    let none_id = app.deliver_ok(&none).await;
+    let gone_id = app.deliver_ok(&gone).await;
+    let tally = app.runner.run_pending().await.unwrap();
+    assert_eq!(tally.done, 2, "{tally:?}");
+    assert_eq!(status_of(&app, &none_id).await, "done");
+    assert_eq!(status_of(&app, &gone_id).await, "done");
+    assert_eq!(fake.count("/v1/events/evt_expired_long_ago"), 1);
+    assert_eq!(fake.count("/v1/entitlements/"), lists);
     app.stop().await;
     fake.stop().await;
 }

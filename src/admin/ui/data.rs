@@ -102,7 +102,7 @@ pub async fn health(state: web::Data<AdminState>) -> Result<HttpResponse, AdminE
 }
 
 /// Everything stored about a customer (or the customer of a subscription,
-/// invoice or payment) and every event that touched those objects.
+/// invoice, payment or charge) and every event that touched those objects.
 fn object_view(
     conn: &mut DbConnection,
     id: &str,
@@ -127,7 +127,11 @@ fn object_view(
     let records = inspect::customer_records(conn, &cus)?;
     let access = entitlements::for_customer_all(conn, &cus)?;
     let touched = inspect::events_about(conn, &records.object_ids(&cus), 500)?;
-    if records.customer.is_none() && records.subscriptions.is_empty() && touched.is_empty() {
+    if records.customer.is_none()
+        && records.subscriptions.is_empty()
+        && records.charges.is_empty()
+        && touched.is_empty()
+    {
         return Ok(None);
     }
     let access: Vec<serde_json::Value> = access
@@ -147,6 +151,7 @@ fn object_view(
         "subscriptions": records.subscriptions,
         "invoices": records.invoices,
         "payments": records.payments,
+        "charges": records.charges,
         "disputes": records.disputes,
         "access": access,
         "events": touched,

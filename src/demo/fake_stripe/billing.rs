@@ -12,7 +12,7 @@ use std::collections::{BTreeSet, HashMap};
 use actix_web::HttpResponse;
 use serde_json::{json, Value};
 
-use super::{list, lock, retrieve, visible, FakeStripe, State};
+use super::{list, lock, no_such, request_id, retrieve, visible, FakeStripe, State};
 use crate::trigger::scenario::{fixture, new_id};
 use crate::trigger::Scenario;
 
@@ -236,6 +236,22 @@ pub(super) fn answer(
                 events.retain(|e| e["created"].as_i64().unwrap_or(0) >= gte);
             }
             list(events, "/v1/events", query)
+        }
+        // One of a connected account's events.
+        ["v1", "events", id] if account.is_some() => {
+            let key = account_events_key(account.unwrap_or_default());
+            let found = lock(&state.objects)
+                .get(&key)
+                .and_then(|o| o["data"].as_array().cloned())
+                .unwrap_or_default()
+                .into_iter()
+                .find(|e| e["id"] == json!(id));
+            match found {
+                Some(event) => HttpResponse::Ok()
+                    .insert_header(("Request-Id", request_id()))
+                    .json(event),
+                None => no_such("event", id),
+            }
         }
         _ => return None,
     })

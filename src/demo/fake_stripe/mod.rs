@@ -284,6 +284,10 @@ impl FakeStripe {
             inv["amount_paid"] = json!(0);
             inv["amount_remaining"] = inv["amount_due"].clone();
         }
+        if status == "uncollectible" && s.endive() {
+            // Endive says why (only on an uncollectible invoice).
+            inv["status_details"] = json!({"uncollectible": {"reason": "user_forgiven"}});
+        }
         self.put(inv)
     }
 
@@ -394,6 +398,21 @@ fn retrieve(
     HttpResponse::Ok()
         .insert_header(("Request-Id", request_id()))
         .json(found)
+}
+
+/// One of the platform's events by id (a connected account's are
+/// `billing.rs`'s).
+fn retrieve_event(state: &State, id: &str) -> HttpResponse {
+    let found = lock(&state.events)
+        .iter()
+        .find(|e| e["id"] == json!(id))
+        .cloned();
+    match found {
+        Some(event) => HttpResponse::Ok()
+            .insert_header(("Request-Id", request_id()))
+            .json(event),
+        None => no_such("event", id),
+    }
 }
 
 /// How many of a subscription's items Stripe embeds in it; the rest are
@@ -633,6 +652,7 @@ fn answer(
             }
             list(events, "/v1/events", query)
         }
+        ["v1", "events", id] => retrieve_event(state, id),
         ["v1", collection @ ("subscriptions" | "customers")] => {
             let object = if *collection == "subscriptions" { "subscription" } else { "customer" };
             let mut items: Vec<Value> = lock(&state.objects)

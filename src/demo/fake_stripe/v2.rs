@@ -182,15 +182,18 @@ impl FakeStripe {
 
     /// The thin twin of a snapshot event (both are sent while an endpoint
     /// and a destination, or a destination of both payloads, are set up):
-    /// same change, its own id, `snapshot_event` naming the snapshot one.
+    /// same change, its own id, `snapshot_event` naming the snapshot one
+    /// (Stripe names it on every thin event of a v1 resource since
+    /// `2026-09-30.endive`). An object without an id (the entitlements
+    /// summary) gives no `related_object`, as at Stripe.
     pub fn thin_twin(&self, snapshot: &Value) -> Value {
         let object = &snapshot["data"]["object"];
+        let related = object["id"]
+            .as_str()
+            .map(|id| (object["object"].as_str().unwrap_or(""), id));
         let mut full = full_event(
             &format!("v1.{}", snapshot["type"].as_str().unwrap_or("")),
-            Some((
-                object["object"].as_str().unwrap_or(""),
-                object["id"].as_str().unwrap_or(""),
-            )),
+            related,
             snapshot["account"].as_str(),
         );
         full["snapshot_event"] = snapshot["id"].clone();

@@ -56,11 +56,11 @@ pub const SUBSCRIBED: &[&str] = &[
     "payment_intent.succeeded",
 ];
 
-/// Snapshot types with no thin twin we can process: the summary names its
-/// customer only in `data.object`; Stripe's thin twin
-/// ([`super::thin::SUMMARY_WITHOUT_CUSTOMER`]) has no `related_object` and
-/// its full event no `data`, so it names no customer (docs/thin-events.md).
-pub const SNAPSHOT_ONLY: &[&str] = &[crate::reconcile::access::features::SUMMARY_EVENT];
+/// Types taken by the reconcile handler with no family of their own (the
+/// summary's object has no id: it names its customer). A thin destination
+/// is subscribed to their `v1.` twins too: the thin summary's customer is
+/// found through its snapshot event ([`super::thin::customer_of_summary`]).
+pub const NOT_A_FAMILY: &[&str] = &[crate::reconcile::access::features::SUMMARY_EVENT];
 
 /// The thin events a destination is subscribed to besides the `v1.` ones:
 /// Stripe's notice that an event it could not generate is resolved.
@@ -72,13 +72,14 @@ pub fn wanted(thin: bool) -> Vec<String> {
     let mut types: Vec<String> = if thin {
         SUBSCRIBED
             .iter()
+            .chain(NOT_A_FAMILY)
             .map(|t| format!("v1.{t}"))
             .chain(THIN_EXTRA.iter().map(|t| (*t).to_owned()))
             .collect()
     } else {
         SUBSCRIBED
             .iter()
-            .chain(SNAPSHOT_ONLY)
+            .chain(NOT_A_FAMILY)
             .map(|t| (*t).to_owned())
             .collect()
     };
@@ -100,11 +101,15 @@ mod tests {
         assert!(thin
             .iter()
             .all(|t| t.starts_with("v1.") || t.starts_with("v2.")));
-        assert_eq!(thin.len(), SUBSCRIBED.len() + THIN_EXTRA.len());
-        // The thin summary names no customer: a destination is not subscribed to it.
-        assert!(!thin.contains(&super::super::thin::SUMMARY_WITHOUT_CUSTOMER.to_owned()));
-        assert!(SNAPSHOT_ONLY
-            .iter()
-            .all(|t| format!("v1.{t}") == super::super::thin::SUMMARY_WITHOUT_CUSTOMER));
+        assert_eq!(
+            thin.len(),
+            SUBSCRIBED.len() + NOT_A_FAMILY.len() + THIN_EXTRA.len()
+        );
+        // The thin summary is taken (through its snapshot event): a
+        // destination is subscribed to it, like an endpoint to its twin.
+        assert!(thin.contains(&super::super::thin::SUMMARY_THIN.to_owned()));
+        assert!(
+            wanted(false).contains(&crate::reconcile::access::features::SUMMARY_EVENT.to_owned())
+        );
     }
 }

@@ -462,11 +462,19 @@ impl Handler for ReconcileHandler {
                 return Ok(this.apply(records, cx.clock, account));
             }
             if first.event_type == features::SUMMARY_EVENT
+                || first.event_type == thin::SUMMARY_THIN
                 || first.object_type.as_deref() == Some(features::SUMMARY_OBJECT)
             {
-                let Some(customer) = object_field(&first.payload, "customer") else {
+                let customer = if first.event_type == thin::SUMMARY_THIN {
+                    // Names no object: its snapshot event names the customer.
+                    thin::customer_of_summary(&this.client, first).await?
+                } else {
+                    object_field(&first.payload, "customer")
+                };
+                let Some(customer) = customer else {
                     // `customer: null` (no customer of /v1/customers owns
-                    // it): nothing to re-fetch, and retrying cannot help.
+                    // it), or a thin summary whose snapshot event is not
+                    // known: nothing to re-fetch, and retrying cannot help.
                     tracing::warn!(
                         event_id = %first.event_id,
                         "the active entitlement summary names no customer: nothing to fetch"

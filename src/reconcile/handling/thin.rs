@@ -21,9 +21,14 @@
 //!
 //! Stripe's thin `v1.entitlements.active_entitlement_summary.updated`
 //! carries no `related_object` (the summary has no id or URL of its own)
-//! and its full event no `data`: nothing in it names the customer, so it
-//! ends `ignored` ([`SUMMARY_WITHOUT_CUSTOMER`]); the snapshot event, or
-//! the drift sweep, keeps `customer_features` in step.
+//! and its full event no `data`. Since thin events of API v1 resources are
+//! generally available (`2026-09-30.endive`), every one of them names its v1
+//! snapshot event in `snapshot_event`, and the snapshot event's object (the
+//! summary) names the customer: [`customer_of_summary`] reads
+//! `snapshot_event` (from the stored event, else from the full event,
+//! `GET /v2/core/events/{id}`), fetches that event (`GET /v1/events/{id}`,
+//! as the `context` account) and takes its `data.object.customer`, whose
+//! features the handler then re-fetches like for the snapshot summary.
 
 use serde::Deserialize;
 
@@ -45,12 +50,10 @@ const V1_PREFIX: &str = "v1.";
 pub const REFUND_OBJECT: &str = "refund";
 
 /// The thin twin of `entitlements.active_entitlement_summary.updated`.
-/// Stripe publishes it (stripe-python's
-/// `V1EntitlementsActiveEntitlementSummaryUpdatedEventNotification`), but
-/// unlike every other `v1.` notification it has no `related_object`, and
-/// its full event declares no `data`: it does not say whose entitlements
-/// changed. It ends `ignored` (see docs/thin-events.md).
-pub const SUMMARY_WITHOUT_CUSTOMER: &str = "v1.entitlements.active_entitlement_summary.updated";
+/// Unlike every other `v1.` notification it has no `related_object` (the
+/// summary has no id or URL), and its full event declares no `data`: the
+/// customer is found through its `snapshot_event` ([`customer_of_summary`]).
+pub const SUMMARY_THIN: &str = "v1.entitlements.active_entitlement_summary.updated";
 
 /// The family that reconciles an object type: [`Family::of_object`], and a
 /// refund's charge.
@@ -129,9 +132,63 @@ pub async fn charge_of_refund(
     Ok(charge)
 }
 
+/// The customer of a thin `v1.entitlements.active_entitlement_summary.updated`
+/// (`None`: it cannot be told, nothing to fetch). The v1 snapshot event it
+/// stands for is named by `snapshot_event` — in the stored payload when it
+/// is a full event (catch-up lists those), else in the full event
+/// (`GET /v2/core/events/{id}`) — and that event (`GET /v1/events/{id}`)
+/// carries the summary, whose `customer` is the answer. Both are fetched as
+/// the event's `context` account. An event Stripe no longer keeps (v1
+/// events are kept 30 days) names nothing: logged, and `None`.
+pub async fn customer_of_summary(
+    client: &StripeClient,
+    event: &ClaimedEvent,
+) -> Result<Option<String>, HandlerError> {
+    let account = event.account.as_deref();
+    let stored: serde_json::Value = serde_json::from_str(&event.payload)
+        .map_err(|e| HandlerError::permanent(format!("the stored event is not JSON: {e}")))?;
+    // A notification has no `snapshot_event` key; a full event has it,
+    // possibly null (then there is none to ask for again).
+    let snapshot = match stored.get("snapshot_event") {
+        Some(id) => id.as_str().map(str::to_owned),
+        None => {
+            let path = format!("/v2/core/events/{}", event.event_id);
+            match client.get_v2(&path, &[], account, Priority::Live).await {
+                Ok(full) => full.json["snapshot_event"].as_str().map(str::to_owned),
+                Err(e) if e.is_missing(&event.event_id) => None,
+                Err(e) => return Err(handler_error(e)),
+            }
+        }
+    };
+    let Some(snapshot) = snapshot.filter(|id| !id.is_empty()) else {
+        tracing::warn!(
+            event_id = %event.event_id, account = account.unwrap_or(""),
+            "the thin entitlements summary names no snapshot event: its customer cannot be told"
+        );
+        return Ok(None);
+    };
+    let path = format!("/v1/events/{snapshot}");
+    let response = match client.get(&path, &[], account).await {
+        Ok(response) => response,
+        Err(e) if e.is_missing(&snapshot) => {
+            tracing::warn!(
+                event_id = %event.event_id, snapshot_event = %snapshot, error = %e,
+                "the summary's snapshot event is gone at Stripe: its customer cannot be told"
+            );
+            return Ok(None);
+        }
+        Err(e) => return Err(handler_error(e)),
+    };
+    let customer = &response.json["data"]["object"]["customer"];
+    Ok(customer
+        .as_str()
+        .or_else(|| customer["id"].as_str())
+        .map(str::to_owned))
+}
+
 /// Whether the reconcile handler takes `event` (see [`family_of`]).
 pub fn handles(event: &ClaimedEvent, handles_type: impl Fn(&str) -> bool) -> bool {
-    if event.event_type == GENERATION_FAILURE_RESOLVED {
+    if event.event_type == GENERATION_FAILURE_RESOLVED || event.event_type == SUMMARY_THIN {
         return true;
     }
     if is_thin_type(&event.event_type) {
@@ -257,8 +314,10 @@ mod tests {
             &event("refund.created", Some(REFUND_OBJECT)),
             |t| { Family::of_event(t).is_some() }
         ));
-        // The thin entitlements summary names no object: ignored.
-        assert!(!handles(&event(SUMMARY_WITHOUT_CUSTOMER, None), all));
+        // The thin entitlements summary names no object, but is taken (its
+        // customer is found through its snapshot event).
+        assert!(handles(&event(SUMMARY_THIN, None), |_| false));
+        assert_eq!(family_of(&event(SUMMARY_THIN, None)), None);
         // v1 resources we do not reconcile, v2 resources and the ping: ignored.
         assert!(!handles(&event("v1.product.updated", Some("product")), all));
         assert!(!handles(

@@ -408,7 +408,7 @@ function objectView(view, id, current) {
   h("button", { type: "submit" }, "Show"));
   const out = h("div", {});
   view.replaceChildren(h("h1", {}, "Object"), form, out);
-  if (!id) { out.replaceChildren(h("p", { class: "muted" }, "A customer shows its subscriptions, invoices, payments, disputes, access and events.")); return; }
+  if (!id) { out.replaceChildren(h("p", { class: "muted" }, "A customer shows its subscriptions, invoices, payments, charges, disputes, access and events.")); return; }
   (async () => {
     let d;
     try { d = await api("GET", "/ui/objects/" + encodeURIComponent(id)); } catch (e) { if (current()) out.replaceChildren(h("p", { class: "error" }, e.message)); return; }
@@ -438,8 +438,11 @@ function objectView(view, id, current) {
       d.payments ? [h("h2", {}, "Payments"), table(["Id", "Status", "Amount", "Last error"],
         d.payments.map((p) => h("tr", {}, h("td", {}, objectLink(p.id)), h("td", {}, p.status ? badge(p.status) : "—"),
           h("td", { class: "num" }, money(p.amount, p.currency)), h("td", { class: "err" }, p.last_payment_error || ""))))] : null,
+      d.charges ? [h("h2", {}, "Charges"), table(["Id", "Payment", "Status", "Amount", "Refunded", "Disputed"],
+        d.charges.map((c) => h("tr", {}, h("td", {}, objectLink(c.id)), h("td", {}, c.payment_intent || "—"), h("td", {}, c.status ? badge(c.status) : "—"),
+          h("td", { class: "num" }, money(c.amount, c.currency)), h("td", { class: "num" }, money(c.amount_refunded, c.currency)), h("td", {}, c.disputed ? badge("yes") : "no"))))] : null,
       d.disputes ? [h("h2", {}, "Disputes"), table(["Id", "Payment", "Status", "Reason", "Amount"],
-        d.disputes.map((x) => h("tr", {}, h("td", {}, x.id), h("td", {}, x.payment_intent || "—"), h("td", {}, x.status ? badge(x.status) : "—"),
+        d.disputes.map((x) => h("tr", {}, h("td", {}, x.id), h("td", {}, x.payment_intent || x.charge || "—"), h("td", {}, x.status ? badge(x.status) : "—"),
           h("td", {}, x.reason || "—"), h("td", { class: "num" }, money(x.amount, x.currency)))))] : null,
       h("h2", {}, "Events that touched it"),
       table(["Event", "Type", "Object", "Status", "Received"], d.events.map((e) => h("tr", {},
