@@ -14,7 +14,15 @@
 //! worker dying with its leases, the database refusing intake writes. At
 //! the end the queue runs to quiescence with the steppable runners, and the
 //! local records must equal the fake's final state, with every event `done`
-//! once and the entitlement agreeing with the subscription.
+//! once and the access answer agreeing with the subscription.
+//!
+//! A case may also set the subscription up in one of the states the access
+//! rule has a branch for ([`Twist`]: a trial Stripe ends without a payment
+//! method, a `cancel_at`, an unpaid update or renewal found late, the live
+//! key put in on the same database); the final check derives the expected
+//! answer from the fake's final objects by docs/entitlements.md
+//! ([`stripe_says_access`], not the daemon's rule) and compares it with
+//! `GET /v1/access` and the Rust reader.
 //!
 //! `PROPTEST_CASES=20000 cargo test --all-features --test it simulation`
 //! for a longer soak; a failure prints the plan and shrinks it.
@@ -28,10 +36,11 @@ use rand::Rng;
 use serde_json::{json, Value};
 use stripe_hookd::reconcile::{entitlements, Family, ReconcileHandler};
 use stripe_hookd::store::schema::{customers, event_attempts, invoices, subscriptions};
-use stripe_hookd::store::{now_ms, outbox, with_conn};
+use stripe_hookd::store::{access_mode, now_ms, outbox, with_conn};
 use stripe_hookd::trigger::Scenario;
 use stripe_hookd::util::Clock;
 
+use crate::access_api::{ask, ACCESS_TOKEN};
 use crate::fake_stripe::{set_subscription_status, FakeStripe, Fault};
 use crate::harness::*;
 use crate::harness_faults::{accept_inserts, refuse_inserts};
@@ -94,6 +103,42 @@ enum FaultPlan {
     DbRefuses,
 }
 
+/// A state of the subscription that the access rule has a branch for,
+/// set up at the start of a case (docs/entitlements.md, "The rule").
+#[derive(Debug, Clone, Copy)]
+enum Twist {
+    /// None: the walk alone.
+    None,
+    /// A trial Stripe ends per `missing_payment_method` = `behavior`, its
+    /// `trial_end` passed (`ended`) or a day ahead, a payment method on the
+    /// subscription, on the customer, or nowhere. The case ends `trialing`.
+    Trial {
+        behavior: &'static str,
+        ended: bool,
+        method: MethodOn,
+    },
+    /// `cancel_at` a minute ago (`passed`) or a day ahead, while Stripe
+    /// still says `active`/`trialing`/`past_due` (its cancellation's event
+    /// is late).
+    CancelAt { passed: bool },
+    /// The latest invoice is unpaid (`open`): for a mid-period update
+    /// (`subscription_update`, an upgrade's proration) or a renewal
+    /// (`subscription_cycle`), finalised a week ago (`late`: found late, its
+    /// grace over) or an hour ago. The case ends `past_due`.
+    Unpaid { update: bool, late: bool },
+    /// At the check, the live key is put in on the same database (the
+    /// world's live instance answers, its mode recorded): the case's
+    /// test-mode access is answered no more.
+    TestThenLive,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum MethodOn {
+    Nowhere,
+    Subscription,
+    Customer,
+}
+
 #[derive(Debug, Clone)]
 struct Plan {
     /// The subscription's walk after `incomplete`; a change may race.
@@ -114,6 +159,7 @@ struct Plan {
     fault: FaultPlan,
     /// Where in the delivery sequence the fault strikes.
     fault_at: u8,
+    twist: Twist,
 }
 
 fn plan() -> impl Strategy<Value = Plan> {
@@ -131,6 +177,26 @@ fn plan() -> impl Strategy<Value = Plan> {
             any::<bool>().prop_map(Race::Resync),
         ]
     };
+    let twist = prop_oneof![
+        2 => Just(Twist::None),
+        1 => (
+            prop_oneof![Just("cancel"), Just("pause"), Just("create_invoice")],
+            any::<bool>(),
+            prop_oneof![
+                2 => Just(MethodOn::Nowhere),
+                1 => Just(MethodOn::Subscription),
+                1 => Just(MethodOn::Customer),
+            ],
+        )
+            .prop_map(|(behavior, ended, method)| Twist::Trial {
+                behavior,
+                ended,
+                method
+            }),
+        1 => any::<bool>().prop_map(|passed| Twist::CancelAt { passed }),
+        1 => (any::<bool>(), any::<bool>()).prop_map(|(update, late)| Twist::Unpaid { update, late }),
+        1 => Just(Twist::TestThenLive),
+    ];
     let fault = prop_oneof![
         3 => Just(FaultPlan::None),
         1 => (1u8..4).prop_map(FaultPlan::RateLimited),
@@ -147,6 +213,7 @@ fn plan() -> impl Strategy<Value = Plan> {
         0u8..5,
         fault,
         any::<u8>(),
+        twist,
     )
         .prop_map(
             |(
@@ -158,6 +225,7 @@ fn plan() -> impl Strategy<Value = Plan> {
                 process_every,
                 fault,
                 fault_at,
+                twist,
             )| {
                 Plan {
                     walk,
@@ -169,9 +237,31 @@ fn plan() -> impl Strategy<Value = Plan> {
                     process_every,
                     fault,
                     fault_at,
+                    twist,
                 }
+                .shaped()
             },
         )
+}
+
+impl Plan {
+    /// A twisted case never cancels (the state would not show), and ends in
+    /// the status its twist is about (`cancel_at`: any granting one).
+    fn shaped(mut self) -> Plan {
+        let end = match self.twist {
+            Twist::None | Twist::TestThenLive => return self,
+            Twist::Trial { .. } => SubStatus::Trialing,
+            Twist::Unpaid { .. } => SubStatus::PastDue,
+            Twist::CancelAt { .. } if self.last.0 == SubStatus::Canceled => SubStatus::Active,
+            Twist::CancelAt { .. } => self.last.0,
+        };
+        // Dropped, not replaced: the walk stays as long as an untwisted one
+        // (which stops at its first cancellation).
+        self.walk
+            .retain(|(status, _)| *status != SubStatus::Canceled);
+        self.last.0 = end;
+        self
+    }
 }
 
 /// One world per backend for the whole run: every case uses fresh ids.
@@ -182,6 +272,8 @@ struct World {
     /// Two instances on the one database; `b`'s clock is [`SKEW`] ahead.
     a: TestApp,
     b: TestApp,
+    /// A third instance, with the live key (see [`access_once_live`]).
+    live: TestApp,
     /// The reconcile handler a resync uses (the admin's path).
     ops: Arc<ReconcileHandler>,
     backend: Backend,
@@ -201,29 +293,35 @@ fn world(backend: Backend) -> &'static World {
             .build()
             .expect("runtime");
         let db = TestDb::new(backend);
-        let (fake, a, b) = runtime.block_on(async {
+        let (fake, live, a, b) = runtime.block_on(async {
             let fake = FakeStripe::start().await.expect("fake stripe");
             let options = |clock: Clock| AppOptions {
                 clock,
-                ..AppOptions::default().stripe(&fake.base_url).config(|c| {
-                    // Failed calls go back to the runner, whose clock the
-                    // simulation moves: no real sleeping between retries.
-                    c.stripe.max_retries = 0;
-                    // A held answer waits for conditions, never for time.
-                    c.stripe.timeout_secs = 300;
-                    c.runner.backoff_base_ms = 1000;
-                    c.runner.backoff_max_secs = 30;
-                    c.runner.lease_secs = LEASE_SECS;
-                    c.runner.max_attempts = 1000;
-                    // The clocks move by hours over a run.
-                    c.runner.max_age_hours = 24 * 365 * 100;
-                })
+                ..AppOptions::default()
+                    .stripe(&fake.base_url)
+                    .admin()
+                    .config(|c| {
+                        c.access_token = Some(ACCESS_TOKEN.into());
+                        // Failed calls go back to the runner, whose clock the
+                        // simulation moves: no real sleeping between retries.
+                        c.stripe.max_retries = 0;
+                        // A held answer waits for conditions, never for time.
+                        c.stripe.timeout_secs = 300;
+                        c.runner.backoff_base_ms = 1000;
+                        c.runner.backoff_max_secs = 30;
+                        c.runner.lease_secs = LEASE_SECS;
+                        c.runner.max_attempts = 1000;
+                        // The clocks move by hours over a run.
+                        c.runner.max_age_hours = 24 * 365 * 100;
+                    })
             };
+            // Started first: the test instances' start records their mode last.
+            let live = TestApp::spawn_with(&db, live_options(&fake)).await;
             let a = TestApp::spawn_with(&db, options(Clock::default())).await;
             let ahead = Clock::default();
             ahead.advance(SKEW);
             let b = TestApp::spawn_with(&db, options(ahead)).await;
-            (fake, a, b)
+            (fake, live, a, b)
         });
         let ops = stripe_hookd::app::reconcile_handler(&config_for(&fake.base_url, 300))
             .expect("reconcile handler")
@@ -232,6 +330,7 @@ fn world(backend: Backend) -> &'static World {
             runtime,
             _db: db,
             fake,
+            live,
             a,
             b,
             ops,
@@ -600,11 +699,15 @@ async fn run_case(w: &World, plan: &Plan) -> Result<(), TestCaseError> {
 
     // 1. The history, delivered as it happens: after every change some of
     // the events emitted so far go out.
-    let customer = fake.customer(&s);
-    case.emit("customer.created", &customer);
+    let mut customer = fake.customer(&s);
     case.sub = fake.subscription(&s, "incomplete");
+    let unpaid = set_up_twist(&mut case, &mut customer);
+    case.emit("customer.created", &customer);
     let sub = case.sub.clone();
     case.emit("customer.subscription.created", &sub);
+    if let Some(invoice) = unpaid {
+        case.emit("invoice.payment_failed", &invoice);
+    }
     let session = fake.checkout_session(&s);
     case.emit("checkout.session.completed", &session);
     let invoice = fake.invoice(&s, "open");
@@ -704,18 +807,190 @@ async fn run_case(w: &World, plan: &Plan) -> Result<(), TestCaseError> {
     prop_assert_eq!(local_inv.as_deref(), final_invoice["status"].as_str());
     prop_assert_eq!(local_customers, 1);
     prop_assert_eq!(done_twice, 0, "no event was applied (marked done) twice");
-    let customer = s.customer.clone();
-    let access =
-        w.a.db(move |c| entitlements::for_customer(c, &customer, now_ms()).unwrap())
-            .await;
-    let expected = matches!(final_status.as_str(), "active" | "trialing" | "past_due");
-    prop_assert_eq!(
-        !access.is_empty(),
-        expected,
-        "entitlement agrees with status {}",
-        final_status
+    // The access answer is what docs/entitlements.md says of the fake's
+    // final objects.
+    let latest_invoice = final_sub["latest_invoice"]
+        .as_str()
+        .and_then(|id| fake.get(id));
+    let stripe_customer = fake.get(&s.customer).unwrap_or_default();
+    let expected = stripe_says_access(
+        &final_sub,
+        latest_invoice.as_ref(),
+        &stripe_customer,
+        now_ms(),
     );
+    let answered = access_answer(&w.b, &s.customer).await?;
+    prop_assert_eq!(
+        answered,
+        expected,
+        "access for {} ({:?}): the subscription {}, its latest invoice {:?}",
+        final_status,
+        plan.twist,
+        final_sub,
+        latest_invoice
+    );
+    if let Twist::TestThenLive = plan.twist {
+        let live = access_once_live(w, &s.customer).await?;
+        prop_assert!(!live, "test-mode access answered by the live instance");
+    }
     Ok(())
+}
+
+const DAY: i64 = 24 * 3600;
+/// `entitlements.past_due_grace_hours`, the default.
+const GRACE_MS: i64 = 72 * 3_600_000;
+
+/// Sets the case's subscription (and customer) up in the state of its
+/// twist, in the fake, before any event about them is emitted; returns the
+/// unpaid invoice of [`Twist::Unpaid`], whose event is to be emitted.
+fn set_up_twist(case: &mut Case<'_>, customer: &mut Value) -> Option<Value> {
+    let (fake, now) = (&case.w.fake, case.second);
+    let mut unpaid = None;
+    match case.plan.twist {
+        Twist::None | Twist::TestThenLive => {}
+        Twist::Trial {
+            behavior,
+            ended,
+            method,
+        } => {
+            case.sub["trial_start"] = json!(now - 14 * DAY);
+            case.sub["trial_end"] = json!(if ended { now - 60 } else { now + DAY });
+            case.sub["trial_settings"] =
+                json!({"end_behavior": {"missing_payment_method": behavior}});
+            match method {
+                MethodOn::Nowhere => {}
+                MethodOn::Subscription => {
+                    case.sub["default_payment_method"] = json!("pm_card_visa");
+                }
+                MethodOn::Customer => {
+                    customer["invoice_settings"]["default_payment_method"] = json!("pm_card_visa");
+                    fake.put(customer.clone());
+                }
+            }
+        }
+        Twist::CancelAt { passed } => {
+            case.sub["cancel_at"] = json!(if passed { now - 60 } else { now + DAY });
+        }
+        Twist::Unpaid { update, late } => {
+            let billed = now - if late { 7 * DAY } else { 3600 };
+            let mut invoice = case.s.object("invoice.payment_failed").unwrap_or_default();
+            invoice["id"] = json!(stripe_hookd::trigger::scenario::new_id("in"));
+            invoice["billing_reason"] = json!(if update {
+                "subscription_update"
+            } else {
+                "subscription_cycle"
+            });
+            invoice["created"] = json!(billed - 3600);
+            invoice["status_transitions"]["finalized_at"] = json!(billed);
+            fake.put(invoice.clone());
+            case.sub["latest_invoice"] = invoice["id"].clone();
+            unpaid = Some(invoice);
+        }
+    }
+    fake.put(case.sub.clone());
+    unpaid
+}
+
+/// Whether Stripe's `sub` gives access at `now_ms`, by docs/entitlements.md
+/// ("The rule"), read from Stripe's objects here — not by the daemon's
+/// rule: `latest_invoice` is the subscription's latest invoice, `customer`
+/// its customer. Every past_due start here is seen by the daemon after the
+/// unpaid invoice was billed, so the grace runs from the billing (or, with
+/// no unpaid invoice, from the daemon's first sight: now, in this case).
+fn stripe_says_access(
+    sub: &Value,
+    latest_invoice: Option<&Value>,
+    customer: &Value,
+    now_ms: i64,
+) -> bool {
+    let ms = |v: &Value| v.as_i64().map(|secs| secs * 1000);
+    let passed = |v: &Value| ms(v).is_some_and(|t| t <= now_ms);
+    let status = sub["status"].as_str().unwrap_or_default();
+    // Known ends: `cancel_at`; a trial's end that Stripe ends (cancel or
+    // pause) with no payment method on the subscription or its customer.
+    let method_on_file = !sub["default_payment_method"].is_null()
+        || !sub["default_source"].is_null()
+        || !customer["invoice_settings"]["default_payment_method"].is_null()
+        || !customer["default_source"].is_null();
+    let trial_ends_unpaid = status == "trialing"
+        && matches!(
+            sub["trial_settings"]["end_behavior"]["missing_payment_method"].as_str(),
+            Some("cancel" | "pause")
+        )
+        && !method_on_file;
+    if passed(&sub["cancel_at"]) || (trial_ends_unpaid && passed(&sub["trial_end"])) {
+        return false;
+    }
+    match status {
+        "active" | "trialing" => true,
+        "past_due" => {
+            let unpaid = latest_invoice.filter(|i| i["status"] == "open");
+            let billed = unpaid.and_then(|i| {
+                ms(&i["status_transitions"]["finalized_at"]).or_else(|| ms(&i["created"]))
+            });
+            let in_grace = billed.is_none_or(|b| b + GRACE_MS > now_ms);
+            // A failed update keeps the period paid for.
+            let period_end = sub["items"]["data"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|item| ms(&item["current_period_end"]))
+                .max()
+                .or_else(|| ms(&sub["current_period_end"]));
+            let paid_for = unpaid.is_some_and(|i| i["billing_reason"] == "subscription_update")
+                && period_end.is_some_and(|end| end > now_ms);
+            in_grace || paid_for
+        }
+        _ => false,
+    }
+}
+
+/// Whether `customer` has access now by `GET /v1/access` on `app`, which
+/// must agree with the Rust reader.
+async fn access_answer(app: &TestApp, customer: &str) -> Result<bool, TestCaseError> {
+    let (code, body) = ask(app, &format!("customer={customer}"), Some(ACCESS_TOKEN)).await;
+    prop_assert_eq!(code, 200, "{}", body);
+    let by_api = body["access"]
+        .as_bool()
+        .ok_or_else(|| fail(format!("no `access` in {body}")))?;
+    let id = customer.to_owned();
+    let by_rust = !app
+        .db(move |c| entitlements::for_customer(c, &id, now_ms()).unwrap())
+        .await
+        .is_empty();
+    prop_assert_eq!(by_api, by_rust, "GET /v1/access and for_customer: {}", body);
+    Ok(by_api)
+}
+
+const LIVE_KEY: &str = "sk_live_fake_stripe_key";
+
+/// The world's live instance: the live key, on the same database.
+fn live_options(fake: &FakeStripe) -> AppOptions {
+    AppOptions::default()
+        .stripe(&fake.base_url)
+        .admin()
+        .config(|c| {
+            c.access_token = Some(ACCESS_TOKEN.into());
+            c.stripe.api_key = Some(LIVE_KEY.into());
+            c.endpoints[0].mode = stripe_hookd::config::Mode::Live;
+        })
+}
+
+/// The live key put in on the same database: `customer`'s access (the
+/// case's, all test mode) as the live instance answers it once the live
+/// mode is recorded — what a daemon's start records for its key (the
+/// restart itself: `access_rule::test_access_is_not_answered_once_the_key_is_live`).
+/// The test key's mode is recorded again afterwards, for the next case.
+async fn access_once_live(w: &World, customer: &str) -> Result<bool, TestCaseError> {
+    w.live
+        .db(|c| access_mode::set(c, true, now_ms()))
+        .await
+        .map_err(fail)?;
+    let answer = access_answer(&w.live, customer).await;
+    w.a.db(|c| access_mode::set(c, false, now_ms()))
+        .await
+        .map_err(fail)?;
+    answer
 }
 
 /// The invoice is paid (or its payment fails and it stays open).

@@ -86,3 +86,35 @@ pub fn for_reference_in(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::in_mode;
+
+    /// Test then live on one database: `(row's mode, mode answered for,
+    /// answered)`. `None` for the row: written before the mode was kept;
+    /// for the daemon: no mode recorded yet.
+    #[rustfmt::skip]
+    const MODES: [(Option<bool>, Option<bool>, bool); 9] = [
+        (Some(false), Some(false), true),  // test row, test key
+        (Some(false), Some(true),  false), // test row once the live key is in
+        (Some(true),  Some(true),  true),  // live row, live key
+        (Some(true),  Some(false), false), // live row, the test key back
+        (None,        Some(true),  true),  // unknown mode: shown in either
+        (None,        Some(false), true),
+        (Some(false), None,        true),  // no mode recorded: every row
+        (Some(true),  None,        true),
+        (None,        None,        true),
+    ];
+
+    #[test]
+    fn a_row_is_answered_in_its_own_mode_only() {
+        for (row, daemon, answered) in MODES {
+            assert_eq!(
+                in_mode(row, daemon),
+                answered,
+                "row livemode {row:?}, daemon livemode {daemon:?}"
+            );
+        }
+    }
+}

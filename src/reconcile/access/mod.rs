@@ -533,6 +533,55 @@ mod tests {
         assert_eq!(bounded.access().access_until, Some(END));
     }
 
+    /// past_due found late: first seen (written) at `SINCE`, its unpaid
+    /// invoice billed `billed_hours_before` earlier (`None`: no open
+    /// invoice known), for a renewal or an update, with a 72 h grace:
+    /// access at `[SINCE, PERIOD_END - 1, PERIOD_END, PERIOD_END + 1]`.
+    #[rustfmt::skip]
+    const FOUND_LATE: [(Option<i64>, bool, [bool; 4]); 6] = [
+        // billed a week before it was found: the grace ran out…
+        (Some(7 * 24), false, [F, F, F, F]),
+        // … but a failed update keeps the period paid for
+        (Some(7 * 24), true,  [T, T, F, F]),
+        // billed an hour before: most of the grace is left
+        (Some(1),      false, [T, T, T, T]),
+        (Some(1),      true,  [T, T, T, T]),
+        // nothing known of the invoice: the grace runs from the first sight
+        (None,         false, [T, T, T, T]),
+        (None,         true,  [T, T, T, T]),
+    ];
+
+    #[test]
+    fn past_due_found_late_gets_no_new_grace() {
+        let status = &Status::PastDue;
+        for (billed_hours_before, failed_update, expected) in FOUND_LATE {
+            let billed = billed_hours_before.map(|h| SINCE - h * HOUR);
+            // The first write, and a second one an hour later, agree.
+            let first = past_due_since(status, None, billed, SINCE);
+            let again = past_due_since(status, Some((status, first)), billed, SINCE + HOUR);
+            assert_eq!(first, again, "the start is kept");
+            let facts = Facts {
+                past_due_since: first,
+                current_period_end: Some(PERIOD_END),
+                grace_ms: 72 * HOUR,
+                // Only an update's failure is told apart; a renewal's
+                // `failed_update` is false whatever is known of the invoice.
+                failed_update: failed_update && billed.is_some(),
+                ..plain(status)
+            };
+            let moments = [SINCE, PERIOD_END - 1, PERIOD_END, PERIOD_END + 1];
+            for (now, want) in moments.into_iter().zip(expected) {
+                for access in [facts.access(), facts.item_access(Some(PERIOD_END))] {
+                    assert_eq!(
+                        has_access(status, access.grants, access.access_until, access.ends_at, now),
+                        want,
+                        "billed {billed_hours_before:?} h before, update {failed_update}, at {now}: {access:?}"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn a_licensed_item_of_quantity_zero_grants_nothing() {
         let active = &Status::Active;
