@@ -6,9 +6,10 @@
 //! # (each record: its length in 8 decimal digits, then the request):
 //! wrk_load requests --count N --secret SECRET --out FILE [--path /webhooks/stripe]
 //! # A Stripe stand-in for the daemon's runner: answers every object GET
-//! # with a realistic object of that id; prints its base URL on stdout and
-//! # serves until stdin closes or it is killed:
-//! wrk_load fake
+//! # with a realistic object of that id (after DELAY ms: Stripe's own
+//! # latency, 0 by default); prints its base URL on stdout and serves until
+//! # stdin closes or it is killed:
+//! wrk_load fake [--delay-ms DELAY]
 //! # An application that takes every forwarded delivery and does nothing
 //! # (200 at once), for the forwarding benchmark; same URL/stdin contract:
 //! wrk_load noop
@@ -85,8 +86,22 @@ fn requests(args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn fake() -> anyhow::Result<()> {
-    serve(|| App::new().default_service(web::to(common::stripe_any_object)))
+fn fake(args: &[String]) -> anyhow::Result<()> {
+    let delay = match flag(args, "--delay-ms") {
+        Some(v) => v
+            .parse::<u64>()
+            .with_context(|| format!("--delay-ms {v}: not a number of milliseconds"))?,
+        None => 0,
+    };
+    let delay = std::time::Duration::from_millis(delay);
+    serve(move || {
+        App::new().default_service(web::to(move |req: actix_web::HttpRequest| async move {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            common::stripe_any_object(req).await
+        }))
+    })
 }
 
 /// Answers 200 to everything, reading the body first (as an app would).
@@ -140,10 +155,10 @@ fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().filter(|a| a != "--bench").collect();
     match args.get(1).map(String::as_str) {
         Some("requests") => requests(&args),
-        Some("fake") => fake(),
+        Some("fake") => fake(&args),
         Some("noop") => noop(),
         _ => {
-            anyhow::bail!("usage: wrk_load requests --count N --secret S --out FILE | fake | noop")
+            anyhow::bail!("usage: wrk_load requests --count N --secret S --out FILE | fake [--delay-ms D] | noop")
         }
     }
 }

@@ -14,11 +14,19 @@
 #       instances  1 vs 3 instances draining a backlog over few and over
 #                  many objects (Postgres only)
 #       replay     intake latency during a 100,000-event replay
+#       soak       memory and disk over time: a steady RATE (200) events/s
+#                  for DURATION (3600) s, the runner on against a Stripe
+#                  stand-in answering after SOAK_DELAY_MS (20) ms, every
+#                  event forwarded to a no-op app; samples RSS, database
+#                  size and backlog every SAMPLE_SECS (30) into
+#                  $SOAK_DIR/samples.csv (default ./soak-<time>), then a
+#                  summary and the bytes per table (dbstat)
 #   default: intake,runner (+ instances with --postgres)
 #
 # Environment: BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/test
 # with --postgres), WRK_DURATION (8s), WRK_CONNECTIONS (32), WRK_THREADS (1),
 # WRK_REQUESTS (requests generated: 250000), RUNS (alternated intake rounds: 3),
+# HOOKD_BIN and WRK_LOAD_BIN (executables built before: nothing is built),
 # BENCH_STRIPE_RPS (the runner's Stripe rate limit in the intake run;
 # unset: the shipped default, 20/s for a test key), SEED_PATTERN (the seed
 # pattern's directory, default ../shared/peers/seed-pattern beside the repo).
@@ -33,7 +41,7 @@ while [ $# -gt 0 ]; do
     --postgres) postgres=1 ;;
     --only) parts="$2"; shift ;;
     --only=*) parts="${1#--only=}" ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)"; exit 2 ;;
   esac
   shift
@@ -49,10 +57,16 @@ features=""
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/stripe-hookd/target}"
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
 # A release build of the daemon; each bench is built (bench profile, the
-# release profile's settings) when its part first runs.
-cargo build --release $features --quiet --bin stripe-hookd
-bin="$CARGO_TARGET_DIR/release/stripe-hookd"
+# release profile's settings) when its part first runs. HOOKD_BIN and
+# WRK_LOAD_BIN name builds made before (nothing is built for them).
+if [ -n "${HOOKD_BIN:-}" ]; then
+  bin=$HOOKD_BIN
+else
+  cargo build --release $features --quiet --bin stripe-hookd
+  bin="$CARGO_TARGET_DIR/release/stripe-hookd"
+fi
 bench_exe() { # the built executable of bench $1
+  if [ "$1" = wrk_load ] && [ -n "${WRK_LOAD_BIN:-}" ]; then echo "$WRK_LOAD_BIN"; return; fi
   cargo bench $features --no-run --message-format=json --bench "$1" 2>/dev/null |
     python3 -c 'import json,sys
 for l in sys.stdin:
@@ -107,11 +121,11 @@ start_daemon() {
 stop_daemon() { kill -TERM "$pid"; wait "$pid" || true; }
 
 # The fake Stripe the daemon's runner fetches from (any id: a realistic object).
-start_fake() {
+start_fake() { # [delay in ms]
   [ -n "${fake_url:-}" ] && return 0
   local exe; exe=$(bench_exe wrk_load)
   mkfifo "$work/fake.in"
-  "$exe" fake <"$work/fake.in" >"$work/fake.url" 2>"$work/fake.log" &
+  "$exe" fake --delay-ms "${1:-0}" <"$work/fake.in" >"$work/fake.url" 2>"$work/fake.log" &
   pids+=($!)
   exec 9>"$work/fake.in"   # held open: the fake serves until the script ends
   for _ in $(seq 1 100); do [ -s "$work/fake.url" ] && break; sleep 0.1; done
@@ -208,6 +222,116 @@ latency() { # label DATABASE_URL
   stop_daemon
 }
 
+# The forwarding app of the soak: takes every delivery (200 at once).
+start_noop() {
+  local exe; exe=$(bench_exe wrk_load)
+  mkfifo "$work/noop.in"
+  "$exe" noop <"$work/noop.in" >"$work/noop.url" 2>"$work/noop.log" &
+  pids+=($!)
+  exec 8>"$work/noop.in"
+  for _ in $(seq 1 100); do [ -s "$work/noop.url" ] && break; sleep 0.1; done
+  noop_url=$(head -1 "$work/noop.url")
+}
+
+# One sample of the soak: seconds, the daemon's RSS and peak RSS (KiB), the
+# database and WAL sizes (bytes), events stored, events not yet finished,
+# deliveries not yet delivered, the load average.
+soak_sample() { # t db
+  python3 - "$1" "$2" "$pid" <<'PY'
+import os, sqlite3, sys
+t, db, pid = sys.argv[1:]
+st = dict(l.split(":", 1) for l in open(f"/proc/{pid}/status") if ":" in l)
+kib = lambda k: int(st[k].split()[0])
+size = lambda p: os.path.getsize(p) if os.path.exists(p) else 0
+c = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+q = lambda sql: c.execute(sql).fetchone()[0]
+events = q("SELECT count(*) FROM webhook_events")
+backlog = q("SELECT count(*) FROM webhook_events WHERE status IN ('pending', 'processing')")
+undelivered = q("SELECT count(*) FROM deliveries WHERE status IN ('pending', 'delivering')")
+c.close()
+print(",".join(map(str, [t, kib("VmRSS"), kib("VmHWM"), size(db), size(db + "-wal"), events, backlog,
+                         undelivered, open("/proc/loadavg").read().split()[0]])))
+PY
+}
+
+soak() {
+  local rate=${RATE:-200} duration=${DURATION:-3600} every=${SAMPLE_SECS:-30} delay=${SOAK_DELAY_MS:-20}
+  local dir=${SOAK_DIR:-$repo/soak-$(date -u +%Y%m%dT%H%M%SZ)}
+  mkdir -p "$dir"
+  start_fake "$delay"
+  start_noop
+  local db="$dir/soak.db"
+  rm -f "$db" "$db-wal" "$db-shm"
+  # As shipped but for the Stripe rate limit (the stand-in is not Stripe:
+  # lifted so that the runner keeps up with RATE) and one destination.
+  BENCH_STRIPE_RPS=${BENCH_STRIPE_RPS:-1000} start_daemon "sqlite://$db" 1 \
+    STRIPE_HOOKD_DESTINATIONS='[{name="app",url="'"$noop_url"'/hook",secret="whsec_soak_app_secret"}]'
+  echo; echo "## soak: $rate events/s for ${duration} s, Stripe stand-in ${delay} ms, every event forwarded to a no-op app"
+  echo "samples every ${every} s: $dir/samples.csv; daemon log: $dir/daemon.log"
+  echo "t_s,rss_kib,hwm_kib,db_bytes,wal_bytes,events,backlog,undelivered,load1" >"$dir/samples.csv"
+  soak_sample 0 "$db" >>"$dir/samples.csv"
+  # The load: `trigger` at a fixed rate, in chunks of a minute (every
+  # event type in turn, each chunk's events distinct), until DURATION.
+  (
+    local start=$SECONDS
+    while [ $((SECONDS - start)) -lt "$duration" ]; do
+      local left=$((duration - (SECONDS - start)))
+      local n=$((rate * (left < 60 ? left : 60)))
+      [ "$n" -gt 0 ] || break
+      load --count "$n" --rate "$rate" --concurrency 16 >>"$dir/load.jsonl" || echo '{"error": "trigger failed"}' >>"$dir/load.jsonl"
+    done
+  ) &
+  local loader=$!
+  local t0=$SECONDS
+  while kill -0 "$loader" 2>/dev/null; do
+    sleep "$every"
+    soak_sample $((SECONDS - t0)) "$db" >>"$dir/samples.csv"
+  done
+  wait "$loader" || true
+  # Drained: every event finished and every delivery delivered (or 5 min).
+  for _ in $(seq 1 300); do
+    soak_sample $((SECONDS - t0)) "$db" >"$dir/last.csv"
+    IFS=, read -r _ _ _ _ _ _ backlog undelivered _ <"$dir/last.csv"
+    [ "$backlog" = 0 ] && [ "$undelivered" = 0 ] && break
+    sleep 1
+  done
+  cat "$dir/last.csv" >>"$dir/samples.csv"
+  cp "$work/daemon.log" "$dir/daemon.log"
+  stop_daemon
+  python3 - "$dir" "$db" "$rate" "$delay" <<'PY'
+import csv, json, sqlite3, sys
+d, db, rate, delay = sys.argv[1:]
+rows = list(csv.DictReader(open(f"{d}/samples.csv")))
+mib = lambda k: int(k) / 1024
+print("t (min) | RSS MiB | peak MiB | db + wal MB | events | backlog | undelivered | load")
+for r in rows:
+    t = int(r["t_s"])
+    if t == 0 or t % 300 < int(rows[1]["t_s"]) or r is rows[-1]:
+        print("%6.1f | %6.1f | %6.1f | %8.1f | %8s | %6s | %6s | %s" % (t / 60, mib(r["rss_kib"]), mib(r["hwm_kib"]),
+              (int(r["db_bytes"]) + int(r["wal_bytes"])) / 1e6, r["events"], r["backlog"], r["undelivered"], r["load1"]))
+# A chunk with non-2xx answers still prints its report, then `trigger`
+# logs an error line and fails (its "error" record): reports only.
+loads = [json.loads(l) for l in open(f"{d}/load.jsonl") if l.startswith('{"requests"')]
+statuses = {}
+for l in loads:
+    for k, v in l.get("statuses", {}).items():
+        statuses[k] = statuses.get(k, 0) + v
+p99 = sorted(l["latency_ms"]["p99"] for l in loads if "latency_ms" in l)
+print("requests: %s; per-minute p99 of the intake: median %.1f ms, worst %.1f ms" % (
+    statuses, p99[len(p99) // 2] if p99 else 0, p99[-1] if p99 else 0))
+c = sqlite3.connect(db)
+events = c.execute("SELECT count(*) FROM webhook_events").fetchone()[0]
+deliveries = c.execute("SELECT count(*) FROM deliveries").fetchone()[0]
+total = 0
+print("bytes per table and index (dbstat), per event stored (%d events, %d deliveries):" % (events, deliveries))
+for name, size in c.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC"):
+    total += size
+    if size >= 4096 * 16:
+        print("  %-40s %10.1f MB %8.0f B/event" % (name, size / 1e6, size / max(events, 1)))
+print("  %-40s %10.1f MB %8.0f B/event" % ("total (database file, WAL checkpointed)", total / 1e6, total / max(events, 1)))
+PY
+}
+
 pg_url=""
 fresh_pg() {
   pg_db="hookd_bench_$$"
@@ -253,4 +377,5 @@ if want instances; then
   fi
 fi
 want replay && bench replay -- --events 100000 --rate 500
+want soak && soak
 exit 0
