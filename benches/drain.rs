@@ -24,9 +24,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-use stripe_hookd::app::Application;
-use stripe_hookd::store::outbox;
-use stripe_hookd::store::{now_ms, Store};
+use stripe_hookd::testing::app::Application;
+use stripe_hookd::testing::store::outbox;
+use stripe_hookd::testing::store::{now_ms, Store};
 
 const SECRET: &str = "whsec_bench";
 
@@ -131,7 +131,7 @@ async fn run(
         dir.path().display(),
         r.budget,
     );
-    let config = stripe_hookd::config::from_toml_str(&toml)?;
+    let config = stripe_hookd::testing::config::from_toml_str(&toml)?;
     let application = Application::builder(config).build().await?;
     let store = application.store().clone();
     let mut events = common::events(

@@ -17,11 +17,11 @@ use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use actix_web::{web, App, HttpServer};
-use stripe_hookd::app::Application;
-use stripe_hookd::queue::BenchSwitches;
-use stripe_hookd::store::outbox;
-use stripe_hookd::store::{now_ms, Store};
-use stripe_hookd::trigger::{self, Intake, Load};
+use stripe_hookd::testing::app::Application;
+use stripe_hookd::testing::queue::BenchSwitches;
+use stripe_hookd::testing::store::outbox;
+use stripe_hookd::testing::store::{now_ms, Store};
+use stripe_hookd::testing::trigger::{self, Intake, Load};
 
 const KEY: &str = "sk_test_bench";
 const SECRET: &str = "whsec_bench";
@@ -55,7 +55,7 @@ async fn app(
          [runner]\nenabled = {runner}\nconcurrency = 16\npoll_interval_ms = 50\n[schedule]\ncatch_up_interval_mins = 0\n[log]\nlevel = \"error\"\n",
         dir.display()
     );
-    let config = stripe_hookd::config::from_toml_str(&toml)?;
+    let config = stripe_hookd::testing::config::from_toml_str(&toml)?;
     Application::builder(config)
         .bench_switches(bench_switches())
         .build()

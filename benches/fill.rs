@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Instant;
 
-use stripe_hookd::store::Store;
+use stripe_hookd::testing::store::Store;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().filter(|a| a != "--bench").collect();
@@ -16,7 +16,7 @@ fn main() -> anyhow::Result<()> {
         .get(2)
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
-    let defaults = stripe_hookd::config::from_toml_str("")?;
+    let defaults = stripe_hookd::testing::config::from_toml_str("")?;
     let store = Store::open(url, &defaults.database.store_options())?;
     store.migrate()?;
     let mut conn = store.conn()?;

@@ -27,10 +27,10 @@ use std::time::{Duration, Instant};
 mod common;
 
 use actix_web::{web, App, HttpResponse, HttpServer};
-use stripe_hookd::config::After;
-use stripe_hookd::forward::{self, Forwarder};
-use stripe_hookd::store::{outbox, Store};
-use stripe_hookd::util::Clock;
+use stripe_hookd::testing::config::After;
+use stripe_hookd::testing::forward::{self, Forwarder};
+use stripe_hookd::testing::store::{outbox, Store};
+use stripe_hookd::testing::util::Clock;
 
 struct Run {
     deliveries: usize,
@@ -52,15 +52,19 @@ fn rss_mib() -> f64 {
 
 /// Records `run.deliveries` deliveries to `receiver` (as at the intake
 /// commit), on `run.objects` objects.
-fn fill(store: &Store, receiver: &str, run: &Run) -> anyhow::Result<stripe_hookd::config::Config> {
-    let config = stripe_hookd::config::from_toml_str(&format!(
+fn fill(
+    store: &Store,
+    receiver: &str,
+    run: &Run,
+) -> anyhow::Result<stripe_hookd::testing::config::Config> {
+    let config = stripe_hookd::testing::config::from_toml_str(&format!(
         "[database]\npool_size = 8\n[forward]\nmax_in_flight = {}\n[[destinations]]\nname = \"bench\"\nurl = \"{receiver}\"\nsecret = \"whsec_bench\"\nafter = \"received\"\n",
         run.in_flight
     ))?;
     let hook = forward::hook(&config.destinations, After::Received)
         .ok_or_else(|| anyhow::anyhow!("no hook"))?;
     store.hooks().set_received(hook);
-    let now = stripe_hookd::store::now_ms();
+    let now = stripe_hookd::testing::store::now_ms();
     let payload = format!(
         "{{\"id\":\"evt\",\"object\":\"event\",\"pad\":\"{}\"}}",
         "x".repeat(1500)
@@ -112,7 +116,7 @@ fn progress(store: &Store) -> anyhow::Result<Progress> {
                 CAST(COALESCE(SUM(CASE WHEN status = 'dead' THEN 1 ELSE 0 END), 0) AS BIGINT) AS dead \
          FROM deliveries",
     );
-    Ok(stripe_hookd::store::with_conn!(&mut *conn, c => query.get_result::<Progress>(c))?)
+    Ok(stripe_hookd::testing::store::with_conn!(&mut *conn, c => query.get_result::<Progress>(c))?)
 }
 
 /// `--dead-app`: memory with a large backlog for an app that is down, over
@@ -124,7 +128,7 @@ async fn dead_app(url: &str, run: &Run, dead: &DeadApp) -> anyhow::Result<()> {
     drop(closed);
     let store = Store::open(
         url,
-        &stripe_hookd::config::from_toml_str("[database]\npool_size = 8\n")?
+        &stripe_hookd::testing::config::from_toml_str("[database]\npool_size = 8\n")?
             .database
             .store_options(),
     )?;
@@ -136,7 +140,7 @@ async fn dead_app(url: &str, run: &Run, dead: &DeadApp) -> anyhow::Result<()> {
     let forwarder = Arc::new(Forwarder::new(
         store.clone(),
         config.destinations.clone(),
-        stripe_hookd::forward::ForwardOptions::from_config(&config.forward),
+        stripe_hookd::testing::forward::ForwardOptions::from_config(&config.forward),
         clock.clone(),
     )?);
     // The fast clock: every 50 ms of wall time, 50 ms x speed of clock time.
@@ -215,7 +219,7 @@ async fn dead_app(url: &str, run: &Run, dead: &DeadApp) -> anyhow::Result<()> {
 async fn run(label: &str, url: &str, receiver: &str, run: &Run) -> anyhow::Result<()> {
     let store = Store::open(
         url,
-        &stripe_hookd::config::from_toml_str("[database]\npool_size = 8\n")?
+        &stripe_hookd::testing::config::from_toml_str("[database]\npool_size = 8\n")?
             .database
             .store_options(),
     )?;
@@ -224,7 +228,7 @@ async fn run(label: &str, url: &str, receiver: &str, run: &Run) -> anyhow::Resul
     let forwarder = Arc::new(Forwarder::new(
         store.clone(),
         config.destinations.clone(),
-        stripe_hookd::forward::ForwardOptions::from_config(&config.forward),
+        stripe_hookd::testing::forward::ForwardOptions::from_config(&config.forward),
         Clock::default(),
     )?);
     let started = Instant::now();

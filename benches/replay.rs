@@ -18,9 +18,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use stripe_hookd::app::Application;
-use stripe_hookd::store::Store;
-use stripe_hookd::trigger::{self, Intake, Scenario, TYPES};
+use stripe_hookd::testing::app::Application;
+use stripe_hookd::testing::store::Store;
+use stripe_hookd::testing::trigger::{self, Intake, Scenario, TYPES};
 
 const SECRET: &str = "whsec_bench";
 const TOKEN: &str = "bench-admin-token-0123456789";
@@ -36,7 +36,7 @@ async fn app(url: &str, dir: &std::path::Path) -> anyhow::Result<Application> {
          [[endpoints]]\nname = \"default\"\npath = \"/webhooks/stripe\"\nmode = \"test\"\nsecrets = [\"{SECRET}\"]\n",
         dir.display()
     );
-    Application::builder(stripe_hookd::config::from_toml_str(&toml)?)
+    Application::builder(stripe_hookd::testing::config::from_toml_str(&toml)?)
         .build()
         .await
 }

@@ -25,12 +25,12 @@ mod common;
 
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
-use stripe_hookd::queue::{
+use stripe_hookd::testing::queue::{
     self, apply_fn, Apply, BenchSwitches, EventGroup, Handler, HandlerError, Runner,
 };
-use stripe_hookd::store::outbox;
-use stripe_hookd::store::{now_ms, Store};
-use stripe_hookd::util::Clock;
+use stripe_hookd::testing::store::outbox;
+use stripe_hookd::testing::store::{now_ms, Store};
+use stripe_hookd::testing::util::Clock;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -46,7 +46,7 @@ impl Handler for Noop {
     fn handle(
         &self,
         _: EventGroup,
-        _: &stripe_hookd::queue::HandlerContext,
+        _: &stripe_hookd::testing::queue::HandlerContext,
     ) -> BoxFuture<'static, Result<Apply, HandlerError>> {
         let delay = self.delay;
         async move {
@@ -102,7 +102,7 @@ struct Run {
 async fn run(label: &str, url: &str, run: &Run, errors: &AtomicUsize) -> anyhow::Result<()> {
     let n = run.events;
     // The built-in configuration, with this run's concurrency.
-    let config = stripe_hookd::config::from_toml_str(&format!(
+    let config = stripe_hookd::testing::config::from_toml_str(&format!(
         "[database]\npool_size = {}\n[runner]\nconcurrency = {}\npoll_interval_ms = 50",
         run.concurrency + 4,
         run.concurrency

@@ -24,8 +24,8 @@ use std::net::TcpListener;
 
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
-use stripe_hookd::trigger::scenario::new_id;
-use stripe_hookd::trigger::{signature_header, Scenario};
+use stripe_hookd::testing::trigger::scenario::new_id;
+use stripe_hookd::testing::trigger::{signature_header, Scenario};
 
 fn flag(args: &[String], name: &str) -> Option<String> {
     args.iter()

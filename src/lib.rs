@@ -4,21 +4,26 @@
 //! [`config`] → [`intake`] (HTTP + signature) → [`store`] (outbox) → …
 //! See `docs/architecture.md`.
 
-pub mod admin;
-pub mod app;
-pub mod cli;
-pub mod config;
+mod admin;
+mod app;
+mod cli;
+mod config;
 pub mod demo;
-pub mod forward;
-pub mod intake;
-pub mod live;
-pub mod metrics;
-pub mod queue;
+mod forward;
+mod intake;
+mod live;
+mod metrics;
+mod queue;
 pub mod reconcile;
-pub mod redact;
+mod redact;
 pub mod store;
-pub mod stripe;
-pub mod systemd;
-pub mod telemetry;
-pub mod trigger;
-pub mod util;
+mod stripe;
+mod systemd;
+mod telemetry;
+mod trigger;
+mod util;
+
+pub use cli::main;
+
+#[doc(hidden)]
+pub mod testing;

@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    stripe_hookd::cli::main()
+    stripe_hookd::main()
 }

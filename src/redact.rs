@@ -9,10 +9,10 @@
 //! configuration error quotes what was written).
 
 /// What stands in for a hidden part.
-pub const REDACTED: &str = "[redacted]";
+pub(crate) const REDACTED: &str = "[redacted]";
 
 /// `url` with its userinfo and query values replaced by [`REDACTED`].
-pub fn url(url: &str) -> String {
+pub(crate) fn url(url: &str) -> String {
     let (before_fragment, fragment) = match url.split_once('#') {
         Some((head, frag)) => (head, Some(frag)),
         None => (url, None),

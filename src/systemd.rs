@@ -13,7 +13,7 @@ use crate::store::now_ms;
 
 /// Proof of life of a loop: the time of its last beat.
 #[derive(Debug, Clone)]
-pub struct Heartbeat(Arc<AtomicI64>);
+pub(crate) struct Heartbeat(Arc<AtomicI64>);
 
 impl Default for Heartbeat {
     fn default() -> Self {
@@ -22,11 +22,11 @@ impl Default for Heartbeat {
 }
 
 impl Heartbeat {
-    pub fn beat(&self) {
+    pub(crate) fn beat(&self) {
         self.0.store(now_ms(), Ordering::Relaxed);
     }
 
-    pub fn age(&self) -> Duration {
+    pub(crate) fn age(&self) -> Duration {
         Duration::from_millis(u64::try_from(now_ms() - self.0.load(Ordering::Relaxed)).unwrap_or(0))
     }
 }
@@ -41,13 +41,13 @@ fn notify(state: &[NotifyState<'_>]) {
 }
 
 /// READY=1: migrations ran and the listeners are bound.
-pub fn ready(status: &str) {
+pub(crate) fn ready(status: &str) {
     notify(&[NotifyState::Ready, NotifyState::Status(status)]);
 }
 
 /// RELOADING=1 with MONOTONIC_USEC: a configuration reload has begun
 /// (systemd shows the unit as "reloading" until [`reloaded`]).
-pub fn reloading() {
+pub(crate) fn reloading() {
     match NotifyState::monotonic_usec_now() {
         Ok(now) => notify(&[
             NotifyState::Reloading,
@@ -66,12 +66,12 @@ pub fn reloading() {
 
 /// READY=1 after a reload, whether it was applied or refused (the service
 /// serves either way); `status` says which.
-pub fn reloaded(status: &str) {
+pub(crate) fn reloaded(status: &str) {
     notify(&[NotifyState::Ready, NotifyState::Status(status)]);
 }
 
 /// STOPPING=1: shutdown has begun.
-pub fn stopping() {
+pub(crate) fn stopping() {
     notify(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
 }
 
@@ -86,7 +86,11 @@ pub fn stopping() {
 /// API that does not answer): pass the lease, so that a slow Stripe is not
 /// taken for a stuck runner (restarting would not help, and would drop
 /// webhook deliveries for as long as the restart takes).
-pub async fn watchdog(heartbeat: Heartbeat, stale_after: Duration, shutdown: CancellationToken) {
+pub(crate) async fn watchdog(
+    heartbeat: Heartbeat,
+    stale_after: Duration,
+    shutdown: CancellationToken,
+) {
     let Some(interval) = sd_notify::watchdog_enabled() else {
         return;
     };

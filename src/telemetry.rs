@@ -126,7 +126,7 @@ fn refusal_reason(message: &str) -> &'static str {
 
 /// Logs, every `every` until `shutdown`, how many requests were refused
 /// before any handler since the last line (nothing when none were).
-pub async fn report_refusals(every: Duration, shutdown: CancellationToken) {
+pub(crate) async fn report_refusals(every: Duration, shutdown: CancellationToken) {
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
@@ -145,7 +145,7 @@ pub async fn report_refusals(every: Duration, shutdown: CancellationToken) {
 
 /// What [`set_level`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LevelChange {
+pub(crate) enum LevelChange {
     /// The new filter is in force from the next log line on.
     Applied,
     /// `RUST_LOG` is set and wins over `log.level`: nothing changed.
@@ -168,7 +168,7 @@ pub enum LevelError {
 
 /// Replaces the log filter with `level` (a reload of `log.level`), unless
 /// `RUST_LOG` is set, which wins as it does at start.
-pub fn set_level(level: &str) -> Result<LevelChange, LevelError> {
+pub(crate) fn set_level(level: &str) -> Result<LevelChange, LevelError> {
     if std::env::var_os("RUST_LOG").is_some() {
         return Ok(LevelChange::RustLogWins);
     }

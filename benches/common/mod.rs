@@ -2,8 +2,8 @@
 
 #![allow(dead_code)]
 
-use stripe_hookd::store::outbox::{self, NewEvent};
-use stripe_hookd::store::{now_ms, DbConnection};
+use stripe_hookd::testing::store::outbox::{self, NewEvent};
+use stripe_hookd::testing::store::{now_ms, DbConnection};
 
 /// Distinct stored-event rows numbered `ids` (one object each), received `now`.
 pub fn events(
@@ -14,7 +14,7 @@ pub fn events(
     now: i64,
     payload: &str,
 ) -> Vec<NewEvent> {
-    let at = stripe_hookd::store::EpochMs(now);
+    let at = stripe_hookd::testing::store::EpochMs(now);
     ids.map(|i| NewEvent {
         event_id: format!("evt_{prefix}_{i:09}"),
         endpoint: prefix.into(),
@@ -32,7 +32,7 @@ pub fn events(
         headers: "{}".into(),
         secret_index: 0,
         next_attempt_at: at,
-        priority: stripe_hookd::store::outbox::LIVE,
+        priority: stripe_hookd::testing::store::outbox::LIVE,
     })
     .collect()
 }
@@ -72,7 +72,7 @@ pub fn arg(name: &str, default: usize) -> usize {
 /// Stores `n` finished `invoice.paid` events (endpoint `fill`) with a
 /// realistic ~3 KB payload, 5,000 rows per insert.
 pub fn fill_done(conn: &mut DbConnection, n: usize) -> anyhow::Result<()> {
-    let payload = stripe_hookd::trigger::Scenario::new(false, "2025-03-31.basil")
+    let payload = stripe_hookd::testing::trigger::Scenario::new(false, "2025-03-31.basil")
         .event("invoice.paid")
         .map(|e| e.to_string())
         .unwrap_or_default();
@@ -105,7 +105,7 @@ pub async fn stripe_any_object(req: actix_web::HttpRequest) -> actix_web::HttpRe
         }));
     }
     let id = path.rsplit('/').next().unwrap_or_default().to_owned();
-    let s = stripe_hookd::trigger::Scenario::new(false, "2025-03-31.basil");
+    let s = stripe_hookd::testing::trigger::Scenario::new(false, "2025-03-31.basil");
     let kind = if path.starts_with("/v1/subscriptions/") {
         "customer.subscription.created"
     } else if path.starts_with("/v1/invoices/") {
@@ -129,7 +129,7 @@ pub async fn stripe_any_object(req: actix_web::HttpRequest) -> actix_web::HttpRe
 /// Waits until `n` events have finished (`done` or `ignored`), polling every
 /// `poll`; an error after `within`.
 pub async fn finished(
-    store: &stripe_hookd::store::Store,
+    store: &stripe_hookd::testing::store::Store,
     n: usize,
     poll: std::time::Duration,
     within: std::time::Duration,

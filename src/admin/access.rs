@@ -26,7 +26,7 @@ use crate::store::now_ms;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AccessQuery {
+pub(crate) struct AccessQuery {
     customer: Option<String>,
     reference: Option<String>,
     /// With `reference`: the Connect account whose Checkout carried it
@@ -61,7 +61,7 @@ impl AccessQuery {
 /// One granting row, as the `entitlements_now` view shows it (without the
 /// view's `client_reference_id`, which the question already names).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Granted {
+pub(crate) struct Granted {
     pub customer_id: Option<String>,
     pub subscription_id: String,
     pub product_id: Option<String>,
@@ -113,7 +113,7 @@ fn unauthorized(why: &str, req: &HttpRequest) -> HttpResponse {
     res
 }
 
-pub async fn get(
+pub(crate) async fn get(
     req: HttpRequest,
     state: web::Data<AdminState>,
 ) -> Result<HttpResponse, AdminError> {

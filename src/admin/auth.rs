@@ -24,21 +24,21 @@ use super::{error, AdminState};
 use crate::live::Live;
 
 /// The inspector's session cookie.
-pub const SESSION_COOKIE: &str = "hookd_session";
+pub(crate) const SESSION_COOKIE: &str = "hookd_session";
 /// The header that carries the session's CSRF token.
-pub const CSRF_HEADER: &str = "x-csrf-token";
+pub(crate) const CSRF_HEADER: &str = "x-csrf-token";
 
 /// How a request was authenticated (in the request's extensions for the
 /// handlers after the middleware).
 #[derive(Debug, Clone)]
-pub enum Principal {
+pub(crate) enum Principal {
     Bearer,
     Session(Session),
 }
 
 /// SHA-256 of a token: comparing digests keeps the comparison
 /// constant-time whatever the lengths.
-pub fn digest(token: &str) -> [u8; 32] {
+pub(crate) fn digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
@@ -71,12 +71,12 @@ impl AdminToken {
 }
 
 /// The admin token as configured now: a reload that rotates it swaps it.
-pub type LiveToken = Live<AdminToken>;
+pub(crate) type LiveToken = Live<AdminToken>;
 
 /// The hex SHA-256 of the token under a label of its own: the database
 /// holds it, so it is neither the token nor the digest that the bearer
 /// check compares (a copy of the database gives no way in).
-pub fn session_fingerprint(token: &str) -> String {
+pub(crate) fn session_fingerprint(token: &str) -> String {
     let mut hasher = Sha256::new();
     hasher.update(b"stripe-hookd admin session token v1\0");
     hasher.update(token.as_bytes());
@@ -84,12 +84,12 @@ pub fn session_fingerprint(token: &str) -> String {
 }
 
 /// Whether two secrets are equal, in constant time.
-pub fn same_secret(given: &str, expected: &str) -> bool {
+pub(crate) fn same_secret(given: &str, expected: &str) -> bool {
     bool::from(digest(given).ct_eq(&digest(expected)))
 }
 
 /// Whether `header` (an `Authorization` value) carries the expected token.
-pub fn authorized(header: Option<&str>, expected: &[u8; 32]) -> bool {
+pub(crate) fn authorized(header: Option<&str>, expected: &[u8; 32]) -> bool {
     let Some(token) = header
         .and_then(|h| h.strip_prefix("Bearer "))
         .map(str::trim)
@@ -100,7 +100,7 @@ pub fn authorized(header: Option<&str>, expected: &[u8; 32]) -> bool {
 }
 
 /// The value of cookie `name` in a `Cookie` header.
-pub fn cookie<'a>(header: Option<&'a str>, name: &str) -> Option<&'a str> {
+pub(crate) fn cookie<'a>(header: Option<&'a str>, name: &str) -> Option<&'a str> {
     header?
         .split(';')
         .filter_map(|pair| pair.trim().split_once('='))
@@ -124,7 +124,7 @@ enum Refusal {
 /// actix middleware: the request goes on with its [`Principal`], or is
 /// answered 401 (no or wrong credentials), 403 (cookie without the CSRF
 /// token on a state-changing request) or 500 (the session store failed).
-pub async fn require_token(
+pub(crate) async fn require_token(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {

@@ -21,7 +21,7 @@ use super::{blocking, AdminError, AdminState};
 use crate::forward::health;
 use crate::store::deliveries::{self, history, pauses, Change, DeliveryFilter};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
+pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/destinations", web::get().to(destinations))
         .route("/v1/destinations/{name}/pause", web::post().to(pause))
         .route("/v1/destinations/{name}/resume", web::post().to(resume))
@@ -33,7 +33,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// The per-destination gauges for `/metrics`.
-pub fn gauges(
+pub(crate) fn gauges(
     state: &AdminState,
     conn: &mut crate::store::DbConnection,
     now: i64,

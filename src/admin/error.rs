@@ -13,7 +13,7 @@ use crate::store::outbox::EventStatus;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
-pub enum AdminError {
+pub(crate) enum AdminError {
     /// The request's filter cannot be used (bad status, limit out of range…).
     #[error("{0}")]
     InvalidFilter(String),
@@ -74,7 +74,7 @@ impl From<DiscardError> for AdminError {
 
 impl AdminError {
     /// The stable, machine-readable reason code.
-    pub fn reason(&self) -> &'static str {
+    pub(crate) fn reason(&self) -> &'static str {
         match self {
             AdminError::InvalidFilter(_) => "invalid_filter",
             AdminError::EmptyFilter => "filter_required",
@@ -97,7 +97,7 @@ impl AdminError {
 }
 
 /// `{"error": {"reason": …, "message": …}}` with `status`.
-pub fn error(status: StatusCode, reason: &str, message: &str) -> HttpResponse {
+pub(crate) fn error(status: StatusCode, reason: &str, message: &str) -> HttpResponse {
     HttpResponse::build(status).json(json!({"error": {"reason": reason, "message": message}}))
 }
 

@@ -13,7 +13,7 @@ use super::{blocking, AdminError, AdminState};
 use crate::reconcile::features;
 use crate::store::StoreError;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
+pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/customers/{id}/features", web::get().to(list))
         .route(
             "/v1/customers/{id}/features/{lookup_key}",

@@ -9,7 +9,7 @@ use crate::store::{events, outbox, DbConnection, StoreError};
 /// outbox by status, the lag, the dead count, and the silence per endpoint.
 /// Rendered per request (not through the global registry) so that each
 /// scrape reports this daemon's own database.
-pub fn render(
+pub(crate) fn render(
     conn: &mut DbConnection,
     activity: &Activity,
     now: i64,
@@ -49,7 +49,7 @@ pub fn render(
 
 /// The Stripe client's budget gauges (see [`crate::metrics::STRIPE_BUDGET`]),
 /// in Prometheus text format.
-pub fn budget(snapshot: &crate::stripe::BudgetSnapshot) -> String {
+pub(crate) fn budget(snapshot: &crate::stripe::BudgetSnapshot) -> String {
     use crate::metrics::{STRIPE_BUDGET, STRIPE_IN_FLIGHT, STRIPE_LATENCY, STRIPE_RATE_IN_USE};
     let latency = snapshot.latency_secs.unwrap_or(0.0);
     format!(

@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::store::now_ms;
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Job {
+pub(crate) struct Job {
     pub id: u64,
     pub kind: String,
     /// running, done or failed.
@@ -29,7 +29,7 @@ pub struct Job {
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct Jobs {
+pub(crate) struct Jobs {
     next: Arc<AtomicU64>,
     jobs: Arc<Mutex<HashMap<u64, Job>>>,
 }
@@ -43,7 +43,7 @@ impl Jobs {
     }
 
     /// Starts a job of `kind` unless one of that kind is running.
-    pub fn start(&self, kind: &str) -> Result<u64, u64> {
+    pub(crate) fn start(&self, kind: &str) -> Result<u64, u64> {
         self.with(|jobs| {
             if let Some(running) = jobs
                 .values()
@@ -72,7 +72,7 @@ impl Jobs {
 
     /// Runs `work(id)` as a job of `kind` (unless one of that kind is
     /// running: then `Err` with its id) and records its result.
-    pub fn spawn<F, Fut, T, E>(&self, kind: &str, work: F) -> Result<u64, u64>
+    pub(crate) fn spawn<F, Fut, T, E>(&self, kind: &str, work: F) -> Result<u64, u64>
     where
         F: FnOnce(u64) -> Fut,
         Fut: std::future::Future<Output = Result<T, E>> + Send + 'static,
@@ -94,7 +94,7 @@ impl Jobs {
         Ok(id)
     }
 
-    pub fn progress(&self, id: u64, progress: Value) {
+    pub(crate) fn progress(&self, id: u64, progress: Value) {
         self.with(|jobs| {
             if let Some(j) = jobs.get_mut(&id) {
                 j.progress = progress;
@@ -102,7 +102,7 @@ impl Jobs {
         });
     }
 
-    pub fn finish(&self, id: u64, result: Result<Value, String>) {
+    pub(crate) fn finish(&self, id: u64, result: Result<Value, String>) {
         self.with(|jobs| {
             if let Some(j) = jobs.get_mut(&id) {
                 j.finished_at = Some(now_ms());
@@ -120,7 +120,7 @@ impl Jobs {
         });
     }
 
-    pub fn get(&self, id: u64) -> Option<Job> {
+    pub(crate) fn get(&self, id: u64) -> Option<Job> {
         self.with(|jobs| {
             jobs.get(&id).map(|j| Job {
                 items: Vec::new(),
@@ -130,7 +130,7 @@ impl Jobs {
     }
 
     /// Keeps every entry of a job's result, for paging.
-    pub fn set_items(&self, id: u64, items: Vec<Value>) {
+    pub(crate) fn set_items(&self, id: u64, items: Vec<Value>) {
         self.with(|jobs| {
             if let Some(j) = jobs.get_mut(&id) {
                 j.items = items;
@@ -140,7 +140,12 @@ impl Jobs {
 
     /// Up to `limit` entries of a job from `offset` on, and how many there
     /// are in all; `None` for an unknown job.
-    pub fn items(&self, id: u64, offset: usize, limit: usize) -> Option<(Vec<Value>, usize)> {
+    pub(crate) fn items(
+        &self,
+        id: u64,
+        offset: usize,
+        limit: usize,
+    ) -> Option<(Vec<Value>, usize)> {
         self.with(|jobs| {
             jobs.get(&id).map(|j| {
                 let page = j.items.iter().skip(offset).take(limit).cloned().collect();

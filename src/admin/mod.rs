@@ -23,14 +23,14 @@
 //! | `/v1/customers/{id}/features…` | a customer's Stripe Entitlements features (see `features.rs`) |
 //! | `/v1/destinations…`, `/v1/deliveries…` | forwarding: destinations with their health, pause/resume; deliveries, their attempts, redelivery (see `deliveries.rs`) |
 
-pub mod access;
-pub mod auth;
-pub mod deliveries;
+pub(crate) mod access;
+pub(crate) mod auth;
+pub(crate) mod deliveries;
 mod error;
-pub mod features;
-pub mod gauges;
-pub mod jobs;
-pub mod ui;
+pub(crate) mod features;
+pub(crate) mod gauges;
+pub(crate) mod jobs;
+pub(crate) mod ui;
 
 use std::net::TcpListener;
 
@@ -45,9 +45,10 @@ use crate::store::events::{self, EventFilter};
 use crate::store::outbox::{EventStatus, StoredEvent};
 use crate::store::{now_ms, EpochMs, Store};
 
-pub use error::{error, AdminError};
+pub(crate) use error::error;
+pub(crate) use error::AdminError;
 
-pub struct AdminState {
+pub(crate) struct AdminState {
     pub store: Store,
     /// The admin token as configured now (a reload may rotate it).
     pub token: auth::LiveToken,
@@ -65,7 +66,10 @@ pub struct AdminState {
 }
 
 /// Builds the admin server on `listener`.
-pub fn server(listener: TcpListener, state: AdminState) -> std::io::Result<actix_web::dev::Server> {
+pub(crate) fn server(
+    listener: TcpListener,
+    state: AdminState,
+) -> std::io::Result<actix_web::dev::Server> {
     let state = web::Data::new(state);
     let ui_state = web::Data::new(ui::UiState::default());
     Ok(HttpServer::new(move || {

@@ -36,7 +36,7 @@ use crate::systemd::{self, Heartbeat};
 use crate::util::Clock;
 
 mod parts;
-pub mod reload;
+pub(crate) mod reload;
 
 pub use parts::{open_store, reconcile_handler};
 pub use reload::{Loaded, Reloader};
@@ -404,7 +404,7 @@ pub fn default_handler() -> Arc<dyn Handler> {
 }
 
 /// Resolves on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

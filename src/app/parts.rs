@@ -28,7 +28,7 @@ use crate::stripe::StripeClient;
 use crate::util::Clock;
 
 /// A bound HTTP server, not yet running.
-pub struct Listener {
+pub(super) struct Listener {
     pub server: Server,
     pub addr: SocketAddr,
 }
@@ -79,7 +79,7 @@ pub fn reconcile_handler(config: &Config) -> anyhow::Result<Option<Arc<Reconcile
 /// "received"` destinations, and every transaction that wrote a customer's
 /// entitlement rows announces the access change to the destinations that
 /// list `stripe_hookd.access.updated`, whoever wrote them.
-pub fn doors(store: &Store, destinations: &Live<Vec<Destination>>) {
+pub(super) fn doors(store: &Store, destinations: &Live<Vec<Destination>>) {
     use crate::reconcile::access_events;
     store.hooks().set_received(forward::live_hook(
         destinations.clone(),
@@ -99,7 +99,7 @@ pub fn doors(store: &Store, destinations: &Live<Vec<Destination>>) {
 /// notes the customers its events name, whose access the transaction's end
 /// compares), then wakes the forwarder. With `pace`, the groups it runs at
 /// once follow that client's budget × latency.
-pub fn runner(
+pub(super) fn runner(
     options: RunnerOptions,
     store: &Store,
     handler: Arc<dyn Handler>,
@@ -130,7 +130,7 @@ pub fn runner(
 }
 
 /// The forwarder, when destinations are configured.
-pub fn forwarder(
+pub(super) fn forwarder(
     config: &Config,
     store: &Store,
     clock: Clock,
@@ -167,7 +167,7 @@ pub fn forwarder(
 /// The public webhook listener: group commit into the outbox (through its
 /// one door, see [`doors`]), waking the local
 /// runner and forwarder after each commit.
-pub fn intake(
+pub(super) fn intake(
     config: &Config,
     store: &Store,
     wakes: [&Arc<Notify>; 2],
@@ -235,7 +235,7 @@ pub fn intake(
 
 /// The admin listener, or `None` (with a warning) without an admin token
 /// (`token`: the configured one, in the cell a reload rotates it in).
-pub fn admin(
+pub(super) fn admin(
     config: &Config,
     store: &Store,
     activity: Activity,

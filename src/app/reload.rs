@@ -48,13 +48,13 @@ use crate::systemd;
 use crate::telemetry::{self, LevelChange, LevelError};
 
 /// Reloads, by outcome (`applied`, `refused`).
-pub const RELOADS: &str = "hookd_config_reloads_total";
+pub(crate) const RELOADS: &str = "hookd_config_reloads_total";
 /// Reloads refused (an invalid file, or a key that needs a restart).
-pub const RELOAD_FAILURES: &str = "hookd_config_reload_failures_total";
+pub(crate) const RELOAD_FAILURES: &str = "hookd_config_reload_failures_total";
 /// When the configuration in force was loaded (start or last applied reload).
-pub const LOADED_AT: &str = "hookd_config_loaded_timestamp_seconds";
+pub(crate) const LOADED_AT: &str = "hookd_config_loaded_timestamp_seconds";
 /// 1 when the last reload was applied (or none was tried), 0 when refused.
-pub const LAST_RELOAD_OK: &str = "hookd_config_last_reload_successful";
+pub(crate) const LAST_RELOAD_OK: &str = "hookd_config_last_reload_successful";
 
 /// The keys a reload applies. Every other key of the merged configuration
 /// must stay as it was at start.
@@ -194,7 +194,11 @@ fn record_switched(store: crate::store::Store, switched: Vec<Destination>, since
 }
 
 /// What a reload would change, or why it cannot.
-pub fn plan(current: &Loaded, new: &Loaded, can_forward: bool) -> Result<Vec<String>, ReloadError> {
+pub(crate) fn plan(
+    current: &Loaded,
+    new: &Loaded,
+    can_forward: bool,
+) -> Result<Vec<String>, ReloadError> {
     let mut fixed = Vec::new();
     diff(&current.fixed, &new.fixed, "", &mut fixed);
     let (old_eps, new_eps) = (&current.config.endpoints, &new.config.endpoints);

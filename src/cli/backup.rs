@@ -12,7 +12,7 @@ use crate::store::{DatabaseUrl, Store};
 /// transaction, so the copy is consistent while intake and the runner keep
 /// writing. Never overwrites: the copy is written beside `dest` and linked
 /// into place only if nothing is there.
-pub fn backup(config: &Config, dest: &Path) -> anyhow::Result<()> {
+pub(super) fn backup(config: &Config, dest: &Path) -> anyhow::Result<()> {
     let url = config.database_url();
     let source = match DatabaseUrl::parse(&url)? {
         DatabaseUrl::Sqlite(path) => path,
@@ -73,7 +73,7 @@ fn vacuum_into(store: &Store, path: &Path) -> anyhow::Result<()> {
 }
 
 /// Lists the migrations `migrate` would apply, applying none.
-pub fn migrate_dry_run(config: &Config) -> anyhow::Result<()> {
+pub(super) fn migrate_dry_run(config: &Config) -> anyhow::Result<()> {
     let url = config.database_url();
     if let DatabaseUrl::Sqlite(path) = DatabaseUrl::parse(&url)? {
         if !path.exists() {

@@ -473,7 +473,7 @@ fn disabled(name: &str, remote: &crate::cli::setup::Remote, setup_fix: &str) -> 
 }
 
 /// Prints the checks; returns whether all passed (warnings pass).
-pub fn print(checks: &[Check], json: bool) -> bool {
+pub(crate) fn print(checks: &[Check], json: bool) -> bool {
     if json {
         println!("{}", serde_json::to_string(checks).unwrap_or_default());
     } else {

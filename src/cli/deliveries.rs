@@ -11,7 +11,7 @@ use crate::store::deliveries::{self, history, Change, DeliveryFilter};
 use crate::store::EpochMs;
 
 #[derive(Debug, Subcommand)]
-pub enum DeliveriesCommand {
+pub(crate) enum DeliveriesCommand {
     /// List deliveries (oldest first), optionally of one destination and status.
     List {
         #[arg(long)]
@@ -49,7 +49,7 @@ pub enum DeliveriesCommand {
 }
 
 #[derive(Debug, Clone, Args)]
-pub struct RedeliverFilter {
+pub(crate) struct RedeliverFilter {
     /// dead, delivered or discarded.
     #[arg(long, conflicts_with = "delivery_ids")]
     pub status: Option<String>,
@@ -68,7 +68,7 @@ pub struct RedeliverFilter {
 /// Deliveries re-queued per transaction by a filter.
 const BATCH: i64 = 500;
 
-pub fn run(config: &Config, command: DeliveriesCommand) -> anyhow::Result<()> {
+pub(super) fn run(config: &Config, command: DeliveriesCommand) -> anyhow::Result<()> {
     let store = open(config)?;
     let mut conn = store.conn()?;
     let conn = &mut *conn;

@@ -10,7 +10,7 @@ use crate::config::{self, Signature};
 use crate::demo::{self, Options};
 
 #[derive(Debug, Args)]
-pub struct DemoArgs {
+pub(crate) struct DemoArgs {
     /// Pause between the story's steps (humantime: 1.5s, 300ms, 0s).
     #[arg(long, default_value = "1.5s", value_parser = humantime::parse_duration)]
     pub step_delay: Duration,
@@ -47,7 +47,7 @@ impl From<SignatureArg> for Signature {
 /// Refuses a live key given or configured (file, environment, credentials),
 /// then runs the demo on its own runtime. The demo's daemon takes nothing
 /// else from the config.
-pub fn run(config_path: Option<&Path>, args: DemoArgs) -> anyhow::Result<()> {
+pub(super) fn run(config_path: Option<&Path>, args: DemoArgs) -> anyhow::Result<()> {
     let configured = config::figment(config_path)?
         .extract_inner::<String>("stripe.api_key")
         .ok();

@@ -11,7 +11,7 @@ use crate::store::deliveries::pauses;
 use crate::store::EpochMs;
 
 #[derive(Debug, Subcommand)]
-pub enum DestinationsCommand {
+pub(crate) enum DestinationsCommand {
     /// List the configured destinations: paused, backlog, dead, last success, failing since.
     List {
         #[arg(long)]
@@ -41,13 +41,13 @@ pub enum DestinationsCommand {
 }
 
 /// A fresh secret: `whsec_` and 192 random bits, hex.
-pub fn secret() -> String {
+pub(super) fn secret() -> String {
     format!("whsec_{}", hex::encode(rand::random::<[u8; 24]>()))
 }
 
 /// A fresh Standard Webhooks secret: `whsec_` and the base64 of 32
 /// random bytes (the spec asks for 24 to 64).
-pub fn standard_secret() -> String {
+pub(super) fn standard_secret() -> String {
     use base64::Engine;
     format!(
         "whsec_{}",
@@ -55,7 +55,7 @@ pub fn standard_secret() -> String {
     )
 }
 
-pub fn run(
+pub(super) fn run(
     config: Result<Config, ConfigError>,
     command: DestinationsCommand,
 ) -> anyhow::Result<()> {

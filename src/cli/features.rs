@@ -10,7 +10,7 @@ use crate::reconcile::features;
 use crate::store::Store;
 
 #[derive(Debug, Args)]
-pub struct FeaturesArgs {
+pub(crate) struct FeaturesArgs {
     /// The customer (cus_…).
     pub customer: String,
     /// Ask about one feature: exit status 0 if the customer has it, 1 if not.
@@ -20,7 +20,7 @@ pub struct FeaturesArgs {
 }
 
 /// Prints the features; `Ok(false)` when one was asked about and is absent.
-pub fn run(config: &Config, args: &FeaturesArgs) -> anyhow::Result<bool> {
+pub(super) fn run(config: &Config, args: &FeaturesArgs) -> anyhow::Result<bool> {
     let store = Store::open(&config.database_url(), &config.database.store_options())
         .context("cannot open the database")?;
     store.check_ready().context("the database is not ready")?;

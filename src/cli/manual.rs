@@ -9,10 +9,10 @@ use clap_complete::Shell;
 use super::Cli;
 
 /// The binary's version with the git commit it was built from, when known.
-pub const VERSION: &str = env!("HOOKD_BUILD_RELEASE");
+pub(super) const VERSION: &str = env!("HOOKD_BUILD_RELEASE");
 
 /// Writes the completion script for `shell` to stdout.
-pub fn completions(shell: Shell) -> anyhow::Result<()> {
+pub(super) fn completions(shell: Shell) -> anyhow::Result<()> {
     let mut cmd = Cli::command();
     let name = cmd.get_name().to_owned();
     let mut script = Vec::new();
@@ -21,7 +21,7 @@ pub fn completions(shell: Shell) -> anyhow::Result<()> {
 }
 
 /// Writes the man page (roff, section 1) to stdout.
-pub fn man() -> anyhow::Result<()> {
+pub(super) fn man() -> anyhow::Result<()> {
     let page = clap_mangen::Man::new(Cli::command().version(env!("CARGO_PKG_VERSION")))
         .section("1")
         .manual("stripe-hookd manual")

@@ -10,14 +10,14 @@ use crate::config::{self, Config};
 use crate::telemetry;
 
 mod backup;
-pub mod check;
+pub(crate) mod check;
 mod deliveries;
 mod demo;
 mod destinations;
 mod features;
 mod manual;
 mod ops;
-pub mod setup;
+pub(crate) mod setup;
 mod stripe_ops;
 mod trigger;
 
@@ -27,7 +27,7 @@ mod trigger;
     version = manual::VERSION,
     about = "Durable Stripe webhook intake and billing-state reconciliation"
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Config file (TOML). Default: /etc/stripe-hookd/config.toml when it exists.
     #[arg(long, short = 'c', global = true, env = "STRIPE_HOOKD_CONFIG")]
     pub config: Option<PathBuf>,
@@ -36,7 +36,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run the daemon: webhook intake (and, as they land, workers and admin API).
     Serve,
     /// Apply pending database migrations and exit.

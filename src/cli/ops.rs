@@ -13,7 +13,7 @@ use crate::store::outbox::EventStatus;
 use crate::store::{EpochMs, Store};
 
 #[derive(Debug, Clone, Args)]
-pub struct FilterArgs {
+pub(crate) struct FilterArgs {
     /// pending, processing, done, ignored, dead or discarded.
     #[arg(long)]
     pub status: Option<String>,
@@ -32,7 +32,7 @@ pub struct FilterArgs {
 }
 
 impl FilterArgs {
-    pub fn to_filter(&self) -> EventFilter {
+    pub(crate) fn to_filter(&self) -> EventFilter {
         EventFilter {
             status: self.status.clone(),
             event_type: self.event_type.clone(),
@@ -53,7 +53,7 @@ impl FilterArgs {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum EventsCommand {
+pub(crate) enum EventsCommand {
     /// List events (oldest first), with filters and pages.
     List {
         #[command(flatten)]
@@ -75,7 +75,7 @@ pub enum EventsCommand {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum DeadCommand {
+pub(crate) enum DeadCommand {
     /// List dead events.
     List {
         #[arg(long, default_value_t = 50)]
@@ -106,7 +106,7 @@ pub enum DeadCommand {
 }
 
 /// Parses RFC 3339, unix seconds, or an age ("90m", "2h", "3d" ago) into epoch ms.
-pub fn parse_time(s: &str) -> Result<i64, String> {
+pub(super) fn parse_time(s: &str) -> Result<i64, String> {
     let s = s.trim();
     if let Ok(secs) = s.parse::<i64>() {
         return Ok(secs.saturating_mul(1000));
@@ -206,7 +206,7 @@ fn show(store: &Store, event_id: &str, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn events(config: &Config, command: EventsCommand) -> anyhow::Result<()> {
+pub(super) fn events(config: &Config, command: EventsCommand) -> anyhow::Result<()> {
     let store = open(config)?;
     match command {
         EventsCommand::List {
@@ -240,7 +240,7 @@ pub fn events(config: &Config, command: EventsCommand) -> anyhow::Result<()> {
     }
 }
 
-pub fn replay(
+pub(super) fn replay(
     config: &Config,
     event_ids: Vec<String>,
     filter: FilterArgs,
@@ -300,7 +300,7 @@ fn report_replay(done: &events::Replayed, json: bool) {
 /// `sign-out-everywhere`: deletes every inspector session (the admin
 /// listener finds none from then on, on any instance; open live streams
 /// end at their next check).
-pub fn sign_out_everywhere(config: &Config, json: bool) -> anyhow::Result<()> {
+pub(super) fn sign_out_everywhere(config: &Config, json: bool) -> anyhow::Result<()> {
     let store = open(config)?;
     let ended = crate::admin::ui::sessions::delete_all(&mut *store.conn()?)
         .context("cannot delete the inspector sessions")?;
@@ -320,7 +320,7 @@ pub fn sign_out_everywhere(config: &Config, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn dead(config: &Config, command: DeadCommand) -> anyhow::Result<()> {
+pub(super) fn dead(config: &Config, command: DeadCommand) -> anyhow::Result<()> {
     let store = open(config)?;
     match command {
         DeadCommand::List { limit, json } => {

@@ -39,7 +39,7 @@ pub const METADATA_KEY: &str = "managed_by";
 pub const METADATA_VALUE: &str = "stripe-hookd";
 
 #[derive(Debug, Args)]
-pub struct SetupArgs {
+pub(crate) struct SetupArgs {
     /// The public URL Stripe delivers to, e.g. https://hooks.example.com/webhooks/stripe.
     #[arg(long)]
     pub url: String,
@@ -246,7 +246,7 @@ impl Change {
 }
 
 /// Compares `remote` with the types of [`event_types::wanted`] and the pin.
-pub fn compare(remote: &Remote, pin: &str) -> Findings {
+pub(crate) fn compare(remote: &Remote, pin: &str) -> Findings {
     let wanted = event_types::wanted(remote.thin);
     let all_events = remote.enabled_events.iter().any(|e| e == "*");
     Findings {
@@ -286,7 +286,10 @@ fn is_webhook_destination(v: &Value) -> bool {
 
 /// The Stripe-side endpoints of one kind (webhook endpoints, or thin event
 /// destinations).
-pub async fn list_remote(client: &StripeClient, thin: bool) -> Result<Vec<Remote>, StripeError> {
+pub(crate) async fn list_remote(
+    client: &StripeClient,
+    thin: bool,
+) -> Result<Vec<Remote>, StripeError> {
     let mut out = Vec::new();
     if thin {
         // Stripe shows a destination's URL only when asked to.
@@ -326,7 +329,7 @@ pub async fn list_remote(client: &StripeClient, thin: bool) -> Result<Vec<Remote
 
 /// The endpoint for `url` among `remotes`: the one `setup` made, else any
 /// with this URL (which `setup` touches only with `--adopt`).
-pub fn find<'a>(remotes: &'a [Remote], url: &str) -> Option<&'a Remote> {
+pub(crate) fn find<'a>(remotes: &'a [Remote], url: &str) -> Option<&'a Remote> {
     remotes
         .iter()
         .find(|r| r.ours && r.url == url)
@@ -615,7 +618,7 @@ fn secret_temp(path: &Path) -> anyhow::Result<tempfile::NamedTempFile> {
 /// Checks, before anything is created at Stripe, that the secret can be
 /// written to `path`: its directory takes a new file, and `path` is not a
 /// directory.
-pub fn check_secret_path(path: &Path) -> anyhow::Result<()> {
+pub(crate) fn check_secret_path(path: &Path) -> anyhow::Result<()> {
     secret_temp(path)?;
     anyhow::ensure!(!path.is_dir(), "{} is a directory", path.display());
     Ok(())
@@ -647,7 +650,7 @@ fn keep_secret(report: &mut SetupReport, path: &Path) {
 }
 
 /// The `setup` command.
-pub fn command(config: &Config, args: SetupArgs) -> anyhow::Result<()> {
+pub(crate) fn command(config: &Config, args: SetupArgs) -> anyhow::Result<()> {
     let options = config.stripe.client_options().context(
         "no Stripe API key: set STRIPE_API_KEY to a secret key (sk_…) that may write webhook endpoints",
     )?;

@@ -14,7 +14,7 @@ use crate::reconcile::{catchup, sweep, ReconcileHandler};
 use crate::store::{now_ms, Store};
 
 #[derive(Debug, Args)]
-pub struct CatchUpArgs {
+pub(crate) struct CatchUpArgs {
     /// Events created at or after: RFC 3339, unix seconds, or an age (6h, 3d); at most 30 days.
     #[arg(long, value_parser = super::ops::parse_time, default_value = "3d")]
     pub since: i64,
@@ -42,7 +42,7 @@ fn setup(
     Ok((handler, store, runtime))
 }
 
-pub fn resync(
+pub(super) fn resync(
     config: &Config,
     ids: Vec<String>,
     account: Option<String>,
@@ -73,7 +73,12 @@ pub fn resync(
 /// [`sweep::DRIFT_SHOWN`] drifted fields; `all` lists every one.
 /// The drift sweep from the command line; `Ok(false)` when a part failed
 /// (the others ran and are reported: exit status 3, "partial").
-pub fn reconcile(config: &Config, dry_run: bool, all: bool, json: bool) -> anyhow::Result<bool> {
+pub(super) fn reconcile(
+    config: &Config,
+    dry_run: bool,
+    all: bool,
+    json: bool,
+) -> anyhow::Result<bool> {
     let (handler, store, runtime) = setup(config)?;
     let bar = if std::io::stderr().is_terminal() && !json {
         let bar = indicatif::ProgressBar::new_spinner();
@@ -160,7 +165,7 @@ pub fn reconcile(config: &Config, dry_run: bool, all: bool, json: bool) -> anyho
     Ok(!report.partial)
 }
 
-pub fn catch_up(config: &Config, args: CatchUpArgs) -> anyhow::Result<()> {
+pub(super) fn catch_up(config: &Config, args: CatchUpArgs) -> anyhow::Result<()> {
     let (handler, store, runtime) = setup(config)?;
     let options = catchup::CatchUpOptions {
         since: args.since / 1000,

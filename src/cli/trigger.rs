@@ -8,7 +8,7 @@ use crate::config::{Config, ConfigError, Mode};
 use crate::trigger::{self, Intake, Load, Scenario, TYPES};
 
 #[derive(Debug, Args)]
-pub struct TriggerArgs {
+pub(crate) struct TriggerArgs {
     /// The event type to send (see --list).
     pub event_type: Option<String>,
     /// List the event types and exit.
@@ -47,7 +47,7 @@ pub struct TriggerArgs {
     pub json: bool,
 }
 
-pub fn run(config: Result<Config, ConfigError>, args: TriggerArgs) -> anyhow::Result<()> {
+pub(super) fn run(config: Result<Config, ConfigError>, args: TriggerArgs) -> anyhow::Result<()> {
     if args.list {
         for (t, what) in TYPES {
             println!("{t:<34} {what}");

@@ -94,7 +94,7 @@ impl ForwardConfig {
 /// A destination as written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DestinationConfig {
+pub(crate) struct DestinationConfig {
     pub name: String,
     pub url: String,
     pub secret: Option<SecretString>,
@@ -160,7 +160,7 @@ impl Destination {
 }
 
 /// `*` matches any run of characters (also none); everything else itself.
-pub fn wildcard(pattern: &str, text: &str) -> bool {
+pub(crate) fn wildcard(pattern: &str, text: &str) -> bool {
     let mut parts = pattern.split('*');
     let Some(first) = parts.next() else {
         return text.is_empty();
@@ -310,7 +310,7 @@ pub(super) fn resolve(
 
 /// The most secrets a destination signs with besides `secret`: a roll
 /// needs one; a long list is a forgotten clean-up (and a longer header).
-pub const MAX_PREVIOUS_SECRETS: usize = 4;
+pub(super) const MAX_PREVIOUS_SECRETS: usize = 4;
 
 /// `previous_secrets`: each of the form `signature` needs, none equal to
 /// the current secret or to another, at most [`MAX_PREVIOUS_SECRETS`].
@@ -358,7 +358,7 @@ fn check_previous_secrets(
 
 /// What is wrong with a Standard Webhooks secret (never its value).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum StandardSecretError {
+pub(crate) enum StandardSecretError {
     #[error("a signature = \"standard\" secret starts with `whsec_` (`stripe-hookd destinations secret --standard` prints a fresh one)")]
     NoPrefix,
     #[error("the part after `whsec_` is not padded standard base64 ({0}); a signature = \"standard\" secret is `whsec_` and the base64 of 24 to 64 random bytes (`stripe-hookd destinations secret --standard` prints a fresh one)")]
@@ -370,7 +370,7 @@ pub enum StandardSecretError {
 /// The signing key of a Standard Webhooks secret: `whsec_` and the
 /// base64 (standard alphabet, padded) of 24 to 64 bytes, which are
 /// the key (the spec's "Signing secret" row).
-pub fn standard_key(secret: &str) -> Result<Vec<u8>, StandardSecretError> {
+pub(crate) fn standard_key(secret: &str) -> Result<Vec<u8>, StandardSecretError> {
     use base64::Engine;
     let encoded = secret
         .strip_prefix("whsec_")

@@ -9,15 +9,15 @@ use crate::stripe::Mode;
 
 /// The path of the endpoint that `webhook_secret` (`STRIPE_WEBHOOK_SECRET`)
 /// defines.
-pub const DEFAULT_ENDPOINT_PATH: &str = "/webhooks/stripe";
+pub(crate) const DEFAULT_ENDPOINT_PATH: &str = "/webhooks/stripe";
 /// Accepted age of a signature's timestamp when an endpoint does not say
 /// (Stripe's SDKs use the same).
-pub const DEFAULT_TOLERANCE_SECS: u64 = 300;
+pub(super) const DEFAULT_TOLERANCE_SECS: u64 = 300;
 
 /// An endpoint as written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct EndpointConfig {
+pub(crate) struct EndpointConfig {
     /// A short name for logs and metrics; defaults to the path.
     #[serde(default)]
     pub name: Option<String>,

@@ -31,28 +31,32 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 pub use self::database::DatabaseConfig;
-pub use self::destinations::{
-    standard_key, wildcard, After, Destination, DestinationConfig, ForwardConfig, Signature,
-    StandardSecretError,
-};
-pub use self::endpoints::{
-    Endpoint, EndpointConfig, DEFAULT_ENDPOINT_PATH, DEFAULT_TOLERANCE_SECS,
-};
+#[cfg(test)]
+pub(crate) use self::destinations::standard_key;
+pub(crate) use self::destinations::wildcard;
+pub(crate) use self::destinations::DestinationConfig;
+pub use self::destinations::{After, Destination, ForwardConfig, Signature};
+pub use self::endpoints::Endpoint;
+pub(crate) use self::endpoints::EndpointConfig;
+pub(crate) use self::endpoints::DEFAULT_ENDPOINT_PATH;
+#[cfg(test)]
+use self::endpoints::DEFAULT_TOLERANCE_SECS;
 pub use self::entitlements::EntitlementsConfig;
 pub use self::intake::IntakeConfig;
 pub use self::log::{LogConfig, LogFormat};
 pub use self::runner::RunnerConfig;
 pub use self::schedule::ScheduleConfig;
 pub use self::stripe::StripeConfig;
-pub use crate::stripe::{key_mode, Mode};
+pub(crate) use crate::stripe::key_mode;
+pub use crate::stripe::Mode;
 
 /// Every built-in default, once, with a comment per key: the first layer.
-pub const DEFAULTS: &str = include_str!("defaults.toml");
+pub(crate) const DEFAULTS: &str = include_str!("defaults.toml");
 /// Where `serve` looks for a config file when `--config` is not given.
-pub const DEFAULT_CONFIG_PATH: &str = "/etc/stripe-hookd/config.toml";
+pub(crate) const DEFAULT_CONFIG_PATH: &str = "/etc/stripe-hookd/config.toml";
 /// Prefix of every environment variable that maps onto a config key
 /// (`STRIPE_HOOKD_INTAKE__MAX_BODY_BYTES` → `intake.max_body_bytes`).
-pub const ENV_PREFIX: &str = "STRIPE_HOOKD_";
+pub(crate) const ENV_PREFIX: &str = "STRIPE_HOOKD_";
 
 /// The conventional environment names, and the key each one sets.
 const STRIPE_ENV: &[(&str, &str)] = &[
@@ -64,7 +68,7 @@ const STRIPE_ENV: &[(&str, &str)] = &[
 
 /// Files read from `$CREDENTIALS_DIRECTORY` (systemd `LoadCredential=`), and
 /// the key each one sets.
-pub const CREDENTIALS: &[(&str, &str)] = &[
+pub(crate) const CREDENTIALS: &[(&str, &str)] = &[
     ("webhook_secret", "webhook_secret"),
     ("stripe_api_key", "stripe.api_key"),
     ("admin_token", "admin_token"),
@@ -76,7 +80,7 @@ pub const CREDENTIALS: &[(&str, &str)] = &[
 /// over the defaults.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawConfig {
+pub(crate) struct RawConfig {
     pub listen: SocketAddr,
     pub admin_listen: SocketAddr,
     #[serde(default)]
@@ -128,7 +132,7 @@ fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
 }
 
 /// The built-in defaults alone: the layer every other one goes over.
-pub fn defaults() -> Figment {
+pub(crate) fn defaults() -> Figment {
     Figment::from(Toml::string(DEFAULTS))
 }
 
@@ -137,7 +141,7 @@ pub fn defaults() -> Figment {
 ///
 /// `config_path`: `Some(p)` must exist; `None` uses
 /// `/etc/stripe-hookd/config.toml` when it exists.
-pub fn figment(config_path: Option<&Path>) -> Result<Figment, ConfigError> {
+pub(crate) fn figment(config_path: Option<&Path>) -> Result<Figment, ConfigError> {
     let mut fig = defaults();
     match config_path {
         Some(path) if !path.exists() => {
@@ -175,7 +179,7 @@ pub fn figment(config_path: Option<&Path>) -> Result<Figment, ConfigError> {
 }
 
 /// Merges the credential files present in `dir` over `fig`.
-pub fn merge_credentials(mut fig: Figment, dir: &Path) -> Result<Figment, ConfigError> {
+pub(crate) fn merge_credentials(mut fig: Figment, dir: &Path) -> Result<Figment, ConfigError> {
     for (file, key) in CREDENTIALS {
         let path = dir.join(file);
         match std::fs::read_to_string(&path) {
@@ -195,7 +199,7 @@ pub fn load(config_path: Option<&Path>) -> Result<Config, ConfigError> {
 }
 
 /// Extracts and validates `fig`, which starts from [`defaults`].
-pub fn from_figment(fig: Figment) -> Result<Config, ConfigError> {
+pub(crate) fn from_figment(fig: Figment) -> Result<Config, ConfigError> {
     let raw: RawConfig = fig.extract().map_err(Box::new)?;
     raw.validate()
 }
@@ -255,7 +259,7 @@ impl Config {
 /// The state directory: systemd's `$STATE_DIRECTORY`, else
 /// `$XDG_STATE_HOME/stripe-hookd`, else `~/.local/state/stripe-hookd`, else
 /// `/var/lib/stripe-hookd`.
-pub fn default_state_dir() -> PathBuf {
+pub(crate) fn default_state_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("STATE_DIRECTORY") {
         // systemd may pass several, colon-separated: the first is ours.
         let dir = dir.to_string_lossy().into_owned();
@@ -275,7 +279,7 @@ pub fn default_state_dir() -> PathBuf {
 impl RawConfig {
     /// Checks every section (each in its own file) and resolves the
     /// endpoints and the state directory.
-    pub fn validate(self) -> Result<Config, ConfigError> {
+    pub(crate) fn validate(self) -> Result<Config, ConfigError> {
         let key_mode = self.stripe.validate()?;
         self.check_listeners()?;
         self.intake.validate()?;

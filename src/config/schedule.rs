@@ -27,7 +27,7 @@ pub struct ScheduleConfig {
 /// The longest charge window: a year (card networks allow disputes for
 /// about 120 days; every further day costs the sweep pages of charges that
 /// can no longer change).
-pub const MAX_SWEEP_CHARGE_WINDOW_DAYS: u32 = 365;
+pub(super) const MAX_SWEEP_CHARGE_WINDOW_DAYS: u32 = 365;
 
 impl ScheduleConfig {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {

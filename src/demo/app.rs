@@ -97,7 +97,7 @@ impl State {
 }
 
 /// The running app.
-pub struct DemoApp {
+pub(super) struct DemoApp {
     url: String,
     state: Arc<State>,
     server: actix_web::dev::ServerHandle,
@@ -106,7 +106,7 @@ pub struct DemoApp {
 impl DemoApp {
     /// Binds 127.0.0.1:0 and serves, verifying with `scheme` and a fresh
     /// secret of its form.
-    pub fn start(scheme: Signature) -> anyhow::Result<DemoApp> {
+    pub(super) fn start(scheme: Signature) -> anyhow::Result<DemoApp> {
         let listener =
             TcpListener::bind("127.0.0.1:0").context("cannot bind the demo app's port")?;
         let url = format!("http://{}{PATH}", listener.local_addr()?);
@@ -135,21 +135,21 @@ impl DemoApp {
         })
     }
 
-    pub fn url(&self) -> &str {
+    pub(super) fn url(&self) -> &str {
         &self.url
     }
 
-    pub fn scheme(&self) -> Signature {
+    pub(super) fn scheme(&self) -> Signature {
         self.state.scheme
     }
 
     /// The secret the app verifies with (the destination's).
-    pub fn secret(&self) -> &str {
+    pub(super) fn secret(&self) -> &str {
         &self.state.secret
     }
 
     /// The destination as configured in the daemon.
-    pub fn destination_toml(&self) -> String {
+    pub(super) fn destination_toml(&self) -> String {
         format!(
             "[[destinations]]\nname = \"{DESTINATION}\"\nurl = \"{}\"\nsecret = \"{}\"\nsignature = \"{}\"\nevents = [\"*\", \"stripe_hookd.*\"]\n",
             self.url,
@@ -159,17 +159,17 @@ impl DemoApp {
     }
 
     /// Answer 500 to the next delivery of `event_type`, once.
-    pub fn fail_next(&self, event_type: &str) {
+    pub(super) fn fail_next(&self, event_type: &str) {
         self.state.inner().fail_next = Some(event_type.to_owned());
     }
 
     /// How many requests came so far (a mark for [`DemoApp::since`]).
-    pub fn count(&self) -> usize {
+    pub(super) fn count(&self) -> usize {
         self.state.inner().log.len()
     }
 
     /// The requests that came after `mark`, in arrival order.
-    pub fn since(&self, mark: usize) -> Vec<Received> {
+    pub(super) fn since(&self, mark: usize) -> Vec<Received> {
         self.state
             .inner()
             .log
@@ -179,7 +179,7 @@ impl DemoApp {
     }
 
     /// Stops serving.
-    pub async fn stop(&self) {
+    pub(super) async fn stop(&self) {
         self.server.stop(true).await;
     }
 }

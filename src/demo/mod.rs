@@ -32,7 +32,7 @@
 //! ([`refuse_live_keys`]).
 
 mod app;
-pub mod fake_stripe;
+pub(crate) mod fake_stripe;
 mod outcome;
 mod story;
 mod view;

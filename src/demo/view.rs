@@ -33,7 +33,7 @@ pub(super) struct EventState {
 
 impl EventState {
     /// Nothing more will happen to it without an operator.
-    pub fn finished(&self) -> bool {
+    pub(super) fn finished(&self) -> bool {
         matches!(
             self.status.as_str(),
             "done" | "ignored" | "dead" | "discarded"
@@ -140,12 +140,12 @@ pub(super) struct Access {
 }
 
 impl Access {
-    pub fn granted(&self) -> bool {
+    pub(super) fn granted(&self) -> bool {
         self.rows.iter().any(|e| e.active_at(self.now))
     }
 
     /// The end of a time-limited access (a past_due grace).
-    pub fn until(&self) -> Option<i64> {
+    pub(super) fn until(&self) -> Option<i64> {
         self.rows
             .iter()
             .filter(|e| e.active_at(self.now) && e.status == "past_due")
@@ -153,7 +153,7 @@ impl Access {
             .max()
     }
 
-    pub fn describe(&self) -> String {
+    pub(super) fn describe(&self) -> String {
         let sub = self
             .subscription_status
             .as_deref()

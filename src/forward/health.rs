@@ -8,7 +8,7 @@ use crate::store::{DbConnection, StoreError};
 
 /// One destination as shown.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct DestinationView {
+pub(crate) struct DestinationView {
     pub name: String,
     pub url: String,
     pub after: &'static str,
@@ -27,7 +27,7 @@ pub struct DestinationView {
 }
 
 /// Every destination of `destinations`, in that order.
-pub fn overview(
+pub(crate) fn overview(
     conn: &mut DbConnection,
     destinations: &[Destination],
 ) -> Result<Vec<DestinationView>, StoreError> {
@@ -54,7 +54,7 @@ pub fn overview(
 
 /// The per-destination gauges in Prometheus text format: backlog, age of
 /// the oldest undelivered (seconds), dead deliveries, paused (0/1).
-pub fn gauges(views: &[DestinationView], now: i64) -> String {
+pub(crate) fn gauges(views: &[DestinationView], now: i64) -> String {
     use crate::metrics::{DELIVERY_BACKLOG, DELIVERY_DEAD, DELIVERY_OLDEST, DESTINATION_PAUSED};
     use std::fmt::Write;
     let mut out = String::new();

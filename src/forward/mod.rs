@@ -16,10 +16,10 @@
 //! table and reuses the queue's clock and backoff.
 
 mod finish;
-pub mod health;
+pub(crate) mod health;
 mod send;
 
-pub use send::{parse_retry_after, ping, Ping};
+pub use send::ping;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -72,7 +72,7 @@ impl ForwardOptions {
 }
 
 /// Where the admin API reads the destinations as configured now.
-pub type DestinationSource = Arc<dyn Fn() -> Vec<Destination> + Send + Sync>;
+pub(crate) type DestinationSource = Arc<dyn Fn() -> Vec<Destination> + Send + Sync>;
 
 /// Events of stripe-hookd's own that the clock makes (no transaction
 /// causes them): `derive(tx, since, now)` gives those of the moments in
@@ -87,7 +87,7 @@ pub struct ClockEvents {
 /// Whether `d` lists `event_type` explicitly: stripe-hookd's own events
 /// (`stripe_hookd.…`) go only to destinations with a pattern of that
 /// prefix (`*` alone means every Stripe event).
-pub fn lists_own(d: &Destination, event_type: &str) -> bool {
+pub(crate) fn lists_own(d: &Destination, event_type: &str) -> bool {
     d.events
         .iter()
         .any(|p| p.starts_with("stripe_hookd.") && wildcard(p, event_type))
@@ -109,13 +109,13 @@ pub fn hook(destinations: &[Destination], after: After) -> Option<EventHook> {
 /// deliveries (`Stripe-Hookd-Sequence`) from its type and object key; the
 /// composition root gives `reconcile::sequence::of_event` (the forwarder
 /// knows nothing of the records).
-pub type SequenceFn = fn(&mut Tx<'_>, &str, &str) -> QueryResult<Option<i64>>;
+pub(crate) type SequenceFn = fn(&mut Tx<'_>, &str, &str) -> QueryResult<Option<i64>>;
 
 /// [`hook`] over destinations that a configuration reload may replace
 /// (`app::reload`): each transaction records deliveries for the
 /// destinations configured when it runs, with their sequence when
 /// `sequence` is given (the finish's hook).
-pub fn live_hook(
+pub(crate) fn live_hook(
     destinations: Live<Vec<Destination>>,
     after: After,
     sequence: Option<SequenceFn>,
@@ -129,16 +129,17 @@ pub fn live_hook(
 /// Events of stripe-hookd's own that a change of stored state makes
 /// (`stripe_hookd.access.updated`): `derive` turns the changes a
 /// transaction made into events, and records what it announced.
-pub type DeriveFn<C> = fn(&mut Tx<'_>, &[C], i64) -> QueryResult<Vec<HookEvent<'static>>>;
+pub(crate) type DeriveFn<C> = fn(&mut Tx<'_>, &[C], i64) -> QueryResult<Vec<HookEvent<'static>>>;
 
 /// What [`derived_hook`] gives: run in a transaction with its changes.
-pub type ChangeHook<C> = Arc<dyn Fn(&mut Tx<'_>, &[C], i64) -> QueryResult<()> + Send + Sync>;
+pub(crate) type ChangeHook<C> =
+    Arc<dyn Fn(&mut Tx<'_>, &[C], i64) -> QueryResult<()> + Send + Sync>;
 
 /// The hook that records, for the destinations that list `event_type`
 /// (configured when the transaction runs), the events `derive` makes of a
 /// transaction's changes; nothing is derived while no destination lists
 /// the type.
-pub fn derived_hook<C: 'static>(
+pub(crate) fn derived_hook<C: 'static>(
     destinations: Live<Vec<Destination>>,
     event_type: &'static str,
     derive: DeriveFn<C>,
@@ -167,7 +168,7 @@ pub fn derived_hook<C: 'static>(
 /// of those finished since `since` (a finish racing the switch). Recording
 /// is once per event × destination, so an event recorded already is not
 /// recorded again. Returns how many events were looked at.
-pub fn record_switched(
+pub(crate) fn record_switched(
     store: &Store,
     switched: &[Destination],
     since: i64,

@@ -14,7 +14,7 @@ use crate::util::signing;
 
 /// What the destination answered.
 #[derive(Debug)]
-pub enum Answer {
+pub(super) enum Answer {
     Delivered(u16),
     /// 410: the app says this endpoint is gone.
     Gone,
@@ -26,21 +26,21 @@ pub enum Answer {
 }
 
 impl Answer {
-    pub fn status(&self) -> Option<u16> {
+    pub(super) fn status(&self) -> Option<u16> {
         match self {
             Answer::Delivered(s) => Some(*s),
             Answer::Gone => Some(410),
             Answer::Failed { status, .. } => *status,
         }
     }
-    pub fn error(&self) -> Option<String> {
+    pub(super) fn error(&self) -> Option<String> {
         match self {
             Answer::Delivered(_) => None,
             Answer::Gone => Some("410 Gone: destination paused".to_owned()),
             Answer::Failed { error, .. } => Some(error.clone()),
         }
     }
-    pub fn retry_after(&self) -> Option<Duration> {
+    pub(super) fn retry_after(&self) -> Option<Duration> {
         match self {
             Answer::Failed { retry_after, .. } => *retry_after,
             _ => None,
@@ -50,7 +50,7 @@ impl Answer {
 
 /// The `Stripe-Signature` header for `body` at unix second `t`: one
 /// `v1=` per secret (Stripe's SDKs accept the request when any matches).
-pub fn signature_header<S: AsRef<str>>(
+pub(super) fn signature_header<S: AsRef<str>>(
     secrets: impl IntoIterator<Item = S>,
     t: i64,
     body: &[u8],
@@ -68,7 +68,7 @@ pub fn signature_header<S: AsRef<str>>(
 /// "{id}.{t}.{body}">` under the key that each secret (`whsec_…`) encodes,
 /// space-separated (the spec's libraries accept the request when any
 /// matches).
-pub fn standard_signature_header<S: AsRef<str>>(
+pub(super) fn standard_signature_header<S: AsRef<str>>(
     secrets: impl IntoIterator<Item = S>,
     id: &str,
     t: i64,
@@ -88,7 +88,7 @@ pub fn standard_signature_header<S: AsRef<str>>(
 /// The header carrying a reconciled delivery's place in the order of
 /// stripe-hookd's fetches of its object (docs/forwarding.md, "The
 /// sequence header").
-pub const SEQUENCE_HEADER: &str = "Stripe-Hookd-Sequence";
+pub(super) const SEQUENCE_HEADER: &str = "Stripe-Hookd-Sequence";
 
 /// What identifies one request: the delivery, its attempt, and (for a
 /// delivery recorded after the reconcile) its object's fetch number.
@@ -172,14 +172,14 @@ fn request(
 }
 
 /// The user agent of every request.
-pub const USER_AGENT: &str = concat!("stripe-hookd/", env!("CARGO_PKG_VERSION"));
+pub(super) const USER_AGENT: &str = concat!("stripe-hookd/", env!("CARGO_PKG_VERSION"));
 
 /// How much of an answer's body is kept.
-pub const BODY_KEPT: usize = 2048;
+pub(super) const BODY_KEPT: usize = 2048;
 
 /// One attempt: what was sent and what came back.
 #[derive(Debug)]
-pub struct Sent {
+pub(super) struct Sent {
     pub answer: Answer,
     /// The request headers, secrets redacted.
     pub request_headers: Vec<(String, String)>,
@@ -187,7 +187,7 @@ pub struct Sent {
     pub response_body: Option<String>,
 }
 
-pub async fn send(client: &reqwest::Client, d: &Destination, delivery: &Delivery) -> Sent {
+pub(super) async fn send(client: &reqwest::Client, d: &Destination, delivery: &Delivery) -> Sent {
     let Some(body) = delivery.payload.clone().map(String::into_bytes) else {
         // A claim dead-letters these ([`deliveries::BODY_MISSING`]); never sent.
         return Sent {
@@ -307,7 +307,7 @@ fn describe(e: reqwest::Error, url: &reqwest::Url) -> String {
 
 /// `Retry-After` as delay-seconds or an HTTP-date (RFC 9110 §10.2.3); a
 /// date in the past means now. `None` when it is neither.
-pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+pub(super) fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
     let value = value.trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));

@@ -18,10 +18,10 @@ use crate::util::group_commit;
 
 /// Called after every commit that stored at least one new event (the runner
 /// uses it to wake its workers at once).
-pub type OnCommit = Arc<dyn Fn() + Send + Sync>;
+pub(crate) type OnCommit = Arc<dyn Fn() + Send + Sync>;
 
 #[derive(Debug, Clone)]
-pub struct CommitOptions {
+pub(crate) struct CommitOptions {
     pub max_batch: usize,
     pub queue_capacity: usize,
     pub writers: usize,
@@ -29,7 +29,7 @@ pub struct CommitOptions {
 
 /// Why a delivery could not be stored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CommitError {
+pub(crate) enum CommitError {
     #[error("the database did not take the write: {0}")]
     Store(String),
     #[error("the write did not commit within {0:?}")]
@@ -45,14 +45,14 @@ struct Job {
 
 /// The sending side: cheap to clone, one per HTTP worker.
 #[derive(Clone)]
-pub struct CommitQueue {
+pub(crate) struct CommitQueue {
     tx: mpsc::Sender<Job>,
 }
 
 impl CommitQueue {
     /// Starts `options.writers` writer threads on `store` (whose `received`
     /// hook runs inside each transaction with the events it stores).
-    pub fn start(
+    pub(crate) fn start(
         store: Store,
         options: &CommitOptions,
         on_commit: Option<OnCommit>,
@@ -70,7 +70,7 @@ impl CommitQueue {
     }
 
     /// Queues `event` and waits until the transaction holding it committed.
-    pub async fn submit(
+    pub(crate) async fn submit(
         &self,
         event: NewEvent,
         timeout: Duration,

@@ -8,8 +8,8 @@
 //! The envelope parser is [`crate::stripe::envelope`], not part of this module:
 //! catch-up parses the events it lists with it too.
 
-pub mod commit;
-pub mod signature;
+pub(crate) mod commit;
+pub(crate) mod signature;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,7 +37,7 @@ const KEPT_HEADERS: &[&str] = &[
 ];
 
 /// What every intake request shares.
-pub struct IntakeState {
+pub(crate) struct IntakeState {
     pub queue: CommitQueue,
     pub store: Store,
     pub max_body_bytes: usize,
@@ -76,7 +76,7 @@ fn secret_bytes(secrets: &[SecretString]) -> Vec<Vec<u8>> {
 
 /// A refusal: its status, a stable reason code and a message in the SDKs' words.
 #[derive(Debug, Clone)]
-pub struct Rejection {
+pub(crate) struct Rejection {
     pub status: StatusCode,
     pub reason: &'static str,
     pub message: String,
@@ -112,7 +112,7 @@ struct RequestLog {
 }
 
 /// Registers the endpoints and health checks on an actix `ServiceConfig`.
-pub fn configure(
+pub(crate) fn configure(
     cfg: &mut web::ServiceConfig,
     state: web::Data<IntakeState>,
     endpoints: &[Arc<EndpointState>],
@@ -131,7 +131,7 @@ pub fn configure(
 }
 
 /// Answers unknown paths (the app's default service).
-pub async fn not_found(req: HttpRequest) -> HttpResponse {
+pub(crate) async fn not_found(req: HttpRequest) -> HttpResponse {
     let rejection = Rejection::new(
         StatusCode::NOT_FOUND,
         "unknown_path",

@@ -12,7 +12,7 @@ use hmac::Mac;
 use crate::util::signing::mac;
 
 /// The only live signature scheme.
-pub const EXPECTED_SCHEME: &str = "v1";
+pub(crate) const EXPECTED_SCHEME: &str = "v1";
 
 /// Why a delivery's signature was refused. `Display` uses the words of
 /// Stripe's own SDKs, so that an operator searching the message finds the fix.
@@ -56,7 +56,7 @@ pub struct Verified {
 
 /// The parsed header: the timestamp and the decodable `v1` signatures.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParsedHeader {
+pub(crate) struct ParsedHeader {
     pub timestamp: i64,
     /// Raw `v1` values as sent (including non-hex ones, which never match).
     pub v1: Vec<String>,
@@ -64,7 +64,7 @@ pub struct ParsedHeader {
 
 /// Parses `t=…,v1=…,…`. Unknown keys are ignored; a missing or non-integer
 /// `t` makes the header unparsable.
-pub fn parse_header(header: &str) -> Result<ParsedHeader, SignatureError> {
+pub(crate) fn parse_header(header: &str) -> Result<ParsedHeader, SignatureError> {
     if header.trim().is_empty() {
         return Err(SignatureError::MissingHeader);
     }

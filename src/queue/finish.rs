@@ -11,7 +11,7 @@ use crate::store::outbox::finish::{free_object, mark};
 use crate::store::outbox::status;
 use crate::store::{write_transaction, DbConnection, StoreError, Tx};
 
-pub use crate::store::outbox::finish::lock_objects;
+pub(crate) use crate::store::outbox::finish::lock_objects;
 
 use super::{Apply, EventGroup, HandlerError};
 
@@ -36,7 +36,7 @@ impl From<diesel::result::Error> for FinishError {
 
 /// What happened to each event of a failed group.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FailedAs {
+pub(crate) enum FailedAs {
     Retry { next_attempt_at: i64 },
     Dead,
 }
@@ -55,7 +55,7 @@ pub fn finish_success(
 
 /// [`finish_success`] inside an open transaction, with `then` written after
 /// `apply`.
-pub fn success_in(
+pub(crate) fn success_in(
     tx: &mut Tx<'_>,
     group: &EventGroup,
     handled: &[String],
@@ -138,25 +138,14 @@ fn caught(result: std::thread::Result<Result<(), HandlerError>>) -> Result<(), F
 /// What an `ignored` event records: no handler takes its type (stored and
 /// visible, not an error). docs/architecture.md lists the types ignored on
 /// purpose, and why.
-pub fn ignored_note(event_type: &str) -> String {
+pub(crate) fn ignored_note(event_type: &str) -> String {
     format!("ignored: no handler takes {event_type} (the types ignored on purpose, and why: docs/architecture.md, \"Event types\")")
 }
 
-/// Records a failed attempt: each event is retried after its backoff, or
-/// `dead` once the budget is spent (`decide` says which).
-pub fn finish_failure(
-    conn: &mut DbConnection,
-    group: &EventGroup,
-    error: &str,
-    now: i64,
-    decide: &dyn Fn(&super::ClaimedEvent) -> FailedAs,
-) -> Result<Vec<(String, FailedAs)>, FinishError> {
-    let verdicts: Vec<FailedAs> = group.events.iter().map(decide).collect();
-    write_transaction(conn, |tx| failure_in(tx, group, error, now, &verdicts))
-}
-
-/// [`finish_failure`] inside an open transaction, with each event's verdict.
-pub fn failure_in(
+/// Records a failed attempt inside an open transaction: each event is
+/// retried after its backoff, or `dead` once the budget is spent, as its
+/// verdict says.
+pub(crate) fn failure_in(
     tx: &mut Tx<'_>,
     group: &EventGroup,
     error: &str,
@@ -239,7 +228,7 @@ pub fn successes_in(
 /// `per_group`: finish each group in a savepoint of its own on Postgres too
 /// (the way before set-based finishing; benchmarks compare the two,
 /// [`super::BenchSwitches::finish_per_group`]).
-pub fn successes_locked(
+pub(crate) fn successes_locked(
     tx: &mut Tx<'_>,
     jobs: Vec<Success>,
     per_group: bool,
@@ -341,7 +330,7 @@ mod set_based {
             .collect()
     }
 
-    pub fn successes(
+    pub(super) fn successes(
         c: &mut diesel::PgConnection,
         jobs: Vec<Success>,
     ) -> Result<Vec<Result<(), FinishError>>, FinishError> {

@@ -33,7 +33,7 @@ pub fn threads(backend: Backend) -> usize {
 /// Most finishes in one transaction.
 const MAX_BATCH: usize = 64;
 
-pub type Verdicts = Vec<(String, FailedAs)>;
+pub(crate) type Verdicts = Vec<(String, FailedAs)>;
 
 enum Job {
     Success {
@@ -62,7 +62,7 @@ impl Job {
 }
 
 #[derive(Clone)]
-pub struct Finisher {
+pub(crate) struct Finisher {
     tx: mpsc::UnboundedSender<Job>,
 }
 
@@ -71,7 +71,7 @@ impl Finisher {
     /// anyway), several on Postgres (where round trips, not fsync, bound a
     /// single thread). They end when every `Finisher` is dropped.
     /// `bench`: the ways of finishing a benchmark compares (default: none).
-    pub fn start(store: Store, bench: BenchSwitches) -> std::io::Result<Finisher> {
+    pub(crate) fn start(store: Store, bench: BenchSwitches) -> std::io::Result<Finisher> {
         let (tx, rx) = mpsc::unbounded_channel::<Job>();
         let threads = match (store.backend(), bench.pg_finisher_threads) {
             (Backend::Postgres, Some(n)) if n > 0 => n,
@@ -88,7 +88,7 @@ impl Finisher {
     /// is first polled) and answers once the transaction holding it ended.
     /// `then` (the runner's finish hook) is written after `apply`, in the
     /// same transaction.
-    pub fn success(
+    pub(crate) fn success(
         &self,
         group: EventGroup,
         handled: Vec<String>,
@@ -113,7 +113,7 @@ impl Finisher {
 
     /// Queues a failed group's finish now (before the returned future is
     /// first polled) and answers once the transaction holding it ended.
-    pub fn failure(
+    pub(crate) fn failure(
         &self,
         group: EventGroup,
         error: String,

@@ -131,7 +131,7 @@ pub trait Handler: Send + Sync + 'static {
 }
 
 /// A handler that takes nothing: every event ends `ignored`.
-pub struct NoHandler;
+pub(crate) struct NoHandler;
 
 impl Handler for NoHandler {
     fn handles(&self, _: &str) -> bool {

@@ -10,12 +10,12 @@
 //! held) and its outcome is reported only once that finish's transaction
 //! ended.
 
-pub mod finish;
-pub mod group_commit;
+pub(crate) mod finish;
+pub(crate) mod group_commit;
 mod handler;
 #[cfg(feature = "test-hooks")]
-pub mod test_hooks;
-pub mod worker;
+pub(crate) mod test_hooks;
+pub(crate) mod worker;
 
 use std::any::Any;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,9 +32,9 @@ use crate::store::{Store, StoreError};
 use crate::util::{backoff, Clock};
 use finish::{FailedAs, FinishError};
 
+pub(crate) use handler::NoHandler;
 pub use handler::{
-    apply_fn, Apply, ClaimedEvent, EventGroup, Handler, HandlerContext, HandlerError, NoHandler,
-    Writes,
+    apply_fn, Apply, ClaimedEvent, EventGroup, Handler, HandlerContext, HandlerError, Writes,
 };
 
 /// Built from the configuration (`RunnerConfig::options`), which holds the
@@ -132,7 +132,7 @@ impl std::future::Future for Finishing {
 /// client's rate in use × the latency it sees): with one, the runner runs
 /// between `concurrency` and `max_concurrency` groups at once, following it
 /// ([`Runner::with_pace`]).
-pub type Pace = Arc<dyn Fn() -> usize + Send + Sync>;
+pub(crate) type Pace = Arc<dyn Fn() -> usize + Send + Sync>;
 
 /// A group's finish, queued by its worker.
 enum Queued {

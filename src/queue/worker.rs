@@ -54,7 +54,7 @@ enum State {
 }
 
 /// An apalis backend over the outbox table.
-pub struct OutboxBackend {
+pub(crate) struct OutboxBackend {
     runner: Arc<Runner>,
     wake: Arc<Notify>,
     buffer: VecDeque<EventGroup>,
@@ -67,7 +67,7 @@ pub struct OutboxBackend {
 }
 
 impl OutboxBackend {
-    pub fn new(
+    pub(crate) fn new(
         runner: Arc<Runner>,
         wake: Arc<Notify>,
         heartbeat: Arc<dyn Fn() + Send + Sync>,
@@ -119,7 +119,7 @@ fn claim_future(runner: &Arc<Runner>) -> BoxFut<Result<Vec<EventGroup>, StoreErr
 /// Never fails: claim errors are logged and retried inside the backend.
 #[derive(Debug, thiserror::Error)]
 #[error("outbox backend error")]
-pub struct OutboxBackendError;
+pub(crate) struct OutboxBackendError;
 
 impl Backend for OutboxBackend {
     type Task = Task<EventGroup>;

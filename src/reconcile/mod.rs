@@ -32,11 +32,11 @@
 //! per Connect account in `connect.rs`), `sweep/` (the drift sweep),
 //! `schedule.rs` (when catch-up and the sweep run).
 
-pub mod access;
-pub mod catchup;
-pub mod handling;
-pub mod schedule;
-pub mod sweep;
+pub(crate) mod access;
+pub(crate) mod catchup;
+pub(crate) mod handling;
+pub(crate) mod schedule;
+pub(crate) mod sweep;
 
 // The paths the other stages and the tests name.
 pub use access::{entitlements, events as access_events, features};

@@ -11,7 +11,7 @@ use crate::config::ScheduleConfig;
 use crate::store::{now_ms, Store};
 
 /// Runs the configured schedules until `shutdown`.
-pub async fn run(
+pub(crate) async fn run(
     handler: Arc<ReconcileHandler>,
     store: Store,
     config: ScheduleConfig,

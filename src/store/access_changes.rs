@@ -23,7 +23,7 @@ use super::Tx;
 
 /// Why entitlement rows were written.
 #[derive(Debug, Clone, Copy)]
-pub enum Cause<'a> {
+pub(crate) enum Cause<'a> {
     /// A Stripe event (its id and API version), as the runner's finish
     /// writes it.
     Event {
@@ -50,7 +50,7 @@ thread_local! {
 /// an event naming the customer) in the transaction open on this thread,
 /// at `now` by the writer's clock. An error when no store transaction is
 /// open.
-pub fn note(customer: &str, livemode: bool, cause: Cause<'_>, now: i64) -> QueryResult<()> {
+pub(crate) fn note(customer: &str, livemode: bool, cause: Cause<'_>, now: i64) -> QueryResult<()> {
     OPEN.with(|open| {
         let mut open = open.borrow_mut();
         let Some(open) = open.as_mut() else {

@@ -32,7 +32,7 @@ pub fn set(conn: &mut DbConnection, livemode: bool, now: i64) -> Result<(), Stor
 }
 
 /// The mode access is answered for (`None`: none recorded yet, every mode).
-pub fn get(conn: &mut DbConnection) -> Result<Option<bool>, StoreError> {
+pub(crate) fn get(conn: &mut DbConnection) -> Result<Option<bool>, StoreError> {
     Ok(with_conn!(conn, c => access_mode::table
         .select(access_mode::livemode)
         .first::<bool>(c)

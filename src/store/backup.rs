@@ -7,6 +7,6 @@ use super::{DbConnection, StoreError};
 /// one read transaction, so the copy is consistent while intake and the
 /// runner keep writing. SQLite only. It writes no page of the database,
 /// so it takes no turn at the write gate.
-pub fn vacuum_into(conn: &mut DbConnection, path: &str) -> Result<(), StoreError> {
+pub(crate) fn vacuum_into(conn: &mut DbConnection, path: &str) -> Result<(), StoreError> {
     conn.batch_execute(&format!("VACUUM INTO '{}'", path.replace('\'', "''")))
 }

@@ -42,11 +42,11 @@ pub(super) const POOLED_CONNECTION: &str =
 /// less than fewer large ones (docs/performance.md, "Intake latency while
 /// forwarding"). A pass with nothing new to copy writes
 /// nothing.
-pub const INTERVAL: Duration = Duration::from_millis(20);
+pub(super) const INTERVAL: Duration = Duration::from_millis(20);
 
 /// WAL length in frames (pages) beyond which a pass is repeated with a
 /// turn at the gate, so that the WAL starts over (16 MiB with 4 KiB pages).
-pub const RESTART_FRAMES: i32 = 4096;
+pub(super) const RESTART_FRAMES: i32 = 4096;
 
 /// What the checkpoint thread has done (tests read it).
 #[derive(Debug, Default)]
@@ -75,7 +75,7 @@ impl Stats {
 /// The running thread; it ends when the last clone of the store (and so
 /// this handle) is dropped.
 #[derive(Debug)]
-pub struct Checkpointer {
+pub(super) struct Checkpointer {
     stats: Arc<Stats>,
     _stop: mpsc::Sender<()>,
 }
@@ -96,7 +96,7 @@ impl Checkpointer {
         Ok(Checkpointer { stats, _stop: stop })
     }
 
-    pub fn stats(&self) -> &Stats {
+    pub(super) fn stats(&self) -> &Stats {
         &self.stats
     }
 }

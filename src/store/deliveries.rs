@@ -13,19 +13,19 @@ use std::sync::Arc;
 use diesel::prelude::*;
 use sha2::{Digest, Sha256};
 
-pub mod history;
-pub mod pauses;
-pub mod retention;
+pub(crate) mod history;
+pub(crate) mod pauses;
+pub(crate) mod retention;
 
 use super::schema::{deliveries, delivery_payloads, webhook_events};
 use super::{relaxed_transaction, with_tx, write_transaction, DbConnection, StoreError, Tx};
 
-pub mod status {
-    pub const PENDING: &str = "pending";
-    pub const DELIVERING: &str = "delivering";
-    pub const DELIVERED: &str = "delivered";
-    pub const DEAD: &str = "dead";
-    pub const DISCARDED: &str = "discarded";
+pub(crate) mod status {
+    pub(crate) const PENDING: &str = "pending";
+    pub(crate) const DELIVERING: &str = "delivering";
+    pub(crate) const DELIVERED: &str = "delivered";
+    pub(crate) const DEAD: &str = "dead";
+    pub(crate) const DISCARDED: &str = "discarded";
 }
 
 /// An event at the step a hook follows. Borrowed where the step already
@@ -64,7 +64,7 @@ impl<'a> HookEvent<'a> {
 
 /// Runs inside the transaction of a step (events, the step's time in epoch
 /// ms); an error rolls the step back.
-pub type EventHook =
+pub(crate) type EventHook =
     Arc<dyn Fn(&mut Tx<'_>, &[HookEvent<'_>], i64) -> QueryResult<()> + Send + Sync>;
 
 /// The delivery id the app deduplicates on: stable per event × destination.
@@ -94,7 +94,7 @@ struct NewDelivery<'a> {
 /// rewrites. `sequence` is the object's place in the order of fetches,
 /// sent as `Stripe-Hookd-Sequence` (for deliveries recorded after the
 /// reconcile; `None` for the others).
-pub fn insert(
+pub(crate) fn insert(
     tx: &mut Tx<'_>,
     destination: &str,
     event: &HookEvent<'_>,
@@ -197,11 +197,11 @@ fn body() -> _ {
 
 /// The start of `last_error` of a delivery dead-lettered because its body
 /// is gone.
-pub const BODY_MISSING: &str = "body missing";
+pub(crate) const BODY_MISSING: &str = "body missing";
 
 /// Copies the outbox's body of each of `event_ids` to the deliveries that
 /// read it from there, before the events are pruned.
-pub fn keep_bodies_of(tx: &mut Tx<'_>, event_ids: &[String]) -> QueryResult<usize> {
+pub(crate) fn keep_bodies_of(tx: &mut Tx<'_>, event_ids: &[String]) -> QueryResult<usize> {
     with_tx!(tx, c => {
         let uncopied = deliveries::table
             .inner_join(webhook_events::table.on(webhook_events::event_id.eq(deliveries::event_id)))
@@ -433,7 +433,7 @@ pub struct Finished {
 /// their history rows, in one transaction (the forwarder group-commits
 /// them). Returns, per attempt, whether it was recorded (false: the lease
 /// expired and another worker took it; no history row then either).
-pub fn finish(
+pub(crate) fn finish(
     conn: &mut DbConnection,
     owner: &str,
     batch: &[Finished],
@@ -737,7 +737,7 @@ pub fn discard_expecting(
 /// event type (a trailing `*` matches a prefix), created in `[since, until)`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct DeliveryFilter {
+pub(crate) struct DeliveryFilter {
     pub status: String,
     #[serde(default)]
     pub destination: Option<String>,
@@ -753,7 +753,7 @@ pub struct DeliveryFilter {
 
 impl DeliveryFilter {
     /// Refuses a status a redelivery would match again.
-    pub fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), String> {
         match self.status.as_str() {
             status::DEAD | status::DELIVERED | status::DISCARDED => Ok(()),
             other => Err(format!(
@@ -766,7 +766,7 @@ impl DeliveryFilter {
 /// Re-queues (from attempt 1, like [`redeliver`]) up to `limit` deliveries
 /// matching `filter`, oldest first. Returns how many; call again while it
 /// returns `limit`.
-pub fn redeliver_matching(
+pub(crate) fn redeliver_matching(
     conn: &mut DbConnection,
     filter: &DeliveryFilter,
     now: i64,

@@ -79,7 +79,7 @@ impl EventFilter {
 /// An event without its payload, for lists.
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
 #[diesel(table_name = webhook_events)]
-pub struct EventSummary {
+pub(crate) struct EventSummary {
     pub id: i64,
     pub event_id: String,
     pub event_type: String,
@@ -139,7 +139,7 @@ macro_rules! filtered {
 }
 
 /// Events matching `filter`, oldest first, at most `filter.limit` (default 100).
-pub fn list(
+pub(crate) fn list(
     conn: &mut DbConnection,
     filter: &EventFilter,
 ) -> Result<Vec<EventSummary>, StoreError> {
@@ -179,7 +179,7 @@ pub struct Replayed {
 
 /// Rows re-queued per replay transaction: each batch holds the write lock
 /// (SQLite's is database-wide) for a few milliseconds only.
-pub const REPLAY_BATCH: usize = 500;
+pub(crate) const REPLAY_BATCH: usize = 500;
 
 /// The shortest pause between two replay batches, so that a writer waiting
 /// for the lock (the intake's) gets it between them.
@@ -321,7 +321,7 @@ fn replay_batch(
 
 /// Why a discard was refused.
 #[derive(Debug, thiserror::Error)]
-pub enum DiscardError {
+pub(crate) enum DiscardError {
     #[error("no event {0}")]
     NotFound(String),
     #[error("event {id} is {status}: only dead events can be discarded")]
@@ -331,7 +331,7 @@ pub enum DiscardError {
 }
 
 /// Marks a dead event `discarded` with the operator's reason (kept, never retried).
-pub fn discard(
+pub(crate) fn discard(
     conn: &mut DbConnection,
     event_id: &str,
     reason: &str,
@@ -370,7 +370,7 @@ pub fn discard(
 }
 
 /// Received-at of the oldest event waiting to be processed, if any.
-pub fn oldest_pending(conn: &mut DbConnection) -> Result<Option<i64>, StoreError> {
+pub(crate) fn oldest_pending(conn: &mut DbConnection) -> Result<Option<i64>, StoreError> {
     let t = with_conn!(conn, c => webhook_events::table
         .filter(webhook_events::status.eq_any([EventStatus::Pending, EventStatus::Processing]))
         .select(diesel::dsl::min(webhook_events::received_at))
@@ -380,7 +380,7 @@ pub fn oldest_pending(conn: &mut DbConnection) -> Result<Option<i64>, StoreError
 
 /// The id of the newest stored event (0 when there is none): where a tail
 /// of the stream starts.
-pub fn newest_id(conn: &mut DbConnection) -> Result<i64, StoreError> {
+pub(crate) fn newest_id(conn: &mut DbConnection) -> Result<i64, StoreError> {
     let max: Option<i64> = with_conn!(conn, c => webhook_events::table
         .select(diesel::dsl::max(webhook_events::id))
         .first(c))?;

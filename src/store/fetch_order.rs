@@ -80,7 +80,7 @@ impl FetchOrder {
 /// WAL, so a flushed record implies a flushed counter, and a counter lost
 /// to a power cut takes every record stamped with it along. One fsync per
 /// fetch, under the intake's lock, is what this saves.
-pub fn next_numbers(conn: &mut DbConnection, n: usize) -> Result<Vec<i64>, StoreError> {
+pub(crate) fn next_numbers(conn: &mut DbConnection, n: usize) -> Result<Vec<i64>, StoreError> {
     #[derive(QueryableByName)]
     struct Next {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
@@ -133,7 +133,7 @@ pub enum RecordTable {
 /// last written from, as this transaction sees it; `None` when there is
 /// no such record. Records are only overwritten from a later fetch
 /// (`reconcile::records`), so per record this only grows.
-pub fn of_record(
+pub(crate) fn of_record(
     tx: &mut super::Tx<'_>,
     table: RecordTable,
     id: &str,

@@ -43,7 +43,7 @@ pub enum Lane {
 }
 
 /// Most intake turns in a row while a background writer waits.
-pub const MAX_INTAKE_STREAK: u32 = 4;
+pub(super) const MAX_INTAKE_STREAK: u32 = 4;
 
 #[derive(Debug, Default)]
 struct State {
@@ -182,7 +182,7 @@ pub struct Turn<'a> {
 }
 
 /// A turn held longer is logged (debug): every other writer waited for it.
-pub const SLOW_TURN: Duration = Duration::from_millis(20);
+pub(super) const SLOW_TURN: Duration = Duration::from_millis(20);
 
 impl Drop for Turn<'_> {
     fn drop(&mut self) {

@@ -40,7 +40,7 @@ pub struct AccessChange {
 /// Runs at the end of a write transaction that wrote entitlement rows,
 /// with the customers noted (in lock-key order) and the latest time a
 /// writer noted; an error rolls the transaction back.
-pub type AccessHook =
+pub(crate) type AccessHook =
     Arc<dyn Fn(&mut Tx<'_>, &[AccessChange], i64) -> QueryResult<()> + Send + Sync>;
 
 /// The hooks every write of the store's connections runs (shared by every

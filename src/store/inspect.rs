@@ -16,7 +16,7 @@ use super::{outbox, with_conn, DbConnection, StoreError};
 /// The live view's filter: like `GET /v1/events`, but paged backwards.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NewestFilter {
+pub(crate) struct NewestFilter {
     pub status: Option<String>,
     /// An exact type, or a prefix (with or without a trailing `*`).
     #[serde(rename = "type")]
@@ -38,7 +38,7 @@ fn like_prefix(prefix: &str) -> String {
 }
 
 /// Events newest first (at most 500 a page).
-pub fn newest_events(
+pub(crate) fn newest_events(
     conn: &mut DbConnection,
     f: &NewestFilter,
 ) -> Result<Vec<EventSummary>, StoreError> {
@@ -73,7 +73,7 @@ pub fn newest_events(
 }
 
 /// Where one event was forwarded, oldest delivery first.
-pub fn deliveries_of(
+pub(crate) fn deliveries_of(
     conn: &mut DbConnection,
     event_id: &str,
 ) -> Result<Vec<DeliverySummary>, StoreError> {
@@ -85,7 +85,7 @@ pub fn deliveries_of(
 }
 
 /// The health strip's figures.
-pub struct HealthFigures {
+pub(crate) struct HealthFigures {
     /// Events by status.
     pub counts: Vec<(String, i64)>,
     pub oldest_pending: Option<i64>,
@@ -95,7 +95,7 @@ pub struct HealthFigures {
     pub backlog: Vec<(String, String, i64)>,
 }
 
-pub fn health_figures(conn: &mut DbConnection) -> Result<HealthFigures, StoreError> {
+pub(crate) fn health_figures(conn: &mut DbConnection) -> Result<HealthFigures, StoreError> {
     let counts = outbox::count_by_status(conn)?;
     let oldest_pending = events::oldest_pending(conn)?;
     let recent: Vec<(i64, Option<i64>)> = with_conn!(conn, c => webhook_events::table
@@ -123,7 +123,7 @@ pub fn health_figures(conn: &mut DbConnection) -> Result<HealthFigures, StoreErr
 }
 
 #[derive(Debug, Queryable, Serialize)]
-pub struct CustomerSummary {
+pub(crate) struct CustomerSummary {
     pub id: String,
     pub email: Option<String>,
     pub name: Option<String>,
@@ -131,7 +131,7 @@ pub struct CustomerSummary {
 }
 
 #[derive(Debug, Queryable, Serialize)]
-pub struct SubscriptionSummary {
+pub(crate) struct SubscriptionSummary {
     pub id: String,
     pub status: String,
     pub current_period_end: Option<i64>,
@@ -141,7 +141,7 @@ pub struct SubscriptionSummary {
 }
 
 #[derive(Debug, Queryable, Serialize)]
-pub struct InvoiceSummary {
+pub(crate) struct InvoiceSummary {
     pub id: String,
     #[serde(rename = "subscription")]
     pub subscription_id: Option<String>,
@@ -153,7 +153,7 @@ pub struct InvoiceSummary {
 }
 
 #[derive(Debug, Queryable, Serialize)]
-pub struct PaymentSummary {
+pub(crate) struct PaymentSummary {
     pub id: String,
     pub status: Option<String>,
     pub amount: Option<i64>,
@@ -162,7 +162,7 @@ pub struct PaymentSummary {
 }
 
 #[derive(Debug, Queryable, Serialize)]
-pub struct ChargeSummary {
+pub(crate) struct ChargeSummary {
     pub id: String,
     #[serde(rename = "payment_intent")]
     pub payment_intent_id: Option<String>,
@@ -175,7 +175,7 @@ pub struct ChargeSummary {
 }
 
 #[derive(Debug, Queryable, Serialize)]
-pub struct DisputeSummary {
+pub(crate) struct DisputeSummary {
     pub id: String,
     #[serde(rename = "charge")]
     pub charge_id: Option<String>,
@@ -188,7 +188,7 @@ pub struct DisputeSummary {
 }
 
 /// Everything stored about one customer, each list by id.
-pub struct CustomerRecords {
+pub(crate) struct CustomerRecords {
     pub customer: Option<CustomerSummary>,
     pub subscriptions: Vec<SubscriptionSummary>,
     pub invoices: Vec<InvoiceSummary>,
@@ -199,7 +199,7 @@ pub struct CustomerRecords {
 
 impl CustomerRecords {
     /// The ids of every object here, the customer's first.
-    pub fn object_ids(&self, customer: &str) -> Vec<String> {
+    pub(crate) fn object_ids(&self, customer: &str) -> Vec<String> {
         let mut ids = vec![customer.to_owned()];
         ids.extend(self.subscriptions.iter().map(|s| s.id.clone()));
         ids.extend(self.invoices.iter().map(|i| i.id.clone()));
@@ -214,7 +214,7 @@ impl CustomerRecords {
 /// `cus_…`, or an Accounts v2 customer's `acct_…` that a stored record
 /// names as its customer), else the customer of the subscription, invoice,
 /// payment or charge of that id.
-pub fn customer_of(conn: &mut DbConnection, id: &str) -> Result<Option<String>, StoreError> {
+pub(crate) fn customer_of(conn: &mut DbConnection, id: &str) -> Result<Option<String>, StoreError> {
     if id.starts_with("cus_") {
         return Ok(Some(id.to_owned()));
     }
@@ -269,7 +269,10 @@ pub fn customer_of(conn: &mut DbConnection, id: &str) -> Result<Option<String>, 
 
 /// Everything stored about customer `cus` (a `cus_…` or an Accounts v2
 /// `acct_…`): its disputes are those of its payments and of its charges.
-pub fn customer_records(conn: &mut DbConnection, cus: &str) -> Result<CustomerRecords, StoreError> {
+pub(crate) fn customer_records(
+    conn: &mut DbConnection,
+    cus: &str,
+) -> Result<CustomerRecords, StoreError> {
     let (customer, subscriptions, invoices, payments, charges) = with_conn!(conn, c => {
         let customer = customers::table
             .filter(customers::id.eq(cus))
@@ -321,7 +324,7 @@ pub fn customer_records(conn: &mut DbConnection, cus: &str) -> Result<CustomerRe
 }
 
 /// The newest `limit` events about any of `object_ids`, newest first.
-pub fn events_about(
+pub(crate) fn events_about(
     conn: &mut DbConnection,
     object_ids: &[String],
     limit: i64,
@@ -336,7 +339,7 @@ pub fn events_about(
 
 /// A billing table whose records have a status to show.
 #[derive(Debug, Clone, Copy)]
-pub enum RecordTable {
+pub(crate) enum RecordTable {
     Customer,
     Subscription,
     Invoice,
@@ -347,7 +350,7 @@ pub enum RecordTable {
 
 /// The `status` of a local record (a customer: `present`/`deleted`; `-`:
 /// no status stored); `None` when there is no such record.
-pub fn record_status(
+pub(crate) fn record_status(
     conn: &mut DbConnection,
     table: RecordTable,
     id: &str,

@@ -5,28 +5,28 @@
 //! written once and checked by the compiler against each. The backend is
 //! chosen from the database URL's scheme, never by trial.
 
-pub mod access_changes;
-pub mod access_mode;
-pub mod backup;
+pub(crate) mod access_changes;
+pub(crate) mod access_mode;
+pub(crate) mod backup;
 mod checkpoint;
 mod connection;
-pub mod deliveries;
-pub mod events;
-pub mod fetch_order;
+pub(crate) mod deliveries;
+pub(crate) mod events;
+pub(crate) mod fetch_order;
 mod gate;
-pub mod hooks;
-pub mod inspect;
+pub(crate) mod hooks;
+pub(crate) mod inspect;
 mod migrate;
-pub mod outbox;
+pub(crate) mod outbox;
 mod pooler;
 #[cfg(feature = "postgres")]
-pub mod prepared;
-pub mod records;
-pub mod schema;
-pub mod sessions;
+pub(crate) mod prepared;
+pub(crate) mod records;
+pub(crate) mod schema;
+pub(crate) mod sessions;
 #[cfg(feature = "test-hooks")]
-pub mod test_effects;
-pub mod time;
+pub(crate) mod test_effects;
+pub(crate) mod time;
 mod transaction;
 mod url;
 mod writer;

@@ -131,7 +131,7 @@ const PROBE_ROUNDS: usize = 5;
 /// reuses the last one released), and sees it; so may `a`, reading it back,
 /// find it gone. Either is proof; neither in every round proves nothing
 /// (a busy pool), which is why `transaction` can be configured.
-pub fn probe(url: &str) -> Result<bool, StoreError> {
+pub(super) fn probe(url: &str) -> Result<bool, StoreError> {
     let token = format!(
         "{}-{}",
         std::process::id(),

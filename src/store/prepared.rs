@@ -17,7 +17,7 @@ use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text, Untyped};
 use diesel::QueryResult;
 
 /// A value for one `$n` of a [`Cached`] statement.
-pub enum Bind<'a> {
+pub(crate) enum Bind<'a> {
     BigInt(i64),
     Integer(i32),
     Text(&'a str),
@@ -30,7 +30,7 @@ pub enum Bind<'a> {
 /// A fixed SQL text whose `$1`, `$2`, … take `binds[0]`, `binds[1]`, …
 /// (a number may appear several times). `M` names the statement in
 /// diesel's cache: give each SQL text its own marker type.
-pub struct Cached<'a, M> {
+pub(crate) struct Cached<'a, M> {
     sql: &'static str,
     binds: Vec<Bind<'a>>,
     /// False: planned anew on every call (see [`Cached::planned_each_time`]).
@@ -39,7 +39,7 @@ pub struct Cached<'a, M> {
 }
 
 impl<'a, M> Cached<'a, M> {
-    pub fn new(sql: &'static str, binds: Vec<Bind<'a>>) -> Self {
+    pub(crate) fn new(sql: &'static str, binds: Vec<Bind<'a>>) -> Self {
         Cached {
             sql,
             binds,
@@ -52,7 +52,7 @@ impl<'a, M> Cached<'a, M> {
     /// sizes of the moment. For a statement whose best plan changes as a
     /// table grows: a prepared statement's generic plan is fixed after its
     /// fifth run and kept (until an `ANALYZE` invalidates it).
-    pub fn planned_each_time(sql: &'static str, binds: Vec<Bind<'a>>) -> Self {
+    pub(crate) fn planned_each_time(sql: &'static str, binds: Vec<Bind<'a>>) -> Self {
         Cached {
             cache: false,
             ..Cached::new(sql, binds)

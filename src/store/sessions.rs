@@ -73,7 +73,7 @@ pub fn delete(conn: &mut DbConnection, id_hash: &str) -> Result<bool, StoreError
 
 /// Ends every session, on every instance sharing the database ("sign out
 /// everywhere"); how many there were (expired ones included).
-pub fn delete_all(conn: &mut DbConnection) -> Result<usize, StoreError> {
+pub(crate) fn delete_all(conn: &mut DbConnection) -> Result<usize, StoreError> {
     let n = write_transaction(
         conn,
         |tx| with_tx!(tx, c => diesel::delete(admin_sessions::table).execute(c)),

@@ -19,7 +19,7 @@ diesel::table! {
 /// transaction lock: two instances starting at once would otherwise both
 /// create it (`CREATE TABLE IF NOT EXISTS` is no lock), one failing on
 /// `pg_type`'s unique index.
-pub fn prepare(conn: &mut DbConnection) -> Result<(), StoreError> {
+pub(crate) fn prepare(conn: &mut DbConnection) -> Result<(), StoreError> {
     let sql = match conn.backend() {
         Backend::Sqlite => "CREATE TABLE IF NOT EXISTS test_effects (rowid INTEGER PRIMARY KEY, event_id TEXT NOT NULL, worker TEXT NOT NULL)",
         Backend::Postgres => "BEGIN; SELECT pg_advisory_xact_lock(7357); \
@@ -29,7 +29,7 @@ pub fn prepare(conn: &mut DbConnection) -> Result<(), StoreError> {
 }
 
 /// Records that `worker` applied event `event_id`.
-pub fn record(tx: &mut Tx<'_>, event_id: &str, worker: &str) -> QueryResult<()> {
+pub(crate) fn record(tx: &mut Tx<'_>, event_id: &str, worker: &str) -> QueryResult<()> {
     with_tx!(tx, c => diesel::insert_into(test_effects::table)
         .values((test_effects::event_id.eq(event_id), test_effects::worker.eq(worker)))
         .execute(c))?;

@@ -26,7 +26,7 @@ use diesel::connection::{AnsiTransactionManager, TransactionManager};
 use diesel::sqlite::SqliteConnection;
 
 /// Opens the writer connection, with the settings of a pooled one.
-pub type Open = Box<dyn Fn() -> Result<SqliteConnection, String> + Send + Sync>;
+pub(super) type Open = Box<dyn Fn() -> Result<SqliteConnection, String> + Send + Sync>;
 
 pub struct Writer {
     conn: Mutex<Option<SqliteConnection>>,

@@ -36,28 +36,28 @@ use std::time::{Duration, Instant};
 use super::Priority;
 
 /// After a 429, the rate stays lowered this long (from the last cut)...
-pub const HOLD: Duration = Duration::from_secs(60);
+pub(crate) const HOLD: Duration = Duration::from_secs(60);
 /// ...then climbs back to the budget over this long.
-pub const RECOVER: Duration = Duration::from_secs(120);
+pub(crate) const RECOVER: Duration = Duration::from_secs(120);
 /// The rate in use never goes below this (requests/s)...
-pub const MIN_RATE: f64 = 1.0;
+pub(crate) const MIN_RATE: f64 = 1.0;
 /// ...nor below this share of the budget (three halvings): 429s that go on
 /// below it are another client's doing, and the runner's own retry backoff
 /// spaces the events that keep failing.
-pub const LOWEST_SHARE: f64 = 0.125;
+pub(crate) const LOWEST_SHARE: f64 = 0.125;
 /// The newest answer's weight in the latency average.
-pub const LATENCY_WEIGHT: f64 = 0.125;
+pub(crate) const LATENCY_WEIGHT: f64 = 0.125;
 /// The latency assumed before the first answer.
-pub const ASSUMED_LATENCY: Duration = Duration::from_millis(500);
+pub(crate) const ASSUMED_LATENCY: Duration = Duration::from_millis(500);
 /// In flight wanted = rate × (latency + [`AROUND`]) × this, plus
 /// [`IN_FLIGHT_SPARE`]: answers slower than the average, and the time
 /// around a request (the database turn that gives a fetch its place in the
 /// order, the finish being queued), would otherwise leave slots unused.
-pub const HEADROOM: f64 = 1.25;
+pub(crate) const HEADROOM: f64 = 1.25;
 /// A group's time around its request, besides the latency (a loaded
 /// 2-core machine, docs/performance.md).
-pub const AROUND: Duration = Duration::from_millis(50);
-pub const IN_FLIGHT_SPARE: usize = 2;
+pub(crate) const AROUND: Duration = Duration::from_millis(50);
+pub(crate) const IN_FLIGHT_SPARE: usize = 2;
 
 /// The figures shown (metrics, health strip).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
@@ -94,7 +94,7 @@ struct State {
 }
 
 #[derive(Debug)]
-pub struct Budget {
+pub(crate) struct Budget {
     budget: f64,
     state: Mutex<State>,
     live_waiting: AtomicUsize,
@@ -120,7 +120,7 @@ impl Drop for Counted<'_> {
 
 impl Budget {
     /// A budget of `requests_per_sec` (at least [`MIN_RATE`]).
-    pub fn new(requests_per_sec: u32) -> Budget {
+    pub(crate) fn new(requests_per_sec: u32) -> Budget {
         Budget {
             budget: f64::from(requests_per_sec).max(MIN_RATE),
             state: Mutex::new(State {
@@ -139,7 +139,7 @@ impl Budget {
     }
 
     /// The rate in use at `now` (requests/s).
-    pub fn rate_at(&self, now: Instant) -> f64 {
+    pub(crate) fn rate_at(&self, now: Instant) -> f64 {
         rate(self.budget, self.state().cut, now)
     }
 
@@ -198,7 +198,7 @@ impl Budget {
     /// Stripe answered 429 to a request sent at `sent`: halves the rate in
     /// use, unless a cut came after that request was sent. Returns whether
     /// it cut.
-    pub fn rate_limited(&self, sent: Instant, now: Instant) -> bool {
+    pub(crate) fn rate_limited(&self, sent: Instant, now: Instant) -> bool {
         let mut state = self.state();
         if state.cut.is_some_and(|cut| sent < cut.at) {
             return false;
@@ -213,7 +213,7 @@ impl Budget {
     }
 
     /// An attempt was answered (or timed out) after `took`.
-    pub fn answered(&self, took: Duration) {
+    pub(crate) fn answered(&self, took: Duration) {
         let mut state = self.state();
         let took = took.as_secs_f64();
         state.latency_secs = Some(match state.latency_secs {
@@ -225,13 +225,13 @@ impl Budget {
     /// Requests that should be in flight to use the rate in use at the
     /// latency seen (Little's law, with [`HEADROOM`] and
     /// [`IN_FLIGHT_SPARE`]).
-    pub fn in_flight_wanted(&self, now: Instant) -> usize {
+    pub(crate) fn in_flight_wanted(&self, now: Instant) -> usize {
         let state = self.state();
         let rate = rate(self.budget, state.cut, now);
         in_flight_for(rate, state.latency_secs)
     }
 
-    pub fn snapshot(&self, now: Instant) -> Snapshot {
+    pub(crate) fn snapshot(&self, now: Instant) -> Snapshot {
         let state = self.state();
         let in_use = rate(self.budget, state.cut, now);
         Snapshot {

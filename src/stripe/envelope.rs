@@ -42,6 +42,7 @@ pub enum EnvelopeError {
 }
 
 /// Which style of event a body is.
+#[cfg(test)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Style {
     /// `"object":"event"`: the resource is in `data.object`.
@@ -86,6 +87,7 @@ struct RawObject {
 }
 
 /// The style of a stored or listed event's JSON, by its `object`.
+#[cfg(test)]
 pub fn style_of(payload: &str) -> Style {
     #[derive(Deserialize)]
     struct ObjectOnly<'a> {
@@ -101,7 +103,7 @@ pub fn style_of(payload: &str) -> Style {
 }
 
 /// The `object` of a thin event.
-pub const THIN_OBJECT: &str = "v2.core.event";
+pub(crate) const THIN_OBJECT: &str = "v2.core.event";
 
 /// Parses the envelope of a Stripe event of either style.
 pub fn parse(body: &[u8]) -> Result<Envelope, EnvelopeError> {
@@ -210,7 +212,7 @@ fn parse_thin(raw: RawEnvelope) -> Result<Envelope, EnvelopeError> {
 }
 
 /// `2026-11-23T16:00:00.000Z` → unix seconds (Stripe writes UTC, `Z`).
-pub fn rfc3339_secs(text: &str) -> Option<i64> {
+pub(crate) fn rfc3339_secs(text: &str) -> Option<i64> {
     let at = humantime::parse_rfc3339_weak(text).ok()?;
     let secs = at.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
     i64::try_from(secs).ok()

@@ -9,21 +9,23 @@
 //! for the next minutes; the runner sizes its work in flight by the budget
 //! and the latency seen ([`StripeClient::in_flight_wanted`]).
 
-pub mod budget;
-pub mod envelope;
-pub mod error;
-pub mod mode;
-pub mod objects;
-pub mod retry;
+pub(crate) mod budget;
+pub(crate) mod envelope;
+pub(crate) mod error;
+pub(crate) mod mode;
+pub(crate) mod objects;
+pub(crate) mod retry;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
 
-pub use budget::{Budget, Snapshot as BudgetSnapshot};
+pub(crate) use budget::Budget;
+pub use budget::Snapshot as BudgetSnapshot;
 pub use error::StripeError;
-pub use mode::{key_mode, Mode};
+pub(crate) use mode::key_mode;
+pub use mode::Mode;
 
 /// Settings of a [`StripeClient`] (the configuration builds them:
 /// `StripeConfig::client_options`).

@@ -33,7 +33,7 @@ impl Mode {
 }
 
 /// `sk_test_…`/`rk_test_…` → test, `sk_live_…`/`rk_live_…` → live.
-pub fn key_mode(key: &str) -> Option<Mode> {
+pub(crate) fn key_mode(key: &str) -> Option<Mode> {
     if key.starts_with("sk_test_") || key.starts_with("rk_test_") {
         Some(Mode::Test)
     } else if key.starts_with("sk_live_") || key.starts_with("rk_live_") {

@@ -40,7 +40,7 @@ fn id_of(e: &Option<Expandable>) -> Option<String> {
 }
 
 /// Stripe's unix seconds → our epoch milliseconds.
-pub fn ms(secs: Option<i64>) -> Option<i64> {
+pub(crate) fn ms(secs: Option<i64>) -> Option<i64> {
     secs.map(|s| s.saturating_mul(1000))
 }
 
@@ -487,13 +487,6 @@ impl ActiveEntitlement {
     }
 }
 
-/// The object of `entitlements.active_entitlement_summary.updated`: it has
-/// no id of its own; the customer names it.
-#[derive(Debug, Clone, Deserialize)]
-pub struct ActiveEntitlementSummary {
-    pub customer: String,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -650,11 +643,5 @@ mod tests {
         }))
         .expect("active entitlement");
         assert_eq!(ent.feature_id().as_deref(), Some("feat_1"));
-        let summary: ActiveEntitlementSummary = serde_json::from_value(serde_json::json!({
-            "object": "entitlements.active_entitlement_summary", "customer": "cus_1",
-            "entitlements": {"object": "list", "data": [], "has_more": false}, "livemode": false
-        }))
-        .expect("summary");
-        assert_eq!(summary.customer, "cus_1");
     }
 }

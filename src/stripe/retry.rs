@@ -5,16 +5,16 @@
 
 use std::time::Duration;
 
-pub const INITIAL: Duration = Duration::from_millis(500);
-pub const MAX: Duration = Duration::from_secs(5);
+pub(crate) const INITIAL: Duration = Duration::from_millis(500);
+pub(crate) const MAX: Duration = Duration::from_secs(5);
 /// The longest `Retry-After` we wait for inside one call; longer hints go
 /// back to the job runner, which reschedules the event.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// `status`: None for a connection error or time-out. `retries_done`: how
 /// many retries already happened. `jitter` in [0, 1]. Returns how long to
 /// wait before the next try, or None to stop.
-pub fn retry_delay(
+pub(crate) fn retry_delay(
     status: Option<u16>,
     should_retry: Option<bool>,
     retry_after: Option<Duration>,

@@ -4,7 +4,7 @@
 //! Events come from [`scenario`]; each request is signed at send time exactly
 //! as Stripe does (`t=<now>,v1=HMAC-SHA256(secret, "{t}.{body}")`).
 
-pub mod scenario;
+pub(crate) mod scenario;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -97,7 +97,7 @@ pub struct Percentiles {
 }
 
 /// `count` distinct events over consecutive scenarios, plus duplicates.
-pub fn load_bodies(load: &Load) -> Vec<String> {
+pub(crate) fn load_bodies(load: &Load) -> Vec<String> {
     let mut bodies = Vec::with_capacity(load.count);
     let mut scenario = Scenario::new(load.livemode, &load.api_version);
     for i in 0..load.count {

@@ -19,7 +19,7 @@ fn fixtures() -> &'static Value {
 
 /// One of Stripe's published example objects by its object name
 /// (`charge`, `customer`, …), for shapes `Scenario::object` does not build.
-pub fn fixture(name: &str) -> Option<Value> {
+pub(crate) fn fixture(name: &str) -> Option<Value> {
     fixtures().get(name).cloned()
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 /// The delay is `base × 2^(attempt-1)`, capped at `max`, with "equal jitter"
 /// (half fixed, half random) so that a burst of failures spreads out; a
 /// `retry_after` hint raises the delay to at least that long.
-pub fn retry_delay(
+pub(crate) fn retry_delay(
     attempt: u32,
     base: Duration,
     max: Duration,

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
 /// A queue of jobs a committing thread can block on.
-pub trait Jobs<J>: Send + 'static {
+pub(crate) trait Jobs<J>: Send + 'static {
     /// The next job, waiting for one; `None` once every sender is gone.
     fn next_blocking(&mut self) -> Option<J>;
     /// A job already queued, if any.
@@ -40,7 +40,7 @@ impl<J: Send + 'static> Jobs<J> for mpsc::UnboundedReceiver<J> {
 /// Starts `threads` threads (named `{name}-{n}`) that take batches of at
 /// most `max_batch` jobs from `jobs` and run `commit` on each, until every
 /// sender is gone.
-pub fn start<J, Q, F>(
+pub(crate) fn start<J, Q, F>(
     name: &str,
     threads: usize,
     jobs: Q,

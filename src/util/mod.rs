@@ -1,8 +1,8 @@
 //! Leaf utilities every stage may use; they use no stage.
 
-pub mod backoff;
+pub(crate) mod backoff;
 mod clock;
-pub mod group_commit;
-pub mod signing;
+pub(crate) mod group_commit;
+pub(crate) mod signing;
 
 pub use clock::Clock;

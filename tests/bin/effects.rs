@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use stripe_hookd::app::{self, Application};
-use stripe_hookd::queue::test_hooks::EffectsHandler;
+use stripe_hookd::testing::app::{self, Application};
+use stripe_hookd::testing::queue::test_hooks::EffectsHandler;
 
 fn main() -> anyhow::Result<()> {
     let loaded = app::reload::load(None)?;
     let config = loaded.config.clone();
-    stripe_hookd::telemetry::init(config.log.format, &config.log.level);
+    stripe_hookd::testing::telemetry::init(config.log.format, &config.log.level);
     let delay = match std::env::var("HOOKD_TEST_HANDLER_DELAY_MS") {
         Ok(ms) => Duration::from_millis(ms.parse().context("HOOKD_TEST_HANDLER_DELAY_MS")?),
         Err(_) => Duration::ZERO,

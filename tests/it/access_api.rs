@@ -4,8 +4,8 @@
 
 use diesel::prelude::*;
 use serde_json::Value;
-use stripe_hookd::store::{with_conn, DbConnection};
-use stripe_hookd::trigger::Scenario;
+use stripe_hookd::testing::store::{with_conn, DbConnection};
+use stripe_hookd::testing::trigger::Scenario;
 
 use crate::backend_tests;
 use crate::fake_stripe::FakeStripe;

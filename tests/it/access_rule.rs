@@ -4,9 +4,9 @@
 //! `GET /v1/access`, which must agree.
 
 use serde_json::{json, Value};
-use stripe_hookd::reconcile::entitlements;
-use stripe_hookd::store::now_ms;
-use stripe_hookd::trigger::Scenario;
+use stripe_hookd::testing::reconcile::entitlements;
+use stripe_hookd::testing::store::now_ms;
+use stripe_hookd::testing::trigger::Scenario;
 
 use crate::access_api::{api_rows, ask, bought, setup, view_rows, ACCESS_TOKEN};
 use crate::backend_tests;
@@ -255,7 +255,7 @@ async fn test_access_is_not_answered_once_the_key_is_live(backend: Backend) {
         .config(|c| {
             c.access_token = Some(ACCESS_TOKEN.into());
             c.stripe.api_key = Some(LIVE_KEY.into());
-            c.endpoints[0].mode = stripe_hookd::config::Mode::Live;
+            c.endpoints[0].mode = stripe_hookd::testing::config::Mode::Live;
         });
     let live = TestApp::spawn_with(&db, options).await;
     let body = access_of(&live, &tried).await;
@@ -383,13 +383,13 @@ async fn one_unreachable_connected_account_does_not_stop_the_catch_up(backend: B
 /// key, it is recorded live (it used to be recorded test).
 async fn a_deleted_customer_fetched_with_a_live_key_is_live(backend: Backend) {
     use diesel::prelude::*;
-    use stripe_hookd::store::schema::customers;
-    use stripe_hookd::store::with_conn;
+    use stripe_hookd::testing::store::schema::customers;
+    use stripe_hookd::testing::store::with_conn;
     let db = TestDb::new(backend);
     let fake = FakeStripe::start_with_key(LIVE_KEY).await.unwrap();
     let options = AppOptions::default().stripe(&fake.base_url).config(|c| {
         c.stripe.api_key = Some(LIVE_KEY.into());
-        c.endpoints[0].mode = stripe_hookd::config::Mode::Live;
+        c.endpoints[0].mode = stripe_hookd::testing::config::Mode::Live;
     });
     let app = TestApp::spawn_with(&db, options).await;
     let s = Scenario::new(true, API_VERSION);

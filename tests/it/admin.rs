@@ -245,11 +245,11 @@ async fn replay_by_filter_requeues_exactly_the_matching_events(backend: Backend)
 /// Each event's status and how many `replayed` lines its history has.
 async fn replay_state(app: &TestApp) -> Vec<(String, String, usize)> {
     app.db(|c| {
-        stripe_hookd::store::outbox::list_all(c)
+        stripe_hookd::testing::store::outbox::list_all(c)
             .unwrap()
             .into_iter()
             .map(|e| {
-                let (_, attempts) = stripe_hookd::store::events::show(c, &e.event_id)
+                let (_, attempts) = stripe_hookd::testing::store::events::show(c, &e.event_id)
                     .unwrap()
                     .unwrap();
                 let replays = attempts
@@ -339,15 +339,15 @@ async fn a_large_replay_in_batches_requeues_exactly_the_matching_events(backend:
     const N: usize = 2_000;
     let db = TestDb::new(backend);
     let app = admin_app(&db).await;
-    let now = stripe_hookd::store::EpochMs::now();
-    let events: Vec<stripe_hookd::store::outbox::NewEvent> = (0..N)
+    let now = stripe_hookd::testing::store::EpochMs::now();
+    let events: Vec<stripe_hookd::testing::store::outbox::NewEvent> = (0..N)
         .map(|i| {
             let (event_type, object) = if i % 2 == 0 {
                 ("invoice.paid", format!("in_{i}"))
             } else {
                 ("customer.updated", format!("cus_{i}"))
             };
-            stripe_hookd::store::outbox::NewEvent {
+            stripe_hookd::testing::store::outbox::NewEvent {
                 event_id: format!("evt_big_{i:05}"),
                 endpoint: "default".to_owned(),
                 event_type: event_type.to_owned(),
@@ -364,12 +364,12 @@ async fn a_large_replay_in_batches_requeues_exactly_the_matching_events(backend:
                 headers: "{}".to_owned(),
                 secret_index: 0,
                 next_attempt_at: now,
-                priority: stripe_hookd::store::outbox::LIVE,
+                priority: stripe_hookd::testing::store::outbox::LIVE,
             }
         })
         .collect();
     app.db(move |c| {
-        stripe_hookd::store::outbox::insert_batch(c, &events).unwrap();
+        stripe_hookd::testing::store::outbox::insert_batch(c, &events).unwrap();
         c.batch_execute("UPDATE webhook_events SET status = 'done'")
             .unwrap();
         // Every tenth event (an invoice event) is held by a worker.
@@ -500,19 +500,23 @@ async fn dead_letters_can_be_listed_retried_and_discarded(backend: Backend) {
 /// A handler that always fails.
 struct AlwaysFails;
 
-impl stripe_hookd::queue::Handler for AlwaysFails {
+impl stripe_hookd::testing::queue::Handler for AlwaysFails {
     fn handles(&self, _: &str) -> bool {
         true
     }
     fn handle(
         &self,
-        _: stripe_hookd::queue::EventGroup,
-        _: &stripe_hookd::queue::HandlerContext,
+        _: stripe_hookd::testing::queue::EventGroup,
+        _: &stripe_hookd::testing::queue::HandlerContext,
     ) -> futures_util::future::BoxFuture<
         'static,
-        Result<stripe_hookd::queue::Apply, stripe_hookd::queue::HandlerError>,
+        Result<stripe_hookd::testing::queue::Apply, stripe_hookd::testing::queue::HandlerError>,
     > {
-        Box::pin(async { Err(stripe_hookd::queue::HandlerError::retry("always fails")) })
+        Box::pin(async {
+            Err(stripe_hookd::testing::queue::HandlerError::retry(
+                "always fails",
+            ))
+        })
     }
 }
 

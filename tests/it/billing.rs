@@ -6,11 +6,11 @@
 use diesel::prelude::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use stripe_hookd::reconcile::entitlements as access;
-use stripe_hookd::store::now_ms;
-use stripe_hookd::store::schema::{charges, entitlements, invoices, subscriptions};
-use stripe_hookd::store::{outbox, with_conn};
-use stripe_hookd::trigger::Scenario;
+use stripe_hookd::testing::reconcile::entitlements as access;
+use stripe_hookd::testing::store::now_ms;
+use stripe_hookd::testing::store::schema::{charges, entitlements, invoices, subscriptions};
+use stripe_hookd::testing::store::{outbox, with_conn};
+use stripe_hookd::testing::trigger::Scenario;
 
 use crate::admin::{get, post, run_job};
 use crate::backend_tests;

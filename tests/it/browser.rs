@@ -210,8 +210,8 @@ async fn sessions_are_stored_hashed_survive_a_restart_and_end_at_sign_out(backen
     let stored: Vec<String> = app
         .db(|c| {
             use diesel::prelude::*;
-            use stripe_hookd::store::schema::admin_sessions;
-            stripe_hookd::with_conn!(c, c => admin_sessions::table
+            use stripe_hookd::testing::store::schema::admin_sessions;
+            stripe_hookd::testing::with_conn!(c, c => admin_sessions::table
                 .select(admin_sessions::id_hash)
                 .load(c))
             .unwrap()
@@ -272,8 +272,8 @@ async fn rotating_the_admin_token_by_restart_ends_older_sessions(backend: Backen
     let stored: Vec<String> = app
         .db(|c| {
             use diesel::prelude::*;
-            use stripe_hookd::store::schema::admin_sessions;
-            stripe_hookd::with_conn!(c, c => admin_sessions::table
+            use stripe_hookd::testing::store::schema::admin_sessions;
+            stripe_hookd::testing::with_conn!(c, c => admin_sessions::table
                 .select(admin_sessions::token_fingerprint)
                 .load(c))
             .unwrap()
@@ -414,9 +414,9 @@ async fn an_expired_session_ends_its_stream_within_seconds(backend: Backend) {
     // The session reaches its expiry while the stream is open.
     app.db(|c| {
         use diesel::prelude::*;
-        use stripe_hookd::store::schema::admin_sessions;
-        let now = stripe_hookd::store::now_ms();
-        stripe_hookd::with_conn!(c, c => diesel::update(admin_sessions::table)
+        use stripe_hookd::testing::store::schema::admin_sessions;
+        let now = stripe_hookd::testing::store::now_ms();
+        stripe_hookd::testing::with_conn!(c, c => diesel::update(admin_sessions::table)
             .set(admin_sessions::expires_at.eq(now))
             .execute(c))
         .unwrap()
@@ -521,7 +521,7 @@ async fn the_stream_sends_each_new_event(backend: Backend) {
 
 async fn an_event_shows_its_deliveries_and_an_object_its_events(backend: Backend) {
     let db = TestDb::new(backend);
-    let destinations = stripe_hookd::config::from_toml_str(
+    let destinations = stripe_hookd::testing::config::from_toml_str(
         "[[destinations]]\nname = \"app\"\nurl = \"http://127.0.0.1:9/hooks\"\nsecret = \"whsec_inspector_destination\"\nafter = \"received\"\n",
     )
     .unwrap()
@@ -747,26 +747,30 @@ async fn click_button(client: &Client, within: &str, label: &str) -> Step {
 /// An event that fails at once (one attempt allowed): it goes dead.
 struct Fails;
 
-impl stripe_hookd::queue::Handler for Fails {
+impl stripe_hookd::testing::queue::Handler for Fails {
     fn handles(&self, _: &str) -> bool {
         true
     }
     fn handle(
         &self,
-        _: stripe_hookd::queue::EventGroup,
-        _: &stripe_hookd::queue::HandlerContext,
+        _: stripe_hookd::testing::queue::EventGroup,
+        _: &stripe_hookd::testing::queue::HandlerContext,
     ) -> futures_util::future::BoxFuture<
         'static,
-        Result<stripe_hookd::queue::Apply, stripe_hookd::queue::HandlerError>,
+        Result<stripe_hookd::testing::queue::Apply, stripe_hookd::testing::queue::HandlerError>,
     > {
-        Box::pin(async { Err(stripe_hookd::queue::HandlerError::retry("the app is down")) })
+        Box::pin(async {
+            Err(stripe_hookd::testing::queue::HandlerError::retry(
+                "the app is down",
+            ))
+        })
     }
 }
 
 async fn event_status(app: &TestApp, id: &str) -> String {
     let id = id.to_owned();
     app.db(move |c| {
-        stripe_hookd::store::outbox::get(c, &id)
+        stripe_hookd::testing::store::outbox::get(c, &id)
             .unwrap()
             .unwrap()
             .status
@@ -937,7 +941,7 @@ async fn sign_in(client: &Client, home: &str) -> Step {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_object_and_sweep_views_in_a_real_browser() {
     use crate::fake_stripe::FakeStripe;
-    use stripe_hookd::trigger::scenario::Scenario;
+    use stripe_hookd::testing::trigger::scenario::Scenario;
 
     let _one_at_a_time = BROWSER.lock().await;
     let Some(driver) = driver().await else {

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use reqwest::StatusCode;
 use serde_json::Value;
-use stripe_hookd::store::outbox;
-use stripe_hookd::trigger::Scenario;
+use stripe_hookd::testing::store::outbox;
+use stripe_hookd::testing::trigger::Scenario;
 
 use crate::backend_tests;
 use crate::fake_stripe::{FakeStripe, Fault};

@@ -1,9 +1,9 @@
 //! The claim itself (`store::outbox::claim::claim`), on both backends: which events
 //! of an object a claim takes.
 
-use stripe_hookd::store::outbox::claim;
-use stripe_hookd::store::outbox::{self, NewEvent};
-use stripe_hookd::store::{now_ms, EpochMs};
+use stripe_hookd::testing::store::outbox::claim;
+use stripe_hookd::testing::store::outbox::{self, NewEvent};
+use stripe_hookd::testing::store::{now_ms, EpochMs};
 
 use crate::backend_tests;
 use crate::harness::{on_migrated_db, stored_event, Backend};

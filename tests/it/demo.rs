@@ -9,13 +9,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
-use stripe_hookd::config::Signature;
-use stripe_hookd::demo::{self, Demo, Handled, Options};
-use stripe_hookd::reconcile::entitlements;
-use stripe_hookd::store::schema::{
+use stripe_hookd::testing::config::Signature;
+use stripe_hookd::testing::demo::{self, Demo, Handled, Options};
+use stripe_hookd::testing::reconcile::entitlements;
+use stripe_hookd::testing::store::schema::{
     checkout_sessions, disputes, invoices, payment_intents, subscriptions,
 };
-use stripe_hookd::store::{now_ms, outbox, with_conn};
+use stripe_hookd::testing::store::{now_ms, outbox, with_conn};
 
 use crate::backend_tests;
 use crate::daemon::Daemon;
@@ -584,7 +584,7 @@ async fn the_library_refuses_live_and_malformed_keys() {
 /// `demo` process), and its listeners have none of the stand-in's routes.
 #[test]
 fn serve_has_no_route_to_the_fake() {
-    let config = stripe_hookd::config::from_toml_str("").unwrap();
+    let config = stripe_hookd::testing::config::from_toml_str("").unwrap();
     assert_eq!(config.stripe.api_base, "https://api.stripe.com");
     // Only src/demo/ names the stand-in: no other part of the daemon can start it.
     fn sources(dir: &std::path::Path, found: &mut Vec<std::path::PathBuf>) {

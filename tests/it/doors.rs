@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use futures_util::FutureExt;
 use serde_json::{json, Value};
-use stripe_hookd::config::After;
-use stripe_hookd::trigger::Scenario;
+use stripe_hookd::testing::config::After;
+use stripe_hookd::testing::trigger::Scenario;
 
 use crate::admin::run_job;
 use crate::backend_tests;
@@ -30,7 +30,7 @@ backend_tests!(
 const ACCESS: &str = "stripe_hookd.access.updated";
 
 fn now() -> i64 {
-    stripe_hookd::store::now_ms() / 1000
+    stripe_hookd::testing::store::now_ms() / 1000
 }
 
 /// The bodies of the access events `app_side` was given, in order.
@@ -139,12 +139,12 @@ async fn a_resync_or_the_sweep_announces_the_access_it_changed(backend: Backend)
 /// group commit does): one announcement, with both — never the state after
 /// the first group alone.
 async fn a_customer_is_announced_once_per_transaction_after_every_group(backend: Backend) {
-    use stripe_hookd::queue::finish::{self, Success};
-    use stripe_hookd::queue::Apply;
-    use stripe_hookd::reconcile::{access_events, record_from_json, records::Stamp};
-    use stripe_hookd::reconcile::{writes::RecordWrites, Family};
-    use stripe_hookd::store::outbox;
-    use stripe_hookd::store::outbox::claim;
+    use stripe_hookd::testing::queue::finish::{self, Success};
+    use stripe_hookd::testing::queue::Apply;
+    use stripe_hookd::testing::reconcile::{access_events, record_from_json, records::Stamp};
+    use stripe_hookd::testing::reconcile::{writes::RecordWrites, Family};
+    use stripe_hookd::testing::store::outbox;
+    use stripe_hookd::testing::store::outbox::claim;
 
     let db = TestDb::new(backend);
     let app_side = Receiver::always(200);
@@ -162,7 +162,7 @@ async fn a_customer_is_announced_once_per_transaction_after_every_group(backend:
     let apply = |sub: Value, seq: i64| -> Apply {
         let stamp = Stamp {
             seq,
-            at: stripe_hookd::store::now_ms(),
+            at: stripe_hookd::testing::store::now_ms(),
         };
         let record = record_from_json(Family::Subscription, &sub, stamp).unwrap();
         Box::new(RecordWrites::new(
@@ -179,7 +179,7 @@ async fn a_customer_is_announced_once_per_transaction_after_every_group(backend:
     let customer = s.customer.clone();
     let finished = app
         .db(move |conn| {
-            let now = stripe_hookd::store::now_ms();
+            let now = stripe_hookd::testing::store::now_ms();
             let events: Vec<_> = ["sub_door_one", "sub_door_two"]
                 .iter()
                 .map(|k| crate::harness::stored_event(&format!("evt_{k}"), k, now))
@@ -200,8 +200,10 @@ async fn a_customer_is_announced_once_per_transaction_after_every_group(backend:
                     now: now + 1,
                 })
                 .collect();
-            stripe_hookd::store::write_transaction(conn, |tx| finish::successes_in(tx, jobs))
-                .unwrap()
+            stripe_hookd::testing::store::write_transaction(conn, |tx| {
+                finish::successes_in(tx, jobs)
+            })
+            .unwrap()
         })
         .await;
     assert!(finished.iter().all(|r| r.is_ok()), "{finished:?}");
@@ -290,7 +292,7 @@ async fn access_announcements_do_not_wait_behind_the_customers_events(backend: B
 /// while events are waiting: each of them is recorded for it once (the
 /// finish no longer records them, the intake did so before the switch).
 async fn a_reload_to_received_records_the_events_in_flight(backend: Backend) {
-    use stripe_hookd::app::reload::{self, Reloader};
+    use stripe_hookd::testing::app::reload::{self, Reloader};
 
     let db = TestDb::new(backend);
     let app_side = Receiver::always(200);

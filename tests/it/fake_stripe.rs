@@ -1,4 +1,4 @@
-//! The Stripe stand-in lives in the crate (`stripe_hookd::demo::fake_stripe`),
+//! The Stripe stand-in lives in the crate (`stripe_hookd::testing::demo::fake_stripe`),
 //! shared with `stripe-hookd demo`.
 
-pub use stripe_hookd::demo::fake_stripe::*;
+pub use stripe_hookd::testing::demo::fake_stripe::*;

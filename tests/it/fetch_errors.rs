@@ -8,10 +8,10 @@ use std::time::Duration;
 use diesel::prelude::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use stripe_hookd::reconcile::entitlements;
-use stripe_hookd::store::schema::subscriptions;
-use stripe_hookd::store::{now_ms, outbox, with_conn};
-use stripe_hookd::trigger::Scenario;
+use stripe_hookd::testing::reconcile::entitlements;
+use stripe_hookd::testing::store::schema::subscriptions;
+use stripe_hookd::testing::store::{now_ms, outbox, with_conn};
+use stripe_hookd::testing::trigger::Scenario;
 
 use crate::admin::{post, run_job};
 use crate::backend_tests;

@@ -6,11 +6,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use diesel::prelude::*;
-use stripe_hookd::queue::finish::{self, FinishError, Success};
-use stripe_hookd::queue::{apply_fn, Apply, EventGroup, HandlerError};
-use stripe_hookd::store::outbox::claim;
-use stripe_hookd::store::outbox::{self, NewEvent};
-use stripe_hookd::store::{now_ms, write_transaction, EpochMs};
+use stripe_hookd::testing::queue::finish::{self, FinishError, Success};
+use stripe_hookd::testing::queue::{apply_fn, Apply, EventGroup, HandlerError};
+use stripe_hookd::testing::store::outbox::claim;
+use stripe_hookd::testing::store::outbox::{self, NewEvent};
+use stripe_hookd::testing::store::{now_ms, write_transaction, EpochMs};
 
 use crate::backend_tests;
 use crate::harness::{on_migrated_db, open_store, stored_event, Backend, TestDb};
@@ -32,7 +32,7 @@ fn failing() -> Apply {
 /// One stored event per object of `keys`, each claimed as a group of its
 /// own (one lease token).
 fn claimed_groups(
-    conn: &mut stripe_hookd::store::DbConnection,
+    conn: &mut stripe_hookd::testing::store::DbConnection,
     keys: &[&str],
     now: i64,
 ) -> Vec<EventGroup> {
@@ -143,8 +143,8 @@ async fn a_batch_finishes_each_group_as_it_would_alone(backend: Backend) {
         // Applied for `sub_ok` only: never for the lost group.
         assert_eq!(applied.load(Ordering::SeqCst), 1);
 
-        use stripe_hookd::store::schema::{event_attempts as a, object_leases as l};
-        let (leases, open): (Vec<String>, Vec<String>) = stripe_hookd::store::with_conn!(&mut *conn, c => {
+        use stripe_hookd::testing::store::schema::{event_attempts as a, object_leases as l};
+        let (leases, open): (Vec<String>, Vec<String>) = stripe_hookd::testing::store::with_conn!(&mut *conn, c => {
             let leases = l::table.order(l::object_key.asc()).select(l::object_key).load(c).unwrap();
             let open = a::table
                 .filter(a::finished_at.is_null())
@@ -167,7 +167,7 @@ backend_tests!(a_failed_apply_undoes_its_own_writes_only);
 /// A row written by an apply (`test_applied`, made by the test).
 fn writing(mark: &'static str, then: Option<&'static str>) -> Apply {
     apply_fn(move |tx| {
-        stripe_hookd::store::with_tx!(tx, c => {
+        stripe_hookd::testing::store::with_tx!(tx, c => {
             diesel::sql_query("INSERT INTO test_applied (mark) VALUES ($1)")
                 .bind::<diesel::sql_types::Text, _>(mark)
                 .execute(c)?;
@@ -225,7 +225,7 @@ async fn a_failed_apply_undoes_its_own_writes_only(backend: Backend) {
             #[diesel(sql_type = diesel::sql_types::Text)]
             mark: String,
         }
-        let marks: Vec<Mark> = stripe_hookd::store::with_conn!(&mut *conn, c => {
+        let marks: Vec<Mark> = stripe_hookd::testing::store::with_conn!(&mut *conn, c => {
             diesel::sql_query("SELECT mark FROM test_applied ORDER BY mark").load(c).unwrap()
         });
         let marks: Vec<String> = marks.into_iter().map(|m| m.mark).collect();
@@ -244,13 +244,13 @@ backend_tests!(reconciled_subscriptions_of_a_batch_end_as_if_written_one_by_one)
 /// A subscription as Stripe shows it: `id`, `status`, and one item per id
 /// in `items`.
 fn subscription(id: &str, status: &str, items: &[&str]) -> serde_json::Value {
-    let s = stripe_hookd::trigger::Scenario::new(false, "2025-03-31.basil");
+    let s = stripe_hookd::testing::trigger::Scenario::new(false, "2025-03-31.basil");
     let mut sub = s
         .object("customer.subscription.created")
         .expect("a subscription shape");
     sub["id"] = serde_json::json!(id);
     sub["customer"] = serde_json::json!(format!("cus_of_{id}"));
-    stripe_hookd::demo::fake_stripe::set_subscription_status(&mut sub, status);
+    stripe_hookd::testing::demo::fake_stripe::set_subscription_status(&mut sub, status);
     let item = sub["items"]["data"][0].clone();
     sub["items"]["data"] = items
         .iter()
@@ -266,7 +266,9 @@ fn subscription(id: &str, status: &str, items: &[&str]) -> serde_json::Value {
 
 /// The reconcile handler's writes for `subs` (each fetched at its `seq`).
 fn reconciled(subs: &[(serde_json::Value, i64)]) -> Apply {
-    use stripe_hookd::reconcile::{record_from_json, records::Stamp, writes::RecordWrites, Family};
+    use stripe_hookd::testing::reconcile::{
+        record_from_json, records::Stamp, writes::RecordWrites, Family,
+    };
     let records = subs
         .iter()
         .map(|(json, seq)| {
@@ -294,11 +296,11 @@ type Stored = (
     Vec<(String, String)>,
 );
 
-fn stored(conn: &mut stripe_hookd::store::DbConnection, id: &str) -> Stored {
-    use stripe_hookd::store::schema::{
+fn stored(conn: &mut stripe_hookd::testing::store::DbConnection, id: &str) -> Stored {
+    use stripe_hookd::testing::store::schema::{
         entitlements as e, subscription_items as i, subscriptions as s,
     };
-    stripe_hookd::store::with_conn!(conn, c => {
+    stripe_hookd::testing::store::with_conn!(conn, c => {
         let row = s::table
             .filter(s::id.eq(id))
             .select((s::status, s::fetch_seq, s::past_due_since))
@@ -445,8 +447,10 @@ async fn reconciled_subscriptions_of_a_batch_end_as_if_written_one_by_one(backen
 #[cfg(feature = "postgres")]
 #[test]
 fn the_batch_write_of_subscriptions_takes_each_ones_latest_fetch() {
-    use stripe_hookd::reconcile::records::{self, Record, Stamp, SubscriptionWrite, WriteContext};
-    use stripe_hookd::reconcile::{record_from_json, Family};
+    use stripe_hookd::testing::reconcile::records::{
+        self, Record, Stamp, SubscriptionWrite, WriteContext,
+    };
+    use stripe_hookd::testing::reconcile::{record_from_json, Family};
     let db = TestDb::new(Backend::Postgres);
     let store = open_store(&db.url);
     store.migrate().unwrap();
@@ -483,7 +487,7 @@ fn the_batch_write_of_subscriptions_takes_each_ones_latest_fetch() {
         // Through the store's transaction: entitlement rows written outside
         // one are refused (their access change would go unannounced).
         write_transaction(&mut conn, |tx| match tx {
-            stripe_hookd::store::Tx::Postgres(c) => records::write_subscriptions(c, &subs),
+            stripe_hookd::testing::store::Tx::Postgres(c) => records::write_subscriptions(c, &subs),
             _ => panic!("a Postgres store"),
         })
     };
@@ -521,7 +525,7 @@ backend_tests!(reconciled_records_of_every_family_in_a_batch_end_as_if_written_o
 /// An object of `family` as Stripe shows it (the scenario's shape for
 /// `event_type`), with `id` and `field` = `value`.
 fn object(event_type: &str, id: &str, field: &str, value: &str) -> serde_json::Value {
-    let s = stripe_hookd::trigger::Scenario::new(false, "2025-03-31.basil");
+    let s = stripe_hookd::testing::trigger::Scenario::new(false, "2025-03-31.basil");
     let mut json = s.object(event_type).expect("a shape");
     json["id"] = serde_json::json!(id);
     json[field] = serde_json::json!(value);
@@ -530,7 +534,7 @@ fn object(event_type: &str, id: &str, field: &str, value: &str) -> serde_json::V
 
 /// `(field, fetch_seq)` of a stored row.
 fn field_of(
-    conn: &mut stripe_hookd::store::DbConnection,
+    conn: &mut stripe_hookd::testing::store::DbConnection,
     table: &str,
     field: &str,
     id: &str,
@@ -543,7 +547,7 @@ fn field_of(
         fetch_seq: i64,
     }
     let sql = format!("SELECT {field} AS value, fetch_seq FROM {table} WHERE id = '{id}'");
-    let rows: Vec<Row> = stripe_hookd::store::with_conn!(conn, c => {
+    let rows: Vec<Row> = stripe_hookd::testing::store::with_conn!(conn, c => {
         diesel::sql_query(sql).load(c).unwrap()
     });
     rows.into_iter().next().map(|r| (r.value, r.fetch_seq))
@@ -557,7 +561,9 @@ fn field_of(
 async fn reconciled_records_of_every_family_in_a_batch_end_as_if_written_one_by_one(
     backend: Backend,
 ) {
-    use stripe_hookd::reconcile::{record_from_json, records::Stamp, writes::RecordWrites, Family};
+    use stripe_hookd::testing::reconcile::{
+        record_from_json, records::Stamp, writes::RecordWrites, Family,
+    };
     on_migrated_db(backend, move |mut conn| {
         let now = now_ms();
         let writes = |records: &[(Family, serde_json::Value, i64)]| -> Apply {

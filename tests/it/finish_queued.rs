@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 use diesel::prelude::*;
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
-use stripe_hookd::queue::{
+use stripe_hookd::testing::queue::{
     apply_fn, Apply, EventGroup, Handler, HandlerContext, HandlerError, QUEUED_FINISHES_PER_WORKER,
 };
-use stripe_hookd::store::outbox::{self, StoredEvent};
-use stripe_hookd::store::with_tx;
+use stripe_hookd::testing::store::outbox::{self, StoredEvent};
+use stripe_hookd::testing::store::with_tx;
 
 use crate::backend_tests;
 use crate::harness::*;
@@ -181,10 +181,10 @@ async fn rows(app: &TestApp) -> HashMap<String, StoredEvent> {
 
 /// `(attempt, outcome, error)` rows of an event, in order.
 async fn attempts(app: &TestApp, id: &str) -> Vec<(i32, Option<String>, Option<String>)> {
-    use stripe_hookd::store::schema::event_attempts as a;
+    use stripe_hookd::testing::store::schema::event_attempts as a;
     let id = id.to_owned();
     app.db(move |c| {
-        stripe_hookd::store::with_conn!(c, c => a::table
+        stripe_hookd::testing::store::with_conn!(c, c => a::table
             .filter(a::event_id.eq(&id))
             .order(a::id.asc())
             .select((a::attempt, a::outcome, a::error))
@@ -196,7 +196,7 @@ async fn attempts(app: &TestApp, id: &str) -> Vec<(i32, Option<String>, Option<S
 
 async fn children(app: &TestApp) -> Vec<String> {
     app.db(|c| {
-        stripe_hookd::store::with_conn!(c, c => test_children::table
+        stripe_hookd::testing::store::with_conn!(c, c => test_children::table
             .select(test_children::parent)
             .load(c)
             .unwrap())
@@ -359,9 +359,9 @@ async fn all_done_once(app: &TestApp, ids: &[String]) {
 /// that the finish of `in_queued` waits in the finisher's queue, not in a
 /// transaction, when the shutdown begins.
 async fn shutdown_commits_the_finishes_already_queued(backend: Backend) {
-    let finishing_threads = stripe_hookd::queue::group_commit::threads(match backend {
-        Backend::Sqlite => stripe_hookd::store::Backend::Sqlite,
-        Backend::Postgres => stripe_hookd::store::Backend::Postgres,
+    let finishing_threads = stripe_hookd::testing::queue::group_commit::threads(match backend {
+        Backend::Sqlite => stripe_hookd::testing::store::Backend::Sqlite,
+        Backend::Postgres => stripe_hookd::testing::store::Backend::Postgres,
     });
     let db = TestDb::new(backend);
     let gate = Arc::new(ApplyGate::default());

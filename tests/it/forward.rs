@@ -11,8 +11,8 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use serde_json::json;
-use stripe_hookd::config::{self, After, Destination};
-use stripe_hookd::store::deliveries::{self, history, Delivery};
+use stripe_hookd::testing::config::{self, After, Destination};
+use stripe_hookd::testing::store::deliveries::{self, history, Delivery};
 
 use crate::backend_tests;
 use crate::fake_stripe::{set_subscription_status, FakeStripe};
@@ -177,7 +177,7 @@ pub(crate) async fn rows(app: &TestApp) -> Vec<Delivery> {
     app.db(|c| deliveries::list(c).expect("deliveries")).await
 }
 
-pub(crate) fn forwarder(app: &TestApp) -> Arc<stripe_hookd::forward::Forwarder> {
+pub(crate) fn forwarder(app: &TestApp) -> Arc<stripe_hookd::testing::forward::Forwarder> {
     app.forwarder.clone().expect("a forwarder")
 }
 
@@ -478,12 +478,12 @@ async fn a_slow_delivery_holds_back_only_its_own_object(backend: Backend) {
 /// stripe-hookd's database (the background forwarder sends it).
 async fn while_the_app_handles_an_update_the_new_state_is_already_committed(backend: Backend) {
     use diesel::prelude::*;
-    use stripe_hookd::store::schema::subscriptions;
-    use stripe_hookd::store::Store;
+    use stripe_hookd::testing::store::schema::subscriptions;
+    use stripe_hookd::testing::store::Store;
 
     let db = TestDb::new(backend);
     let fake = FakeStripe::start().await.expect("fake stripe");
-    let s = stripe_hookd::trigger::Scenario::new(false, crate::harness::API_VERSION);
+    let s = stripe_hookd::testing::trigger::Scenario::new(false, crate::harness::API_VERSION);
     let sub = fake.subscription(&s, "active");
     let store: Arc<std::sync::OnceLock<Store>> = Arc::default();
     let read: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
@@ -498,7 +498,7 @@ async fn while_the_app_handles_an_update_the_new_state_is_already_committed(back
                 let id = r.object_id.clone();
                 let status = tokio::task::spawn_blocking(move || {
                     let mut conn = store.conn().expect("conn");
-                    stripe_hookd::with_conn!(&mut *conn, c => subscriptions::table
+                    stripe_hookd::testing::with_conn!(&mut *conn, c => subscriptions::table
                         .filter(subscriptions::id.eq(&id))
                         .select(subscriptions::status)
                         .first::<String>(c)
@@ -734,7 +734,9 @@ async fn redirects_are_not_followed(backend: Backend) {
 async fn a_ping_is_signed_like_an_event_and_shows_the_answer() {
     let app_side = Receiver::always(202);
     let d = destination(&app_side.url, |_| {});
-    let ping = stripe_hookd::forward::ping(&d).await.expect("ping sent");
+    let ping = stripe_hookd::testing::forward::ping(&d)
+        .await
+        .expect("ping sent");
     assert_eq!(ping.status, 202);
     assert_eq!(ping.answer, "answer");
     let seen = app_side.seen();

@@ -3,7 +3,7 @@
 //! destinations that list it, with the same bytes on redelivery.
 
 use serde_json::Value;
-use stripe_hookd::store::deliveries;
+use stripe_hookd::testing::store::deliveries;
 
 use crate::backend_tests;
 use crate::fake_stripe::{set_subscription_status, FakeStripe};
@@ -21,7 +21,7 @@ const ACCESS: &str = "stripe_hookd.access.updated";
 async fn access_changes_are_forwarded_as_stripe_shaped_events(backend: Backend) {
     let db = TestDb::new(backend);
     let fake = FakeStripe::start().await.expect("fake stripe");
-    let s = stripe_hookd::trigger::Scenario::new(false, crate::harness::API_VERSION);
+    let s = stripe_hookd::testing::trigger::Scenario::new(false, crate::harness::API_VERSION);
     let sub = fake.subscription(&s, "active");
     let listing = Receiver::always(200);
     let everything = Receiver::always(200);
@@ -173,11 +173,11 @@ async fn access_changes_are_forwarded_as_stripe_shaped_events(backend: Backend) 
 async fn access_ended_by_the_clock_is_forwarded(backend: Backend) {
     let db = TestDb::new(backend);
     let fake = FakeStripe::start().await.expect("fake stripe");
-    let s = stripe_hookd::trigger::Scenario::new(false, crate::harness::API_VERSION);
+    let s = stripe_hookd::testing::trigger::Scenario::new(false, crate::harness::API_VERSION);
     let sub = fake.subscription(&s, "past_due");
     let app_side = Receiver::always(200);
     let d = destination(&app_side.url, |d| d.events = vec![ACCESS.to_owned()]);
-    let clock = stripe_hookd::util::Clock::default();
+    let clock = stripe_hookd::testing::util::Clock::default();
     let options = AppOptions {
         clock: clock.clone(),
         ..AppOptions::default()
@@ -235,7 +235,7 @@ async fn access_ended_by_the_clock_is_forwarded(backend: Backend) {
 async fn a_thin_event_changes_access_too(backend: Backend) {
     let db = TestDb::new(backend);
     let fake = FakeStripe::start().await.expect("fake stripe");
-    let s = stripe_hookd::trigger::Scenario::new(false, crate::harness::API_VERSION);
+    let s = stripe_hookd::testing::trigger::Scenario::new(false, crate::harness::API_VERSION);
     fake.customer(&s);
     fake.subscription(&s, "active");
     let app_side = Receiver::always(200);
@@ -280,9 +280,9 @@ async fn two_instances_announce_one_access_change_once() {
 
     use diesel::sql_types::{Integer, Nullable, Text};
     use diesel::{Connection, RunQueryDsl};
-    use stripe_hookd::reconcile::access_events;
-    use stripe_hookd::store::deliveries::HookEvent;
-    use stripe_hookd::store::{with_conn, write_transaction, StoreError};
+    use stripe_hookd::testing::reconcile::access_events;
+    use stripe_hookd::testing::store::deliveries::HookEvent;
+    use stripe_hookd::testing::store::{with_conn, write_transaction, StoreError};
 
     #[derive(diesel::QueryableByName)]
     struct Pid {
@@ -297,7 +297,7 @@ async fn two_instances_announce_one_access_change_once() {
 
     let db = TestDb::new(Backend::Postgres);
     let fake = FakeStripe::start().await.expect("fake stripe");
-    let s = stripe_hookd::trigger::Scenario::new(false, crate::harness::API_VERSION);
+    let s = stripe_hookd::testing::trigger::Scenario::new(false, crate::harness::API_VERSION);
     let sub = fake.subscription(&s, "active");
     // No destination lists access.updated: the finish writes the
     // entitlements and announces nothing, so there is no snapshot yet.
@@ -389,16 +389,16 @@ async fn two_instances_announce_one_access_change_once() {
 async fn opposite_lock_orders_in_two_batches_do_not_deadlock() {
     use std::sync::{Arc, Barrier};
 
-    use stripe_hookd::reconcile::access_events;
-    use stripe_hookd::store::deliveries::HookEvent;
-    use stripe_hookd::store::{write_transaction, StoreError};
+    use stripe_hookd::testing::reconcile::access_events;
+    use stripe_hookd::testing::store::deliveries::HookEvent;
+    use stripe_hookd::testing::store::{write_transaction, StoreError};
 
     let db = TestDb::new(Backend::Postgres);
     let fake = FakeStripe::start().await.expect("fake stripe");
     let app = TestApp::spawn_with(&db, AppOptions::default().stripe(fake.base_url())).await;
     let mut customers = Vec::new();
     for _ in 0..2 {
-        let s = stripe_hookd::trigger::Scenario::new(false, crate::harness::API_VERSION);
+        let s = stripe_hookd::testing::trigger::Scenario::new(false, crate::harness::API_VERSION);
         let sub = fake.subscription(&s, "active");
         app.deliver_ok(&snapshot_event("customer.subscription.created", sub))
             .await;

@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 use serde_json::{json, Value};
-use stripe_hookd::forward::Forwarder;
-use stripe_hookd::store::deliveries;
-use stripe_hookd::util::Clock;
+use stripe_hookd::testing::forward::Forwarder;
+use stripe_hookd::testing::store::deliveries;
+use stripe_hookd::testing::util::Clock;
 
 use crate::backend_tests;
 use crate::forward::{customer_event, destination, forwarder, rows, with_destination};
@@ -282,8 +282,10 @@ async fn a_410_pause_is_stored_for_every_instance_until_resumed(backend: Backend
         Forwarder::new(
             app.store.clone(),
             vec![d],
-            stripe_hookd::forward::ForwardOptions::from_config(
-                &stripe_hookd::config::from_toml_str("").unwrap().forward,
+            stripe_hookd::testing::forward::ForwardOptions::from_config(
+                &stripe_hookd::testing::config::from_toml_str("")
+                    .unwrap()
+                    .forward,
             ),
             Clock::default(),
         )

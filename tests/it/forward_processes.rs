@@ -108,7 +108,7 @@ async fn a_daemon_killed_mid_delivery_sends_it_again_after_restart(backend: Back
     let _second = Daemon::spawn(&db, &env);
     wait_until(120, "the delivery to be sent again", &seen, 2).await;
     let seen = seen.lock().unwrap().clone();
-    let expected = stripe_hookd::store::deliveries::delivery_id("app", "evt_fwd_kill");
+    let expected = stripe_hookd::testing::store::deliveries::delivery_id("app", "evt_fwd_kill");
     assert_eq!(seen[0], (expected.clone(), "1".to_owned()));
     assert_eq!(
         seen[1],
@@ -187,7 +187,7 @@ async fn a_destinations_url_secrets_appear_nowhere(backend: Backend) {
     clean("the log", &log);
 
     let admin = daemon.admin_addr().expect("admin API");
-    let id = stripe_hookd::store::deliveries::delivery_id("app", "evt_redact");
+    let id = stripe_hookd::testing::store::deliveries::delivery_id("app", "evt_redact");
     for path in [
         "/v1/destinations".to_owned(),
         "/v1/deliveries".to_owned(),
@@ -210,16 +210,16 @@ async fn a_destinations_url_secrets_appear_nowhere(backend: Backend) {
     let url = db.url.clone();
     let stored: Vec<Option<String>> = tokio::task::spawn_blocking(move || {
         use diesel::prelude::*;
-        use stripe_hookd::store::schema::{deliveries, delivery_attempts};
+        use stripe_hookd::testing::store::schema::{deliveries, delivery_attempts};
         let store = open_store(&url);
         let mut conn = store.conn().unwrap();
         let mut errors: Vec<Option<String>> =
-            stripe_hookd::with_conn!(&mut *conn, c => deliveries::table
+            stripe_hookd::testing::with_conn!(&mut *conn, c => deliveries::table
             .select(deliveries::last_error)
             .load(c))
             .unwrap();
         let attempts: Vec<Option<String>> =
-            stripe_hookd::with_conn!(&mut *conn, c => delivery_attempts::table
+            stripe_hookd::testing::with_conn!(&mut *conn, c => delivery_attempts::table
             .select(delivery_attempts::error)
             .load(c))
             .unwrap();

@@ -12,8 +12,8 @@ use std::time::Duration;
 use diesel::RunQueryDsl;
 use futures_util::FutureExt;
 use serde_json::{json, Value};
-use stripe_hookd::store::deliveries::{self, pauses, Change};
-use stripe_hookd::store::{write_transaction, DbConnection};
+use stripe_hookd::testing::store::deliveries::{self, pauses, Change};
+use stripe_hookd::testing::store::{write_transaction, DbConnection};
 
 use crate::backend_tests;
 use crate::forward::{customer_event, destination, forwarder, rows, with_destination, Receiver};
@@ -32,7 +32,7 @@ async fn execute(app: &TestApp, sql: &[&str]) {
     let sql: Vec<String> = sql.iter().map(|s| (*s).to_owned()).collect();
     app.db(move |conn| {
         for statement in &sql {
-            stripe_hookd::with_conn!(conn, c => diesel::sql_query(statement.as_str()).execute(c))
+            stripe_hookd::testing::with_conn!(conn, c => diesel::sql_query(statement.as_str()).execute(c))
                 .unwrap_or_else(|e| panic!("{statement}: {e}"));
         }
     })
@@ -326,7 +326,9 @@ async fn pruning_keeps_an_event_replayed_after_it_was_listed(backend: Backend) {
     let deleted = app
         .db(move |c| {
             write_transaction(c, |tx| {
-                stripe_hookd::store::outbox::retention::delete_finished(tx, &listed, older_than)
+                stripe_hookd::testing::store::outbox::retention::delete_finished(
+                    tx, &listed, older_than,
+                )
             })
             .unwrap()
         })

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use stripe_hookd::store::deliveries::{self, history, retention};
+use stripe_hookd::testing::store::deliveries::{self, history, retention};
 
 use crate::backend_tests;
 use crate::forward::{
@@ -50,9 +50,9 @@ async fn attempts_of(app: &TestApp, event_id: &str) -> usize {
 /// Bodies (`delivery_payloads`) whose delivery is gone.
 async fn orphaned_bodies(app: &TestApp) -> i64 {
     use diesel::prelude::*;
-    use stripe_hookd::store::schema::{deliveries, delivery_payloads};
+    use stripe_hookd::testing::store::schema::{deliveries, delivery_payloads};
     app.db(|conn| {
-        stripe_hookd::with_conn!(conn, c => delivery_payloads::table
+        stripe_hookd::testing::with_conn!(conn, c => delivery_payloads::table
             .filter(diesel::dsl::not(diesel::dsl::exists(
                 deliveries::table.filter(deliveries::id.eq(delivery_payloads::id)),
             )))
@@ -66,9 +66,9 @@ async fn orphaned_bodies(app: &TestApp) -> i64 {
 /// How many deliveries have a body of their own (`delivery_payloads`).
 async fn copied_bodies(app: &TestApp) -> i64 {
     use diesel::prelude::*;
-    use stripe_hookd::store::schema::delivery_payloads;
+    use stripe_hookd::testing::store::schema::delivery_payloads;
     app.db(|conn| {
-        stripe_hookd::with_conn!(conn, c => delivery_payloads::table
+        stripe_hookd::testing::with_conn!(conn, c => delivery_payloads::table
             .count()
             .get_result::<i64>(c)
             .unwrap())
@@ -97,7 +97,7 @@ async fn a_delivery_keeps_its_body_when_its_event_leaves_the_outbox(backend: Bac
     let reconciled = destination(&app_side.url, |d| d.max_attempts = 1);
     let received = destination(&app_side.url, |d| {
         d.name = "early".into();
-        d.after = stripe_hookd::config::After::Received;
+        d.after = stripe_hookd::testing::config::After::Received;
         d.max_attempts = 1;
     });
     let options = AppOptions::default().config(move |c| {
@@ -137,7 +137,9 @@ async fn a_delivery_keeps_its_body_when_its_event_leaves_the_outbox(backend: Bac
     clock.advance(4 * DAY);
     let older_than = clock.now_ms() - i64::try_from((3 * DAY).as_millis()).unwrap();
     let pruned = app
-        .db(move |c| stripe_hookd::store::outbox::retention::prune(c, older_than, 10).unwrap())
+        .db(move |c| {
+            stripe_hookd::testing::store::outbox::retention::prune(c, older_than, 10).unwrap()
+        })
         .await;
     assert_eq!(pruned, 1, "the event pruned");
     assert_eq!(

@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use serde_json::json;
-use stripe_hookd::config::{After, Signature};
-use stripe_hookd::store::deliveries;
+use stripe_hookd::testing::config::{After, Signature};
+use stripe_hookd::testing::store::deliveries;
 
 use crate::backend_tests;
 use crate::fake_stripe::{set_subscription_status, FakeStripe};
@@ -213,7 +213,7 @@ async fn reconciled_deliveries_carry_their_objects_fetch_order_and_received_ones
 ) {
     let db = TestDb::new(backend);
     let fake = FakeStripe::start().await.expect("fake stripe");
-    let s = stripe_hookd::trigger::Scenario::new(false, crate::harness::API_VERSION);
+    let s = stripe_hookd::testing::trigger::Scenario::new(false, crate::harness::API_VERSION);
     let sub = fake.subscription(&s, "active");
     let app_side = Recorder::start(Vec::new());
     let reconciled = destination(&app_side.url("/reconciled"), |d| {
@@ -290,8 +290,8 @@ async fn reconciled_deliveries_carry_their_objects_fetch_order_and_received_ones
     let stored = app
         .db(move |c| {
             use diesel::prelude::*;
-            use stripe_hookd::store::schema::subscriptions;
-            stripe_hookd::with_conn!(c, c => subscriptions::table
+            use stripe_hookd::testing::store::schema::subscriptions;
+            stripe_hookd::testing::with_conn!(c, c => subscriptions::table
                 .filter(subscriptions::id.eq(&s.subscription))
                 .select(subscriptions::fetch_seq)
                 .first::<i64>(c)

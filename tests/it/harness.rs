@@ -9,10 +9,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use stripe_hookd::app::Application;
-use stripe_hookd::config;
-pub use stripe_hookd::config::{Config, Mode, RunnerConfig};
-use stripe_hookd::store::{DbConnection, Store};
+use stripe_hookd::testing::app::Application;
+use stripe_hookd::testing::config;
+pub use stripe_hookd::testing::config::{Config, Mode, RunnerConfig};
+use stripe_hookd::testing::store::{DbConnection, Store};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -175,8 +175,8 @@ pub type ConfigEdit = std::sync::Arc<dyn Fn(&mut Config) + Send + Sync>;
 #[derive(Clone, Default)]
 pub struct AppOptions {
     /// The handler the runner uses (default: none, events end `ignored`).
-    pub handler: Option<std::sync::Arc<dyn stripe_hookd::queue::Handler>>,
-    pub clock: stripe_hookd::util::Clock,
+    pub handler: Option<std::sync::Arc<dyn stripe_hookd::testing::queue::Handler>>,
+    pub clock: stripe_hookd::testing::util::Clock,
     /// A fake Stripe's base URL: configures the API client and runs the
     /// reconcile handler (unless `handler` is given).
     pub stripe: Option<String>,
@@ -202,7 +202,10 @@ impl AppOptions {
         self
     }
 
-    pub fn handler(mut self, handler: std::sync::Arc<dyn stripe_hookd::queue::Handler>) -> Self {
+    pub fn handler(
+        mut self,
+        handler: std::sync::Arc<dyn stripe_hookd::testing::queue::Handler>,
+    ) -> Self {
         self.handler = Some(handler);
         self
     }
@@ -268,11 +271,11 @@ pub struct TestApp {
     /// The admin listener, when `admin_token` is configured.
     pub admin: Option<SocketAddr>,
     pub store: Store,
-    pub runner: std::sync::Arc<stripe_hookd::queue::Runner>,
+    pub runner: std::sync::Arc<stripe_hookd::testing::queue::Runner>,
     /// With destinations configured (step it when `forward.enabled` is off).
-    pub forwarder: Option<std::sync::Arc<stripe_hookd::forward::Forwarder>>,
+    pub forwarder: Option<std::sync::Arc<stripe_hookd::testing::forward::Forwarder>>,
     /// What a configuration reload swaps (tests build a `Reloader` on it).
-    pub reload_targets: stripe_hookd::app::reload::Targets,
+    pub reload_targets: stripe_hookd::testing::app::reload::Targets,
     pub client: reqwest::Client,
     token: CancellationToken,
     task: Option<JoinHandle<anyhow::Result<()>>>,
@@ -299,7 +302,10 @@ impl TestApp {
     pub async fn spawn_with(db: &TestDb, options: AppOptions) -> TestApp {
         // TEST_LOG=debug shows the daemon's logs when a test fails.
         if let Ok(level) = std::env::var("TEST_LOG") {
-            stripe_hookd::telemetry::init(stripe_hookd::config::LogFormat::Text, &level);
+            stripe_hookd::testing::telemetry::init(
+                stripe_hookd::testing::config::LogFormat::Text,
+                &level,
+            );
         }
         let mut config = base_config(db);
         if let Some(base) = &options.stripe {
@@ -319,7 +325,7 @@ impl TestApp {
         builder = match (&options.handler, &options.stripe) {
             (Some(h), _) => builder.handler(h.clone()),
             (None, Some(_)) => builder,
-            (None, None) => builder.handler(stripe_hookd::app::default_handler()),
+            (None, None) => builder.handler(stripe_hookd::testing::app::default_handler()),
         };
         let app = builder.build().await.expect("application starts");
         let runner = app.runner();
@@ -406,7 +412,7 @@ impl TestApp {
     }
 
     pub async fn count(&self) -> i64 {
-        self.db(|c| stripe_hookd::store::outbox::count(c).expect("count"))
+        self.db(|c| stripe_hookd::testing::store::outbox::count(c).expect("count"))
             .await
     }
 
@@ -466,7 +472,13 @@ pub const API_VERSION: &str = "2026-11-18.endive";
 /// A snapshot event around `object` (fresh id, created now, test mode,
 /// [`API_VERSION`]); tests change fields with `event["id"] = …`.
 pub fn snapshot_event(event_type: &str, object: serde_json::Value) -> serde_json::Value {
-    stripe_hookd::trigger::scenario::envelope(event_type, object, API_VERSION, false, now())
+    stripe_hookd::testing::trigger::scenario::envelope(
+        event_type,
+        object,
+        API_VERSION,
+        false,
+        now(),
+    )
 }
 
 /// A minimal but complete snapshot event, serialised.
@@ -485,8 +497,12 @@ pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
 /// An outbox row for `object` (a subscription event), received and due at
 /// `now` (epoch ms): bulk loading without HTTP.
-pub fn stored_event(id: &str, object: &str, now: i64) -> stripe_hookd::store::outbox::NewEvent {
-    use stripe_hookd::store::{outbox, EpochMs};
+pub fn stored_event(
+    id: &str,
+    object: &str,
+    now: i64,
+) -> stripe_hookd::testing::store::outbox::NewEvent {
+    use stripe_hookd::testing::store::{outbox, EpochMs};
     outbox::NewEvent {
         event_id: id.to_owned(),
         endpoint: "default".into(),
@@ -520,7 +536,7 @@ pub fn open_store(url: &str) -> Store {
 /// `f` returns): the set-up of the store-level tests.
 pub async fn on_migrated_db<T: Send + 'static>(
     backend: Backend,
-    f: impl FnOnce(stripe_hookd::store::PooledConnection) -> T + Send + 'static,
+    f: impl FnOnce(stripe_hookd::testing::store::PooledConnection) -> T + Send + 'static,
 ) -> T {
     let db = TestDb::new(backend);
     let url = db.url.clone();

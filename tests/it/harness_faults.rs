@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use diesel::prelude::*;
 use proptest::test_runner::TestCaseError;
-use stripe_hookd::store::with_conn;
+use stripe_hookd::testing::store::with_conn;
 
 use crate::harness::{Backend, TestApp};
 
@@ -15,7 +15,10 @@ fn fail(e: impl std::fmt::Display) -> TestCaseError {
 }
 
 /// Whether the trigger refusing intake writes ([`crate::intake::refuse_inserts_sql`]) is there.
-fn refusing(c: &mut stripe_hookd::store::DbConnection, backend: Backend) -> QueryResult<bool> {
+fn refusing(
+    c: &mut stripe_hookd::testing::store::DbConnection,
+    backend: Backend,
+) -> QueryResult<bool> {
     #[derive(QueryableByName)]
     struct Count {
         #[diesel(sql_type = diesel::sql_types::BigInt)]

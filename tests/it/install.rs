@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use stripe_hookd::store::{outbox, Store, StoreOptions};
+use stripe_hookd::testing::store::{outbox, Store, StoreOptions};
 
 use crate::backend_tests;
 use crate::daemon::Daemon;
@@ -38,7 +38,7 @@ fn open(url: &str) -> Store {
             pool_size: 2,
             busy_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(10),
-            pooler: stripe_hookd::store::Pooler::Auto,
+            pooler: stripe_hookd::testing::store::Pooler::Auto,
         },
     )
     .expect("open database")
@@ -332,7 +332,7 @@ fn the_config_loads_in_the_environment_cargo_run_gives() {
         .map(|(k, _)| k)
         .filter(|k| k.starts_with("STRIPE_HOOKD_"))
         .collect();
-    if let Err(e) = stripe_hookd::config::load(Some(&path)) {
+    if let Err(e) = stripe_hookd::testing::config::load(Some(&path)) {
         panic!("the config does not load in cargo's environment ({leaked:?}): {e}");
     }
 }

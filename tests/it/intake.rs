@@ -3,7 +3,7 @@
 use crate::backend_tests;
 use crate::harness::*;
 use futures_util::future::join_all;
-use stripe_hookd::store::outbox;
+use stripe_hookd::testing::store::outbox;
 
 backend_tests!(
     a_signed_event_is_stored_once_with_its_fields,

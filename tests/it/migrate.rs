@@ -3,7 +3,7 @@
 
 use diesel::{Connection, RunQueryDsl};
 use diesel_migrations::{FileBasedMigrations, MigrationHarness};
-use stripe_hookd::store::deliveries;
+use stripe_hookd::testing::store::deliveries;
 
 use crate::backend_tests;
 use crate::harness::{open_store, Backend, TestDb};

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use diesel::{Connection, RunQueryDsl};
-use stripe_hookd::store::PG_RECHECK_AFTER;
+use stripe_hookd::testing::store::PG_RECHECK_AFTER;
 
 use crate::harness::{open_store, Backend, TestDb};
 

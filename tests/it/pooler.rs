@@ -9,15 +9,19 @@
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
-use stripe_hookd::store::outbox::{self, StoredEvent};
-use stripe_hookd::store::{with_conn, Pooler, Pooling, Store, StoreOptions};
+use stripe_hookd::testing::store::outbox::{self, StoredEvent};
+use stripe_hookd::testing::store::{with_conn, Pooler, Pooling, Store, StoreOptions};
 
 use crate::daemon::Daemon;
 use crate::harness::*;
 
 /// A store on `url` with the default options but `pooler`.
-fn store_with(url: &str, pooler: Pooler) -> Result<Store, stripe_hookd::store::StoreError> {
-    let defaults = stripe_hookd::config::from_toml_str("").expect("the built-in configuration");
+fn store_with(
+    url: &str,
+    pooler: Pooler,
+) -> Result<Store, stripe_hookd::testing::store::StoreError> {
+    let defaults =
+        stripe_hookd::testing::config::from_toml_str("").expect("the built-in configuration");
     let options = StoreOptions {
         pooler,
         ..defaults.database.store_options()
@@ -178,7 +182,7 @@ fn two_instances_through_the_pooler_drain_every_event_without_an_error() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let effects: Vec<String> = {
-        use stripe_hookd::queue::test_hooks::test_effects;
+        use stripe_hookd::testing::queue::test_hooks::test_effects;
         let mut conn = store.conn().unwrap();
         with_conn!(&mut *conn, c => test_effects::table.select(test_effects::event_id).load::<String>(c).unwrap())
     };

@@ -6,16 +6,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
-use stripe_hookd::queue::test_hooks::test_effects;
-use stripe_hookd::store::outbox::{self, StoredEvent};
-use stripe_hookd::store::{with_conn, Store};
+use stripe_hookd::testing::queue::test_hooks::test_effects;
+use stripe_hookd::testing::store::outbox::{self, StoredEvent};
+use stripe_hookd::testing::store::{with_conn, Store};
 
 use crate::backend_tests;
 use crate::daemon::Daemon;
 use crate::harness::*;
 
 fn store(db: &TestDb) -> Store {
-    let defaults = stripe_hookd::config::from_toml_str("").expect("the built-in configuration");
+    let defaults =
+        stripe_hookd::testing::config::from_toml_str("").expect("the built-in configuration");
     Store::open(&db.url, &defaults.database.store_options()).expect("open test store")
 }
 

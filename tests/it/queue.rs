@@ -9,11 +9,13 @@ use std::time::Duration;
 use diesel::prelude::*;
 use futures_util::future::{join_all, BoxFuture};
 use futures_util::FutureExt;
-use stripe_hookd::queue::{apply_fn, finish, Apply, EventGroup, Handler, HandlerError, Runner};
-use stripe_hookd::store::events::{self, EventFilter};
-use stripe_hookd::store::outbox::{self, NewEvent, StoredEvent};
-use stripe_hookd::store::{now_ms, with_tx, DbConnection, EpochMs, Store};
-use stripe_hookd::util::Clock;
+use stripe_hookd::testing::queue::{
+    apply_fn, finish, Apply, EventGroup, Handler, HandlerError, Runner,
+};
+use stripe_hookd::testing::store::events::{self, EventFilter};
+use stripe_hookd::testing::store::outbox::{self, NewEvent, StoredEvent};
+use stripe_hookd::testing::store::{now_ms, with_tx, DbConnection, EpochMs, Store};
+use stripe_hookd::testing::util::Clock;
 
 use crate::backend_tests;
 use crate::harness::*;
@@ -104,7 +106,7 @@ impl Handler for TestHandler {
     fn handle(
         &self,
         group: EventGroup,
-        _: &stripe_hookd::queue::HandlerContext,
+        _: &stripe_hookd::testing::queue::HandlerContext,
     ) -> BoxFuture<'static, Result<Apply, HandlerError>> {
         let this = self.clone();
         async move {
@@ -212,10 +214,10 @@ async fn event(app: &TestApp, id: &str) -> StoredEvent {
 
 /// `(attempt, outcome, error)` rows of an event, in order.
 async fn attempts(app: &TestApp, id: &str) -> Vec<(i32, Option<String>, Option<String>)> {
-    use stripe_hookd::store::schema::event_attempts as a;
+    use stripe_hookd::testing::store::schema::event_attempts as a;
     let id = id.to_owned();
     app.db(move |c| {
-        stripe_hookd::store::with_conn!(c, c => a::table
+        stripe_hookd::testing::store::with_conn!(c, c => a::table
             .filter(a::event_id.eq(&id))
             .order(a::id.asc())
             .select((a::attempt, a::outcome, a::error))
@@ -553,8 +555,8 @@ async fn shutdown_with_events_in_flight_loses_nothing(backend: Backend) {
     );
     let leases: i64 = app
         .db(|c| {
-            use stripe_hookd::store::schema::object_leases as l;
-            stripe_hookd::store::with_conn!(c, c => l::table.count().get_result(c).unwrap())
+            use stripe_hookd::testing::store::schema::object_leases as l;
+            stripe_hookd::testing::store::with_conn!(c, c => l::table.count().get_result(c).unwrap())
         })
         .await;
     assert_eq!(leases, 0, "no object lease left behind");
@@ -635,7 +637,7 @@ async fn retention_prunes_finished_events_and_keeps_dead_ones(backend: Backend) 
     let cutoff = app.runner.clock().now_ms() + 1;
     deliver_ok(&app, "evt_recent", "invoice.paid", "in_recent").await;
     let pruned = app
-        .db(move |c| stripe_hookd::store::outbox::retention::prune(c, cutoff, 3).unwrap())
+        .db(move |c| stripe_hookd::testing::store::outbox::retention::prune(c, cutoff, 3).unwrap())
         .await;
     assert_eq!(
         pruned, 8,
@@ -801,7 +803,7 @@ async fn runners_claiming_at_once_never_fail_or_overlap(backend: Backend) {
     app.db(move |c| outbox::insert_batch(c, &events).unwrap())
         .await;
 
-    let config = stripe_hookd::config::from_toml_str(
+    let config = stripe_hookd::testing::config::from_toml_str(
         "[database]\npool_size = 8\n[runner]\nconcurrency = 4\nlease_secs = 20",
     )
     .unwrap();

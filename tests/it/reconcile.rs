@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use diesel::prelude::*;
 use serde_json::{json, Value};
-use stripe_hookd::reconcile::entitlements;
-use stripe_hookd::store::schema::{
+use stripe_hookd::testing::reconcile::entitlements;
+use stripe_hookd::testing::store::schema::{
     checkout_sessions, customers, disputes, invoices, payment_intents, subscriptions,
 };
-use stripe_hookd::store::{now_ms, outbox, with_conn, DbConnection};
-use stripe_hookd::trigger::Scenario;
+use stripe_hookd::testing::store::{now_ms, outbox, with_conn, DbConnection};
+use stripe_hookd::testing::trigger::Scenario;
 
 use crate::backend_tests;
 use crate::fake_stripe::{set_subscription_status, FakeStripe, Fault};
@@ -408,12 +408,12 @@ async fn a_replay_after_the_object_changed_follows_the_api(backend: Backend) {
         Some("active")
     );
     fake.update(&s.subscription, |v| set_subscription_status(v, "past_due"));
-    let filter = stripe_hookd::store::events::EventFilter {
+    let filter = stripe_hookd::testing::store::events::EventFilter {
         event_id: Some(event.clone()),
         ..Default::default()
     };
     app.db(move |c| {
-        stripe_hookd::store::events::replay(c, &filter, "test", now_ms().into()).unwrap()
+        stripe_hookd::testing::store::events::replay(c, &filter, "test", now_ms().into()).unwrap()
     })
     .await;
     app.runner.run_pending().await.unwrap();
@@ -768,14 +768,15 @@ async fn billing_scenarios_end_to_end(backend: Backend) {
 async fn fetch_order_does_not_follow_the_instances_clocks(backend: Backend) {
     let db = TestDb::new(backend);
     let fake = FakeStripe::start().await.expect("fake stripe");
-    let ahead = stripe_hookd::util::Clock::default();
+    let ahead = stripe_hookd::testing::util::Clock::default();
     ahead.advance(Duration::from_secs(600));
     let options = |clock| AppOptions {
         clock,
         ..AppOptions::default().stripe(&fake.base_url)
     };
     let fast = TestApp::spawn_with(&db, options(ahead.clone())).await;
-    let slow = TestApp::spawn_with(&db, options(stripe_hookd::util::Clock::default())).await;
+    let slow =
+        TestApp::spawn_with(&db, options(stripe_hookd::testing::util::Clock::default())).await;
     let s = basil();
     let sub = fake.subscription(&s, "active");
 
@@ -816,23 +817,23 @@ async fn fetch_order_does_not_follow_the_instances_clocks(backend: Backend) {
     // (say, a resync) that started before the next change but is written
     // after it never overwrites the newer state.
     fake.update(&s.subscription, |v| set_subscription_status(v, "active"));
-    let config = stripe_hookd::config::from_toml_str(&format!(
+    let config = stripe_hookd::testing::config::from_toml_str(&format!(
         "webhook_secret = \"{SECRET}\"\n[stripe]\napi_key = \"{}\"\napi_base = \"{}\"\nrequests_per_sec = 1000\ntimeout_secs = 1\n",
         crate::fake_stripe::KEY,
         fake.base_url
     ))
     .expect("config");
-    let ops = stripe_hookd::app::reconcile_handler(&config)
+    let ops = stripe_hookd::testing::app::reconcile_handler(&config)
         .unwrap()
         .unwrap();
-    let cx = stripe_hookd::queue::HandlerContext {
+    let cx = stripe_hookd::testing::queue::HandlerContext {
         store: fast.store.clone(),
         clock: ahead.clone(),
     };
     let older = ops
         .fetch(
             &cx,
-            stripe_hookd::reconcile::Family::Subscription,
+            stripe_hookd::testing::reconcile::Family::Subscription,
             &s.subscription,
             None,
         )

@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
-use stripe_hookd::cli::check::{self, Verdict};
-use stripe_hookd::cli::setup::{self, Action, SetupOptions};
-use stripe_hookd::config;
-use stripe_hookd::reconcile::event_types;
-use stripe_hookd::stripe::{ClientOptions, StripeClient};
+use stripe_hookd::testing::cli::check::{self, Verdict};
+use stripe_hookd::testing::cli::setup::{self, Action, SetupOptions};
+use stripe_hookd::testing::config;
+use stripe_hookd::testing::reconcile::event_types;
+use stripe_hookd::testing::stripe::{ClientOptions, StripeClient};
 
 use crate::backend_tests;
 use crate::fake_stripe::{FakeStripe, KEY};

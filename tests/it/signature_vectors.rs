@@ -2,8 +2,8 @@
 //! cross-checked against the official stripe-python verifier) through the
 //! daemon's verifier and envelope parser.
 
-use stripe_hookd::intake::signature;
-use stripe_hookd::stripe::envelope;
+use stripe_hookd::testing::intake::signature;
+use stripe_hookd::testing::stripe::envelope;
 
 #[test]
 fn every_vector_gets_its_expected_verdict() {

@@ -34,11 +34,11 @@ use diesel::prelude::*;
 use proptest::prelude::*;
 use rand::Rng;
 use serde_json::{json, Value};
-use stripe_hookd::reconcile::{entitlements, Family, ReconcileHandler};
-use stripe_hookd::store::schema::{customers, event_attempts, invoices, subscriptions};
-use stripe_hookd::store::{access_mode, now_ms, outbox, with_conn};
-use stripe_hookd::trigger::Scenario;
-use stripe_hookd::util::Clock;
+use stripe_hookd::testing::reconcile::{entitlements, Family, ReconcileHandler};
+use stripe_hookd::testing::store::schema::{customers, event_attempts, invoices, subscriptions};
+use stripe_hookd::testing::store::{access_mode, now_ms, outbox, with_conn};
+use stripe_hookd::testing::trigger::Scenario;
+use stripe_hookd::testing::util::Clock;
 
 use crate::access_api::{ask, ACCESS_TOKEN};
 use crate::fake_stripe::{set_subscription_status, FakeStripe, Fault};
@@ -323,7 +323,7 @@ fn world(backend: Backend) -> &'static World {
             let b = TestApp::spawn_with(&db, options(ahead)).await;
             (fake, live, a, b)
         });
-        let ops = stripe_hookd::app::reconcile_handler(&config_for(&fake.base_url, 300))
+        let ops = stripe_hookd::testing::app::reconcile_handler(&config_for(&fake.base_url, 300))
             .expect("reconcile handler")
             .expect("stripe configured");
         World {
@@ -358,7 +358,7 @@ impl World {
 /// An event as Stripe would emit it for the object's current state.
 pub(crate) fn event(event_type: &str, object: &Value, created: i64) -> Value {
     json!({
-        "id": stripe_hookd::trigger::scenario::new_id("evt"),
+        "id": stripe_hookd::testing::trigger::scenario::new_id("evt"),
         "object": "event", "api_version": "2025-03-31.basil", "created": created,
         "livemode": false, "pending_webhooks": 1, "type": event_type,
         "data": {"object": object}
@@ -524,7 +524,7 @@ impl Case<'_> {
             }
             Race::Resync(_) => {
                 let (ops, store) = (Arc::clone(&w.ops), older.store.clone());
-                let cx = stripe_hookd::queue::HandlerContext {
+                let cx = stripe_hookd::testing::queue::HandlerContext {
                     store: store.clone(),
                     clock: older.runner.clock().clone(),
                 };
@@ -598,7 +598,7 @@ impl Case<'_> {
             fake.push_event(self.events[i].clone());
         }
         // A catch-up that meets the API faults is simply run again (as the schedule would).
-        let options = stripe_hookd::reconcile::catchup::CatchUpOptions {
+        let options = stripe_hookd::testing::reconcile::catchup::CatchUpOptions {
             since: self.second - 5,
             only_failed: false,
             dry_run: false,
@@ -607,7 +607,12 @@ impl Case<'_> {
         let mut report = None;
         let mut missing = Vec::new();
         for _ in 0..20 {
-            match stripe_hookd::reconcile::catchup::run(w.ops.client(), &w.a.store, &options).await
+            match stripe_hookd::testing::reconcile::catchup::run(
+                w.ops.client(),
+                &w.a.store,
+                &options,
+            )
+            .await
             {
                 Ok(r) => {
                     missing.extend(r.missing.clone());
@@ -874,7 +879,7 @@ fn set_up_twist(case: &mut Case<'_>, customer: &mut Value) -> Option<Value> {
         Twist::Unpaid { update, late } => {
             let billed = now - if late { 7 * DAY } else { 3600 };
             let mut invoice = case.s.object("invoice.payment_failed").unwrap_or_default();
-            invoice["id"] = json!(stripe_hookd::trigger::scenario::new_id("in"));
+            invoice["id"] = json!(stripe_hookd::testing::trigger::scenario::new_id("in"));
             invoice["billing_reason"] = json!(if update {
                 "subscription_update"
             } else {
@@ -972,7 +977,7 @@ fn live_options(fake: &FakeStripe) -> AppOptions {
         .config(|c| {
             c.access_token = Some(ACCESS_TOKEN.into());
             c.stripe.api_key = Some(LIVE_KEY.into());
-            c.endpoints[0].mode = stripe_hookd::config::Mode::Live;
+            c.endpoints[0].mode = stripe_hookd::testing::config::Mode::Live;
         })
 }
 
@@ -1007,8 +1012,8 @@ fn settle_invoice(case: &mut Case<'_>, invoice: &Value) {
     }
 }
 
-fn config_for(api_base: &str, timeout_secs: u64) -> stripe_hookd::config::Config {
-    stripe_hookd::config::from_toml_str(&format!(
+fn config_for(api_base: &str, timeout_secs: u64) -> stripe_hookd::testing::config::Config {
+    stripe_hookd::testing::config::from_toml_str(&format!(
         "webhook_secret = \"{SECRET}\"\n[stripe]\napi_key = \"{}\"\napi_base = \"{api_base}\"\nrequests_per_sec = 1000\ntimeout_secs = {timeout_secs}\nmax_retries = 0\n",
         crate::fake_stripe::KEY,
     ))

@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 use crate::harness::API_VERSION;
 
 use secrecy::SecretString;
-use stripe_hookd::config::Mode;
-use stripe_hookd::stripe::{ClientOptions, StripeClient, StripeError};
-use stripe_hookd::trigger::Scenario;
+use stripe_hookd::testing::config::Mode;
+use stripe_hookd::testing::stripe::{ClientOptions, StripeClient, StripeError};
+use stripe_hookd::testing::trigger::Scenario;
 
 use crate::fake_stripe::{FakeStripe, Fault, KEY};
 
@@ -311,7 +311,7 @@ async fn the_rate_limit_spaces_requests() {
 #[test]
 fn options_from_config_pick_the_rate_by_key_mode() {
     let options = |toml: &str| {
-        stripe_hookd::config::from_toml_str(&format!("[stripe]\n{toml}"))
+        stripe_hookd::testing::config::from_toml_str(&format!("[stripe]\n{toml}"))
             .unwrap()
             .stripe
             .client_options()

@@ -7,10 +7,10 @@ use std::collections::BTreeSet;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use stripe_hookd::reconcile::entitlements;
-use stripe_hookd::reconcile::sweep::DRIFT_SHOWN;
-use stripe_hookd::store::now_ms;
-use stripe_hookd::trigger::Scenario;
+use stripe_hookd::testing::reconcile::entitlements;
+use stripe_hookd::testing::reconcile::sweep::DRIFT_SHOWN;
+use stripe_hookd::testing::store::now_ms;
+use stripe_hookd::testing::trigger::Scenario;
 
 use crate::admin::run_job;
 use crate::backend_tests;

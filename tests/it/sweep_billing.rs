@@ -6,9 +6,9 @@
 use diesel::prelude::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use stripe_hookd::store::schema::charges;
-use stripe_hookd::store::with_conn;
-use stripe_hookd::trigger::Scenario;
+use stripe_hookd::testing::store::schema::charges;
+use stripe_hookd::testing::store::with_conn;
+use stripe_hookd::testing::trigger::Scenario;
 
 use crate::admin::{get, run_job};
 use crate::backend_tests;

@@ -12,14 +12,14 @@ use std::time::Duration;
 use diesel::prelude::*;
 use secrecy::SecretString;
 use serde_json::{json, Value};
-use stripe_hookd::reconcile::catchup::{self, CatchUpOptions};
-use stripe_hookd::reconcile::thin;
-use stripe_hookd::store::schema::{
+use stripe_hookd::testing::reconcile::catchup::{self, CatchUpOptions};
+use stripe_hookd::testing::reconcile::thin;
+use stripe_hookd::testing::store::schema::{
     charges, checkout_sessions, customer_features, invoices, subscriptions,
 };
-use stripe_hookd::store::{outbox, with_conn, DbConnection};
-use stripe_hookd::stripe::{ClientOptions, StripeClient};
-use stripe_hookd::trigger::Scenario;
+use stripe_hookd::testing::store::{outbox, with_conn, DbConnection};
+use stripe_hookd::testing::stripe::{ClientOptions, StripeClient};
+use stripe_hookd::testing::trigger::Scenario;
 
 use crate::backend_tests;
 use crate::fake_stripe::{v2, FakeStripe, KEY};

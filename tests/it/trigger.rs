@@ -4,10 +4,10 @@
 use std::collections::HashSet;
 
 use futures_util::future::join_all;
-use stripe_hookd::intake::signature;
-use stripe_hookd::store::outbox;
-use stripe_hookd::stripe::envelope;
-use stripe_hookd::trigger::{self, Intake, Load, Scenario, TYPES};
+use stripe_hookd::testing::intake::signature;
+use stripe_hookd::testing::store::outbox;
+use stripe_hookd::testing::stripe::envelope;
+use stripe_hookd::testing::trigger::{self, Intake, Load, Scenario, TYPES};
 
 use crate::backend_tests;
 use crate::harness::*;

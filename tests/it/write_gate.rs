@@ -3,9 +3,9 @@
 //! autocommit statements, outside it — a destination's pause and resume
 //! (forwarder on a 410, admin API, CLI) and the inspector's sessions.
 
-use stripe_hookd::admin::ui::sessions::{self, Session};
-use stripe_hookd::store::deliveries::pauses;
-use stripe_hookd::store::DbConnection;
+use stripe_hookd::testing::admin::ui::sessions::{self, Session};
+use stripe_hookd::testing::store::deliveries::pauses;
+use stripe_hookd::testing::store::DbConnection;
 
 use crate::harness::*;
 

@@ -13,7 +13,7 @@ use crate::store::inspect::{self, NewestFilter};
 use crate::store::{now_ms, outbox, DbConnection, EpochMs, StoreError};
 
 /// `GET /ui/events`: events newest first, with the live view's filters.
-pub async fn events(
+pub(crate) async fn events(
     state: web::Data<AdminState>,
     query: web::Query<NewestFilter>,
 ) -> Result<HttpResponse, AdminError> {
@@ -27,7 +27,7 @@ pub async fn events(
 }
 
 /// `GET /ui/events/{id}/deliveries`: where the event was forwarded.
-pub async fn deliveries(
+pub(crate) async fn deliveries(
     state: web::Data<AdminState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
@@ -71,7 +71,7 @@ fn stripe_calls(metrics: &str) -> (f64, f64) {
 }
 
 /// `GET /ui/health`: the health strip.
-pub async fn health(state: web::Data<AdminState>) -> Result<HttpResponse, AdminError> {
+pub(crate) async fn health(state: web::Data<AdminState>) -> Result<HttpResponse, AdminError> {
     let now = now_ms();
     let f = blocking(&state, inspect::health_figures).await?;
     let mut by_status: BTreeMap<&str, i64> = outbox::status::ALL.iter().map(|s| (*s, 0)).collect();
@@ -159,7 +159,7 @@ fn object_view(
 }
 
 /// `GET /ui/objects/{id}`: a customer's records, access now and events.
-pub async fn object(
+pub(crate) async fn object(
     state: web::Data<AdminState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {

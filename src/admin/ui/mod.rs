@@ -22,8 +22,8 @@
 //! to the admin token that started it and ends when the token is rotated
 //! (see `auth.rs`); see docs/inspector.md.
 
-pub mod data;
-pub mod sessions;
+pub(crate) mod data;
+pub(crate) mod sessions;
 mod stream;
 
 use std::net::IpAddr;
@@ -46,7 +46,7 @@ const APP_CSS: &str = include_str!("assets/app.css");
 const LOGINS_PER_MINUTE: u32 = 10;
 
 /// The inspector's own state, beside [`AdminState`].
-pub struct UiState {
+pub(crate) struct UiState {
     logins: DefaultKeyedRateLimiter<IpAddr>,
 }
 
@@ -61,7 +61,7 @@ impl Default for UiState {
 }
 
 /// The routes anyone may fetch: the page and its assets, and sign-in.
-pub fn public_routes(cfg: &mut web::ServiceConfig) {
+pub(crate) fn public_routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(index))
         .route("/ui/app.js", web::get().to(asset_js))
         .route("/ui/app.css", web::get().to(asset_css))
@@ -69,7 +69,7 @@ pub fn public_routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// The routes behind the session or bearer check.
-pub fn routes(cfg: &mut web::ServiceConfig) {
+pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/ui/session", web::get().to(session))
         .route("/ui/logout", web::post().to(logout))
         .route("/ui/logout-everywhere", web::post().to(logout_everywhere))

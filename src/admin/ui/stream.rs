@@ -28,17 +28,17 @@ use crate::store::events::{self, EventFilter};
 use crate::store::{Store, StoreError};
 
 /// How often the outbox is polled for new rows.
-pub const POLL: Duration = Duration::from_millis(300);
+pub(super) const POLL: Duration = Duration::from_millis(300);
 /// How long one stream lasts before the browser reconnects.
 const LIFETIME: Duration = Duration::from_secs(300);
 /// How often the stream checks that its session (or token) still holds.
-pub const RECHECK: Duration = Duration::from_secs(2);
+pub(super) const RECHECK: Duration = Duration::from_secs(2);
 /// A comment line every this many idle polls keeps proxies from closing it.
 const KEEPALIVE_POLLS: u32 = 50;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct StreamQuery {
+pub(super) struct StreamQuery {
     /// Start after this row id (default: the newest now, or Last-Event-ID).
     after: Option<i64>,
 }
@@ -168,7 +168,7 @@ async fn next(mut t: Tail) -> Option<(Result<Bytes, actix_web::Error>, Tail)> {
     }
 }
 
-pub async fn stream(
+pub(super) async fn stream(
     req: HttpRequest,
     state: web::Data<AdminState>,
     query: web::Query<StreamQuery>,

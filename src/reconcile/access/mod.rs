@@ -38,7 +38,7 @@ fn holds_while_status(status: &Status) -> bool {
 
 /// What the rule needs to know about one subscription.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Facts<'a> {
+pub(crate) struct Facts<'a> {
     pub status: &'a Status,
     /// When its grace started (epoch ms), see [`past_due_since`].
     pub past_due_since: Option<i64>,
@@ -61,7 +61,7 @@ pub struct Facts<'a> {
 
 /// What one entitlement row says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Access {
+pub(crate) struct Access {
     pub grants: bool,
     pub access_until: Option<i64>,
     /// The known end: no access from then on, whatever the status.
@@ -87,7 +87,7 @@ impl Facts<'_> {
 
     /// The subscription as a whole (the one row of a subscription without
     /// items).
-    pub fn access(&self) -> Access {
+    pub(crate) fn access(&self) -> Access {
         self.bounded(self.current_period_end)
     }
 
@@ -123,14 +123,18 @@ impl Facts<'_> {
     /// One item, whose own period end (basil and later) is the informational
     /// `access_until` while the status holds; a `past_due` grace is the
     /// subscription's, whatever the item's period.
-    pub fn item_access(&self, item_period_end: Option<i64>) -> Access {
+    pub(crate) fn item_access(&self, item_period_end: Option<i64>) -> Access {
         self.bounded(item_period_end.or(self.current_period_end))
     }
 
     /// [`Self::item_access`] of an item with `quantity`: a licensed item of
     /// quantity 0 pays for nothing and grants nothing; a metered item has no
     /// quantity (`None`) and grants like any other.
-    pub fn item_access_of(&self, item_period_end: Option<i64>, quantity: Option<i64>) -> Access {
+    pub(crate) fn item_access_of(
+        &self,
+        item_period_end: Option<i64>,
+        quantity: Option<i64>,
+    ) -> Access {
         if quantity == Some(0) {
             return Access {
                 grants: false,
@@ -143,7 +147,7 @@ impl Facts<'_> {
 }
 
 /// Whether a row gives access at `now` (epoch ms).
-pub fn has_access(
+pub(crate) fn has_access(
     status: &Status,
     grants: bool,
     access_until: Option<i64>,
@@ -162,7 +166,7 @@ pub fn has_access(
 /// leaves. So a subscription found `past_due` late (a back-fill, a daemon
 /// down for days) gets no new grace. `previous` is the stored `(status,
 /// past_due_since)`, if any.
-pub fn past_due_since(
+pub(crate) fn past_due_since(
     status: &Status,
     previous: Option<(&Status, Option<i64>)>,
     billed: Option<i64>,

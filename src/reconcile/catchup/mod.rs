@@ -19,7 +19,7 @@ use crate::stripe::envelope;
 use crate::stripe::{Priority, StripeClient, StripeError};
 
 /// Stripe keeps events for 30 days.
-pub const MAX_AGE_SECS: i64 = 30 * 24 * 3600;
+pub(crate) const MAX_AGE_SECS: i64 = 30 * 24 * 3600;
 
 #[derive(Debug, Clone)]
 pub struct CatchUpOptions {
@@ -86,7 +86,7 @@ pub async fn run(
 /// `account`, as a Connect endpoint would have received it, so that its
 /// processing fetches from the account (`connect::catch_up` runs it
 /// for every connected account).
-pub async fn run_as(
+pub(crate) async fn run_as(
     client: &StripeClient,
     store: &Store,
     options: &CatchUpOptions,

@@ -44,10 +44,13 @@ use crate::stripe::Priority;
 use crate::util::Clock;
 
 use compare::{compare, next_stamped_page, settle};
-pub use report::{Drift, SweepError, SweepFailure, SweepProgress, SweepReport, DRIFT_SHOWN};
+pub(crate) use report::SweepError;
+pub(crate) use report::SweepProgress;
+pub(crate) use report::SweepReport;
+pub use report::DRIFT_SHOWN;
 
 /// Runs the sweep; `progress` is called after every page.
-pub async fn run(
+pub(crate) async fn run(
     handler: &ReconcileHandler,
     store: &Store,
     dry_run: bool,

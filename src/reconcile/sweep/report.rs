@@ -10,7 +10,7 @@ use crate::stripe::StripeError;
 
 /// One field that differs between the local record and Stripe.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Drift {
+pub(crate) struct Drift {
     pub object: String,
     pub field: String,
     pub local: Option<String>,
@@ -26,7 +26,7 @@ pub const DRIFT_SHOWN: usize = 100;
 pub(super) const PRIVATE_FIELDS: &[&str] = &["email", "name"];
 
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct SweepReport {
+pub(crate) struct SweepReport {
     pub dry_run: bool,
     pub subscriptions_checked: usize,
     pub customers_checked: usize,
@@ -61,7 +61,7 @@ pub struct SweepReport {
 
 impl SweepReport {
     /// Objects checked, of every kind.
-    pub fn checked(&self) -> usize {
+    pub(crate) fn checked(&self) -> usize {
         self.subscriptions_checked
             + self.customers_checked
             + self.charges_checked
@@ -96,7 +96,7 @@ impl SweepReport {
 /// A part of the sweep that failed: the family (and account) it covers,
 /// and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SweepFailure {
+pub(crate) struct SweepFailure {
     /// `subscriptions`, `customers`, `charges`, `customer features` or
     /// `connected accounts`.
     pub part: String,
@@ -116,7 +116,7 @@ impl std::fmt::Display for SweepFailure {
 
 /// Progress as the sweep goes (for bars, logs and the admin API).
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct SweepProgress {
+pub(crate) struct SweepProgress {
     pub phase: &'static str,
     pub checked: usize,
     pub drifted: usize,
@@ -125,7 +125,7 @@ pub struct SweepProgress {
 /// Why a part of the sweep failed. The cause is in the message, not also
 /// a `source` (a report printed with its chain named it twice).
 #[derive(Debug, thiserror::Error)]
-pub enum SweepError {
+pub(crate) enum SweepError {
     #[error("Stripe API: {0}")]
     Stripe(StripeError),
     #[error("database: {0}")]

@@ -75,7 +75,7 @@ pub fn for_delivery(
 
 /// How a destination is doing, from its deliveries and attempts.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct Health {
+pub(crate) struct Health {
     /// Deliveries not yet delivered, dead or discarded.
     pub backlog: i64,
     /// Dead deliveries waiting for an operator.
@@ -94,7 +94,7 @@ pub struct Health {
 }
 
 /// The health of `destination`.
-pub fn health(conn: &mut DbConnection, destination: &str) -> Result<Health, StoreError> {
+pub(crate) fn health(conn: &mut DbConnection, destination: &str) -> Result<Health, StoreError> {
     Ok(with_conn!(conn, c => {
         let open = deliveries::table
             .filter(deliveries::destination.eq(destination))

@@ -59,7 +59,7 @@ macro_rules! delete_finished {
 /// Deletes up to `batch` deliveries finished (delivered or discarded)
 /// before `older_than` (epoch ms), with their attempt rows, in one
 /// transaction.
-pub fn prune_batch(
+pub(crate) fn prune_batch(
     conn: &mut DbConnection,
     older_than: i64,
     batch: usize,

@@ -175,7 +175,7 @@ impl ClaimLocks for diesel::pg::PgConnection {
 /// transaction (Postgres; SQLite has one writer anyway). Everything that
 /// writes an object's lease row or its leased events outside a claim takes
 /// it first, so claims, which only try it, never wait on them.
-pub fn lock_object(tx: &mut Tx<'_>, key: &str) -> QueryResult<()> {
+pub(crate) fn lock_object(tx: &mut Tx<'_>, key: &str) -> QueryResult<()> {
     with_tx!(tx, c => c.lock_object(key))
 }
 
@@ -219,7 +219,7 @@ pub fn claim(
 
 /// Which statements a claim on Postgres runs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum PgClaim {
+pub(crate) enum PgClaim {
     /// `claim_pg`'s: fewer round trips, a relaxed commit.
     #[default]
     Native,
@@ -230,7 +230,7 @@ pub enum PgClaim {
 
 /// [`claim`], choosing the statements on Postgres (`pg`; SQLite has one
 /// kind).
-pub fn claim_with(
+pub(crate) fn claim_with(
     conn: &mut DbConnection,
     worker: &str,
     next_token: &mut dyn FnMut() -> String,
@@ -372,7 +372,11 @@ fn claim_once(
 /// Gives a claimed group back untouched (shutdown): its events become
 /// `pending` again, the attempt is not counted, the object lease is freed.
 /// Guarded by the token: a group that finished meanwhile is left alone.
-pub fn release(conn: &mut DbConnection, group: &EventGroup, now: i64) -> Result<usize, StoreError> {
+pub(crate) fn release(
+    conn: &mut DbConnection,
+    group: &EventGroup,
+    now: i64,
+) -> Result<usize, StoreError> {
     let token = group.token.as_str();
     let released = write_transaction(conn, |tx| -> Result<usize, diesel::result::Error> {
         lock_object(tx, &group.key)?;

@@ -10,12 +10,14 @@ use crate::store::schema::{event_attempts, object_leases, webhook_events};
 use crate::store::{with_tx, Tx};
 
 #[cfg(feature = "postgres")]
-pub use super::finish_pg::{leased_by, mark_finished, rollback_to_savepoint, savepoint, Marks};
+pub(crate) use super::finish_pg::{
+    leased_by, mark_finished, rollback_to_savepoint, savepoint, Marks,
+};
 
 /// Takes the advisory locks of `keys`' objects, in the order given (sort
 /// them: two transactions taking overlapping sets in one order cannot wait
 /// on each other). Postgres; nothing on SQLite (one writer).
-pub fn lock_objects(tx: &mut Tx<'_>, keys: &[&str]) -> QueryResult<()> {
+pub(crate) fn lock_objects(tx: &mut Tx<'_>, keys: &[&str]) -> QueryResult<()> {
     match tx {
         #[cfg(feature = "postgres")]
         Tx::Postgres(c) => super::finish_pg::lock_objects(c, keys),

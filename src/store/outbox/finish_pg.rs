@@ -24,7 +24,7 @@ struct Changed {
     changed: i64,
 }
 
-pub fn lock_objects(c: &mut PgConnection, keys: &[&str]) -> QueryResult<()> {
+pub(super) fn lock_objects(c: &mut PgConnection, keys: &[&str]) -> QueryResult<()> {
     if keys.is_empty() {
         return Ok(());
     }
@@ -38,7 +38,7 @@ pub fn lock_objects(c: &mut PgConnection, keys: &[&str]) -> QueryResult<()> {
 }
 
 /// Which of `ids` are `processing`, with their lease token.
-pub fn leased_by(
+pub(crate) fn leased_by(
     c: &mut PgConnection,
     ids: &[&str],
 ) -> QueryResult<HashMap<String, Option<String>>> {
@@ -53,21 +53,21 @@ pub fn leased_by(
 /// Opens a savepoint in one round trip (diesel's savepoints take two:
 /// `SAVEPOINT` and `RELEASE`). It is not released: Postgres releases it
 /// with the transaction, and a later one of the same name hides it.
-pub fn savepoint(c: &mut PgConnection, name: &str) -> QueryResult<()> {
+pub(crate) fn savepoint(c: &mut PgConnection, name: &str) -> QueryResult<()> {
     c.batch_execute(&format!("SAVEPOINT {name}"))
 }
 
 /// Undoes what was written since [`savepoint`] `name` (diesel's transaction
 /// manager, marked "requires rollback" by a failed statement, is repaired
 /// by this statement's success).
-pub fn rollback_to_savepoint(c: &mut PgConnection, name: &str) -> QueryResult<()> {
+pub(crate) fn rollback_to_savepoint(c: &mut PgConnection, name: &str) -> QueryResult<()> {
     c.batch_execute(&format!("ROLLBACK TO SAVEPOINT {name}"))
 }
 
 /// The rows of the groups of a batch that end well: each event's new status
 /// (with the note of an ignored one) and each group's object lease.
 #[derive(Debug, Default)]
-pub struct Marks {
+pub(crate) struct Marks {
     event_ids: Vec<String>,
     statuses: Vec<&'static str>,
     at: Vec<i64>,
@@ -79,7 +79,7 @@ pub struct Marks {
 
 impl Marks {
     /// `event_id` (leased under `token`) ends `status` at `at`.
-    pub fn event(
+    pub(crate) fn event(
         &mut self,
         event_id: &str,
         status: &'static str,
@@ -95,12 +95,12 @@ impl Marks {
     }
 
     /// The lease of `key` held under `token` is freed.
-    pub fn lease(&mut self, key: &str, token: &str) {
+    pub(crate) fn lease(&mut self, key: &str, token: &str) {
         self.lease_keys.push(key.to_owned());
         self.lease_tokens.push(token.to_owned());
     }
 
-    pub fn events(&self) -> usize {
+    pub(crate) fn events(&self) -> usize {
         self.event_ids.len()
     }
 }
@@ -109,7 +109,7 @@ impl Marks {
 /// and the object leases (data-modifying CTEs all run, read or not).
 /// Returns how many events changed (those still `processing` under their
 /// token).
-pub fn mark_finished(c: &mut PgConnection, marks: &Marks) -> QueryResult<usize> {
+pub(crate) fn mark_finished(c: &mut PgConnection, marks: &Marks) -> QueryResult<usize> {
     if marks.event_ids.is_empty() {
         return Ok(0);
     }

@@ -14,13 +14,13 @@ use super::schema::webhook_events;
 use super::{with_conn, write_transaction_in, DbConnection, EpochMs, Lane, StoreError, Tx};
 use crate::stripe::envelope::Envelope;
 
-pub mod claim;
+pub(crate) mod claim;
 #[cfg(feature = "postgres")]
 mod claim_pg;
-pub mod finish;
+pub(crate) mod finish;
 #[cfg(feature = "postgres")]
 mod finish_pg;
-pub mod retention;
+pub(crate) mod retention;
 
 mod leased;
 
@@ -28,17 +28,17 @@ pub use leased::{ClaimedEvent, EventGroup};
 
 /// Event statuses as stored, as strings (raw SQL and metrics labels use
 /// these; Rust code holds an [`EventStatus`]).
-pub mod status {
+pub(crate) mod status {
     use super::EventStatus;
 
-    pub const PENDING: &str = EventStatus::Pending.as_str();
-    pub const PROCESSING: &str = EventStatus::Processing.as_str();
-    pub const DONE: &str = EventStatus::Done.as_str();
-    pub const IGNORED: &str = EventStatus::Ignored.as_str();
-    pub const DEAD: &str = EventStatus::Dead.as_str();
+    pub(crate) const PENDING: &str = EventStatus::Pending.as_str();
+    pub(crate) const PROCESSING: &str = EventStatus::Processing.as_str();
+    pub(crate) const DONE: &str = EventStatus::Done.as_str();
+    pub(crate) const IGNORED: &str = EventStatus::Ignored.as_str();
+    pub(crate) const DEAD: &str = EventStatus::Dead.as_str();
     /// A dead event an operator discarded (with a reason); kept, never retried.
-    pub const DISCARDED: &str = EventStatus::Discarded.as_str();
-    pub const ALL: [&str; 6] = [PENDING, PROCESSING, DONE, IGNORED, DEAD, DISCARDED];
+    pub(crate) const DISCARDED: &str = EventStatus::Discarded.as_str();
+    pub(crate) const ALL: [&str; 6] = [PENDING, PROCESSING, DONE, IGNORED, DEAD, DISCARDED];
 }
 
 /// Where an event is in its life. Stored as TEXT (the column's CHECK
@@ -213,7 +213,7 @@ impl NewEvent {
 /// Claim priority of an event delivered to the intake.
 pub const LIVE: i32 = 0;
 /// Claim priority of replayed and caught-up events: behind every live one.
-pub const BACKGROUND: i32 = 1;
+pub(crate) const BACKGROUND: i32 = 1;
 
 /// What inserting one delivery did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -248,7 +248,7 @@ pub fn insert_batch(
 /// `received` hook ([`super::hooks`]) with the newly stored events (not the
 /// duplicates) in the same transaction: the deliveries of the destinations
 /// that follow `received`, whichever way the events came in.
-pub fn insert_batch_in(
+pub(crate) fn insert_batch_in(
     conn: &mut DbConnection,
     lane: Lane,
     events: &[NewEvent],
@@ -401,7 +401,7 @@ pub fn count_by_status(conn: &mut DbConnection) -> Result<Vec<(String, i64)>, St
 /// an id above `after_id`, oldest first, at most `limit`: what a
 /// destination that starts following `received` must still be given
 /// (the finish no longer records it; the intake recorded them before).
-pub fn unfinished_or_since(
+pub(crate) fn unfinished_or_since(
     conn: &mut DbConnection,
     since: i64,
     after_id: i64,

@@ -22,7 +22,7 @@ macro_rules! finished_before {
 
 /// Deletes up to `batch` events finished before `older_than` (epoch ms),
 /// with their attempt rows. Returns how many events were deleted.
-pub fn prune_batch(
+pub(crate) fn prune_batch(
     conn: &mut DbConnection,
     older_than: i64,
     batch: usize,

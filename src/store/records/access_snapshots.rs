@@ -15,7 +15,7 @@ use crate::store::schema::access_snapshots;
 use crate::store::{with_tx, Tx};
 
 /// The customer's access as last announced (its JSON), if ever.
-pub fn announced(tx: &mut Tx<'_>, customer: &str) -> QueryResult<Option<String>> {
+pub(crate) fn announced(tx: &mut Tx<'_>, customer: &str) -> QueryResult<Option<String>> {
     with_tx!(tx, c => access_snapshots::table
         .filter(access_snapshots::customer_id.eq(customer))
         .select(access_snapshots::access)
@@ -24,7 +24,7 @@ pub fn announced(tx: &mut Tx<'_>, customer: &str) -> QueryResult<Option<String>>
 }
 
 /// Records `access` (its JSON) as the customer's access last announced.
-pub fn record(tx: &mut Tx<'_>, customer: &str, access: &str, now: i64) -> QueryResult<()> {
+pub(crate) fn record(tx: &mut Tx<'_>, customer: &str, access: &str, now: i64) -> QueryResult<()> {
     with_tx!(tx, c => diesel::insert_into(access_snapshots::table)
         .values((
             access_snapshots::customer_id.eq(customer),
@@ -44,7 +44,7 @@ pub fn record(tx: &mut Tx<'_>, customer: &str, access: &str, now: i64) -> QueryR
 /// The second key of `customer`'s access lock, from the customer id (two
 /// customers sharing one only wait for each other). Callers that lock
 /// several customers lock them in the order of this key.
-pub fn lock_key(customer: &str) -> i32 {
+pub(crate) fn lock_key(customer: &str) -> i32 {
     let digest = Sha256::digest(customer.as_bytes());
     i32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]])
 }
@@ -65,7 +65,7 @@ pub fn lock_key(customer: &str) -> i32 {
 /// retries it (its savepoint is rolled back, the rest of the batch
 /// commits). A cycle of waits would need keys rising all the way round
 /// back to the first: there is none.
-pub fn lock(tx: &mut Tx<'_>, customer: &str) -> QueryResult<bool> {
+pub(crate) fn lock(tx: &mut Tx<'_>, customer: &str) -> QueryResult<bool> {
     match tx {
         #[cfg(feature = "postgres")]
         Tx::Postgres(c) => {

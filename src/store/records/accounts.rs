@@ -16,7 +16,12 @@ use crate::store::{with_conn, with_tx, DbConnection, Tx};
 /// Records the Connect account a record marked gone was fetched from
 /// (`None`: the platform), so that later fetches of it send the same
 /// `Stripe-Account`. The other records carry it in their rows.
-pub fn set(tx: &mut Tx<'_>, family: Family, id: &str, account: Option<&str>) -> QueryResult<()> {
+pub(crate) fn set(
+    tx: &mut Tx<'_>,
+    family: Family,
+    id: &str,
+    account: Option<&str>,
+) -> QueryResult<()> {
     with_tx!(tx, c => per_family!(family, t => diesel::update(t::table.filter(t::id.eq(id)))
         .set(t::account.eq(account))
         .execute(c)))?;
@@ -25,7 +30,7 @@ pub fn set(tx: &mut Tx<'_>, family: Family, id: &str, account: Option<&str>) -> 
 
 /// The Connect account a stored record was fetched from; `None` for the
 /// platform's own objects and for objects not stored.
-pub fn of(conn: &mut DbConnection, family: Family, id: &str) -> QueryResult<Option<String>> {
+pub(crate) fn of(conn: &mut DbConnection, family: Family, id: &str) -> QueryResult<Option<String>> {
     let account: Option<Option<String>> = with_conn!(conn, c => per_family!(family, t => t::table
         .filter(t::id.eq(id))
         .select(t::account)
@@ -35,7 +40,7 @@ pub fn of(conn: &mut DbConnection, family: Family, id: &str) -> QueryResult<Opti
 }
 
 /// The accounts stored records came from (every record table), sorted.
-pub fn stored(conn: &mut DbConnection) -> QueryResult<Vec<String>> {
+pub(crate) fn stored(conn: &mut DbConnection) -> QueryResult<Vec<String>> {
     let mut out: Vec<Option<String>> = Vec::new();
     macro_rules! distinct {
         ($t:ident) => {

@@ -10,7 +10,11 @@ use crate::store::{with_conn, with_tx, DbConnection, Tx};
 /// charge (the charge was just written). So the link holds whichever of the
 /// two is fetched first; the charge row keeps it across its own rewrites
 /// (its upsert does not touch the column).
-pub fn link_dispute(tx: &mut Tx<'_>, charge_id: &str, dispute: Option<&str>) -> QueryResult<()> {
+pub(crate) fn link_dispute(
+    tx: &mut Tx<'_>,
+    charge_id: &str,
+    dispute: Option<&str>,
+) -> QueryResult<()> {
     let dispute: Option<String> = match dispute {
         Some(d) => Some(d.to_owned()),
         None => with_tx!(tx, c => disputes::table
@@ -31,7 +35,7 @@ pub fn link_dispute(tx: &mut Tx<'_>, charge_id: &str, dispute: Option<&str>) -> 
 /// The columns of a stored charge the drift sweep compares.
 #[derive(Debug, Queryable, Selectable)]
 #[diesel(table_name = charges)]
-pub struct ComparedCharge {
+pub(crate) struct ComparedCharge {
     pub status: Option<String>,
     pub amount_refunded: Option<i64>,
     pub refunded: bool,
@@ -40,7 +44,7 @@ pub struct ComparedCharge {
 }
 
 /// The stored charge `id`'s compared columns, if it is stored.
-pub fn compared(conn: &mut DbConnection, id: &str) -> QueryResult<Option<ComparedCharge>> {
+pub(crate) fn compared(conn: &mut DbConnection, id: &str) -> QueryResult<Option<ComparedCharge>> {
     with_conn!(conn, c => charges::table
         .filter(charges::id.eq(id))
         .select(ComparedCharge::as_select())

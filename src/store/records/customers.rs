@@ -6,7 +6,7 @@ use crate::store::schema::customers;
 use crate::store::{with_conn, with_tx, DbConnection, Tx};
 
 /// The stored customer object (its JSON), if the customer is stored.
-pub fn raw(tx: &mut Tx<'_>, customer: &str) -> QueryResult<Option<String>> {
+pub(crate) fn raw(tx: &mut Tx<'_>, customer: &str) -> QueryResult<Option<String>> {
     with_tx!(tx, c => customers::table
         .filter(customers::id.eq(customer))
         .select(customers::raw)
@@ -17,7 +17,7 @@ pub fn raw(tx: &mut Tx<'_>, customer: &str) -> QueryResult<Option<String>> {
 /// The columns of a stored customer the drift sweep compares.
 #[derive(Debug, Queryable, Selectable)]
 #[diesel(table_name = customers)]
-pub struct ComparedCustomer {
+pub(crate) struct ComparedCustomer {
     pub livemode: bool,
     pub email: Option<String>,
     pub name: Option<String>,
@@ -27,7 +27,7 @@ pub struct ComparedCustomer {
 }
 
 /// The stored customer `id`'s compared columns, if it is stored.
-pub fn compared(conn: &mut DbConnection, id: &str) -> QueryResult<Option<ComparedCustomer>> {
+pub(crate) fn compared(conn: &mut DbConnection, id: &str) -> QueryResult<Option<ComparedCustomer>> {
     with_conn!(conn, c => customers::table
         .filter(customers::id.eq(id))
         .select(ComparedCustomer::as_select())

@@ -38,7 +38,7 @@ pub struct Entitlement {
 /// (`None`: a subscription without one, nobody to announce to) and mode,
 /// the place of the fetch that wrote them, and when (the writer's clock).
 #[derive(Debug, Clone, Copy)]
-pub struct Owner<'a> {
+pub(crate) struct Owner<'a> {
     pub customer: Option<&'a str>,
     pub livemode: bool,
     pub fetch_seq: i64,
@@ -62,7 +62,7 @@ impl Owner<'_> {
 
 /// Replaces the entitlement rows of subscription `subscription_id` with
 /// `rows`, and notes its owner's access as changed.
-pub fn replace(
+pub(crate) fn replace(
     tx: &mut Tx<'_>,
     subscription_id: &str,
     rows: &[Entitlement],
@@ -77,7 +77,12 @@ pub fn replace(
 
 /// A subscription Stripe no longer shows grants nothing: its rows are
 /// marked `gone`, and its customer's access noted as changed.
-pub fn revoke(tx: &mut Tx<'_>, subscription_id: &str, fetch_seq: i64, now: i64) -> QueryResult<()> {
+pub(crate) fn revoke(
+    tx: &mut Tx<'_>,
+    subscription_id: &str,
+    fetch_seq: i64,
+    now: i64,
+) -> QueryResult<()> {
     with_tx!(tx, c => diesel::update(entitlements::table.filter(entitlements::subscription_id.eq(subscription_id)))
         .set((entitlements::grants.eq(false), entitlements::status.eq("gone"), entitlements::access_until.eq(None::<i64>), entitlements::updated_at.eq(now)))
         .execute(c))?;
@@ -100,7 +105,10 @@ pub fn revoke(tx: &mut Tx<'_>, subscription_id: &str, fetch_seq: i64, now: i64) 
 
 /// Every entitlement row of a customer (granting or not), by subscription
 /// and item.
-pub fn of_customer(conn: &mut DbConnection, customer_id: &str) -> QueryResult<Vec<Entitlement>> {
+pub(crate) fn of_customer(
+    conn: &mut DbConnection,
+    customer_id: &str,
+) -> QueryResult<Vec<Entitlement>> {
     with_conn!(conn, c => entitlements::table
         .filter(entitlements::customer_id.eq(customer_id))
         .order((entitlements::subscription_id.asc(), entitlements::item_id.asc()))
@@ -111,7 +119,7 @@ pub fn of_customer(conn: &mut DbConnection, customer_id: &str) -> QueryResult<Ve
 /// The customers that the Checkout Sessions carrying `reference`
 /// (`client_reference_id`) created, among those of one Connect account
 /// (`None`: the platform's own).
-pub fn customers_of_reference(
+pub(crate) fn customers_of_reference(
     conn: &mut DbConnection,
     reference: &str,
     account: Option<&str>,
@@ -131,7 +139,7 @@ pub fn customers_of_reference(
 
 /// [`of_customer`] inside a write transaction (what the transaction wrote
 /// so far included).
-pub fn of_customer_in(tx: &mut Tx<'_>, customer_id: &str) -> QueryResult<Vec<Entitlement>> {
+pub(crate) fn of_customer_in(tx: &mut Tx<'_>, customer_id: &str) -> QueryResult<Vec<Entitlement>> {
     with_tx!(tx, c => entitlements::table
         .filter(entitlements::customer_id.eq(customer_id))
         .order((entitlements::subscription_id.asc(), entitlements::item_id.asc()))
@@ -141,7 +149,7 @@ pub fn of_customer_in(tx: &mut Tx<'_>, customer_id: &str) -> QueryResult<Vec<Ent
 
 /// The customers with an entitlement row whose `access_until` is in
 /// `(since, now]`: access that ended by the clock in that window.
-pub fn customers_expired(tx: &mut Tx<'_>, since: i64, now: i64) -> QueryResult<Vec<String>> {
+pub(crate) fn customers_expired(tx: &mut Tx<'_>, since: i64, now: i64) -> QueryResult<Vec<String>> {
     let customers: Vec<Option<String>> = with_tx!(tx, c => entitlements::table
         .filter(entitlements::access_until.gt(since))
         .filter(entitlements::access_until.le(now))
@@ -153,7 +161,7 @@ pub fn customers_expired(tx: &mut Tx<'_>, since: i64, now: i64) -> QueryResult<V
 }
 
 /// The product and status of each entitlement row of subscription `id`.
-pub fn products_of_subscription(
+pub(crate) fn products_of_subscription(
     conn: &mut DbConnection,
     id: &str,
 ) -> QueryResult<Vec<(Option<String>, String)>> {

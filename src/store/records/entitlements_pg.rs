@@ -11,7 +11,7 @@ use crate::store::schema::entitlements;
 
 /// Replaces the entitlement rows of the subscriptions `written` with
 /// `rows`, and notes each of `owners` access as changed.
-pub fn replace_many(
+pub(crate) fn replace_many(
     c: &mut PgConnection,
     written: &[&str],
     rows: &[Entitlement],

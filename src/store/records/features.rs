@@ -26,7 +26,7 @@ pub struct Feature {
 
 /// One fetch of a customer's active entitlements.
 #[derive(Debug, Clone, Copy)]
-pub struct FeatureFetch<'a> {
+pub(crate) struct FeatureFetch<'a> {
     pub customer_id: &'a str,
     /// The Connect account fetched from (`None`: the platform).
     pub account: Option<&'a str>,
@@ -39,7 +39,11 @@ pub struct FeatureFetch<'a> {
 
 /// Replaces the customer's rows with `rows`, unless a newer fetch is
 /// already stored; returns whether it wrote.
-pub fn replace(tx: &mut Tx<'_>, fetch: FeatureFetch<'_>, rows: &[Feature]) -> QueryResult<bool> {
+pub(crate) fn replace(
+    tx: &mut Tx<'_>,
+    fetch: FeatureFetch<'_>,
+    rows: &[Feature],
+) -> QueryResult<bool> {
     let (seq, at) = (fetch.stamp.seq, fetch.stamp.at);
     let row = (
         customer_feature_fetches::customer_id.eq(fetch.customer_id),
@@ -118,7 +122,7 @@ pub fn fetched_at(conn: &mut DbConnection, customer_id: &str) -> Result<Option<i
 
 /// The customers of `account` (`None`: the platform) with a stored fetch
 /// of their features, by id.
-pub fn customers_fetched(
+pub(crate) fn customers_fetched(
     conn: &mut DbConnection,
     account: Option<&str>,
 ) -> Result<Vec<String>, StoreError> {
@@ -138,7 +142,10 @@ pub fn customers_fetched(
 }
 
 /// The lookup keys of the customer's stored features.
-pub fn lookup_keys(conn: &mut DbConnection, customer_id: &str) -> Result<Vec<String>, StoreError> {
+pub(crate) fn lookup_keys(
+    conn: &mut DbConnection,
+    customer_id: &str,
+) -> Result<Vec<String>, StoreError> {
     let keys = with_conn!(conn, c => customer_features::table
         .filter(customer_features::customer_id.eq(customer_id))
         .select(customer_features::lookup_key)

@@ -14,7 +14,7 @@ use crate::store::{with_tx, Tx};
 /// writer's clock), unless a newer fetch is stored; returns whether it
 /// wrote. A gone subscription's entitlement rows are revoked
 /// ([`entitlements::revoke`]).
-pub fn mark(
+pub(crate) fn mark(
     tx: &mut Tx<'_>,
     family: Family,
     id: &str,

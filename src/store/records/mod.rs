@@ -22,25 +22,27 @@
 //! - [`gone`]: `resource_missing` marks; [`accounts`]: the Connect account
 //!   of each record.
 
-pub mod access_snapshots;
+pub(crate) mod access_snapshots;
 #[cfg(feature = "postgres")]
 mod access_snapshots_pg;
-pub mod accounts;
-pub mod charges;
-pub mod customers;
-pub mod entitlements;
+pub(crate) mod accounts;
+pub(crate) mod charges;
+pub(crate) mod customers;
+pub(crate) mod entitlements;
 #[cfg(feature = "postgres")]
-pub mod entitlements_pg;
-pub mod features;
-pub mod gone;
-pub mod rows;
-pub mod subscriptions;
+pub(crate) mod entitlements_pg;
+pub(crate) mod features;
+pub(crate) mod gone;
+pub(crate) mod rows;
+pub(crate) mod subscriptions;
 #[cfg(feature = "postgres")]
-pub mod subscriptions_pg;
+pub(crate) mod subscriptions_pg;
 
+#[cfg(feature = "postgres")]
+pub(crate) use rows::GuardedRow;
 pub use rows::{
-    ChargeRow, CheckoutSessionRow, CustomerRow, DisputeRow, GuardedRow, InvoiceRow, ItemRow,
-    PaymentIntentRow, Stamp, SubscriptionRow,
+    ChargeRow, CheckoutSessionRow, CustomerRow, DisputeRow, InvoiceRow, ItemRow, PaymentIntentRow,
+    Stamp, SubscriptionRow,
 };
 
 /// The object families whose records we keep (one table each).

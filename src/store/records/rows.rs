@@ -14,7 +14,8 @@ use crate::stripe::objects::{self, ms};
 
 /// A row written under the fetch-order guard: its id and the place of the
 /// fetch that read it.
-pub trait GuardedRow {
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+pub(crate) trait GuardedRow {
     fn id(&self) -> &str;
     fn fetch_seq(&self) -> i64;
 }
@@ -420,7 +421,7 @@ impl ChargeRow {
 }
 
 /// An object's `metadata` as stored: its JSON, `{}` when absent.
-pub fn metadata(v: &Option<serde_json::Value>) -> String {
+pub(crate) fn metadata(v: &Option<serde_json::Value>) -> String {
     v.as_ref()
         .filter(|v| !v.is_null())
         .map_or_else(|| "{}".to_owned(), |v| v.to_string())

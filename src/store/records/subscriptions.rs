@@ -10,7 +10,7 @@ use crate::store::{with_conn, with_tx, DbConnection, Tx};
 
 /// The stored subscription's status and `past_due_since` (when its grace
 /// began), if it is stored.
-pub fn previous(tx: &mut Tx<'_>, id: &str) -> QueryResult<Option<(String, Option<i64>)>> {
+pub(crate) fn previous(tx: &mut Tx<'_>, id: &str) -> QueryResult<Option<(String, Option<i64>)>> {
     with_tx!(tx, c => subscriptions::table
         .filter(subscriptions::id.eq(id))
         .select((subscriptions::status, subscriptions::past_due_since))
@@ -19,7 +19,7 @@ pub fn previous(tx: &mut Tx<'_>, id: &str) -> QueryResult<Option<(String, Option
 }
 
 /// Replaces the items of subscription `id` with `items`.
-pub fn replace_items(tx: &mut Tx<'_>, id: &str, items: &[ItemRow]) -> QueryResult<()> {
+pub(crate) fn replace_items(tx: &mut Tx<'_>, id: &str, items: &[ItemRow]) -> QueryResult<()> {
     with_tx!(tx, c => {
         diesel::delete(subscription_items::table.filter(subscription_items::subscription_id.eq(id))).execute(c)?;
         insert_rows!(c, subscription_items::table, items)
@@ -28,7 +28,7 @@ pub fn replace_items(tx: &mut Tx<'_>, id: &str, items: &[ItemRow]) -> QueryResul
 }
 
 /// The customer of a stored subscription, if it is stored and has one.
-pub fn customer_of(tx: &mut Tx<'_>, id: &str) -> QueryResult<Option<String>> {
+pub(crate) fn customer_of(tx: &mut Tx<'_>, id: &str) -> QueryResult<Option<String>> {
     let customer: Option<Option<String>> = with_tx!(tx, c => subscriptions::table
         .filter(subscriptions::id.eq(id))
         .select(subscriptions::customer_id)
@@ -38,7 +38,7 @@ pub fn customer_of(tx: &mut Tx<'_>, id: &str) -> QueryResult<Option<String>> {
 }
 
 /// The mode of one of the customer's stored subscriptions, if any.
-pub fn livemode_of_customer(tx: &mut Tx<'_>, customer: &str) -> QueryResult<Option<bool>> {
+pub(crate) fn livemode_of_customer(tx: &mut Tx<'_>, customer: &str) -> QueryResult<Option<bool>> {
     with_tx!(tx, c => subscriptions::table
         .filter(subscriptions::customer_id.eq(customer))
         .select(subscriptions::livemode)
@@ -49,7 +49,7 @@ pub fn livemode_of_customer(tx: &mut Tx<'_>, customer: &str) -> QueryResult<Opti
 /// The columns of a stored subscription the drift sweep compares.
 #[derive(Debug, Queryable, Selectable)]
 #[diesel(table_name = subscriptions)]
-pub struct ComparedSubscription {
+pub(crate) struct ComparedSubscription {
     pub customer_id: Option<String>,
     pub status: String,
     pub livemode: bool,
@@ -68,7 +68,10 @@ pub struct ComparedSubscription {
 }
 
 /// The stored subscription `id`'s compared columns, if it is stored.
-pub fn compared(conn: &mut DbConnection, id: &str) -> QueryResult<Option<ComparedSubscription>> {
+pub(crate) fn compared(
+    conn: &mut DbConnection,
+    id: &str,
+) -> QueryResult<Option<ComparedSubscription>> {
     with_conn!(conn, c => subscriptions::table
         .filter(subscriptions::id.eq(id))
         .select(ComparedSubscription::as_select())
@@ -78,10 +81,10 @@ pub fn compared(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Compare
 
 /// A stored item as the drift sweep compares it: id, price, product,
 /// quantity.
-pub type ComparedItem = (String, Option<String>, Option<String>, Option<i64>);
+pub(crate) type ComparedItem = (String, Option<String>, Option<String>, Option<i64>);
 
 /// The stored items of subscription `id`, by item id.
-pub fn compared_items(conn: &mut DbConnection, id: &str) -> QueryResult<Vec<ComparedItem>> {
+pub(crate) fn compared_items(conn: &mut DbConnection, id: &str) -> QueryResult<Vec<ComparedItem>> {
     with_conn!(conn, c => subscription_items::table
         .filter(subscription_items::subscription_id.eq(id))
         .select((subscription_items::id, subscription_items::price_id, subscription_items::product_id, subscription_items::quantity))

@@ -10,7 +10,7 @@ use super::{insert_rows, ItemRow};
 use crate::store::schema::{subscription_items, subscriptions};
 
 /// The stored status and `past_due_since` of each of `ids` that is stored.
-pub fn previous_many(
+pub(crate) fn previous_many(
     c: &mut PgConnection,
     ids: &[&str],
 ) -> QueryResult<HashMap<String, (String, Option<i64>)>> {
@@ -59,7 +59,11 @@ macro_rules! delete_rows_of {
 pub(crate) use delete_rows_of;
 
 /// Replaces the items of the subscriptions `written` with `items`.
-pub fn replace_items(c: &mut PgConnection, written: &[&str], items: &[ItemRow]) -> QueryResult<()> {
+pub(crate) fn replace_items(
+    c: &mut PgConnection,
+    written: &[&str],
+    items: &[ItemRow],
+) -> QueryResult<()> {
     delete_rows_of!(c, DeleteItems, "subscription_items", written)?;
     insert_rows!(c, subscription_items::table, items)?;
     Ok(())
